@@ -1,0 +1,5 @@
+"""`python -m xdscp` runs the `xdscp` command."""
+
+from xdscp.cli import main
+
+main()

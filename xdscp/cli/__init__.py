@@ -1,0 +1,33 @@
+"""The `xdscp` command. Each sub-command lives in its own module of this package."""
+
+from __future__ import annotations
+
+import click
+
+from xdscp import __version__
+from xdscp.cli import simulate
+from xdscp.logs import configure_logging
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="xdscp")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "console", "json"]),
+    help="auto: human output on a terminal, JSON lines otherwise.",
+)
+def main(log_level: str, log_format: str) -> None:
+    """xdscp: service discovery and load balancing for Envoy and proxyless gRPC, over xDS."""
+    configure_logging(log_level, log_format)  # type: ignore[arg-type]
+
+
+for _module in (simulate,):
+    main.add_command(_module.command)

@@ -1,0 +1,69 @@
+"""The one exception hierarchy of xdscp.
+
+Errors raised by etcd, DNS and gRPC libraries are mapped into these classes at the boundary
+(the etcd client, the DNS resolver, the xDS servicer), so callers only ever catch `XdscpError`
+subclasses.
+"""
+
+from __future__ import annotations
+
+
+class XdscpError(Exception):
+    """Base class of every error xdscp raises on purpose."""
+
+
+class ValidationError(XdscpError, ValueError):
+    """A value is outside what xdscp (or the proxies it serves) accepts.
+
+    `field` names the offending field (dotted path), so CLI output, logs and the registry's
+    rejection counter can say exactly what was wrong.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ConfigError(XdscpError):
+    """xdscp's own configuration (flags, files, environment) is invalid."""
+
+
+class BalancerError(XdscpError):
+    """The reference balancer cannot build a balancer for the given cluster.
+
+    Raised where the real client would reject the configuration (a NACK), with the reason the
+    client would give.
+    """
+
+
+class TranslationError(XdscpError):
+    """A service cannot be translated into resources a client would accept."""
+
+
+class SourceError(XdscpError):
+    """A discovery source (etcd, DNS) failed."""
+
+
+class EtcdError(SourceError):
+    """An etcd request failed."""
+
+
+class EtcdUnavailableError(EtcdError):
+    """No etcd endpoint could be reached."""
+
+
+class EtcdCompactedError(EtcdError):
+    """A watch asked for a revision that etcd has compacted away."""
+
+    def __init__(self, compact_revision: int) -> None:
+        super().__init__(f"revision compacted; oldest available is {compact_revision}")
+        self.compact_revision = compact_revision
+
+
+class DnsError(SourceError):
+    """A DNS lookup failed (SERVFAIL, timeout, refused, NXDOMAIN)."""
+
+
+class ProcessError(XdscpError):
+    """A child process (etcd, Envoy, a backend) could not be started or stopped."""

@@ -1,0 +1,34 @@
+"""The seam between discovery sources and the rest of the pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from xdscp.model import ServiceSet
+
+Publish = Callable[[ServiceSet], None]
+"""Called by a source with the complete set of services it owns, each time that set changes.
+
+A source publishes whole sets, never deltas: the pipeline diffs them. A source that loses its
+backend (etcd down, DNS failing) keeps publishing nothing new: the last published set stays in
+force. A burst of changes is coalesced into one call.
+"""
+
+
+class Source(Protocol):
+    """A discovery source, run as one long-lived task."""
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and metrics (`etcd`, `dns`, `static`)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """True once the first complete set has been published."""
+        ...
+
+    async def run(self, publish: Publish) -> None:
+        """Watch the backend and call `publish` on every change, until cancelled."""
+        ...
