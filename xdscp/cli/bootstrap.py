@@ -1,0 +1,109 @@
+"""`xdscp bootstrap envoy|grpc`: print a client bootstrap that points at xdscp."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import yaml
+
+from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap, grpc_bootstrap
+from xdscp.errors import ConfigError
+
+
+def _servers(values: tuple[str, ...]) -> tuple[XdsServer, ...]:
+    try:
+        return tuple(XdsServer.parse(v) for v in values)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--xds") from None
+
+
+def _metadata(values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--metadata")
+        pairs[key] = val
+    return pairs
+
+
+def _emit(document: dict[str, Any], fmt: str) -> None:
+    if fmt == "yaml":
+        click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
+    else:
+        click.echo(json.dumps(document, indent=2))
+
+
+_xds_option = click.option(
+    "--xds",
+    "xds",
+    multiple=True,
+    required=True,
+    metavar="HOST:PORT",
+    help="An xdscp replica's xDS address; repeat for several replicas.",
+)
+_node_id_option = click.option("--node-id", required=True, help="The client's node id.")
+_cluster_option = click.option(
+    "--node-cluster", default="xdscp", show_default=True, help="The client's node cluster."
+)
+_metadata_option = click.option(
+    "--metadata", multiple=True, metavar="KEY=VALUE", help="Node metadata (for node grouping)."
+)
+
+
+@click.group("bootstrap")
+def command() -> None:
+    """Print a bootstrap that points an Envoy or a gRPC application at xdscp."""
+
+
+@command.command("envoy")
+@_node_id_option
+@_xds_option
+@_cluster_option
+@_metadata_option
+@click.option("--admin-address", default="127.0.0.1", show_default=True)
+@click.option("--admin-port", default=9901, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--initial-fetch-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 300.0),
+    help="Seconds Envoy waits for CDS/LDS before starting without them.",
+)
+@click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json")
+def envoy(  # noqa: PLR0917 - one parameter per command-line option
+    node_id: str,
+    xds: tuple[str, ...],
+    node_cluster: str,
+    metadata: tuple[str, ...],
+    admin_address: str,
+    admin_port: int,
+    initial_fetch_timeout: float,
+    fmt: str,
+) -> None:
+    """An Envoy bootstrap using xdscp's ADS for clusters, endpoints, listeners and routes."""
+    options = EnvoyBootstrapOptions(
+        node_id=node_id,
+        servers=_servers(xds),
+        node_cluster=node_cluster,
+        admin_address=admin_address,
+        admin_port=admin_port,
+        initial_fetch_timeout_s=initial_fetch_timeout,
+        node_metadata=_metadata(metadata),
+    )
+    _emit(envoy_bootstrap(options), fmt)
+
+
+@command.command("grpc")
+@_node_id_option
+@_xds_option
+@_cluster_option
+@_metadata_option
+def grpc(node_id: str, xds: tuple[str, ...], node_cluster: str, metadata: tuple[str, ...]) -> None:
+    """A gRPC xDS bootstrap: save it and point GRPC_XDS_BOOTSTRAP at the file."""
+    document = grpc_bootstrap(
+        node_id, _servers(xds), node_cluster=node_cluster, node_metadata=_metadata(metadata)
+    )
+    _emit(document, "json")
