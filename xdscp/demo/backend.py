@@ -1,0 +1,116 @@
+"""A backend that answers HTTP and gRPC with its own name, so traffic splits can be counted.
+
+HTTP: every GET answers `200` with a JSON body `{"backend": NAME}` and an `x-backend` header.
+gRPC: the unary method `/xdscp.demo.Echo/Who` answers a `google.protobuf.StringValue` holding
+NAME; any client can call it without generated code (grpc-go: `conn.Invoke` with
+`wrapperspb.StringValue`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import structlog
+from google.protobuf import wrappers_pb2
+
+WHO_METHOD = "/xdscp.demo.Echo/Who"
+_SERVICE = "xdscp.demo.Echo"
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    """One demo backend: its name and ports (0 picks a free port, -1 turns that protocol off)."""
+
+    name: str
+    host: str = "127.0.0.1"
+    http_port: int = 0
+    grpc_port: int = 0
+    delay_s: float = 0.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Without this every proxied request waits ~40 ms on Nagle + delayed ACK.
+    disable_nagle_algorithm = True
+    server: _HttpServer
+
+    def do_GET(self) -> None:
+        if self.server.delay_s:
+            threading.Event().wait(self.server.delay_s)
+        body = json.dumps({"backend": self.server.name}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.send_header("x-backend", self.server.name)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Silence per-request lines; the proxy's stats count requests."""
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, config: BackendConfig) -> None:
+        super().__init__((config.host, config.http_port), _Handler)
+        self.name = config.name
+        self.delay_s = config.delay_s
+
+
+def _who_handler(config: BackendConfig) -> grpc.GenericRpcHandler:
+    async def who(_request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        if config.delay_s:
+            await asyncio.sleep(config.delay_s)
+        return wrappers_pb2.StringValue(value=config.name).SerializeToString()
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        who, request_deserializer=None, response_serializer=None
+    )
+    return grpc.method_handlers_generic_handler(_SERVICE, {"Who": handler})
+
+
+class Backend:
+    """A running demo backend; `await start()`, then `await stop()`."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.http_port = 0
+        self.grpc_port = 0
+        self._http: _HttpServer | None = None
+        self._grpc: grpc.aio.Server | None = None  # keep a reference: it stops when collected
+
+    async def start(self) -> None:
+        """Bind the configured ports (0 picks a free one) and start serving."""
+        if self.config.http_port >= 0:
+            self._http = _HttpServer(self.config)
+            self.http_port = self._http.server_address[1]
+            threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        if self.config.grpc_port >= 0:
+            self._grpc = grpc.aio.server()
+            self._grpc.add_generic_rpc_handlers((_who_handler(self.config),))
+            self.grpc_port = self._grpc.add_insecure_port(
+                f"{self.config.host}:{self.config.grpc_port}"
+            )
+            await self._grpc.start()
+        log.info(
+            "backend_started",
+            name=self.config.name,
+            http_port=self.http_port,
+            grpc_port=self.grpc_port,
+        )
+
+    async def stop(self) -> None:
+        """Stop both servers."""
+        if self._http is not None:
+            await asyncio.to_thread(self._http.shutdown)
+            self._http.server_close()
+        if self._grpc is not None:
+            await self._grpc.stop(grace=0.5)
+        log.info("backend_stopped", name=self.config.name)
