@@ -1,0 +1,1 @@
+"""The reference balancer: Envoy's and proxyless gRPC's load-balancing algorithms, reproduced."""
