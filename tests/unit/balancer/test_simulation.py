@@ -1,0 +1,150 @@
+"""`xdscp simulate` and the simulation functions behind it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from xdscp.balancer import build_balancer
+from xdscp.balancer.simulation import remap_fractions, simulate, synthetic_request
+from xdscp.cli import main
+from xdscp.cli.simulate import build_service, parse_endpoint, translation
+from xdscp.errors import ValidationError
+from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+
+
+def _service(lb: str, *weights: int, hash_on: tuple[HashOn, ...] = ()) -> Service:
+    endpoints = tuple(Endpoint(f"10.0.0.{i}", 80, weight=w) for i, w in enumerate(weights, 1))
+    return Service("svc", endpoints, BalancingPolicy(lb=LbPolicy(lb), hash_on=hash_on))
+
+
+def test_parse_endpoint_forms() -> None:
+    """IP:PORT[:WEIGHT[:ZONE[:PRIORITY]]] and bracketed IPv6."""
+    assert parse_endpoint("10.0.0.1:80") == Endpoint("10.0.0.1", 80)
+    assert parse_endpoint("10.0.0.1:80:3:eu-1:2") == Endpoint(
+        "10.0.0.1", 80, weight=3, locality=Locality(zone="eu-1"), priority=2
+    )
+    assert parse_endpoint("[2001:db8::1]:443:2").key == "[2001:db8::1]:443"
+    for bad in ("10.0.0.1", "10.0.0.1:x", "10.0.0.1:80:1:a:1:extra", "[::1]443"):
+        with pytest.raises(ValidationError):
+            parse_endpoint(bad)
+
+
+def test_round_robin_simulation_is_exact_for_weights() -> None:
+    """Weighted round robin over 1:2:7 gives exactly 10/20/70 % of 10,000 requests."""
+    resources, _ = translation()
+    result = simulate(_service("round_robin", 1, 2, 7), resources, requests=10_000, seed=1)
+    assert [r.requests for r in result.endpoints] == [1000, 2000, 7000]
+    assert [r.weight_share for r in result.endpoints] == pytest.approx([0.1, 0.2, 0.7])
+    assert result.unserved == 0
+
+
+def test_hashed_requests_follow_the_hash_policy() -> None:
+    """With hash_on header:x-user, request i carries x-user: user-i and lands where the
+    balancer sends that hash — the same endpoint on every run, whatever the seed."""
+    service = _service("ring_hash", 1, 1, 1, hash_on=(HashOn.parse("header:x-user"),))
+    resources, _ = translation()
+    a = simulate(service, resources, requests=2000, seed=1)
+    b = simulate(service, resources, requests=2000, seed=99)
+    assert a == b
+    cluster, cla = resources(service)
+    lb = build_balancer(cluster, cla)
+    assert lb.request_hash(**synthetic_request(service.policy.hash_on, 5)) is not None
+
+
+def test_remap_fractions_consistent_vs_modulo() -> None:
+    """Adding a 9th equal endpoint moves ~1/9 of keys under Maglev but ~8/9 under mod n."""
+    service = _service("maglev", *([1] * 8), hash_on=(HashOn.parse("source_ip"),))
+    resources, _ = translation()
+    fractions = remap_fractions(service, resources, samples=5000)
+    added, removed = fractions["policy"]
+    assert added == pytest.approx(1 / 9, abs=0.03)
+    assert removed == pytest.approx(1 / 8, abs=0.03)
+    modulo_added, _ = fractions["modulo"]
+    assert modulo_added == pytest.approx(8 / 9, abs=0.03)
+
+
+def test_cli_prints_the_table(tmp_path: Path) -> None:
+    """The README example runs and shows each endpoint's share."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            "--policy",
+            "round_robin",
+            "--endpoint",
+            "10.0.0.1:80:1",
+            "--endpoint",
+            "10.0.0.2:80:2",
+            "--endpoint",
+            "10.0.0.3:80:7",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = {
+        line.split("│")[1].strip(): line for line in result.output.splitlines() if "10.0.0." in line
+    }
+    assert "7000" in lines["10.0.0.3:80"]
+    assert "70.0" in lines["10.0.0.3:80"]
+
+
+def test_cli_file_and_hash_policy_show_remapping(tmp_path: Path) -> None:
+    """A YAML file describes the service; hash policies also print the remap table."""
+    path = tmp_path / "svc.yaml"
+    path.write_text(
+        "policy: {lb: maglev, maglev_table_size: 251}\n"
+        "hash_on: [header:x-user]\n"
+        "requests: 500\n"
+        "seed: 3\n"
+        "endpoints:\n"
+        "  - 10.0.0.1:80\n"
+        "  - {address: 10.0.0.2, port: 80, weight: 3, zone: b}\n"
+    )
+    result = CliRunner().invoke(main, ["simulate", "--file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "hash(ip) mod n" in result.output
+    assert "500 requests" in result.output
+
+
+def test_cli_reports_a_grpc_nack() -> None:
+    """A policy gRPC rejects ends with gRPC's error message and a non-zero exit."""
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "--policy", "least_request", "--client", "grpc", "--endpoint", "10.0.0.1:80"],
+    )
+    assert result.exit_code == 1
+    assert "LB policy is not supported" in result.output
+
+
+def test_service_needs_endpoints() -> None:
+    """No endpoints anywhere is a usage error naming the flag."""
+    with pytest.raises(ValidationError, match="endpoint"):
+        build_service({}, policy="random", endpoints=(), hash_on=())
+
+
+@pytest.mark.parametrize("lb", ["round_robin", "weighted_random"])
+def test_standin_resources_keep_weights_for_grpc(lb: str) -> None:
+    """The stand-in CLA makes gRPC follow endpoint weights across zones: locality weight =
+    sum of weights for round robin, 1 for hash policies (gRPC multiplies them there)."""
+    from xdscp.balancer.standin import cluster_for, load_assignment_for
+
+    endpoints = tuple(
+        Endpoint(f"10.0.0.{i}", 80, weight=w, locality=Locality(zone=z))
+        for i, (w, z) in enumerate([(1, "a"), (3, "b"), (6, "b")], 1)
+    )
+    service = Service("svc", endpoints, BalancingPolicy(lb=LbPolicy(lb)))
+    result = simulate(
+        service,
+        lambda s: (cluster_for(s), load_assignment_for(s)),
+        requests=20_000,
+        client="grpc",
+        seed=4,
+    )
+    shares = {r.key: r.share for r in result.endpoints}
+    assert shares["10.0.0.1:80"] == pytest.approx(0.1, abs=0.02)
+    if lb == "weighted_random":  # gRPC's ring follows endpoint weights inside a zone too
+        assert shares["10.0.0.3:80"] == pytest.approx(0.6, abs=0.03)
+    else:  # gRPC round robin ignores endpoint weights inside zone b
+        assert shares["10.0.0.3:80"] == pytest.approx(0.45, abs=0.02)

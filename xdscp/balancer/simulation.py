@@ -1,0 +1,159 @@
+"""Run a balancer over synthetic requests and measure what a client would do.
+
+`simulate` sends N requests through the balancer a client builds for a service's Cluster and
+CLA and counts each endpoint's share. Requests of hash-based policies carry distinct synthetic
+clients (a header / cookie / query value or source IP per request, per the service's
+`hash_on`), hashed exactly as Envoy hashes them. `remap_fractions` measures how many request
+hashes land on another endpoint when one endpoint is added or removed, for the service's policy
+and for the classic `hash(ip) mod n`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from xdscp.balancer import Balancer, build_balancer
+from xdscp.balancer.hash.modulo import ModuloTable, sample_hashes
+from xdscp.model import Endpoint, HashOn, HashSource, Service
+
+Resources = Callable[[Service], tuple[Any, Any]]
+"""Builds the (Cluster, ClusterLoadAssignment) a client receives for a service."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointShare:
+    """One endpoint's outcome: requests received, their share, and its weight share."""
+
+    key: str
+    requests: int
+    share: float
+    weight_share: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """Per-endpoint shares (service order) plus requests no endpoint could take."""
+
+    endpoints: tuple[EndpointShare, ...]
+    unserved: int
+    requests: int
+
+
+def synthetic_request(hash_on: Sequence[HashOn], index: int) -> dict[str, Any]:
+    """Keyword arguments for `Balancer.request_hash` describing client number `index`."""
+    headers: dict[str, str] = {}
+    cookies: dict[str, str] = {}
+    query: dict[str, str] = {}
+    source_ip = str(ipaddress.IPv4Address(0x0A000000 + index % 0xFFFFFF))  # 10.x.y.z clients
+    for item in hash_on:
+        if item.source is HashSource.HEADER:
+            headers[item.name] = f"user-{index}"
+        elif item.source is HashSource.COOKIE:
+            cookies[item.name] = f"session-{index}"
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        elif item.source is HashSource.QUERY_PARAMETER:
+            query[item.name] = f"q{index}"
+    return {"headers": headers, "cookies": cookies, "query": query, "source_ip": source_ip}
+
+
+def weight_shares(endpoints: Sequence[Endpoint]) -> dict[str, float]:
+    """Each endpoint's weight over the total weight of the highest-priority level (lowest
+    number); endpoints of other priorities get 0."""
+    if not endpoints:
+        return {}
+    top = min(e.priority for e in endpoints)
+    total = sum(e.weight for e in endpoints if e.priority == top)
+    return {e.key: (e.weight / total if e.priority == top else 0.0) for e in endpoints}
+
+
+def _pick(lb: Balancer, service: Service, index: int) -> object:
+    if service.policy.is_hashing and service.policy.hash_on:
+        value = lb.request_hash(**synthetic_request(service.policy.hash_on, index))
+        return lb.choose(value)
+    return lb.choose()
+
+
+def simulate(
+    service: Service,
+    resources: Resources,
+    *,
+    requests: int,
+    client: str = "envoy",
+    seed: int | None = None,
+) -> SimulationResult:
+    """Send `requests` requests through the balancer `client` builds for `service`."""
+    cluster, cla = resources(service)
+    lb = build_balancer(cluster, cla, client=client, rng=random.Random(seed))  # type: ignore[arg-type]
+    seen: Counter[str] = Counter()
+    unserved = 0
+    for index in range(requests):
+        host = _pick(lb, service, index)
+        if host is None:
+            unserved += 1
+        else:
+            seen[str(host)] += 1
+    weights = weight_shares(service.endpoints)
+    shares = tuple(
+        EndpointShare(
+            e.key, seen[e.key], seen[e.key] / requests if requests else 0.0, weights[e.key]
+        )
+        for e in service.endpoints
+    )
+    return SimulationResult(shares, unserved, requests)
+
+
+def _added_endpoint(endpoints: Sequence[Endpoint]) -> Endpoint:
+    """A new endpoint like the last one, on the next free address."""
+    last = endpoints[-1]
+    taken = {e.address for e in endpoints}
+    candidate = ipaddress.ip_address(last.address) + 1
+    while str(candidate) in taken:
+        candidate += 1
+    return replace(last, address=str(candidate))
+
+
+def _fraction_moved(
+    before: Callable[[int], str], after: Callable[[int], str], hashes: Sequence[int]
+) -> float:
+    return sum(1 for h in hashes if before(h) != after(h)) / len(hashes)
+
+
+def remap_fractions(
+    service: Service,
+    resources: Resources,
+    *,
+    client: str = "envoy",
+    samples: int = 20_000,
+) -> Mapping[str, tuple[float, float]]:
+    """Fraction of request hashes that change endpoint when one endpoint is added / removed.
+
+    Keys: "policy" (the service's balancer, compared by hash) and "modulo" (`hash mod n`).
+    Needs at least two endpoints.
+    """
+    hashes = sample_hashes(samples)
+    base = list(service.endpoints)
+    grown = [*base, _added_endpoint(base)]
+    shrunk = base[:-1]
+
+    def picker(endpoints: Sequence[Endpoint]) -> Callable[[int], str]:
+        cluster, cla = resources(replace(service, endpoints=tuple(endpoints)))
+        lb = build_balancer(cluster, cla, client=client, rng=random.Random(0))  # type: ignore[arg-type]
+        return lambda h: str(lb.choose(h))
+
+    def modulo(endpoints: Sequence[Endpoint]) -> Callable[[int], str]:
+        table = ModuloTable([e.key for e in endpoints])
+        return lambda h: str(table.lookup(h))
+
+    result = {}
+    for name, build in (("policy", picker), ("modulo", modulo)):
+        now = build(base)
+        result[name] = (
+            _fraction_moved(now, build(grown), hashes),
+            _fraction_moved(now, build(shrunk), hashes),
+        )
+    return result
