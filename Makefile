@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint simulate bench bench-hash protos clean
+.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,13 @@ lint: $(STAMP)
 
 ## The main job until `xdscp demo` exists: predict a weighted round robin split.
 simulate: $(STAMP)
-	$(BIN)/xdscp simulate --policy round_robin --endpoint 10.0.0.1:80:1 --endpoint 10.0.0.2:80:2 --endpoint 10.0.0.3:80:7
+	$(BIN)/xdscp simulate --policy weighted_round_robin --endpoint 10.0.0.1:80:1 --endpoint 10.0.0.2:80:2 --endpoint 10.0.0.3:80:7
 
 bench-hash: $(STAMP)
 	$(BIN)/python -m bench.hash_tables
+
+bench-balancer: $(STAMP)
+	$(BIN)/python -m bench.balancer
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.balancer
