@@ -1,0 +1,83 @@
+"""The etcd client against a real etcd: KV, paging, leases, watches, failover."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fixtures.etcd import EtcdServer, free_port
+from xdscp.errors import EtcdUnavailableError
+from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher
+
+pytestmark = pytest.mark.etcd
+
+
+async def test_range_is_paged_at_one_revision(etcd_server: EtcdServer) -> None:
+    """A prefix larger than a page is read completely, at the revision of the first page."""
+    async with EtcdClient(etcd_server.config(page_size=7)) as client:
+        await client.put_many([(f"/p/{i:03}".encode(), b"v") for i in range(50)])
+        await client.put(b"/q", b"outside")
+        kvs, revision = await client.get_prefix(b"/p/")
+        assert [kv.key for kv in kvs] == [f"/p/{i:03}".encode() for i in range(50)]
+        assert revision == 3
+
+
+async def test_put_get_delete_and_lease_lifecycle(etcd_server: EtcdServer) -> None:
+    """Keys attached to a lease disappear when it is revoked."""
+    async with EtcdClient(etcd_server.config()) as client:
+        lease = await client.lease_grant(30)
+        assert 0 < await client.lease_time_to_live(lease) <= 30
+        await client.put(b"/l/a", b"1", lease=lease)
+        got = await client.get(b"/l/a")
+        assert got is not None
+        assert got.lease == lease
+        await client.lease_revoke(lease)
+        assert await client.get(b"/l/a") is None
+        assert await client.lease_time_to_live(lease) == -1
+        await client.put(b"/d/1", b"x")
+        assert await client.delete(b"/d/", prefix=True) == 1
+
+
+async def test_failover_to_the_next_endpoint(etcd_server: EtcdServer) -> None:
+    """A dead first endpoint is skipped for the live one."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = etcd_server.config(endpoints=(dead, etcd_server.url), connect_timeout=0.3)
+    async with EtcdClient(config) as client:
+        await client.put(b"/f", b"1")
+        assert client.endpoint.port == etcd_server.client_port
+
+
+async def test_unreachable_etcd_is_an_unavailable_error() -> None:
+    """With no etcd listening, calls fail with EtcdUnavailableError within the timeout."""
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    config = EtcdConfig(endpoints=(endpoint,), request_timeout=0.5, connect_timeout=0.2)
+    async with EtcdClient(config) as client:
+        with pytest.raises(EtcdUnavailableError):
+            await client.get(b"/x")
+
+
+async def test_watch_resumes_after_kill_without_losing_events(etcd_server: EtcdServer) -> None:
+    """Writes made while the watcher was disconnected arrive once, in order, after restart."""
+    async with (
+        EtcdClient(etcd_server.config()) as client,
+        EtcdClient(etcd_server.config()) as writer,
+    ):
+        await client.put(b"/w/0", b"0")
+        watcher = PrefixWatcher(client, b"/w/")
+        changes = watcher.changes()
+        initial = await anext(changes)
+        assert [e.key for e in initial] == [b"/w/0"]
+        etcd_server.kill()
+        etcd_server.start()
+        await writer.put(b"/w/1", b"1")
+        await writer.delete(b"/w/0")
+        seen = []
+        while len(seen) < 2:
+            seen += await asyncio.wait_for(anext(changes), 10)
+        assert [(e.kind, e.key) for e in seen] == [
+            (EventKind.PUT, b"/w/1"),
+            (EventKind.DELETE, b"/w/0"),
+        ]
+        assert set(watcher.mirror.items) == {b"/w/1"}
+        await changes.aclose()

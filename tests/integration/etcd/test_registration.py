@@ -1,0 +1,135 @@
+"""Registration: the Python API and the `register`/`deregister`/`list`/`policy` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tests.fixtures.etcd import EtcdServer
+from tests.integration.etcd.helpers import Recorder, running, wait_for
+from xdscp.cli.registry import commands
+from xdscp.etcd import EtcdClient
+from xdscp.model import LbPolicy, Locality
+from xdscp.registration import Format, Placement, build_registration, register
+from xdscp.sources.etcd import EtcdRegistrySource
+
+pytestmark = pytest.mark.etcd
+
+
+def cli() -> click.Group:
+    group = click.Group("xdscp")
+    for command in commands:
+        group.add_command(command)
+    return group
+
+
+async def test_context_manager_registers_keeps_alive_and_revokes(etcd_server: EtcdServer) -> None:
+    """The key exists (on a lease) inside the block, outlives its TTL, and is gone after."""
+    registration = build_registration(
+        "api", "10.0.0.5", 8080, weight=4, locality=Locality("eu", "eu-1a")
+    )
+    async with EtcdClient(etcd_server.config()) as client:
+        source, recorder = EtcdRegistrySource(client, min_interval=0.0), Recorder()
+        async with running(source, recorder):
+            async with register(client, registration, ttl=2) as done:
+                assert done.key == "/xdscp/services/api/10.0.0.5:8080"
+                await wait_for(lambda: recorder.last == {"api": ["10.0.0.5:8080"]})
+                await asyncio.sleep(3.0)  # longer than the TTL: keep-alive works
+                kv = await client.get(done.key.encode())
+                assert kv is not None
+                assert kv.lease == done.lease_id
+                endpoint = recorder.sets[-1]["api"].endpoints[0]
+                assert (endpoint.weight, endpoint.locality.zone) == (4, "eu-1a")
+            await wait_for(lambda: recorder.last == {})
+        assert await client.get(done.key.encode()) is None
+
+
+async def test_grpc_go_placement_writes_the_go_format(etcd_server: EtcdServer) -> None:
+    """`--format grpc-go` writes `<target>/<id>` with the Go Manager's JSON."""
+    registration = build_registration("greeter", "127.0.0.1", 50051, endpoint_id="a")
+    async with (
+        EtcdClient(etcd_server.config()) as client,
+        register(client, registration, Placement(Format.GRPC_GO), ttl=5) as done,
+    ):
+        kv = await client.get(b"greeter/a")
+        assert kv is not None
+        assert kv.value == b'{"Op":0,"Addr":"127.0.0.1:50051","Metadata":null}'
+        assert done.key == "greeter/a"
+
+
+def test_cli_register_prints_and_revokes_on_sigterm(etcd_server: EtcdServer) -> None:
+    """`xdscp register` prints the key, keeps it, and deletes it at SIGTERM."""
+    code = (
+        "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
+        "from xdscp.cli.registry import register_command; register_command()"
+    )
+    args = ["api", "10.0.0.9:81", "--ttl", "5", "--metadata", "v=2", "--etcd", etcd_server.url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith("registered /xdscp/services/api/10.0.0.9:81 = ")
+        result = CliRunner().invoke(cli(), ["list", "api", "--etcd", etcd_server.url])
+        assert result.exit_code == 0, result.output
+        assert "10.0.0.9:81" in result.output
+        assert "v=2" in result.output
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 5
+    while "10.0.0.9:81" in CliRunner().invoke(cli(), ["list", "--etcd", etcd_server.url]).output:
+        assert time.monotonic() < deadline
+
+
+def test_cli_policy_set_show_and_validation(etcd_server: EtcdServer) -> None:
+    """`policy set` stores a validated policy that `policy show` and the registry read back."""
+    runner, url = CliRunner(), etcd_server.url
+    result = runner.invoke(
+        cli(),
+        ["policy", "set", "api", "--lb", "maglev", "--hash-on", "header:x-user", "--etcd", url],
+    )
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(cli(), ["policy", "show", "api", "--etcd", url])
+    data = json.loads(shown.output)
+    assert data["stored"] is True
+    assert data["policy"]["lb"] == LbPolicy.MAGLEV.value
+    assert data["policy"]["hash_on"] == ["header:x-user"]
+    bad = runner.invoke(
+        cli(),
+        ["policy", "set", "api", "--lb", "round_robin", "--hash-on", "header:x", "--etcd", url],
+    )
+    assert bad.exit_code != 0
+    assert "hash_on" in bad.output
+
+
+def test_cli_deregister_and_bad_input(etcd_server: EtcdServer) -> None:
+    """`deregister` deletes a key and fails for an unknown one; bad flags are refused."""
+    runner, url = CliRunner(), etcd_server.url
+
+    async def seed() -> None:
+        async with EtcdClient(etcd_server.config()) as client:
+            await client.put(b"/xdscp/services/api/x", b'{"address":"10.0.0.1","port":80}')
+
+    asyncio.run(seed())
+    assert runner.invoke(cli(), ["deregister", "api", "x", "--etcd", url]).exit_code == 0
+    again = runner.invoke(cli(), ["deregister", "api", "x", "--etcd", url])
+    assert again.exit_code != 0
+    assert "not registered" in again.output
+    bad = runner.invoke(cli(), ["register", "api", "10.0.0.1:0", "--etcd", url])
+    assert bad.exit_code != 0
+    assert "port" in bad.output

@@ -1,0 +1,237 @@
+"""Parsing and writing the registry's etcd values (native, grpc-go, policies)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xdscp.errors import ValidationError
+from xdscp.model import BalancingPolicy, HashOn, Health, LbPolicy, Locality
+from xdscp.sources.registry_format import (
+    Registration,
+    grpc_go_value,
+    native_value,
+    parse_grpc_go_key,
+    parse_grpc_go_value,
+    parse_native_key,
+    parse_native_value,
+    parse_policy,
+    policy_value,
+    rejection_reason,
+)
+
+
+def native(**fields: object) -> bytes:
+    return json.dumps({"address": "10.0.0.1", "port": 80} | fields).encode()
+
+
+def reason_of(raw: bytes) -> str:
+    with pytest.raises(ValidationError) as info:
+        parse_native_value("svc", "id", raw, max_bytes=1024)
+    return rejection_reason(info.value)
+
+
+def test_native_value_with_every_field() -> None:
+    """All documented native fields are read."""
+    raw = native(
+        weight=7,
+        locality={"region": "eu", "zone": "eu-1a", "sub_zone": "r1"},
+        priority=2,
+        health="draining",
+        metadata={"version": "v2"},
+        hash_key="node-a",
+    )
+    reg = parse_native_value("svc", "id", raw)
+    assert (reg.host, reg.port, reg.weight, reg.priority) == ("10.0.0.1", 80, 7, 2)
+    assert reg.locality == Locality("eu", "eu-1a", "r1")
+    assert reg.health is Health.DRAINING
+    assert dict(reg.metadata) == {"version": "v2"}
+    assert reg.hash_key == "node-a"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"[1, 2]", "wrong_type"),
+        (native(port=0), "invalid_port"),
+        (native(port=65536), "invalid_port"),
+        (native(port="80"), "invalid_port"),
+        (native(weight=0), "invalid_weight"),
+        (native(weight=2**32), "invalid_weight"),
+        (native(weight=True), "invalid_weight"),
+        (native(health="sleepy"), "invalid_health"),
+        (native(address=""), "invalid_address"),
+        (native(address=5), "invalid_address"),
+        (native(priority=128), "invalid_priority"),
+        (native(metadata={"a": 1}), "invalid_field"),
+        (native(metadata={"pad": "x" * 2000}), "oversized"),
+        (b'{"port": 80}', "invalid_address"),
+    ],
+)
+def test_malformed_native_values_name_their_reason(raw: bytes, reason: str) -> None:
+    """Each kind of bad value is rejected with its own metric reason."""
+    assert reason_of(raw) == reason
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "/xdscp/services/svc",
+        "/xdscp/services/svc/",
+        "/xdscp/services/svc/a/b",
+        "/xdscp/services/bad name/x",
+        "/other/svc/x",
+    ],
+)
+def test_wrong_key_shapes_are_rejected(key: str) -> None:
+    """Only `<root><service>/<id>` with a valid service name is accepted."""
+    with pytest.raises(ValidationError) as info:
+        parse_native_key(key, "/xdscp/services/")
+    assert rejection_reason(info.value) == "bad_key"
+
+
+def test_native_key_parts() -> None:
+    """A good key splits into service and endpoint id."""
+    assert parse_native_key("/xdscp/services/api.v1/i-1", "/xdscp/services/") == ("api.v1", "i-1")
+
+
+def test_grpc_go_value_as_the_go_manager_writes_it() -> None:
+    """`{"Op":0,"Addr":...}` with weight/zone/priority taken from an object Metadata."""
+    raw = (
+        b'{"Op":0,"Addr":"10.1.2.3:50051","Metadata":{"weight":5,"zone":"z1","priority":1,"v":"2"}}'
+    )
+    reg = parse_grpc_go_value("svc", "a", raw)
+    assert reg is not None
+    assert (reg.host, reg.port, reg.weight, reg.priority) == ("10.1.2.3", 50051, 5, 1)
+    assert reg.locality.zone == "z1"
+    assert dict(reg.metadata) == {"v": "2"}
+
+
+def test_grpc_go_metadata_that_is_not_an_object_is_ignored() -> None:
+    """Any JSON is legal Metadata for Go users; non-objects just carry nothing."""
+    reg = parse_grpc_go_value("svc", "a", b'{"Op":0,"Addr":"[::1]:80","Metadata":"hello"}')
+    assert reg is not None
+    assert (reg.host, reg.port, reg.weight) == ("::1", 80, 1)
+
+
+def test_grpc_go_delete_op_means_no_endpoint() -> None:
+    """Op 1 is a deletion."""
+    assert parse_grpc_go_value("svc", "a", b'{"Op":1,"Addr":"10.0.0.1:80"}') is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"Op":0,"Addr":"10.0.0.1"}', b'{"Op":0,"Addr":"::1:80"}', b'{"Op":7,"Addr":"h:1"}'],
+)
+def test_grpc_go_bad_values(raw: bytes) -> None:
+    """A missing port, an unbracketed IPv6 address or an unknown Op are rejected."""
+    with pytest.raises(ValidationError):
+        parse_grpc_go_value("svc", "a", raw)
+
+
+def test_grpc_go_key_needs_the_target_and_a_slash() -> None:
+    """`svc` must not match `svc2/...` (the Go resolver's prefix bug)."""
+    assert parse_grpc_go_key("svc/a", "svc/") == "a"
+    with pytest.raises(ValidationError):
+        parse_grpc_go_key("svc2/a", "svc/")
+    with pytest.raises(ValidationError):
+        parse_grpc_go_key("svc/", "svc/")
+
+
+def test_written_values_parse_back() -> None:
+    """What `xdscp register` writes, both formats, parses back to the same registration."""
+    reg = Registration(
+        "svc", "i", "10.0.0.9", 8443, 3, Locality("r", "z", ""), 1, Health.DEGRADED,
+        {"k": "v"}, "hk",
+    )  # fmt: skip
+    back = parse_native_value("svc", "i", native_value(reg))
+    assert back == reg
+    go = parse_grpc_go_value("svc", "i", grpc_go_value(reg))
+    assert go is not None
+    assert (go.host, go.port, go.weight, go.locality, go.priority, go.health, go.hash_key) == (
+        "10.0.0.9", 8443, 3, Locality("r", "z", ""), 1, Health.DEGRADED, "hk",
+    )  # fmt: skip
+    assert dict(go.metadata) == {"k": "v"}
+
+
+def test_plain_grpc_go_value_is_byte_identical_to_go() -> None:
+    """Without metadata the value is exactly what Go's json.Marshal produces."""
+    reg = Registration("svc", "i", "10.0.0.1", 50051)
+    assert grpc_go_value(reg) == b'{"Op":0,"Addr":"10.0.0.1:50051","Metadata":null}'
+
+
+def test_policy_round_trip_and_validation() -> None:
+    """Policies round-trip; unknown fields and model-rule violations are rejected."""
+    policy = BalancingPolicy(lb=LbPolicy.MAGLEV, hash_on=(HashOn.parse("header:x-user"),))
+    assert parse_policy(policy_value(policy)) == policy
+    assert parse_policy(b'{"lb":"ring_hash","min_ring_size":64}').min_ring_size == 64
+    for bad in (b'{"lb":"fastest"}', b'{"colour":"red"}', b'{"maglev_table_size":100}'):
+        with pytest.raises(ValidationError) as info:
+            parse_policy(bad)
+        assert rejection_reason(info.value) == "invalid_policy"
+
+
+REASONS = {
+    "bad_key", "oversized", "invalid_json", "wrong_type", "invalid_address", "invalid_port",
+    "invalid_weight", "invalid_health", "invalid_priority", "invalid_op", "invalid_field",
+}  # fmt: skip
+
+
+def attempt(parse: Callable[[], Registration | None]) -> Registration | str | None:
+    """The parse result, or the rejection reason when it raises ValidationError."""
+    try:
+        return parse()
+    except ValidationError as exc:
+        return rejection_reason(exc)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    ["address", "port", "weight", "locality", "priority", "health", "metadata", "hash_key", "x"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(field_names, json_values) | json_values)
+def test_fuzz_native_parser_accepts_or_rejects_cleanly(value: object) -> None:
+    """Any JSON either parses into a valid registration or raises ValidationError."""
+    raw = json.dumps(value).encode()
+    outcome = attempt(lambda: parse_native_value("svc", "id", raw))
+    if isinstance(outcome, Registration):
+        assert 1 <= outcome.port <= 65535
+        assert 1 <= outcome.weight <= 2**32 - 1
+    else:
+        assert outcome in REASONS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_both_parsers_on_arbitrary_bytes(raw: bytes) -> None:
+    """Arbitrary bytes never raise anything but ValidationError."""
+    for parse in (parse_native_value, parse_grpc_go_value):
+        outcome = attempt(lambda parse=parse: parse("svc", "id", raw))  # type: ignore[misc]
+        assert isinstance(outcome, Registration) or outcome in REASONS
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"Op": st.sampled_from([0, 1, 2, "0"]), "Addr": st.text(max_size=30)},
+        optional={"Metadata": json_values},
+    )
+)
+def test_fuzz_grpc_go_parser(value: dict[str, object]) -> None:
+    """Go-format values either parse (Op 0/1) or are rejected with a reason."""
+    outcome = attempt(lambda: parse_grpc_go_value("svc", "id", json.dumps(value).encode()))
+    assert outcome is None or isinstance(outcome, Registration) or outcome in REASONS

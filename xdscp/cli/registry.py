@@ -1,0 +1,288 @@
+"""`xdscp register`, `deregister`, `list` and `policy`: the registry in etcd, from a shell.
+
+Every command takes `--etcd URL` (repeatable; `XDSCP_ETCD` holds a comma-separated default) and
+the TLS / auth flags. The lead registers `commands` on the main group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from xdscp.errors import ValidationError, XdscpError
+from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
+from xdscp.model import (
+    BalancingPolicy,
+    HashFunction,
+    HashOn,
+    Health,
+    LbPolicy,
+    Locality,
+    parse_health,
+)
+from xdscp.registration import (
+    Format,
+    Placement,
+    build_registration,
+    deregister,
+    get_policy,
+    register,
+    set_policy,
+)
+from xdscp.sources.registry_format import Registration, policy_value, split_host_port
+from xdscp.sources.registry_state import (
+    DEFAULT_POLICIES_PREFIX,
+    DEFAULT_SERVICES_PREFIX,
+    GrpcGoTarget,
+    RegistryLayout,
+    RegistryState,
+    Rejection,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def etcd_options(func: F) -> F:
+    """The etcd connection flags shared by every registry command."""
+    options = [
+        click.option(
+            "--etcd", "etcd_urls", multiple=True, envvar="XDSCP_ETCD",
+            help="etcd client URL (repeat for several members) [default: http://127.0.0.1:2379]",
+        ),
+        click.option("--etcd-ca", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--etcd-cert", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--etcd-key", type=click.Path(exists=True, dir_okay=False)),
+        click.option("--etcd-user", envvar="XDSCP_ETCD_USER"),
+        click.option("--etcd-password", envvar="XDSCP_ETCD_PASSWORD"),
+        click.option("--services-prefix", default=DEFAULT_SERVICES_PREFIX, show_default=True),
+        click.option("--policies-prefix", default=DEFAULT_POLICIES_PREFIX, show_default=True),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _config(params: dict[str, Any]) -> EtcdConfig:
+    urls = [u for text in params.pop("etcd_urls") for u in text.split(",") if u.strip()]
+    settings: dict[str, Any] = {
+        "ca_file": params.pop("etcd_ca"),
+        "cert_file": params.pop("etcd_cert"),
+        "key_file": params.pop("etcd_key"),
+        "username": params.pop("etcd_user"),
+        "password": params.pop("etcd_password"),
+    }
+    if urls:
+        settings["endpoints"] = tuple(urls)
+    return EtcdConfig(**settings)
+
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[EtcdClient], Awaitable[T]], config: EtcdConfig) -> T:
+    async def main() -> T:
+        async with EtcdClient(config) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(main())
+    except XdscpError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--metadata")
+        out[key] = value
+    return out
+
+
+@click.command("register")
+@click.argument("service")
+@click.argument("address", metavar="HOST:PORT")
+@click.option("--weight", type=int, default=1, show_default=True)
+@click.option("--region", default="")
+@click.option("--zone", default="")
+@click.option("--sub-zone", default="")
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--health", type=click.Choice([h.value for h in Health]), default="healthy")
+@click.option("--metadata", multiple=True, metavar="KEY=VALUE")
+@click.option("--hash-key", default=None, help="Endpoint hash key (ring hash / Maglev).")
+@click.option("--ttl", type=int, default=10, show_default=True, help="Lease TTL in seconds.")
+@click.option("--id", "endpoint_id", default=None, help="Endpoint id [default: HOST:PORT].")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="native")
+@click.option("--grpc-target", default=None, help="grpc-go format: target [default: SERVICE].")
+@etcd_options
+def register_command(**params: Any) -> None:
+    """Register SERVICE at HOST:PORT until interrupted (SIGINT/SIGTERM revoke the lease)."""
+    config = _config(params)
+    try:
+        host, port = split_host_port("address", params["address"])
+        registration = build_registration(
+            params["service"], host, port,
+            endpoint_id=params["endpoint_id"], weight=params["weight"],
+            locality=Locality(params["region"], params["zone"], params["sub_zone"]),
+            priority=params["priority"], health=parse_health(params["health"]),
+            metadata=_metadata(params["metadata"]), hash_key=params["hash_key"],
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from None
+    placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
+
+    async def work(client: EtcdClient) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with register(client, registration, placement, ttl=params["ttl"]) as done:
+            click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
+            await stop.wait()
+        click.echo(f"deregistered {done.key}")
+
+    _run(work, config)
+
+
+@click.command("deregister")
+@click.argument("service")
+@click.argument("endpoint_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="native")
+@click.option("--grpc-target", default=None)
+@etcd_options
+def deregister_command(**params: Any) -> None:
+    """Delete the registration ID of SERVICE (ID defaults to HOST:PORT at register time)."""
+    config = _config(params)
+    placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
+    key = placement.key(params["service"], params["endpoint_id"])
+    found = _run(
+        functools.partial(
+            deregister, service=params["service"], endpoint_id=params["endpoint_id"],
+            placement=placement,
+        ),
+        config,
+    )  # fmt: skip
+    if not found:
+        raise click.ClickException(f"{key} is not registered")
+    click.echo(f"deregistered {key}")
+
+
+async def _list(
+    client: EtcdClient, layout: RegistryLayout
+) -> tuple[list[tuple[str, Registration]], list[Rejection]]:
+    state = RegistryState(layout)
+    prefixes = [(layout.services_prefix, state.apply_native)]
+    prefixes += [(t.prefix, functools.partial(state.apply_grpc_go, t)) for t in layout.grpc_targets]
+    rejections: list[Rejection] = []
+    for prefix, apply in prefixes:
+        kvs, _ = await client.get_prefix(prefix.encode())
+        rejections += apply(
+            [WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs]
+        )
+    return state.registrations(), rejections
+
+
+@click.command("list")
+@click.argument("service", required=False)
+@click.option("--grpc-target", "grpc_targets", multiple=True, metavar="[SERVICE=]TARGET")
+@etcd_options
+def list_command(**params: Any) -> None:
+    """Show the registered endpoints (of one SERVICE, or all) as a table."""
+    config = _config(params)
+    try:
+        targets = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--grpc-target") from None
+    layout = RegistryLayout(params["services_prefix"], params["policies_prefix"], targets)
+    registrations, rejections = _run(functools.partial(_list, layout=layout), config)
+    table = Table(
+        "service", "id", "address", "weight", "locality", "priority", "health", "metadata"
+    )
+    for _key, reg in registrations:
+        if params["service"] and reg.service != params["service"]:
+            continue
+        host = f"[{reg.host}]" if ":" in reg.host else reg.host
+        locality = str(reg.locality) if reg.locality != Locality() else ""
+        meta = ",".join(f"{k}={v}" for k, v in sorted(reg.metadata.items()))
+        table.add_row(
+            reg.service, reg.endpoint_id, f"{host}:{reg.port}", str(reg.weight), locality,
+            str(reg.priority), str(reg.health), meta,
+        )  # fmt: skip
+    console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping in pipes
+    console.print(table)
+    for rejection in rejections:
+        console.print(
+            f"[yellow]skipped[/] {rejection.key}: {rejection.reason}: {rejection.message}"
+        )
+
+
+@click.group("policy")
+def policy_group() -> None:
+    """Read and write a service's balancing policy (stored in etcd, shared by every replica)."""
+
+
+@policy_group.command("set")
+@click.argument("service")
+@click.option("--lb", required=True, type=click.Choice([p.value for p in LbPolicy]))
+@click.option("--hash-on", multiple=True, metavar="SOURCE[:NAME]", help="e.g. header:x-user")
+@click.option("--hash-function", type=click.Choice([h.value for h in HashFunction]))
+@click.option("--min-ring-size", type=int)
+@click.option("--max-ring-size", type=int)
+@click.option("--maglev-table-size", type=int)
+@click.option("--choice-count", type=int)
+@click.option("--active-request-bias", type=float)
+@click.option("--overprovisioning-factor", type=int)
+@click.option("--panic-threshold", type=float)
+@click.option("--locality-weighted/--no-locality-weighted", default=None)
+@etcd_options
+def policy_set(**params: Any) -> None:
+    """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`."""
+    config = _config(params)
+    service, policies_prefix = params.pop("service"), params.pop("policies_prefix")
+    params.pop("services_prefix")
+    hash_on = params.pop("hash_on")
+    fields = {k: v for k, v in params.items() if v is not None}
+    try:
+        policy = BalancingPolicy(**fields, hash_on=tuple(HashOn.parse(h) for h in hash_on))
+    except (ValidationError, ValueError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    key = _run(
+        functools.partial(
+            set_policy, service=service, policy=policy, policies_prefix=policies_prefix
+        ),
+        config,
+    )
+    click.echo(f"{key} = {policy_value(policy).decode()}")
+
+
+@policy_group.command("show")
+@click.argument("service")
+@etcd_options
+def policy_show(**params: Any) -> None:
+    """Print SERVICE's stored policy as JSON (the default policy when none is stored)."""
+    config = _config(params)
+    policy = _run(
+        functools.partial(
+            get_policy, service=params["service"], policies_prefix=params["policies_prefix"]
+        ),
+        config,
+    )
+    stored = policy is not None
+    data = json.loads(policy_value(policy or BalancingPolicy()))
+    click.echo(
+        json.dumps({"service": params["service"], "stored": stored, "policy": data}, indent=2)
+    )
+
+
+commands: list[click.Command] = [register_command, deregister_command, list_command, policy_group]
+"""The commands this module adds to `xdscp`."""

@@ -1,0 +1,1 @@
+"""Generated etcd API subset."""

@@ -1,0 +1,267 @@
+"""A small asyncio etcd v3 client on grpc.aio: KV, leases, auth, failover, TLS.
+
+Only what xdscp needs. gRPC errors are mapped into `xdscp.errors` here, at the boundary.
+Idempotent calls (Range, Put, DeleteRange, LeaseRevoke, LeaseTimeToLive) are retried across
+endpoints until `request_timeout`; Txn and LeaseGrant are never retried blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import structlog
+
+from xdscp.errors import EtcdCompactedError, EtcdError, EtcdUnavailableError
+from xdscp.etcd._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from xdscp.etcd.backoff import Backoff
+from xdscp.etcd.config import EtcdConfig, EtcdEndpoint
+from xdscp.etcd.types import KeyValue, kv_from_pb, prefix_range_end
+
+log = structlog.get_logger("xdscp.etcd")
+
+_UNAVAILABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
+)
+_STUBS = {
+    "KV": rpc_pb2_grpc.KVStub,
+    "Lease": rpc_pb2_grpc.LeaseStub,
+    "Auth": rpc_pb2_grpc.AuthStub,
+    "Watch": rpc_pb2_grpc.WatchStub,
+}
+
+
+class AuthExpiredError(EtcdError):
+    """etcd rejected the auth token (expired, or etcd restarted); authenticate again."""
+
+
+def map_rpc_error(method: str, error: grpc.aio.AioRpcError) -> EtcdError:
+    """Map a gRPC error from etcd into the xdscp hierarchy."""
+    code, details = error.code(), error.details() or ""
+    text = f"{method}: {code.name}: {details}"
+    if code in _UNAVAILABLE:
+        return EtcdUnavailableError(text)
+    if code is grpc.StatusCode.UNAUTHENTICATED or "auth token" in details:
+        return AuthExpiredError(text)
+    if "compacted" in details:
+        return EtcdCompactedError(0)
+    return EtcdError(text)
+
+
+def _read(path: str | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()
+
+
+class EtcdClient:
+    """One logical connection to an etcd cluster. Use as `async with EtcdClient(config):`."""
+
+    def __init__(self, config: EtcdConfig | None = None) -> None:
+        self.config = config or EtcdConfig()
+        self._endpoints = self.config.parsed_endpoints()
+        self._index = 0
+        self._channel: grpc.aio.Channel | None = None
+        self._stubs: dict[str, Any] = {}
+        self._token: str | None = None
+        self._credentials: grpc.ChannelCredentials | None = None
+        if self.config.tls:
+            self._credentials = grpc.ssl_channel_credentials(
+                _read(self.config.ca_file),
+                _read(self.config.key_file),
+                _read(self.config.cert_file),
+            )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def endpoint(self) -> EtcdEndpoint:
+        """The endpoint currently used."""
+        return self._endpoints[self._index]
+
+    async def close(self) -> None:
+        """Close the channel; in-flight calls fail."""
+        channel, self._channel, self._stubs = self._channel, None, {}
+        if channel is not None:
+            await channel.close()
+
+    def _open(self, endpoint: EtcdEndpoint) -> grpc.aio.Channel:
+        options = [
+            ("grpc.max_receive_message_length", self.config.max_receive_bytes),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", int(self.config.max_backoff * 1000)),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
+        if self._credentials is not None:
+            return grpc.aio.secure_channel(endpoint.target, self._credentials, options)
+        return grpc.aio.insecure_channel(endpoint.target, options)
+
+    async def _rotate(self, failed: grpc.aio.Channel | None) -> None:
+        """Move to the next endpoint, unless another task already did."""
+        if failed is not None and failed is not self._channel:
+            return
+        old, self._channel, self._stubs = self._channel, None, {}
+        self._index = (self._index + 1) % len(self._endpoints)
+        if old is not None:
+            await old.close()
+
+    async def _ready(self) -> grpc.aio.Channel:
+        """A connected channel, trying each endpoint once for `connect_timeout`."""
+        for _ in range(len(self._endpoints)):
+            if self._channel is None:
+                self._channel = self._open(self.endpoint)
+            channel = self._channel
+            try:
+                await asyncio.wait_for(channel.channel_ready(), self.config.connect_timeout)
+            except grpc.aio.UsageError:
+                continue  # another task rotated and closed this channel meanwhile
+            except TimeoutError:
+                log.warning("etcd_endpoint_unreachable", endpoint=str(self.endpoint))
+                await self._rotate(channel)
+            else:
+                return channel
+        names = ", ".join(str(e) for e in self._endpoints)
+        raise EtcdUnavailableError(f"no etcd endpoint reachable ({names})")
+
+    def stub(self, service: str) -> Any:
+        """The generated stub of `service` on the current channel (call `_ready` first)."""
+        if service not in self._stubs:
+            self._stubs[service] = _STUBS[service](self._channel)
+        return self._stubs[service]
+
+    async def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata: the auth token when a user is configured (authenticating if needed)."""
+        if self.config.username is None:
+            return ()
+        if self._token is None:
+            request = rpc_pb2.AuthenticateRequest(
+                name=self.config.username, password=self.config.password
+            )
+            try:
+                response = await self.stub("Auth").Authenticate(
+                    request, timeout=self.config.request_timeout, wait_for_ready=True
+                )
+            except grpc.aio.AioRpcError as exc:
+                raise map_rpc_error("Authenticate", exc) from None
+            self._token = str(response.token)
+        return (("token", self._token),)
+
+    def forget_token(self) -> None:
+        """Drop the auth token so the next call authenticates again."""
+        self._token = None
+
+    async def connected(self) -> None:
+        """Wait for a usable channel (raises EtcdUnavailableError when none)."""
+        await self._ready()
+
+    async def call(self, service: str, method: str, request: Any, *, idempotent: bool) -> Any:
+        """Run one unary RPC with auth, failover and (when idempotent) retries."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.request_timeout
+        backoff = Backoff(0.05, self.config.max_backoff)
+        auth_retried = False
+        while True:
+            channel = await self._ready()
+            try:
+                metadata = await self.metadata()
+                remaining = max(0.05, deadline - loop.time())
+                return await getattr(self.stub(service), method)(
+                    request, timeout=remaining, metadata=metadata, wait_for_ready=True
+                )
+            except grpc.aio.AioRpcError as exc:
+                error = map_rpc_error(f"{service}.{method}", exc)
+            except grpc.aio.UsageError:
+                error = EtcdUnavailableError(f"{service}.{method}: channel closed by failover")
+            except AuthExpiredError as exc:
+                error = exc
+            if isinstance(error, AuthExpiredError) and not auth_retried:
+                self.forget_token()
+                auth_retried = True
+                continue
+            if not (isinstance(error, EtcdUnavailableError) and idempotent):
+                raise error
+            if loop.time() >= deadline:
+                raise error
+            await self._rotate(channel)
+            await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+
+    async def get_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:
+        """Every key under `prefix`, paged at one fixed revision; returns (kvs, revision)."""
+        end, key, revision = prefix_range_end(prefix), prefix, 0
+        out: list[KeyValue] = []
+        while True:
+            request = rpc_pb2.RangeRequest(
+                key=key, range_end=end, limit=self.config.page_size, revision=revision
+            )
+            response = await self.call("KV", "Range", request, idempotent=True)
+            if revision == 0:
+                revision = int(response.header.revision)
+            out.extend(kv_from_pb(kv) for kv in response.kvs)
+            if not response.more or not response.kvs:
+                return out, revision
+            key = bytes(response.kvs[-1].key) + b"\0"
+
+    async def get(self, key: bytes) -> KeyValue | None:
+        """One key, or None."""
+        response = await self.call("KV", "Range", rpc_pb2.RangeRequest(key=key), idempotent=True)
+        return kv_from_pb(response.kvs[0]) if response.kvs else None
+
+    async def put(self, key: bytes, value: bytes, *, lease: int = 0) -> int:
+        """Write a key (attached to `lease` when non-zero); returns the new revision."""
+        request = rpc_pb2.PutRequest(key=key, value=value, lease=lease)
+        response = await self.call("KV", "Put", request, idempotent=True)
+        return int(response.header.revision)
+
+    async def put_many(self, items: Sequence[tuple[bytes, bytes]], *, lease: int = 0) -> int:
+        """Write several keys in one transaction (one revision); returns it."""
+        ops = [
+            rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=k, value=v, lease=lease))
+            for k, v in items
+        ]
+        request = rpc_pb2.TxnRequest(success=ops)
+        response = await self.call("KV", "Txn", request, idempotent=False)
+        return int(response.header.revision)
+
+    async def delete(self, key: bytes, *, prefix: bool = False) -> int:
+        """Delete a key (or every key under a prefix); returns how many were deleted."""
+        end = prefix_range_end(key) if prefix else b""
+        request = rpc_pb2.DeleteRangeRequest(key=key, range_end=end)
+        response = await self.call("KV", "DeleteRange", request, idempotent=True)
+        return int(response.deleted)
+
+    async def compact(self, revision: int) -> None:
+        """Compact the key-value history up to `revision` (tests and operators)."""
+        request = rpc_pb2.CompactionRequest(revision=revision, physical=True)
+        await self.call("KV", "Compact", request, idempotent=True)
+
+    async def lease_grant(self, ttl: int) -> int:
+        """Grant a lease of `ttl` seconds; returns its id."""
+        request = rpc_pb2.LeaseGrantRequest(TTL=ttl)
+        response = await self.call("Lease", "LeaseGrant", request, idempotent=False)
+        if response.error:
+            raise EtcdError(f"LeaseGrant: {response.error}")
+        return int(response.ID)
+
+    async def lease_revoke(self, lease_id: int) -> None:
+        """Revoke a lease, deleting every key attached to it."""
+        request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+        await self.call("Lease", "LeaseRevoke", request, idempotent=True)
+
+    async def lease_time_to_live(self, lease_id: int) -> int:
+        """Seconds left on a lease; -1 when it does not exist (expired or revoked)."""
+        request = rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id)
+        response = await self.call("Lease", "LeaseTimeToLive", request, idempotent=True)
+        return int(response.TTL)

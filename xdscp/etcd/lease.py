@@ -1,0 +1,61 @@
+"""Lease keep-alive: one stream per lease, refreshed at a third of its TTL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import structlog
+
+from xdscp.errors import EtcdError, EtcdUnavailableError
+from xdscp.etcd._proto.etcdserverpb import rpc_pb2
+from xdscp.etcd.backoff import Backoff
+from xdscp.etcd.client import EtcdClient, map_rpc_error
+
+log = structlog.get_logger("xdscp.etcd")
+
+
+class LeaseExpiredError(EtcdError):
+    """The lease is gone (expired or revoked): its keys have been deleted by etcd."""
+
+
+async def _keep_alive_once(client: EtcdClient, lease_id: int, interval: float) -> None:
+    """Run one keep-alive stream until it breaks; raise LeaseExpiredError if the lease is gone."""
+    await client.connected()
+    metadata = await client.metadata()
+    call = client.stub("Lease").LeaseKeepAlive(metadata=metadata, wait_for_ready=True)
+    try:
+        while True:
+            await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+            response = await asyncio.wait_for(call.read(), client.config.request_timeout)
+            if response is grpc.aio.EOF:
+                raise EtcdError("keep-alive stream closed by etcd")
+            if response.TTL <= 0:
+                raise LeaseExpiredError(f"lease {lease_id:x} expired")
+            await asyncio.sleep(interval)
+    except grpc.aio.AioRpcError as exc:
+        raise map_rpc_error("LeaseKeepAlive", exc) from None
+    except grpc.aio.UsageError:
+        raise EtcdUnavailableError("LeaseKeepAlive: channel closed by failover") from None
+    except TimeoutError:
+        raise EtcdError("keep-alive response timed out") from None
+    finally:
+        call.cancel()
+
+
+async def keep_alive(client: EtcdClient, lease_id: int, ttl: int) -> None:
+    """Keep `lease_id` alive until cancelled, reconnecting as needed.
+
+    Raises LeaseExpiredError when etcd says the lease no longer exists (the registration it
+    carried is gone; the caller decides whether to register again).
+    """
+    interval = max(0.2, ttl / 3)
+    backoff = Backoff(0.05, min(client.config.max_backoff, interval))
+    while True:
+        try:
+            await _keep_alive_once(client, lease_id, interval)
+        except LeaseExpiredError:
+            raise
+        except EtcdError as exc:
+            log.warning("etcd_keepalive_failed", lease=f"{lease_id:x}", error=str(exc))
+            await asyncio.sleep(backoff.next_delay())

@@ -1,0 +1,284 @@
+"""The registry's formats in etcd: parse (strictly) and write.
+
+Key layout (defaults; both prefixes are configurable):
+
+- native endpoints: `/xdscp/services/<service>/<endpoint-id>` -> JSON object
+  `{"address": "10.0.0.7" | "host.example", "port": 8080, "weight": 1,
+  "locality": {"region": "", "zone": "", "sub_zone": ""}, "priority": 0, "health": "healthy",
+  "metadata": {"k": "v"}, "hash_key": null}`; only `address` and `port` are required;
+- grpc-go naming endpoints (written by `go.etcd.io/etcd/client/v3/naming/endpoints`):
+  `<target>/<id>` -> `{"Op":0,"Addr":"host:port","Metadata":...}`; `Op` 1 means deleted;
+  `weight`, `region`, `zone`, `sub_zone`, `priority`, `health` and `hash_key` are read from
+  `Metadata` when it is an object carrying them, its other string members become metadata;
+- balancing policies: `/xdscp/policies/<service>` -> JSON object of `BalancingPolicy` fields,
+  with `hash_on` a list of `"header:x-user"`-style strings.
+
+Every parser raises `ValidationError` whose `field` names what was wrong; `rejection_reason`
+turns that into the bounded label of `xdscp_registry_rejected_total`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from xdscp.errors import ValidationError
+from xdscp.model import (
+    MAX_PRIORITY,
+    UINT32_MAX,
+    BalancingPolicy,
+    HashOn,
+    Health,
+    Locality,
+    check_int,
+    check_service_name,
+    parse_health,
+)
+
+MAX_VALUE_BYTES = 64 * 1024
+MAX_HOST_LENGTH = 253
+MAX_ID_LENGTH = 512
+_REASONS = {
+    "key": "bad_key",
+    "value": "oversized",
+    "json": "invalid_json",
+    "type": "wrong_type",
+    "address": "invalid_address",
+    "Addr": "invalid_address",
+    "port": "invalid_port",
+    "weight": "invalid_weight",
+    "health": "invalid_health",
+    "priority": "invalid_priority",
+    "Op": "invalid_op",
+    "policy": "invalid_policy",
+}
+_GO_SPECIAL = ("weight", "region", "zone", "sub_zone", "priority", "health", "hash_key")
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def rejection_reason(error: ValidationError) -> str:
+    """The metric label for a rejected entry (a small fixed set)."""
+    return _REASONS.get(error.field.split(".")[0], "invalid_field")
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One parsed registration. `host` may still be a hostname (resolved before the model)."""
+
+    service: str
+    endpoint_id: str
+    host: str
+    port: int
+    weight: int = 1
+    locality: Locality = field(default_factory=Locality)
+    priority: int = 0
+    health: Health = Health.HEALTHY
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    hash_key: str | None = None
+
+
+def _load_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
+    if len(raw) > max_bytes:
+        raise ValidationError("value", f"is {len(raw)} bytes, more than {max_bytes}")
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationError("json", f"is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValidationError("type", f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _string(field_name: str, value: object, *, max_length: int = 256) -> str:
+    if not isinstance(value, str) or len(value) > max_length:
+        raise ValidationError(field_name, f"must be a string of at most {max_length} characters")
+    return value
+
+
+def _host(field_name: str, value: object) -> str:
+    host = _string(field_name, value, max_length=MAX_HOST_LENGTH).strip()
+    if not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise ValidationError(field_name, f"must be an IP address or hostname, got {value!r}")
+    return host.removeprefix("[").removesuffix("]")
+
+
+def _string_map(field_name: str, value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValidationError(field_name, "must be an object of string values")
+    return dict(value)
+
+
+def _locality(value: object) -> Locality:
+    parts = _string_map("locality", value)
+    unknown = parts.keys() - {"region", "zone", "sub_zone"}
+    if unknown:
+        raise ValidationError("locality", f"unknown fields {sorted(unknown)}")
+    return Locality(parts.get("region", ""), parts.get("zone", ""), parts.get("sub_zone", ""))
+
+
+def _hash_key(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 256:
+        raise ValidationError("hash_key", "must be a non-empty string of at most 256 characters")
+    return value
+
+
+def parse_native_key(key: str, root: str) -> tuple[str, str]:
+    """Split `<root><service>/<endpoint-id>` into (service, endpoint id)."""
+    rest = key.removeprefix(root)
+    service, sep, endpoint_id = rest.partition("/")
+    if not key.startswith(root) or not sep or not endpoint_id or "/" in endpoint_id:
+        raise ValidationError("key", f"must look like {root}<service>/<endpoint-id>")
+    if len(endpoint_id) > MAX_ID_LENGTH:
+        raise ValidationError("key", f"endpoint id longer than {MAX_ID_LENGTH} characters")
+    try:
+        check_service_name(service)
+    except ValidationError as exc:
+        raise ValidationError("key", f"service name {exc.message}") from None
+    return service, endpoint_id
+
+
+def parse_native_value(
+    service: str, endpoint_id: str, raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES
+) -> Registration:
+    """Parse a native registration value."""
+    data = _load_object(raw, max_bytes)
+    if "address" not in data or "port" not in data:
+        raise ValidationError("address", "address and port are required")
+    return Registration(
+        service=service,
+        endpoint_id=endpoint_id,
+        host=_host("address", data["address"]),
+        port=check_int("port", data["port"], 1, 65535),
+        weight=check_int("weight", data.get("weight", 1), 1, UINT32_MAX),
+        locality=_locality(data.get("locality")),
+        priority=check_int("priority", data.get("priority", 0), 0, MAX_PRIORITY),
+        health=parse_health(data.get("health", "healthy")),
+        metadata=MappingProxyType(_string_map("metadata", data.get("metadata"))),
+        hash_key=_hash_key(data.get("hash_key")),
+    )
+
+
+def parse_grpc_go_key(key: str, prefix: str) -> str:
+    """The endpoint id of `<target>/<id>` (`prefix` is `<target>/`)."""
+    endpoint_id = key.removeprefix(prefix)
+    if not key.startswith(prefix) or not endpoint_id:
+        raise ValidationError("key", f"must look like {prefix}<id>")
+    if len(endpoint_id) > MAX_ID_LENGTH:
+        raise ValidationError("key", f"id longer than {MAX_ID_LENGTH} characters")
+    return endpoint_id
+
+
+def split_host_port(field_name: str, value: object) -> tuple[str, int]:
+    """Split `host:port` / `[v6]:port`."""
+    text = _string(field_name, value, max_length=MAX_HOST_LENGTH + 8)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or (":" in host and not host.startswith("[")):
+        raise ValidationError(field_name, f"must be host:port, got {value!r}")
+    return _host(field_name, host), check_int("port", int(port_text), 1, 65535)
+
+
+def parse_grpc_go_value(
+    service: str, endpoint_id: str, raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES
+) -> Registration | None:
+    """Parse a grpc-go naming value; None when its `Op` says the endpoint is deleted."""
+    data = _load_object(raw, max_bytes)
+    op = check_int("Op", data.get("Op", 0), 0, 1)
+    if op == 1:
+        return None
+    host, port = split_host_port("Addr", data.get("Addr"))
+    meta = data.get("Metadata")
+    extra: dict[str, Any] = meta if isinstance(meta, dict) else {}
+    locality = Locality(
+        _string("locality.region", extra.get("region", "")),
+        _string("locality.zone", extra.get("zone", "")),
+        _string("locality.sub_zone", extra.get("sub_zone", "")),
+    )
+    metadata = {k: v for k, v in extra.items() if isinstance(v, str) and k not in _GO_SPECIAL and k}
+    return Registration(
+        service=service,
+        endpoint_id=endpoint_id,
+        host=host,
+        port=port,
+        weight=check_int("weight", extra.get("weight", 1), 1, UINT32_MAX),
+        locality=locality,
+        priority=check_int("priority", extra.get("priority", 0), 0, MAX_PRIORITY),
+        health=parse_health(extra.get("health", "healthy")),
+        metadata=MappingProxyType(metadata),
+        hash_key=_hash_key(extra.get("hash_key")),
+    )
+
+
+def native_value(registration: Registration) -> bytes:
+    """The native JSON value for a registration (what `xdscp register` writes)."""
+    data: dict[str, Any] = {
+        "address": registration.host,
+        "port": registration.port,
+        "weight": registration.weight,
+        "locality": dataclasses.asdict(registration.locality),
+        "priority": registration.priority,
+        "health": str(registration.health),
+        "metadata": dict(sorted(registration.metadata.items())),
+    }
+    if registration.hash_key is not None:
+        data["hash_key"] = registration.hash_key
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def grpc_go_value(registration: Registration) -> bytes:
+    """The grpc-go naming value, byte for byte as the Go endpoints Manager writes it
+    (`"Metadata":null` when there is nothing to carry)."""
+    host = f"[{registration.host}]" if ":" in registration.host else registration.host
+    meta: dict[str, Any] = dict(sorted(registration.metadata.items()))
+    if registration.weight != 1:
+        meta["weight"] = registration.weight
+    if registration.priority:
+        meta["priority"] = registration.priority
+    for name in ("region", "zone", "sub_zone"):
+        if getattr(registration.locality, name):
+            meta[name] = getattr(registration.locality, name)
+    if registration.health is not Health.HEALTHY:
+        meta["health"] = str(registration.health)
+    if registration.hash_key is not None:
+        meta["hash_key"] = registration.hash_key
+    data: dict[str, Any] = {
+        "Op": 0,
+        "Addr": f"{host}:{registration.port}",
+        "Metadata": dict(sorted(meta.items())) if meta else None,
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+_POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(BalancingPolicy))
+
+
+def parse_policy(raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES) -> BalancingPolicy:
+    """Parse a policy value, validated by the model's rules."""
+    data = _load_object(raw, max_bytes)
+    unknown = data.keys() - _POLICY_FIELDS
+    if unknown:
+        raise ValidationError("policy", f"unknown fields {sorted(unknown)}")
+    hash_on = data.pop("hash_on", [])
+    if not isinstance(hash_on, list) or not all(isinstance(h, str) for h in hash_on):
+        raise ValidationError("policy.hash_on", "must be a list of strings like header:x-user")
+    try:
+        return BalancingPolicy(**data, hash_on=tuple(HashOn.parse(h) for h in hash_on))
+    except (TypeError, ValueError) as exc:
+        field_name = exc.field if isinstance(exc, ValidationError) else "value"
+        raise ValidationError(f"policy.{field_name}", str(exc)) from None
+
+
+def policy_value(policy: BalancingPolicy) -> bytes:
+    """The JSON value stored for a policy (every field, so `policy show` is explicit)."""
+    data = {f: getattr(policy, f) for f in sorted(_POLICY_FIELDS)}
+    data["hash_on"] = [str(h) for h in policy.hash_on]
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
