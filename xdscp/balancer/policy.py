@@ -114,8 +114,9 @@ def _wrapped(message: Any, name: str, default: int) -> int:
     return int(getattr(message, name).value) if message.HasField(name) else default
 
 
-def _check_ring(min_ring: int, max_ring: int, where: str) -> None:
-    if max_ring > ENVOY_MAX_RING:
+def _check_ring(min_ring: int, max_ring: int, where: str, *, typed: bool = False) -> None:
+    # Typed configs travel in an Any whose range rules Envoy 1.40 does not apply.
+    if max_ring > ENVOY_MAX_RING and not typed:
         raise BalancerError(
             f"{where}.maximum_ring_size: value must be less than or equal to {ENVOY_MAX_RING}"
         )
@@ -125,8 +126,9 @@ def _check_ring(min_ring: int, max_ring: int, where: str) -> None:
         )
 
 
-def _check_table(size: int) -> None:
-    if size > MAGLEV_MAX_TABLE:
+def _check_table(size: int, *, typed: bool = False) -> None:
+    # Typed configs travel in an Any whose range rules Envoy 1.40 does not apply.
+    if size > MAGLEV_MAX_TABLE and not typed:
         raise BalancerError("maglev table_size: value must be less than or equal to 5000011")
     if not is_prime(size):
         raise BalancerError(f"The table size of maglev must be prime number, got {size}")
@@ -253,7 +255,7 @@ def _typed_settings(
     )
     if kind is Kind.MAGLEV:
         size = _wrapped(message, "table_size", DEFAULT_MAGLEV_TABLE)
-        _check_table(size)
+        _check_table(size, typed=True)
         return replace(settings, table_size=size)
     return _typed_ring(message, settings, index, grpc=grpc)
 
@@ -269,7 +271,7 @@ def _typed_ring(message: Any, settings: LbSettings, index: int, *, grpc: bool) -
     if grpc:
         _grpc_ring_checks(min_ring, max_ring, murmur, where)
     else:
-        _check_ring(min_ring, max_ring, "ring_hash")
+        _check_ring(min_ring, max_ring, "ring_hash", typed=True)
     return replace(
         settings,
         min_ring_size=min_ring,

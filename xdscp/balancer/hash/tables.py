@@ -25,7 +25,7 @@ import xxhash
 from xdscp.balancer.hash import maglev_build
 from xdscp.balancer.hash.functions import murmur2_64a, xxh64
 from xdscp.errors import ValidationError
-from xdscp.model import ENVOY_MAX_RING, ENVOY_MIN_RING, MAGLEV_MAX_TABLE, HashFunction, is_prime
+from xdscp.model import HashFunction, is_prime
 
 H = TypeVar("H")
 
@@ -96,11 +96,12 @@ class RingHashTable(Generic[H]):
         max_ring_size: int,
         hash_function: HashFunction | str,
     ) -> None:
-        if not ENVOY_MIN_RING <= min_ring_size <= max_ring_size <= ENVOY_MAX_RING:
+        # The proto's 1..8388608 range is enforced where the config is read (Envoy skips it
+        # for typed configs inside load_balancing_policy); the ring itself only needs order.
+        if not 0 <= min_ring_size <= max_ring_size:
             raise ValidationError(
                 "min_ring_size",
-                f"need {ENVOY_MIN_RING} <= min_ring_size ({min_ring_size}) <= "
-                f"max_ring_size ({max_ring_size}) <= {ENVOY_MAX_RING}",
+                f"need 0 <= min_ring_size ({min_ring_size}) <= max_ring_size ({max_ring_size})",
             )
         _check_weights(hosts)
         hasher = _ring_hasher(hash_function)
@@ -196,10 +197,9 @@ class MaglevTable(Generic[H]):
     __slots__ = ("_modulus", "_table", "counts", "table_size")
 
     def __init__(self, hosts: Sequence[WeightedKey[H]], *, table_size: int) -> None:
-        if not (2 <= table_size <= MAGLEV_MAX_TABLE and is_prime(table_size)):
-            raise ValidationError(
-                "table_size", f"must be a prime in [2, {MAGLEV_MAX_TABLE}], got {table_size}"
-            )
+        # Envoy checks the <= 5000011 limit on maglev_lb_config only, primality always.
+        if not is_prime(table_size):
+            raise ValidationError("table_size", f"must be a prime number, got {table_size}")
         _check_weights(hosts)
         self.table_size = table_size
         self.counts: list[int] = [0] * len(hosts)
