@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer protos clean
+.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer bench-registry protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ bench-hash: $(STAMP)
 bench-balancer: $(STAMP)
 	$(BIN)/python -m bench.balancer
 
+bench-registry: $(STAMP)
+	$(BIN)/python -m bench.registry
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.balancer
+	$(BIN)/python -m bench.registry
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen

@@ -2,8 +2,9 @@
 
 Applications register themselves with an async context manager:
 
+    me = build_registration("api", "10.0.0.7", 8080, weight=2, locality=Locality(zone="a"))
     async with EtcdClient(EtcdConfig(endpoints=("http://etcd:2379",))) as client:
-        async with register(client, "api", "10.0.0.7", 8080, weight=2) as registered:
+        async with register(client, me, ttl=10) as registered:
             ...  # registered.key stays in etcd while the block runs
 
 The key is attached to a lease kept alive in the background and revoked on exit, so a crashed
@@ -22,6 +23,7 @@ import structlog
 
 from xdscp.errors import EtcdError, ValidationError
 from xdscp.etcd import EtcdClient, LeaseExpiredError, keep_alive
+from xdscp.etcd.backoff import Backoff
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
 from xdscp.sources.registry_format import (
     Registration,
@@ -111,14 +113,25 @@ async def _write(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
     return lease_id
 
 
+async def _rewrite(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
+    """Register again under a new lease, retrying with backoff while etcd is unreachable."""
+    backoff = Backoff(0.1, client.config.max_backoff)
+    while True:
+        try:
+            return await _write(client, key, value, ttl)
+        except EtcdError as exc:
+            log.warning("registration_retry", key=key, error=str(exc))
+            await asyncio.sleep(backoff.next_delay())
+
+
 async def _keep(client: EtcdClient, key: str, value: bytes, ttl: int, box: list[int]) -> None:
-    """Keep the lease alive; if etcd lost it (a long outage), register again."""
+    """Keep the lease alive; if etcd lost it (an outage longer than the TTL), register again."""
     while True:
         try:
             await keep_alive(client, box[0], ttl)
         except LeaseExpiredError:
             log.warning("registration_lease_lost", key=key, lease=f"{box[0]:x}")
-        box[0] = await _write(client, key, value, ttl)
+        box[0] = await _rewrite(client, key, value, ttl)
         log.info("registration_renewed", key=key, lease=f"{box[0]:x}")
 
 
@@ -140,8 +153,9 @@ async def register(
         yield Registered(key, value, box[0], registration)
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])  # the caller's own cancellation still propagates
+        if not task.cancelled() and task.exception() is not None:
+            log.error("registration_keepalive_failed", key=key, error=str(task.exception()))
         try:
             await client.lease_revoke(box[0])
         except EtcdError as exc:

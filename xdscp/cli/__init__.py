@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from xdscp import __version__
-from xdscp.cli import backend, bootstrap, simulate
+from xdscp.cli import backend, bootstrap, registry, simulate
 from xdscp.logs import configure_logging
 
 
@@ -31,3 +31,5 @@ def main(log_level: str, log_format: str) -> None:
 
 for _module in (backend, bootstrap, simulate):
     main.add_command(_module.command)
+for _command in registry.commands:
+    main.add_command(_command)

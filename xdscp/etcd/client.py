@@ -137,7 +137,9 @@ class EtcdClient:
         raise EtcdUnavailableError(f"no etcd endpoint reachable ({names})")
 
     def stub(self, service: str) -> Any:
-        """The generated stub of `service` on the current channel (call `_ready` first)."""
+        """The generated stub of `service` on the current channel (call `connected` first)."""
+        if self._channel is None:
+            raise EtcdUnavailableError("not connected (the channel was just rotated)")
         if service not in self._stubs:
             self._stubs[service] = _STUBS[service](self._channel)
         return self._stubs[service]
@@ -177,15 +179,19 @@ class EtcdClient:
             channel = await self._ready()
             try:
                 metadata = await self.metadata()
-                remaining = max(0.05, deadline - loop.time())
+                # An attempt may hang while etcd elects a new leader: give it a third of the
+                # budget so an idempotent call can be retried (on another member) in time.
+                attempt = min(deadline - loop.time(), self.config.request_timeout / 3)
+                if not idempotent:
+                    attempt = deadline - loop.time()
                 return await getattr(self.stub(service), method)(
-                    request, timeout=remaining, metadata=metadata, wait_for_ready=True
+                    request, timeout=max(0.05, attempt), metadata=metadata, wait_for_ready=True
                 )
             except grpc.aio.AioRpcError as exc:
                 error = map_rpc_error(f"{service}.{method}", exc)
             except grpc.aio.UsageError:
                 error = EtcdUnavailableError(f"{service}.{method}: channel closed by failover")
-            except AuthExpiredError as exc:
+            except EtcdError as exc:  # from authenticating
                 error = exc
             if isinstance(error, AuthExpiredError) and not auth_retried:
                 self.forget_token()
@@ -195,7 +201,8 @@ class EtcdClient:
                 raise error
             if loop.time() >= deadline:
                 raise error
-            await self._rotate(channel)
+            if len(self._endpoints) > 1:  # try another member; alone, gRPC reconnects itself
+                await self._rotate(channel)
             await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
 
     async def get_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:

@@ -23,7 +23,7 @@ class PrefixMirror:
     """The current content of one key prefix, and the revision it is complete up to."""
 
     def __init__(self) -> None:
-        self._items: dict[bytes, KeyValue] = {}
+        self._revisions: dict[bytes, int] = {}  # key -> mod_revision (values are not kept)
         self._revision = 0
         self._loaded = False
 
@@ -43,23 +43,26 @@ class PrefixMirror:
         return self._revision + 1
 
     @property
-    def items(self) -> Mapping[bytes, KeyValue]:
-        """A read-only view of the mirrored keys."""
-        return MappingProxyType(self._items)
+    def revisions(self) -> Mapping[bytes, int]:
+        """A read-only view of the mirrored keys and their `mod_revision`.
+
+        Values are not kept: within one key, equal `mod_revision` means equal value, so the
+        revision is all a re-list diff needs (and memory stays small for large registries).
+        """
+        return MappingProxyType(self._revisions)
 
     def load(self, kvs: Iterable[KeyValue], header_revision: int) -> list[WatchEvent]:
         """Replace the content by a full listing taken at `header_revision`; return the diff."""
         fresh = {kv.key: kv for kv in kvs}
         changes = [
             WatchEvent(EventKind.DELETE, key, b"", header_revision)
-            for key in sorted(self._items.keys() - fresh.keys())
+            for key in sorted(self._revisions.keys() - fresh.keys())
         ]
         for key in sorted(fresh):
             kv = fresh[key]
-            old = self._items.get(key)
-            if old is None or old.value != kv.value or old.mod_revision != kv.mod_revision:
+            if self._revisions.get(key) != kv.mod_revision:
                 changes.append(WatchEvent(EventKind.PUT, key, kv.value, kv.mod_revision))
-        self._items = fresh
+        self._revisions = {key: kv.mod_revision for key, kv in fresh.items()}
         self._revision = header_revision
         self._loaded = True
         return changes
@@ -76,8 +79,8 @@ class PrefixMirror:
             if event.mod_revision <= floor:
                 continue
             if event.kind is EventKind.PUT:
-                self._items[event.key] = KeyValue(event.key, event.value, event.mod_revision)
-            elif self._items.pop(event.key, None) is None:
+                self._revisions[event.key] = event.mod_revision
+            elif self._revisions.pop(event.key, None) is None:
                 self._revision = event.mod_revision
                 continue
             self._revision = event.mod_revision

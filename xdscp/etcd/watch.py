@@ -40,6 +40,10 @@ def _batch(response: rpc_pb2.WatchResponse) -> WatchBatch | None:
         if response.compact_revision:
             raise EtcdCompactedError(int(response.compact_revision))
         reason = response.cancel_reason or "watch canceled by etcd"
+        if "future revision" in reason:
+            # etcd's history is behind ours (restored from an older backup): re-list, as
+            # after a compaction, so the mirror follows what etcd holds now.
+            raise EtcdCompactedError(0)
         if "auth" in reason or "permission" in reason:
             raise AuthExpiredError(reason)
         raise EtcdError(reason)

@@ -254,7 +254,7 @@ class RegistryState:
         rejections: list[Rejection] = []
         for key in sorted(regs):
             reg = regs[key]
-            address = reg.host if is_ip(reg.host) else lookup(reg.host)
+            address = lookup(reg.host) if reg.host in self._host_refs else reg.host
             if address is None:
                 rejections.append(Rejection(key, "unresolvable", f"{reg.host} does not resolve"))
                 continue

@@ -51,8 +51,9 @@ async def running(source: EtcdRegistrySource, recorder: Recorder) -> AsyncIterat
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # the source failed: fail the test
 
 
 def endpoint_json(ip: str, port: int, **extra: object) -> bytes:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.fixtures.etcd import EtcdServer, free_port
+from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port
 from xdscp.errors import EtcdUnavailableError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher
 
@@ -79,5 +79,27 @@ async def test_watch_resumes_after_kill_without_losing_events(etcd_server: EtcdS
             (EventKind.PUT, b"/w/1"),
             (EventKind.DELETE, b"/w/0"),
         ]
-        assert set(watcher.mirror.items) == {b"/w/1"}
+        assert set(watcher.mirror.revisions) == {b"/w/1"}
+        await changes.aclose()
+
+
+async def test_watch_fails_over_to_another_cluster_member(etcd_cluster: EtcdCluster) -> None:
+    """Killing the member a watcher uses moves it to another member; nothing is lost."""
+    config = EtcdConfig(endpoints=etcd_cluster.urls, connect_timeout=0.5, request_timeout=10.0)
+    async with EtcdClient(config) as client:
+        watcher = PrefixWatcher(client, b"/m/")
+        changes = watcher.changes()
+        await anext(changes)
+        used = next(m for m in etcd_cluster.members if m.client_port == client.endpoint.port)
+        others = [m for m in etcd_cluster.members if m is not used]
+        used.kill()
+        writer_config = EtcdConfig(endpoints=tuple(m.url for m in others), request_timeout=15.0)
+        async with EtcdClient(writer_config) as writer:
+            await writer.put(b"/m/a", b"1")
+            await writer.put(b"/m/b", b"2")
+        seen: list[bytes] = []
+        while len(seen) < 2:
+            seen += [e.key for e in await asyncio.wait_for(anext(changes), 15)]
+        assert seen == [b"/m/a", b"/m/b"]
+        assert client.endpoint.port != used.client_port
         await changes.aclose()

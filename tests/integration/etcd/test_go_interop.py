@@ -34,7 +34,7 @@ def go_tool(tmp_path_factory: pytest.TempPathFactory) -> str:
         pytest.skip("no `go` on PATH: the Go interop tests need the Go toolchain")
     binary = tmp_path_factory.mktemp("go") / "etcdnaming"
     subprocess.run(
-        [go, "build", "-mod=readonly", "-o", str(binary), "."],
+        [go, "build", "-mod=readonly", "-buildvcs=false", "-o", str(binary), "."],
         cwd=MODULE, check=True, timeout=600, capture_output=True,
     )  # fmt: skip
     return str(binary)

@@ -133,3 +133,45 @@ def test_cli_deregister_and_bad_input(etcd_server: EtcdServer) -> None:
     bad = runner.invoke(cli(), ["register", "api", "10.0.0.1:0", "--etcd", url])
     assert bad.exit_code != 0
     assert "port" in bad.output
+
+
+async def test_a_lost_lease_is_replaced_and_the_key_written_again(etcd_server: EtcdServer) -> None:
+    """If the lease disappears (revoked, or expired in a long outage) the registrar re-registers."""
+    registration = build_registration("api", "10.0.0.6", 80)
+    async with (
+        EtcdClient(etcd_server.config()) as client,
+        register(client, registration, ttl=2) as done,
+    ):
+        await client.lease_revoke(done.lease_id)
+        assert await client.get(done.key.encode()) is None
+
+        async def rewritten() -> bool:
+            kv = await client.get(done.key.encode())
+            return kv is not None and kv.lease not in (0, done.lease_id)
+
+        deadline = time.monotonic() + 10
+        while not await rewritten():
+            assert time.monotonic() < deadline, "the registration was not written again"
+            await asyncio.sleep(0.1)
+
+
+def test_a_killed_registrar_vanishes_after_its_ttl(etcd_server: EtcdServer) -> None:
+    """SIGKILL leaves no chance to revoke: the key disappears when the lease's TTL runs out."""
+    code = (
+        "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
+        "from xdscp.cli.registry import register_command; register_command()"
+    )
+    args = ["api", "10.0.0.8:80", "--ttl", "2", "--etcd", etcd_server.url]
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"registered ")
+    finally:
+        proc.kill()
+        proc.wait()
+    listed = CliRunner().invoke(cli(), ["list", "--etcd", etcd_server.url]).output
+    assert "10.0.0.8:80" in listed  # still there right after the kill
+    deadline = time.monotonic() + 8
+    while "10.0.0.8:80" in CliRunner().invoke(cli(), ["list", "--etcd", etcd_server.url]).output:
+        assert time.monotonic() < deadline, "the lease did not expire"
+        time.sleep(0.2)

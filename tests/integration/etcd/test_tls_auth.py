@@ -39,7 +39,7 @@ def secure_etcd(etcd_bin: str, tmp_path: Path):  # type: ignore[no-untyped-def]
         extra_args=("--auth-token-ttl=1",),
     )  # fmt: skip
     try:
-        server.start()
+        server.start_fresh()
         _etcdctl(server, "user", "add", "root", "--new-user-password=s3cret")
         _etcdctl(server, "user", "grant-role", "root", "root")
         _etcdctl(server, "auth", "enable")
