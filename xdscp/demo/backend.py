@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,6 +63,12 @@ class _HttpServer(ThreadingHTTPServer):
         super().__init__((config.host, config.http_port), _Handler)
         self.name = config.name
         self.delay_s = config.delay_s
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client (a proxy that timed out) closing first is normal: stay quiet about it."""
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 def _who_handler(config: BackendConfig) -> grpc.GenericRpcHandler:
