@@ -9,7 +9,6 @@ shows how many request hashes move when one endpoint is added or removed, next t
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from xdscp.model import (
     Service,
     parse_lb_policy,
 )
+from xdscp.translate import cluster_for, load_assignment_for
 
 _BAR_WIDTH = 30
 
@@ -115,19 +115,13 @@ def build_service(
     return Service("simulated", tuple(items), _policy(spec, hash_on))
 
 
-def translation() -> tuple[Resources, str]:
-    """`xdscp.translate` when present, else the balancer's stand-in translation."""
-    try:
-        module = importlib.import_module("xdscp.translate")
-        source = "xdscp.translate"
-    except ImportError:
-        module = importlib.import_module("xdscp.balancer.standin")
-        source = "stand-in translation"
+def translation() -> Resources:
+    """The Cluster and ClusterLoadAssignment a client receives for a service."""
 
     def resources(service: Service) -> tuple[Any, Any]:
-        return module.cluster_for(service), module.load_assignment_for(service)
+        return cluster_for(service), load_assignment_for(service)
 
-    return resources, source
+    return resources
 
 
 def render(result: SimulationResult, title: str) -> Table:
@@ -215,7 +209,7 @@ def command(
         count = requests if requests is not None else int(document.get("requests", 10_000))
         client_name = client or str(document.get("client", "envoy"))
         seed = seed if seed is not None else document.get("seed")
-        resources, source = translation()
+        resources = translation()
         result = simulate(service, resources, requests=count, client=client_name, seed=seed)
         fractions = None
         if service.policy.is_hashing and len(service.endpoints) > 1:
@@ -223,7 +217,7 @@ def command(
     except (ValidationError, BalancerError) as exc:
         raise click.ClickException(str(exc)) from None
     console = Console()
-    title = f"{service.policy.lb} on {client_name}, {count} requests ({source})"
+    title = f"{service.policy.lb} on {client_name}, {count} requests"
     console.print(render(result, title))
     if fractions is not None:
         console.print(_remap_table(fractions, service.policy.lb))

@@ -1,0 +1,138 @@
+"""Snapshots: deterministic content-hash versions, reuse of unchanged services, last good kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf import any_pb2, text_format
+
+from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+from xdscp.resources import TypeUrl
+from xdscp.translate import TranslateOptions, Translator, translate
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"
+UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"  # regenerate: XDSCP_UPDATE_GOLDEN=1 pytest
+
+
+def _world() -> dict[str, Service]:
+    eps = (
+        Endpoint("10.0.0.1", 8080, weight=1, locality=Locality("eu", "a")),
+        Endpoint("10.0.0.2", 8080, weight=2, locality=Locality("eu", "b")),
+        Endpoint("10.0.0.3", 8080, weight=7, priority=1),
+    )
+    policies = {
+        "rr": BalancingPolicy(),
+        "wrr": BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN),
+        "random": BalancingPolicy(lb=LbPolicy.RANDOM),
+        "wrandom": BalancingPolicy(lb=LbPolicy.WEIGHTED_RANDOM),
+        "lr": BalancingPolicy(lb=LbPolicy.LEAST_REQUEST, choice_count=3),
+        "ring": BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn.parse("header:x-user"),)),
+        "maglev": BalancingPolicy(lb=LbPolicy.MAGLEV, hash_on=(HashOn.parse("cookie:sid"),)),
+        "srcip": BalancingPolicy(lb=LbPolicy.SOURCE_IP_HASH),
+    }
+    return {name: Service(name, eps, policy) for name, policy in policies.items()}
+
+
+def _text(resource_bytes: bytes, message: object) -> str:
+    wrapped = any_pb2.Any.FromString(resource_bytes)
+    assert wrapped.Unpack(message)  # type: ignore[arg-type]
+    return text_format.MessageToString(message)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(_world()))
+def test_golden_resources(name: str) -> None:
+    """Each policy's Cluster and CLA equal the reviewed golden text (XDSCP_UPDATE_GOLDEN=1
+    rewrites them after an intended change)."""
+    snapshot = translate(_world()).snapshot
+    text = (
+        _text(snapshot.resources[TypeUrl.CLUSTER][name].any_bytes, cluster_pb2.Cluster())
+        + "---\n"
+        + _text(
+            snapshot.resources[TypeUrl.ENDPOINT][name].any_bytes,
+            endpoint_pb2.ClusterLoadAssignment(),
+        )
+    )
+    path = GOLDEN / f"{name}.txtpb"
+    if UPDATE:
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def _versions_in_subprocess() -> dict[str, str]:
+    code = (
+        "import json, sys; sys.path.insert(0, '.');"
+        "from tests.unit.translate.test_snapshot import _world;"
+        "from xdscp.translate import translate;"
+        "s = translate(_world()).snapshot;"
+        "print(json.dumps({str(t): v for t, v in s.versions.items()}))"
+    )
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def test_versions_are_identical_across_processes() -> None:
+    """Another process (another hash seed: a restart or a replica) computes the same versions."""
+    here = {str(t): v for t, v in translate(_world()).snapshot.versions.items()}
+    assert _versions_in_subprocess() == here
+
+
+def test_unchanged_services_reuse_their_resources() -> None:
+    """Changing one service rebuilds only it; the others keep the very same Resource objects."""
+    translator = Translator()
+    world = _world()
+    first = translator.translate(world).snapshot
+    changed = dict(world)
+    changed["rr"] = Service("rr", world["rr"].endpoints[:2], world["rr"].policy)
+    second = translator.translate(changed).snapshot
+    for type_url in (TypeUrl.CLUSTER, TypeUrl.ENDPOINT):
+        for name in world:
+            same = first.resources[type_url][name] is second.resources[type_url][name]
+            assert same == (name != "rr"), (type_url, name)
+    # rr's Cluster is rebuilt but byte-identical: same version, so clients see no CDS change.
+    assert first.resources[TypeUrl.CLUSTER]["rr"] == second.resources[TypeUrl.CLUSTER]["rr"]
+    assert first.versions[TypeUrl.ENDPOINT] != second.versions[TypeUrl.ENDPOINT]
+    assert first.versions[TypeUrl.CLUSTER] == second.versions[TypeUrl.CLUSTER]
+    assert first.versions[TypeUrl.ROUTE] == second.versions[TypeUrl.ROUTE]
+
+
+def test_rejected_service_keeps_its_last_good_resources() -> None:
+    """A service that turns untranslatable keeps its last good version and is reported;
+    the others move on; a service never translated is left out."""
+    translator = Translator()
+    world = _world()
+    good = translator.translate(world).snapshot
+    heavy = tuple(Endpoint(f"10.9.0.{i}", 80, weight=2**31) for i in (1, 2))
+    bad = dict(world)
+    bad["wrr"] = Service("wrr", heavy, world["wrr"].policy)
+    bad["newbad"] = Service("newbad", heavy, world["wrr"].policy)
+    result = translator.translate(bad)
+    assert [r.service for r in result.rejected] == ["newbad", "wrr"]
+    assert "4294967295" in result.rejected[0].reason
+    endpoints = result.snapshot.resources[TypeUrl.ENDPOINT]
+    assert endpoints["wrr"] is good.resources[TypeUrl.ENDPOINT]["wrr"]
+    assert "newbad" not in endpoints
+    assert "newbad" not in result.snapshot.resources[TypeUrl.CLUSTER]
+
+
+def test_routes_only_name_clusters_in_the_snapshot() -> None:
+    """The route configuration names exactly the clusters of the same snapshot."""
+    from envoy.config.route.v3 import route_pb2
+
+    snapshot = translate(_world(), TranslateOptions()).snapshot
+    routes = route_pb2.RouteConfiguration()
+    any_pb2.Any.FromString(snapshot.resources[TypeUrl.ROUTE]["xdscp_routes"].any_bytes).Unpack(
+        routes
+    )
+    named = {vh.routes[0].route.cluster for vh in routes.virtual_hosts}
+    assert named == set(snapshot.resources[TypeUrl.CLUSTER])

@@ -1,0 +1,27 @@
+"""Translation: services and policies → the xDS resources each kind of client accepts.
+
+Pure and deterministic: the same services give the same bytes and versions on every run and
+every replica (versions are content hashes). Built only here.
+"""
+
+from xdscp.translate.envoy import (
+    cluster_for,
+    http_listener,
+    load_assignment_for,
+    route_configuration,
+)
+from xdscp.translate.options import ClientKind, TranslateOptions
+from xdscp.translate.snapshot import Rejection, TranslationResult, Translator, translate
+
+__all__ = [
+    "ClientKind",
+    "Rejection",
+    "TranslateOptions",
+    "TranslationResult",
+    "Translator",
+    "cluster_for",
+    "http_listener",
+    "load_assignment_for",
+    "route_configuration",
+    "translate",
+]

@@ -1,0 +1,174 @@
+"""Service → Envoy resources: Cluster, ClusterLoadAssignment, Listener, RouteConfiguration.
+
+Pure functions of their inputs. Anything a client would reject for a reason visible here
+raises TranslationError instead of reaching the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from itertools import groupby
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, health_check_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf import struct_pb2
+
+from xdscp.errors import TranslationError
+from xdscp.model import UINT32_MAX, Endpoint, Health, Service
+from xdscp.translate.lb import envoy_policy, sends_weights, set_policies
+from xdscp.translate.options import TranslateOptions
+
+_HEALTH = {
+    Health.HEALTHY: health_check_pb2.HEALTHY,
+    Health.UNHEALTHY: health_check_pb2.UNHEALTHY,
+    Health.DEGRADED: health_check_pb2.DEGRADED,
+    Health.DRAINING: health_check_pb2.DRAINING,
+}
+_DEFAULT = TranslateOptions()
+METADATA_NAMESPACE = "xdscp"
+
+
+def ads_config_source() -> Any:
+    """`ConfigSource{ads: {}}` for the v3 API: resources come over the client's ADS stream."""
+    source = config_source_pb2.ConfigSource(resource_api_version=config_source_pb2.V3)
+    source.ads.SetInParent()  # an empty message that must be present
+    return source
+
+
+def cluster_for(service: Service, options: TranslateOptions | None = None) -> Any:
+    """The EDS Cluster (endpoints over ADS) Envoy receives for `service`."""
+    options = options or _DEFAULT
+    cluster = cluster_pb2.Cluster(name=service.name, type=cluster_pb2.Cluster.EDS)
+    cluster.connect_timeout.FromMilliseconds(options.connect_timeout_ms)
+    cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+    cluster.common_lb_config.healthy_panic_threshold.value = service.policy.panic_threshold
+    set_policies(cluster, [envoy_policy(service.policy)])
+    return cluster
+
+
+def _lb_endpoint(endpoint: Endpoint, *, weighted: bool) -> Any:
+    lb = endpoint_components_pb2.LbEndpoint(health_status=_HEALTH[endpoint.health])
+    socket = lb.endpoint.address.socket_address
+    socket.address = endpoint.address
+    socket.port_value = endpoint.port
+    if weighted:
+        lb.load_balancing_weight.value = endpoint.weight
+    if endpoint.hash_key is not None:
+        lb.metadata.filter_metadata["envoy.lb"].update({"hash_key": endpoint.hash_key})
+    if endpoint.metadata:
+        lb.metadata.filter_metadata[METADATA_NAMESPACE].CopyFrom(
+            struct_pb2.Struct(
+                fields={k: struct_pb2.Value(string_value=v) for k, v in endpoint.metadata.items()}
+            )
+        )
+    return lb
+
+
+def _group_weight(service: Service, group: Sequence[Endpoint], weighted: bool) -> int:
+    total = sum(e.weight for e in group) if weighted else len(group)
+    if total > UINT32_MAX:
+        raise TranslationError(
+            f"{service.name}: locality {group[0].locality} at priority {group[0].priority} "
+            f"weighs {total}, more than {UINT32_MAX} (Envoy rejects it)"
+        )
+    return total
+
+
+def _check_priority_totals(service: Service, weighted: bool) -> None:
+    for priority, members in groupby(service.endpoints, key=lambda e: e.priority):
+        total = sum(e.weight if weighted else 1 for e in members)
+        if total > UINT32_MAX:
+            raise TranslationError(
+                f"{service.name}: endpoint weights at priority {priority} add up to {total}, "
+                f"more than {UINT32_MAX} (Envoy rejects it)"
+            )
+
+
+def load_assignment_for(service: Service, options: TranslateOptions | None = None) -> Any:
+    """The ClusterLoadAssignment: one locality group per (priority, locality), weights set."""
+    del options  # the same for every listener configuration
+    weighted = sends_weights(service.policy)
+    _check_priority_totals(service, weighted)
+    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=service.name)
+    cla.policy.overprovisioning_factor.value = service.policy.overprovisioning_factor
+    for (priority, locality), members in groupby(
+        service.endpoints, key=lambda e: (e.priority, e.locality)
+    ):
+        group = list(members)
+        lle = cla.endpoints.add(priority=priority)
+        lle.locality.region, lle.locality.zone, lle.locality.sub_zone = (
+            locality.region,
+            locality.zone,
+            locality.sub_zone,
+        )
+        # Always set: gRPC clients drop a locality without a weight.
+        lle.load_balancing_weight.value = _group_weight(service, group, weighted)
+        lle.lb_endpoints.extend(_lb_endpoint(e, weighted=weighted) for e in group)
+    return cla
+
+
+def _domains(name: str, options: TranslateOptions) -> list[str]:
+    hosts = [name, *(name + suffix for suffix in options.domain_suffixes)]
+    return [d for host in hosts for d in (host, f"{host}:*")]
+
+
+def _virtual_host(name: str, domains: Iterable[str], cluster: str) -> Any:
+    route = route_components_pb2.Route(route=route_components_pb2.RouteAction(cluster=cluster))
+    route.match.prefix = "/"
+    return route_components_pb2.VirtualHost(name=name, domains=list(domains), routes=[route])
+
+
+def route_configuration(
+    service_names: Sequence[str], options: TranslateOptions | None = None
+) -> Any:
+    """One virtual host per service (Host `NAME` or `NAME:port`); never a route to an unknown
+    cluster: `service_names` must be the clusters the same snapshot carries."""
+    options = options or _DEFAULT
+    config = route_pb2.RouteConfiguration(name=options.route_name)
+    config.virtual_hosts.extend(
+        _virtual_host(name, _domains(name, options), name) for name in sorted(service_names)
+    )
+    default = options.default_service
+    if default is not None and default in service_names:
+        config.virtual_hosts.append(_virtual_host("default", ["*"], default))
+    return config
+
+
+def http_listener(options: TranslateOptions | None = None) -> Any:
+    """The one HTTP listener Envoy proxies through, its routes fetched by RDS over ADS."""
+    options = options or _DEFAULT
+    manager = hcm_pb2.HttpConnectionManager(
+        stat_prefix="xdscp", codec_type=hcm_pb2.HttpConnectionManager.AUTO
+    )
+    manager.rds.route_config_name = options.route_name
+    manager.rds.config_source.CopyFrom(ads_config_source())
+    router = manager.http_filters.add(name="envoy.filters.http.router")
+    router.typed_config.Pack(router_pb2.Router(), deterministic=True)
+    chain = listener_components_pb2.FilterChain()
+    network = chain.filters.add(name="envoy.filters.network.http_connection_manager")
+    network.typed_config.Pack(manager, deterministic=True)
+    return listener_pb2.Listener(
+        name=options.listener_name,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(
+                address=options.listener_address, port_value=options.listener_port
+            )
+        ),
+        filter_chains=[chain],
+    )
+
+
+__all__ = [
+    "cluster_for",
+    "http_listener",
+    "load_assignment_for",
+    "route_configuration",
+]

@@ -1,0 +1,43 @@
+"""What translation needs besides the services: the client kind and the listener it exposes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from xdscp.errors import ValidationError
+from xdscp.model import check_int, check_ip
+
+
+class ClientKind(StrEnum):
+    """The kind of xDS client a translation is made for; each accepts different resources."""
+
+    ENVOY = "envoy"
+    GRPC = "grpc"
+
+
+@dataclass(frozen=True, slots=True)
+class TranslateOptions:
+    """Settings of the translation that are not per service.
+
+    `domain_suffixes` adds `NAME<suffix>` domains to each service's virtual host (for example
+    `.svc.local`); `default_service` also routes any unmatched Host header to that service.
+    """
+
+    listener_name: str = "xdscp_http"
+    listener_address: str = "0.0.0.0"  # noqa: S104 - Envoy's listener, configurable
+    listener_port: int = 10000
+    route_name: str = "xdscp_routes"
+    domain_suffixes: tuple[str, ...] = ()
+    default_service: str | None = None
+    connect_timeout_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "listener_address", check_ip("listener_address", self.listener_address)
+        )
+        check_int("listener_port", self.listener_port, 1, 65535)
+        check_int("connect_timeout_ms", self.connect_timeout_ms, 1, 600_000)
+        for suffix in self.domain_suffixes:
+            if not suffix or any(c in suffix for c in " /*"):
+                raise ValidationError("domain_suffixes", f"not a domain suffix: {suffix!r}")
