@@ -1,0 +1,1 @@
+"""Integration tests of DNS discovery against a real DNS server process."""
