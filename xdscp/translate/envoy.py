@@ -54,7 +54,8 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     return cluster
 
 
-def _lb_endpoint(endpoint: Endpoint, *, weighted: bool) -> Any:
+def lb_endpoint(endpoint: Endpoint, *, weighted: bool) -> Any:
+    """One LbEndpoint: address, health, weight (when `weighted`), hash key and metadata."""
     lb = endpoint_components_pb2.LbEndpoint(health_status=_HEALTH[endpoint.health])
     socket = lb.endpoint.address.socket_address
     socket.address = endpoint.address
@@ -111,7 +112,7 @@ def load_assignment_for(service: Service, options: TranslateOptions | None = Non
         )
         # Always set: gRPC clients drop a locality without a weight.
         lle.load_balancing_weight.value = _group_weight(service, group, weighted)
-        lle.lb_endpoints.extend(_lb_endpoint(e, weighted=weighted) for e in group)
+        lle.lb_endpoints.extend(lb_endpoint(e, weighted=weighted) for e in group)
     return cla
 
 

@@ -77,7 +77,8 @@ def _ring_hash(policy: BalancingPolicy) -> Any:
     return ring
 
 
-def _maglev(policy: BalancingPolicy) -> Any:
+def maglev_config(policy: BalancingPolicy) -> Any:
+    """The typed Maglev config for `policy` (table size, hash inputs, locality weighting)."""
     maglev = maglev_pb2.Maglev()
     maglev.table_size.value = policy.maglev_table_size
     maglev.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
@@ -109,7 +110,7 @@ def envoy_policy(policy: BalancingPolicy) -> tuple[str, Any]:
         case LbPolicy.RING_HASH:
             return "ring_hash", _ring_hash(policy)
         case LbPolicy.MAGLEV | LbPolicy.SOURCE_IP_HASH | LbPolicy.WEIGHTED_RANDOM:
-            return "maglev", _maglev(policy)
+            return "maglev", maglev_config(policy)
 
 
 def set_policies(cluster: Any, entries: list[tuple[str, Any]]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from google.protobuf import any_pb2
 
-from xdscp.errors import ConfigError, TranslationError
+from xdscp.errors import TranslationError
 from xdscp.model import Service, ServiceSet
 from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.translate.envoy import (
@@ -24,6 +24,13 @@ from xdscp.translate.envoy import (
     http_listener,
     load_assignment_for,
     route_configuration,
+)
+from xdscp.translate.grpc import (
+    grpc_cluster,
+    grpc_listener,
+    grpc_load_assignment,
+    grpc_route_configuration,
+    grpc_warnings,
 )
 from xdscp.translate.options import ClientKind, TranslateOptions
 
@@ -53,7 +60,7 @@ class TranslationResult:
     rejected: tuple[Rejection, ...]
 
 
-ServiceResources = tuple[Resource, Resource]
+ServiceResources = tuple[Resource, ...]
 Builder = Callable[[Service, TranslateOptions], ServiceResources]
 
 
@@ -65,14 +72,28 @@ def envoy_service_resources(service: Service, options: TranslateOptions) -> Serv
     )
 
 
+def grpc_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """Listener (named as the target), RouteConfiguration, Cluster and CLA for gRPC."""
+    return (
+        pack(TypeUrl.CLUSTER, service.name, grpc_cluster(service, options.connect_timeout_ms)),
+        pack(TypeUrl.ENDPOINT, service.name, grpc_load_assignment(service)),
+        pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),
+        pack(TypeUrl.ROUTE, service.name, grpc_route_configuration(service)),
+    )
+
+
+_BUILDERS: dict[ClientKind, Builder] = {
+    ClientKind.ENVOY: envoy_service_resources,
+    ClientKind.GRPC: grpc_service_resources,
+}
+
+
 class Translator:
     """Translates whole service sets for one client kind, remembering per-service results."""
 
     def __init__(
         self, options: TranslateOptions | None = None, client: ClientKind = ClientKind.ENVOY
     ) -> None:
-        if client is not ClientKind.ENVOY:
-            raise ConfigError(f"translation for {client} clients is not available yet")
         self.options = options or TranslateOptions()
         self.client = client
         self._by_value: dict[Service, ServiceResources] = {}
@@ -82,7 +103,10 @@ class Translator:
     def _service(self, service: Service) -> ServiceResources:
         cached = self._by_value.get(service)
         if cached is None:
-            cached = envoy_service_resources(service, self.options)
+            cached = _BUILDERS[self.client](service, self.options)
+            if self.client is ClientKind.GRPC:
+                for note in grpc_warnings(service):
+                    log.warning("grpc_policy_approximated", service=service.name, note=note)
         return cached
 
     def _listener_resources(self, names: tuple[str, ...]) -> tuple[Resource, ...]:
@@ -115,8 +139,9 @@ class Translator:
             by_value[service] = built
             last_good[name] = built
         self._by_value, self._last_good = by_value, last_good
-        resources = [r for pair in last_good.values() for r in pair]
-        resources.extend(self._listener_resources(tuple(sorted(last_good))))
+        resources = [r for built in last_good.values() for r in built]
+        if self.client is ClientKind.ENVOY:
+            resources.extend(self._listener_resources(tuple(sorted(last_good))))
         return TranslationResult(Snapshot.of(resources), tuple(rejected))
 
 

@@ -1,0 +1,196 @@
+"""Service → resources for proxyless gRPC clients (target `xds:///SERVICE`).
+
+gRPC accepts less than Envoy (it rejects a whole CDS response over one policy it does not
+know) and subscribes to everything by name: a Listener named exactly as the target, holding
+an `api_listener`; its RouteConfiguration; the Cluster; the ClusterLoadAssignment.
+
+Policy lists sent (the first entry the client supports wins) and locality weights:
+
+- round_robin: [wrr_locality(round_robin)]; locality weight = its endpoint count (equal
+  shares).
+- weighted_round_robin: [wrr_locality(round_robin)]; one locality per endpoint, weighing the
+  endpoint's weight (gRPC's round robin honours locality weights, not endpoint weights).
+- random / weighted_random: [ring_hash] with no hash policy (a random hash per request),
+  endpoint weights 1 / as registered; localities weigh 1.
+- least_request: [wrr_locality([least_request, round_robin])]: grpc-go takes least request,
+  grpcio round robin.
+- ring_hash: [ring_hash] (XX_HASH, ring of 4096, the client's cap); localities weigh 1
+  (gRPC multiplies endpoint and locality weights).
+- maglev: [maglev, ring_hash]; source_ip_hash: [ring_hash] hashing the channel id.
+
+Hash inputs go in the route (gRPC ignores the cluster-level ones): headers as they are;
+cookie, query parameter and source IP have no gRPC meaning and become the channel id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from itertools import groupby
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.load_balancing_policies.least_request.v3 import least_request_pb2
+from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
+from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
+from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
+
+from xdscp.model import Endpoint, HashSource, Health, LbPolicy, Locality, Service
+from xdscp.translate.envoy import ads_config_source, lb_endpoint
+from xdscp.translate.lb import hash_policy, maglev_config, set_policies
+
+GRPC_RING_CAP = 4096
+CHANNEL_ID = "io.grpc.channel_id"
+_HashPolicy = route_components_pb2.RouteAction.HashPolicy
+_RING_POLICIES = {
+    LbPolicy.RANDOM, LbPolicy.WEIGHTED_RANDOM, LbPolicy.RING_HASH, LbPolicy.MAGLEV,
+    LbPolicy.SOURCE_IP_HASH,
+}  # fmt: skip
+
+
+def grpc_warnings(service: Service) -> list[str]:
+    """What a gRPC client will do differently from the policy's name, for logs and status."""
+    policy = service.policy
+    notes = []
+    if policy.lb is LbPolicy.LEAST_REQUEST:
+        notes.append("least_request: grpc-go balances by least request; grpcio by round robin")
+    if policy.lb is LbPolicy.MAGLEV:
+        notes.append("maglev: gRPC clients use ring hash (same keys stick, other placement)")
+    if policy.hash_function.value == "murmur_hash_2" and policy.lb in _RING_POLICIES:
+        notes.append("ring_hash: gRPC clients hash with XX_HASH only")
+    if any(h.source is not HashSource.HEADER for h in policy.hash_on):
+        notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
+    return notes
+
+
+def _ring() -> Any:
+    # The client caps its ring at 4096 entries; asking for that many from the start gives the
+    # finest shares it can hold (its default minimum, 1024, is coarse for uneven weights).
+    ring = ring_hash_pb2.RingHash(hash_function=ring_hash_pb2.RingHash.XX_HASH)
+    ring.minimum_ring_size.value = GRPC_RING_CAP
+    ring.maximum_ring_size.value = GRPC_RING_CAP
+    return ring
+
+
+def _by_locality(*children: tuple[str, Any]) -> tuple[str, Any]:
+    """wrr_locality over `children` (the first the client supports picks endpoints):
+    localities are chosen by their weight. A bare typed round_robin would make gRPC rotate
+    over every endpoint, ignoring localities."""
+    wrapper = wrr_locality_pb2.WrrLocality()
+    for name, child in children:
+        entry = wrapper.endpoint_picking_policy.policies.add()
+        entry.typed_extension_config.name = f"envoy.load_balancing_policies.{name}"
+        entry.typed_extension_config.typed_config.Pack(child, deterministic=True)
+    return "wrr_locality", wrapper
+
+
+def _policies(service: Service) -> list[tuple[str, Any]]:
+    policy = service.policy
+    round_robin = ("round_robin", round_robin_pb2.RoundRobin())
+    match policy.lb:
+        case LbPolicy.ROUND_ROBIN | LbPolicy.WEIGHTED_ROUND_ROBIN:
+            return [_by_locality(round_robin)]
+        case LbPolicy.LEAST_REQUEST:
+            least = least_request_pb2.LeastRequest()
+            if policy.choice_count != 2:
+                least.choice_count.value = policy.choice_count
+            return [_by_locality(("least_request", least), round_robin)]
+        case LbPolicy.MAGLEV:
+            return [("maglev", maglev_config(replace(policy, hash_on=()))), ("ring_hash", _ring())]
+        case _:
+            return [("ring_hash", _ring())]
+
+
+def grpc_cluster(service: Service, connect_timeout_ms: int = 1000) -> Any:
+    """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins."""
+    cluster = cluster_pb2.Cluster(name=service.name, type=cluster_pb2.Cluster.EDS)
+    cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
+    cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+    set_policies(cluster, _policies(service))
+    return cluster
+
+
+def _groups(service: Service) -> Iterator[tuple[int, Locality, list[Endpoint], int]]:
+    """(priority, locality, endpoints, locality weight), priorities renumbered 0, 1, 2...
+
+    gRPC rejects priority gaps and drops unweighted localities, ignores endpoint weights under
+    round robin and multiplies endpoint by locality weight under ring hash.
+    """
+    lb = service.policy.lb
+    usable = [e for e in service.endpoints if e.health is Health.HEALTHY]
+    for rank, (_, members) in enumerate(groupby(usable, key=lambda e: e.priority)):
+        endpoints = list(members)
+        if lb is LbPolicy.WEIGHTED_ROUND_ROBIN:  # one locality per endpoint carries its weight
+            for e in endpoints:
+                yield (
+                    rank,
+                    replace(e.locality, sub_zone=f"{e.locality.sub_zone}/{e.key}"),
+                    [e],
+                    e.weight,
+                )
+            continue
+        for locality, grouped in groupby(endpoints, key=lambda e: e.locality):
+            group = list(grouped)
+            yield rank, locality, group, 1 if lb in _RING_POLICIES else len(group)
+
+
+def grpc_load_assignment(service: Service) -> Any:
+    """The ClusterLoadAssignment for gRPC: healthy endpoints, every locality weighted."""
+    weighted = service.policy.lb not in {LbPolicy.ROUND_ROBIN, LbPolicy.RANDOM}
+    cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=service.name)
+    for priority, locality, group, weight in _groups(service):
+        lle = cla.endpoints.add(priority=priority)
+        lle.locality.region, lle.locality.zone, lle.locality.sub_zone = (
+            locality.region, locality.zone, locality.sub_zone,
+        )  # fmt: skip
+        lle.load_balancing_weight.value = weight
+        lle.lb_endpoints.extend(lb_endpoint(e, weighted=weighted) for e in group)
+    return cla
+
+
+def _route_hash_policies(service: Service) -> list[Any]:
+    policy = service.policy
+    if policy.lb not in {LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOURCE_IP_HASH}:
+        return []
+    headers = [hash_policy(h) for h in policy.hash_on if h.source is HashSource.HEADER]
+    if len(headers) < len(policy.hash_on) or policy.lb is LbPolicy.SOURCE_IP_HASH:
+        headers.append(_HashPolicy(filter_state=_HashPolicy.FilterState(key=CHANNEL_ID)))
+    return headers
+
+
+def grpc_route_configuration(service: Service) -> Any:
+    """One virtual host for any authority, routing every method to the service's cluster."""
+    action = route_components_pb2.RouteAction(cluster=service.name)
+    action.hash_policy.extend(_route_hash_policies(service))
+    route = route_components_pb2.Route(route=action)
+    route.match.prefix = ""
+    host = route_components_pb2.VirtualHost(name=service.name, domains=["*"], routes=[route])
+    return route_pb2.RouteConfiguration(name=service.name, virtual_hosts=[host])
+
+
+def grpc_listener(service: Service) -> Any:
+    """The Listener named as the target, with an api_listener (HCM, router, RDS over ADS)."""
+    manager = hcm_pb2.HttpConnectionManager(stat_prefix=service.name)
+    manager.rds.route_config_name = service.name
+    manager.rds.config_source.CopyFrom(ads_config_source())
+    router = manager.http_filters.add(name="envoy.filters.http.router")
+    router.typed_config.Pack(router_pb2.Router(), deterministic=True)
+    listener = listener_pb2.Listener(name=service.name)
+    listener.api_listener.api_listener.Pack(manager, deterministic=True)
+    return listener
+
+
+__all__ = [
+    "grpc_cluster",
+    "grpc_listener",
+    "grpc_load_assignment",
+    "grpc_route_configuration",
+    "grpc_warnings",
+]
