@@ -71,10 +71,10 @@ def weight_shares(endpoints: Sequence[Endpoint]) -> dict[str, float]:
     return {e.key: (e.weight / total if e.priority == top else 0.0) for e in endpoints}
 
 
-def _pick(lb: Balancer, service: Service, index: int) -> object:
+def _pick(lb: Balancer, service: Service, index: int, route_policies: Sequence[Any]) -> object:
     if service.policy.is_hashing and service.policy.hash_on:
-        value = lb.request_hash(**synthetic_request(service.policy.hash_on, index))
-        return lb.choose(value)
+        request = synthetic_request(service.policy.hash_on, index)
+        return lb.choose(lb.request_hash(**request, route_policies=route_policies))
     return lb.choose()
 
 
@@ -85,14 +85,17 @@ def simulate(
     requests: int,
     client: str = "envoy",
     seed: int | None = None,
+    route_policies: Sequence[Any] = (),
 ) -> SimulationResult:
-    """Send `requests` requests through the balancer `client` builds for `service`."""
+    """Send `requests` requests through the balancer `client` builds for `service`.
+
+    `route_policies` are the route's hash policies (where gRPC clients take them from)."""
     cluster, cla = resources(service)
     lb = build_balancer(cluster, cla, client=client, rng=random.Random(seed))  # type: ignore[arg-type]
     seen: Counter[str] = Counter()
     unserved = 0
     for index in range(requests):
-        host = _pick(lb, service, index)
+        host = _pick(lb, service, index, route_policies)
         if host is None:
             unserved += 1
         else:

@@ -9,6 +9,7 @@ shows how many request hashes move when one endpoint is added or removed, next t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from xdscp.model import (
     parse_lb_policy,
 )
 from xdscp.translate import cluster_for, load_assignment_for
+from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
 
 _BAR_WIDTH = 30
 
@@ -115,13 +117,22 @@ def build_service(
     return Service("simulated", tuple(items), _policy(spec, hash_on))
 
 
-def translation() -> Resources:
-    """The Cluster and ClusterLoadAssignment a client receives for a service."""
+def translation(client: str = "envoy") -> Resources:
+    """The Cluster and ClusterLoadAssignment `client` receives for a service."""
 
     def resources(service: Service) -> tuple[Any, Any]:
+        if client == "grpc":
+            return grpc_cluster(service), grpc_load_assignment(service)
         return cluster_for(service), load_assignment_for(service)
 
     return resources
+
+
+def route_hash_policies(service: Service, client: str) -> Sequence[Any]:
+    """The route's hash policies: gRPC clients read them there (Envoy's are in CDS)."""
+    if client != "grpc":
+        return ()
+    return list(grpc_route_configuration(service).virtual_hosts[0].routes[0].route.hash_policy)
 
 
 def render(result: SimulationResult, title: str) -> Table:
@@ -209,8 +220,15 @@ def command(
         count = requests if requests is not None else int(document.get("requests", 10_000))
         client_name = client or str(document.get("client", "envoy"))
         seed = seed if seed is not None else document.get("seed")
-        resources = translation()
-        result = simulate(service, resources, requests=count, client=client_name, seed=seed)
+        resources = translation(client_name)
+        result = simulate(
+            service,
+            resources,
+            requests=count,
+            client=client_name,
+            seed=seed,
+            route_policies=route_hash_policies(service, client_name),
+        )
         fractions = None
         if service.policy.is_hashing and len(service.endpoints) > 1:
             fractions = dict(remap_fractions(service, resources, client=client_name))

@@ -115,15 +115,18 @@ def test_cli_file_and_hash_policy_show_remapping(tmp_path: Path) -> None:
     assert "500 requests" in result.output
 
 
-def test_cli_reports_a_grpc_nack() -> None:
-    """Envoy's resources for least request make a gRPC client reject the cluster: gRPC's own
-    message for a typed policy list with no entry it supports, and a non-zero exit."""
-    result = CliRunner().invoke(
-        main,
-        ["simulate", "--policy", "least_request", "--client", "grpc", "--endpoint", "10.0.0.1:80"],
-    )
-    assert result.exit_code == 1
-    assert "no supported load balancing policy config found" in result.output
+def test_cli_grpc_client_gets_the_grpc_translation() -> None:
+    """--client grpc simulates the gRPC translation: weighted round robin follows weights
+    (one locality per endpoint), least request serves (grpcio falls back to round robin)."""
+    args = ["simulate", "--client", "grpc", "--seed", "3", "--requests", "20000"]
+    endpoints = ["--endpoint", "10.0.0.1:80:1", "--endpoint", "10.0.0.2:80:9"]
+    weighted = CliRunner().invoke(main, [*args, "--policy", "weighted_round_robin", *endpoints])
+    assert weighted.exit_code == 0, weighted.output
+    row = next(line for line in weighted.output.splitlines() if "10.0.0.2:80" in line)
+    share = float([c.strip() for c in row.split("│")][3])
+    assert abs(share - 90.0) < 1.5
+    least = CliRunner().invoke(main, [*args, "--policy", "least_request", *endpoints])
+    assert least.exit_code == 0, least.output
 
 
 def test_service_needs_endpoints() -> None:
