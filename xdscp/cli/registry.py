@@ -71,7 +71,8 @@ def etcd_options(func: F) -> F:
     return func
 
 
-def _config(params: dict[str, Any]) -> EtcdConfig:
+def etcd_config(params: dict[str, Any]) -> EtcdConfig:
+    """The EtcdConfig described by the shared etcd flags (they are removed from `params`)."""
     urls = [u for text in params.pop("etcd_urls") for u in text.split(",") if u.strip()]
     settings: dict[str, Any] = {
         "ca_file": params.pop("etcd_ca"),
@@ -127,7 +128,7 @@ def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
 @etcd_options
 def register_command(**params: Any) -> None:
     """Register SERVICE at HOST:PORT until interrupted (SIGINT/SIGTERM revoke the lease)."""
-    config = _config(params)
+    config = etcd_config(params)
     try:
         host, port = split_host_port("address", params["address"])
         registration = build_registration(
@@ -162,7 +163,7 @@ def register_command(**params: Any) -> None:
 @etcd_options
 def deregister_command(**params: Any) -> None:
     """Delete the registration ID of SERVICE (ID defaults to HOST:PORT at register time)."""
-    config = _config(params)
+    config = etcd_config(params)
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
     key = placement.key(params["service"], params["endpoint_id"])
     found = _run(
@@ -198,7 +199,7 @@ async def _list(
 @etcd_options
 def list_command(**params: Any) -> None:
     """Show the registered endpoints (of one SERVICE, or all) as a table."""
-    config = _config(params)
+    config = etcd_config(params)
     try:
         targets = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
     except ValidationError as exc:
@@ -247,7 +248,7 @@ def policy_group() -> None:
 @etcd_options
 def policy_set(**params: Any) -> None:
     """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`."""
-    config = _config(params)
+    config = etcd_config(params)
     service, policies_prefix = params.pop("service"), params.pop("policies_prefix")
     params.pop("services_prefix")
     hash_on = params.pop("hash_on")
@@ -270,7 +271,7 @@ def policy_set(**params: Any) -> None:
 @etcd_options
 def policy_show(**params: Any) -> None:
     """Print SERVICE's stored policy as JSON (the default policy when none is stored)."""
-    config = _config(params)
+    config = etcd_config(params)
     policy = _run(
         functools.partial(
             get_policy, service=params["service"], policies_prefix=params["policies_prefix"]

@@ -1,0 +1,149 @@
+"""The SotW conversation rules, as table tests over request/response sequences."""
+
+from __future__ import annotations
+
+from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.server.protocol import Request, Response, StreamState
+
+C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
+
+
+def snap(clusters: dict[str, bytes], endpoints: dict[str, bytes] | None = None) -> Snapshot:
+    endpoints = (
+        endpoints if endpoints is not None else {n: b"cla-" + v for n, v in clusters.items()}
+    )
+    return Snapshot.of(
+        [Resource(C, n, v) for n, v in clusters.items()]
+        + [Resource(E, n, v) for n, v in endpoints.items()]
+        + [Resource(L, "l", b"listener"), Resource(R, "r", b"routes")]
+    )
+
+
+class Checked:
+    """A stream that checks invariants on every response, like a picky client."""
+
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
+        self.state = StreamState(snapshot=snapshot)
+        self.nonces: dict[TypeUrl, int] = {}
+        self.given_clusters: set[str] = set()
+
+    def check(self, responses: tuple[Response, ...]) -> tuple[Response, ...]:
+        for r in responses:
+            assert r.version_info, "version must not be empty"
+            assert int(r.nonce) > self.nonces.get(r.type_url, 0), "nonces increase"
+            self.nonces[r.type_url] = int(r.nonce)
+            assert all(res.type_url == r.type_url for res in r.resources), "type URL matches"
+            if r.type_url is C:
+                self.given_clusters = {res.name for res in r.resources}
+            if r.type_url is E:
+                names = {res.name for res in r.resources}
+                assert names <= self.given_clusters, "no CLA for a cluster not given"
+        return responses
+
+    def ask(
+        self,
+        type_url: TypeUrl,
+        nonce: str = "",
+        version: str = "",
+        names: tuple[str, ...] = (),
+        error: str | None = None,
+    ) -> tuple[Response, ...]:
+        outcome = self.state.on_request(Request(type_url, version, nonce, names, error))
+        self.last_kind = outcome.kind
+        return self.check(outcome.responses)
+
+    def push(self, snapshot: Snapshot) -> tuple[Response, ...]:
+        return self.check(self.state.on_snapshot(snapshot))
+
+    def ack(self, r: Response, names: tuple[str, ...] = ()) -> tuple[Response, ...]:
+        return self.ask(r.type_url, r.nonce, r.version_info, names)
+
+
+def test_envoy_startup_conversation() -> None:
+    """CDS wildcard, EDS by name, LDS, RDS: each answered once, ACKs answered with nothing."""
+    s = Checked(snap({"a": b"1", "b": b"2"}))
+    (cds,) = s.ask(C)
+    assert [r.name for r in cds.resources] == ["a", "b"]
+    (eds,) = s.ask(E, names=("a", "b"))
+    assert [r.name for r in eds.resources] == ["a", "b"]
+    assert s.ack(cds) == ()
+    (lds,) = s.ask(L)
+    assert s.ack(eds, ("a", "b")) == ()
+    (rds,) = s.ask(R, names=("r",))
+    assert (s.ack(lds), s.ack(rds, ("r",))) == ((), ())
+    assert s.state.state(C).acked_version == cds.version_info
+
+
+def test_no_snapshot_yet_then_first_snapshot_answers_waiting_requests() -> None:
+    """Requests before any snapshot wait; the first snapshot answers them."""
+    s = Checked()
+    assert s.ask(C) == ()
+    (cds,) = s.push(snap({"a": b"1"}))
+    assert cds.type_url is C
+
+
+def test_stale_nonce_is_ignored() -> None:
+    """An ACK for an older response (quick successive pushes) changes nothing."""
+    s = Checked(snap({"a": b"1"}))
+    (first,) = s.ask(C)
+    (second,) = s.push(snap({"a": b"2"}))[:1]
+    assert s.ask(C, first.nonce, first.version_info) == ()
+    assert s.last_kind == "stale"
+    assert s.state.state(C).acked_version == ""
+    s.ack(second)
+    assert s.state.state(C).acked_version == second.version_info
+
+
+def test_cds_change_is_followed_by_eds_and_the_warming_request_is_answered() -> None:
+    """A changed cluster gets its CLA pushed right after CDS (even unchanged), without
+    waiting for the CDS ACK, and Envoy's re-sent EDS request (looks like an ACK) is answered."""
+    s = Checked(snap({"a": b"1"}, {"a": b"cla"}))
+    (cds,) = s.ask(C)
+    (eds,) = s.ask(E, names=("a",))
+    s.ack(cds), s.ack(eds, ("a",))
+    pushed = s.push(snap({"a": b"1-changed"}, {"a": b"cla"}))
+    assert [r.type_url for r in pushed] == [C, E]
+    assert pushed[1].version_info == eds.version_info  # same CLA content, sent again
+    (answer,) = s.ack(pushed[1], ("a",))  # the warming re-request: answered
+    assert answer.type_url is E
+    assert s.ack(answer, ("a",)) == ()  # and then quiet: no loop
+
+
+def test_nack_keeps_quiet_until_content_changes() -> None:
+    """A NACK is recorded with its message; the same content is never re-sent; new is."""
+    s = Checked(snap({"a": b"1"}))
+    (cds,) = s.ask(C)
+    s.ack(cds)
+    (bad,) = s.push(snap({"a": b"bad"}))[:1]
+    assert s.ask(C, bad.nonce, cds.version_info, error="maglev table size not prime") == ()
+    assert s.last_kind == "nack"
+    assert s.state.state(C).nacked_version == bad.version_info
+    assert s.push(snap({"a": b"bad"})) == ()  # same rejected content again: not re-sent
+    fixed = s.push(snap({"a": b"fixed"}))
+    assert [r.type_url for r in fixed][:1] == [C]
+
+
+def test_eds_subscription_change_is_answered_and_only_given_clusters_are_sent() -> None:
+    """New EDS names are answered; a CLA is sent only for clusters the stream was given."""
+    s = Checked(snap({"a": b"1", "b": b"2"}, {"a": b"x", "b": b"y", "orphan": b"z"}))
+    s.ask(C)
+    (eds,) = s.ask(E, names=("a", "orphan"))
+    assert [r.name for r in eds.resources] == ["a"]
+    (more,) = s.ack(eds, ("a", "b"))
+    assert [r.name for r in more.resources] == ["a", "b"]
+
+
+def test_unchanged_content_for_this_stream_is_not_pushed() -> None:
+    """A snapshot change to resources this stream does not subscribe to sends nothing."""
+    s = Checked(snap({"a": b"1", "b": b"2"}))
+    (cds,) = s.ask(C)
+    (eds,) = s.ask(E, names=("a",))
+    s.ack(cds), s.ack(eds, ("a",))
+    assert s.push(snap({"a": b"1", "b": b"2"}, {"a": b"cla-1", "b": b"changed"})) == ()
+
+
+def test_standalone_stream_serves_only_its_type() -> None:
+    """A CDS-only stream ignores other types."""
+    state = StreamState(allowed=frozenset({C}), snapshot=snap({"a": b"1"}))
+    assert state.on_request(Request(E, resource_names=("a",))).kind == "unknown_type"
+    assert len(state.on_request(Request(C)).responses) == 1

@@ -1,0 +1,92 @@
+"""A small asyncio HTTP/1.1 server for operators (no framework: four read-only routes).
+
+GET /ready (200 once every source has published and a snapshot exists, else 503 with the
+reason), /status/nodes (JSON: each connected node's subscriptions, sent/accepted versions,
+last NACK), /status/snapshots (versions per node group), /metrics (Prometheus text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = structlog.get_logger(__name__)
+Route = Callable[[], tuple[int, str, bytes]]
+
+
+def _json(status: int, payload: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(payload, indent=2).encode() + b"\n"
+
+
+class AdminServer:
+    """Serves the admin routes on `host:port` (port 0 picks one; see `.port`)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        registry: CollectorRegistry,
+        readiness: Callable[[], tuple[bool, str]],
+        nodes: Callable[[], Any],
+        snapshots: Callable[[], Any],
+    ) -> None:
+        self.host, self.port = host, port
+        self._routes: dict[str, Route] = {
+            "/ready": lambda: self._ready(readiness),
+            "/status/nodes": lambda: _json(200, nodes()),
+            "/status/snapshots": lambda: _json(200, snapshots()),
+            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry)),
+        }
+        self._server: asyncio.Server | None = None
+
+    @staticmethod
+    def _ready(readiness: Callable[[], tuple[bool, str]]) -> tuple[int, str, bytes]:
+        ready, reason = readiness()
+        return _json(200 if ready else 503, {"ready": ready, "reason": reason})
+
+    async def start(self) -> None:
+        """Listen; `.port` holds the bound port afterwards."""
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("admin_listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
+                pass
+            method, _, rest = line.decode("latin-1").partition(" ")
+            path = rest.split(" ", 1)[0].split("?", 1)[0]
+            route = self._routes.get(path)
+            if method != "GET":
+                status, ctype, body = 405, "text/plain", b"only GET\n"
+            elif route is None:
+                status, ctype, body = (
+                    404,
+                    "text/plain",
+                    ("routes: " + " ".join(self._routes) + "\n").encode(),
+                )
+            else:
+                status, ctype, body = route()
+            head = (
+                f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()

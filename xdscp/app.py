@@ -1,0 +1,157 @@
+"""`xdscp serve`: sources → model → translate → cache → xDS server, plus the admin endpoint.
+
+Each source publishes the complete set of services it owns; the control plane merges the
+sets (a name already owned by an earlier source is kept there, and the clash is logged),
+translates the result once per client kind and stores the snapshots in the cache, whose
+watchers are the open streams. A service whose new input cannot be translated keeps its last
+good resources (see `Translator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from prometheus_client import CollectorRegistry
+
+from xdscp.admin import AdminServer
+from xdscp.cache import SnapshotCache
+from xdscp.model import Service, ServiceSet
+from xdscp.server import StatusBoard, XdsMetrics, XdsService
+from xdscp.sources.base import Publish, Source
+from xdscp.translate import ClientKind, TranslateOptions, Translator
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where the control plane listens and how it translates."""
+
+    xds_host: str = "127.0.0.1"
+    xds_port: int = 18000
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 18001
+    translate: TranslateOptions = field(default_factory=TranslateOptions)
+    identifier: str = "xdscp"
+
+
+class ControlPlane:
+    """The running pipeline. `start()`, then `wait()` or `stop()`."""
+
+    def __init__(self, sources: Sequence[Source], options: ServeOptions | None = None) -> None:
+        self.options = options or ServeOptions()
+        self.sources = list(sources)
+        self.registry = CollectorRegistry()
+        self.metrics = XdsMetrics(self.registry)
+        self.cache = SnapshotCache()
+        self.status = StatusBoard()
+        self.service = XdsService(
+            self.cache, self.metrics, self.status, identifier=self.options.identifier
+        )
+        self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
+        self._published: dict[int, ServiceSet] = {}
+        self._rebuild_scheduled = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
+        self.admin = AdminServer(
+            self.options.admin_host,
+            self.options.admin_port,
+            registry=self.registry,
+            readiness=self.readiness,
+            nodes=self.status.as_json,
+            snapshots=self.cache.groups,
+        )
+        self.xds_port = self.options.xds_port
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once every source has published and snapshots exist."""
+        waiting = [s.name for s in self.sources if not s.ready]
+        if waiting:
+            return False, f"waiting for sources: {', '.join(waiting)}"
+        if self.cache.get(str(ClientKind.ENVOY)) is None:
+            return False, "no snapshot yet"
+        return True, ""
+
+    def _publisher(self, index: int) -> Publish:
+        def publish(services: ServiceSet) -> None:
+            self._published[index] = dict(services)
+            if not self._rebuild_scheduled:
+                self._rebuild_scheduled = True
+                asyncio.get_running_loop().call_soon(self.rebuild)
+
+        return publish
+
+    def merged(self) -> dict[str, Service]:
+        """The union of every source's services; the first source owning a name keeps it."""
+        merged: dict[str, Service] = {}
+        for index in sorted(self._published):
+            for name, service in self._published[index].items():
+                if name in merged:
+                    log.warning(
+                        "service_name_clash", service=name, kept=self.sources[index - 1].name
+                    )
+                    continue
+                merged[name] = service
+        return merged
+
+    def rebuild(self) -> None:
+        """Translate the merged services for every client kind and update the cache."""
+        self._rebuild_scheduled = False
+        services = self.merged()
+        started = time.perf_counter()
+        for kind, translator in self.translators.items():
+            result = translator.translate(services)
+            self.metrics.translation_rejected.inc(
+                len(result.rejected) if kind is ClientKind.ENVOY else 0
+            )
+            self.cache.set(str(kind), result.snapshot)
+        self.metrics.snapshot_build.observe(time.perf_counter() - started)
+        log.info(
+            "snapshot_built",
+            services=len(services),
+            seconds=round(time.perf_counter() - started, 4),
+        )
+
+    async def start(self) -> None:
+        """Listen for xDS and admin requests and start every source."""
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_concurrent_streams", 1 << 20),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        self._server.add_generic_rpc_handlers(self.service.handlers())
+        self.xds_port = self._server.add_insecure_port(
+            f"{self.options.xds_host}:{self.options.xds_port}"
+        )
+        await self._server.start()
+        await self.admin.start()
+        log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)
+        for index, source in enumerate(self.sources, 1):
+            task = asyncio.create_task(source.run(self._publisher(index)), name=source.name)
+            self._tasks.append(task)
+
+    async def wait(self) -> None:
+        """Run until a source fails for good or the task is cancelled."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+        else:
+            await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        """Stop sources, the admin endpoint and the xDS server (streams end)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.admin.stop()
+        if self._server is not None:
+            await self._server.stop(grace=1.0)
+        log.info("control_plane_stopped")

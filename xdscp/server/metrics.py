@@ -1,0 +1,41 @@
+"""Prometheus metrics of the xDS server, created on a registry the application passes in."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class XdsMetrics:
+    """Streams, pushes, ACKs, NACKs and push-to-ACK latency, per resource type."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.connected_streams = Gauge(
+            "xdscp_connected_streams", "Open xDS streams", ["client"], registry=registry
+        )
+        self.pushes = Counter(
+            "xdscp_pushes_total", "Discovery responses sent", ["type"], registry=registry
+        )
+        self.acks = Counter("xdscp_acks_total", "Responses ACKed", ["type"], registry=registry)
+        self.nacks = Counter("xdscp_nacks_total", "Responses NACKed", ["type"], registry=registry)
+        self.stale = Counter(
+            "xdscp_stale_requests_total", "Requests with an old nonce, ignored", ["type"],
+            registry=registry,
+        )  # fmt: skip
+        self.push_to_ack = Histogram(
+            "xdscp_push_ack_seconds", "From a response sent to its ACK", ["type"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=registry,
+        )  # fmt: skip
+        self.snapshot_build = Histogram(
+            "xdscp_snapshot_build_seconds", "Translating services into snapshots",
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5), registry=registry,
+        )  # fmt: skip
+        self.translation_rejected = Counter(
+            "xdscp_translation_rejected_total", "Services whose new input could not be translated",
+            registry=registry,
+        )  # fmt: skip
+
+
+def short_type(type_url: str) -> str:
+    """`Cluster`, `ClusterLoadAssignment`, ... for metric labels."""
+    return type_url.rsplit(".", 1)[-1]

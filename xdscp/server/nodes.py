@@ -1,0 +1,58 @@
+"""Who is on the other end of a stream: node identity and the kind of client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from google.protobuf import json_format
+
+from xdscp.translate import ClientKind
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """The node a client announced in its first request."""
+
+    id: str
+    cluster: str = ""
+    user_agent: str = ""
+    user_agent_version: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> ClientKind:
+        """gRPC libraries announce themselves as `gRPC <language>`; anything else is Envoy."""
+        return ClientKind.GRPC if self.user_agent.lower().startswith("grpc") else ClientKind.ENVOY
+
+
+def node_info(node: Any) -> NodeInfo:
+    """NodeInfo from an `envoy.config.core.v3.Node`."""
+    metadata = json_format.MessageToDict(node.metadata) if node.HasField("metadata") else {}
+    version = node.user_agent_version or (
+        f"{node.user_agent_build_version.version.major_number}."
+        f"{node.user_agent_build_version.version.minor_number}"
+        if node.HasField("user_agent_build_version")
+        else ""
+    )
+    return NodeInfo(
+        id=node.id,
+        cluster=node.cluster,
+        user_agent=node.user_agent_name,
+        user_agent_version=version,
+        metadata={str(k): str(v) for k, v in metadata.items()},
+    )
+
+
+class NodeGrouper(Protocol):
+    """Maps a node to the snapshot group it is served from."""
+
+    def __call__(self, node: NodeInfo) -> str:
+        """The group name."""
+        ...
+
+
+def group_by_client_kind(node: NodeInfo) -> str:
+    """The default grouping: Envoy proxies and gRPC clients get their own translations."""
+    return str(node.kind)

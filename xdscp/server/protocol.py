@@ -1,0 +1,190 @@
+"""The state-of-the-world xDS conversation of one stream, as synchronous, I/O-free code.
+
+`StreamState` is driven by two events — a request arrived, the snapshot changed — and
+returns the responses to send. It never awaits and never touches a socket, so every rule
+below is tested with plain function calls:
+
+- a request whose `response_nonce` is not the latest sent for its type is stale: ignored;
+- an ACK records the accepted version; a NACK records the rejected one, which is never sent
+  again (a newer snapshot is sent normally);
+- every CDS push is followed by that stream's ClusterLoadAssignments, even unchanged ones,
+  and the next EDS request that looks like an ACK is answered too (Envoy re-sends its EDS
+  request after a cluster changes and waits for an answer while the cluster warms);
+- EDS is never held back for the CDS ACK, and only carries clusters the stream was given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xdscp.resources import Resource, Snapshot, TypeUrl
+
+WILDCARD = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The parts of a DiscoveryRequest the protocol needs."""
+
+    type_url: str
+    version_info: str = ""
+    response_nonce: str = ""
+    resource_names: tuple[str, ...] = ()
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A DiscoveryResponse to send: its resources are shared, already serialized."""
+
+    type_url: TypeUrl
+    version_info: str
+    nonce: str
+    resources: tuple[Resource, ...]
+
+
+@dataclass(slots=True)
+class TypeState:
+    """What one stream has asked for and been sent, for one resource type."""
+
+    names: frozenset[str] | None = None  # None: wildcard
+    subscribed: bool = False
+    sent_nonce: str = ""
+    sent_version: str = ""
+    sent_names: frozenset[str] = frozenset()
+    acked_version: str = ""
+    nacked_version: str = ""
+    last_error: str = ""
+    answer_next_ack: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one event produced: responses, and what the request meant."""
+
+    responses: tuple[Response, ...] = ()
+    kind: str = "none"  # initial | ack | nack | stale | resubscribe | none
+    error: str = ""
+
+
+def _subset_version(resources: Mapping[str, Resource], names: Iterable[str]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for name in sorted(names):
+        resource = resources.get(name)
+        digest.update(f"{name}\0{resource.version if resource else '-'}\n".encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class StreamState:
+    """One xDS stream's protocol state. `allowed` limits the types (standalone services)."""
+
+    allowed: frozenset[TypeUrl] = frozenset(TypeUrl)
+    snapshot: Snapshot | None = None
+    types: dict[TypeUrl, TypeState] = field(default_factory=dict)
+    _nonce: int = 0
+
+    def state(self, type_url: TypeUrl) -> TypeState:
+        """The per-type state (created on first use)."""
+        return self.types.setdefault(type_url, TypeState())
+
+    def _next_nonce(self) -> str:
+        self._nonce += 1
+        return str(self._nonce)
+
+    def _type(self, type_url: str) -> TypeUrl | None:
+        try:
+            known = TypeUrl(type_url)
+        except ValueError:
+            return None
+        return known if known in self.allowed else None
+
+    def on_request(self, request: Request) -> Outcome:
+        """Handle one DiscoveryRequest; return the responses it calls for."""
+        type_url = self._type(request.type_url)
+        if type_url is None:
+            return Outcome(kind="unknown_type")
+        ts = self.state(type_url)
+        if request.response_nonce and request.response_nonce != ts.sent_nonce:
+            return Outcome(kind="stale")
+        names = _names(request.resource_names)
+        if not request.response_nonce:
+            ts.subscribed, ts.names = True, names
+            return Outcome(self._respond([type_url], force=True), kind="initial")
+        if request.error_message is not None:
+            return self._nack(ts, request)
+        ts.acked_version = request.version_info
+        changed, ts.names = names != ts.names, names
+        if changed or ts.answer_next_ack:
+            ts.answer_next_ack = False
+            return Outcome(
+                self._respond([type_url], force=True), kind="resubscribe" if changed else "ack"
+            )
+        return Outcome(kind="ack")
+
+    def _nack(self, ts: TypeState, request: Request) -> Outcome:
+        ts.nacked_version = ts.sent_version
+        ts.last_error = request.error_message or ""
+        ts.names = _names(request.resource_names)
+        return Outcome(kind="nack", error=ts.last_error)
+
+    def on_snapshot(self, snapshot: Snapshot) -> tuple[Response, ...]:
+        """A new snapshot: send each subscribed type whose content for this stream changed."""
+        self.snapshot = snapshot
+        return self._respond(list(TypeUrl), force=False)
+
+    def _respond(self, type_urls: Sequence[TypeUrl], *, force: bool) -> tuple[Response, ...]:
+        if self.snapshot is None:
+            return ()
+        out: list[Response] = []
+        cds_sent = False
+        for type_url in sorted(type_urls, key=list(TypeUrl).index):
+            ts = self.types.get(type_url)
+            if ts is None or not ts.subscribed:
+                continue
+            must = force or (type_url is TypeUrl.ENDPOINT and cds_sent)
+            response = self._build(type_url, ts, must=must)
+            if response is not None:
+                out.append(response)
+                cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
+        if cds_sent and TypeUrl.ENDPOINT not in type_urls:
+            eds = self.types.get(TypeUrl.ENDPOINT)
+            if eds is not None and eds.subscribed:
+                response = self._build(TypeUrl.ENDPOINT, eds, must=True)
+                if response is not None:
+                    out.append(response)
+        return tuple(out)
+
+    def _visible(self, snapshot: Snapshot, type_url: TypeUrl, ts: TypeState) -> dict[str, Resource]:
+        pool = snapshot.resources[type_url]
+        names = set(pool) if ts.names is None else ts.names & set(pool)
+        if type_url is TypeUrl.ENDPOINT and TypeUrl.CLUSTER in self.allowed:
+            cds = self.types.get(TypeUrl.CLUSTER)
+            given = cds.sent_names if cds is not None and cds.subscribed else frozenset()
+            names &= given  # never a CLA for a cluster this stream was not given
+        return {n: pool[n] for n in sorted(names)}
+
+    def _build(self, type_url: TypeUrl, ts: TypeState, *, must: bool) -> Response | None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return None
+        visible = self._visible(snapshot, type_url, ts)
+        version = _subset_version(snapshot.resources[type_url], visible)
+        if not must and version in {ts.sent_version, ts.nacked_version}:
+            return None
+        if type_url is TypeUrl.CLUSTER and version != ts.sent_version:
+            eds = self.types.get(TypeUrl.ENDPOINT)
+            if eds is not None:
+                eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
+        ts.sent_nonce, ts.sent_version = self._next_nonce(), version
+        ts.sent_names = frozenset(visible)
+        return Response(type_url, version, ts.sent_nonce, tuple(visible.values()))
+
+
+def _names(resource_names: Sequence[str]) -> frozenset[str] | None:
+    """Subscribed names; None for a wildcard (no names, or `*`)."""
+    if not resource_names or WILDCARD in resource_names:
+        return None
+    return frozenset(resource_names)

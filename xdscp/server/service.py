@@ -1,0 +1,204 @@
+"""The grpc.aio edge: ADS and the standalone CDS/EDS/LDS/RDS services, state of the world.
+
+Each stream runs one loop over two event sources — requests from the client and snapshot
+changes from the cache — feeding `StreamState` and writing the responses it returns.
+Responses are assembled from shared, pre-serialized resources (`wire.encode_response`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import structlog
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+
+from xdscp import __version__
+from xdscp.cache import SnapshotCache
+from xdscp.resources import TypeUrl
+from xdscp.server.metrics import XdsMetrics, short_type
+from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
+from xdscp.server.protocol import Outcome, Request, Response, StreamState
+from xdscp.server.status import StatusBoard, StreamRecord, truncate
+from xdscp.server.wire import encode_response
+
+log = structlog.get_logger(__name__)
+
+_Event = tuple[str, Any]
+_END = ("end", None)
+_V3 = "envoy.service"
+SERVICES: dict[str, tuple[str, frozenset[TypeUrl]]] = {
+    # gRPC service → (streaming method, the types it serves)
+    f"{_V3}.discovery.v3.AggregatedDiscoveryService": (
+        "StreamAggregatedResources", frozenset(TypeUrl),
+    ),
+    f"{_V3}.cluster.v3.ClusterDiscoveryService": ("StreamClusters", frozenset({TypeUrl.CLUSTER})),
+    f"{_V3}.endpoint.v3.EndpointDiscoveryService": (
+        "StreamEndpoints", frozenset({TypeUrl.ENDPOINT}),
+    ),
+    f"{_V3}.listener.v3.ListenerDiscoveryService": (
+        "StreamListeners", frozenset({TypeUrl.LISTENER}),
+    ),
+    f"{_V3}.route.v3.RouteDiscoveryService": ("StreamRoutes", frozenset({TypeUrl.ROUTE})),
+}  # fmt: skip
+_DELTA = {
+    "envoy.service.discovery.v3.AggregatedDiscoveryService": "DeltaAggregatedResources",
+    "envoy.service.cluster.v3.ClusterDiscoveryService": "DeltaClusters",
+    "envoy.service.endpoint.v3.EndpointDiscoveryService": "DeltaEndpoints",
+    "envoy.service.listener.v3.ListenerDiscoveryService": "DeltaListeners",
+    "envoy.service.route.v3.RouteDiscoveryService": "DeltaRoutes",
+}
+
+
+def _request(message: Any) -> Request:
+    error = message.error_detail.message if message.HasField("error_detail") else None
+    return Request(
+        type_url=message.type_url,
+        version_info=message.version_info,
+        response_nonce=message.response_nonce,
+        resource_names=tuple(message.resource_names),
+        error_message=error,
+    )
+
+
+class XdsService:
+    """Serves snapshots from `cache` to every stream; records status and metrics."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        metrics: XdsMetrics,
+        status: StatusBoard,
+        *,
+        grouper: NodeGrouper = group_by_client_kind,
+        identifier: str = "xdscp",
+    ) -> None:
+        self.cache = cache
+        self.metrics = metrics
+        self.status = status
+        self.grouper = grouper
+        control_plane = base_pb2.ControlPlane(identifier=f"{identifier} {__version__}")
+        self._control_plane = control_plane.SerializeToString()
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        """Generic handlers for every discovery service (delta variants: UNIMPLEMENTED)."""
+        result = []
+        for service, (method, allowed) in SERVICES.items():
+            stream = self._stream_method(service, allowed)
+            handlers = {
+                method: grpc.stream_stream_rpc_method_handler(
+                    stream, request_deserializer=discovery_pb2.DiscoveryRequest.FromString
+                ),
+                _DELTA[service]: grpc.stream_stream_rpc_method_handler(self._delta),
+            }
+            result.append(grpc.method_handlers_generic_handler(service, handlers))
+        return result
+
+    def _stream_method(self, service: str, allowed: frozenset[TypeUrl]) -> Any:
+        async def stream(requests: AsyncIterator[Any], _context: Any) -> AsyncIterator[bytes]:
+            async for chunk in self.serve_stream(requests, service, allowed):
+                yield chunk
+
+        return stream
+
+    async def _delta(self, _requests: AsyncIterator[Any], context: Any) -> AsyncIterator[bytes]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "xdscp serves state-of-the-world xDS")
+        yield b""  # pragma: no cover - abort raises
+
+    async def serve_stream(
+        self, requests: AsyncIterator[Any], service: str, allowed: frozenset[TypeUrl]
+    ) -> AsyncIterator[bytes]:
+        """One stream, from its first request until the client goes away."""
+        queue: asyncio.Queue[_Event] = asyncio.Queue()
+        reader = asyncio.create_task(self._read(requests, queue))
+        try:
+            kind, first = await queue.get()
+            if kind != "request":
+                return
+            node = node_info(first.node)
+            group = self.grouper(node)
+            state = StreamState(allowed=allowed, snapshot=self.cache.get(group))
+            record = StreamRecord(node, service.rsplit(".", 1)[-1], state, group)
+            stream_id = self.status.add(record)
+            stop = self.cache.watch(group, lambda s: queue.put_nowait(("snapshot", s)))
+            labels = self.metrics.connected_streams.labels(str(node.kind))
+            labels.inc()
+            bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
+            bound.info("stream_opened", group=group)
+            try:
+                async for chunk in self._loop(queue, record, first, bound):
+                    yield chunk
+            finally:
+                stop()
+                labels.dec()
+                self.status.remove(stream_id)
+                bound.info("stream_closed")
+        finally:
+            reader.cancel()
+
+    async def _read(self, requests: AsyncIterator[Any], queue: asyncio.Queue[_Event]) -> None:
+        try:
+            async for message in requests:
+                queue.put_nowait(("request", message))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            pass
+        finally:
+            queue.put_nowait(_END)
+
+    async def _loop(
+        self, queue: asyncio.Queue[_Event], record: StreamRecord, first: Any, bound: Any
+    ) -> AsyncIterator[bytes]:
+        sent_at: dict[tuple[str, str], float] = {}
+        event: _Event = ("request", first)
+        while event != _END:
+            kind, payload = event
+            if kind == "request":
+                outcome = record.state.on_request(_request(payload))
+                self._account(record, payload, outcome, sent_at, bound)
+                responses = outcome.responses
+            else:
+                responses = record.state.on_snapshot(payload)
+            for response in responses:
+                sent_at[(response.type_url, response.nonce)] = time.perf_counter()
+                self.metrics.pushes.labels(short_type(response.type_url)).inc()
+                yield self._encode(response)
+            event = await queue.get()
+
+    def _encode(self, response: Response) -> bytes:
+        return encode_response(
+            response.version_info,
+            response.type_url,
+            response.nonce,
+            response.resources,
+            self._control_plane,
+        )
+
+    def _account(
+        self,
+        record: StreamRecord,
+        message: Any,
+        outcome: Outcome,
+        sent_at: dict[tuple[str, str], float],
+        bound: Any,
+    ) -> None:
+        label = short_type(message.type_url)
+        started = sent_at.pop((message.type_url, message.response_nonce), None)
+        if outcome.kind in {"ack", "resubscribe"}:
+            self.metrics.acks.labels(label).inc()
+            if started is not None:
+                self.metrics.push_to_ack.labels(label).observe(time.perf_counter() - started)
+        elif outcome.kind == "nack":
+            self.metrics.nacks.labels(label).inc()
+            error = truncate(outcome.error)
+            record.nacks[label] = {
+                "version": record.state.state(TypeUrl(message.type_url)).nacked_version,
+                "error": error,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            bound.warning("nack_received", type=label, error=error)
+        elif outcome.kind == "stale":
+            self.metrics.stale.labels(label).inc()
