@@ -47,16 +47,18 @@ def _options(params: dict[str, Any]) -> ServeOptions:
     return ServeOptions(xds_host, xds_port, admin_host, admin_port, translate)
 
 
-def _dns_source(path: Path, options: ControlPlane) -> Source:
+def _dns(path: Path, plane: ControlPlane) -> tuple[Source, DnsResolver]:
+    """The DNS source of a `dns:` file, and its resolver (also used for etcd hostnames)."""
     section = yaml.safe_load(path.read_text()) or {}
     config = load_dns_config(section.get("dns") or section)
-    metrics = DnsMetrics(options.registry)
-    return DnsSource(
+    resolver = DnsResolver(config.resolver)
+    source = DnsSource(
         config.services,
         refresh=config.refresh,
-        resolver=DnsResolver(config.resolver),
-        metrics=metrics,
+        resolver=resolver,
+        metrics=DnsMetrics(plane.registry),
     )
+    return source, resolver
 
 
 async def _serve(params: dict[str, Any], use_etcd: bool) -> None:
@@ -66,13 +68,16 @@ async def _serve(params: dict[str, Any], use_etcd: bool) -> None:
         if params["static"]:
             sources.append(StaticSource(Path(params["static"])))
         plane = ControlPlane(sources, options)
+        resolver = None
         if params["dns_config"]:
-            sources.append(_dns_source(Path(params["dns_config"]), plane))
+            dns_source, resolver = _dns(Path(params["dns_config"]), plane)
+            sources.append(dns_source)
         if use_etcd:
             client = await stack.enter_async_context(EtcdClient(etcd_config(params)))
             targets = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
             layout = RegistryLayout(params["services_prefix"], params["policies_prefix"], targets)
-            sources.append(EtcdRegistrySource(client, layout))
+            # With a dns: section, hostnames in registrations use the same resolver.
+            sources.append(EtcdRegistrySource(client, layout, resolver=resolver))
         plane.sources = sources
         await plane.start()
         click.echo(

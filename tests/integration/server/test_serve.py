@@ -1,0 +1,140 @@
+"""`xdscp serve` as users run it, and its discovery services spoken to over real gRPC."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.cluster.v3 import cds_pb2_grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from xdscp.app import ControlPlane, ServeOptions
+from xdscp.model import Endpoint, Service
+from xdscp.resources import TypeUrl
+from xdscp.sources.memory import MemorySource
+
+SERVICES = """
+services:
+  web:
+    policy: {lb: weighted_round_robin}
+    endpoints:
+      - {address: 10.0.0.1, port: 80, weight: %d}
+"""
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _wait(predicate: Any, limit: float = 10.0) -> Any:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("not reached in time")
+
+
+def test_serve_needs_a_source() -> None:
+    """Without any source, serve refuses to start and says which flags give one."""
+    done = subprocess.run(
+        [sys.executable, "-m", "xdscp", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--static FILE" in done.stderr
+
+
+def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """Ready after the file is read; a change is re-translated; a broken file keeps the last
+    good services; SIGTERM stops the process cleanly."""
+    path = tmp_path / "services.yaml"
+    path.write_text(SERVICES % 1)
+    admin = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "--log-format", "json", "serve", "--static", str(path),
+         "--xds", "127.0.0.1:0", "--admin", f"127.0.0.1:{admin}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{admin}"
+    try:
+        _wait(lambda: _get(f"{base}/ready")[0] == 200)
+        first = _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"]
+        time.sleep(0.05)
+        path.write_text(SERVICES % 5)
+        _wait(
+            lambda: _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"] != first
+        )
+        second = _get(f"{base}/status/snapshots")[1]["envoy"]
+        path.write_text("services: {web: {endpoints: [{address: not-an-ip, port: 0}]}}")
+        time.sleep(2.5)  # two polls of the file
+        assert _get(f"{base}/status/snapshots")[1]["envoy"] == second
+        assert _get(f"{base}/ready")[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "static_services_invalid" in err
+    assert "control_plane_stopped" in err
+
+
+async def test_standalone_cds_and_delta_over_grpc() -> None:
+    """The standalone CDS service answers a wildcard request and stays quiet after the ACK;
+    delta xDS is refused with UNIMPLEMENTED."""
+    source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
+    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    await plane.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:
+            stub = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel)
+            node = base_pb2.Node(id="cds-only", user_agent_name="envoy")
+            call = stub.StreamClusters()
+            await call.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
+            response = await call.read()
+            assert response.type_url == TypeUrl.CLUSTER
+            assert len(response.resources) == 1
+            assert response.control_plane.identifier.startswith("xdscp")
+            ack = discovery_pb2.DiscoveryRequest(
+                type_url=TypeUrl.CLUSTER, version_info=response.version_info,
+                response_nonce=response.nonce,
+            )  # fmt: skip
+            await call.write(ack)
+            source.set({})  # the cluster goes away: the wildcard subscriber is told
+            update = await call.read()
+            assert len(update.resources) == 0
+            assert int(update.nonce) > int(response.nonce)
+            call.cancel()
+            delta = stub.DeltaClusters()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await delta.read()
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await plane.stop()
