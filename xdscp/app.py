@@ -28,6 +28,15 @@ from xdscp.translate import ClientKind, TranslateOptions, Translator
 
 log = structlog.get_logger(__name__)
 
+SERVER_OPTIONS = [
+    ("grpc.max_concurrent_streams", 1 << 20),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # grpc core refuses new calls past 1000 pending (randomly) and 3000 (always): thousands of
+    # proxies reconnecting at once would be turned away.
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
+]
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -120,12 +129,7 @@ class ControlPlane:
 
     async def start(self) -> None:
         """Listen for xDS and admin requests and start every source."""
-        self._server = grpc.aio.server(
-            options=[
-                ("grpc.max_concurrent_streams", 1 << 20),
-                ("grpc.keepalive_permit_without_calls", 1),
-            ]
-        )
+        self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers(self.service.handlers())
         self.xds_port = self._server.add_insecure_port(
             f"{self.options.xds_host}:{self.options.xds_port}"
