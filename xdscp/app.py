@@ -75,6 +75,7 @@ class ControlPlane:
             readiness=self.readiness,
             nodes=self.status.as_json,
             snapshots=self.cache.groups,
+            resources=self.cache.resources,
         )
         self.xds_port = self.options.xds_port
 
@@ -155,7 +156,9 @@ class ControlPlane:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
         await self.admin.stop()
         if self._server is not None:
             await self._server.stop(grace=1.0)
-        log.info("control_plane_stopped")
+            self._server = None
+            log.info("control_plane_stopped")

@@ -1,8 +1,10 @@
 """A small asyncio HTTP/1.1 server for operators (no framework: four read-only routes).
 
-GET /ready (200 once every source has published and a snapshot exists, else 503 with the
-reason), /status/nodes (JSON: each connected node's subscriptions, sent/accepted versions,
-last NACK), /status/snapshots (versions per node group), /metrics (Prometheus text).
+GET /healthz (the process answers), /readyz (200 once every source has published and a
+snapshot exists, else 503 with the reason), /metrics (Prometheus text), /debug/nodes (JSON:
+each connected node's subscriptions, sent and accepted versions, last NACK, connected since),
+/debug/resources (every resource name and version per node group and type),
+/status/snapshots (per-type versions per group). `/ready` and `/status/nodes` are aliases.
 """
 
 from __future__ import annotations
@@ -35,14 +37,20 @@ class AdminServer:
         readiness: Callable[[], tuple[bool, str]],
         nodes: Callable[[], Any],
         snapshots: Callable[[], Any],
+        resources: Callable[[], Any],
     ) -> None:
         self.host, self.port = host, port
         self._routes: dict[str, Route] = {
-            "/ready": lambda: self._ready(readiness),
-            "/status/nodes": lambda: _json(200, nodes()),
-            "/status/snapshots": lambda: _json(200, snapshots()),
+            "/healthz": lambda: _json(200, {"ok": True}),
+            "/readyz": lambda: self._ready(readiness),
             "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry)),
+            "/debug/nodes": lambda: _json(200, nodes()),
+            "/debug/resources": lambda: _json(200, resources()),
+            "/status/snapshots": lambda: _json(200, snapshots()),
         }
+        # Short names kept for scripts written against earlier builds.
+        self._routes["/ready"] = self._routes["/readyz"]
+        self._routes["/status/nodes"] = self._routes["/debug/nodes"]
         self._server: asyncio.Server | None = None
 
     @staticmethod
@@ -61,6 +69,7 @@ class AdminServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

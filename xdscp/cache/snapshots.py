@@ -51,3 +51,15 @@ class SnapshotCache:
             group: {str(t).rsplit(".", 1)[-1]: v for t, v in snap.versions.items()}
             for group, snap in sorted(self._snapshots.items())
         }
+
+    def resources(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Every resource name and version per group and type (for /debug/resources)."""
+        return {
+            group: {
+                str(t).rsplit(".", 1)[-1]: {
+                    n: r.version for n, r in sorted(snap.resources[t].items())
+                }
+                for t in snap.resources
+            }
+            for group, snap in sorted(self._snapshots.items())
+        }

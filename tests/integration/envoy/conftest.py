@@ -49,10 +49,11 @@ async def plane() -> AsyncIterator[Plane]:
     )
     control = ControlPlane([source], options)
     await control.start()
+    running = Plane(control, source, listener_port)
     try:
-        yield Plane(control, source, listener_port)
+        yield running
     finally:
-        await control.stop()
+        await running.plane.stop()  # a test may have replaced it (restart)
 
 
 @pytest.fixture
