@@ -23,6 +23,7 @@ from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
 from xdscp.model import Service, ServiceSet
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
+from xdscp.server.nodes import grouper
 from xdscp.sources.base import Publish, Source
 from xdscp.translate import ClientKind, TranslateOptions, Translator
 
@@ -48,6 +49,7 @@ class ServeOptions:
     admin_port: int = 18001
     translate: TranslateOptions = field(default_factory=TranslateOptions)
     identifier: str = "xdscp"
+    group_by: str = "kind"  # kind | cluster | id | metadata:KEY (see xdscp.server.nodes)
 
 
 class ControlPlane:
@@ -61,7 +63,11 @@ class ControlPlane:
         self.cache = SnapshotCache()
         self.status = StatusBoard()
         self.service = XdsService(
-            self.cache, self.metrics, self.status, identifier=self.options.identifier
+            self.cache,
+            self.metrics,
+            self.status,
+            grouper=grouper(self.options.group_by),
+            identifier=self.options.identifier,
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._published: dict[int, ServiceSet] = {}

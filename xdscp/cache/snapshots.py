@@ -12,6 +12,10 @@ Watcher = Callable[[Snapshot], None]
 class SnapshotCache:
     """The latest snapshot of each node group; setting one notifies that group's watchers.
 
+    Groups are named `KIND` or `KIND/VALUE` (see `xdscp.server.nodes`). A `KIND/VALUE` group
+    without a snapshot of its own is served its kind's snapshot (and told when that changes),
+    so an application embedding xdscp can give one group different content with `set()`.
+
     Snapshots are immutable and share their serialized resources, so every stream of a group
     holds references to the same bytes (memory per stream is its subscription state).
     """
@@ -22,26 +26,35 @@ class SnapshotCache:
         self._next_id = 0
 
     def get(self, group: str) -> Snapshot | None:
-        """The group's current snapshot, None before the first one."""
-        return self._snapshots.get(group)
+        """The group's snapshot (its kind's when it has none), None before the first one."""
+        own = self._snapshots.get(group)
+        return own if own is not None else self._snapshots.get(group.split("/", 1)[0])
 
     def set(self, group: str, snapshot: Snapshot) -> None:
-        """Replace the group's snapshot and notify its watchers (if it changed)."""
+        """Replace the group's snapshot and notify the streams it serves (if it changed)."""
         previous = self._snapshots.get(group)
         if previous is not None and previous.versions == snapshot.versions:
             return
         self._snapshots[group] = snapshot
-        for watcher in list(self._watchers.get(group, {}).values()):
-            watcher(snapshot)
+        for watched, watchers in list(self._watchers.items()):
+            if watched == group or self._inherits(watched, group):
+                for watcher in list(watchers.values()):
+                    watcher(snapshot)
+
+    def _inherits(self, watched: str, kind: str) -> bool:
+        return "/" not in kind and watched.startswith(kind + "/") and watched not in self._snapshots
 
     def watch(self, group: str, watcher: Watcher) -> Callable[[], None]:
-        """Call `watcher` with every new snapshot of `group`; returns the way to stop."""
+        """Call `watcher` with every new snapshot served to `group`; returns the way to stop."""
         self._next_id += 1
         key = self._next_id
         self._watchers.setdefault(group, {})[key] = watcher
 
         def cancel() -> None:
-            self._watchers.get(group, {}).pop(key, None)
+            watchers = self._watchers.get(group, {})
+            watchers.pop(key, None)
+            if not watchers:
+                self._watchers.pop(group, None)
 
         return cancel
 

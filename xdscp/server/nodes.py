@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from google.protobuf import json_format
 
+from xdscp.errors import ConfigError
 from xdscp.translate import ClientKind
 
 
@@ -56,3 +57,25 @@ class NodeGrouper(Protocol):
 def group_by_client_kind(node: NodeInfo) -> str:
     """The default grouping: Envoy proxies and gRPC clients get their own translations."""
     return str(node.kind)
+
+
+def grouper(spec: str) -> NodeGrouper:
+    """A grouper from its name: `kind`, `cluster`, `id` or `metadata:KEY`.
+
+    Groups are always within a client kind (`envoy/edge`, `grpc/payments`), because each
+    kind needs its own translation; a node without the key falls in its kind's group.
+    """
+    if spec == "kind":
+        return group_by_client_kind
+    field_name, _, key = spec.partition(":")
+    if field_name not in {"cluster", "id", "metadata"} or (field_name == "metadata") != bool(key):
+        raise ConfigError(f"node grouping must be kind, cluster, id or metadata:KEY, got {spec!r}")
+
+    def by(node: NodeInfo) -> str:
+        if field_name == "metadata":
+            value = node.metadata.get(key, "")
+        else:
+            value = node.cluster if field_name == "cluster" else node.id
+        return f"{node.kind}/{value}" if value else str(node.kind)
+
+    return by
