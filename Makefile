@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer bench-registry protos clean
+.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer bench-registry bench-fanout protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench-balancer: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
+
+bench-fanout: $(STAMP)
+	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.balancer

@@ -8,7 +8,8 @@
           - {address: 10.0.0.2, port: 8080, priority: 1, health: degraded}
 
 Endpoint fields are those of the native etcd registration format; addresses must be IPs.
-The file is read at start and again whenever its modification time changes (polled); a file
+The file is read at start and again whenever its modification time changes (polled every
+0.1 s: one stat call); a file
 that no longer parses keeps the last good services in force, with an error logged.
 """
 
@@ -62,7 +63,7 @@ def load_services(text: str) -> dict[str, Service]:
 class StaticSource:
     """Services from a YAML file (see the module docstring)."""
 
-    def __init__(self, path: Path, *, poll_s: float = 1.0) -> None:
+    def __init__(self, path: Path, *, poll_s: float = 0.1) -> None:
         self.path = path
         self.poll_s = poll_s
         self._ready = False
