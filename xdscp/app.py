@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import structlog
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
+from xdscp.errors import ConfigError
 from xdscp.model import Service, ServiceSet
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
@@ -50,6 +52,27 @@ class ServeOptions:
     translate: TranslateOptions = field(default_factory=TranslateOptions)
     identifier: str = "xdscp"
     group_by: str = "kind"  # kind | cluster | id | metadata:KEY (see xdscp.server.nodes)
+    tls: XdsTls | None = None
+
+
+@dataclass(frozen=True)
+class XdsTls:
+    """TLS on the xDS port; with `client_ca`, clients must present a certificate it signed."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials from the PEM files (read now: a missing file fails at start)."""
+        try:
+            key, cert = Path(self.key_file).read_bytes(), Path(self.cert_file).read_bytes()
+            ca = Path(self.client_ca_file).read_bytes() if self.client_ca_file else None
+        except OSError as exc:
+            raise ConfigError(f"xDS TLS: {exc}") from None
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+        )
 
 
 class ControlPlane:
@@ -138,9 +161,11 @@ class ControlPlane:
         """Listen for xDS and admin requests and start every source."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers(self.service.handlers())
-        self.xds_port = self._server.add_insecure_port(
-            f"{self.options.xds_host}:{self.options.xds_port}"
-        )
+        address = f"{self.options.xds_host}:{self.options.xds_port}"
+        if self.options.tls is not None:
+            self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())
+        else:
+            self.xds_port = self._server.add_insecure_port(address)
         await self._server.start()
         await self.admin.start()
         log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)

@@ -138,3 +138,37 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         await plane.stop()
+
+
+async def test_mutual_tls_on_the_xds_port(tmp_path: Path) -> None:
+    """With TLS and a client CA, a client presenting a signed certificate is served; one
+    without a certificate is refused."""
+    from tests.fixtures.etcd import make_tls_files
+    from xdscp.app import XdsTls
+
+    files = make_tls_files(tmp_path)
+    tls = XdsTls(str(files.server_cert), str(files.server_key), str(files.ca))
+    source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
+    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0, tls=tls))
+    await plane.start()
+    request = discovery_pb2.DiscoveryRequest(
+        node=base_pb2.Node(id="tls", user_agent_name="envoy"), type_url=TypeUrl.CLUSTER
+    )
+    ca = files.ca.read_bytes()
+    try:
+        good = grpc.ssl_channel_credentials(
+            ca, files.client_key.read_bytes(), files.client_cert.read_bytes()
+        )
+        async with grpc.aio.secure_channel(f"127.0.0.1:{plane.xds_port}", good) as channel:
+            call = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel).StreamClusters()
+            await call.write(request)
+            assert len((await call.read()).resources) == 1
+            call.cancel()
+        anonymous = grpc.ssl_channel_credentials(ca)
+        async with grpc.aio.secure_channel(f"127.0.0.1:{plane.xds_port}", anonymous) as channel:
+            stub = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.FetchClusters(request, timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await plane.stop()
