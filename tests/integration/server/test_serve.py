@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -172,3 +173,45 @@ async def test_mutual_tls_on_the_xds_port(tmp_path: Path) -> None:
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await plane.stop()
+
+
+async def test_status_command_shows_each_node() -> None:
+    """`xdscp status` prints one row per connected node with its accepted CDS version; it
+    explains itself when nothing listens at the admin address."""
+    from click.testing import CliRunner
+
+    from xdscp.cli import main
+
+    source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
+    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    await plane.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:
+            call = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel).StreamClusters()
+            node = base_pb2.Node(id="edge-42", user_agent_name="envoy")
+            await call.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
+            response = await call.read()
+            ack = discovery_pb2.DiscoveryRequest(
+                type_url=TypeUrl.CLUSTER, version_info=response.version_info,
+                response_nonce=response.nonce,
+            )  # fmt: skip
+            await call.write(ack)
+            admin = f"127.0.0.1:{plane.admin.port}"
+            result = None
+            for _ in range(100):
+                result = await asyncio.to_thread(
+                    CliRunner().invoke, main, ["status", "--admin", admin]
+                )
+                if response.version_info[:8] in result.output:
+                    break
+                await asyncio.sleep(0.02)
+            assert result is not None
+            assert result.exit_code == 0, result.output
+            assert "edge-42" in result.output
+            assert response.version_info[:8] in result.output
+            call.cancel()
+    finally:
+        await plane.stop()
+    down = await asyncio.to_thread(CliRunner().invoke, main, ["status", "--admin", admin])
+    assert down.exit_code == 1
+    assert "is `xdscp serve` running there?" in down.output

@@ -1,0 +1,79 @@
+"""`xdscp status`: what each connected proxy and gRPC client has accepted, as a table."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+_TYPES = (
+    ("Cluster", "CDS"),
+    ("ClusterLoadAssignment", "EDS"),
+    ("Listener", "LDS"),
+    ("RouteConfiguration", "RDS"),
+)
+
+
+def fetch_nodes(admin: str) -> list[dict[str, Any]]:
+    """The running server's /debug/nodes."""
+    url = f"http://{admin}/debug/nodes"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return list(json.loads(response.read()))
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(
+            f"cannot read {url}: {exc}; is `xdscp serve` running there?"
+        ) from None
+
+
+def _cell(types: dict[str, Any], name: str) -> str:
+    state = types.get(name)
+    if state is None:
+        return "-"
+    mark = "[green]✓[/green]" if state["in_sync"] else "[red]✗[/red]"
+    return f"{mark} {state['acked_version'][:8] or 'none'}"
+
+
+def render(nodes: list[dict[str, Any]]) -> Table:
+    """One row per stream: node, client, group, accepted version per type, last NACK."""
+    table = Table(title=f"{len(nodes)} connected stream(s)")
+    for header in (
+        "node",
+        "client",
+        "group",
+        "since",
+        *(short for _, short in _TYPES),
+        "last NACK",
+    ):
+        table.add_column(header)
+    for node in nodes:
+        nacks = node.get("last_nack") or {}
+        nack = "; ".join(f"{t}: {v['error'][:60]}" for t, v in nacks.items()) or "-"
+        table.add_row(
+            node["node"], node["client"], node["group"], node["connected_since"],
+            *(_cell(node["types"], name) for name, _ in _TYPES), nack,
+        )  # fmt: skip
+    return table
+
+
+@click.command("status")
+@click.option(
+    "--admin",
+    default="127.0.0.1:18001",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="xdscp's admin address.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON instead of a table.")
+def command(admin: str, as_json: bool) -> None:
+    """Show every connected node: accepted versions per type (✓ = in sync), last NACK."""
+    nodes = fetch_nodes(admin)
+    if as_json:
+        click.echo(json.dumps(nodes, indent=2))
+        return
+    Console(width=160).print(render(nodes))
