@@ -10,7 +10,6 @@ good resources (see `Translator`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -180,16 +179,24 @@ class ControlPlane:
         else:
             await asyncio.Event().wait()
 
-    async def stop(self) -> None:
-        """Stop sources, the admin endpoint and the xDS server (streams end)."""
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop sources, the admin endpoint and the xDS server (streams end).
+
+        Bounded: a source that does not finish within `timeout_s` of being cancelled is
+        left behind with a warning rather than holding the shutdown forever.
+        """
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in pending:
+                log.warning("source_stop_timeout", source=task.get_name())
         self._tasks.clear()
         await self.admin.stop()
         if self._server is not None:
-            await self._server.stop(grace=1.0)
-            self._server = None
+            server, self._server = self._server, None
+            try:
+                await asyncio.wait_for(server.stop(grace=1.0), timeout_s)
+            except TimeoutError:
+                log.warning("xds_server_stop_timeout")
             log.info("control_plane_stopped")

@@ -103,8 +103,10 @@ def srv_endpoints(
                     best[key] = (rank, weight)
                 elif known[0] == rank:
                     best[key] = (rank, min(UINT32_MAX, known[1] + weight))
+    # A duplicate address may leave a priority level empty: rank again so levels stay contiguous.
+    final = {rank: i for i, rank in enumerate(sorted({rank for rank, _ in best.values()}))}
     endpoints = (
-        Endpoint(address=a, port=port, weight=w, priority=rank, locality=locality)
+        Endpoint(address=a, port=port, weight=w, priority=final[rank], locality=locality)
         for (a, port), (rank, w) in best.items()
     )
     return tuple(sorted(endpoints, key=_order))
