@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
 from xdscp.errors import ConfigError
-from xdscp.model import Service, ServiceSet
+from xdscp.model import Service, ServiceSet, changed_names
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
 from xdscp.sources.base import Publish, Source
@@ -93,6 +93,8 @@ class ControlPlane:
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._published: dict[int, ServiceSet] = {}
+        self._merged: dict[str, Service] = {}
+        self._dirty: set[str] | None = None  # names to re-merge; None: everything
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -118,33 +120,53 @@ class ControlPlane:
 
     def _publisher(self, index: int) -> Publish:
         def publish(services: ServiceSet) -> None:
-            self._published[index] = dict(services)
+            hint = changed_names(services)
+            if hint is None or index not in self._published:
+                self._dirty = None  # compare everything on the next rebuild
+            elif self._dirty is not None:
+                self._dirty |= hint
+            self._published[index] = services if hint is not None else dict(services)
             if not self._rebuild_scheduled:
                 self._rebuild_scheduled = True
                 asyncio.get_running_loop().call_soon(self.rebuild)
 
         return publish
 
+    def _merge_changes(self, names: set[str]) -> None:
+        """Bring the merged set up to date for `names` only (the first owning source wins)."""
+        order = sorted(self._published)
+        for name in names:
+            owner = next((i for i in order if name in self._published[i]), None)
+            if owner is None:
+                self._merged.pop(name, None)
+            else:
+                self._merged[name] = self._published[owner][name]
+
     def merged(self) -> dict[str, Service]:
         """The union of every source's services; the first source owning a name keeps it."""
+        order = sorted(self._published)
         merged: dict[str, Service] = {}
-        for index in sorted(self._published):
-            for name, service in self._published[index].items():
-                if name in merged:
+        for index in reversed(order):  # earlier sources overwrite later ones: first wins
+            merged.update(self._published[index])
+        for position, index in enumerate(order):
+            for later in order[position + 1 :]:
+                for name in self._published[index].keys() & self._published[later].keys():
                     log.warning(
                         "service_name_clash", service=name, kept=self.sources[index - 1].name
                     )
-                    continue
-                merged[name] = service
         return merged
 
     def rebuild(self) -> None:
         """Translate the merged services for every client kind and update the cache."""
         self._rebuild_scheduled = False
-        services = self.merged()
+        dirty, self._dirty = self._dirty, set()
         started = time.perf_counter()
+        if dirty is None:
+            self._merged = self.merged()
+        else:
+            self._merge_changes(dirty)
         for kind, translator in self.translators.items():
-            result = translator.translate(services)
+            result = translator.translate(self._merged, dirty)
             self.metrics.translation_rejected.inc(
                 len(result.rejected) if kind is ClientKind.ENVOY else 0
             )
@@ -152,7 +174,8 @@ class ControlPlane:
         self.metrics.snapshot_build.observe(time.perf_counter() - started)
         log.info(
             "snapshot_built",
-            services=len(services),
+            services=len(self._merged),
+            changed="all" if dirty is None else len(dirty),
             seconds=round(time.perf_counter() - started, 4),
         )
 

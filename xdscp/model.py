@@ -311,3 +311,24 @@ def _endpoint_order(endpoint: Endpoint) -> tuple[int, Locality, int, bytes, int]
 
 ServiceSet = Mapping[str, Service]
 """The whole discovered world at one instant: service name → service."""
+
+
+class ServiceUpdate(dict[str, Service]):
+    """A source's complete service set that also names what changed since its previous one.
+
+    Still the whole set (consumers may ignore `changed`); with the hint the pipeline skips
+    comparing every service, so one change among ten thousand costs what it costs among a
+    hundred. `changed` lists names added, replaced or removed; None means "not known".
+    Read-only by convention, like every published set.
+    """
+
+    __slots__ = ("changed",)
+
+    def __init__(self, services: ServiceSet, changed: frozenset[str] | None = None) -> None:
+        super().__init__(services)
+        self.changed = changed
+
+
+def changed_names(services: ServiceSet) -> frozenset[str] | None:
+    """The change hint a published set carries (see `ServiceUpdate`), None without one."""
+    return services.changed if isinstance(services, ServiceUpdate) else None

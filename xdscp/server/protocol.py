@@ -10,18 +10,25 @@ below is tested with plain function calls:
 - every CDS push is followed by that stream's ClusterLoadAssignments, even unchanged ones,
   and the next EDS request that looks like an ACK is answered too (Envoy re-sends its EDS
   request after a cluster changes and waits for an answer while the cluster warms);
-- EDS is never held back for the CDS ACK, and only carries clusters the stream was given.
+- EDS is never held back for the CDS ACK, and only carries clusters the stream was given;
+- a snapshot derived from the one the stream holds (`Snapshot.updated`) is handled from its
+  list of changed names: Listener and Cluster responses carry every resource (the protocol
+  reads a missing one as removed), ClusterLoadAssignment and RouteConfiguration responses
+  carry only the changed ones (the protocol allows it), and versions are updated one entry
+  at a time — a change costs the same whether the stream holds a hundred clusters or ten
+  thousand.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.resources import Resource, Snapshot, TypeUrl, set_version
 
 WILDCARD = "*"
+# Types whose every response must list all the stream's resources (state of the world).
+FULL_STATE = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,8 @@ class TypeState:
     subscribed: bool = False
     sent_nonce: str = ""
     sent_version: str = ""
-    sent_names: frozenset[str] = frozenset()
+    sent_names: set[str] = field(default_factory=set)
+    sent_digest: int = 0  # XOR of the entry digests of `sent_names` (the sent version)
     acked_version: str = ""
     nacked_version: str = ""
     last_error: str = ""
@@ -67,14 +75,6 @@ class Outcome:
     responses: tuple[Response, ...] = ()
     kind: str = "none"  # initial | ack | nack | stale | resubscribe | none
     error: str = ""
-
-
-def _subset_version(resources: Mapping[str, Resource], names: Iterable[str]) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for name in sorted(names):
-        resource = resources.get(name)
-        digest.update(f"{name}\0{resource.version if resource else '-'}\n".encode())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -132,10 +132,21 @@ class StreamState:
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[Response, ...]:
         """A new snapshot: send each subscribed type whose content for this stream changed."""
-        self.snapshot = snapshot
-        return self._respond(list(TypeUrl), force=False)
+        held, self.snapshot = self.snapshot, snapshot
+        derived = (
+            held is not None
+            and snapshot.changes is not None
+            and snapshot.parent_versions is not None
+            and (
+                snapshot.parent_versions is held.versions
+                or snapshot.parent_versions == held.versions
+            )
+        )
+        return self._respond(list(TypeUrl), force=False, held=held if derived else None)
 
-    def _respond(self, type_urls: Sequence[TypeUrl], *, force: bool) -> tuple[Response, ...]:
+    def _respond(
+        self, type_urls: Sequence[TypeUrl], *, force: bool, held: Snapshot | None = None
+    ) -> tuple[Response, ...]:
         if self.snapshot is None:
             return ()
         out: list[Response] = []
@@ -145,7 +156,11 @@ class StreamState:
             if ts is None or not ts.subscribed:
                 continue
             must = force or (type_url is TypeUrl.ENDPOINT and cds_sent)
-            response = self._build(type_url, ts, must=must)
+            changes = self.snapshot.changes
+            if must or held is None or changes is None:
+                response = self._build(type_url, ts, must=must)
+            else:
+                response = self._build_changes(type_url, ts, held, changes[type_url])
             if response is not None:
                 out.append(response)
                 cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
@@ -157,30 +172,83 @@ class StreamState:
                     out.append(response)
         return tuple(out)
 
+    def _given_clusters(self) -> set[str] | None:
+        """Clusters this stream was sent (EDS is limited to them); None when not limited."""
+        if TypeUrl.CLUSTER not in self.allowed:
+            return None
+        cds = self.types.get(TypeUrl.CLUSTER)
+        return cds.sent_names if cds is not None and cds.subscribed else set()
+
     def _visible(self, snapshot: Snapshot, type_url: TypeUrl, ts: TypeState) -> dict[str, Resource]:
         pool = snapshot.resources[type_url]
-        names = set(pool) if ts.names is None else ts.names & set(pool)
-        if type_url is TypeUrl.ENDPOINT and TypeUrl.CLUSTER in self.allowed:
-            cds = self.types.get(TypeUrl.CLUSTER)
-            given = cds.sent_names if cds is not None and cds.subscribed else frozenset()
+        names = set(pool) if ts.names is None else {n for n in ts.names if n in pool}
+        given = self._given_clusters() if type_url is TypeUrl.ENDPOINT else None
+        if given is not None:
             names &= given  # never a CLA for a cluster this stream was not given
         return {n: pool[n] for n in sorted(names)}
 
     def _build(self, type_url: TypeUrl, ts: TypeState, *, must: bool) -> Response | None:
+        """A response computed from the whole snapshot (first send, resubscribe, re-sync)."""
         snapshot = self.snapshot
         if snapshot is None:
             return None
         visible = self._visible(snapshot, type_url, ts)
-        version = _subset_version(snapshot.resources[type_url], visible)
+        digest = 0
+        for resource in visible.values():
+            digest ^= resource.digest
+        version = set_version(digest)
         if not must and version in {ts.sent_version, ts.nacked_version}:
             return None
+        resources = tuple(visible.values())
+        return self._send(
+            type_url, ts, version=version, digest=digest, names=set(visible), sent=resources
+        )
+
+    def _build_changes(
+        self, type_url: TypeUrl, ts: TypeState, held: Snapshot, changed: frozenset[str]
+    ) -> Response | None:
+        """A response computed from the names that changed since `held` (the parent)."""
+        snapshot = self.snapshot
+        if snapshot is None or not changed:
+            return None
+        candidates = set(changed) if ts.names is None else changed & ts.names
+        given = self._given_clusters() if type_url is TypeUrl.ENDPOINT else None
+        pool, before = snapshot.resources[type_url], held.resources[type_url]
+        digest, adds, drops = ts.sent_digest, [], []
+        for name in candidates:
+            if name in ts.sent_names:
+                digest ^= before[name].digest
+                drops.append(name)
+            if name in pool and (given is None or name in given):
+                digest ^= pool[name].digest
+                adds.append(name)
+        version = set_version(digest)
+        if version in {ts.sent_version, ts.nacked_version}:
+            return None
+        names = ts.sent_names.difference(drops).union(adds) if drops or adds else ts.sent_names
+        if type_url in FULL_STATE:
+            resources = tuple(pool[n] for n in sorted(names))
+        else:
+            resources = tuple(pool[n] for n in sorted(adds))
+        return self._send(type_url, ts, version=version, digest=digest, names=names, sent=resources)
+
+    def _send(
+        self,
+        type_url: TypeUrl,
+        ts: TypeState,
+        *,
+        version: str,
+        digest: int,
+        names: set[str],
+        sent: tuple[Resource, ...],
+    ) -> Response:
         if type_url is TypeUrl.CLUSTER and version != ts.sent_version:
             eds = self.types.get(TypeUrl.ENDPOINT)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
-        ts.sent_names = frozenset(visible)
-        return Response(type_url, version, ts.sent_nonce, tuple(visible.values()))
+        ts.sent_names, ts.sent_digest = names, digest
+        return Response(type_url, version, ts.sent_nonce, sent)
 
 
 def _names(resource_names: Sequence[str]) -> frozenset[str] | None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from xdscp.errors import ValidationError
 from xdscp.etcd.types import EventKind, WatchEvent
-from xdscp.model import BalancingPolicy, Endpoint, Service, check_service_name
+from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
 from xdscp.sources.registry_format import (
     MAX_VALUE_BYTES,
     Registration,
@@ -212,7 +211,7 @@ class RegistryState:
         """
         rejections: list[Rejection] = []
         declared = {t.service for t in self.layout.grpc_targets}
-        self.changed = False
+        changed: set[str] = set()
         for service in sorted(self._dirty):
             old = self._built.pop(service, None)
             regs = self._regs.get(service, {})
@@ -220,12 +219,14 @@ class RegistryState:
             if not regs and service not in declared:
                 self._regs.pop(service, None)
                 self._reported.pop(service, None)
-                self.changed |= old is not None
+                if old is not None:
+                    changed.add(service)
                 continue
             built, found = self._build_service(service, regs, lookup)
             if built == old:
                 built = old  # keep the identical object: cheap comparisons downstream
-            self.changed |= built is not old
+            if built is not old:
+                changed.add(service)
             self._built[service] = built
             self.endpoint_count += len(built.endpoints)
             seen = {(r.key, r.reason) for r in found}
@@ -233,7 +234,8 @@ class RegistryState:
             rejections += [r for r in found if (r.key, r.reason) not in reported]
             self._reported[service] = seen
         self._dirty.clear()
-        return MappingProxyType(dict(self._built)), rejections
+        self.changed = bool(changed)
+        return ServiceUpdate(self._built, frozenset(changed)), rejections
 
     def _endpoint(self, key: str, reg: Registration, address: str) -> Endpoint:
         """The model endpoint of a registration, reused while neither changes."""

@@ -95,12 +95,14 @@ def test_unchanged_services_reuse_their_resources() -> None:
     changed = dict(world)
     changed["rr"] = Service("rr", world["rr"].endpoints[:2], world["rr"].policy)
     second = translator.translate(changed).snapshot
-    for type_url in (TypeUrl.CLUSTER, TypeUrl.ENDPOINT):
-        for name in world:
-            same = first.resources[type_url][name] is second.resources[type_url][name]
-            assert same == (name != "rr"), (type_url, name)
-    # rr's Cluster is rebuilt but byte-identical: same version, so clients see no CDS change.
-    assert first.resources[TypeUrl.CLUSTER]["rr"] == second.resources[TypeUrl.CLUSTER]["rr"]
+    for name in world:
+        same = first.resources[TypeUrl.ENDPOINT][name] is second.resources[TypeUrl.ENDPOINT][name]
+        assert same == (name != "rr"), name
+        # rr's Cluster is rebuilt but byte-identical: the snapshot keeps the old object.
+        assert first.resources[TypeUrl.CLUSTER][name] is second.resources[TypeUrl.CLUSTER][name]
+    assert second.changes is not None
+    assert second.changes[TypeUrl.ENDPOINT] == {"rr"}
+    assert not second.changes[TypeUrl.CLUSTER]
     assert first.versions[TypeUrl.ENDPOINT] != second.versions[TypeUrl.ENDPOINT]
     assert first.versions[TypeUrl.CLUSTER] == second.versions[TypeUrl.CLUSTER]
     assert first.versions[TypeUrl.ROUTE] == second.versions[TypeUrl.ROUTE]
