@@ -29,6 +29,21 @@ class ConfigError(XdscpError):
     """xdscp's own configuration (flags, files, environment) is invalid."""
 
 
+class ConfigFieldError(ConfigError):
+    """One value of a configuration file (or of an environment override) is invalid.
+
+    `origin` is where the value came from (`FILE:LINE`, or the environment variable that set
+    it) and `field` its path (`sources.static.services.web.endpoints[1].weight`), so the
+    message points at the line to fix.
+    """
+
+    def __init__(self, origin: str, field: str, message: str) -> None:
+        super().__init__(f"{origin}: {field}: {message}" if field else f"{origin}: {message}")
+        self.origin = origin
+        self.field = field
+        self.message = message
+
+
 class BalancerError(XdscpError):
     """The reference balancer cannot build a balancer for the given cluster.
 

@@ -1,9 +1,16 @@
-"""`xdscp serve`: run the control plane (xDS on one port, admin on another)."""
+"""`xdscp serve`: run the control plane (xDS on one port, admin on another).
+
+Settings come from flags, `XDSCP_<KEY>__<KEY>` environment variables and `--config FILE`
+(`xdscp.config`), in that order of precedence; a flag counts only when given (on the command
+line or through its own variable such as `XDSCP_ETCD`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -11,46 +18,147 @@ from typing import Any
 import click
 import structlog
 import yaml
+from click.core import ParameterSource
 
-from xdscp.app import ControlPlane, ServeOptions
-from xdscp.cli.registry import etcd_config, etcd_options
-from xdscp.dns import DnsMetrics, DnsResolver, load_dns_config
-from xdscp.errors import XdscpError
-from xdscp.etcd import EtcdClient
+from xdscp.app import ControlPlane, ServeOptions, XdsTls
+from xdscp.cli.registry import etcd_options
+from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config, split_address
+from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
+from xdscp.errors import ConfigError, ValidationError, XdscpError
+from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.server.nodes import grouper
 from xdscp.sources.base import Source
 from xdscp.sources.dns import DnsSource
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.sources.memory import MemorySource
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
 from xdscp.sources.static import StaticSource
-from xdscp.translate import TranslateOptions
 
 log = structlog.get_logger(__name__)
+_FILE = click.Path(exists=True, dir_okay=False)
+_GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+_ETCD_CLIENT_FLAGS = {
+    "etcd_ca": "ca_file",
+    "etcd_cert": "cert_file",
+    "etcd_key": "key_file",
+    "etcd_user": "username",
+    "etcd_password": "password",
+}
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
-    return host.strip("[]"), int(port)
+    try:
+        return split_address(value)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.message, param_hint=option) from None
 
 
-def _options(params: dict[str, Any]) -> ServeOptions:
-    xds_host, xds_port = _address(params["xds"], "--xds")
-    admin_host, admin_port = _address(params["admin"], "--admin")
-    listener_host, listener_port = _address(params["listener"], "--listener")
-    translate = TranslateOptions(
-        listener_address=listener_host,
-        listener_port=listener_port,
-        domain_suffixes=tuple(params["domain_suffix"]),
-        default_service=params["default_service"],
+def _translate_flags(
+    params: dict[str, Any], given: set[str], options: ServeOptions
+) -> ServeOptions:
+    changes: dict[str, Any] = {}
+    if "listener" in given:
+        changes["listener_address"], changes["listener_port"] = _address(
+            params["listener"], "--listener"
+        )
+    if "domain_suffix" in given:
+        changes["domain_suffixes"] = tuple(params["domain_suffix"])
+    if "default_service" in given:
+        changes["default_service"] = params["default_service"]
+    translate = dataclasses.replace(options.translate, **changes)
+    return dataclasses.replace(options, translate=translate)
+
+
+def _tls_flags(params: dict[str, Any], given: set[str], current: XdsTls | None) -> XdsTls | None:
+    if not given & {"tls_cert", "tls_key", "tls_client_ca"}:
+        return current
+    cert = params["tls_cert"] or (current.cert_file if current else None)
+    key = params["tls_key"] or (current.key_file if current else None)
+    if cert is None or key is None:
+        raise click.UsageError("xDS TLS needs both --tls-cert and --tls-key (or xds.tls)")
+    client_ca = params["tls_client_ca"] or (current.client_ca_file if current else None)
+    return XdsTls(cert, key, client_ca)
+
+
+def _serve_flags(params: dict[str, Any], given: set[str], options: ServeOptions) -> ServeOptions:
+    """`options` (from the file and environment) with the flags that were given."""
+    if "xds" in given:
+        host, port = _address(params["xds"], "--xds")
+        options = dataclasses.replace(options, xds_host=host, xds_port=port)
+    if "admin" in given:
+        host, port = _address(params["admin"], "--admin")
+        options = dataclasses.replace(options, admin_host=host, admin_port=port)
+    if "group_by" in given:
+        try:
+            grouper(params["group_by"])
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--group-by") from None
+        options = dataclasses.replace(options, group_by=params["group_by"])
+    options = dataclasses.replace(options, tls=_tls_flags(params, given, options.tls))
+    return _translate_flags(params, given, options)
+
+
+def _etcd_flags(
+    params: dict[str, Any], given: set[str], current: EtcdSource | None, use_etcd: bool | None
+) -> EtcdSource | None:
+    """The etcd source: the file's, with the flags given; on when --etcd (or XDSCP_ETCD) or
+    the file's `sources.etcd` says so, off with --no-registry."""
+    if use_etcd is None:
+        use_etcd = current is not None or bool(params["etcd_urls"])
+    if not use_etcd:
+        return None
+    base = current or EtcdSource(EtcdConfig(), RegistryLayout())
+    client = {new: params[flag] for flag, new in _ETCD_CLIENT_FLAGS.items() if flag in given}
+    if "etcd_urls" in given:
+        urls = [u for text in params["etcd_urls"] for u in text.split(",") if u.strip()]
+        client["endpoints"] = tuple(urls) or base.client.endpoints
+    prefixes: tuple[str, ...] = ("services_prefix", "policies_prefix")
+    layout: dict[str, Any] = {name: params[name] for name in prefixes if name in given}
+    if "grpc_targets" in given:
+        layout["grpc_targets"] = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
+    return EtcdSource(
+        dataclasses.replace(base.client, **client), dataclasses.replace(base.layout, **layout)
     )
-    return ServeOptions(xds_host, xds_port, admin_host, admin_port, translate)
 
 
-def _dns(path: Path, plane: ControlPlane) -> tuple[Source, DnsResolver]:
-    """The DNS source of a `dns:` file, and its resolver (also used for etcd hostnames)."""
-    section = yaml.safe_load(path.read_text()) or {}
-    config = load_dns_config(section.get("dns") or section)
+def _dns_file(path: str) -> DnsConfig:
+    """The DNS settings of a `--dns-config` file (its `dns:` section, or the whole file)."""
+    try:
+        section = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    return load_dns_config(section.get("dns") or section)
+
+
+def resolve(
+    ctx: click.Context, params: dict[str, Any], loaded: ServerConfig, use_etcd: bool | None
+) -> ServerConfig:
+    """The configuration `serve` runs: `loaded` (file + environment) under the given flags."""
+    given = {name for name in params if ctx.get_parameter_source(name) in _GIVEN}
+    return dataclasses.replace(
+        loaded,
+        serve=_serve_flags(params, given, loaded.serve),
+        static_file=params["static"] if "static" in given else loaded.static_file,
+        dns=_dns_file(params["dns_config"]) if "dns_config" in given else loaded.dns,
+        etcd=_etcd_flags(params, given, loaded.etcd, use_etcd),
+    )
+
+
+def _static_sources(config: ServerConfig, loaded: ServerConfig) -> list[Source]:
+    """The file's own services (re-read when it changes), then the `--static` file."""
+    sources: list[Source] = []
+    if config.static_services is not None:
+        if config.path is not None:
+            sources.append(ConfigServicesSource(config.path, dict(os.environ), loaded))
+        else:  # declared in the environment only
+            sources.append(MemorySource(config.static_services, name="config"))
+    if config.static_file is not None:
+        sources.append(StaticSource(Path(config.static_file)))
+    return sources
+
+
+def _dns(config: DnsConfig, plane: ControlPlane) -> tuple[Source, DnsResolver]:
+    """The DNS source and its resolver (also used for etcd hostnames)."""
     resolver = DnsResolver(config.resolver)
     source = DnsSource(
         config.services,
@@ -61,23 +169,19 @@ def _dns(path: Path, plane: ControlPlane) -> tuple[Source, DnsResolver]:
     return source, resolver
 
 
-async def _serve(params: dict[str, Any], use_etcd: bool) -> None:
-    options = _options(params)
+async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
+    options = config.serve
     async with contextlib.AsyncExitStack() as stack:
-        sources: list[Source] = []
-        if params["static"]:
-            sources.append(StaticSource(Path(params["static"])))
+        sources = _static_sources(config, loaded)
         plane = ControlPlane(sources, options)
         resolver = None
-        if params["dns_config"]:
-            dns_source, resolver = _dns(Path(params["dns_config"]), plane)
+        if config.dns is not None:
+            dns_source, resolver = _dns(config.dns, plane)
             sources.append(dns_source)
-        if use_etcd:
-            client = await stack.enter_async_context(EtcdClient(etcd_config(params)))
-            targets = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
-            layout = RegistryLayout(params["services_prefix"], params["policies_prefix"], targets)
+        if config.etcd is not None:
+            client = await stack.enter_async_context(EtcdClient(config.etcd.client))
             # With a dns: section, hostnames in registrations use the same resolver.
-            sources.append(EtcdRegistrySource(client, layout, resolver=resolver))
+            sources.append(EtcdRegistrySource(client, config.etcd.layout, resolver=resolver))
         plane.sources = sources
         await plane.start()
         click.echo(
@@ -134,7 +238,7 @@ async def _serve(params: dict[str, Any], use_etcd: bool) -> None:
     "--registry/--no-registry",
     "use_etcd",
     default=None,
-    help="Watch the etcd registry [default: on when --etcd or XDSCP_ETCD is given].",
+    help="Watch the etcd registry [default: on with --etcd, XDSCP_ETCD or sources.etcd].",
 )
 @click.option(
     "--grpc-target",
@@ -143,16 +247,39 @@ async def _serve(params: dict[str, Any], use_etcd: bool) -> None:
     metavar="[SERVICE=]TARGET",
     help="A grpc-go naming target to watch in etcd.",
 )
+@click.option(
+    "--group-by", metavar="kind|cluster|id|metadata:KEY", help="Node grouping [default: kind]."
+)
+@click.option("--tls-cert", type=_FILE, help="Serve xDS over TLS with this certificate (PEM).")
+@click.option("--tls-key", type=_FILE, help="The certificate's private key (PEM).")
+@click.option(
+    "--tls-client-ca",
+    type=_FILE,
+    help="Require client certificates signed by this CA (mutual TLS).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=_FILE,
+    help="YAML file with every setting (see examples/xdscp.yaml); flags given override it.",
+)
 @etcd_options
-def command(use_etcd: bool | None, **params: Any) -> None:
+@click.pass_context
+def command(
+    ctx: click.Context, /, use_etcd: bool | None, config_file: str | None, **params: Any
+) -> None:
     """Run the control plane: watch the sources, serve xDS to Envoy and gRPC clients."""
-    if use_etcd is None:
-        use_etcd = bool(params["etcd_urls"])
-    if not (use_etcd or params["static"] or params["dns_config"]):
+    try:
+        loaded = load_config(config_file)
+        config = resolve(ctx, params, loaded, use_etcd)
+    except XdscpError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not config.has_sources:
         raise click.UsageError(
-            "give at least one source: --etcd URL, --static FILE or --dns-config FILE"
+            "give at least one source: --etcd URL, --static FILE, --dns-config FILE"
+            " or --config FILE with a sources: section"
         )
     try:
-        asyncio.run(_serve(params, use_etcd))
+        asyncio.run(_serve(config, loaded))
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None

@@ -1,0 +1,161 @@
+"""`xdscp serve --config FILE` as users run it: a subprocess, its admin port, its exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.cluster.v3 import cds_pb2_grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from tests.fixtures.etcd import make_tls_files
+from tests.integration.server.test_serve import _get, _port, _wait
+from xdscp.resources import TypeUrl
+
+CONFIG = """\
+xds: {address: "127.0.0.1:%(xds)d"}
+admin: {address: "127.0.0.1:%(file_admin)d"}   # the environment overrides this one
+sources:
+  static:
+    services:
+      web:
+        policy: {lb: weighted_round_robin}
+        endpoints:
+          - {address: 10.0.0.1, port: 80}
+          - address: 10.0.0.2
+            port: 80
+            weight: %(weight)s
+"""
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
+    return env | overrides
+
+
+def _serve(config: Path, env: dict[str, str], *flags: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "--log-format", "json", "serve", "--config", str(config),
+         *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    return err
+
+
+def test_config_file_serves_its_services_reloads_them_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    """The file's static service is served (admin /debug/resources); the admin address comes
+    from the environment, over the file; an edit of the services is applied, a bad edit keeps
+    the last good ones with the line and field logged; SIGTERM exits 0."""
+    path = tmp_path / "xdscp.yaml"
+    ports = {"xds": _port(), "file_admin": _port()}
+    path.write_text(CONFIG % {**ports, "weight": 1})
+    admin = _port()
+    proc = _serve(path, _env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
+    base = f"http://127.0.0.1:{admin}"
+    try:
+        _wait(lambda: _get(f"{base}/readyz")[0] == 200)
+        first = _get(f"{base}/debug/resources")[1]["envoy"]
+        assert set(first["Cluster"]) == {"web"}
+        assert set(first["ClusterLoadAssignment"]) == {"web"}
+        time.sleep(0.05)
+        path.write_text(CONFIG % {**ports, "weight": 5})
+        _wait(lambda: _get(f"{base}/debug/resources")[1]["envoy"] != first)
+        second = _get(f"{base}/debug/resources")[1]["envoy"]
+        assert second["ClusterLoadAssignment"] != first["ClusterLoadAssignment"]
+        path.write_text(CONFIG % {**ports, "weight": 0})
+        time.sleep(0.5)  # five polls of the file
+        assert _get(f"{base}/debug/resources")[1]["envoy"] == second
+        assert _get(f"{base}/readyz")[0] == 200
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert f"{path}:12: sources.static.services.web.endpoints[1].weight: must be in" in err
+    assert "static_services_invalid" in err
+    assert "control_plane_stopped" in err
+
+
+def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None:
+    """A file that does not validate stops serve before it listens: exit 1, and stderr names
+    the file, line and field; a bad override names the variable; no source at all: exit 2."""
+    path = tmp_path / "xdscp.yaml"
+    path.write_text(CONFIG % {"xds": _port(), "file_admin": _port(), "weight": 0})
+    done = subprocess.run(
+        [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"Error: {path}:12: sources.static.services.web.endpoints[1].weight: "
+        "must be in [1, 4294967295], got 0"
+    )
+    path.write_text(CONFIG % {"xds": _port(), "file_admin": _port(), "weight": 1})
+    done = subprocess.run(
+        [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+        env=_env(XDSCP_XDS__GROUP_BY="zone"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "Error: XDSCP_XDS__GROUP_BY: xds.group_by: "
+        "node grouping must be kind, cluster, id or metadata:KEY, got 'zone'"
+    )
+    path.write_text("xds: {address: 127.0.0.1:0}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
+        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--config FILE with a sources: section" in done.stderr
+
+
+def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
+    """`xds.tls` with a client CA (paths relative to the file): a client with a signed
+    certificate is served the file's cluster, one without a certificate is refused."""
+    files = make_tls_files(tmp_path / "certs")
+    xds, admin = _port(), _port()
+    path = tmp_path / "xdscp.yaml"
+    path.write_text(
+        f"xds:\n  address: 127.0.0.1:{xds}\n  tls:\n    cert: certs/{files.server_cert.name}\n"
+        f"    key: certs/{files.server_key.name}\n    client_ca: certs/{files.ca.name}\n"
+        f"admin: {{address: 127.0.0.1:{admin}}}\n"
+        "sources: {static: {services: {web: {endpoints: [{address: 10.0.0.1, port: 80}]}}}}\n"
+    )
+    proc = _serve(path, _env())
+    request = discovery_pb2.DiscoveryRequest(
+        node=base_pb2.Node(id="tls", user_agent_name="envoy"), type_url=TypeUrl.CLUSTER
+    )
+    ca = files.ca.read_bytes()
+    try:
+        _wait(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        signed = grpc.ssl_channel_credentials(
+            ca, files.client_key.read_bytes(), files.client_cert.read_bytes()
+        )
+        with grpc.secure_channel(f"127.0.0.1:{xds}", signed) as channel:
+            stub = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel)
+            responses = stub.StreamClusters(iter([request]), timeout=10)
+            assert len(next(responses).resources) == 1
+            responses.cancel()
+        with grpc.secure_channel(f"127.0.0.1:{xds}", grpc.ssl_channel_credentials(ca)) as channel:
+            stub = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel)
+            try:
+                next(stub.StreamClusters(iter([request]), timeout=5))
+                refused = None
+            except grpc.RpcError as error:
+                refused = error.code()
+            assert refused == grpc.StatusCode.UNAVAILABLE
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
