@@ -20,6 +20,9 @@ Policy lists sent (the first entry the client supports wins) and locality weight
 
 Hash inputs go in the route (gRPC ignores the cluster-level ones): headers as they are;
 cookie, query parameter and source IP have no gRPC meaning and become the channel id.
+
+Each list is proven with real grpcio 1.85 and grpc-go 1.85 clients (tests/integration/grpc):
+both ACK every policy, and each takes the first entry it supports.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import pytest
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
 from xdscp.balancer import build_balancer
 from xdscp.errors import BalancerError
@@ -142,3 +143,33 @@ def test_grpc_snapshot_names_every_resource_after_the_service() -> None:
         Translator(client=ClientKind.GRPC).translate({"greeter": _service("ring_hash")}).snapshot
     )
     assert {t: sorted(snapshot.resources[t]) for t in TypeUrl} == {t: ["greeter"] for t in TypeUrl}
+
+
+def _policy_names(policy_list: object) -> list[str]:
+    return [p.typed_extension_config.name for p in policy_list.policies]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("lb", "outer", "inner"),
+    [
+        # grpc-go picks least request; grpcio skips it (unknown type) and rotates.
+        ("least_request", ["wrr_locality"], ["least_request", "round_robin"]),
+        ("maglev", ["maglev", "ring_hash"], None),  # neither client has Maglev
+        ("random", ["ring_hash"], None),  # neither has random: a random hash on the ring
+        ("round_robin", ["wrr_locality"], ["round_robin"]),
+    ],
+)
+def test_policy_lists_put_the_better_choice_first(
+    lb: str, outer: list[str], inner: list[str] | None
+) -> None:
+    """The first entry a client supports wins (gRFC A52, grpc-go and grpcio alike): each list
+    names the policy a better client takes before the fallback every gRPC client has."""
+    cluster = grpc_cluster(_service(lb))
+    prefix = "envoy.load_balancing_policies."
+    assert _policy_names(cluster.load_balancing_policy) == [prefix + n for n in outer]
+    if inner is not None:
+        wrapper = wrr_locality_pb2.WrrLocality()
+        assert cluster.load_balancing_policy.policies[0].typed_extension_config.typed_config.Unpack(
+            wrapper
+        )
+        assert _policy_names(wrapper.endpoint_picking_policy) == [prefix + n for n in inner]

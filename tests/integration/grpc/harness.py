@@ -1,0 +1,122 @@
+"""Driving proxyless gRPC client processes and reading xdscp's view of them.
+
+Each client (grpcio: tests/integration/grpc/client.py; grpc-go: tests/interop/go/xdsclient)
+is its own process, because gRPC reads its xDS bootstrap once per process. Both answer JSON
+commands on stdin with one JSON line on stdout (the protocol is in client.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from tests.integration.envoy.conftest import Plane, plane_admin
+from xdscp.demo.backend import Backend
+from xdscp.model import BalancingPolicy, Endpoint, Service
+
+SERVICE = "web"
+
+
+class GrpcClient:
+    """One running client process: `await call({...})` sends a command, returns its result."""
+
+    def __init__(
+        self,
+        kind: str,
+        node_id: str,
+        process: asyncio.subprocess.Process,
+        stderr: Path | None = None,
+    ) -> None:
+        self.kind, self.node_id, self._process, self._stderr = kind, node_id, process, stderr
+
+    def log(self) -> str:
+        """What the client wrote to stderr so far (started with trace=True)."""
+        assert self._stderr is not None, "start the client with trace=True"
+        return self._stderr.read_text(errors="replace")
+
+    async def _line(self, within: float) -> dict[str, Any]:
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), within)
+        if not line:
+            raise AssertionError(f"{self.kind} client {self.node_id} exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def ready(self) -> None:
+        """Wait for the first call (made while the xDS resources arrive) to succeed."""
+        first = await self._line(30)
+        assert first["ready"], (self.kind, first)
+
+    async def call(self, within: float = 60, **command: object) -> dict[str, Any]:
+        """Run one command (`n`, `concurrency`, `header` + `keys`)."""
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command).encode() + b"\n")
+        await self._process.stdin.drain()
+        return await self._line(within)
+
+    async def counts(self, n: int, concurrency: int = 1) -> Counter[str]:
+        """`n` calls without errors; how many each backend answered."""
+        result = await self.call(n=n, concurrency=concurrency)
+        assert not result["errors"], result["errors"][:3]
+        return Counter(result["counts"])
+
+    async def stop(self) -> None:
+        """Close stdin (the client exits), kill it if it does not."""
+        if self._process.returncode is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+
+
+ClientStarter = Callable[..., Awaitable[GrpcClient]]
+
+
+def grpc_service(backends: list[Backend], weights: tuple[int, ...], **policy: Any) -> Service:
+    """Service `web` over the first len(weights) backends' gRPC ports."""
+    endpoints = tuple(
+        Endpoint("127.0.0.1", b.grpc_port, weight=w)
+        for b, w in zip(backends, weights, strict=False)
+    )
+    return Service(SERVICE, endpoints, BalancingPolicy(**policy))
+
+
+async def node(plane: Plane, node_id: str) -> dict[str, Any]:
+    """xdscp's status entry for one connected node ({} while it is not connected)."""
+    nodes = [n for n in await plane_admin(plane, "/debug/nodes") if n["node"] == node_id]
+    return dict(nodes[0]) if nodes else {}
+
+
+async def in_sync(
+    plane: Plane,
+    node_id: str,
+    *,
+    since: dict[str, Any] | None = None,
+    changed: str | None = None,
+    within: float = 10.0,
+) -> dict[str, Any]:
+    """Wait until the node has ACKed every version sent to it, with no NACK on record; with
+    `since` (an earlier status entry), also until an ACKed version differs from it (of type
+    `changed`, e.g. "ClusterLoadAssignment", when given). Returns the node's status entry."""
+    old = {t: v["acked_version"] for t, v in since["types"].items()} if since else {}
+    deadline = time.monotonic() + within
+    while True:
+        entry = await node(plane, node_id)
+        assert not entry.get("last_nack"), entry["last_nack"]
+        types = entry.get("types", {})
+        synced = len(types) == 4 and all(t["in_sync"] for t in types.values())
+        moved = not old or any(
+            types[t]["acked_version"] != old[t] for t in ([changed] if changed else old)
+        )
+        if synced and moved:
+            return entry
+        assert time.monotonic() < deadline, f"{node_id} not in sync: {entry}"
+        await asyncio.sleep(0.005)
