@@ -129,8 +129,10 @@ class XdsService:
             labels.inc()
             bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
             bound.info("stream_opened", group=group)
+            loop = self._loop(queue, record, ("request", first), bound)
+            del first  # the node (kilobytes for Envoy) is not kept for the stream's lifetime
             try:
-                async for chunk in self._loop(queue, record, first, bound):
+                async for chunk in loop:
                     yield chunk
             finally:
                 stop()
@@ -150,12 +152,12 @@ class XdsService:
             queue.put_nowait(_END)
 
     async def _loop(
-        self, queue: asyncio.Queue[_Event], record: StreamRecord, first: Any, bound: Any
+        self, queue: asyncio.Queue[_Event], record: StreamRecord, event: _Event, bound: Any
     ) -> AsyncIterator[bytes]:
         sent_at: dict[tuple[str, str], float] = {}
-        event: _Event = ("request", first)
         while event != _END:
             kind, payload = event
+            event = _END  # drop the reference while handling (the first request holds the node)
             if kind == "request":
                 outcome = record.state.on_request(_request(payload))
                 self._account(record, payload, outcome, sent_at, bound)
@@ -166,6 +168,7 @@ class XdsService:
                 sent_at[(response.type_url, response.nonce)] = time.perf_counter()
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
                 yield self._encode(response)
+            payload, responses = None, ()  # hold nothing of this event while waiting
             event = await queue.get()
 
     def _encode(self, response: Response) -> bytes:
