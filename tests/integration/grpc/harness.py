@@ -23,7 +23,7 @@ SERVICE = "web"
 
 
 class GrpcClient:
-    """One running client process: `await call({...})` sends a command, returns its result."""
+    """One running client process: `await call(n=100)` sends a command, returns its result."""
 
     def __init__(
         self,

@@ -41,12 +41,12 @@ async def test_least_request_grpc_go_balances_by_load_grpcio_rotates(
     plane: Plane, grpc_backends: list[Backend], slow_backend: Backend, grpc_client: ClientStarter
 ) -> None:
     """One least-request service, a grpcio and a grpc-go client at once (both ACK, no NACK),
-    each logging the policy its channel builds,
     each making 600 RPCs with 6 in flight over b0, b1 and a backend 30 ms slower. grpcio skips
     least_request and rotates (round robin: exactly a third each, +-2, as the reference
     predicts); grpc-go takes least_request (two random choices, fewer outstanding wins) and
     sends the slow backend under a fifth (it wins only when both choices fall on it: ~1/9;
-    measured 12-14 %), where rotation would send it a third."""
+    measured 12-14 %), where rotation would send it a third. Each client's own log names the
+    child policy its channel built under wrr_locality: round_robin, least_request."""
     backends = [*grpc_backends[:2], slow_backend]
     service = grpc_service(backends, (1, 1, 1), lb=LbPolicy.LEAST_REQUEST)
     plane.source.set({"web": service})
@@ -57,7 +57,6 @@ async def test_least_request_grpc_go_balances_by_load_grpcio_rotates(
         await in_sync(plane, client.node_id)
     by_python, by_go = await asyncio.gather(python.counts(N, 6), go.counts(N, 6))
     print("grpcio", dict(by_python), "grpc-go", dict(by_go))
-    # What each channel reports it built under wrr_locality's weighted target:
     assert GO_LEAST_REQUEST in go.log()
     assert PYTHON_ROUND_ROBIN.search(python.log()), python.log()[-2000:]
     assert "least_request" not in python.log()

@@ -91,7 +91,8 @@ async def test_policies_grpc_lacks_are_accepted_and_serve(
     """One client while the service switches to Maglev, random and least request (policies
     grpcio NACKs when sent as Envoy gets them): each change is ACKed with no NACK on record,
     and 600 RPCs split as the reference predicts for what grpcio falls back to (ring hash with
-    a random hash: 1:2:7; ring hash on equal weights; round robin: equal)."""
+    a random hash: 1:2:7; ring hash on equal weights; round robin: equal). Source-IP hash
+    hashes the channel id: all 600 RPCs of the channel go to one backend."""
     plane.source.set({"web": grpc_service(grpc_backends, (1, 2, 7), lb="round_robin")})
     client = await grpc_client()
     status = await in_sync(plane, client.node_id)
@@ -103,6 +104,10 @@ async def test_policies_grpc_lacks_are_accepted_and_serve(
         observed = await client.counts(600)
         predicted = predicted_shares(service, grpc_backends)
         assert_shares(observed, predicted, 600, reference_picks=REFERENCE_PICKS, alternative=wrong)
+    plane.source.set({"web": grpc_service(grpc_backends, (1, 2, 7), lb="source_ip_hash")})
+    await in_sync(plane, client.node_id, since=status)
+    await client.counts(20)
+    assert len(await client.counts(600)) == 1
 
 
 async def _direct(backend: Backend) -> str:
