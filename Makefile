@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast lint simulate bench bench-hash bench-balancer bench-registry bench-fanout protos clean
+.PHONY: venv test test-fast e2e-compose lint demo simulate bench bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-scale protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,12 +20,22 @@ test: $(STAMP)
 
 ## Unit tests only (no real etcd, Envoy or Go).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not etcd and not envoy and not go"
+	$(BIN)/python -m pytest -m "not etcd and not envoy and not go and not grpc and not compose"
+
+## The docker-compose end-to-end suite (docker-compose.yml): installs Docker from Debian and
+## starts a private engine if needed, builds, runs, tears down; SKIP (exit 0) if no engine can start.
+e2e-compose:
+	./scripts/e2e-compose.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check xdscp tests bench
 	$(BIN)/ruff format --check xdscp tests bench
 	$(BIN)/mypy
+
+## etcd, xdscp, Envoy and demo backends on loopback: every balancing strategy, measured vs
+## predicted; then stays up (Ctrl-C stops everything). `DEMO_ARGS=--once` runs the tour and exits.
+demo: $(STAMP)
+	$(BIN)/xdscp demo $(DEMO_ARGS)
 
 ## The main job until `xdscp demo` exists: predict a weighted round robin split.
 simulate: $(STAMP)
@@ -44,9 +54,19 @@ bench-registry: $(STAMP)
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
 
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
+
+## etcd write -> Envoy's ACK -> first request, beside the raw etcd watch; go-control-plane and
+## sovereign (installed into bench/.peers-venv, never into .venv) in the same run.
+bench-propagation: $(STAMP)
+	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
+
 bench: $(STAMP)
 	$(BIN)/python -m bench.balancer
 	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
+	$(BIN)/python -m bench.scale
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen

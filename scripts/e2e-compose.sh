@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# `make e2e-compose`: the docker-compose end-to-end suite, on a machine with no image registry.
+#
+# Installs the Docker engine and Compose from Debian if missing, starts a private dockerd when
+# no engine answers, builds a local base image with debootstrap if absent (docs: containers.md
+# recipe), builds the xdscp image, runs docker-compose.yml until the test-runner exits,
+# collects its exit code, logs and figures into build/e2e-compose/, and tears everything down
+# (always, via trap). Exits 0 with a SKIP line only when no Docker engine can be started.
+#
+# Environment: XDSCP_BASE (base image; default: the local debootstrap image below),
+# XDSCP_E2E_STATE (private engine's socket and run dir), XDSCP_E2E_DATA (its data root: kept
+# between runs so the base image and build cache survive), XDSCP_E2E_TIMEOUT (seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATE=${XDSCP_E2E_STATE:-/tmp/xdscp-e2e}
+DATA=${XDSCP_E2E_DATA:-/var/lib/xdscp-e2e/docker}
+LOCAL_BASE=xdscp-base:bookworm
+IMAGE=${XDSCP_IMAGE:-xdscp-e2e:local}
+OUT=build/e2e-compose
+TIMEOUT=${XDSCP_E2E_TIMEOUT:-900}
+export COMPOSE_PROJECT_NAME=xdscp-e2e XDSCP_IMAGE=$IMAGE
+COMPOSE=(docker-compose -f docker-compose.yml)
+STARTED_PID=""
+PHASE_START=$(date +%s.%N)
+
+log() { echo "e2e-compose: $*"; }
+skip() { echo "SKIP e2e-compose: $* (no Docker engine could be started)"; exit 0; }
+# Print the wall time of the phase that just ended and start timing the next one.
+phase() {
+  local now took
+  now=$(date +%s.%N)
+  took=$(awk -v a="$PHASE_START" -v b="$now" 'BEGIN { printf "%.1f", b - a }')
+  printf 'e2e-compose: phase %-8s %6s s\n' "$1" "$took"
+  echo "$1 $took" >>"$OUT/phases.txt"
+  PHASE_START=$now
+}
+
+teardown() {
+  local rc=$?
+  if [[ -n "${DOCKER_HOST:-}" ]] && docker info >/dev/null 2>&1; then
+    "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+  fi
+  if [[ -n "$STARTED_PID" ]]; then
+    kill "$STARTED_PID" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$STARTED_PID" 2>/dev/null || break; sleep 0.2; done
+    log "private dockerd (pid $STARTED_PID) stopped"
+  fi
+  exit "$rc"
+}
+
+install_packages() {
+  local missing=()
+  { command -v dockerd && command -v docker; } >/dev/null || missing+=(docker.io)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  command -v apt-get >/dev/null || skip "missing ${missing[*]} and no apt-get to install them"
+  [[ $(id -u) -eq 0 ]] || skip "missing ${missing[*]}; installing needs root"
+  log "installing ${missing[*]}"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") \
+    >"$STATE/apt.log" 2>&1 || skip "apt-get install ${missing[*]} failed (see $STATE/apt.log)"
+}
+
+# Use an engine that already answers (DOCKER_HOST or the default socket), else start our own.
+start_engine() {
+  if docker info >/dev/null 2>&1; then
+    log "using the running engine ${DOCKER_HOST:-(default socket)}"
+    return 0
+  fi
+  command -v dockerd >/dev/null || skip "dockerd is not installed"
+  [[ $(id -u) -eq 0 ]] || skip "no engine answers and starting dockerd needs root"
+  mkdir -p "$DATA" "$STATE/exec"
+  export DOCKER_HOST="unix://$STATE/docker.sock"
+  dockerd --host "$DOCKER_HOST" --data-root "$DATA" --exec-root "$STATE/exec" \
+    --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 &
+  STARTED_PID=$!
+  for _ in $(seq 150); do
+    docker info >/dev/null 2>&1 && { log "private dockerd pid $STARTED_PID on $DOCKER_HOST"; return 0; }
+    kill -0 "$STARTED_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  local why
+  why=$(tail -n 3 "$STATE/dockerd.log" 2>/dev/null | tr '\n' ' ')
+  kill "$STARTED_PID" 2>/dev/null || true
+  STARTED_PID=""
+  skip "dockerd did not start (exited or not ready within 30 s): $why"
+}
+
+# The containers.md recipe: Debian bookworm minbase with Python, imported as an image.
+build_local_base() {
+  if docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+    log "base image $LOCAL_BASE present"
+    return 0
+  fi
+  local mirror rootfs="$STATE/rootfs"
+  mirror=$(grep -rhs '^URIs:' /etc/apt/sources.list.d/ | awk '{print $2}' | grep -m1 '/debian$' || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  log "building $LOCAL_BASE with debootstrap from $mirror"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+    bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$STATE/debootstrap.log"; return 1; }
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    - "$LOCAL_BASE" >/dev/null
+  rm -rf "$rootfs"
+}
+
+build_image() {
+  local base=${XDSCP_BASE:-$LOCAL_BASE}
+  # pip inside the build trusts the host's CA bundle (the file PIP_CERT names, if any).
+  if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then cp "$PIP_CERT" .docker/ca.pem; fi
+  DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg "BASE=$base" \
+    -t "$IMAGE" . >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; return 1; }
+  docker image prune --force >/dev/null  # earlier builds of the image (the cache stays)
+}
+
+# compose up (detached) and wait for the runner alone (with a timeout): the run ends when the
+# suite does, whatever another service does meanwhile.
+run_stack() {
+  "${COMPOSE[@]}" up --detach --no-build >"$OUT/up.log" 2>&1 || { cat "$OUT/up.log"; return 1; }
+  phase up
+  local runner
+  runner=$("${COMPOSE[@]}" ps -q test-runner)
+  RUNNER_RC=$(timeout "$TIMEOUT" docker wait "$runner" || echo 124)
+  phase suite
+  docker logs "$runner" >"$OUT/runner.log" 2>&1 || true
+  "${COMPOSE[@]}" logs --no-color >"$OUT/compose.log" 2>&1 || true
+  docker cp "$runner:/results/." "$OUT/" >/dev/null 2>&1 || true
+}
+
+report() {
+  sed -n '/short test summary/,$p' "$OUT/runner.log" | grep -v '^PASSED' || tail -n 40 "$OUT/runner.log"
+  [[ -f "$OUT/figures.jsonl" ]] && { echo "e2e-compose: figures"; cat "$OUT/figures.jsonl"; }
+  log "logs: $OUT/runner.log (suite), $OUT/compose.log (every service), $OUT/phases.txt"
+  log "test-runner exit code $RUNNER_RC"
+}
+
+main() {
+  mkdir -p "$STATE" "$OUT"
+  # One run at a time per machine: runs share the private engine's socket and project name.
+  if command -v flock >/dev/null; then
+    exec 9>"$STATE/lock"
+    flock -w "$TIMEOUT" 9 || { log "another e2e-compose run holds $STATE/lock"; return 1; }
+  fi
+  rm -f "$OUT"/*.log "$OUT/phases.txt" "$OUT/figures.jsonl" "$OUT/junit.xml"
+  trap teardown EXIT
+  install_packages
+  phase install
+  start_engine
+  phase engine
+  [[ -n "${XDSCP_BASE:-}" ]] || build_local_base
+  phase base
+  build_image
+  phase build
+  RUNNER_RC=1
+  run_stack
+  "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+  phase down
+  report
+  return "$RUNNER_RC"
+}
+
+main "$@"
