@@ -97,10 +97,15 @@ build_local_base() {
   mirror=$(grep -rhs '^URIs:' /etc/apt/sources.list.d/ | awk '{print $2}' | grep -m1 '/debian$' || true)
   mirror=${mirror:-http://deb.debian.org/debian}
   log "building $LOCAL_BASE with debootstrap from $mirror"
-  rm -rf "$rootfs"
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 \
-    || { tail -n 20 "$STATE/debootstrap.log"; return 1; }
+  local attempt
+  for attempt in 1 2; do  # a mirror hiccup should not fail the run: one retry
+    rm -rf "$rootfs"
+    debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+      bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 && break
+    tail -n 20 "$STATE/debootstrap.log"
+    [[ $attempt -eq 2 ]] && return 1
+    log "debootstrap failed; retrying once"
+  done
   tar -C "$rootfs" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     - "$LOCAL_BASE" >/dev/null
@@ -111,8 +116,14 @@ build_image() {
   local base=${XDSCP_BASE:-$LOCAL_BASE}
   # pip inside the build trusts the host's CA bundle (the file PIP_CERT names, if any).
   if [[ -n "${PIP_CERT:-}" && -f "$PIP_CERT" ]]; then cp "$PIP_CERT" .docker/ca.pem; fi
-  DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg "BASE=$base" \
-    -t "$IMAGE" . >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log"; return 1; }
+  local attempt
+  for attempt in 1 2; do  # a package-index hiccup should not fail the run: one retry
+    DOCKER_BUILDKIT=0 docker build --quiet --network host --build-arg "BASE=$base" \
+      -t "$IMAGE" . >"$OUT/build.log" 2>&1 && break
+    tail -n 30 "$OUT/build.log"
+    [[ $attempt -eq 2 ]] && return 1
+    log "image build failed; retrying once"
+  done
   docker image prune --force >/dev/null  # earlier builds of the image (the cache stays)
 }
 
