@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from xdscp import __version__
-from xdscp.cli import backend, bootstrap, registry, serve, simulate, status
+from xdscp.cli import backend, bootstrap, demo, registry, serve, simulate, status
 from xdscp.logs import configure_logging
 
 
@@ -29,7 +29,7 @@ def main(log_level: str, log_format: str) -> None:
     configure_logging(log_level, log_format)  # type: ignore[arg-type]
 
 
-for _module in (backend, bootstrap, serve, simulate, status):
+for _module in (backend, bootstrap, demo, serve, simulate, status):
     main.add_command(_module.command)
 for _command in registry.commands:
     main.add_command(_command)

@@ -32,13 +32,20 @@ class EnvoyProcess:
         *,
         concurrency: int = 1,
         log_level: str = "warning",
+        binary: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        self.binary = binary  # None: the envoy installed with xdscp (find_binary)
         self.workdir = workdir
         self.concurrency = concurrency
         self.log_level = log_level
         self.admin_url = ""
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The Envoy process id, once started."""
+        return None if self._proc is None else self._proc.pid
 
     @property
     def log_path(self) -> Path:
@@ -53,7 +60,7 @@ class EnvoyProcess:
         address_file = self.workdir / "admin-address"
         address_file.unlink(missing_ok=True)
         args = [
-            find_binary("envoy"), "-c", str(config), "--use-dynamic-base-id",
+            self.binary or find_binary("envoy"), "-c", str(config), "--use-dynamic-base-id",
             "--concurrency", str(self.concurrency), "-l", self.log_level,
             "--admin-address-path", str(address_file), "--drain-time-s", "0",
         ]  # fmt: skip

@@ -1,0 +1,283 @@
+"""`xdscp demo` as a user runs it: a subprocess with real etcd, xdscp, Envoy and backends.
+
+Each run gets its own session (`start_new_session`): every child the demo starts inherits it,
+so "nothing left running" is checked as "no process of that session survives the demo",
+besides the pids and ports the demo reports.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
+
+N = 300
+STRATEGIES = (
+    "round_robin",
+    "weighted_round_robin",
+    "random",
+    "weighted_random",
+    "least_request",
+    "ring_hash",
+    "maglev",
+    "source_ip_hash",
+)
+WEIGHT_SHARES = {"b1": 0.1, "b2": 0.2, "b3": 0.7}
+
+
+def run_demo(*args: str, tmp: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """`python -m xdscp demo ARGS` in a new session (its work directory under `tmp`); fails
+    the test if any process of that session is still running once the demo has exited."""
+    command = [sys.executable, "-m", "xdscp", "demo", *args]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
+    left = session_members(process.pid)
+    if left:
+        os.killpg(process.pid, 9)
+    assert not left, f"processes left running: {left}"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def session_members(session: int) -> list[str]:
+    """`pid comm` of every live process whose session id is `session` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        state, _ppid, _pgrp, sid = stat[stat.rindex(")") + 2 :].split()[:4]
+        if int(sid) == session and state != "Z":
+            found.append(f"{entry.name} {comm}")
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def sigma_bound(n: int, p: float) -> float:
+    """5 sigma of a binomial count, widened for a prediction estimated from 20000 picks."""
+    return 5 * math.sqrt(n * p * (1 - p) * (1 + n / 20_000))
+
+
+def counts(strategy: dict[str, Any]) -> dict[str, int]:
+    """Backend name → requests it answered."""
+    return {b["name"]: b["measured"] for b in strategy["backends"]}
+
+
+def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) -> None:
+    """`--once --requests 300`: exit 0, a table per strategy, shares where the reference
+    balancer puts them (rotations within 1.5 requests, random ones within 5 sigma and away
+    from the wrong split, hash policies request for request), and afterwards no child pid
+    alive and no child port open."""
+    report = tmp_path / "report.json"
+    started = time.monotonic()
+    result = run_demo("--once", "--requests", str(N), "--report", str(report), tmp=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    for index, name in enumerate(STRATEGIES, 1):
+        assert f"[{index}/8] {name}" in result.stdout
+    assert "✗" not in result.stdout
+    document = json.loads(report.read_text())
+    by_policy = {s["policy"]: s for s in document["strategies"]}
+    assert list(by_policy) == list(STRATEGIES)
+    for strategy in document["strategies"]:
+        assert strategy["requests"] == N
+        assert strategy["errors"] == 0
+        assert sum(counts(strategy).values()) == N
+    assert counts(by_policy["round_robin"]).keys() == WEIGHT_SHARES.keys()
+    assert all(abs(c - N / 3) <= 1.5 for c in counts(by_policy["round_robin"]).values())
+    for name in ("weighted_round_robin", "least_request"):
+        got = counts(by_policy[name])
+        assert all(abs(got[b] - N * p) <= 1.5 for b, p in WEIGHT_SHARES.items()), (name, got)
+    weighted_random = counts(by_policy["weighted_random"])
+    for backend, p in WEIGHT_SHARES.items():
+        assert abs(weighted_random[backend] - N * p) <= sigma_bound(N, p), weighted_random
+    assert abs(weighted_random["b3"] - N / 3) > sigma_bound(N, 0.7)  # not uniform
+    for name in ("ring_hash", "maglev", "source_ip_hash"):
+        assert by_policy[name]["on_predicted"] == N, by_policy[name]
+        assert len([c for c in counts(by_policy[name]).values() if c]) >= 2  # a real spread
+    children = document["children"]
+    assert {c["name"] for c in children} >= {"etcd", "envoy", "control plane (xdscp serve)"}
+    assert len(children) == 6
+    assert not [c for c in children if pid_alive(c["pid"])]
+    ports = [p for c in children for p in c["ports"].values()]
+    assert not [p for p in ports if port_open(p)]
+    print(f"demo --once --requests {N}: {elapsed:.1f} s")
+
+
+def test_busy_port_fails_at_once_saying_what_why_and_how(tmp_path: Path) -> None:
+    """A listener port already taken: the demo starts nothing and names the port, its role,
+    the reason and the flag to change."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_demo("--once", "--listener-port", str(port), tmp=tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 (the Envoy listener) is not available" in result.stderr
+    assert "why: " in result.stderr
+    assert "--listener-port" in result.stderr
+    assert "✓" not in result.stdout  # nothing was started
+
+
+def test_missing_envoy_binary_fails_clearly(tmp_path: Path) -> None:
+    """An Envoy binary that does not exist: what, why, and what to do."""
+    missing = tmp_path / "no-such-envoy"
+    result = run_demo("--once", "--envoy-bin", str(missing), tmp=tmp_path, timeout=30)
+    assert result.returncode == 1
+    assert "the Envoy binary was not found" in result.stderr
+    assert f"{missing} (given with --envoy-bin PATH) does not exist" in result.stderr
+    assert "fix: " in result.stderr
+
+
+def test_etcd_that_cannot_start_stops_the_others_and_says_why(tmp_path: Path) -> None:
+    """An etcd that exits at once (`false`): the demo fails with etcd's exit status and the
+    children already started (backends, control plane) are stopped."""
+    result = run_demo("--once", "--etcd-bin", "/bin/false", tmp=tmp_path, timeout=60)
+    assert result.returncode == 1
+    assert "the embedded etcd did not start" in result.stderr
+    assert "etcd exited with 1" in result.stderr
+    assert "stopped 5 processes" in result.stdout
+
+
+def read_until(stream: IO[str], marker: str, timeout: float) -> str:
+    """Lines of `stream` up to and including the one holding `marker`."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not printed:\n{''.join(seen)}")
+
+
+def backend_of(port: int, headers: dict[str, str] | None = None) -> str:
+    """The backend answering one GET through Envoy on 127.0.0.1:port (Host: web)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": "web", **(headers or {})})
+        response = conn.getresponse()
+        response.read()
+        return response.getheader("x-backend") or f"status:{response.status}"
+    finally:
+        conn.close()
+
+
+def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
+    """Without --once the demo stays up and prints commands with its real ports: curl
+    through Envoy gets the weighted split, the printed `policy set` makes a user stick to one
+    backend; SIGINT then stops every child and the demo exits 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "demo", "--requests", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), "COLUMNS": "200"},
+    )
+    try:
+        assert process.stdout is not None
+        printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=60)
+        port = int(re.findall(r"curl -H 'Host: web' http://127\.0\.0\.1:(\d+)/", printed)[0])
+        split = Counter(backend_of(port) for _ in range(20))
+        assert all(abs(split[b] - 20 * p) <= 1 for b, p in WEIGHT_SHARES.items()), split
+        policy_set = next(line for line in printed.splitlines() if " policy set web " in line)
+        subprocess.run(shlex.split(policy_set), check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        # Weighted round robin spreads any 10 requests in a row over 2-3 backends; once
+        # Maglev hashes x-user, all of alice's requests go to one backend.
+        while len({backend_of(port, {"x-user": "alice"}) for _ in range(10)}) != 1:
+            assert time.monotonic() < deadline, "printed policy set not applied"
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
+    assert process.returncode == 0, rest
+    assert "stopped 6 processes" in rest
+    assert not session_members(process.pid)
+
+
+def test_listener_port_taken_after_the_check_fails_with_envoys_reason(tmp_path: Path) -> None:
+    """The listener port is free when the demo checks it and taken before Envoy binds it
+    (after the control plane is up): Envoy's rejection is reported with its reason and
+    every child is stopped."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "demo", "--once", "--listener-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    try:
+        assert process.stdout is not None
+        read_until(process.stdout, "control plane", timeout=60)  # Envoy starts next
+        with socket.socket() as busy:
+            try:
+                busy.bind(("127.0.0.1", port))
+            except OSError:
+                pytest.skip("Envoy bound the port before the test could take it")
+            busy.listen()
+            rest, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
+    assert process.returncode == 1, rest + stderr
+    assert f"Envoy could not open its listener on 127.0.0.1:{port}" in stderr
+    assert "Address already in use" in stderr
+    assert "--listener-port" in stderr
+    assert "stopped 6 processes" in rest
+    assert not session_members(process.pid)

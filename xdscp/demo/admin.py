@@ -1,0 +1,71 @@
+"""Reading the demo's state: xdscp's admin endpoint and Envoy's, as JSON, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+from typing import Any
+
+from xdscp.errors import ProcessError
+
+
+def get_json(port: int, path: str) -> Any:
+    """GET http://127.0.0.1:`port``path` and decode its JSON body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    except OSError as exc:
+        raise ProcessError(f"127.0.0.1:{port}{path} did not answer: {exc}") from None
+    finally:
+        conn.close()
+    return json.loads(body)
+
+
+class AdminClient:
+    """xdscp's admin port and Envoy's admin port."""
+
+    def __init__(self, xdscp_port: int, envoy_port: int) -> None:
+        self.xdscp_port = xdscp_port
+        self.envoy_port = envoy_port
+
+    def _state(self) -> tuple[Any, Any, Any]:
+        return (
+            get_json(self.xdscp_port, "/debug/resources"),
+            get_json(self.xdscp_port, "/status/snapshots"),
+            get_json(self.xdscp_port, "/debug/nodes"),
+        )
+
+    async def state(self) -> tuple[Any, Any, Any]:
+        """xdscp's served resources (group → type → name → version), per-type snapshot
+        versions (group → type → version) and connected nodes."""
+        return await asyncio.to_thread(self._state)
+
+    def _cluster_active(self, name: str, version: str) -> bool:
+        dump = get_json(self.envoy_port, "/config_dump?resource=dynamic_warming_clusters")
+        if dump.get("configs"):
+            return False
+        dump = get_json(self.envoy_port, "/config_dump?resource=dynamic_active_clusters")
+        return any(
+            c.get("cluster", {}).get("name") == name and c.get("version_info") == version
+            for c in dump.get("configs", [])
+        )
+
+    async def envoy_cluster_active(self, name: str, version: str) -> bool:
+        """True when Envoy's active cluster `name` came with CDS `version` and no cluster
+        is still warming (its endpoints have arrived)."""
+        return await asyncio.to_thread(self._cluster_active, name, version)
+
+    def _listener_ports(self) -> set[int]:
+        statuses = get_json(self.envoy_port, "/listeners?format=json").get("listener_statuses", [])
+        return {
+            int(s["local_address"]["socket_address"]["port_value"])
+            for s in statuses
+            if "socket_address" in s.get("local_address", {})
+        }
+
+    async def envoy_listener_ports(self) -> set[int]:
+        """The ports Envoy's active listeners are bound to."""
+        return await asyncio.to_thread(self._listener_ports)

