@@ -37,7 +37,7 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/xdscp demo $(DEMO_ARGS)
 
-## The main job until `xdscp demo` exists: predict a weighted round robin split.
+## Predict a weighted round robin split with the reference balancer (no processes started).
 simulate: $(STAMP)
 	$(BIN)/xdscp simulate --policy weighted_round_robin --endpoint 10.0.0.1:80:1 --endpoint 10.0.0.2:80:2 --endpoint 10.0.0.3:80:7
 
