@@ -2,7 +2,7 @@
 
 - baseline: `bench.fanout.baseline`, pre-serialized responses (the floor);
 - go: the go-control-plane peer in bench/peers/go-control-plane, built on demand;
-- xdscp: `xdscp serve --static FILE.yaml`; the change rewrites the file.
+- xdscp: `xdscp serve --static FILE.yaml`; the change rewrites the file and sends SIGHUP.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -188,8 +189,14 @@ async def _xdscp_acks(child: Child) -> dict[str, int]:
     return count_in_sync(await asyncio.to_thread(fetch), "ClusterLoadAssignment")
 
 
-async def _rewrite_static(_child: Child, change: int, workdir: Path) -> None:
+async def _rewrite_static(child: Child, change: int, workdir: Path) -> None:
+    """Rewrite the file, then SIGHUP: xdscp re-reads it at once, as an operator would ask.
+
+    The peers are told of a change directly too (a command on stdin), so no server waits
+    for a poll interval.
+    """
     write_static(workdir / "services.yaml", change)
+    os.kill(child.pid, signal.SIGHUP)
 
 
 SERVERS = {

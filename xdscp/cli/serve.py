@@ -46,6 +46,14 @@ _ETCD_CLIENT_FLAGS = {
 }
 
 
+def _reload(sources: list[Source]) -> None:
+    """SIGHUP: file sources re-read their file at once (etcd and DNS follow on their own)."""
+    log.info("reload_requested")
+    for source in sources:
+        if isinstance(source, StaticSource):
+            source.reload()
+
+
 def _address(value: str, option: str) -> tuple[str, int]:
     try:
         return split_address(value)
@@ -192,6 +200,7 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
         waiter = asyncio.create_task(plane.wait())
         await asyncio.wait(
             [waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED

@@ -16,6 +16,7 @@ that no longer parses keeps the last good services in force, with an error logge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class StaticSource:
         self.poll_s = poll_s
         self._ready = False
         self._mtime: float | None = None
+        self._reload: asyncio.Event | None = None
 
     @property
     def name(self) -> str:
@@ -79,6 +81,12 @@ class StaticSource:
         """True once the file has been read successfully."""
         return self._ready
 
+    def reload(self) -> None:
+        """Re-read the file now (SIGHUP in `xdscp serve`), without waiting for the next poll."""
+        self._mtime = None
+        if self._reload is not None:
+            self._reload.set()
+
     def read(self) -> ServiceSet:
         """Read and validate the file now."""
         try:
@@ -88,6 +96,7 @@ class StaticSource:
 
     async def run(self, publish: Publish) -> None:
         """Publish the file's services, and again after every change, until cancelled."""
+        self._reload = asyncio.Event()
         while True:
             try:
                 mtime = self.path.stat().st_mtime
@@ -99,4 +108,6 @@ class StaticSource:
                     log.info("static_services_loaded", path=str(self.path), services=len(services))
             except (ConfigError, ValidationError, OSError, yaml.YAMLError) as exc:
                 log.error("static_services_invalid", path=str(self.path), error=str(exc))  # noqa: TRY400 - the reason is the message; no traceback
-            await asyncio.sleep(self.poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload.wait(), self.poll_s)
+            self._reload.clear()

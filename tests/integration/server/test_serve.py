@@ -99,11 +99,16 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
         time.sleep(2.5)  # two polls of the file
         assert _get(f"{base}/status/snapshots")[1]["envoy"] == second
         assert _get(f"{base}/ready")[0] == 200
+        proc.send_signal(signal.SIGHUP)  # re-read now; never the default "terminate"
+        time.sleep(0.5)
+        assert proc.poll() is None
+        assert _get(f"{base}/status/snapshots")[1]["envoy"] == second
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "static_services_invalid" in err
+    assert "reload_requested" in err
     assert "control_plane_stopped" in err
 
 
