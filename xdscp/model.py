@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from xdscp.errors import ValidationError
 
@@ -313,20 +314,39 @@ ServiceSet = Mapping[str, Service]
 """The whole discovered world at one instant: service name → service."""
 
 
-class ServiceUpdate(dict[str, Service]):
+class ServiceUpdate(Mapping[str, Service]):
     """A source's complete service set that also names what changed since its previous one.
 
     Still the whole set (consumers may ignore `changed`); with the hint the pipeline skips
     comparing every service, so one change among ten thousand costs what it costs among a
     hundred. `changed` lists names added, replaced or removed; None means "not known".
-    Read-only by convention, like every published set.
+    It wraps `services` without copying it: the source must never change that mapping
+    afterwards (the etcd registry publishes persistent maps).
     """
 
-    __slots__ = ("changed",)
+    __slots__ = ("_services", "changed")
 
-    def __init__(self, services: ServiceSet, changed: frozenset[str] | None = None) -> None:
-        super().__init__(services)
+    def __init__(
+        self, services: Mapping[str, Service], changed: frozenset[str] | None = None
+    ) -> None:
+        self._services = services
         self.changed = changed
+
+    def __getitem__(self, name: str) -> Service:
+        return self._services[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._services)
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._services
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """`Mapping.get` without the exception round trip."""
+        return self._services.get(name, default)
 
 
 def changed_names(services: ServiceSet) -> frozenset[str] | None:

@@ -225,7 +225,9 @@ class StreamState:
         version = set_version(digest)
         if version in {ts.sent_version, ts.nacked_version}:
             return None
-        names = ts.sent_names.difference(drops).union(adds) if drops or adds else ts.sent_names
+        names = ts.sent_names  # this stream's own set: updated in place, O(changes)
+        names.difference_update(drops)
+        names.update(adds)
         if type_url in FULL_STATE:
             resources = tuple(pool[n] for n in sorted(names))
         else:

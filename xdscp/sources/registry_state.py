@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+import immutables
+
 from xdscp.errors import ValidationError
 from xdscp.etcd.types import EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
@@ -96,7 +98,7 @@ class RegistryState:
         self._regs: dict[str, dict[str, Registration]] = {}  # service -> key -> registration
         self._key_service: dict[str, str] = {}
         self._policies: dict[str, BalancingPolicy] = {}
-        self._built: dict[str, Service] = {}
+        self._built: immutables.Map[str, Service] = immutables.Map()  # shared with publications
         self._dirty: set[str] = {t.service for t in self.layout.grpc_targets}
         self._reported: dict[str, set[tuple[str, str]]] = {}
         self._host_refs: dict[str, int] = {}  # hostname -> registrations using it
@@ -212,8 +214,9 @@ class RegistryState:
         rejections: list[Rejection] = []
         declared = {t.service for t in self.layout.grpc_targets}
         changed: set[str] = set()
+        built_map = self._built.mutate()
         for service in sorted(self._dirty):
-            old = self._built.pop(service, None)
+            old = built_map.pop(service, None)
             regs = self._regs.get(service, {})
             self.endpoint_count -= len(old.endpoints) if old is not None else 0
             if not regs and service not in declared:
@@ -227,7 +230,7 @@ class RegistryState:
                 built = old  # keep the identical object: cheap comparisons downstream
             if built is not old:
                 changed.add(service)
-            self._built[service] = built
+            built_map[service] = built
             self.endpoint_count += len(built.endpoints)
             seen = {(r.key, r.reason) for r in found}
             reported = self._reported.get(service, set())
@@ -235,6 +238,7 @@ class RegistryState:
             self._reported[service] = seen
         self._dirty.clear()
         self.changed = bool(changed)
+        self._built = built_map.finish()  # a new persistent map: earlier publications keep theirs
         return ServiceUpdate(self._built, frozenset(changed)), rejections
 
     def _endpoint(self, key: str, reg: Registration, address: str) -> Endpoint:
