@@ -49,7 +49,6 @@ bench-balancer: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m bench.registry
-	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
 
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
@@ -65,6 +64,7 @@ bench-propagation: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.balancer
 	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
 	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
 	$(BIN)/python -m bench.scale
 

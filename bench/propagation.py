@@ -2,13 +2,15 @@
 
 Run: `.venv/bin/python -m bench.propagation [--changes 250] [--peers go,sovereign]`.
 
-One real etcd, one traffic process (demo backends b0..b3 and a request loop through Envoy,
-`bench/propagate/traffic.py`), and per phase a real Envoy (concurrency 1) fed by the control
-plane under test. Each change registers a new endpoint of service `bench` and deregisters
-the previous one in one etcd transaction (`bench/propagate/changes.py`). Per change:
+One real etcd, a driver process (the etcd writes and the raw watch, our etcd client,
+`bench/propagate/driver.py`), a traffic process (demo backends b0..b3 and a request loop
+through Envoy, `bench/propagate/traffic.py`), and per phase a real Envoy (concurrency 1) fed
+by the control plane under test. Each change registers a new endpoint of service `bench` and
+deregisters the previous one in one etcd transaction (`bench/propagate/changes.py`). Per
+change:
 
-- t0: just before the write (our etcd client);
-- watch: the raw etcd watch event on a bare prefix watch with our client (the baseline);
+- t0: just before the write (in the driver);
+- watch: the raw etcd watch event on a bare prefix watch (in the driver: the baseline);
 - ack: the control plane has Envoy's ACK of the ClusterLoadAssignment holding the endpoint
   (xdscp: in-process hook where the server records the ACK, `bench/propagate/probe.py`;
   go-control-plane: its server callback, printed by the wrapper);

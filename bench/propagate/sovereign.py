@@ -13,8 +13,10 @@ seconds (default 30, an integer, so 1 is its fastest) and Envoy polls it over RE
 - an Envoy with xdscp's listener and routes inlined as a static listener (LDS/RDS are not
   what is compared), CDS and EDS over REST from sovereign every `refresh_delay`.
 
-Per change: t0 just before the file is replaced; then the first request served by the new
-endpoint. There is no ACK in REST polling and no etcd in sovereign's path.
+Per change: a random pause (uniform over one source poll plus one Envoy poll, so writes do not
+all land at the same point of the poll cycles), t0 just before the file is replaced, then the
+first request served by the new endpoint. There is no ACK in REST polling and no etcd in
+sovereign's path.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -212,7 +215,11 @@ async def phase(
         envoy = await start_envoy(bootstrap(snapshots[0], port, refresh_s), workdir / "envoy")
         await rig.arm(0, limit, interval_ms=5)
         await rig.served(0, limit + 1)
+        jitter = random.Random(0)  # spreads write times over the poll cycles
         for change in range(1, changes + 1):
+            # A write right after the previous change showed up lands at the same point of
+            # sovereign's poll cycle every time: a random pause spreads the writes over it.
+            await asyncio.sleep(jitter.uniform(0, source_refresh_s + refresh_s))
             await rig.arm(change, limit, interval_ms=5)
             t0 = time.monotonic()
             await asyncio.to_thread(write_instances, workdir, snapshots[change])
