@@ -95,6 +95,8 @@ class ControlPlane:
         self._published: dict[int, ServiceSet] = {}
         self._merged: dict[str, Service] = {}
         self._dirty: set[str] | None = None  # names to re-merge; None: everything
+        # names each client kind has yet to translate; None: everything
+        self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -157,26 +159,45 @@ class ControlPlane:
         return merged
 
     def rebuild(self) -> None:
-        """Translate the merged services for every client kind and update the cache."""
+        """Merge what the sources published, then translate for each client kind.
+
+        Envoy's snapshot is built first; the other kinds are translated in a later turn of
+        the event loop, once the woken Envoy streams have written their responses, so a
+        change reaches Envoy without waiting for the gRPC translation.
+        """
         self._rebuild_scheduled = False
         dirty, self._dirty = self._dirty, set()
-        started = time.perf_counter()
         if dirty is None:
             self._merged = self.merged()
         else:
             self._merge_changes(dirty)
-        for kind, translator in self.translators.items():
-            result = translator.translate(self._merged, dirty)
-            self.metrics.translation_rejected.inc(
-                len(result.rejected) if kind is ClientKind.ENVOY else 0
-            )
-            self.cache.set(str(kind), result.snapshot)
-        self.metrics.snapshot_build.observe(time.perf_counter() - started)
+        for kind, pending in self._pending.items():
+            self._pending[kind] = None if dirty is None or pending is None else pending | dirty
+        self.translate(ClientKind.ENVOY)
+        loop = asyncio.get_running_loop()
+        for kind in self.translators:
+            if kind is not ClientKind.ENVOY:
+                loop.call_soon(self.translate, kind)
+
+    def translate(self, kind: ClientKind) -> None:
+        """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""
+        pending = self._pending[kind]
+        if pending is not None and not pending:
+            return
+        self._pending[kind] = set()
+        started = time.perf_counter()
+        result = self.translators[kind].translate(self._merged, pending)
+        if kind is ClientKind.ENVOY:
+            self.metrics.translation_rejected.inc(len(result.rejected))
+        self.cache.set(str(kind), result.snapshot)
+        seconds = time.perf_counter() - started
+        self.metrics.snapshot_build.observe(seconds)
         log.info(
             "snapshot_built",
+            client=str(kind),
             services=len(self._merged),
-            changed="all" if dirty is None else len(dirty),
-            seconds=round(time.perf_counter() - started, 4),
+            changed="all" if pending is None else len(pending),
+            seconds=round(seconds, 4),
         )
 
     async def start(self) -> None:

@@ -17,7 +17,7 @@ import structlog
 from google.protobuf import any_pb2
 
 from xdscp.errors import TranslationError
-from xdscp.model import Service, ServiceSet
+from xdscp.model import BalancingPolicy, Service, ServiceSet
 from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.translate.envoy import (
     cluster_for,
@@ -64,28 +64,46 @@ ServiceResources = tuple[Resource, ...]
 Builder = Callable[[Service, TranslateOptions], ServiceResources]
 
 
-def envoy_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
-    """The Cluster and ClusterLoadAssignment of one service, serialized."""
-    return (
-        pack(TypeUrl.CLUSTER, service.name, cluster_for(service, options)),
-        pack(TypeUrl.ENDPOINT, service.name, load_assignment_for(service, options)),
-    )
+def envoy_policy_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """What depends on the service's name and policy only: its Cluster."""
+    return (pack(TypeUrl.CLUSTER, service.name, cluster_for(service, options)),)
 
 
-def grpc_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
-    """Listener (named as the target), RouteConfiguration, Cluster and CLA for gRPC."""
+def envoy_endpoint_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """What depends on the endpoints: the ClusterLoadAssignment."""
+    return (pack(TypeUrl.ENDPOINT, service.name, load_assignment_for(service, options)),)
+
+
+def grpc_policy_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """Listener (named as the target), RouteConfiguration and Cluster for gRPC."""
     return (
         pack(TypeUrl.CLUSTER, service.name, grpc_cluster(service, options.connect_timeout_ms)),
-        pack(TypeUrl.ENDPOINT, service.name, grpc_load_assignment(service)),
         pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),
         pack(TypeUrl.ROUTE, service.name, grpc_route_configuration(service)),
     )
 
 
-_BUILDERS: dict[ClientKind, Builder] = {
-    ClientKind.ENVOY: envoy_service_resources,
-    ClientKind.GRPC: grpc_service_resources,
+def grpc_endpoint_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """The ClusterLoadAssignment for gRPC."""
+    del options  # the same whatever the options
+    return (pack(TypeUrl.ENDPOINT, service.name, grpc_load_assignment(service)),)
+
+
+# Per client kind: (resources that depend on name + policy, resources that depend on endpoints).
+_BUILDERS: dict[ClientKind, tuple[Builder, Builder]] = {
+    ClientKind.ENVOY: (envoy_policy_resources, envoy_endpoint_resources),
+    ClientKind.GRPC: (grpc_policy_resources, grpc_endpoint_resources),
 }
+
+
+def envoy_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """The Cluster and ClusterLoadAssignment of one service, serialized."""
+    return envoy_policy_resources(service, options) + envoy_endpoint_resources(service, options)
+
+
+def grpc_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
+    """Listener (named as the target), RouteConfiguration, Cluster and CLA for gRPC."""
+    return grpc_policy_resources(service, options) + grpc_endpoint_resources(service, options)
 
 
 class Translator:
@@ -107,13 +125,22 @@ class Translator:
         self._rejected: dict[str, Rejection] = {}
         self._snapshot: Snapshot | None = None
         self._routes: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
+        self._policy_parts: dict[str, tuple[BalancingPolicy, ServiceResources]] = {}
 
     def _build(self, service: Service) -> ServiceResources:
-        built = _BUILDERS[self.client](service, self.options)
-        if self.client is ClientKind.GRPC:
-            for note in grpc_warnings(service):
-                log.warning("grpc_policy_approximated", service=service.name, note=note)
-        return built
+        """The service's resources; the policy part is reused while the policy is unchanged
+        (an endpoint change re-translates only the ClusterLoadAssignment)."""
+        by_policy, by_endpoints = _BUILDERS[self.client]
+        known = self._policy_parts.get(service.name)
+        if known is not None and known[0] == service.policy:
+            policy_part = known[1]
+        else:
+            policy_part = by_policy(service, self.options)
+            self._policy_parts[service.name] = (service.policy, policy_part)
+            if self.client is ClientKind.GRPC:
+                for note in grpc_warnings(service):
+                    log.warning("grpc_policy_approximated", service=service.name, note=note)
+        return policy_part + by_endpoints(service, self.options)
 
     def _listener_resources(self, names: tuple[str, ...]) -> tuple[Resource, ...]:
         if self._routes is None or self._routes[0] != names:
@@ -182,6 +209,7 @@ class Translator:
         for name in removed:
             self._rejected.pop(name, None)
             gone = self._built.pop(name, None)
+            self._policy_parts.pop(name, None)
             names_changed |= gone is not None
             for resource in gone[1] if gone is not None else ():
                 removals.setdefault(resource.type_url, []).append(resource.name)
