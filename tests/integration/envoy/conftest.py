@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import socket
@@ -56,10 +57,10 @@ async def plane() -> AsyncIterator[Plane]:
         await running.plane.stop()  # a test may have replaced it (restart)
 
 
-@pytest.fixture
-async def backends() -> AsyncIterator[list[Backend]]:
-    """Four HTTP demo backends b0..b3."""
-    running = [Backend(BackendConfig(f"b{i}", grpc_port=-1)) for i in range(4)]
+@contextlib.asynccontextmanager
+async def running_backends(configs: list[BackendConfig]) -> AsyncIterator[list[Backend]]:
+    """Demo backends started for the block and stopped after it."""
+    running = [Backend(config) for config in configs]
     for backend in running:
         await backend.start()
     try:
@@ -67,6 +68,13 @@ async def backends() -> AsyncIterator[list[Backend]]:
     finally:
         for backend in running:
             await backend.stop()
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[list[Backend]]:
+    """Four HTTP demo backends b0..b3."""
+    async with running_backends([BackendConfig(f"b{i}", grpc_port=-1) for i in range(4)]) as bs:
+        yield bs
 
 
 EnvoyStarter = Callable[[], Awaitable[EnvoyProcess]]

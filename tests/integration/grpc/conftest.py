@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 # Reused as they are (fixtures must be importable names in this conftest).
-from tests.integration.envoy.conftest import Plane, envoy, plane  # noqa: F401
+from tests.integration.envoy.conftest import Plane, envoy, plane, running_backends  # noqa: F401
 from tests.integration.grpc.harness import SERVICE, ClientStarter, GrpcClient
 from xdscp.bootstrap import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
@@ -94,11 +94,5 @@ async def grpc_client(
 @pytest.fixture
 async def grpc_backends() -> AsyncIterator[list[Backend]]:
     """Four gRPC-only demo backends b0..b3 (/xdscp.demo.Echo/Who answers the name)."""
-    running = [Backend(BackendConfig(f"b{i}", http_port=-1)) for i in range(4)]
-    for backend in running:
-        await backend.start()
-    try:
-        yield running
-    finally:
-        for backend in running:
-            await backend.stop()
+    async with running_backends([BackendConfig(f"b{i}", http_port=-1) for i in range(4)]) as bs:
+        yield bs
