@@ -21,6 +21,7 @@ below is tested with plain function calls:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -257,4 +258,5 @@ def _names(resource_names: Sequence[str]) -> frozenset[str] | None:
     """Subscribed names; None for a wildcard (no names, or `*`)."""
     if not resource_names or WILDCARD in resource_names:
         return None
-    return frozenset(resource_names)
+    # Interned: every stream subscribed to a name shares one string, not a copy per request.
+    return frozenset(map(sys.intern, resource_names))

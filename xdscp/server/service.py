@@ -8,8 +8,9 @@ Responses are assembled from shared, pre-serialized resources (`wire.encode_resp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import grpc
@@ -20,6 +21,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xdscp import __version__
 from xdscp.cache import SnapshotCache
 from xdscp.resources import TypeUrl
+from xdscp.server.mailbox import Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.protocol import Outcome, Request, Response, StreamState
@@ -99,9 +101,13 @@ class XdsService:
         return result
 
     def _stream_method(self, service: str, allowed: frozenset[TypeUrl]) -> Any:
-        async def stream(requests: AsyncIterator[Any], _context: Any) -> AsyncIterator[bytes]:
-            async for chunk in self.serve_stream(requests, service, allowed):
-                yield chunk
+        async def stream(requests: AsyncIterator[Any], context: Any) -> None:
+            # context.write rather than an async generator: grpc.aio keeps the last value a
+            # generator yielded until the next one, i.e. one response per idle stream.
+            async with contextlib.aclosing(self.serve_stream(requests, service, allowed)) as out:
+                async for chunk in out:
+                    await context.write(chunk)
+                    del chunk
 
         return stream
 
@@ -111,9 +117,9 @@ class XdsService:
 
     async def serve_stream(
         self, requests: AsyncIterator[Any], service: str, allowed: frozenset[TypeUrl]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """One stream, from its first request until the client goes away."""
-        queue: asyncio.Queue[_Event] = asyncio.Queue()
+        queue: Mailbox[_Event] = Mailbox()
         reader = asyncio.create_task(self._read(requests, queue))
         try:
             kind, first = await queue.get()
@@ -124,7 +130,7 @@ class XdsService:
             state = StreamState(allowed=allowed, snapshot=self.cache.get(group))
             record = StreamRecord(node, service.rsplit(".", 1)[-1], state, group)
             stream_id = self.status.add(record)
-            stop = self.cache.watch(group, lambda s: queue.put_nowait(("snapshot", s)))
+            stop = self.cache.watch(group, lambda s: queue.put(("snapshot", s)))
             labels = self.metrics.connected_streams.labels(str(node.kind))
             labels.inc()
             bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
@@ -134,6 +140,7 @@ class XdsService:
             try:
                 async for chunk in loop:
                     yield chunk
+                    del chunk  # hold nothing while the stream is idle
             finally:
                 stop()
                 labels.dec()
@@ -142,17 +149,18 @@ class XdsService:
         finally:
             reader.cancel()
 
-    async def _read(self, requests: AsyncIterator[Any], queue: asyncio.Queue[_Event]) -> None:
+    async def _read(self, requests: AsyncIterator[Any], queue: Mailbox[_Event]) -> None:
         try:
             async for message in requests:
-                queue.put_nowait(("request", message))
+                queue.put(("request", message))
+                del message
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass
         finally:
-            queue.put_nowait(_END)
+            queue.put(_END)
 
     async def _loop(
-        self, queue: asyncio.Queue[_Event], record: StreamRecord, event: _Event, bound: Any
+        self, queue: Mailbox[_Event], record: StreamRecord, event: _Event, bound: Any
     ) -> AsyncIterator[bytes]:
         sent_at: dict[tuple[str, str], float] = {}
         while event != _END:
