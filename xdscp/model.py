@@ -222,6 +222,13 @@ def parse_hash_source(value: object) -> HashSource:
         raise _fail("hash_on.source", f"must be one of {allowed}, got {value!r}") from None
 
 
+class UpstreamProtocol(StrEnum):
+    """How a proxy speaks to the service's endpoints (gRPC backends need HTTP/2)."""
+
+    HTTP1 = "http1"
+    HTTP2 = "http2"
+
+
 @dataclass(frozen=True, slots=True)
 class BalancingPolicy:
     """How one service's traffic is spread over its endpoints."""
@@ -237,10 +244,12 @@ class BalancingPolicy:
     overprovisioning_factor: int = 140
     panic_threshold: float = 50.0
     locality_weighted: bool = False
+    upstream_protocol: UpstreamProtocol = UpstreamProtocol.HTTP1
 
     def __post_init__(self) -> None:
         if not isinstance(self.lb, LbPolicy):
             object.__setattr__(self, "lb", parse_lb_policy(self.lb))
+        object.__setattr__(self, "upstream_protocol", _upstream(self.upstream_protocol))
         object.__setattr__(self, "hash_function", HashFunction(self.hash_function))
         object.__setattr__(self, "hash_on", tuple(self.hash_on))
         check_int("min_ring_size", self.min_ring_size, ENVOY_MIN_RING, ENVOY_MAX_RING)
@@ -274,6 +283,14 @@ class BalancingPolicy:
     def is_hashing(self) -> bool:
         """True when the service is served by a consistent-hash balancer (ring or Maglev)."""
         return self.lb in HASHING_POLICIES
+
+
+def _upstream(value: object) -> UpstreamProtocol:
+    try:
+        return UpstreamProtocol(str(value).lower())
+    except ValueError:
+        allowed = ", ".join(p.value for p in UpstreamProtocol)
+        raise _fail("upstream_protocol", f"must be one of {allowed}, got {value!r}") from None
 
 
 def parse_lb_policy(value: object) -> LbPolicy:

@@ -27,6 +27,7 @@ from xdscp.model import (
     Health,
     LbPolicy,
     Locality,
+    UpstreamProtocol,
     parse_health,
 )
 from xdscp.registration import (
@@ -245,6 +246,11 @@ def policy_group() -> None:
 @click.option("--overprovisioning-factor", type=int)
 @click.option("--panic-threshold", type=float)
 @click.option("--locality-weighted/--no-locality-weighted", default=None)
+@click.option(
+    "--upstream-protocol",
+    type=click.Choice([p.value for p in UpstreamProtocol]),
+    help="how Envoy speaks to the endpoints: http2 for gRPC backends (default http1)",
+)
 @etcd_options
 def policy_set(**params: Any) -> None:
     """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`."""

@@ -19,10 +19,11 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import struct_pb2
 
 from xdscp.errors import TranslationError
-from xdscp.model import UINT32_MAX, Endpoint, Health, Service
+from xdscp.model import UINT32_MAX, Endpoint, Health, Service, UpstreamProtocol
 from xdscp.translate.lb import envoy_policy, sends_weights, set_policies
 from xdscp.translate.options import TranslateOptions
 
@@ -51,7 +52,21 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     cluster.common_lb_config.healthy_panic_threshold.value = service.policy.panic_threshold
     set_policies(cluster, [envoy_policy(service.policy)])
+    if service.policy.upstream_protocol is UpstreamProtocol.HTTP2:
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
+            _http2_options(), deterministic=True
+        )
     return cluster
+
+
+HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def _http2_options() -> Any:
+    """Plain-text HTTP/2 to every endpoint (what gRPC backends speak)."""
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    return options
 
 
 def lb_endpoint(endpoint: Endpoint, *, weighted: bool) -> Any:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 
+import grpc
 import pytest
+from google.protobuf import wrappers_pb2
 
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, plane_admin
 from tests.integration.grpc.expect import REFERENCE_PICKS, predicted_shares
 from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
 from tests.integration.parity.stats import assert_shares
-from xdscp.demo.backend import Backend
-from xdscp.model import LbPolicy
+from xdscp.demo.backend import WHO_METHOD, Backend
+from xdscp.model import LbPolicy, UpstreamProtocol
 
 pytestmark = [pytest.mark.grpc, pytest.mark.envoy]
+HTTP2 = UpstreamProtocol.HTTP2
 WRR_LOCALITY = "type.googleapis.com/envoy.extensions.load_balancing_policies.wrr_locality.v3"
 
 
@@ -32,8 +36,11 @@ async def test_envoy_and_grpcio_get_their_own_translation_of_one_service(
     port, routes by virtual host, and a cluster with the least_request policy; the gRPC client
     subscribed by name to a Listener named as its target (an api_listener), and its cluster
     (xdscp's gRPC group) carries wrr_locality. The gRPC client's 600 RPCs split as the
-    reference's gRPC mode predicts (grpcio falls back to round robin)."""
-    service = grpc_service(grpc_backends, (1, 2, 7), lb=LbPolicy.LEAST_REQUEST)
+    reference's gRPC mode predicts (grpcio falls back to round robin); the same backends
+    reached through Envoy (HTTP/2 upstreams) split as Envoy's weighted least request does."""
+    service = grpc_service(
+        grpc_backends, (1, 2, 7), lb=LbPolicy.LEAST_REQUEST, upstream_protocol=HTTP2
+    )
     plane.source.set({"web": service})
     proxy, client = await asyncio.gather(envoy(), grpc_client("python"))
     by_envoy, by_grpc = await in_sync(plane, "envoy-0"), await in_sync(plane, client.node_id)
@@ -62,3 +69,18 @@ async def test_envoy_and_grpcio_get_their_own_translation_of_one_service(
     assert_shares(
         observed, predicted_shares(service, grpc_backends), 600, reference_picks=REFERENCE_PICKS
     )
+    # The same backends through Envoy (HTTP/2 upstreams): 300 sequential RPCs, so no request
+    # is ever active and least request reduces to Envoy's weighted EDF: 30 / 60 / 210.
+    address, options = f"127.0.0.1:{plane.listener_port}", [("grpc.default_authority", "web")]
+    async with grpc.aio.insecure_channel(address, options) as channel:
+        who = channel.unary_unary(
+            WHO_METHOD,
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+        through_envoy = Counter(
+            [(await who(wrappers_pb2.StringValue(), timeout=2)).value for _ in range(300)]
+        )
+    assert set(through_envoy) == {"b0", "b1", "b2"}, through_envoy
+    for name, want in (("b0", 30), ("b1", 60), ("b2", 210)):
+        assert abs(through_envoy[name] - want) <= 2, through_envoy

@@ -8,10 +8,12 @@ from envoy.extensions.load_balancing_policies.least_request.v3 import least_requ
 from envoy.extensions.load_balancing_policies.maglev.v3 import maglev_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
-from xdscp.errors import TranslationError
+from xdscp.errors import TranslationError, ValidationError
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Locality, Service
 from xdscp.translate import TranslateOptions, cluster_for, load_assignment_for, route_configuration
+from xdscp.translate.envoy import HTTP_PROTOCOL_OPTIONS
 
 EPS = (
     Endpoint("10.0.0.1", 80, weight=1, locality=Locality("eu", "a")),
@@ -165,3 +167,17 @@ def test_routes_name_only_given_clusters_with_host_domains() -> None:
         "web": (["web", "web:*", "web.svc", "web.svc:*"], "web"),
         "default": (["*"], "api"),
     }
+
+
+def test_http2_upstreams_only_when_asked() -> None:
+    """`upstream_protocol: http2` adds HttpProtocolOptions with explicit HTTP/2; the default
+    (http1) adds nothing, so existing clusters are unchanged byte for byte."""
+    endpoints = (Endpoint("10.0.0.1", 80),)
+    plain = cluster_for(Service("web", endpoints))
+    assert not plain.typed_extension_protocol_options
+    h2 = cluster_for(Service("web", endpoints, BalancingPolicy(upstream_protocol="http2")))  # type: ignore[arg-type]
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert h2.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Unpack(options)
+    assert options.explicit_http_config.HasField("http2_protocol_options")
+    with pytest.raises(ValidationError, match="upstream_protocol: must be one of http1, http2"):
+        BalancingPolicy(upstream_protocol="h3")  # type: ignore[arg-type]

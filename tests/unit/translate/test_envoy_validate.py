@@ -12,13 +12,14 @@ from google.protobuf import json_format
 from tests.unit.translate.test_snapshot import _world
 from xdscp.binaries import find_binary
 from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.model import BalancingPolicy, Service
 from xdscp.translate import TranslateOptions, cluster_for, http_listener
 
 
 @pytest.mark.envoy
 def test_envoy_validates_every_translated_cluster_and_the_listener(tmp_path: Path) -> None:
-    """`envoy --mode validate` accepts all policies' clusters and the RDS-over-ADS listener
-    (static copies of what xdscp serves, under xdscp's own bootstrap)."""
+    """`envoy --mode validate` accepts all policies' clusters (one with HTTP/2 upstreams) and
+    the RDS-over-ADS listener (static copies of what xdscp serves, under xdscp's bootstrap)."""
     doc = envoy_bootstrap(
         EnvoyBootstrapOptions("validate", (XdsServer("127.0.0.1", 18000),), admin_port=0)
     )
@@ -26,7 +27,9 @@ def test_envoy_validates_every_translated_cluster_and_the_listener(tmp_path: Pat
     def as_json(message: object) -> dict[str, object]:
         return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[arg-type]
 
-    doc["static_resources"]["clusters"].extend(as_json(cluster_for(s)) for s in _world().values())
+    services = list(_world().values())
+    grpc = Service("grpc", services[0].endpoints, BalancingPolicy(upstream_protocol="http2"))  # type: ignore[arg-type]
+    doc["static_resources"]["clusters"].extend(as_json(cluster_for(s)) for s in [*services, grpc])
     listener = http_listener(TranslateOptions(listener_address="127.0.0.1", listener_port=10000))
     doc["static_resources"]["listeners"] = [as_json(listener)]
     path = tmp_path / "bootstrap.json"
