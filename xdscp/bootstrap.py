@@ -58,6 +58,7 @@ class EnvoyBootstrapOptions:
     admin_port: int = 9901
     initial_fetch_timeout_s: float = 5.0
     node_metadata: dict[str, str] = field(default_factory=dict)
+    delta: bool = False  # incremental xDS (DELTA_GRPC) instead of state of the world
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
         "admin": {"address": _socket_address(options.admin_address, options.admin_port)},
         "dynamic_resources": {
             "ads_config": {
-                "api_type": "GRPC",
+                "api_type": "DELTA_GRPC" if options.delta else "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
                 "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],

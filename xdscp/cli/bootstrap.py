@@ -72,6 +72,12 @@ def command() -> None:
     type=click.FloatRange(0.0, 300.0),
     help="Seconds Envoy waits for CDS/LDS before starting without them.",
 )
+@click.option(
+    "--delta/--sotw",
+    default=False,
+    show_default=True,
+    help="Incremental xDS (DELTA_GRPC) or state of the world (GRPC).",
+)
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json")
 def envoy(  # noqa: PLR0917 - one parameter per command-line option
     node_id: str,
@@ -81,6 +87,7 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
     admin_address: str,
     admin_port: int,
     initial_fetch_timeout: float,
+    delta: bool,
     fmt: str,
 ) -> None:
     """An Envoy bootstrap using xdscp's ADS for clusters, endpoints, listeners and routes."""
@@ -92,6 +99,7 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
         admin_port=admin_port,
         initial_fetch_timeout_s=initial_fetch_timeout,
         node_metadata=_metadata(metadata),
+        delta=delta,
     )
     _emit(envoy_bootstrap(options), fmt)
 

@@ -1,4 +1,4 @@
-"""The grpc.aio edge: ADS and the standalone CDS/EDS/LDS/RDS services, state of the world.
+"""The grpc.aio edge: ADS and the per-type CDS/EDS/LDS/RDS services, state of the world and delta.
 
 Each stream runs one loop over two event sources — requests from the client and snapshot
 changes from the cache — feeding `StreamState` and writing the responses it returns.
@@ -21,12 +21,13 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xdscp import __version__
 from xdscp.cache import SnapshotCache
 from xdscp.resources import TypeUrl
+from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.mailbox import Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.protocol import Outcome, Request, Response, StreamState
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
-from xdscp.server.wire import encode_response
+from xdscp.server.wire import encode_delta_response, encode_response
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,18 @@ _DELTA = {
     "envoy.service.listener.v3.ListenerDiscoveryService": "DeltaListeners",
     "envoy.service.route.v3.RouteDiscoveryService": "DeltaRoutes",
 }
+
+
+def _delta_request(message: Any) -> DeltaRequest:
+    """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
+    return DeltaRequest(
+        type_url=message.type_url,
+        subscribe=tuple(message.resource_names_subscribe),
+        unsubscribe=tuple(message.resource_names_unsubscribe),
+        initial_versions=dict(message.initial_resource_versions),
+        response_nonce=message.response_nonce,
+        error_message=message.error_detail.message if message.HasField("error_detail") else None,
+    )
 
 
 def _request(message: Any) -> Request:
@@ -95,28 +108,35 @@ class XdsService:
                 method: grpc.stream_stream_rpc_method_handler(
                     stream, request_deserializer=discovery_pb2.DiscoveryRequest.FromString
                 ),
-                _DELTA[service]: grpc.stream_stream_rpc_method_handler(self._delta),
+                _DELTA[service]: grpc.stream_stream_rpc_method_handler(
+                    self._stream_method(service, allowed, delta=True),
+                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                ),
             }
             result.append(grpc.method_handlers_generic_handler(service, handlers))
         return result
 
-    def _stream_method(self, service: str, allowed: frozenset[TypeUrl]) -> Any:
+    def _stream_method(
+        self, service: str, allowed: frozenset[TypeUrl], *, delta: bool = False
+    ) -> Any:
         async def stream(requests: AsyncIterator[Any], context: Any) -> None:
             # context.write rather than an async generator: grpc.aio keeps the last value a
             # generator yielded until the next one, i.e. one response per idle stream.
-            async with contextlib.aclosing(self.serve_stream(requests, service, allowed)) as out:
+            chunks = self.serve_stream(requests, service, allowed, delta=delta)
+            async with contextlib.aclosing(chunks) as out:
                 async for chunk in out:
                     await context.write(chunk)
                     del chunk
 
         return stream
 
-    async def _delta(self, _requests: AsyncIterator[Any], context: Any) -> AsyncIterator[bytes]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "xdscp serves state-of-the-world xDS")
-        yield b""  # pragma: no cover - abort raises
-
     async def serve_stream(
-        self, requests: AsyncIterator[Any], service: str, allowed: frozenset[TypeUrl]
+        self,
+        requests: AsyncIterator[Any],
+        service: str,
+        allowed: frozenset[TypeUrl],
+        *,
+        delta: bool = False,
     ) -> AsyncGenerator[bytes, None]:
         """One stream, from its first request until the client goes away."""
         queue: Mailbox[_Event] = Mailbox()
@@ -127,8 +147,14 @@ class XdsService:
                 return
             node = node_info(first.node)
             group = self.grouper(node)
-            state = StreamState(allowed=allowed, snapshot=self.cache.get(group))
-            record = StreamRecord(node, service.rsplit(".", 1)[-1], state, group)
+            snapshot = self.cache.get(group)
+            state: StreamState | DeltaStreamState = (
+                DeltaStreamState(allowed=allowed, snapshot=snapshot)
+                if delta
+                else StreamState(allowed=allowed, snapshot=snapshot)
+            )
+            name = service.rsplit(".", 1)[-1] + (" (delta)" if delta else "")
+            record = StreamRecord(node, name, state, group)
             stream_id = self.status.add(record)
             stop = self.cache.watch(group, lambda s: queue.put(("snapshot", s)))
             labels = self.metrics.connected_streams.labels(str(node.kind))
@@ -166,12 +192,18 @@ class XdsService:
         while event != _END:
             kind, payload = event
             event = _END  # drop the reference while handling (the first request holds the node)
+            state = record.state
+            outcome: Outcome | DeltaOutcome
+            responses: tuple[Response | DeltaResponse, ...]
             if kind == "request":
-                outcome = record.state.on_request(_request(payload))
+                if isinstance(state, DeltaStreamState):
+                    outcome = state.on_request(_delta_request(payload))
+                else:
+                    outcome = state.on_request(_request(payload))
                 self._account(record, payload, outcome, sent_at, bound)
                 responses = outcome.responses
             else:
-                responses = record.state.on_snapshot(payload)
+                responses = state.on_snapshot(payload)
             for response in responses:
                 sent_at[(response.type_url, response.nonce)] = time.perf_counter()
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
@@ -179,7 +211,16 @@ class XdsService:
             payload, responses = None, ()  # hold nothing of this event while waiting
             event = await queue.get()
 
-    def _encode(self, response: Response) -> bytes:
+    def _encode(self, response: Response | DeltaResponse) -> bytes:
+        if isinstance(response, DeltaResponse):
+            return encode_delta_response(
+                response.system_version,
+                response.type_url,
+                response.nonce,
+                response.resources,
+                removed=response.removed,
+                control_plane=self._control_plane,
+            )
         return encode_response(
             response.version_info,
             response.type_url,
@@ -192,7 +233,7 @@ class XdsService:
         self,
         record: StreamRecord,
         message: Any,
-        outcome: Outcome,
+        outcome: Outcome | DeltaOutcome,
         sent_at: dict[tuple[str, str], float],
         bound: Any,
     ) -> None:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from xdscp.server.delta import DeltaStreamState
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import StreamState
 
@@ -23,7 +24,7 @@ class StreamRecord:
 
     node: NodeInfo
     service: str
-    state: StreamState
+    state: StreamState | DeltaStreamState
     group: str
     connected_at: float = field(default_factory=time.time)
     nacks: dict[str, dict[str, Any]] = field(default_factory=dict)

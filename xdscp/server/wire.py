@@ -1,4 +1,4 @@
-"""DiscoveryResponse bytes assembled from resources serialized once.
+"""DiscoveryResponse and DeltaDiscoveryResponse bytes assembled from resources serialized once.
 
 Each resource's `Any` bytes are shared by every stream that receives them: a response is the
 per-stream fields (version, type URL, nonce, control plane) around those bytes, joined
@@ -46,4 +46,44 @@ def encode_response(
         parts.append(_field(_NONCE, nonce.encode()))
     if control_plane:
         parts.append(_field(_CONTROL_PLANE, control_plane))
+    return b"".join(parts)
+
+
+_D_SYSTEM_VERSION, _D_RESOURCES, _D_TYPE_URL, _D_NONCE, _D_REMOVED, _D_CONTROL_PLANE = (
+    1,
+    2,
+    4,
+    5,
+    6,
+    7,
+)
+_R_VERSION, _R_RESOURCE, _R_NAME = 1, 2, 3  # envoy.service.discovery.v3.Resource
+
+
+def _delta_resource(resource: Resource) -> bytes:
+    return (
+        _field(_R_VERSION, resource.version.encode())
+        + _field(_R_RESOURCE, resource.any_bytes)
+        + _field(_R_NAME, resource.name.encode())
+    )
+
+
+def encode_delta_response(
+    system_version: str,
+    type_url: str,
+    nonce: str,
+    resources: Sequence[Resource],
+    *,
+    removed: Sequence[str] = (),
+    control_plane: bytes = b"",
+) -> bytes:
+    """The serialized DeltaDiscoveryResponse (fields in number order)."""
+    parts = [_field(_D_SYSTEM_VERSION, system_version.encode())] if system_version else []
+    parts.extend(_field(_D_RESOURCES, _delta_resource(r)) for r in resources)
+    parts.append(_field(_D_TYPE_URL, type_url.encode()))
+    if nonce:
+        parts.append(_field(_D_NONCE, nonce.encode()))
+    parts.extend(_field(_D_REMOVED, name.encode()) for name in removed)
+    if control_plane:
+        parts.append(_field(_D_CONTROL_PLANE, control_plane))
     return b"".join(parts)

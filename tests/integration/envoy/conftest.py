@@ -77,7 +77,7 @@ async def backends() -> AsyncIterator[list[Backend]]:
         yield bs
 
 
-EnvoyStarter = Callable[[], Awaitable[EnvoyProcess]]
+EnvoyStarter = Callable[..., Awaitable[EnvoyProcess]]  # start(*, delta=False)
 
 
 @pytest.fixture
@@ -85,11 +85,12 @@ async def envoy(plane: Plane, tmp_path: Path) -> AsyncIterator[EnvoyStarter]:
     """Start a real Envoy whose bootstrap only points at the control plane's ADS."""
     started: list[EnvoyProcess] = []
 
-    async def start() -> EnvoyProcess:
+    async def start(*, delta: bool = False) -> EnvoyProcess:
         options = EnvoyBootstrapOptions(
             node_id=f"envoy-{len(started)}",
             servers=(XdsServer("127.0.0.1", plane.plane.xds_port),),
             admin_port=0,
+            delta=delta,
         )
         process = EnvoyProcess(envoy_bootstrap(options), tmp_path / f"envoy{len(started)}")
         started.append(process)

@@ -114,7 +114,7 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
 
 async def test_standalone_cds_and_delta_over_grpc() -> None:
     """The standalone CDS service answers a wildcard request and stays quiet after the ACK;
-    delta xDS is refused with UNIMPLEMENTED."""
+    its delta variant sends the cluster, then only its removal (`removed_resources`)."""
     source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
     plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
     await plane.start()
@@ -138,10 +138,23 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             assert len(update.resources) == 0
             assert int(update.nonce) > int(response.nonce)
             call.cancel()
+            source.set({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
             delta = stub.DeltaClusters()
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await delta.read()
-            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            first = discovery_pb2.DeltaDiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER)
+            await delta.write(first)
+            given = await delta.read()
+            assert [r.name for r in given.resources] == ["web"]
+            assert given.resources[0].version
+            assert not given.removed_resources
+            await delta.write(
+                discovery_pb2.DeltaDiscoveryRequest(
+                    type_url=TypeUrl.CLUSTER, response_nonce=given.nonce
+                )
+            )
+            source.set({})
+            gone = await delta.read()
+            assert (list(gone.resources), list(gone.removed_resources)) == ([], ["web"])
+            delta.cancel()
     finally:
         await plane.stop()
 

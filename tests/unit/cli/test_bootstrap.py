@@ -54,6 +54,14 @@ def test_envoy_bootstrap_points_ads_at_every_replica() -> None:
     )
 
 
+def test_envoy_bootstrap_speaks_delta_when_asked() -> None:
+    """`--delta` switches ADS to incremental xDS (DELTA_GRPC); the default is GRPC."""
+    base = ("bootstrap", "envoy", "--node-id", "n", "--xds", "127.0.0.1:18000")
+    assert json.loads(_run(*base))["dynamic_resources"]["ads_config"]["api_type"] == "GRPC"
+    delta = json.loads(_run(*base, "--delta"))["dynamic_resources"]["ads_config"]
+    assert delta["api_type"] == "DELTA_GRPC"
+
+
 def test_envoy_bootstrap_uses_dns_for_named_replicas() -> None:
     """A replica given by name (a compose service) makes the xDS cluster resolve it by DNS."""
     doc = yaml.safe_load(

@@ -1,0 +1,282 @@
+"""The incremental (delta) xDS conversation of one stream, as synchronous, I/O-free code.
+
+Like `StreamState` for state of the world, `DeltaStreamState` is driven by two events — a
+request arrived, the snapshot changed — and returns the responses to send. Per type it keeps
+what the client holds (name → version), so each response carries only resources the client
+lacks or holds in another version, and the names it holds that are gone:
+
+- the first request of a type with no names, or `*` among the names, subscribes to every
+  resource of the type (wildcard); names are added and removed with subscribe/unsubscribe;
+- `initial_resource_versions` (a reconnecting client) counts as held: nothing the client
+  already has is sent again;
+- a subscribed name that does not exist is answered in `removed_resources`, so the client
+  stops waiting for it;
+- resources are taken as held when sent; a NACK puts back what the client held before that
+  response, and the rejected version of each resource is never sent again (a newer one is);
+- every Cluster sent is followed by its ClusterLoadAssignment, even an unchanged one, so a
+  changed cluster never waits out `initial_fetch_timeout` while warming;
+- a snapshot derived from the one held (`Snapshot.updated`) is handled from its change list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from xdscp.resources import Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.server.protocol import WILDCARD
+
+_Held = dict[str, str]  # resource name → version the client holds
+_Undo = dict[str, str | None]  # resource name → version held before a response (None: none)
+MAX_PENDING = 64  # responses awaiting an ACK that a stream remembers
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaRequest:
+    """The parts of a DeltaDiscoveryRequest the protocol needs."""
+
+    type_url: str
+    subscribe: tuple[str, ...] = ()
+    unsubscribe: tuple[str, ...] = ()
+    initial_versions: Mapping[str, str] = field(default_factory=dict)
+    response_nonce: str = ""
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaResponse:
+    """A DeltaDiscoveryResponse to send: changed resources (shared bytes) and removed names."""
+
+    type_url: TypeUrl
+    nonce: str
+    system_version: str
+    resources: tuple[Resource, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaOutcome:
+    """What handling one request produced: responses, and what the request meant."""
+
+    responses: tuple[DeltaResponse, ...] = ()
+    kind: str = "none"  # initial | ack | nack | stale | resubscribe | none | unknown_type
+    error: str = ""
+
+
+@dataclass(slots=True)
+class DeltaTypeState:
+    """One type's subscription and what the client holds (names as in `TypeState`)."""
+
+    subscribed: bool = False
+    wildcard: bool = False
+    explicit: set[str] = field(default_factory=set)
+    held: _Held = field(default_factory=dict)
+    digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
+    pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
+    rejected: _Held = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
+    sent_nonce: str = ""
+    sent_version: str = ""
+    acked_version: str = ""
+    nacked_version: str = ""
+    last_error: str = ""
+
+    @property
+    def names(self) -> frozenset[str] | None:
+        """Subscribed names; None for a wildcard subscription."""
+        return None if self.wildcard else frozenset(self.explicit)
+
+    def wants(self, name: str) -> bool:
+        """True when the client is subscribed to `name`."""
+        return self.wildcard or name in self.explicit
+
+    def hold(self, name: str, version: str | None) -> str | None:
+        """Record that the client holds `version` of `name` (None: nothing); the previous."""
+        previous = self.held.pop(name, None)
+        if previous is not None:
+            self.digest ^= entry_digest(name, previous)
+        if version is not None:
+            self.held[name] = version
+            self.digest ^= entry_digest(name, version)
+        return previous
+
+    @property
+    def held_version(self) -> str:
+        """A version for what the client holds (order-free, like snapshot versions)."""
+        return set_version(self.digest)
+
+
+@dataclass
+class DeltaStreamState:
+    """One delta xDS stream's protocol state. `allowed` limits the types (per-type services)."""
+
+    allowed: frozenset[TypeUrl] = frozenset(TypeUrl)
+    snapshot: Snapshot | None = None
+    types: dict[TypeUrl, DeltaTypeState] = field(default_factory=dict)
+    _nonce: int = 0
+
+    def state(self, type_url: TypeUrl) -> DeltaTypeState:
+        """The per-type state (created on first use)."""
+        return self.types.setdefault(type_url, DeltaTypeState())
+
+    def _type(self, type_url: str) -> TypeUrl | None:
+        try:
+            known = TypeUrl(type_url)
+        except ValueError:
+            return None
+        return known if known in self.allowed else None
+
+    def on_request(self, request: DeltaRequest) -> DeltaOutcome:
+        """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
+        type_url = self._type(request.type_url)
+        if type_url is None:
+            return DeltaOutcome(kind="unknown_type")
+        ts = self.state(type_url)
+        kind, error = "none", ""
+        if request.response_nonce:
+            kind, error = self._answer(ts, request)
+        first = not ts.subscribed
+        added = self._subscribe(ts, request, first=first)
+        if first:
+            kind = "initial"
+        elif added and kind == "none":
+            kind = "resubscribe"
+        if not (first or added):
+            return DeltaOutcome(kind=kind, error=error)
+        responses = self._respond([type_url], candidates={type_url: added}, force=set())
+        return DeltaOutcome(responses, kind=kind, error=error)
+
+    def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[str, str]:
+        """An ACK or NACK of one of our responses (or a stale one we no longer track)."""
+        undo = ts.pending.pop(request.response_nonce, None)
+        if undo is None:
+            return "stale", ""
+        if request.error_message is None:
+            if request.response_nonce == ts.sent_nonce:
+                ts.acked_version = ts.sent_version
+            return "ack", ""
+        for name, previous in undo.items():
+            rejected = ts.hold(name, previous)
+            if rejected is not None and rejected != previous:
+                ts.rejected[name] = rejected  # never sent again; a newer version is
+                ts.blocked.add(name)
+        ts.nacked_version = ts.sent_version
+        ts.acked_version = ts.held_version
+        ts.last_error = request.error_message
+        return "nack", request.error_message
+
+    def _subscribe(self, ts: DeltaTypeState, request: DeltaRequest, *, first: bool) -> set[str]:
+        """Apply (un)subscriptions; the names newly of interest (every name: wildcard)."""
+        added: set[str] = set()
+        if first:
+            ts.subscribed = True
+            ts.wildcard = not request.subscribe
+            for name, version in request.initial_versions.items():
+                ts.hold(name, version)
+            if ts.wildcard and self.snapshot is not None:
+                added |= set(self.snapshot.resources[_type_of(request)])
+        for name in request.subscribe:
+            if name == WILDCARD:
+                if not ts.wildcard and self.snapshot is not None:
+                    added |= set(self.snapshot.resources[_type_of(request)])
+                ts.wildcard = True
+            elif name not in ts.explicit:
+                ts.explicit.add(name)
+                added.add(name)
+        for name in request.unsubscribe:
+            if name == WILDCARD:
+                ts.wildcard = False
+            else:
+                ts.explicit.discard(name)
+            if not ts.wants(name):
+                ts.hold(name, None)  # the client forgets what it no longer wants
+        return added
+
+    def on_snapshot(self, snapshot: Snapshot) -> tuple[DeltaResponse, ...]:
+        """A new snapshot: send each subscribed type's resources the client lacks."""
+        held_snapshot, self.snapshot = self.snapshot, snapshot
+        parent = snapshot.parent_versions
+        derived = (
+            held_snapshot is not None
+            and snapshot.changes is not None
+            and parent is not None
+            and (parent is held_snapshot.versions or parent == held_snapshot.versions)
+        )
+        candidates: dict[TypeUrl, set[str]] = {}
+        for type_url, ts in self.types.items():
+            if not ts.subscribed:
+                continue
+            if derived and snapshot.changes is not None:
+                candidates[type_url] = set(snapshot.changes[type_url])
+            else:
+                candidates[type_url] = set(snapshot.resources[type_url]) | set(ts.held)
+        return self._respond(list(candidates), candidates=candidates, force=set())
+
+    def _respond(
+        self,
+        type_urls: Sequence[TypeUrl],
+        *,
+        candidates: Mapping[TypeUrl, Iterable[str]],
+        force: set[str],
+    ) -> tuple[DeltaResponse, ...]:
+        if self.snapshot is None:
+            return ()
+        out: list[DeltaResponse] = []
+        clusters_sent: set[str] = set()
+        for type_url in sorted(set(type_urls) | {TypeUrl.ENDPOINT}, key=list(TypeUrl).index):
+            ts = self.types.get(type_url)
+            if ts is None or not ts.subscribed:
+                continue
+            names = set(candidates.get(type_url, ()))
+            resend: set[str] = set()
+            if type_url is TypeUrl.ENDPOINT:
+                resend = {n for n in clusters_sent if ts.wants(n)}  # warming: CLA after Cluster
+                names |= resend
+            response = self._build(type_url, ts, names, resend | force)
+            if response is not None:
+                out.append(response)
+                if type_url is TypeUrl.CLUSTER:
+                    clusters_sent = {r.name for r in response.resources}
+        return tuple(out)
+
+    def _build(
+        self, type_url: TypeUrl, ts: DeltaTypeState, names: set[str], resend: set[str]
+    ) -> DeltaResponse | None:
+        assert self.snapshot is not None  # noqa: S101 - checked by the caller
+        pool = self.snapshot.resources[type_url]
+        undo: _Undo = {}
+        resources: list[Resource] = []
+        removed: list[str] = []
+        for name in sorted(names):
+            if not ts.wants(name):
+                continue
+            current = pool.get(name)
+            if current is None:
+                ts.blocked.discard(name)
+                if name in ts.held or not ts.wildcard:
+                    removed.append(name)  # gone, or asked for but absent
+                    undo[name] = ts.hold(name, None)
+                continue
+            if current.version == ts.rejected.get(name):
+                ts.blocked.add(name)
+                continue
+            ts.blocked.discard(name)
+            if ts.held.get(name) != current.version or name in resend:
+                resources.append(current)
+                undo[name] = ts.hold(name, current.version)
+        if not resources and not removed:
+            if not ts.blocked and not ts.pending:
+                ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
+            return None
+        self._nonce += 1
+        ts.sent_nonce = str(self._nonce)
+        ts.pending[ts.sent_nonce] = undo
+        while len(ts.pending) > MAX_PENDING:
+            del ts.pending[next(iter(ts.pending))]
+        ts.sent_version = ts.held_version
+        version = self.snapshot.versions[type_url]
+        return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
+
+
+def _type_of(request: DeltaRequest) -> TypeUrl:
+    return TypeUrl(request.type_url)
