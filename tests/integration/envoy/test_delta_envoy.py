@@ -2,8 +2,9 @@
 
 Envoy's bootstrap says `api_type: DELTA_GRPC`; every test below is the state-of-the-world
 test of the same name, run unchanged against that Envoy: weighted traffic from xDS alone,
-endpoint changes, a cluster change that must not wait out `initial_fetch_timeout`, and a
-NACK that is counted, shown and never re-sent.
+endpoint changes, a cluster change that must not wait out `initial_fetch_timeout`, a NACK
+that is counted, shown and never re-sent, and xdscp restarted under load (Envoy reconnects
+with `initial_resource_versions`; nothing it holds is sent again, so `last_updated` stays).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from collections import Counter
 import pytest
 
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, plane_admin
+from tests.integration.envoy.test_policies_xds import (  # noqa: F401 - collected here too
+    test_restart_keeps_envoy_serving_with_identical_versions,
+)
 from tests.integration.envoy.test_xds_envoy import (  # noqa: F401 - collected here too
     served_until,
     test_cluster_change_does_not_wait_out_initial_fetch_timeout,
