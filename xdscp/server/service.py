@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -61,7 +62,7 @@ def _delta_request(message: Any) -> DeltaRequest:
     """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
     return DeltaRequest(
         type_url=message.type_url,
-        subscribe=tuple(message.resource_names_subscribe),
+        subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
         unsubscribe=tuple(message.resource_names_unsubscribe),
         initial_versions=dict(message.initial_resource_versions),
         response_nonce=message.response_nonce,
