@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xdscp.resources import Resource, Snapshot, TypeUrl, entry_digest, set_version
-from xdscp.server.protocol import WILDCARD
+from xdscp.server.protocol import WILDCARD, derived_from, served_type
 
 _Held = dict[str, str]  # resource name → version the client holds
 _Undo = dict[str, str | None]  # resource name → version held before a response (None: none)
@@ -119,16 +119,9 @@ class DeltaStreamState:
         """The per-type state (created on first use)."""
         return self.types.setdefault(type_url, DeltaTypeState())
 
-    def _type(self, type_url: str) -> TypeUrl | None:
-        try:
-            known = TypeUrl(type_url)
-        except ValueError:
-            return None
-        return known if known in self.allowed else None
-
     def on_request(self, request: DeltaRequest) -> DeltaOutcome:
         """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
-        type_url = self._type(request.type_url)
+        type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
             return DeltaOutcome(kind="unknown_type")
         ts = self.state(type_url)
@@ -195,13 +188,7 @@ class DeltaStreamState:
     def on_snapshot(self, snapshot: Snapshot) -> tuple[DeltaResponse, ...]:
         """A new snapshot: send each subscribed type's resources the client lacks."""
         held_snapshot, self.snapshot = self.snapshot, snapshot
-        parent = snapshot.parent_versions
-        derived = (
-            held_snapshot is not None
-            and snapshot.changes is not None
-            and parent is not None
-            and (parent is held_snapshot.versions or parent == held_snapshot.versions)
-        )
+        derived = derived_from(snapshot, held_snapshot)
         candidates: dict[TypeUrl, set[str]] = {}
         for type_url, ts in self.types.items():
             if not ts.subscribed:

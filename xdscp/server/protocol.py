@@ -95,16 +95,9 @@ class StreamState:
         self._nonce += 1
         return str(self._nonce)
 
-    def _type(self, type_url: str) -> TypeUrl | None:
-        try:
-            known = TypeUrl(type_url)
-        except ValueError:
-            return None
-        return known if known in self.allowed else None
-
     def on_request(self, request: Request) -> Outcome:
         """Handle one DiscoveryRequest; return the responses it calls for."""
-        type_url = self._type(request.type_url)
+        type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
             return Outcome(kind="unknown_type")
         ts = self.state(type_url)
@@ -134,15 +127,7 @@ class StreamState:
     def on_snapshot(self, snapshot: Snapshot) -> tuple[Response, ...]:
         """A new snapshot: send each subscribed type whose content for this stream changed."""
         held, self.snapshot = self.snapshot, snapshot
-        derived = (
-            held is not None
-            and snapshot.changes is not None
-            and snapshot.parent_versions is not None
-            and (
-                snapshot.parent_versions is held.versions
-                or snapshot.parent_versions == held.versions
-            )
-        )
+        derived = derived_from(snapshot, held)
         return self._respond(list(TypeUrl), force=False, held=held if derived else None)
 
     def _respond(
@@ -252,6 +237,26 @@ class StreamState:
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
         ts.sent_names, ts.sent_digest = names, digest
         return Response(type_url, version, ts.sent_nonce, sent)
+
+
+def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
+    """The known type a request names, if this stream serves it."""
+    try:
+        known = TypeUrl(type_url)
+    except ValueError:
+        return None
+    return known if known in allowed else None
+
+
+def derived_from(snapshot: Snapshot, held: Snapshot | None) -> bool:
+    """True when `snapshot` was derived from `held` (its change list then says it all)."""
+    parent = snapshot.parent_versions
+    return (
+        held is not None
+        and snapshot.changes is not None
+        and parent is not None
+        and (parent is held.versions or parent == held.versions)
+    )
 
 
 def _names(resource_names: Sequence[str]) -> frozenset[str] | None:
