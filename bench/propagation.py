@@ -76,7 +76,7 @@ START_LIMIT_S = 30.0
 
 
 async def xdscp_phase(
-    rig: Rig, etcd: EtcdServer, changes: int
+    rig: Rig, etcd: EtcdServer, changes: int, *, delta: bool = False
 ) -> tuple[dict[str, Any], dict[int, Snapshot]]:
     """xdscp in this process: its etcd registry source (own client, defaults of `xdscp serve`),
     one Envoy, `changes` changes. Returns the phase result and the snapshot of every change."""
@@ -95,7 +95,8 @@ async def xdscp_phase(
         probe.expect(0, rig.port_of(0), None)
         await plane.start()
         try:
-            envoy = await start_envoy(ads_bootstrap(plane.xds_port), rig.workdir / "envoy-xdscp")
+            bootstrap = ads_bootstrap(plane.xds_port, delta=delta)
+            envoy = await start_envoy(bootstrap, rig.workdir / f"envoy-xdscp{'-delta' * delta}")
             await first_served(rig, START_LIMIT_S)
 
             def extra(change: int, t0: float) -> dict[str, float]:
@@ -114,7 +115,8 @@ async def xdscp_phase(
         finally:
             await stop_envoy(envoy)
             await plane.stop()
-    return report.summarize("xdscp", samples, server_metrics=metrics), probe.snapshots
+    name = "xdscp-delta" if delta else "xdscp"
+    return report.summarize(name, samples, server_metrics=metrics), probe.snapshots
 
 
 def server_metrics(plane: ControlPlane) -> dict[str, float]:
@@ -150,6 +152,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                       args.interval_ms, args.gap_ms / 1000)  # fmt: skip
             result, snapshots = await xdscp_phase(rig, etcd, args.changes)
             phases.append(result)
+            if args.delta:
+                phases.append((await xdscp_phase(rig, etcd, args.changes, delta=True))[0])
             phases.extend([await run_peer(p, rig, etcd, snapshots, args) for p in args.peers])
         finally:
             if driver is not None:
@@ -186,6 +190,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=250, help="changes per phase (>= 200)")
     parser.add_argument("--peers", default="go,sovereign", help="comma-separated; '' for none")
     parser.add_argument("--backends", type=int, default=4)
+    parser.add_argument(
+        "--delta", action="store_true", help="also run xdscp with Envoy on delta xDS"
+    )
     parser.add_argument("--interval-ms", type=float, default=1.0, help="request loop pause")
     parser.add_argument("--gap-ms", type=float, default=80.0, help="pause between changes")
     parser.add_argument("--sovereign-changes", type=int, default=20)

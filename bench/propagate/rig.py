@@ -121,10 +121,10 @@ async def start_traffic(backends: int, workdir: Path) -> tuple[Child, list[int]]
     return child, [int(p) for p in event["ports"]]
 
 
-def ads_bootstrap(xds_port: int) -> dict[str, Any]:
+def ads_bootstrap(xds_port: int, *, delta: bool = False) -> dict[str, Any]:
     """xdscp's own Envoy bootstrap (`xdscp.bootstrap`), pointed at `xds_port`."""
     options = EnvoyBootstrapOptions(
-        node_id=NODE_ID, servers=(XdsServer("127.0.0.1", xds_port),), admin_port=0
+        node_id=NODE_ID, servers=(XdsServer("127.0.0.1", xds_port),), admin_port=0, delta=delta
     )
     return envoy_bootstrap(options)
 
