@@ -1,25 +1,23 @@
 """In-process timing of xdscp: when a change is published, built, written and ACKed.
 
-The server offers no ACK callback, so the probe stands in for the `xdscp_acks_total` counter
-(`XdsMetrics.acks`): `XdsService._account` increments it right after `StreamState` has
-recorded the ACK, and the stand-in notes the time there before incrementing the real counter.
-No polling: the time is taken where xdscp itself records the ACK. The same stand-in for
-`xdscp_pushes_total` notes when the stream writes the CLA response; a cache watcher (the hook
-the streams use) notes when the snapshot holding the change is set; `TimedSource` notes when
-the etcd source publishes (through the `Publish` callback every source is given).
+Every time is taken where xdscp itself acts, without polling: `TimedSource` notes when the
+etcd source publishes (through the `Publish` callback every source is given); a cache watcher
+(the hook the streams use) notes when the snapshot holding the change is set; the server's
+stream observers (`XdsService.observers`) note when the stream writes the CLA response and
+when it has recorded Envoy's ACK of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from xdscp.app import ControlPlane
 from xdscp.model import ServiceSet
 from xdscp.resources import Snapshot, TypeUrl
+from xdscp.server.metrics import short_type
+from xdscp.server.service import StreamEvent
 from xdscp.sources.base import Publish, Source
 
 CLA = "ClusterLoadAssignment"
@@ -33,25 +31,6 @@ def port_marker(port: int) -> bytes:
         out.append(byte | (0x80 if port else 0))
         if not port:
             return bytes(out)
-
-
-class _CountingChild:
-    def __init__(self, child: Any, label: str, tell: Callable[[str], None]) -> None:
-        self._child, self._label, self._tell = child, label, tell
-
-    def inc(self, amount: float = 1) -> None:
-        self._tell(self._label)
-        self._child.inc(amount)
-
-
-class _CountingCounter:
-    """Forwards `labels(...).inc()` to the real counter after calling `tell(label)`."""
-
-    def __init__(self, counter: Any, tell: Callable[[str], None]) -> None:
-        self._counter, self._tell = counter, tell
-
-    def labels(self, label: str) -> _CountingChild:
-        return _CountingChild(self._counter.labels(label), label, self._tell)
 
 
 class TimedSource:
@@ -99,11 +78,17 @@ class Probe:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self) -> None:
-        """Hook the cache and the ACK counter (before `plane.start()`)."""
+        """Watch the cache and observe the streams (before `plane.start()`)."""
         self.plane.cache.watch("envoy", self.on_snapshot)
-        metrics: Any = self.plane.metrics
-        metrics.acks = _CountingCounter(metrics.acks, self.on_ack)
-        metrics.pushes = _CountingCounter(metrics.pushes, self.on_push)
+        self.plane.service.observers.append(self.on_event)
+
+    def on_event(self, event: StreamEvent) -> None:
+        """A stream pushed a response or recorded the client's answer (`XdsService.observers`)."""
+        label = short_type(event.type_url)
+        if event.kind == "push":
+            self.on_push(label)
+        elif event.kind == "ack":
+            self.on_ack(label)
 
     def expect(self, change: int, port: int, old_port: int | None) -> None:
         """The next change moves `service` to `port` (from `old_port`)."""

@@ -2,7 +2,15 @@
 
 from xdscp.server.metrics import XdsMetrics
 from xdscp.server.protocol import Request, Response, StreamState
-from xdscp.server.service import XdsService
+from xdscp.server.service import StreamEvent, XdsService
 from xdscp.server.status import StatusBoard
 
-__all__ = ["Request", "Response", "StatusBoard", "StreamState", "XdsMetrics", "XdsService"]
+__all__ = [
+    "Request",
+    "Response",
+    "StatusBoard",
+    "StreamEvent",
+    "StreamState",
+    "XdsMetrics",
+    "XdsService",
+]

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -58,6 +59,20 @@ _DELTA = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """What happened on a stream: a response pushed, or the client's answer to one.
+
+    `kind` is push | ack | nack | stale; for answers, `record.state` already holds what the
+    answer changed (the accepted version, the NACK).
+    """
+
+    kind: str
+    record: StreamRecord
+    type_url: str
+    nonce: str
+
+
 def _delta_request(message: Any) -> DeltaRequest:
     """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
     return DeltaRequest(
@@ -97,6 +112,8 @@ class XdsService:
         self.metrics = metrics
         self.status = status
         self.grouper = grouper
+        # Called with every push and every answered request (embedding, tracing, benchmarks).
+        self.observers: list[Callable[[StreamEvent], None]] = []
         control_plane = base_pb2.ControlPlane(identifier=f"{identifier} {__version__}")
         self._control_plane = control_plane.SerializeToString()
 
@@ -208,9 +225,14 @@ class XdsService:
             for response in responses:
                 sent_at[(response.type_url, response.nonce)] = time.perf_counter()
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
+                self._tell(StreamEvent("push", record, response.type_url, response.nonce))
                 yield self._encode(response)
             payload, responses = None, ()  # hold nothing of this event while waiting
             event = await queue.get()
+
+    def _tell(self, event: StreamEvent) -> None:
+        for observer in self.observers:
+            observer(event)
 
     def _encode(self, response: Response | DeltaResponse) -> bytes:
         if isinstance(response, DeltaResponse):
@@ -240,6 +262,9 @@ class XdsService:
     ) -> None:
         label = short_type(message.type_url)
         started = sent_at.pop((message.type_url, message.response_nonce), None)
+        if outcome.kind in {"ack", "resubscribe", "nack", "stale"}:
+            kind = "ack" if outcome.kind == "resubscribe" else outcome.kind
+            self._tell(StreamEvent(kind, record, message.type_url, message.response_nonce))
         if outcome.kind in {"ack", "resubscribe"}:
             self.metrics.acks.labels(label).inc()
             if started is not None:

@@ -23,6 +23,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xdscp.app import ControlPlane, ServeOptions
 from xdscp.model import Endpoint, Service
 from xdscp.resources import TypeUrl
+from xdscp.server import StreamEvent
 from xdscp.sources.memory import MemorySource
 
 SERVICES = """
@@ -113,10 +114,13 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
 
 
 async def test_standalone_cds_and_delta_over_grpc() -> None:
-    """The standalone CDS service answers a wildcard request and stays quiet after the ACK;
-    its delta variant sends the cluster, then only its removal (`removed_resources`)."""
+    """The standalone CDS service answers a wildcard request and stays quiet after the ACK
+    (observers see push, ACK, push); its delta variant sends the cluster, then only its
+    removal (`removed_resources`)."""
     source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
     plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    events: list[StreamEvent] = []
+    plane.service.observers.append(events.append)
     await plane.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:
@@ -137,6 +141,12 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             update = await call.read()
             assert len(update.resources) == 0
             assert int(update.nonce) > int(response.nonce)
+            seen = [(e.kind, e.nonce, e.record.node.id) for e in events]
+            assert seen == [
+                ("push", response.nonce, "cds-only"),
+                ("ack", response.nonce, "cds-only"),
+                ("push", update.nonce, "cds-only"),
+            ]
             call.cancel()
             source.set({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
             delta = stub.DeltaClusters()
