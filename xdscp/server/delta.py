@@ -168,6 +168,7 @@ class DeltaStreamState:
                 ts.hold(name, version)
             if ts.wildcard and self.snapshot is not None:
                 added |= set(self.snapshot.resources[_type_of(request)])
+                added |= set(ts.held)  # held by a reconnecting client but gone: removed
         for name in request.subscribe:
             if name == WILDCARD:
                 if not ts.wildcard and self.snapshot is not None:

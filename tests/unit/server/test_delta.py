@@ -59,6 +59,15 @@ def test_absent_name_is_answered_as_removed_and_known_versions_are_not_resent() 
     assert eds.removed == ("zz",)
 
 
+def test_a_reconnecting_wildcard_client_is_told_what_it_holds_that_is_gone() -> None:
+    """initial_resource_versions of a resource that no longer exists come back as removed."""
+    world = snap({"a": b"1"})
+    state = DeltaStreamState(snapshot=world)
+    held = {"a": world.resources[C]["a"].version, "old": "v0"}
+    (cds,) = state.on_request(DeltaRequest(C, initial_versions=held)).responses
+    assert (names(cds), cds.removed) == ([], ("old",))
+
+
 def test_only_changes_are_sent_and_removals_are_named() -> None:
     """A changed CLA is sent alone; a removed cluster is named in `removed` for CDS and EDS."""
     state = DeltaStreamState(snapshot=snap({"a": b"1", "b": b"1"}))
