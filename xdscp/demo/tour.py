@@ -137,8 +137,11 @@ async def wait_accepted(
         resources, snapshots, nodes = await admin.state()
         envoys = [n for n in nodes if n["client"] == "envoy"]
         if envoys and all(_node_synced(n, resources, snapshots, expected, service) for n in envoys):
-            cluster_version = snapshots[envoys[0]["group"]]["Cluster"]
-            if await admin.envoy_cluster_active(service, cluster_version):
+            group = envoys[0]["group"]
+            # Envoy's cluster carries the response's version over state of the world and the
+            # resource's own version over delta xDS.
+            versions = {snapshots[group]["Cluster"], resources[group]["Cluster"][service]}
+            if any([await admin.envoy_cluster_active(service, v) for v in versions]):
                 return time.monotonic() - started
         await asyncio.sleep(0.02)
     raise ProcessError(

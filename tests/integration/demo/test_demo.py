@@ -149,6 +149,21 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     print(f"demo --once --requests {N}: {elapsed:.1f} s")
 
 
+def test_once_over_delta_xds_matches_every_prediction(tmp_path: Path) -> None:
+    """`--delta`: the same tour with Envoy on incremental xDS; every strategy's split is
+    judged as matching (the demo exits non-zero otherwise) and hash policies land request
+    for request."""
+    report = tmp_path / "report.json"
+    result = run_demo("--once", "--delta", "--requests", "100", "--report", str(report),
+                      tmp=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    strategies = json.loads(report.read_text())["strategies"]
+    assert [s["policy"] for s in strategies] == list(STRATEGIES)
+    assert all(s["errors"] == 0 and sum(counts(s).values()) == 100 for s in strategies)
+    hashed = [s for s in strategies if s["policy"] in ("ring_hash", "maglev", "source_ip_hash")]
+    assert all(s["on_predicted"] == 100 for s in hashed)
+
+
 def test_busy_port_fails_at_once_saying_what_why_and_how(tmp_path: Path) -> None:
     """A listener port already taken: the demo starts nothing and names the port, its role,
     the reason and the flag to change."""
