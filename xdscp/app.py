@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import structlog
@@ -105,11 +106,26 @@ class ControlPlane:
             self.options.admin_port,
             registry=self.registry,
             readiness=self.readiness,
-            nodes=self.status.as_json,
+            nodes=self.nodes_status,
             snapshots=self.cache.groups,
             resources=self.cache.resources,
         )
         self.xds_port = self.options.xds_port
+
+    def nodes_status(self) -> list[dict[str, Any]]:
+        """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how
+        gRPC clients behave differently from the policy of each service it subscribes to."""
+        nodes = self.status.as_json()
+        notes = self.translators[ClientKind.GRPC].notes
+        for node in nodes:
+            if node["client"] != str(ClientKind.GRPC):
+                continue
+            subscribed = node["types"].get("Cluster", {}).get("subscribed", [])
+            names = notes.keys() if subscribed == "*" else subscribed
+            found = {name: list(notes[name]) for name in names if name in notes}
+            if found:
+                node["policy_notes"] = found
+        return nodes
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""

@@ -126,6 +126,8 @@ class Translator:
         self._snapshot: Snapshot | None = None
         self._routes: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
         self._policy_parts: dict[str, tuple[BalancingPolicy, ServiceResources]] = {}
+        # service → how this client kind will behave differently from the policy's name
+        self.notes: dict[str, tuple[str, ...]] = {}
 
     def _build(self, service: Service) -> ServiceResources:
         """The service's resources; the policy part is reused while the policy is unchanged
@@ -138,8 +140,13 @@ class Translator:
             policy_part = by_policy(service, self.options)
             self._policy_parts[service.name] = (service.policy, policy_part)
             if self.client is ClientKind.GRPC:
-                for note in grpc_warnings(service):
+                notes = tuple(grpc_warnings(service))
+                for note in notes:
                     log.warning("grpc_policy_approximated", service=service.name, note=note)
+                if notes:
+                    self.notes[service.name] = notes
+                else:
+                    self.notes.pop(service.name, None)
         return policy_part + by_endpoints(service, self.options)
 
     def _listener_resources(self, names: tuple[str, ...]) -> tuple[Resource, ...]:
@@ -210,6 +217,7 @@ class Translator:
             self._rejected.pop(name, None)
             gone = self._built.pop(name, None)
             self._policy_parts.pop(name, None)
+            self.notes.pop(name, None)
             names_changed |= gone is not None
             for resource in gone[1] if gone is not None else ():
                 removals.setdefault(resource.type_url, []).append(resource.name)

@@ -45,6 +45,8 @@ async def test_envoy_and_grpcio_get_their_own_translation_of_one_service(
     proxy, client = await asyncio.gather(envoy(), grpc_client("python"))
     by_envoy, by_grpc = await in_sync(plane, "envoy-0"), await in_sync(plane, client.node_id)
     assert (by_envoy["client"], by_grpc["client"]) == ("envoy", "grpc")
+    assert "least_request" in by_grpc["policy_notes"]["web"][0]  # the approximation, in status
+    assert "policy_notes" not in by_envoy
     assert by_envoy["types"]["Listener"]["subscribed"] == "*"
     assert {t: v["subscribed"] for t, v in by_grpc["types"].items()} == {
         "Listener": ["web"], "RouteConfiguration": ["web"], "Cluster": ["web"],

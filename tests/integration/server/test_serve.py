@@ -137,6 +137,10 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
                 response_nonce=response.nonce,
             )  # fmt: skip
             await call.write(ack)
+            for _ in range(200):  # the server has read the ACK before the next change
+                if any(e.kind == "ack" for e in events):
+                    break
+                await asyncio.sleep(0.01)
             source.set({})  # the cluster goes away: the wildcard subscriber is told
             update = await call.read()
             assert len(update.resources) == 0

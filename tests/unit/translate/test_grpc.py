@@ -173,3 +173,20 @@ def test_policy_lists_put_the_better_choice_first(
             wrapper
         )
         assert _policy_names(wrapper.endpoint_picking_policy) == [prefix + n for n in inner]
+
+
+def test_translator_keeps_the_grpc_notes_of_each_service() -> None:
+    """The gRPC translator remembers each service's approximation notes (shown in status)
+    while the policy needs them, and forgets them when it changes or the service goes."""
+    from xdscp.translate import ClientKind, Translator
+
+    endpoints = (Endpoint("10.0.0.1", 80),)
+    translator = Translator(client=ClientKind.GRPC)
+    least = Service("web", endpoints, BalancingPolicy(lb=LbPolicy.LEAST_REQUEST))
+    translator.translate({"web": least})
+    assert "least_request" in translator.notes["web"][0]
+    translator.translate({"web": Service("web", endpoints, BalancingPolicy())})
+    assert "web" not in translator.notes
+    translator.translate({"web": least})
+    translator.translate({})
+    assert translator.notes == {}
