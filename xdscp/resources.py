@@ -25,6 +25,10 @@ class TypeUrl(StrEnum):
     ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 
+TYPE_ORDER: Mapping[TypeUrl, int] = MappingProxyType({t: i for i, t in enumerate(TypeUrl)})
+"""Sort key for sending types in the order a client must receive them (`TYPE_ORDER.get`)."""
+
+
 def content_version(data: bytes) -> str:
     """A content hash: the same bytes give the same version on every run and replica."""
     return hashlib.blake2b(data, digest_size=8).hexdigest()

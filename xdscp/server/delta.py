@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xdscp.resources import Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_digest, set_version
 from xdscp.server.protocol import WILDCARD, derived_from, served_type
 
 _Held = dict[str, str]  # resource name → version the client holds
@@ -211,7 +211,7 @@ class DeltaStreamState:
             return ()
         out: list[DeltaResponse] = []
         clusters_sent: set[str] = set()
-        for type_url in sorted(set(type_urls) | {TypeUrl.ENDPOINT}, key=list(TypeUrl).index):
+        for type_url in sorted(set(type_urls) | {TypeUrl.ENDPOINT}, key=TYPE_ORDER.__getitem__):
             ts = self.types.get(type_url)
             if ts is None or not ts.subscribed:
                 continue

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xdscp.resources import Resource, Snapshot, TypeUrl, set_version
+from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, set_version
 
 WILDCARD = "*"
 # Types whose every response must list all the stream's resources (state of the world).
@@ -137,7 +137,7 @@ class StreamState:
             return ()
         out: list[Response] = []
         cds_sent = False
-        for type_url in sorted(type_urls, key=list(TypeUrl).index):
+        for type_url in sorted(type_urls, key=TYPE_ORDER.__getitem__):
             ts = self.types.get(type_url)
             if ts is None or not ts.subscribed:
                 continue

@@ -59,6 +59,17 @@ _DELTA = {
 }
 
 
+ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
+
+
+def _response_key(response: Response | DeltaResponse) -> tuple[Any, ...]:
+    contents = tuple((r.name, r.version) for r in response.resources)
+    if isinstance(response, DeltaResponse):
+        return ("delta", response.type_url, response.system_version, response.nonce, contents,
+                response.removed)  # fmt: skip
+    return ("sotw", response.type_url, response.version_info, response.nonce, contents)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """What happened on a stream: a response pushed, or the client's answer to one.
@@ -114,6 +125,8 @@ class XdsService:
         self.grouper = grouper
         # Called with every push and every answered request (embedding, tracing, benchmarks).
         self.observers: list[Callable[[StreamEvent], None]] = []
+        self._encoded: dict[tuple[Any, ...], bytes] = {}  # see _encode; oldest first
+        self._encoded_bytes = 0
         control_plane = base_pb2.ControlPlane(identifier=f"{identifier} {__version__}")
         self._control_plane = control_plane.SerializeToString()
 
@@ -235,6 +248,24 @@ class XdsService:
             observer(event)
 
     def _encode(self, response: Response | DeltaResponse) -> bytes:
+        """The response's bytes, encoded once for every stream that is sent the same one.
+
+        Streams with the same subscriptions and history get byte-identical responses (same
+        version, nonce and resources); at a change, thousands of them do. The key names every
+        resource by name and content version, so equal keys mean equal bytes.
+        """
+        key = _response_key(response)
+        data = self._encoded.get(key)
+        if data is None:
+            data = self._encode_new(response)
+            if len(data) <= ENCODED_CACHE_BYTES // 8:
+                self._encoded[key] = data
+                self._encoded_bytes += len(data)
+                while self._encoded_bytes > ENCODED_CACHE_BYTES:  # oldest first
+                    self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded))))
+        return data
+
+    def _encode_new(self, response: Response | DeltaResponse) -> bytes:
         if isinstance(response, DeltaResponse):
             return encode_delta_response(
                 response.system_version,
