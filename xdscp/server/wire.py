@@ -9,26 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from xdscp.protowire import field
 from xdscp.resources import Resource
 
 _VERSION_INFO, _RESOURCES, _TYPE_URL, _NONCE, _CONTROL_PLANE = 1, 2, 4, 5, 6
-_LEN = 2  # wire type: length-delimited
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | _LEN) + _varint(len(payload)) + payload
+_field = field
 
 
 def encode_response(

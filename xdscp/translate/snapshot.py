@@ -9,7 +9,7 @@ resources, and the failure is reported; other services are unaffected.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,8 @@ from xdscp.translate.envoy import (
     cluster_for,
     http_listener,
     load_assignment_for,
-    route_configuration,
+    route_configuration_any,
+    virtual_host_bytes,
 )
 from xdscp.translate.grpc import (
     grpc_cluster,
@@ -124,7 +125,8 @@ class Translator:
         self._built: dict[str, tuple[Service, ServiceResources]] = {}  # last good, per name
         self._rejected: dict[str, Rejection] = {}
         self._snapshot: Snapshot | None = None
-        self._routes: tuple[tuple[str, ...], tuple[Resource, ...]] | None = None
+        self._listener: Resource | None = None
+        self._hosts: dict[str, bytes] = {}  # service → its serialized virtual host
         self._policy_parts: dict[str, tuple[BalancingPolicy, ServiceResources]] = {}
         # service → how this client kind will behave differently from the policy's name
         self.notes: dict[str, tuple[str, ...]] = {}
@@ -149,16 +151,25 @@ class Translator:
                     self.notes.pop(service.name, None)
         return policy_part + by_endpoints(service, self.options)
 
-    def _listener_resources(self, names: tuple[str, ...]) -> tuple[Resource, ...]:
-        if self._routes is None or self._routes[0] != names:
-            listener = pack(
-                TypeUrl.LISTENER, self.options.listener_name, http_listener(self.options)
-            )
-            routes = pack(
-                TypeUrl.ROUTE, self.options.route_name, route_configuration(names, self.options)
-            )
-            self._routes = (names, (listener, routes))
-        return self._routes[1]
+    def _listener_resources(self, names: Sequence[str]) -> tuple[Resource, ...]:
+        """The HTTP listener and the route table naming every service, `names` sorted.
+
+        Each service's virtual host is serialized once and kept; the table is a join of
+        those bytes, so adding a service among ten thousand does not rebuild them all.
+        """
+        if self._listener is None:
+            listener = http_listener(self.options)
+            self._listener = pack(TypeUrl.LISTENER, self.options.listener_name, listener)
+        hosts = []
+        for name in names:
+            host = self._hosts.get(name)
+            if host is None:
+                host = self._hosts[name] = virtual_host_bytes(name, self.options)
+            hosts.append(host)
+        for gone in self._hosts.keys() - set(names):
+            del self._hosts[gone]
+        table = route_configuration_any(hosts, names, self.options)
+        return self._listener, Resource(TypeUrl.ROUTE, self.options.route_name, table)
 
     def _apply(self, name: str, service: Service) -> tuple[ServiceResources, Rejection | None]:
         """Translate one changed service; on failure keep its last good resources."""
