@@ -66,7 +66,8 @@ class Resource:
         object.__setattr__(self, "digest", entry_digest(self.name, self.version))
 
 
-def _xor(resources: Iterable[Resource]) -> int:
+def combined_digest(resources: Iterable[Resource]) -> int:
+    """The XOR of the resources' entry digests (`set_version` makes it a version)."""
     digest = 0
     for resource in resources:
         digest ^= resource.digest
@@ -94,7 +95,7 @@ class Snapshot:
     def __post_init__(self) -> None:
         frozen = {t: immutables.Map(self.resources.get(t, {})) for t in TypeUrl}
         object.__setattr__(self, "resources", MappingProxyType(frozen))
-        digests = {t: _xor(frozen[t].values()) for t in TypeUrl}
+        digests = {t: combined_digest(frozen[t].values()) for t in TypeUrl}
         self._set_digests(digests)
 
     def _set_digests(self, digests: dict[TypeUrl, int]) -> None:

@@ -23,6 +23,7 @@ import structlog
 from xdscp.binaries import find_binary
 from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import ProcessError
+from xdscp.procs import terminate
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.procs.etcd import EtcdServer, find_etcd, free_port
 
@@ -124,15 +125,9 @@ class PythonChild:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after the grace period; reaps the process. Safe twice."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=STOP_GRACE_S)
-        log.info("demo_child_stopped", child=self.name, pid=self.process.pid)
+        pid = terminate(self.process, grace_s=STOP_GRACE_S)
+        if pid is not None:
+            log.info("demo_child_stopped", child=self.name, pid=pid)
 
 
 @dataclass(frozen=True)

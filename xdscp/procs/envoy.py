@@ -14,6 +14,7 @@ import structlog
 
 from xdscp.binaries import find_binary
 from xdscp.errors import ProcessError
+from xdscp.procs import terminate
 
 log = structlog.get_logger(__name__)
 
@@ -103,15 +104,9 @@ class EnvoyProcess:
 
     def stop(self) -> None:
         """Terminate Envoy (then kill it if it lingers); safe to call twice."""
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=10)
-        log.info("envoy_stopped", pid=self._proc.pid)
+        pid = terminate(self._proc, grace_s=10)
+        if pid is not None:
+            log.info("envoy_stopped", pid=pid)
 
     def __enter__(self) -> EnvoyProcess:
         self.start()

@@ -25,6 +25,7 @@ import structlog
 
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdConfig
+from xdscp.procs import terminate
 
 log = structlog.get_logger(__name__)
 
@@ -208,14 +209,9 @@ class EtcdServer:
 
     def stop(self) -> None:
         """Stop etcd cleanly (SIGTERM, then SIGKILL after 5 s); safe to call twice."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            log.info("etcd_stopped", pid=self.process.pid)
+        pid = terminate(self.process, grace_s=5)
+        if pid is not None:
+            log.info("etcd_stopped", pid=pid)
         self.process = None
 
     def start_fresh(self, attempts: int = 3) -> None:

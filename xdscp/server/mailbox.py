@@ -38,6 +38,3 @@ class Mailbox(Generic[T]):
             finally:
                 self._waiter = None
         return self._items.pop(0)
-
-    def __len__(self) -> int:
-        return len(self._items)

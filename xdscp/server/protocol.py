@@ -25,7 +25,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, set_version
+from xdscp.resources import (
+    TYPE_ORDER,
+    Resource,
+    Snapshot,
+    TypeUrl,
+    combined_digest,
+    set_version,
+)
 
 WILDCARD = "*"
 # Types whose every response must list all the stream's resources (state of the world).
@@ -179,9 +186,7 @@ class StreamState:
         if snapshot is None:
             return None
         visible = self._visible(snapshot, type_url, ts)
-        digest = 0
-        for resource in visible.values():
-            digest ^= resource.digest
+        digest = combined_digest(visible.values())
         version = set_version(digest)
         if not must and version in {ts.sent_version, ts.nacked_version}:
             return None

@@ -102,11 +102,6 @@ def envoy_service_resources(service: Service, options: TranslateOptions) -> Serv
     return envoy_policy_resources(service, options) + envoy_endpoint_resources(service, options)
 
 
-def grpc_service_resources(service: Service, options: TranslateOptions) -> ServiceResources:
-    """Listener (named as the target), RouteConfiguration, Cluster and CLA for gRPC."""
-    return grpc_policy_resources(service, options) + grpc_endpoint_resources(service, options)
-
-
 class Translator:
     """Translates whole service sets for one client kind, remembering per-service results.
 
