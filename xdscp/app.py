@@ -256,7 +256,8 @@ class ControlPlane:
         if self._server is not None:
             server, self._server = self._server, None
             try:
-                await asyncio.wait_for(server.stop(grace=1.0), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await server.stop(grace=1.0)
             except TimeoutError:
                 log.warning("xds_server_stop_timeout")
             log.info("control_plane_stopped")

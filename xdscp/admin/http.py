@@ -73,9 +73,10 @@ class AdminServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            line = await asyncio.wait_for(reader.readline(), 10)
-            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                pass
+            async with asyncio.timeout(10):
+                line = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
             method, _, rest = line.decode("latin-1").partition(" ")
             path = rest.split(" ", 1)[0].split("?", 1)[0]
             route = self._routes.get(path)

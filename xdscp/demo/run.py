@@ -131,7 +131,8 @@ async def _stay_up(stack: Stack) -> None:
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+                async with asyncio.timeout(0.5):
+                    await stop.wait()
             if not stop.is_set():
                 stack.check_alive()
     finally:

@@ -125,7 +125,8 @@ class EtcdClient:
                 self._channel = self._open(self.endpoint)
             channel = self._channel
             try:
-                await asyncio.wait_for(channel.channel_ready(), self.config.connect_timeout)
+                async with asyncio.timeout(self.config.connect_timeout):
+                    await channel.channel_ready()
             except grpc.aio.UsageError:
                 continue  # another task rotated and closed this channel meanwhile
             except TimeoutError:

@@ -27,7 +27,10 @@ async def _keep_alive_once(client: EtcdClient, lease_id: int, interval: float) -
     try:
         while True:
             await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
-            response = await asyncio.wait_for(call.read(), client.config.request_timeout)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # arrives as the read completes, and the keep-alive would then never stop.
+            async with asyncio.timeout(client.config.request_timeout):
+                response = await call.read()
             if response is grpc.aio.EOF:
                 raise EtcdError("keep-alive stream closed by etcd")
             if response.TTL <= 0:

@@ -139,7 +139,8 @@ class DnsSource:
 
     async def _publish_loop(self, publish: Publish) -> None:
         try:
-            await asyncio.wait_for(self._settled.wait(), self._startup_grace)
+            async with asyncio.timeout(self._startup_grace):
+                await self._settled.wait()
         except TimeoutError:
             pending = sorted(n for n, t in self._trackers.items() if not t.settled)
             log.warning("dns_startup_incomplete", pending=pending, waited=self._startup_grace)

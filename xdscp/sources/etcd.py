@@ -175,7 +175,8 @@ class EtcdRegistrySource:
         while True:
             timeout = self._resolve_interval if self._addresses else None
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait()
             except TimeoutError:
                 await self._refresh_addresses(force=True)
             await _drain()

@@ -109,5 +109,6 @@ class StaticSource:
             except (ConfigError, ValidationError, OSError, yaml.YAMLError) as exc:
                 log.error("static_services_invalid", path=str(self.path), error=str(exc))  # noqa: TRY400 - the reason is the message; no traceback
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._reload.wait()
             self._reload.clear()
