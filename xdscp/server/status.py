@@ -10,12 +10,20 @@ from xdscp.server.delta import DeltaStreamState
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import StreamState
 
-ERROR_LIMIT = 512
+ERROR_HEAD = 256
+ERROR_TAIL = 768
 
 
-def truncate(text: str, limit: int = ERROR_LIMIT) -> str:
-    """NACK messages can hold a whole resource as text: keep logs and status readable."""
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+def truncate(text: str, head: int = ERROR_HEAD, tail: int = ERROR_TAIL) -> str:
+    """NACK messages can hold a whole resource as text: keep logs and status readable.
+
+    Envoy puts the reason at the end (after a dump of the rejected resource), so both the
+    head and the tail are kept, joined by " … (N chars omitted) … ".
+    """
+    if len(text) <= head + tail:
+        return text
+    omitted = len(text) - head - tail
+    return f"{text[:head]} … ({omitted} chars omitted) … {text[len(text) - tail :]}"
 
 
 @dataclass
