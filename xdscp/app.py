@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,10 +21,10 @@ from prometheus_client import CollectorRegistry
 
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
-from xdscp.errors import ConfigError
 from xdscp.model import Service, ServiceSet, changed_names
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
+from xdscp.server.tls import load_server_tls
 from xdscp.sources.base import Publish, Source
 from xdscp.translate import ClientKind, TranslateOptions, Translator
 
@@ -64,14 +63,13 @@ class XdsTls:
     client_ca_file: str | None = None
 
     def credentials(self) -> grpc.ServerCredentials:
-        """Server credentials from the PEM files (read now: a missing file fails at start)."""
-        try:
-            key, cert = Path(self.key_file).read_bytes(), Path(self.cert_file).read_bytes()
-            ca = Path(self.client_ca_file).read_bytes() if self.client_ca_file else None
-        except OSError as exc:
-            raise ConfigError(f"xDS TLS: {exc}") from None
+        """Server credentials from the PEM files, read and checked now (before the port is
+        bound): a bad file is a `ConfigError` naming it and what is wrong."""
+        files = load_server_tls(self.cert_file, self.key_file, self.client_ca_file)
         return grpc.ssl_server_credentials(
-            [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+            [(files.key, files.cert)],
+            root_certificates=files.client_ca,
+            require_client_auth=files.client_ca is not None,
         )
 
 
