@@ -68,6 +68,14 @@ class EtcdUnavailableError(EtcdError):
     """No etcd endpoint could be reached."""
 
 
+class EtcdAuthError(EtcdError):
+    """etcd refused the credentials or the permission: retrying cannot help."""
+
+
+class EtcdTooLargeError(EtcdError):
+    """A response would exceed the client's receive limit (RESOURCE_EXHAUSTED)."""
+
+
 class EtcdCompactedError(EtcdError):
     """A watch asked for a revision that etcd has compacted away."""
 
@@ -82,3 +90,15 @@ class DnsError(SourceError):
 
 class ProcessError(XdscpError):
     """A child process (etcd, Envoy, a backend) could not be started or stopped."""
+
+
+class StreamAbortError(XdscpError):
+    """An xDS stream must end with an error status (the servicer maps each subclass to one)."""
+
+
+class UndecodableRequestError(StreamAbortError):
+    """A request could not be deserialized (INVALID_ARGUMENT)."""
+
+
+class SlowClientError(StreamAbortError):
+    """The client did not read a response for the write timeout (RESOURCE_EXHAUSTED)."""

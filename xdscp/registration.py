@@ -21,7 +21,7 @@ from enum import StrEnum
 
 import structlog
 
-from xdscp.errors import EtcdError, ValidationError
+from xdscp.errors import EtcdAuthError, EtcdError, ValidationError
 from xdscp.etcd import EtcdClient, LeaseExpiredError, keep_alive
 from xdscp.etcd.backoff import Backoff
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
@@ -46,14 +46,25 @@ class Format(StrEnum):
     GRPC_GO = "grpc-go"
 
 
-@dataclass(frozen=True, slots=True)
 class Registered:
-    """What was written: the key, its value and the lease carrying it."""
+    """A live registration: its key and value, and the lease carrying it now.
 
-    key: str
-    value: bytes
-    lease_id: int
-    registration: Registration
+    The registrar updates it as it goes: `lease_id` changes when the lease was lost (an etcd
+    outage longer than the TTL) and the key written again under a new one, which `rewrites`
+    counts; `revoked` says, after the block, whether the lease was revoked on exit (when it
+    was not, `revoke_error` says why and the key lives until its TTL runs out).
+    """
+
+    __slots__ = ("key", "lease_id", "registration", "revoke_error", "revoked", "rewrites", "value")
+
+    def __init__(self, key: str, value: bytes, lease_id: int, registration: Registration) -> None:
+        self.key = key
+        self.value = value
+        self.lease_id = lease_id
+        self.registration = registration
+        self.rewrites = 0
+        self.revoked = False
+        self.revoke_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,26 +124,58 @@ async def _write(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
     return lease_id
 
 
-async def _rewrite(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
-    """Register again under a new lease, retrying with backoff while etcd is unreachable."""
+def _permanent(error: EtcdError) -> bool:
+    """Errors no retry can fix: the configuration (credentials, permissions) is wrong."""
+    return isinstance(error, EtcdAuthError)
+
+
+async def _write_until_done(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
+    """Grant a lease and write the key, retrying with backoff while etcd cannot be reached.
+
+    Raises only for errors no retry can fix (EtcdAuthError) and on cancellation.
+    """
     backoff = Backoff(0.1, client.config.max_backoff)
     while True:
         try:
             return await _write(client, key, value, ttl)
         except EtcdError as exc:
+            if _permanent(exc):
+                raise
             log.warning("registration_retry", key=key, error=str(exc))
+        await asyncio.sleep(backoff.next_delay())
+
+
+async def _keep(client: EtcdClient, done: Registered, ttl: int) -> None:
+    """Keep the lease alive for as long as the block runs, whatever etcd does meanwhile.
+
+    When etcd lost the lease (an outage longer than the TTL, or a revocation by someone else)
+    the key is written again under a new lease. An unexpected error is logged with its
+    traceback and the keeper carries on after a backoff: it ends only when cancelled.
+    """
+    backoff = Backoff(0.1, client.config.max_backoff)
+    while True:
+        try:
+            await keep_alive(client, done.lease_id, ttl)
+        except LeaseExpiredError:
+            log.warning("registration_lease_lost", key=done.key, lease=f"{done.lease_id:x}")
+            done.lease_id = await _write_until_done(client, done.key, done.value, ttl)
+            done.rewrites += 1
+            log.info("registration_rewritten", key=done.key, lease=f"{done.lease_id:x}")
+            backoff.reset()
+        except Exception:
+            log.exception("registration_keeper_error", key=done.key)
             await asyncio.sleep(backoff.next_delay())
 
 
-async def _keep(client: EtcdClient, key: str, value: bytes, ttl: int, box: list[int]) -> None:
-    """Keep the lease alive; if etcd lost it (an outage longer than the TTL), register again."""
-    while True:
-        try:
-            await keep_alive(client, box[0], ttl)
-        except LeaseExpiredError:
-            log.warning("registration_lease_lost", key=key, lease=f"{box[0]:x}")
-        box[0] = await _rewrite(client, key, value, ttl)
-        log.info("registration_renewed", key=key, lease=f"{box[0]:x}")
+async def _revoke(client: EtcdClient, done: Registered) -> None:
+    try:
+        await client.lease_revoke(done.lease_id)
+    except EtcdError as exc:
+        done.revoke_error = str(exc)
+        log.warning("deregister_failed", key=done.key, error=str(exc))
+    else:
+        done.revoked = True
+        log.info("deregistered", key=done.key)
 
 
 @contextlib.asynccontextmanager
@@ -143,25 +186,23 @@ async def register(
     *,
     ttl: int = 10,
 ) -> AsyncIterator[Registered]:
-    """Register while the block runs: grant a lease, write the key, keep it alive, revoke."""
+    """Register while the block runs: grant a lease, write the key, keep it alive, revoke.
+
+    Entering waits (retrying with backoff) until etcd accepts the write; it raises only for an
+    invalid registration or errors no retry can fix (wrong credentials). While the block runs
+    the registration survives etcd restarts, leader changes and lost leases.
+    """
     check_int("ttl", ttl, 2, 86_400)
     key, value = encode(registration, placement or Placement())
-    box = [await _write(client, key, value, ttl)]
-    log.info("registered", key=key, lease=f"{box[0]:x}", ttl=ttl)
-    task = asyncio.create_task(_keep(client, key, value, ttl, box))
+    done = Registered(key, value, await _write_until_done(client, key, value, ttl), registration)
+    log.info("registered", key=key, lease=f"{done.lease_id:x}", ttl=ttl)
+    task = asyncio.create_task(_keep(client, done, ttl))
     try:
-        yield Registered(key, value, box[0], registration)
+        yield done
     finally:
         task.cancel()
         await asyncio.wait([task])  # the caller's own cancellation still propagates
-        if not task.cancelled() and task.exception() is not None:
-            log.error("registration_keepalive_failed", key=key, error=str(task.exception()))
-        try:
-            await client.lease_revoke(box[0])
-        except EtcdError as exc:
-            log.warning("deregister_failed", key=key, error=str(exc))
-        else:
-            log.info("deregistered", key=key)
+        await _revoke(client, done)
 
 
 async def deregister(

@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -151,6 +152,11 @@ def register_command(**params: Any) -> None:
         async with register(client, registration, placement, ttl=params["ttl"]) as done:
             click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
             await stop.wait()
+        if not done.revoked:
+            raise click.ClickException(
+                f"could not deregister {done.key} ({done.revoke_error}): it stays until its"
+                f" lease expires, within {params['ttl']} s"
+            )
         click.echo(f"deregistered {done.key}")
 
     _run(work, config)
@@ -179,19 +185,37 @@ def deregister_command(**params: Any) -> None:
     click.echo(f"deregistered {key}")
 
 
-async def _list(
-    client: EtcdClient, layout: RegistryLayout
-) -> tuple[list[tuple[str, Registration]], list[Rejection]]:
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """What `xdscp list` shows: the valid registrations with their leases, the rejected keys."""
+
+    registrations: list[tuple[str, Registration]]
+    leases: dict[str, tuple[int, int]]  # key -> (lease id, seconds left; -1: gone)
+    rejections: list[Rejection]
+
+
+async def _list(client: EtcdClient, layout: RegistryLayout) -> Listed:
     state = RegistryState(layout)
     prefixes = [(layout.services_prefix, state.apply_native)]
     prefixes += [(t.prefix, functools.partial(state.apply_grpc_go, t)) for t in layout.grpc_targets]
     rejections: list[Rejection] = []
+    lease_of: dict[bytes, int] = {}
     for prefix, apply in prefixes:
         kvs, _ = await client.get_prefix(prefix.encode())
+        lease_of.update((kv.key, kv.lease) for kv in kvs if kv.lease)
         rejections += apply(
             [WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs]
         )
-    return state.registrations(), rejections
+    left = {lease: await client.lease_time_to_live(lease) for lease in set(lease_of.values())}
+    leases = {key.decode(errors="replace"): (lease, left[lease]) for key, lease in lease_of.items()}
+    return Listed(state.registrations(), leases, rejections)
+
+
+def _lease_cells(lease: tuple[int, int] | None) -> tuple[str, str]:
+    if lease is None:
+        return "", "no lease"
+    lease_id, seconds = lease
+    return f"{lease_id:x}", "expired" if seconds < 0 else f"{seconds} s"
 
 
 @click.command("list")
@@ -206,11 +230,12 @@ def list_command(**params: Any) -> None:
     except ValidationError as exc:
         raise click.BadParameter(str(exc), param_hint="--grpc-target") from None
     layout = RegistryLayout(params["services_prefix"], params["policies_prefix"], targets)
-    registrations, rejections = _run(functools.partial(_list, layout=layout), config)
+    listed = _run(functools.partial(_list, layout=layout), config)
     table = Table(
-        "service", "id", "address", "weight", "locality", "priority", "health", "metadata"
-    )
-    for _key, reg in registrations:
+        "service", "id", "address", "weight", "locality", "priority", "health", "metadata",
+        "lease", "ttl left",
+    )  # fmt: skip
+    for key, reg in listed.registrations:
         if params["service"] and reg.service != params["service"]:
             continue
         host = f"[{reg.host}]" if ":" in reg.host else reg.host
@@ -218,11 +243,11 @@ def list_command(**params: Any) -> None:
         meta = ",".join(f"{k}={v}" for k, v in sorted(reg.metadata.items()))
         table.add_row(
             reg.service, reg.endpoint_id, f"{host}:{reg.port}", str(reg.weight), locality,
-            str(reg.priority), str(reg.health), meta,
+            str(reg.priority), str(reg.health), meta, *_lease_cells(listed.leases.get(key)),
         )  # fmt: skip
     console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping in pipes
     console.print(table)
-    for rejection in rejections:
+    for rejection in listed.rejections:
         console.print(
             f"[yellow]skipped[/] {rejection.key}: {rejection.reason}: {rejection.message}"
         )

@@ -16,7 +16,13 @@ from typing import Any, Self
 import grpc
 import structlog
 
-from xdscp.errors import EtcdCompactedError, EtcdError, EtcdUnavailableError
+from xdscp.errors import (
+    EtcdAuthError,
+    EtcdCompactedError,
+    EtcdError,
+    EtcdTooLargeError,
+    EtcdUnavailableError,
+)
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.config import EtcdConfig, EtcdEndpoint
@@ -39,17 +45,24 @@ class AuthExpiredError(EtcdError):
     """etcd rejected the auth token (expired, or etcd restarted); authenticate again."""
 
 
+def _error_class(code: grpc.StatusCode, details: str) -> type[EtcdError]:
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
+        return EtcdTooLargeError  # our own receive limit, not etcd's "too many requests"
+    if code in _UNAVAILABLE or code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return EtcdUnavailableError
+    if code is grpc.StatusCode.UNAUTHENTICATED or "auth token" in details:
+        return AuthExpiredError
+    if code is grpc.StatusCode.PERMISSION_DENIED or "authentication failed" in details:
+        return EtcdAuthError
+    return EtcdError
+
+
 def map_rpc_error(method: str, error: grpc.aio.AioRpcError) -> EtcdError:
     """Map a gRPC error from etcd into the xdscp hierarchy."""
     code, details = error.code(), error.details() or ""
-    text = f"{method}: {code.name}: {details}"
-    if code in _UNAVAILABLE:
-        return EtcdUnavailableError(text)
-    if code is grpc.StatusCode.UNAUTHENTICATED or "auth token" in details:
-        return AuthExpiredError(text)
-    if "compacted" in details:
+    if "compacted" in details and code not in _UNAVAILABLE:
         return EtcdCompactedError(0)
-    return EtcdError(text)
+    return _error_class(code, details)(f"{method}: {code.name}: {details}")
 
 
 def _read(path: str | None) -> bytes | None:
@@ -207,20 +220,35 @@ class EtcdClient:
             await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
 
     async def get_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:
-        """Every key under `prefix`, paged at one fixed revision; returns (kvs, revision)."""
+        """Every key under `prefix`, paged at one fixed revision; returns (kvs, revision).
+
+        Pages hold up to `page_size` keys; a page that would exceed the receive limit (large
+        values) is asked again with half as many keys, down to one, and the page size grows
+        back after each page that fits. One value never exceeds etcd's request limit (1.5 MiB
+        by default), far below the receive limit, so every listing completes.
+        """
         end, key, revision = prefix_range_end(prefix), prefix, 0
+        limit = self.config.page_size
         out: list[KeyValue] = []
         while True:
-            request = rpc_pb2.RangeRequest(
-                key=key, range_end=end, limit=self.config.page_size, revision=revision
-            )
-            response = await self.call("KV", "Range", request, idempotent=True)
+            request = rpc_pb2.RangeRequest(key=key, range_end=end, limit=limit, revision=revision)
+            try:
+                response = await self.call("KV", "Range", request, idempotent=True)
+            except EtcdTooLargeError:
+                if limit == 1:
+                    raise
+                limit = max(1, limit // 2)
+                log.info(
+                    "etcd_range_page_shrunk", prefix=prefix.decode(errors="replace"), limit=limit
+                )
+                continue
             if revision == 0:
                 revision = int(response.header.revision)
             out.extend(kv_from_pb(kv) for kv in response.kvs)
             if not response.more or not response.kvs:
                 return out, revision
             key = bytes(response.kvs[-1].key) + b"\0"
+            limit = min(self.config.page_size, limit * 2)
 
     async def get(self, key: bytes) -> KeyValue | None:
         """One key, or None."""

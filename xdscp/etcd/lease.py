@@ -10,7 +10,7 @@ import structlog
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import EtcdClient, map_rpc_error
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, map_rpc_error
 
 log = structlog.get_logger("xdscp.etcd")
 
@@ -19,7 +19,9 @@ class LeaseExpiredError(EtcdError):
     """The lease is gone (expired or revoked): its keys have been deleted by etcd."""
 
 
-async def _keep_alive_once(client: EtcdClient, lease_id: int, interval: float) -> None:
+async def _keep_alive_once(
+    client: EtcdClient, lease_id: int, interval: float, backoff: Backoff
+) -> None:
     """Run one keep-alive stream until it breaks; raise LeaseExpiredError if the lease is gone."""
     await client.connected()
     metadata = await client.metadata()
@@ -32,16 +34,21 @@ async def _keep_alive_once(client: EtcdClient, lease_id: int, interval: float) -
             async with asyncio.timeout(client.config.request_timeout):
                 response = await call.read()
             if response is grpc.aio.EOF:
-                raise EtcdError("keep-alive stream closed by etcd")
+                raise EtcdUnavailableError("keep-alive stream closed by etcd")
             if response.TTL <= 0:
                 raise LeaseExpiredError(f"lease {lease_id:x} expired")
+            backoff.reset()
             await asyncio.sleep(interval)
     except grpc.aio.AioRpcError as exc:
         raise map_rpc_error("LeaseKeepAlive", exc) from None
     except grpc.aio.UsageError:
         raise EtcdUnavailableError("LeaseKeepAlive: channel closed by failover") from None
+    except asyncio.InvalidStateError:
+        # The stream ended (etcd restarted, a connection reset) while we slept: grpc.aio refuses
+        # the next write with "RPC already finished". That calls for a reconnect, not an end.
+        raise EtcdUnavailableError("LeaseKeepAlive: stream ended") from None
     except TimeoutError:
-        raise EtcdError("keep-alive response timed out") from None
+        raise EtcdUnavailableError("keep-alive response timed out") from None
     finally:
         call.cancel()
 
@@ -50,15 +57,18 @@ async def keep_alive(client: EtcdClient, lease_id: int, ttl: int) -> None:
     """Keep `lease_id` alive until cancelled, reconnecting as needed.
 
     Raises LeaseExpiredError when etcd says the lease no longer exists (the registration it
-    carried is gone; the caller decides whether to register again).
+    carried is gone; the caller decides whether to register again). Every other etcd failure
+    (a restart, a leader change, a reset connection) is retried with bounded backoff.
     """
     interval = max(0.2, ttl / 3)
     backoff = Backoff(0.05, min(client.config.max_backoff, interval))
     while True:
         try:
-            await _keep_alive_once(client, lease_id, interval)
+            await _keep_alive_once(client, lease_id, interval, backoff)
         except LeaseExpiredError:
             raise
         except EtcdError as exc:
+            if isinstance(exc, AuthExpiredError):
+                client.forget_token()
             log.warning("etcd_keepalive_failed", lease=f"{lease_id:x}", error=str(exc))
             await asyncio.sleep(backoff.next_delay())

@@ -142,12 +142,13 @@ async def test_a_lost_lease_is_replaced_and_the_key_written_again(etcd_server: E
         EtcdClient(etcd_server.config()) as client,
         register(client, registration, ttl=2) as done,
     ):
-        await client.lease_revoke(done.lease_id)
+        first = done.lease_id
+        await client.lease_revoke(first)
         assert await client.get(done.key.encode()) is None
 
         async def rewritten() -> bool:
             kv = await client.get(done.key.encode())
-            return kv is not None and kv.lease not in (0, done.lease_id)
+            return kv is not None and kv.lease not in (0, first) and kv.lease == done.lease_id
 
         deadline = time.monotonic() + 10
         while not await rewritten():
@@ -175,3 +176,78 @@ def test_a_killed_registrar_vanishes_after_its_ttl(etcd_server: EtcdServer) -> N
     while "10.0.0.8:80" in CliRunner().invoke(cli(), ["list", "--etcd", etcd_server.url]).output:
         assert time.monotonic() < deadline, "the lease did not expire"
         time.sleep(0.2)
+
+
+def _registrar(etcd_server: EtcdServer, *args: str) -> subprocess.Popen[bytes]:
+    code = (
+        "from xdscp.logs import configure_logging; configure_logging('info', 'json');"
+        "from xdscp.cli.registry import register_command; register_command()"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
+    command = [sys.executable, "-c", code, *args, "--etcd", etcd_server.url]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+
+async def _present_for(client: EtcdClient, key: bytes, seconds: float) -> None:
+    """The key is there at the end of `seconds` (after being there at some point before).
+
+    A lease of TTL < `seconds` not kept alive would have expired: only a working keep-alive
+    (or a re-registration) keeps the key.
+    """
+    await asyncio.sleep(seconds)  # the time that would let an abandoned lease expire
+    limit = time.monotonic() + 10
+    while await client.get(key) is None:
+        assert time.monotonic() < limit, f"{key!r} is gone for good"
+        await asyncio.sleep(0.1)
+
+
+async def test_cli_registrar_survives_etcd_kill_9_and_outages_longer_than_its_ttl(
+    etcd_server: EtcdServer,
+) -> None:
+    """`xdscp register --ttl 2` keeps its key through SIGKILL/restart cycles of etcd, one
+    of them an outage longer than the TTL; it never exits on its own meanwhile."""
+    proc = _registrar(etcd_server, "api", "10.0.0.11:80", "--ttl", "2")
+    key = b"/xdscp/services/api/10.0.0.11:80"
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"registered ")
+        async with EtcdClient(etcd_server.config(request_timeout=10.0)) as client:
+            for outage in (0.1, 0.5, 3.0):
+                etcd_server.kill()
+                await asyncio.sleep(outage)  # the outage itself
+                etcd_server.start()
+                await _present_for(client, key, 5.0)  # 2.5 TTLs after etcd came back
+                assert proc.poll() is None, "the registrar ended on its own"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read().decode().splitlines() == [f"deregistered {key.decode()}"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def test_registration_block_rewrites_after_etcd_lost_the_lease(
+    etcd_server: EtcdServer,
+) -> None:
+    """A lease revoked behind the registrar's back while etcd restarts is replaced, the key
+    written again, and the handle says so (`lease_id` changed, `rewrites` counted)."""
+    registration = build_registration("api", "10.0.0.12", 80)
+    async with (
+        EtcdClient(etcd_server.config(request_timeout=10.0)) as client,
+        register(client, registration, ttl=2) as done,
+    ):
+        first = done.lease_id
+        etcd_server.kill()
+        etcd_server.start()
+        await client.lease_revoke(first)
+        deadline = time.monotonic() + 10
+        while done.rewrites == 0 or await client.get(done.key.encode()) is None:
+            assert time.monotonic() < deadline, "the registration was not written again"
+            await asyncio.sleep(0.05)
+        kv = await client.get(done.key.encode())
+        assert kv is not None
+        assert kv.lease == done.lease_id != first
+    assert done.revoked
+    async with EtcdClient(etcd_server.config()) as client:
+        assert await client.get(done.key.encode()) is None
