@@ -68,17 +68,27 @@ async def watch_prefix(
         range_end=prefix_range_end(prefix),
         start_revision=start_revision,
         progress_notify=True,
+        fragment=True,  # a large catch-up arrives in pieces below the receive limit
     )
     call = client.stub("Watch").Watch(metadata=metadata, wait_for_ready=True)
     try:
         await call.write(rpc_pb2.WatchRequest(create_request=create))
+        pieces: list[WatchEvent] = []
         while True:
             response = await call.read()
             if response is grpc.aio.EOF:
                 raise EtcdUnavailableError("watch stream closed by etcd")
             batch = _batch(response)
-            if batch is not None:
-                yield batch
+            if batch is None:
+                continue
+            if response.fragment:  # more of the same revision's events follow
+                pieces.extend(batch.events)
+                continue
+            if pieces:
+                pieces.extend(batch.events)
+                batch = WatchBatch(tuple(pieces), batch.header_revision, progress=False)
+                pieces = []
+            yield batch
     except grpc.aio.AioRpcError as exc:
         raise map_rpc_error("Watch", exc) from None
     except grpc.aio.UsageError:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port
 from xdscp.errors import EtcdUnavailableError
-from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher
+from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher, watch_prefix
 
 pytestmark = pytest.mark.etcd
 
@@ -103,3 +103,42 @@ async def test_watch_fails_over_to_another_cluster_member(etcd_cluster: EtcdClus
         assert seen == [b"/m/a", b"/m/b"]
         assert client.endpoint.port != used.client_port
         await changes.aclose()
+
+
+_MIB = 1024 * 1024
+
+
+async def _write_large(client: EtcdClient, count: int, size: int) -> int:
+    revision = 0
+    for i in range(count):
+        revision = await client.put(f"/big/{i:02}".encode(), bytes([65 + i]) * size)
+    return revision
+
+
+async def test_a_listing_larger_than_the_receive_limit_is_read_in_smaller_pages(
+    etcd_server: EtcdServer,
+) -> None:
+    """Values that together exceed the receive limit are listed completely: the page
+    shrinks on RESOURCE_EXHAUSTED (down to one key) instead of failing forever."""
+    async with EtcdClient(etcd_server.config(max_receive_bytes=4 * _MIB)) as client:
+        await _write_large(client, 12, _MIB)  # 12 MiB under one prefix, each value 1 MiB
+        kvs, _ = await client.get_prefix(b"/big/")
+        assert [kv.key for kv in kvs] == [f"/big/{i:02}".encode() for i in range(12)]
+        assert all(kv.value == bytes([65 + i]) * _MIB for i, kv in enumerate(kvs))
+
+
+async def test_a_watch_catching_up_over_large_values_arrives_in_fragments(
+    etcd_server: EtcdServer,
+) -> None:
+    """A watch started before 12 MiB of writes (one catch-up batch far above the 4 MiB receive
+    limit) gets every event: the watch asks etcd to fragment its responses."""
+    async with EtcdClient(etcd_server.config(max_receive_bytes=4 * _MIB)) as client:
+        start = await client.put(b"/big/start", b"")
+        last = await _write_large(client, 12, _MIB)
+        seen: list[bytes] = []
+        async with asyncio.timeout(30):
+            async for batch in watch_prefix(client, b"/big/", start + 1):
+                seen.extend(event.key for event in batch.events)
+                if batch.events and batch.events[-1].mod_revision == last:
+                    break
+        assert seen == [f"/big/{i:02}".encode() for i in range(12)]
