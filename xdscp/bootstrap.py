@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xdscp.errors import ConfigError
+from xdscp.model import Locality
 
 XDS_CLUSTER = "xdscp_xds"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_LOCALITY_PARTS = ("region", "zone", "sub_zone")
+NO_LOCALITY = Locality()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,42 @@ class XdsServer:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientTls:
+    """How a client reaches a TLS-serving xdscp: the CA that signed xdscp's certificate
+    (None: the system's roots) and, for mutual TLS, the client's certificate and key.
+
+    The paths are written into the bootstrap as given: the client reads them, not xdscp.
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ConfigError("a client certificate needs its key, and a key its certificate")
+        if self.ca_file is None and self.cert_file is None:
+            raise ConfigError("TLS needs a CA file, a client certificate and key, or both")
+
+
+def parse_locality(text: str) -> Locality:
+    """`REGION[/ZONE[/SUB_ZONE]]`; a part left empty is unset (`/zone-a`: a zone only)."""
+    parts = text.split("/")
+    if len(parts) > len(_LOCALITY_PARTS) or not any(parts):
+        raise ConfigError(f"locality must be REGION[/ZONE[/SUB_ZONE]], got {text!r}")
+    for part in parts:
+        if part != part.strip() or not part.isprintable():
+            raise ConfigError(f"locality parts must be printable, without edge spaces: {text!r}")
+    return Locality(*parts)
+
+
+def locality_json(locality: Locality) -> dict[str, str]:
+    """The bootstrap's `node.locality`: only the parts that are set (Envoy and gRPC alike)."""
+    values = (locality.region, locality.zone, locality.sub_zone)
+    return {name: value for name, value in zip(_LOCALITY_PARTS, values, strict=True) if value}
+
+
+@dataclass(frozen=True, slots=True)
 class EnvoyBootstrapOptions:
     """What `xdscp bootstrap envoy` needs to know."""
 
@@ -59,6 +99,8 @@ class EnvoyBootstrapOptions:
     initial_fetch_timeout_s: float = 5.0
     node_metadata: dict[str, str] = field(default_factory=dict)
     delta: bool = False  # incremental xDS (DELTA_GRPC) instead of state of the world
+    tls: ClientTls | None = None
+    locality: Locality = NO_LOCALITY
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:
@@ -69,9 +111,42 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.3f}s"
 
 
-def _xds_cluster(servers: tuple[XdsServer, ...]) -> dict[str, Any]:
+def _san_matchers(servers: tuple[XdsServer, ...]) -> list[dict[str, Any]]:
+    """xdscp's certificate must name the replica's host, as gRPC checks it (IP or DNS SAN)."""
+    matchers: list[dict[str, Any]] = []
+    for server in servers:
+        host = ipaddress.ip_address(server.host).compressed if server.is_ip else server.host
+        matcher = {"san_type": "IP_ADDRESS" if server.is_ip else "DNS", "matcher": {"exact": host}}
+        if matcher not in matchers:
+            matchers.append(matcher)
+    return matchers
+
+
+def _transport_socket(tls: ClientTls, servers: tuple[XdsServer, ...]) -> dict[str, Any]:
+    """TLS to the xDS cluster: h2 by ALPN, xdscp's certificate verified, mTLS if asked."""
+    validation: dict[str, Any] = (
+        {"trusted_ca": {"filename": tls.ca_file}} if tls.ca_file else {"system_root_certs": {}}
+    )
+    validation["match_typed_subject_alt_names"] = _san_matchers(servers)
+    common: dict[str, Any] = {"alpn_protocols": ["h2"], "validation_context": validation}
+    if tls.cert_file and tls.key_file:
+        common["tls_certificates"] = [
+            {"certificate_chain": {"filename": tls.cert_file},
+             "private_key": {"filename": tls.key_file}}
+        ]  # fmt: skip
+    context: dict[str, Any] = {"@type": f"type.googleapis.com/{_UPSTREAM_TLS}"}
+    names = sorted({s.host for s in servers if not s.is_ip})
+    if len(names) == 1:
+        context["sni"] = names[0]
+    elif names:  # several names: each connection sends the name its endpoint was resolved from
+        context["auto_host_sni"] = True
+    context["common_tls_context"] = common
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _xds_cluster(servers: tuple[XdsServer, ...], tls: ClientTls | None) -> dict[str, Any]:
     lb_endpoints = [{"endpoint": {"address": _socket_address(s.host, s.port)}} for s in servers]
-    return {
+    cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
         # Names (for example compose service names) need DNS; IP literals do not.
         "type": "STATIC" if all(s.is_ip for s in servers) else "STRICT_DNS",
@@ -94,6 +169,9 @@ def _xds_cluster(servers: tuple[XdsServer, ...]) -> dict[str, Any]:
             }
         },
     }
+    if tls is not None:
+        cluster["transport_socket"] = _transport_socket(tls, servers)
+    return cluster
 
 
 def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
@@ -105,6 +183,8 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
     node: dict[str, Any] = {"id": options.node_id, "cluster": options.node_cluster}
     if options.node_metadata:
         node["metadata"] = dict(options.node_metadata)
+    if locality := locality_json(options.locality):
+        node["locality"] = locality
     return {
         "node": node,
         "admin": {"address": _socket_address(options.admin_address, options.admin_port)},
@@ -118,8 +198,21 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": {"clusters": [_xds_cluster(options.servers)]},
+        "static_resources": {"clusters": [_xds_cluster(options.servers, options.tls)]},
     }
+
+
+def _grpc_channel_creds(tls: ClientTls | None) -> list[dict[str, Any]]:
+    """`insecure`, or `tls` (gRFC A65: the file-watcher provider's fields; no CA file: the
+    system's roots). grpcio and grpc-go take it as it is, with no environment variable."""
+    if tls is None:
+        return [{"type": "insecure"}]
+    fields = {
+        "ca_certificate_file": tls.ca_file,
+        "certificate_file": tls.cert_file,
+        "private_key_file": tls.key_file,
+    }
+    return [{"type": "tls", "config": {k: v for k, v in fields.items() if v}}]
 
 
 def grpc_bootstrap(
@@ -128,6 +221,8 @@ def grpc_bootstrap(
     *,
     node_cluster: str = "xdscp",
     node_metadata: dict[str, str] | None = None,
+    tls: ClientTls | None = None,
+    locality: Locality = NO_LOCALITY,
 ) -> dict[str, Any]:
     """A gRPC xDS bootstrap (gRFC A27) for `xds:///SERVICE` targets.
 
@@ -135,14 +230,16 @@ def grpc_bootstrap(
     """
     if not servers:
         raise ConfigError("at least one xDS server is needed")
-    node: dict[str, Any] = {"id": node_id, "cluster": node_cluster, "locality": {}}
+    node: dict[str, Any] = {"id": node_id, "cluster": node_cluster}
+    if located := locality_json(locality):
+        node["locality"] = located
     if node_metadata:
         node["metadata"] = dict(node_metadata)
     return {
         "xds_servers": [
             {
                 "server_uri": str(server),
-                "channel_creds": [{"type": "insecure"}],
+                "channel_creds": _grpc_channel_creds(tls),
                 "server_features": ["xds_v3"],
             }
             for server in servers

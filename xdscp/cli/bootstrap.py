@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
 import yaml
 
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap, grpc_bootstrap
+from xdscp.bootstrap import (
+    NO_LOCALITY,
+    ClientTls,
+    EnvoyBootstrapOptions,
+    XdsServer,
+    envoy_bootstrap,
+    grpc_bootstrap,
+    parse_locality,
+)
 from xdscp.errors import ConfigError
+from xdscp.model import Locality
 
 
 def _servers(values: tuple[str, ...]) -> tuple[XdsServer, ...]:
@@ -27,6 +37,49 @@ def _metadata(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--metadata")
         pairs[key] = val
     return pairs
+
+
+def _tls(ca: str | None, cert: str | None, key: str | None) -> ClientTls | None:
+    if ca is None and cert is None and key is None:
+        return None
+    try:
+        return ClientTls(ca, cert, key)
+    except ConfigError:
+        raise click.UsageError("--tls-cert and --tls-key go together (mutual TLS)") from None
+
+
+def _locality(value: str | None) -> Locality:
+    if value is None:
+        return NO_LOCALITY
+    try:
+        return parse_locality(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--locality") from None
+
+
+def _client_options(function: Callable[..., None]) -> Callable[..., None]:
+    """The options both bootstraps share: TLS to xdscp and the node's locality."""
+    options = [
+        click.option(
+            "--tls-ca",
+            metavar="FILE",
+            help="Connect over TLS, verifying xdscp's certificate with this CA (PEM).",
+        ),
+        click.option(
+            "--tls-cert",
+            metavar="FILE",
+            help="Connect over TLS with this client certificate (PEM; mutual TLS).",
+        ),
+        click.option("--tls-key", metavar="FILE", help="The client certificate's key (PEM)."),
+        click.option(
+            "--locality",
+            metavar="REGION[/ZONE[/SUB_ZONE]]",
+            help="The node's locality (`/ZONE` for a zone without a region).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
 
 
 def _emit(document: dict[str, Any], fmt: str) -> None:
@@ -78,6 +131,7 @@ def command() -> None:
     show_default=True,
     help="Incremental xDS (DELTA_GRPC) or state of the world (GRPC).",
 )
+@_client_options
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json")
 def envoy(  # noqa: PLR0917 - one parameter per command-line option
     node_id: str,
@@ -88,6 +142,10 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
     admin_port: int,
     initial_fetch_timeout: float,
     delta: bool,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    locality: str | None,
     fmt: str,
 ) -> None:
     """An Envoy bootstrap using xdscp's ADS for clusters, endpoints, listeners and routes."""
@@ -100,6 +158,8 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
         initial_fetch_timeout_s=initial_fetch_timeout,
         node_metadata=_metadata(metadata),
         delta=delta,
+        tls=_tls(tls_ca, tls_cert, tls_key),
+        locality=_locality(locality),
     )
     _emit(envoy_bootstrap(options), fmt)
 
@@ -109,9 +169,24 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
 @_xds_option
 @_cluster_option
 @_metadata_option
-def grpc(node_id: str, xds: tuple[str, ...], node_cluster: str, metadata: tuple[str, ...]) -> None:
+@_client_options
+def grpc(  # noqa: PLR0917 - one parameter per command-line option
+    node_id: str,
+    xds: tuple[str, ...],
+    node_cluster: str,
+    metadata: tuple[str, ...],
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    locality: str | None,
+) -> None:
     """A gRPC xDS bootstrap: save it and point GRPC_XDS_BOOTSTRAP at the file."""
     document = grpc_bootstrap(
-        node_id, _servers(xds), node_cluster=node_cluster, node_metadata=_metadata(metadata)
+        node_id,
+        _servers(xds),
+        node_cluster=node_cluster,
+        node_metadata=_metadata(metadata),
+        tls=_tls(tls_ca, tls_cert, tls_key),
+        locality=_locality(locality),
     )
     _emit(document, "json")
