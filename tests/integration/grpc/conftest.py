@@ -54,6 +54,18 @@ TRACE_ENV = {
 }
 
 
+def _go_binary(request: pytest.FixtureRequest) -> str:
+    """The grpc-go client binary, which the test must have requested as a fixture: building it
+    here, on the event loop that also runs the control plane, would block xDS for the whole
+    build (a minute on a fresh clone) and make every client started beside it miss its
+    first-call deadline."""
+    assert "go_client_binary" in request.fixturenames, (
+        "request the go_client_binary fixture (it is built before the test's loop runs)"
+    )
+    binary: str = request.getfixturevalue("go_client_binary")
+    return binary
+
+
 @pytest.fixture
 async def grpc_client(
     plane: Plane,  # noqa: F811
@@ -67,7 +79,7 @@ async def grpc_client(
     async def start(
         kind: str = "python", node_id: str = "", service: str = SERVICE, *, trace: bool = False
     ) -> GrpcClient:
-        go_binary = request.getfixturevalue("go_client_binary") if kind == "go" else None
+        go_binary = _go_binary(request) if kind == "go" else None
         node_id = node_id or f"{kind}-{len(started)}"
         bootstrap = grpc_bootstrap(node_id, (XdsServer("127.0.0.1", plane.plane.xds_port),))
         env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap)}

@@ -41,7 +41,8 @@ class GrpcClient:
 
     async def _line(self, within: float) -> dict[str, Any]:
         assert self._process.stdout is not None
-        line = await asyncio.wait_for(self._process.stdout.readline(), within)
+        async with asyncio.timeout(within):
+            line = await self._process.stdout.readline()
         if not line:
             raise AssertionError(f"{self.kind} client {self.node_id} exited")
         result: dict[str, Any] = json.loads(line)
@@ -71,7 +72,8 @@ class GrpcClient:
             assert self._process.stdin is not None
             self._process.stdin.close()
             try:
-                await asyncio.wait_for(self._process.wait(), 5)
+                async with asyncio.timeout(5):
+                    await self._process.wait()
             except TimeoutError:
                 self._process.kill()
                 await self._process.wait()
