@@ -5,14 +5,20 @@ request arrived, the snapshot changed — and returns the responses to send. Per
 what the client holds (name → version), so each response carries only resources the client
 lacks or holds in another version, and the names it holds that are gone:
 
-- the first request of a type with no names, or `*` among the names, subscribes to every
-  resource of the type (wildcard); names are added and removed with subscribe/unsubscribe;
+- names are added and removed with subscribe/unsubscribe, whatever the nonce says; only
+  Listener and Cluster have a wildcard: their first request with no names, or `*` among
+  the names, subscribes to every resource of the type (RDS and EDS: no names, nothing);
+- a name subscribed again after an unsubscribe is answered, even with a version the client
+  once rejected (it forgot everything about the name);
 - `initial_resource_versions` (a reconnecting client) counts as held: nothing the client
   already has is sent again;
 - a subscribed name that does not exist is answered in `removed_resources`, so the client
   stops waiting for it;
 - resources are taken as held when sent; a NACK puts back what the client held before that
   response, and the rejected version of each resource is never sent again (a newer one is);
+  a NACK of a nonce already NACKed is a `DUPLICATE_NACK` (counted, not logged again);
+- a type the stream does not serve is answered with its subscribed names as removed (to
+  the first request, and to each that subscribes names), so the client stops waiting;
 - every Cluster sent is followed by its ClusterLoadAssignment, even an unchanged one, so a
   changed cluster never waits out `initial_fetch_timeout` while warming;
 - a snapshot derived from the one held (`Snapshot.updated`) is handled from its change list.
@@ -24,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_digest, set_version
-from xdscp.server.protocol import WILDCARD, derived_from, served_type
+from xdscp.server.protocol import WILDCARD, WILDCARD_TYPES, Kind, derived_from, served_type
 
 _Held = dict[str, str]  # resource name → version the client holds
 _Undo = dict[str, str | None]  # resource name → version held before a response (None: none)
@@ -47,7 +53,7 @@ class DeltaRequest:
 class DeltaResponse:
     """A DeltaDiscoveryResponse to send: changed resources (shared bytes) and removed names."""
 
-    type_url: TypeUrl
+    type_url: str  # a TypeUrl, or the unserved type a request named
     nonce: str
     system_version: str
     resources: tuple[Resource, ...]
@@ -59,8 +65,9 @@ class DeltaOutcome:
     """What handling one request produced: responses, and what the request meant."""
 
     responses: tuple[DeltaResponse, ...] = ()
-    kind: str = "none"  # initial | ack | nack | stale | resubscribe | none | unknown_type
+    kind: Kind = Kind.NONE
     error: str = ""
+    type_url: str = ""  # the type the request was taken for
 
 
 @dataclass(slots=True)
@@ -73,6 +80,7 @@ class DeltaTypeState:
     held: _Held = field(default_factory=dict)
     digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
     pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
+    nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
     rejected: _Held = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
     sent_nonce: str = ""
@@ -123,31 +131,46 @@ class DeltaStreamState:
         """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
         type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
-            return DeltaOutcome(kind="unknown_type")
+            return self._unserved(request)
         ts = self.state(type_url)
-        kind, error = "none", ""
+        kind, error = Kind.NONE, ""
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
-        added = self._subscribe(ts, request, first=first)
+        added = self._subscribe(ts, type_url, request, first=first)
         if first:
-            kind = "initial"
-        elif added and kind == "none":
-            kind = "resubscribe"
+            kind = Kind.INITIAL
+        elif added and kind in {Kind.NONE, Kind.ACK}:
+            kind = Kind.RESUBSCRIBE
         if not (first or added):
-            return DeltaOutcome(kind=kind, error=error)
+            return DeltaOutcome(kind=kind, error=error, type_url=type_url)
         responses = self._respond([type_url], candidates={type_url: added}, force=set())
-        return DeltaOutcome(responses, kind=kind, error=error)
+        return DeltaOutcome(responses, kind=kind, error=error, type_url=type_url)
 
-    def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[str, str]:
+    def _unserved(self, request: DeltaRequest) -> DeltaOutcome:
+        """A type this stream does not serve: every name it subscribes does not exist."""
+        outcome = DeltaOutcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        if request.response_nonce and not request.subscribe:
+            return outcome
+        self._nonce += 1
+        removed = tuple(n for n in request.subscribe if n != WILDCARD)
+        empty = DeltaResponse(request.type_url, str(self._nonce), "", (), removed)
+        return DeltaOutcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+
+    def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[Kind, str]:
         """An ACK or NACK of one of our responses (or a stale one we no longer track)."""
-        undo = ts.pending.pop(request.response_nonce, None)
+        nonce = request.response_nonce
+        undo = ts.pending.pop(nonce, None)
         if undo is None:
-            return "stale", ""
+            nacked = request.error_message is not None and nonce in ts.nacked_nonces
+            return (Kind.DUPLICATE_NACK if nacked else Kind.STALE), ""
         if request.error_message is None:
-            if request.response_nonce == ts.sent_nonce:
+            if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
-            return "ack", ""
+            return Kind.ACK, ""
+        ts.nacked_nonces[nonce] = None
+        while len(ts.nacked_nonces) > MAX_PENDING:
+            del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
         for name, previous in undo.items():
             rejected = ts.hold(name, previous)
             if rejected is not None and rejected != previous:
@@ -156,34 +179,35 @@ class DeltaStreamState:
         ts.nacked_version = ts.sent_version
         ts.acked_version = ts.held_version
         ts.last_error = request.error_message
-        return "nack", request.error_message
+        return Kind.NACK, request.error_message
 
-    def _subscribe(self, ts: DeltaTypeState, request: DeltaRequest, *, first: bool) -> set[str]:
+    def _subscribe(
+        self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest, *, first: bool
+    ) -> set[str]:
         """Apply (un)subscriptions; the names newly of interest (every name: wildcard)."""
         added: set[str] = set()
+        wildcard_type = type_url in WILDCARD_TYPES
+        pool = self.snapshot.resources[type_url] if self.snapshot is not None else {}
         if first:
             ts.subscribed = True
-            ts.wildcard = not request.subscribe
+            ts.wildcard = wildcard_type and not request.subscribe
             for name, version in request.initial_versions.items():
                 ts.hold(name, version)
-            if ts.wildcard and self.snapshot is not None:
-                added |= set(self.snapshot.resources[_type_of(request)])
-                added |= set(ts.held)  # held by a reconnecting client but gone: removed
+            if ts.wildcard:
+                added |= set(pool)
         for name in request.subscribe:
-            if name == WILDCARD:
-                if not ts.wildcard and self.snapshot is not None:
-                    added |= set(self.snapshot.resources[_type_of(request)])
+            if name == WILDCARD and wildcard_type:
+                if not ts.wildcard:
+                    added |= set(pool)
                 ts.wildcard = True
             elif name not in ts.explicit:
                 ts.explicit.add(name)
                 added.add(name)
-        for name in request.unsubscribe:
-            if name == WILDCARD:
-                ts.wildcard = False
-            else:
-                ts.explicit.discard(name)
-            if not ts.wants(name):
-                ts.hold(name, None)  # the client forgets what it no longer wants
+        _unsubscribe(ts, request.unsubscribe, wildcard_type=wildcard_type)
+        if first:  # a reconnecting client's initial versions: only what it subscribes to
+            for name in [n for n in ts.held if not ts.wants(n)]:
+                ts.hold(name, None)
+            added |= set(ts.held)  # held but gone: answered as removed
         return added
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[DeltaResponse, ...]:
@@ -266,5 +290,14 @@ class DeltaStreamState:
         return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
 
 
-def _type_of(request: DeltaRequest) -> TypeUrl:
-    return TypeUrl(request.type_url)
+def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: bool) -> None:
+    """Drop names from the subscription; the client forgets what it no longer wants."""
+    for name in names:
+        if name == WILDCARD and wildcard_type:
+            ts.wildcard = False
+        else:
+            ts.explicit.discard(name)
+        if not ts.wants(name):
+            ts.hold(name, None)
+            ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
+            ts.blocked.discard(name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from xdscp.resources import TypeUrl
+
 
 class XdsMetrics:
     """Streams, pushes, ACKs, NACKs and push-to-ACK latency, per resource type."""
@@ -17,6 +19,10 @@ class XdsMetrics:
         )
         self.acks = Counter("xdscp_acks_total", "Responses ACKed", ["type"], registry=registry)
         self.nacks = Counter("xdscp_nacks_total", "Responses NACKed", ["type"], registry=registry)
+        self.nacks_duplicate = Counter(
+            "xdscp_nacks_duplicate_total", "NACKs repeating one already counted (not logged)",
+            ["type"], registry=registry,
+        )  # fmt: skip
         self.stale = Counter(
             "xdscp_stale_requests_total", "Requests with an old nonce, ignored", ["type"],
             registry=registry,
@@ -37,5 +43,9 @@ class XdsMetrics:
 
 
 def short_type(type_url: str) -> str:
-    """`Cluster`, `ClusterLoadAssignment`, ... for metric labels."""
-    return type_url.rsplit(".", 1)[-1]
+    """`Cluster`, `ClusterLoadAssignment`, ... for metric labels; `unknown` for a type xdscp
+    does not serve (a label per type URL a client makes up would grow without bound)."""
+    try:
+        return TypeUrl(type_url).rsplit(".", 1)[-1]
+    except ValueError:
+        return "unknown"

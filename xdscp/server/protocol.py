@@ -4,13 +4,25 @@
 returns the responses to send. It never awaits and never touches a socket, so every rule
 below is tested with plain function calls:
 
-- a request whose `response_nonce` is not the latest sent for its type is stale: ignored;
-- an ACK records the accepted version; a NACK records the rejected one, which is never sent
-  again (a newer snapshot is sent normally);
+- every request's `resource_names` is the stream's current subscription for its type,
+  whatever its nonce; the nonce only says what the request answers: the latest response
+  (an ACK, or a NACK with `error_detail`), an older one (stale: not an answer), or none;
+- wildcard: only Listener and Cluster have one. Their first request with no names means
+  every resource (legacy wildcard, kept while the client goes on sending no names); `*`
+  among the names means it too. Otherwise — a later empty list, any empty RDS/EDS
+  request — no names means no resources;
+- a name that enters the subscription is answered at once, stale nonce or not; names that
+  leave it are forgotten (never pushed again, and answered again if they come back);
+- an ACK records the accepted version; a NACK records the rejected one, which is not sent
+  again on a snapshot change (a newer snapshot is sent normally); the same NACK repeated is
+  a `DUPLICATE_NACK`, for counting without logging again;
 - every CDS push is followed by that stream's ClusterLoadAssignments, even unchanged ones,
   and the next EDS request that looks like an ACK is answered too (Envoy re-sends its EDS
   request after a cluster changes and waits for an answer while the cluster warms);
-- EDS is never held back for the CDS ACK, and only carries clusters the stream was given;
+- a ClusterLoadAssignment is sent to whoever names it, with or without a Cluster on the
+  stream (static clusters with `eds_config: {ads: {}}`), and never held back for a CDS ACK;
+- a type the stream does not serve is answered with an empty response (no resources) to
+  its first request, so the client stops waiting, and the stream goes on serving the rest;
 - a snapshot derived from the one the stream holds (`Snapshot.updated`) is handled from its
   list of changed names: Listener and Cluster responses carry every resource (the protocol
   reads a missing one as removed), ClusterLoadAssignment and RouteConfiguration responses
@@ -24,6 +36,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from xdscp.resources import (
     TYPE_ORDER,
@@ -31,12 +44,29 @@ from xdscp.resources import (
     Snapshot,
     TypeUrl,
     combined_digest,
+    entry_digest,
     set_version,
 )
 
 WILDCARD = "*"
 # Types whose every response must list all the stream's resources (state of the world).
 FULL_STATE = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
+# Types the protocol gives a wildcard subscription (RDS and EDS have none).
+WILDCARD_TYPES = FULL_STATE
+EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
+
+
+class Kind(StrEnum):
+    """What a request meant to the protocol (for metrics, logs and observers)."""
+
+    INITIAL = "initial"  # no nonce: the client holds no response of this type yet
+    ACK = "ack"
+    RESUBSCRIBE = "resubscribe"  # an ACK that also added names
+    NACK = "nack"
+    DUPLICATE_NACK = "duplicate_nack"  # the same response NACKed again
+    STALE = "stale"  # answers an older response (or one never sent): not an ACK
+    UNKNOWN_TYPE = "unknown_type"  # a type this stream does not serve
+    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +84,7 @@ class Request:
 class Response:
     """A DiscoveryResponse to send: its resources are shared, already serialized."""
 
-    type_url: TypeUrl
+    type_url: str  # a TypeUrl, or the unserved type a request named
     version_info: str
     nonce: str
     resources: tuple[Resource, ...]
@@ -66,12 +96,17 @@ class TypeState:
 
     names: frozenset[str] | None = None  # None: wildcard
     subscribed: bool = False
+    legacy_wildcard: bool = False  # the first request had no names (Listener, Cluster)
     sent_nonce: str = ""
     sent_version: str = ""
-    sent_names: set[str] = field(default_factory=set)
-    sent_digest: int = 0  # XOR of the entry digests of `sent_names` (the sent version)
+    # What the client holds of what it is subscribed to: name → version (the latest sent,
+    # minus names that left the subscription); `sent_digest` is their XOR of entry digests.
+    sent: dict[str, str] = field(default_factory=dict)
+    sent_digest: int = 0
+    stale_sent: bool = False  # `sent` lags the snapshot (a rejected version held back)
     acked_version: str = ""
     nacked_version: str = ""
+    nacked_nonce: str = ""
     last_error: str = ""
     answer_next_ack: bool = False
 
@@ -81,8 +116,9 @@ class Outcome:
     """What handling one event produced: responses, and what the request meant."""
 
     responses: tuple[Response, ...] = ()
-    kind: str = "none"  # initial | ack | nack | stale | resubscribe | none
+    kind: Kind = Kind.NONE
     error: str = ""
+    type_url: str = ""  # the type the request was taken for
 
 
 @dataclass
@@ -106,30 +142,52 @@ class StreamState:
         """Handle one DiscoveryRequest; return the responses it calls for."""
         type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
-            return Outcome(kind="unknown_type")
+            return self._unserved(request)
         ts = self.state(type_url)
-        if request.response_nonce and request.response_nonce != ts.sent_nonce:
-            return Outcome(kind="stale")
-        names = _names(request.resource_names)
-        if not request.response_nonce:
-            ts.subscribed, ts.names = True, names
-            return Outcome(self._respond([type_url], force=True), kind="initial")
-        if request.error_message is not None:
-            return self._nack(ts, request)
-        ts.acked_version = request.version_info
-        changed, ts.names = names != ts.names, names
-        if changed or ts.answer_next_ack:
+        kind = _kind(ts, request)
+        added = self._subscribe(ts, type_url, request.resource_names)
+        error = ""
+        if kind is Kind.NACK:
+            error = self._nack(ts, request)
+        elif kind is Kind.ACK:
+            ts.acked_version = request.version_info
+        warming = kind is Kind.ACK and ts.answer_next_ack
+        if not (kind is Kind.INITIAL or added or warming):
+            return Outcome(kind=kind, error=error, type_url=type_url)
+        if kind is Kind.ACK:
             ts.answer_next_ack = False
-            return Outcome(
-                self._respond([type_url], force=True), kind="resubscribe" if changed else "ack"
-            )
-        return Outcome(kind="ack")
+            kind = Kind.RESUBSCRIBE if added else kind
+        responses = self._respond([type_url], force=True)
+        return Outcome(responses, kind=kind, error=error, type_url=type_url)
 
-    def _nack(self, ts: TypeState, request: Request) -> Outcome:
-        ts.nacked_version = ts.sent_version
+    def _unserved(self, request: Request) -> Outcome:
+        """A type this stream does not serve: its first request gets an empty answer."""
+        if request.response_nonce:
+            return Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        empty = Response(request.type_url, EMPTY_VERSION, self._next_nonce(), ())
+        return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+
+    def _nack(self, ts: TypeState, request: Request) -> str:
+        ts.nacked_version, ts.nacked_nonce = ts.sent_version, request.response_nonce
         ts.last_error = request.error_message or ""
-        ts.names = _names(request.resource_names)
-        return Outcome(kind="nack", error=ts.last_error)
+        return ts.last_error
+
+    def _subscribe(self, ts: TypeState, type_url: TypeUrl, requested: Sequence[str]) -> bool:
+        """Make `requested` the subscription; True when it gained names."""
+        first, old = not ts.subscribed, ts.names
+        names = _names(ts, type_url, requested, first=first)
+        ts.subscribed, ts.names = True, names
+        if first:
+            return True  # a first subscription is answered, whatever its nonce says
+        if names == old:
+            return False
+        if names is None:
+            return True  # wildcard now: every resource is of interest
+        gone = list(ts.sent) if old is None else [n for n in old - names if n in ts.sent]
+        for name in gone:
+            if name not in names:  # the client drops it: forget it was sent
+                ts.sent_digest ^= entry_digest(name, ts.sent.pop(name))
+        return old is not None and not names <= old
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[Response, ...]:
         """A new snapshot: send each subscribed type whose content for this stream changed."""
@@ -150,10 +208,10 @@ class StreamState:
                 continue
             must = force or (type_url is TypeUrl.ENDPOINT and cds_sent)
             changes = self.snapshot.changes
-            if must or held is None or changes is None:
+            if must or held is None or changes is None or ts.stale_sent:
                 response = self._build(type_url, ts, must=must)
             else:
-                response = self._build_changes(type_url, ts, held, changes[type_url])
+                response = self._build_changes(type_url, ts, changes[type_url])
             if response is not None:
                 out.append(response)
                 cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
@@ -165,20 +223,21 @@ class StreamState:
                     out.append(response)
         return tuple(out)
 
-    def _given_clusters(self) -> set[str] | None:
-        """Clusters this stream was sent (EDS is limited to them); None when not limited."""
-        if TypeUrl.CLUSTER not in self.allowed:
-            return None
-        cds = self.types.get(TypeUrl.CLUSTER)
-        return cds.sent_names if cds is not None and cds.subscribed else set()
-
     def _visible(self, snapshot: Snapshot, type_url: TypeUrl, ts: TypeState) -> dict[str, Resource]:
+        """The resources of the snapshot this stream subscribes to (any that exist)."""
         pool = snapshot.resources[type_url]
         names = set(pool) if ts.names is None else {n for n in ts.names if n in pool}
-        given = self._given_clusters() if type_url is TypeUrl.ENDPOINT else None
-        if given is not None:
-            names &= given  # never a CLA for a cluster this stream was not given
         return {n: pool[n] for n in sorted(names)}
+
+    def _holds(self, ts: TypeState, digest: int) -> bool:
+        """True when a response of `digest` need not be sent: the client holds it, or
+        rejected it (then what it holds lags the snapshot: `stale_sent`)."""
+        if ts.sent_nonce and digest == ts.sent_digest:
+            return True
+        if set_version(digest) == ts.nacked_version:
+            ts.stale_sent = True
+            return True
+        return False
 
     def _build(self, type_url: TypeUrl, ts: TypeState, *, must: bool) -> Response | None:
         """A response computed from the whole snapshot (first send, resubscribe, re-sync)."""
@@ -187,65 +246,67 @@ class StreamState:
             return None
         visible = self._visible(snapshot, type_url, ts)
         digest = combined_digest(visible.values())
-        version = set_version(digest)
-        if not must and version in {ts.sent_version, ts.nacked_version}:
+        if not must and self._holds(ts, digest):
             return None
-        resources = tuple(visible.values())
-        return self._send(
-            type_url, ts, version=version, digest=digest, names=set(visible), sent=resources
-        )
+        sent = {name: resource.version for name, resource in visible.items()}
+        return self._send(type_url, ts, digest=digest, sent=sent, out=tuple(visible.values()))
 
     def _build_changes(
-        self, type_url: TypeUrl, ts: TypeState, held: Snapshot, changed: frozenset[str]
+        self, type_url: TypeUrl, ts: TypeState, changed: frozenset[str]
     ) -> Response | None:
-        """A response computed from the names that changed since `held` (the parent)."""
+        """A response computed from the names that changed since the snapshot held before."""
         snapshot = self.snapshot
         if snapshot is None or not changed:
             return None
-        candidates = set(changed) if ts.names is None else changed & ts.names
-        given = self._given_clusters() if type_url is TypeUrl.ENDPOINT else None
-        pool, before = snapshot.resources[type_url], held.resources[type_url]
+        candidates = changed if ts.names is None else changed & ts.names
+        pool, sent = snapshot.resources[type_url], ts.sent
         digest, adds, drops = ts.sent_digest, [], []
         for name in candidates:
-            if name in ts.sent_names:
-                digest ^= before[name].digest
+            held = sent.get(name)
+            if held is not None:
+                digest ^= entry_digest(name, held)
                 drops.append(name)
-            if name in pool and (given is None or name in given):
+            if name in pool:
                 digest ^= pool[name].digest
                 adds.append(name)
-        version = set_version(digest)
-        if version in {ts.sent_version, ts.nacked_version}:
+        if self._holds(ts, digest):
             return None
-        names = ts.sent_names  # this stream's own set: updated in place, O(changes)
-        names.difference_update(drops)
-        names.update(adds)
+        for name in drops:  # this stream's own map: updated in place, O(changes)
+            del sent[name]
+        sent.update((name, pool[name].version) for name in adds)
         if type_url in FULL_STATE:
-            resources = tuple(pool[n] for n in sorted(names))
+            out = tuple(pool[n] for n in sorted(sent))
         else:
-            resources = tuple(pool[n] for n in sorted(adds))
-        return self._send(type_url, ts, version=version, digest=digest, names=names, sent=resources)
+            out = tuple(pool[n] for n in sorted(adds))
+        return self._send(type_url, ts, digest=digest, sent=sent, out=out)
 
     def _send(
         self,
         type_url: TypeUrl,
         ts: TypeState,
         *,
-        version: str,
         digest: int,
-        names: set[str],
-        sent: tuple[Resource, ...],
+        sent: dict[str, str],
+        out: tuple[Resource, ...],
     ) -> Response:
+        version = set_version(digest)
         if type_url is TypeUrl.CLUSTER and version != ts.sent_version:
             eds = self.types.get(TypeUrl.ENDPOINT)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
-        ts.sent_names, ts.sent_digest = names, digest
-        return Response(type_url, version, ts.sent_nonce, sent)
+        ts.sent, ts.sent_digest, ts.stale_sent = sent, digest, False
+        return Response(type_url, version, ts.sent_nonce, out)
 
 
 def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
-    """The known type a request names, if this stream serves it."""
+    """The known type a request names, if this stream serves it.
+
+    The type URL is implicit on a single-type service (CDS, EDS, ...): an empty one means
+    that service's type; on ADS it is required.
+    """
+    if not type_url and len(allowed) == 1:
+        return next(iter(allowed))
     try:
         known = TypeUrl(type_url)
     except ValueError:
@@ -264,9 +325,29 @@ def derived_from(snapshot: Snapshot, held: Snapshot | None) -> bool:
     )
 
 
-def _names(resource_names: Sequence[str]) -> frozenset[str] | None:
-    """Subscribed names; None for a wildcard (no names, or `*`)."""
-    if not resource_names or WILDCARD in resource_names:
-        return None
+def _kind(ts: TypeState, request: Request) -> Kind:
+    """What a request's nonce says it answers."""
+    nonce = request.response_nonce
+    if not nonce:
+        return Kind.INITIAL
+    if nonce != ts.sent_nonce:
+        return Kind.STALE
+    if request.error_message is None:
+        return Kind.ACK
+    return Kind.DUPLICATE_NACK if nonce == ts.nacked_nonce else Kind.NACK
+
+
+def _names(
+    ts: TypeState, type_url: TypeUrl, requested: Sequence[str], *, first: bool
+) -> frozenset[str] | None:
+    """The subscription a request's names stand for; None for a wildcard."""
+    if type_url in WILDCARD_TYPES:
+        if WILDCARD in requested:
+            ts.legacy_wildcard = False
+            return None
+        if not requested:
+            ts.legacy_wildcard = ts.legacy_wildcard or first
+            return None if ts.legacy_wildcard else frozenset()
+        ts.legacy_wildcard = False
     # Interned: every stream subscribed to a name shares one string, not a copy per request.
-    return frozenset(map(sys.intern, resource_names))
+    return frozenset(map(sys.intern, requested))

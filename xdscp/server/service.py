@@ -27,7 +27,7 @@ from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaS
 from xdscp.server.mailbox import Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
-from xdscp.server.protocol import Outcome, Request, Response, StreamState
+from xdscp.server.protocol import Kind, Outcome, Request, Response, StreamState
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
 from xdscp.server.wire import encode_delta_response, encode_response
 
@@ -74,14 +74,17 @@ def _response_key(response: Response | DeltaResponse) -> tuple[Any, ...]:
 class StreamEvent:
     """What happened on a stream: a response pushed, or the client's answer to one.
 
-    `kind` is push | ack | nack | stale; for answers, `record.state` already holds what the
-    answer changed (the accepted version, the NACK).
+    `kind` is push | ack | nack | duplicate_nack | stale; for answers, `record.state` already
+    holds what the answer changed (the accepted version, the NACK).
     """
 
     kind: str
     record: StreamRecord
     type_url: str
     nonce: str
+
+
+_ANSWERS = frozenset({Kind.ACK, Kind.RESUBSCRIBE, Kind.NACK, Kind.DUPLICATE_NACK, Kind.STALE})
 
 
 def _delta_request(message: Any) -> DeltaRequest:
@@ -291,23 +294,26 @@ class XdsService:
         sent_at: dict[tuple[str, str], float],
         bound: Any,
     ) -> None:
-        label = short_type(message.type_url)
-        started = sent_at.pop((message.type_url, message.response_nonce), None)
-        if outcome.kind in {"ack", "resubscribe", "nack", "stale"}:
-            kind = "ack" if outcome.kind == "resubscribe" else outcome.kind
-            self._tell(StreamEvent(kind, record, message.type_url, message.response_nonce))
-        if outcome.kind in {"ack", "resubscribe"}:
+        type_url, nonce, kind = outcome.type_url, message.response_nonce, outcome.kind
+        label = short_type(type_url)
+        started = sent_at.pop((type_url, nonce), None)
+        if kind in _ANSWERS:
+            told = Kind.ACK if kind is Kind.RESUBSCRIBE else kind
+            self._tell(StreamEvent(str(told), record, type_url, nonce))
+        if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
             self.metrics.acks.labels(label).inc()
             if started is not None:
                 self.metrics.push_to_ack.labels(label).observe(time.perf_counter() - started)
-        elif outcome.kind == "nack":
+        elif kind is Kind.NACK:  # logged once per rejected response: repeats are duplicates
             self.metrics.nacks.labels(label).inc()
             error = truncate(outcome.error)
             record.nacks[label] = {
-                "version": record.state.state(TypeUrl(message.type_url)).nacked_version,
+                "version": record.state.state(TypeUrl(type_url)).nacked_version,
                 "error": error,
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            bound.warning("nack_received", type=label, error=error)
-        elif outcome.kind == "stale":
+            bound.warning("nack_received", type=label, nonce=nonce, error=error)
+        elif kind is Kind.DUPLICATE_NACK:
+            self.metrics.nacks_duplicate.labels(label).inc()
+        elif kind is Kind.STALE:
             self.metrics.stale.labels(label).inc()

@@ -34,9 +34,9 @@ class Client:
                 self.view[response.type_url] = got
             else:
                 self.view[response.type_url].update(got)
-            request = Request(response.type_url, response.version_info, response.nonce)
-            if response.type_url is E:
-                request = Request(E, response.version_info, response.nonce, self.eds_names)
+            # Every request repeats the subscription (an ACK too): EDS and RDS by name.
+            names = {E: self.eds_names, R: ("routes",)}.get(TypeUrl(response.type_url), ())
+            request = Request(response.type_url, response.version_info, response.nonce, names)
             self.apply(self.state.on_request(request).responses)
 
     def subscribe(self) -> None:
@@ -89,7 +89,7 @@ def test_change_lists_give_what_whole_snapshots_give(
         for type_url in TypeUrl:
             assert incremental.seen(type_url) == whole.seen(type_url), type_url
             want = {n: r.version for n, r in fresh.resources[type_url].items()}
-            if type_url is E and names:  # no names: a wildcard subscription
+            if type_url is E:  # EDS has no wildcard: no names, nothing
                 want = {n: v for n, v in want.items() if n in names}
             assert incremental.seen(type_url) == want, type_url
             mine, theirs = incremental.state.state(type_url), whole.state.state(type_url)
