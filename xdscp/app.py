@@ -30,6 +30,7 @@ from xdscp.translate import ClientKind, TranslateOptions, Translator
 
 log = structlog.get_logger(__name__)
 
+MAX_REQUEST_BYTES = 16 << 20
 SERVER_OPTIONS = [
     ("grpc.max_concurrent_streams", 1 << 20),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -37,6 +38,9 @@ SERVER_OPTIONS = [
     # proxies reconnecting at once would be turned away.
     ("grpc.server.max_pending_requests", 100_000),
     ("grpc.server.max_pending_requests_hard_limit", 100_000),
+    # A DiscoveryRequest up to 16 MiB: a 100k-name subscription with names up to ~160 bytes
+    # (grpc's default is 4 MiB). Larger ones end with RESOURCE_EXHAUSTED.
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
 ]
 
 
@@ -52,6 +56,7 @@ class ServeOptions:
     identifier: str = "xdscp"
     group_by: str = "kind"  # kind | cluster | id | metadata:KEY (see xdscp.server.nodes)
     tls: XdsTls | None = None
+    write_timeout_s: float = 30.0  # a stream whose client reads nothing this long is closed
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class ControlPlane:
             self.status,
             grouper=grouper(self.options.group_by),
             identifier=self.options.identifier,
+            write_timeout_s=self.options.write_timeout_s,
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._published: dict[int, ServiceSet] = {}

@@ -7,6 +7,7 @@ Every key is optional; a missing key takes the default of the matching `xdscp se
       address: 127.0.0.1:18000          # HOST:PORT of the xDS gRPC server      --xds
       group_by: kind                    # kind | cluster | id | metadata:KEY    --group-by
       tls: {cert: F, key: F, client_ca: F}   # client_ca: mutual TLS           --tls-*
+      write_timeout: 30                 # s without the client reading: close  --write-timeout
     admin:
       address: 127.0.0.1:18001          #                                       --admin
     listener:                           # the HTTP listener every Envoy is given
@@ -101,6 +102,7 @@ SCHEMA: dict[str, Any] = {
         "address": STR,
         "group_by": STR,
         "tls": {"cert": STR, "key": STR, "client_ca": STR},
+        "write_timeout": YAML,
     },
     "admin": {"address": STR},
     "listener": {
@@ -212,7 +214,13 @@ def _serve_options(raw: RawConfig) -> ServeOptions:
         grouper(group_by)
     except ConfigError as exc:
         raise raw.wrap(("xds", "group_by"), exc) from None
-    return ServeOptions(*xds, *admin, _translate(raw), group_by=group_by, tls=_xds_tls(raw))
+    timeout = raw.get(("xds", "write_timeout"), default.write_timeout_s)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
+    return ServeOptions(
+        *xds, *admin, _translate(raw), group_by=group_by, tls=_xds_tls(raw),
+        write_timeout_s=float(timeout),
+    )  # fmt: skip
 
 
 def _translate(raw: RawConfig) -> TranslateOptions:

@@ -103,6 +103,8 @@ def _serve_flags(params: dict[str, Any], given: set[str], options: ServeOptions)
             raise click.BadParameter(str(exc), param_hint="--group-by") from None
         options = dataclasses.replace(options, group_by=params["group_by"])
     options = dataclasses.replace(options, tls=_tls_flags(params, given, options.tls))
+    if "write_timeout" in given:
+        options = dataclasses.replace(options, write_timeout_s=params["write_timeout"])
     return _translate_flags(params, given, options)
 
 
@@ -265,6 +267,12 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
     "--tls-client-ca",
     type=_FILE,
     help="Require client certificates signed by this CA (mutual TLS).",
+)
+@click.option(
+    "--write-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Close a stream whose client has read nothing for this long [default: 30].",
 )
 @click.option(
     "--config",

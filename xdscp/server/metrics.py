@@ -27,6 +27,11 @@ class XdsMetrics:
             "xdscp_stale_requests_total", "Requests with an old nonce, ignored", ["type"],
             registry=registry,
         )  # fmt: skip
+        self.stream_errors = Counter(
+            "xdscp_stream_errors_total",
+            "Streams ended with an error status (slow_client: no read for the write timeout;"
+            " undecodable_request)", ["reason"], registry=registry,
+        )  # fmt: skip
         self.push_to_ack = Histogram(
             "xdscp_push_ack_seconds", "From a response sent to its ACK", ["type"],
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +19,14 @@ import grpc
 import structlog
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import DecodeError
 
 from xdscp import __version__
 from xdscp.cache import SnapshotCache
-from xdscp.resources import TypeUrl
+from xdscp.errors import SlowClientError, StreamAbortError, UndecodableRequestError
+from xdscp.resources import Snapshot, TypeUrl
 from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
-from xdscp.server.mailbox import Mailbox
+from xdscp.server.mailbox import REQUEST, Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.protocol import Kind, Outcome, Request, Response, StreamState
@@ -60,6 +62,12 @@ _DELTA = {
 
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
+WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is closed
+_ABORTS: dict[type[StreamAbortError], tuple[grpc.StatusCode, str]] = {
+    # error → (status the stream ends with, reason label of xdscp_stream_errors_total)
+    UndecodableRequestError: (grpc.StatusCode.INVALID_ARGUMENT, "undecodable_request"),
+    SlowClientError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow_client"),
+}
 
 
 def _response_key(response: Response | DeltaResponse) -> tuple[Any, ...]:
@@ -121,8 +129,10 @@ class XdsService:
         *,
         grouper: NodeGrouper = group_by_client_kind,
         identifier: str = "xdscp",
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         self.cache = cache
+        self.write_timeout_s = write_timeout_s
         self.metrics = metrics
         self.status = status
         self.grouper = grouper
@@ -156,72 +166,125 @@ class XdsService:
         async def stream(requests: AsyncIterator[Any], context: Any) -> None:
             # context.write rather than an async generator: grpc.aio keeps the last value a
             # generator yielded until the next one, i.e. one response per idle stream.
-            chunks = self.serve_stream(requests, service, allowed, delta=delta)
-            async with contextlib.aclosing(chunks) as out:
-                async for chunk in out:
-                    await context.write(chunk)
-                    del chunk
+            try:
+                await self.serve_stream(requests, context.write, service, allowed, delta=delta)
+            except StreamAbortError as exc:
+                await context.abort(_ABORTS[type(exc)][0], str(exc))
 
         return stream
 
     async def serve_stream(
         self,
         requests: AsyncIterator[Any],
+        write: Callable[[bytes], Awaitable[None]],
         service: str,
         allowed: frozenset[TypeUrl],
         *,
         delta: bool = False,
-    ) -> AsyncGenerator[bytes, None]:
-        """One stream, from its first request until the client goes away."""
-        queue: Mailbox[_Event] = Mailbox()
+    ) -> None:
+        """One stream, from its first request until the client goes away.
+
+        Memory is bounded: requests are read one at a time, the next once the last has been
+        handled (`Mailbox`); a write blocked for `write_timeout_s` ends the stream. Raises a
+        `StreamAbortError` (logged and counted here) when the stream must end with an error
+        status; the servicer maps it to the gRPC status (`_ABORTS`).
+        """
+        queue: Mailbox[Any, Snapshot] = Mailbox()
         reader = asyncio.create_task(self._read(requests, queue))
+        bound = log.bind(service=service.rsplit(".", 1)[-1])
         try:
             kind, first = await queue.get()
-            if kind != "request":
+            if kind != REQUEST:
                 return
-            node = node_info(first.node)
-            group = self.grouper(node)
-            snapshot = self.cache.get(group)
-            state: StreamState | DeltaStreamState = (
-                DeltaStreamState(allowed=allowed, snapshot=snapshot)
-                if delta
-                else StreamState(allowed=allowed, snapshot=snapshot)
-            )
-            name = service.rsplit(".", 1)[-1] + (" (delta)" if delta else "")
-            record = StreamRecord(node, name, state, group)
-            stream_id = self.status.add(record)
-            stop = self.cache.watch(group, lambda s: queue.put(("snapshot", s)))
-            labels = self.metrics.connected_streams.labels(str(node.kind))
-            labels.inc()
-            bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
-            bound.info("stream_opened", group=group)
-            loop = self._loop(queue, record, ("request", first), bound)
+            record, bound, close = self._open(first, queue, service, allowed, delta=delta)
+            loop = self._loop(queue, record, (REQUEST, first), bound)
             del first  # the node (kilobytes for Envoy) is not kept for the stream's lifetime
             try:
-                async for chunk in loop:
-                    yield chunk
-                    del chunk  # hold nothing while the stream is idle
+                async with contextlib.aclosing(loop) as chunks:
+                    async for chunk in chunks:
+                        await self._write(write, chunk)
+                        del chunk  # hold nothing while the stream is idle
             finally:
-                stop()
-                labels.dec()
-                self.status.remove(stream_id)
-                bound.info("stream_closed")
+                close()
+        except StreamAbortError as exc:
+            reason = _ABORTS[type(exc)][1]
+            self.metrics.stream_errors.labels(reason).inc()
+            bound.warning("stream_aborted", reason=reason, error=str(exc))
+            raise
         finally:
             reader.cancel()
 
-    async def _read(self, requests: AsyncIterator[Any], queue: Mailbox[_Event]) -> None:
+    def _open(
+        self,
+        first: Any,
+        queue: Mailbox[Any, Snapshot],
+        service: str,
+        allowed: frozenset[TypeUrl],
+        *,
+        delta: bool,
+    ) -> tuple[StreamRecord, Any, Callable[[], None]]:
+        """Register the stream opened by request `first`: (record, bound logger, close)."""
+        node = node_info(first.node)
+        group = self.grouper(node)
+        snapshot = self.cache.get(group)
+        state: StreamState | DeltaStreamState = (
+            DeltaStreamState(allowed=allowed, snapshot=snapshot)
+            if delta
+            else StreamState(allowed=allowed, snapshot=snapshot)
+        )
+        name = service.rsplit(".", 1)[-1] + (" (delta)" if delta else "")
+        record = StreamRecord(node, name, state, group)
+        stream_id = self.status.add(record)
+        stop = self.cache.watch(group, queue.put_snapshot)  # coalesced: the latest one waits
+        labels = self.metrics.connected_streams.labels(str(node.kind))
+        labels.inc()
+        bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
+        bound.info("stream_opened", group=group)
+
+        def close() -> None:
+            stop()
+            labels.dec()
+            self.status.remove(stream_id)
+            bound.info("stream_closed")
+
+        return record, bound, close
+
+    async def _write(self, write: Callable[[bytes], Awaitable[None]], chunk: bytes) -> None:
+        """Write one response; a client that reads none of it for the timeout is cut off."""
         try:
-            async for message in requests:
-                queue.put(("request", message))
+            async with asyncio.timeout(self.write_timeout_s):
+                await write(chunk)
+        except TimeoutError:
+            message = (
+                f"xdscp: the client read no response for {self.write_timeout_s:g} s"
+                " (write timeout); closing the stream"
+            )
+            raise SlowClientError(message) from None
+
+    async def _read(self, requests: AsyncIterator[Any], queue: Mailbox[Any, Snapshot]) -> None:
+        """Take requests off the wire one at a time, the next once the last has been taken:
+        meanwhile HTTP/2 flow control holds the client back."""
+        error: Exception | None = None
+        try:
+            messages = aiter(requests)
+            while True:
+                await queue.wait_for_room()
+                try:
+                    message = await anext(messages)
+                except StopAsyncIteration:
+                    break
+                queue.put_request(message)
                 del message
+        except DecodeError as exc:
+            error = UndecodableRequestError(f"xdscp: undecodable request: {truncate(str(exc))}")
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
             pass
         finally:
-            queue.put(_END)
+            queue.end(error)
 
     async def _loop(
-        self, queue: Mailbox[_Event], record: StreamRecord, event: _Event, bound: Any
-    ) -> AsyncIterator[bytes]:
+        self, queue: Mailbox[Any, Snapshot], record: StreamRecord, event: _Event, bound: Any
+    ) -> AsyncGenerator[bytes, None]:
         sent_at: dict[tuple[str, str], float] = {}
         while event != _END:
             kind, payload = event
@@ -238,6 +301,7 @@ class XdsService:
                 responses = outcome.responses
             else:
                 responses = state.on_snapshot(payload)
+            payload = None  # the request is not held while a write blocks
             for response in responses:
                 sent_at[(response.type_url, response.nonce)] = time.perf_counter()
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
