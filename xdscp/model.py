@@ -24,8 +24,9 @@ ENVOY_MIN_RING = 1
 ENVOY_MAX_RING = 8_388_608
 MAGLEV_MAX_TABLE = 5_000_011
 DEFAULT_MAGLEV_TABLE = 65_537
-_SERVICE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?$")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")  # RFC 9110 token
+# Matched with `fullmatch` (never `match` with `$`, which also matches before a final "\n").
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,200}[A-Za-z0-9])?")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 token
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -118,7 +119,7 @@ def check_ip(field_name: str, value: object) -> str:
 
 def check_service_name(value: object, field_name: str = "service") -> str:
     """Service names double as cluster names and gRPC targets: letters, digits, . _ -."""
-    if not isinstance(value, str) or not _SERVICE_NAME.match(value):
+    if not isinstance(value, str) or not _SERVICE_NAME.fullmatch(value):
         raise _fail(
             field_name,
             "must be 1-202 characters of letters, digits, '.', '_', '-', "
@@ -200,7 +201,7 @@ class HashOn:
         if self.source is HashSource.SOURCE_IP:
             if self.name:
                 raise _fail("hash_on.name", "source_ip takes no name")
-        elif not _TOKEN.match(self.name):
+        elif not isinstance(self.name, str) or not _TOKEN.fullmatch(self.name):
             raise _fail("hash_on.name", f"{self.source} needs a name (1-256 token characters)")
 
     @classmethod
@@ -269,6 +270,10 @@ class BalancingPolicy:
         check_float("active_request_bias", self.active_request_bias, 0.0, 100.0)
         check_int("overprovisioning_factor", self.overprovisioning_factor, 1, 100_000)
         check_float("panic_threshold", self.panic_threshold, 0.0, 100.0)
+        if not isinstance(self.locality_weighted, bool):
+            raise _fail(
+                "locality_weighted", f"must be true or false, got {self.locality_weighted!r}"
+            )
         self._check_hash_on()
 
     def _check_hash_on(self) -> None:

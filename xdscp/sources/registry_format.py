@@ -13,14 +13,40 @@ Key layout (defaults; both prefixes are configurable):
 - balancing policies: `/xdscp/policies/<service>` -> JSON object of `BalancingPolicy` fields,
   with `hash_on` a list of `"header:x-user"`-style strings.
 
+Input is bytes until proven otherwise: a key is checked for length (`MAX_KEY_BYTES`), strict
+UTF-8 and control characters before it is split; a value for size (`max_value_bytes`),
+strict UTF-8 and JSON nesting depth (`MAX_JSON_DEPTH`, scanned on the bytes) before it is
+parsed, and its strings must be Unicode text (no unpaired surrogate escapes). Names follow
+the model's full-match rules (no trailing newline, no control characters).
+
 Every parser raises `ValidationError` whose `field` names what was wrong; `rejection_reason`
-turns that into the bounded label of `xdscp_registry_rejected_total`.
+turns that into the bounded label of `xdscp_registry_rejected_total`. The labels:
+
+- `key_too_long`: key longer than `MAX_KEY_BYTES` (1024) bytes;
+- `invalid_utf8`: key or value not strict UTF-8;
+- `bad_key`: key not shaped `<prefix><service>/<id>` (`<target>/<id>`, `<policies><service>`),
+  a service name breaking the name rules, control characters, an id over 512 characters;
+- `oversized`: value larger than `max_value_bytes` (64 KiB);
+- `too_deep`: JSON nested deeper than `MAX_JSON_DEPTH` (64);
+- `invalid_json`: not JSON, or a string that is not Unicode text (an unpaired surrogate);
+- `wrong_type`: JSON but not an object;
+- `invalid_address`: `address` / `Addr` missing, or neither an IP literal nor a hostname;
+- `invalid_port`, `invalid_weight`, `invalid_priority`, `invalid_health`, `invalid_op`: that
+  field missing its type or range;
+- `invalid_field`: another field (`locality`, `metadata`, `hash_key`) malformed;
+- `invalid_policy`: a policy the model rejects (the last good policy is kept);
+- `unresolvable`: a hostname that does not resolve (tried again at every resolve interval);
+- `duplicate`: `ip:port` already registered under a smaller key of the same service;
+- `name_clash`: a service name that equals an earlier service's in a client's eyes (case,
+  domain suffixes); the earlier keeps serving.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -40,10 +66,22 @@ from xdscp.model import (
 )
 
 MAX_VALUE_BYTES = 64 * 1024
+MAX_KEY_BYTES = 1024
+MAX_JSON_DEPTH = 64
 MAX_HOST_LENGTH = 253
 MAX_ID_LENGTH = 512
+REJECTION_REASONS = (
+    "key_too_long", "invalid_utf8", "bad_key", "oversized", "too_deep", "invalid_json",
+    "wrong_type", "invalid_address", "invalid_port", "invalid_weight", "invalid_priority",
+    "invalid_health", "invalid_op", "invalid_field", "invalid_policy", "unresolvable",
+    "duplicate", "name_clash",
+)  # fmt: skip
+"""Every label `xdscp_registry_rejected_total{reason}` can carry (documented above)."""
 _REASONS = {
     "key": "bad_key",
+    "key_length": "key_too_long",
+    "utf8": "invalid_utf8",
+    "depth": "too_deep",
     "value": "oversized",
     "json": "invalid_json",
     "type": "wrong_type",
@@ -81,13 +119,81 @@ class Registration:
     hash_key: str | None = None
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def display_key(raw: bytes) -> str:
+    """A key as logs show it: UTF-8, with undecodable bytes as `\\xNN` escapes."""
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def decode_key(raw: bytes) -> str:
+    """The key as text, once it is proven short, strict UTF-8 and free of control characters."""
+    if len(raw) > MAX_KEY_BYTES:
+        raise ValidationError("key_length", f"is {len(raw)} bytes, more than {MAX_KEY_BYTES}")
+    try:
+        key = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            "utf8", f"key is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    if _CONTROL.search(key):
+        raise ValidationError("key", "contains control characters")
+    return key
+
+
+def json_depth_exceeds(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when the JSON text nests arrays/objects deeper than `limit` (scanned as bytes,
+    strings skipped), so json.loads never recurses on hostile input."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for byte in _JSON_STRING.sub(b'""', raw).translate(None, _NOT_BRACKET):
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def _check_text(value: object) -> None:
+    """Reject strings that are not Unicode text (a `\\ud800` escape decodes to a lone
+    surrogate, which cannot be encoded into a protobuf string)."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value):
+            raise ValidationError("json", "holds an unpaired surrogate escape, not Unicode text")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
+
+
 def _load_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise ValidationError("value", f"is {len(raw)} bytes, more than {max_bytes}")
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            "utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}"
+        ) from None
+    if json_depth_exceeds(raw):
+        raise ValidationError("depth", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValidationError("depth", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
         raise ValidationError("json", f"is not valid JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_text(value)
     if not isinstance(value, dict):
         raise ValidationError("type", f"must be a JSON object, got {type(value).__name__}")
     return value
@@ -100,10 +206,23 @@ def _string(field_name: str, value: object, *, max_length: int = 256) -> str:
 
 
 def _host(field_name: str, value: object) -> str:
-    host = _string(field_name, value, max_length=MAX_HOST_LENGTH).strip()
-    if not host or any(c.isspace() or c in "/?#@" for c in host):
+    """An IP literal (IPv6 optionally bracketed, no zone) or a DNS hostname of LDH labels."""
+    host = _string(field_name, value, max_length=MAX_HOST_LENGTH + 2).strip()
+    bare = host.removeprefix("[").removesuffix("]")
+    if bare != host and ":" not in bare:
+        raise ValidationError(field_name, f"brackets are for IPv6 addresses, got {value!r}")
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        if "%" in bare:
+            raise ValidationError(field_name, f"must not carry an IPv6 zone, got {value!r}")
+        return bare
+    labels = bare.removesuffix(".").split(".")
+    if len(bare) > MAX_HOST_LENGTH or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValidationError(field_name, f"must be an IP address or hostname, got {value!r}")
-    return host.removeprefix("[").removesuffix("]")
+    return bare
 
 
 def _string_map(field_name: str, value: object) -> dict[str, str]:

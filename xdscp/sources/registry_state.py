@@ -9,6 +9,7 @@ whole registry. Hostnames are looked up through a callback supplied by the async
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check
 from xdscp.sources.registry_format import (
     MAX_VALUE_BYTES,
     Registration,
+    decode_key,
+    display_key,
     parse_grpc_go_key,
     parse_grpc_go_value,
     parse_native_key,
@@ -27,9 +30,12 @@ from xdscp.sources.registry_format import (
     parse_policy,
     rejection_reason,
 )
+from xdscp.sources.registry_names import NameClaims
 
 DEFAULT_SERVICES_PREFIX = "/xdscp/services/"
 DEFAULT_POLICIES_PREFIX = "/xdscp/policies/"
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 Lookup = Callable[[str], str | None]
 """Hostname -> IP literal (None when it does not resolve)."""
@@ -44,13 +50,26 @@ class GrpcGoTarget:
 
     @classmethod
     def parse(cls, text: str) -> GrpcGoTarget:
-        """`TARGET` (the service is named like the target) or `SERVICE=TARGET`."""
+        """`SERVICE=TARGET`, or `TARGET` alone: the service is then named after the target's
+        last path segment (`foo/bar/my-service` feeds `my-service`, which gRPC clients dial
+        as `xds:///my-service`)."""
         service, sep, target = text.partition("=")
         if not sep:
-            service = target = text
+            target, service = text, text.rpartition("/")[2]
         if not target or target.endswith("/"):
             raise ValidationError("grpc_target", f"needs a target without trailing /: {text!r}")
-        return cls(target, check_service_name(service, "grpc_target"))
+        if _CONTROL.search(target):
+            raise ValidationError("grpc_target", f"must not hold control characters: {text!r}")
+        try:
+            check_service_name(service, "grpc_target")
+        except ValidationError as exc:
+            origin = "" if sep else f"the service name is derived from the target ({service!r}); "
+            raise ValidationError(
+                "grpc_target",
+                f"{text!r}: {origin}service names {exc.message.partition(', got')[0]};"
+                " name the service explicitly as SERVICE=TARGET",
+            ) from None
+        return cls(target, service)
 
     @property
     def prefix(self) -> str:
@@ -60,12 +79,14 @@ class GrpcGoTarget:
 
 @dataclass(frozen=True, slots=True)
 class RegistryLayout:
-    """Where the registry lives in etcd."""
+    """Where the registry lives in etcd, and the domain suffixes clients add to names
+    (`TranslateOptions.domain_suffixes`: names equal through them clash)."""
 
     services_prefix: str = DEFAULT_SERVICES_PREFIX
     policies_prefix: str = DEFAULT_POLICIES_PREFIX
     grpc_targets: tuple[GrpcGoTarget, ...] = ()
     max_value_bytes: int = MAX_VALUE_BYTES
+    domain_suffixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +98,6 @@ class Rejection:
     message: str
 
 
-def _decode_key(raw: bytes) -> str:
-    return raw.decode("utf-8", errors="replace")
-
-
 def is_ip(host: str) -> bool:
     """True for an IPv4/IPv6 literal."""
     try:
@@ -90,14 +107,27 @@ def is_ip(host: str) -> bool:
     return True
 
 
+Parse = Callable[[str, bytes], Registration | None]
+
+
 class RegistryState:
-    """Parsed registrations and policies, and the services built from them."""
+    """Parsed registrations and policies, and the services built from them.
+
+    A rejected entry never changes what other keys contribute: a key that is not UTF-8 (or
+    too long) is never stored, so it cannot shadow another; a bad value at a key removes
+    only that key's own registration; a bad policy keeps the service's last good policy.
+    Each rejection is returned once per key and content (again only after the key changed).
+    """
 
     def __init__(self, layout: RegistryLayout | None = None) -> None:
         self.layout = layout or RegistryLayout()
+        self._names = NameClaims(self.layout.domain_suffixes)
+        self._declared = frozenset(t.service for t in self.layout.grpc_targets)
         self._regs: dict[str, dict[str, Registration]] = {}  # service -> key -> registration
         self._key_service: dict[str, str] = {}
+        self._revisions: dict[str, int] = {}  # key -> mod revision (orders name clashes)
         self._policies: dict[str, BalancingPolicy] = {}
+        self._rejected: dict[bytes, tuple[str, int]] = {}  # raw key -> (reason, value hash)
         self._built: immutables.Map[str, Service] = immutables.Map()  # shared with publications
         self._dirty: set[str] = {t.service for t in self.layout.grpc_targets}
         self._reported: dict[str, set[tuple[str, str]]] = {}
@@ -111,79 +141,105 @@ class RegistryState:
         if service is not None:
             old = self._regs[service].pop(key)
             self._endpoints.pop(key, None)
+            self._revisions.pop(key, None)
             self._dirty.add(service)
             if old.host in self._host_refs:
                 self._host_refs[old.host] -= 1
                 if not self._host_refs[old.host]:
                     del self._host_refs[old.host]
 
-    def _store(self, key: str, registration: Registration) -> None:
-        self._remove(key)
+    def _store(self, key: str, registration: Registration, revision: int) -> None:
         self._regs.setdefault(registration.service, {})[key] = registration
         self._key_service[key] = registration.service
+        self._revisions[key] = revision
         self._dirty.add(registration.service)
         if not is_ip(registration.host):
             self._host_refs[registration.host] = self._host_refs.get(registration.host, 0) + 1
 
-    def apply_native(self, events: Iterable[WatchEvent]) -> list[Rejection]:
-        """Apply changes under the native services prefix."""
+    def _reject(self, event: WatchEvent, exc: ValidationError) -> Rejection | None:
+        """The rejection to report, or None when this key was already rejected for this."""
+        reason = rejection_reason(exc)
+        seen = (reason, hash(event.value))
+        if self._rejected.get(event.key) == seen:
+            return None
+        self._rejected[event.key] = seen
+        return Rejection(display_key(event.key), reason, str(exc))
+
+    def _apply(self, events: Iterable[WatchEvent], parse: Parse) -> list[Rejection]:
         rejections: list[Rejection] = []
         for event in events:
-            key = _decode_key(event.key)
-            self._remove(key)
             if event.kind is EventKind.DELETE:
-                continue
+                self._rejected.pop(event.key, None)
             try:
-                service, endpoint_id = parse_native_key(key, self.layout.services_prefix)
-                registration = parse_native_value(
-                    service, endpoint_id, event.value, max_bytes=self.layout.max_value_bytes
-                )
+                key = decode_key(event.key)  # a key that fails was never stored
+                self._remove(key)
+                if event.kind is EventKind.DELETE:
+                    continue
+                registration = parse(key, event.value)
             except ValidationError as exc:
-                rejections.append(Rejection(key, rejection_reason(exc), str(exc)))
+                if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
+                    rejections.append(found)
                 continue
-            self._store(key, registration)
+            self._rejected.pop(event.key, None)
+            if registration is not None:
+                self._store(key, registration, event.mod_revision)
         return rejections
+
+    def apply_native(self, events: Iterable[WatchEvent]) -> list[Rejection]:
+        """Apply changes under the native services prefix."""
+        root, max_bytes = self.layout.services_prefix, self.layout.max_value_bytes
+
+        def parse(key: str, raw: bytes) -> Registration:
+            service, endpoint_id = parse_native_key(key, root)
+            return parse_native_value(service, endpoint_id, raw, max_bytes=max_bytes)
+
+        return self._apply(events, parse)
 
     def apply_grpc_go(self, target: GrpcGoTarget, events: Iterable[WatchEvent]) -> list[Rejection]:
         """Apply changes under one grpc-go target's prefix."""
-        rejections: list[Rejection] = []
-        for event in events:
-            key = _decode_key(event.key)
-            self._remove(key)
-            if event.kind is EventKind.DELETE:
-                continue
-            try:
-                endpoint_id = parse_grpc_go_key(key, target.prefix)
-                registration = parse_grpc_go_value(
-                    target.service, endpoint_id, event.value, max_bytes=self.layout.max_value_bytes
-                )
-            except ValidationError as exc:
-                rejections.append(Rejection(key, rejection_reason(exc), str(exc)))
-                continue
-            if registration is not None:
-                self._store(key, registration)
-        return rejections
+        max_bytes = self.layout.max_value_bytes
+
+        def parse(key: str, raw: bytes) -> Registration | None:
+            endpoint_id = parse_grpc_go_key(key, target.prefix)
+            return parse_grpc_go_value(target.service, endpoint_id, raw, max_bytes=max_bytes)
+
+        return self._apply(events, parse)
 
     def apply_policies(self, events: Iterable[WatchEvent]) -> list[Rejection]:
-        """Apply changes under the policies prefix."""
+        """Apply changes under the policies prefix. A malformed policy written over a valid
+        one leaves the last good policy in force (the rejection says so)."""
         rejections: list[Rejection] = []
-        prefix = self.layout.policies_prefix
         for event in events:
-            key = _decode_key(event.key)
-            service = key.removeprefix(prefix)
+            if event.kind is EventKind.DELETE:
+                self._rejected.pop(event.key, None)
+            try:
+                change = self._policy_change(event)
+            except ValidationError as exc:
+                if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
+                    rejections.append(found)
+                continue
+            self._rejected.pop(event.key, None)
+            if change is not None:
+                self._dirty.add(change[0])
+                self._policies[change[0]] = change[1]
+        return rejections
+
+    def _policy_change(self, event: WatchEvent) -> tuple[str, BalancingPolicy] | None:
+        """The new policy of the event's service (None when it was deleted)."""
+        key = decode_key(event.key)
+        service = key.removeprefix(self.layout.policies_prefix)
+        check_service_name(service, "key")
+        if event.kind is EventKind.DELETE:
             if self._policies.pop(service, None) is not None:
                 self._dirty.add(service)
-            if event.kind is EventKind.DELETE:
-                continue
-            try:
-                check_service_name(service, "key")
-                policy = parse_policy(event.value, max_bytes=self.layout.max_value_bytes)
-            except ValidationError as exc:
-                rejections.append(Rejection(key, rejection_reason(exc), str(exc)))
-                continue
-            self._policies[service] = policy
-            self._dirty.add(service)
-        return rejections
+            return None
+        try:
+            return service, parse_policy(event.value, max_bytes=self.layout.max_value_bytes)
+        except ValidationError as exc:
+            if service in self._policies:
+                message = f"{exc.message}; the last good policy stays in force"
+                raise ValidationError(exc.field, message) from None
+            raise
 
     def registrations(self) -> list[tuple[str, Registration]]:
         """Every valid registration as `(key, registration)`, sorted by service then key."""
@@ -208,38 +264,68 @@ class RegistryState:
     def build(self, lookup: Lookup) -> tuple[Mapping[str, Service], list[Rejection]]:
         """The current services, rebuilding only those changed; plus newly found rejections.
 
+        A service whose name clashes with one already served (`NameClaims`) is refused:
+        held names are settled first, then newcomers in the order their oldest live key was
+        written (etcd revision), then by name, so the earlier service keeps serving.
         Afterwards `changed` says whether any service differs from the previous build and
         `endpoint_count` is the total number of endpoints.
         """
         rejections: list[Rejection] = []
-        declared = {t.service for t in self.layout.grpc_targets}
         changed: set[str] = set()
         built_map = self._built.mutate()
-        for service in sorted(self._dirty):
+        todo = self._dirty | self._names.refused  # a refused name may have been freed
+        for service in todo:
+            if not self._exists(service):
+                self._names.release(service)
+        for service in sorted(todo, key=self._rank):
             old = built_map.pop(service, None)
-            regs = self._regs.get(service, {})
             self.endpoint_count -= len(old.endpoints) if old is not None else 0
-            if not regs and service not in declared:
-                self._regs.pop(service, None)
-                self._reported.pop(service, None)
-                if old is not None:
-                    changed.add(service)
-                continue
-            built, found = self._build_service(service, regs, lookup)
-            if built == old:
-                built = old  # keep the identical object: cheap comparisons downstream
+            built = self._build_one(service, lookup, rejections)
+            if built is not None:
+                built = old if built == old else built  # identical object: cheap comparisons
+                built_map[service] = built
+                self.endpoint_count += len(built.endpoints)
             if built is not old:
                 changed.add(service)
-            built_map[service] = built
-            self.endpoint_count += len(built.endpoints)
-            seen = {(r.key, r.reason) for r in found}
-            reported = self._reported.get(service, set())
-            rejections += [r for r in found if (r.key, r.reason) not in reported]
-            self._reported[service] = seen
         self._dirty.clear()
         self.changed = bool(changed)
         self._built = built_map.finish()  # a new persistent map: earlier publications keep theirs
         return ServiceUpdate(self._built, frozenset(changed)), rejections
+
+    def _exists(self, service: str) -> bool:
+        return bool(self._regs.get(service)) or service in self._declared
+
+    def _rank(self, service: str) -> tuple[int, int, str]:
+        revisions = (self._revisions[key] for key in self._regs.get(service, {}))
+        return (0 if self._names.holds(service) else 1, min(revisions, default=0), service)
+
+    def _build_one(self, service: str, lookup: Lookup, out: list[Rejection]) -> Service | None:
+        """`service` as served now (None when gone or refused); new rejections go to `out`."""
+        if not self._exists(service):
+            self._regs.pop(service, None)
+            self._reported.pop(service, None)
+            return None
+        refused_before = service in self._names.refused
+        clash = self._names.claim(service)
+        if clash is not None:
+            if not refused_before:
+                out.append(self._clash(service, *clash))
+            return None
+        built, found = self._build_service(service, self._regs.get(service, {}), lookup)
+        seen = {(r.key, r.reason) for r in found}
+        reported = self._reported.get(service, set())
+        out += [r for r in found if (r.key, r.reason) not in reported]
+        self._reported[service] = seen
+        return built
+
+    def _clash(self, service: str, holder: str, name: str) -> Rejection:
+        keys = sorted(self._regs.get(service, {}))
+        feeds = [t.prefix for t in self.layout.grpc_targets if t.service == service]
+        message = (
+            f"service {service!r} is refused: clients know it as {name!r}, which is"
+            f" {holder!r}'s; {holder!r} keeps serving (rename one of them)"
+        )
+        return Rejection((keys or feeds)[0], "name_clash", message)
 
     def _endpoint(self, key: str, reg: Registration, address: str) -> Endpoint:
         """The model endpoint of a registration, reused while neither changes."""
@@ -264,7 +350,11 @@ class RegistryState:
             if address is None:
                 rejections.append(Rejection(key, "unresolvable", f"{reg.host} does not resolve"))
                 continue
-            endpoint = self._endpoint(key, reg, address)
+            try:
+                endpoint = self._endpoint(key, reg, address)
+            except ValidationError as exc:  # e.g. a resolver answering something odd
+                rejections.append(Rejection(key, rejection_reason(exc), str(exc)))
+                continue
             ident = (endpoint.address, endpoint.port)
             if ident in endpoints:
                 message = f"{endpoint.key} is already registered under another key"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +13,13 @@ from hypothesis import strategies as st
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, HashOn, Health, LbPolicy, Locality
 from xdscp.sources.registry_format import (
+    MAX_JSON_DEPTH,
+    MAX_KEY_BYTES,
+    REJECTION_REASONS,
     Registration,
+    decode_key,
     grpc_go_value,
+    json_depth_exceeds,
     native_value,
     parse_grpc_go_key,
     parse_grpc_go_value,
@@ -176,10 +182,7 @@ def test_policy_round_trip_and_validation() -> None:
         assert rejection_reason(info.value) == "invalid_policy"
 
 
-REASONS = {
-    "bad_key", "oversized", "invalid_json", "wrong_type", "invalid_address", "invalid_port",
-    "invalid_weight", "invalid_health", "invalid_priority", "invalid_op", "invalid_field",
-}  # fmt: skip
+REASONS = set(REJECTION_REASONS)
 
 
 def attempt(parse: Callable[[], Registration | None]) -> Registration | str | None:
@@ -235,3 +238,78 @@ def test_fuzz_grpc_go_parser(value: dict[str, object]) -> None:
     """Go-format values either parse (Op 0/1) or are rejected with a reason."""
     outcome = attempt(lambda: parse_grpc_go_value("svc", "id", json.dumps(value).encode()))
     assert outcome is None or isinstance(outcome, Registration) or outcome in REASONS
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[" * 3000 + b"]" * 3000, "too_deep"),
+        (b'{"a":' * 3000 + b"1" + b"}" * 3000, "too_deep"),
+        (b"[" * 3000, "too_deep"),  # unterminated: still never handed to the recursive parser
+        (b'{"address":"10.0.0.1","port":80,"metadata":{"x":"' + b"[" * 500 + b'"}}', None),
+        (b'{"address":"10.0.0.1","port":80,"hash_key":"\\ud83d"}', "invalid_json"),
+        (b'{"address":"10.0.0.1","port":80,"hash_key":"\\ud83d\\ude00"}', None),
+        (b'{"address":"10.0.0.1","port":80,"hash_key":"\xff"}', "invalid_utf8"),
+        ("{}".encode("utf-16"), "invalid_utf8"),
+        (b"\xef\xbb\xbf{}", "invalid_json"),  # a BOM is not JSON
+        (native(address="10.0.0.1\n"), None),  # surrounding whitespace is trimmed
+        (native(address="host\x00.example"), "invalid_address"),
+        (native(address="a..b"), "invalid_address"),
+        (native(address="-a.example"), "invalid_address"),
+        (native(address="fe80::1%eth0"), "invalid_address"),
+        (native(address="[10.0.0.1]"), "invalid_address"),
+        (native(address="[::1]"), None),
+        (native(address="münchen.example"), "invalid_address"),
+        (native(address="api.internal."), None),
+        (
+            b'{"address":"10.0.0.1","port":1' + b"0" * 5000 + b"}",
+            "invalid_json",
+        ),  # Python's int digit limit
+    ],
+)
+def test_values_are_proven_as_bytes_first(raw: bytes, reason: str | None) -> None:
+    """Depth, UTF-8, Unicode text and host syntax are checked without any exception escaping;
+    strings holding brackets do not count as nesting."""
+    outcome = attempt(lambda: parse_native_value("svc", "id", raw, max_bytes=1 << 20))
+    assert outcome == reason if reason else isinstance(outcome, Registration)
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (b"/xdscp/services/svc/\xff", "invalid_utf8"),
+        (b"/xdscp/services/svc/\xed\xa0\x80", "invalid_utf8"),  # an encoded surrogate
+        (b"/xdscp/services/" + b"a" * MAX_KEY_BYTES, "key_too_long"),
+        (b"/xdscp/services/svc/x\n", "bad_key"),
+        (b"/xdscp/services/svc/x\x7f", "bad_key"),
+        (b"/xdscp/services/svc/\xc2\x85", "bad_key"),  # U+0085, a C1 control
+    ],
+)
+def test_keys_are_proven_as_bytes_first(key: bytes, reason: str) -> None:
+    """A key too long, not UTF-8 or holding control characters is refused before parsing."""
+    with pytest.raises(ValidationError) as info:
+        decode_key(key)
+    assert rejection_reason(info.value) == reason
+
+
+@pytest.mark.parametrize("name", ["good-nl\n", "a\x00", "web\r", " web", "wé", "a/b", ""])
+def test_service_names_in_keys_must_match_whole(name: str) -> None:
+    """A trailing newline, control character or non-ASCII letter makes the key invalid."""
+    with pytest.raises(ValidationError) as info:
+        parse_native_key(decode_key(f"/xdscp/services/{name}/x".encode()), "/xdscp/services/")
+    assert rejection_reason(info.value) == "bad_key"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 200), st.integers(0, 200), st.sampled_from([b"[]", b"{}"]))
+def test_depth_scan_matches_the_nesting(depth: int, strings: int, pair: bytes) -> None:
+    """The byte scan says "too deep" exactly when the nesting exceeds the limit."""
+    raw = pair[:1] * depth + b'"[{\\"}",' * strings + pair[1:] * depth
+    assert json_depth_exceeds(raw) == (depth > MAX_JSON_DEPTH)
+
+
+def test_every_reason_is_documented_in_the_readme() -> None:
+    """The README's table lists every label `xdscp_registry_rejected_total` can carry."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    missing = [r for r in REJECTION_REASONS if f"`{r}`" not in readme]
+    assert missing == []

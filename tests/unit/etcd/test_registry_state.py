@@ -110,7 +110,7 @@ def test_hostnames_are_resolved_before_the_model() -> None:
 
 
 def test_policy_key_sets_the_service_policy_and_bad_policy_is_rejected() -> None:
-    """`<policies>/<service>` holds the policy; an invalid one falls back to the default."""
+    """`<policies>/<service>` holds the policy; an invalid one over it keeps the last good."""
     state = RegistryState()
     state.apply_native([put(ROOT + "a/1", {"address": "10.0.0.1", "port": 80})])
     state.apply_policies([put("/xdscp/policies/a", {"lb": "maglev", "hash_on": ["header:x-u"]})])
@@ -120,6 +120,10 @@ def test_policy_key_sets_the_service_policy_and_bad_policy_is_rejected() -> None
         [put("/xdscp/policies/a", {"lb": "maglev", "min_ring_size": 0})]
     )
     assert [r.reason for r in rejections] == ["invalid_policy"]
+    assert "last good policy" in rejections[0].message
+    services, _ = state.build(no_dns)
+    assert services["a"].policy.lb is LbPolicy.MAGLEV
+    state.apply_policies([delete("/xdscp/policies/a")])
     services, _ = state.build(no_dns)
     assert services["a"].policy.lb is LbPolicy.ROUND_ROBIN
 
