@@ -16,6 +16,7 @@ from xdscp.model import (
     LbPolicy,
     Locality,
     Service,
+    check_service_name,
     is_prime,
 )
 
@@ -68,6 +69,7 @@ def test_endpoint_rejects(kwargs: dict[str, object], field: str, fragment: str) 
         ({"active_request_bias": float("nan")}, "active_request_bias", "[0.0, 100.0]"),
         ({"overprovisioning_factor": 0}, "overprovisioning_factor", "[1, 100000]"),
         ({"panic_threshold": 101}, "panic_threshold", "[0.0, 100.0]"),
+        ({"locality_weighted": "yes"}, "locality_weighted", "true or false"),
         (
             {"lb": "round_robin", "hash_on": (HashOn(HashSource.HEADER, "x-user"),)},
             "hash_on",
@@ -128,3 +130,33 @@ def test_default_maglev_table_is_prime() -> None:
     """Envoy's default table size and maximum are prime."""
     assert is_prime(65537)
     assert is_prime(5_000_011)
+
+
+@pytest.mark.parametrize(
+    "name", ["good-nl\n", "web\r", "a\x00", "a\tb", "wé", "-web", "web-", "a/b", "", "a" * 203]
+)
+def test_service_names_are_matched_whole(name: str) -> None:
+    """A trailing newline (which `$` let through), control characters or anything outside
+    letters, digits and `._-` is refused."""
+    with pytest.raises(ValidationError):
+        check_service_name(name)
+    with pytest.raises(ValidationError):
+        Service(name)
+
+
+@pytest.mark.parametrize("name", ["x-user\n", "x user", "x\x00", ""])
+def test_hash_header_names_are_matched_whole(name: str) -> None:
+    """A header name with a trailing newline would make Envoy NACK the cluster."""
+    with pytest.raises(ValidationError, match="needs a name"):
+        HashOn(HashSource.HEADER, name)
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))
+def test_a_valid_service_name_is_only_ascii_name_characters(name: str) -> None:
+    """Whatever the text, an accepted name holds only ASCII letters, digits and `._-`."""
+    try:
+        check_service_name(name)
+    except ValidationError:
+        return
+    assert name.isascii()
+    assert all(c.isalnum() or c in "._-" for c in name)
