@@ -21,6 +21,7 @@ class NodeInfo:
     user_agent: str = ""
     user_agent_version: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    locality: Mapping[str, str] = field(default_factory=dict)  # region / zone / sub_zone set
 
     @property
     def kind(self) -> ClientKind:
@@ -43,6 +44,7 @@ def node_info(node: Any) -> NodeInfo:
         user_agent=node.user_agent_name,
         user_agent_version=version,
         metadata={str(k): str(v) for k, v in metadata.items()},
+        locality=json_format.MessageToDict(node.locality, preserving_proto_field_name=True),
     )
 
 

@@ -52,6 +52,7 @@ class StreamRecord:
         return {
             "node": self.node.id,
             "cluster": self.node.cluster,
+            "locality": dict(self.node.locality),
             "client": str(self.node.kind),
             "user_agent": f"{self.node.user_agent} {self.node.user_agent_version}".strip(),
             "group": self.group,
