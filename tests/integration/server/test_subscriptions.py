@@ -1,0 +1,119 @@
+"""Issue 12's reproduction over one real ADS stream against a real xdscp (gRPC, loopback).
+
+A gRPC Go client subscribes RouteConfiguration `[svc]` and ACKs it; a policy change is
+pushed and not ACKed; the client sends `[]` with the old nonce (an unsubscribe crossing the
+push); the policy changes again; the client sends `[svc]` with a nonce it never got. The
+unsubscribe must be obeyed (nothing pushed) and the re-subscription answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from xdscp.app import ControlPlane, ServeOptions
+from xdscp.model import BalancingPolicy, Endpoint, HashOn, HashSource, LbPolicy, Service
+from xdscp.resources import TypeUrl
+from xdscp.server import StreamEvent
+from xdscp.sources.memory import MemorySource
+
+BOUND = 10.0  # seconds any single expected event may take on a loaded 2-core machine
+
+
+def policy(header: str) -> dict[str, Service]:
+    """One service whose route hashes on `header` (a change of it changes the route)."""
+    hashing = BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn(HashSource.HEADER, header),))
+    return {"svc": Service("svc", (Endpoint("10.0.0.1", 80),), hashing)}
+
+
+class Recorder:
+    """Every push and answer xdscp's streams report, and a wake-up for each."""
+
+    def __init__(self) -> None:
+        self.events: list[StreamEvent] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, event: StreamEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    async def until(self, condition: Callable[[], object]) -> None:
+        """Wait (bounded) until `condition()` holds, re-checked at each event."""
+        async with asyncio.timeout(BOUND):
+            while True:
+                self.changed.clear()
+                if condition():
+                    return
+                await self.changed.wait()
+
+
+@pytest.fixture
+async def plane() -> AsyncIterator[tuple[ControlPlane, MemorySource, Recorder]]:
+    """xdscp on free loopback ports; observers record every push and answer."""
+    source = MemorySource(policy("x-one"))
+    control = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    recorder = Recorder()
+    control.service.observers.append(recorder)
+    await control.start()
+    try:
+        yield control, source, recorder
+    finally:
+        await control.stop()
+
+
+def rds(names: list[str], nonce: str = "", version: str = "") -> discovery_pb2.DiscoveryRequest:
+    return discovery_pb2.DiscoveryRequest(
+        type_url=TypeUrl.ROUTE, resource_names=names, response_nonce=nonce, version_info=version
+    )
+
+
+async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
+    plane: tuple[ControlPlane, MemorySource, Recorder],
+) -> None:
+    """The issue's sequence: `[]` with a stale nonce stops pushes of svc; `[svc]` with a
+    nonce never sent is answered with the current route (not lost for good)."""
+    control, source, recorder = plane
+    events = recorder.events
+    node = base_pb2.Node(id="go-client", user_agent_name="gRPC Go", user_agent_version="1.7")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{control.xds_port}") as channel:
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        first = rds(["svc"])
+        first.node.CopyFrom(node)
+        await call.write(first)
+        async with asyncio.timeout(BOUND):
+            one = await call.read()
+        assert [a.type_url for a in one.resources] == [str(TypeUrl.ROUTE)]
+        await call.write(rds(["svc"], one.nonce, one.version_info))
+        await recorder.until(lambda: [e.kind for e in events] == ["push", "ack"])
+        source.set(policy("x-two"))
+        async with asyncio.timeout(BOUND):
+            two = await call.read()  # pushed, never ACKed
+        assert int(two.nonce) > int(one.nonce)
+        await call.write(rds([], one.nonce, one.version_info))  # crosses the push
+        await recorder.until(lambda: events[-1].kind == "stale")  # the unsubscribe handled
+        (record,) = control.status.streams.values()
+        assert record.state.state(TypeUrl.ROUTE).names == frozenset()
+        cache, before = control.service.cache, record.state.snapshot
+        assert before is cache.get(record.group)  # the stream holds the x-two snapshot
+        stop = cache.watch(record.group, lambda _: recorder.changed.set())
+        source.set(policy("x-three"))
+        await recorder.until(lambda: cache.get(record.group) is not before)
+        stop()  # the stream has the change queued before the request below: handled first
+        await call.write(rds(["svc"], str(int(two.nonce) + 1), two.version_info))
+        async with asyncio.timeout(BOUND):
+            answer = await call.read()
+        assert answer.type_url == TypeUrl.ROUTE
+        assert len(answer.resources) == 1
+        assert answer.version_info not in {one.version_info, two.version_info}
+        assert int(answer.nonce) > int(two.nonce)
+        assert record.state.snapshot is cache.get(record.group)  # the x-three route
+        pushes = [e.nonce for e in events if e.kind == "push"]
+        assert pushes == [one.nonce, two.nonce, answer.nonce], "no push for an unwatched route"
+        await call.write(rds(["svc"], answer.nonce, answer.version_info))
+        await recorder.until(lambda: events[-1].kind == "ack")  # the answer ACKed
+        call.cancel()
