@@ -58,6 +58,21 @@ class AdminClient:
         is still warming (its endpoints have arrived)."""
         return await asyncio.to_thread(self._cluster_active, name, version)
 
+    def _hosts(self, name: str) -> set[str]:
+        statuses = get_json(self.envoy_port, "/clusters?format=json").get("cluster_statuses", [])
+        return {
+            f"{address.get('address')}:{address.get('port_value')}"
+            for cluster in statuses
+            if cluster.get("name") == name
+            for host in cluster.get("host_statuses", [])
+            for address in [host.get("address", {}).get("socket_address", {})]
+        }
+
+    async def envoy_hosts(self, name: str) -> set[str]:
+        """The endpoints (`ip:port`) Envoy's cluster `name` holds now, as its admin's
+        /clusters lists them: what Envoy balances over, whatever xdscp says it sent."""
+        return await asyncio.to_thread(self._hosts, name)
+
     def _listener_ports(self) -> set[int]:
         statuses = get_json(self.envoy_port, "/listeners?format=json").get("listener_statuses", [])
         return {

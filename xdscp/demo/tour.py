@@ -127,56 +127,47 @@ def _node_synced(
     )
 
 
+async def _accepted(
+    admin: AdminClient, service: str, expected: Mapping[str, str], hosts: set[str]
+) -> bool:
+    """One look at `wait_accepted`'s condition."""
+    resources, snapshots, nodes = await admin.state()
+    envoys = [n for n in nodes if n["client"] == "envoy"]
+    if not envoys or not all(
+        _node_synced(n, resources, snapshots, expected, service) for n in envoys
+    ):
+        return False
+    group = envoys[0]["group"]
+    # Envoy's cluster carries the response's version over state of the world and the
+    # resource's own version over delta xDS.
+    versions = {snapshots[group]["Cluster"], resources[group]["Cluster"][service]}
+    if not any([await admin.envoy_cluster_active(service, v) for v in versions]):
+        return False
+    return await admin.envoy_hosts(service) == hosts
+
+
 async def wait_accepted(
-    admin: AdminClient, service: str, expected: Mapping[str, str], timeout_s: float
+    admin: AdminClient,
+    service: Service,
+    expected: Mapping[str, str],
+    timeout_s: float,
 ) -> float:
     """Wait until xdscp serves `expected` (type → version of `service`'s resources), every
-    Envoy has ACKed it and Envoy's cluster is active (not warming); the seconds it took."""
+    Envoy has ACKed it, Envoy's cluster is active (not warming) and holds exactly the
+    service's endpoints (per Envoy's /clusters); the seconds it took."""
+    hosts = {e.key for e in service.endpoints}
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        resources, snapshots, nodes = await admin.state()
-        envoys = [n for n in nodes if n["client"] == "envoy"]
-        if envoys and all(_node_synced(n, resources, snapshots, expected, service) for n in envoys):
-            group = envoys[0]["group"]
-            # Envoy's cluster carries the response's version over state of the world and the
-            # resource's own version over delta xDS.
-            versions = {snapshots[group]["Cluster"], resources[group]["Cluster"][service]}
-            if any([await admin.envoy_cluster_active(service, v) for v in versions]):
-                return time.monotonic() - started
+        if await _accepted(admin, service.name, expected, hosts):
+            return time.monotonic() - started
         await asyncio.sleep(0.02)
+    held = await admin.envoy_hosts(service.name)
     raise ProcessError(
         problem(
-            f"Envoy did not accept the new resources of {service!r} within {timeout_s:.0f} s",
+            f"Envoy did not accept the new resources of {service.name!r} within"
+            f" {timeout_s:.0f} s (it holds {sorted(held)}, expected {sorted(hosts)})",
             "a NACK, or an Envoy or control plane too slow to answer",
             f"look at `last_nack` in http://127.0.0.1:{admin.xdscp_port}/debug/nodes",
-        )
-    )
-
-
-async def wait_listener(admin: AdminClient, port: int, timeout_s: float = SYNC_TIMEOUT_S) -> None:
-    """Wait until Envoy listens on the port xdscp gave it (per Envoy's admin); a rejected
-    listener (a NACK, such as a port taken meanwhile) fails at once with Envoy's reason."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if port in await admin.envoy_listener_ports():
-            return
-        _, _, nodes = await admin.state()
-        for node in nodes:
-            nack = node["last_nack"].get("Listener")
-            if nack:
-                raise ProcessError(
-                    problem(
-                        f"Envoy could not open its listener on 127.0.0.1:{port}",
-                        f"Envoy rejected it: {str(nack['error']).strip()}",
-                        "choose another port with --listener-port (0 picks a free one)",
-                    )
-                )
-        await asyncio.sleep(0.05)
-    raise ProcessError(
-        problem(
-            f"Envoy did not open its listener on 127.0.0.1:{port} in {timeout_s:.0f} s",
-            "xdscp's listener did not reach Envoy, or Envoy is stuck",
-            "see xdscp's /debug/nodes and Envoy's log in the demo's work directory",
         )
     )
 
@@ -256,14 +247,68 @@ class Applied:
         return build_balancer(cluster, cla, rng=random.Random(REFERENCE_SEED))
 
 
+async def wait_registered(setup: TourSetup, timeout_s: float) -> Service:
+    """The service as etcd holds it once every running backend is registered in it: a
+    registration that lapsed (its lease lost, the registrar writing it again) is waited for,
+    never toured without. ProcessError naming the missing backends after `timeout_s`."""
+    started = time.monotonic()
+    while True:
+        try:
+            service = await read_service(setup.etcd, setup.service, setup.layout)
+            held = {e.key for e in service.endpoints}
+        except ProcessError:  # no registration at all (yet)
+            held = set()
+        missing = sorted(setup.names[k] for k in set(setup.names) - held)
+        if not missing:
+            return service
+        if time.monotonic() - started >= timeout_s:
+            raise ProcessError(
+                problem(
+                    f"backends {', '.join(missing)} are running but not registered in etcd",
+                    f"their registration was not (re)written within {timeout_s:.0f} s",
+                    "see the registrar's warnings above (etcd_keepalive_failed, registration_*)",
+                )
+            )
+        await asyncio.sleep(0.05)
+
+
+async def wait_listener(admin: AdminClient, port: int, timeout_s: float = SYNC_TIMEOUT_S) -> None:
+    """Wait until Envoy listens on the port xdscp gave it (per Envoy's admin); a rejected
+    listener (a NACK, such as a port taken meanwhile) fails at once with Envoy's reason."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if port in await admin.envoy_listener_ports():
+            return
+        _, _, nodes = await admin.state()
+        for node in nodes:
+            nack = node["last_nack"].get("Listener")
+            if nack:
+                raise ProcessError(
+                    problem(
+                        f"Envoy could not open its listener on 127.0.0.1:{port}",
+                        f"Envoy rejected it: {str(nack['error']).strip()}",
+                        "choose another port with --listener-port (0 picks a free one)",
+                    )
+                )
+        await asyncio.sleep(0.05)
+    raise ProcessError(
+        problem(
+            f"Envoy did not open its listener on 127.0.0.1:{port} in {timeout_s:.0f} s",
+            "xdscp's listener did not reach Envoy, or Envoy is stuck",
+            "see xdscp's /debug/nodes and Envoy's log in the demo's work directory",
+        )
+    )
+
+
 async def apply_policy(setup: TourSetup, policy: BalancingPolicy) -> Applied:
-    """Write `policy` to etcd as `xdscp policy set` does, and wait until Envoy has ACKed the
-    resources xdscp serves for it (their content-hash versions are checked)."""
+    """Write `policy` to etcd as `xdscp policy set` does, and wait until etcd holds every
+    running backend's registration and Envoy has ACKed the resources xdscp serves for them
+    (their content-hash versions are checked) and balances over every one of them."""
     await set_policy(setup.etcd, setup.service, policy, setup.layout.policies_prefix)
-    service = await read_service(setup.etcd, setup.service, setup.layout)
+    service = await wait_registered(setup, SYNC_TIMEOUT_S)
     built = envoy_service_resources(service, setup.translate)
     expected = {str(r.type_url).rsplit(".", 1)[-1]: r.version for r in built}
-    waited = await wait_accepted(setup.admin, setup.service, expected, SYNC_TIMEOUT_S)
+    waited = await wait_accepted(setup.admin, service, expected, SYNC_TIMEOUT_S)
     return Applied(service, built, waited)
 
 
