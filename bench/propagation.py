@@ -88,10 +88,9 @@ async def xdscp_phase(
     )
     envoy: EnvoyProcess | None = None
     async with EtcdClient(etcd.config()) as client:
-        plane = ControlPlane([], options)
-        probe = Probe(plane, SERVICE)
-        plane.sources.append(TimedSource(EtcdRegistrySource(client), probe))
-        probe.install()
+        probe = Probe(SERVICE)
+        plane = ControlPlane([TimedSource(EtcdRegistrySource(client), probe)], options)
+        probe.install(plane)
         probe.expect(0, rig.port_of(0), None)
         await plane.start()
         try:

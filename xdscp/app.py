@@ -17,10 +17,12 @@ from typing import Any
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
+from xdscp.errors import ConfigError
+from xdscp.etcd.backoff import Backoff
 from xdscp.model import Service, ServiceSet, changed_names
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
@@ -29,6 +31,8 @@ from xdscp.sources.base import Publish, Source
 from xdscp.translate import ClientKind, TranslateOptions, Translator
 
 log = structlog.get_logger(__name__)
+
+SOURCE_MAX_BACKOFF_S = 30.0
 
 MAX_REQUEST_BYTES = 16 << 20
 SERVER_OPTIONS = [
@@ -81,10 +85,23 @@ class XdsTls:
 class ControlPlane:
     """The running pipeline. `start()`, then `wait()` or `stop()`."""
 
-    def __init__(self, sources: Sequence[Source], options: ServeOptions | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        options: ServeOptions | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.options = options or ServeOptions()
-        self.sources = list(sources)
-        self.registry = CollectorRegistry()
+        self.sources = tuple(sources)
+        self.registry = registry or CollectorRegistry()  # shared with the sources' metrics
+        self.source_failures = Counter(
+            "xdscp_source_failures",
+            "Times a source failed unexpectedly and was restarted (its last services kept).",
+            ["source"],
+            registry=self.registry,
+        )
+        self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
         self.metrics = XdsMetrics(self.registry)
         self.cache = SnapshotCache()
         self.status = StatusBoard()
@@ -133,12 +150,21 @@ class ControlPlane:
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
-        waiting = [s.name for s in self.sources if not s.ready]
+        waiting = [
+            self._describe(index, source)
+            for index, source in enumerate(self.sources, 1)
+            if not source.ready
+        ]
         if waiting:
-            return False, f"waiting for sources: {', '.join(waiting)}"
+            return False, f"waiting for sources: {'; '.join(waiting)}"
         if self.cache.get(str(ClientKind.ENVOY)) is None:
             return False, "no snapshot yet"
         return True, ""
+
+    def _describe(self, index: int, source: Source) -> str:
+        """A waiting source's name with its last error, if any."""
+        error = source.last_error or self._source_errors.get(index)
+        return f"{source.name} ({error})" if error else source.name
 
     def _publisher(self, index: int) -> Publish:
         def publish(services: ServiceSet) -> None:
@@ -233,11 +259,38 @@ class ControlPlane:
         await self.admin.start()
         log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)
         for index, source in enumerate(self.sources, 1):
-            task = asyncio.create_task(source.run(self._publisher(index)), name=source.name)
+            task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
 
+    async def _supervise(self, index: int, source: Source) -> None:
+        """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
+
+        Its last published services stay in force meanwhile. Only a configuration error
+        (`ConfigError`) is fatal: it ends `wait()` with that error.
+        """
+        publish = self._publisher(index)
+        backoff = Backoff(0.1, SOURCE_MAX_BACKOFF_S)
+        while True:
+            started = time.monotonic()
+            try:
+                await source.run(publish)
+                error = "run() returned"
+            except ConfigError:
+                log.exception("source_fatal", source=source.name)
+                raise
+            except Exception as exc:  # one source's bug must not stop serving
+                log.exception("source_failed", source=source.name)
+                error = f"{type(exc).__name__}: {exc}"
+            self._source_errors[index] = error
+            self.source_failures.labels(source.name).inc()
+            if time.monotonic() - started > SOURCE_MAX_BACKOFF_S:
+                backoff.reset()  # it ran well for a while: this is a new failure
+            delay = backoff.next_delay()
+            log.warning("source_restarting", source=source.name, error=error, delay=delay)
+            await asyncio.sleep(delay)
+
     async def wait(self) -> None:
-        """Run until a source fails for good or the task is cancelled."""
+        """Run until cancelled, or until a source fails with a configuration error."""
         if self._tasks:
             await asyncio.gather(*self._tasks)
         else:

@@ -50,6 +50,11 @@ class TimedSource:
         """The wrapped source's readiness."""
         return self.inner.ready
 
+    @property
+    def last_error(self) -> str | None:
+        """The wrapped source's last error."""
+        return self.inner.last_error
+
     async def run(self, publish: Publish) -> None:
         """Run the wrapped source, noting each publish before passing it on."""
 
@@ -64,8 +69,8 @@ class TimedSource:
 class Probe:
     """Snapshot and ACK times of the change being waited for, keyed by change number."""
 
-    plane: ControlPlane
     service: str
+    plane: ControlPlane | None = None  # set by `install`
     change: int = -1
     marker: bytes = b""
     old_marker: bytes = b""
@@ -77,10 +82,11 @@ class Probe:
     t_ack: dict[int, float] = field(default_factory=dict)
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def install(self) -> None:
-        """Watch the cache and observe the streams (before `plane.start()`)."""
-        self.plane.cache.watch("envoy", self.on_snapshot)
-        self.plane.service.observers.append(self.on_event)
+    def install(self, plane: ControlPlane) -> None:
+        """Watch `plane`'s cache and observe its streams (before `plane.start()`)."""
+        self.plane = plane
+        plane.cache.watch("envoy", self.on_snapshot)
+        plane.service.observers.append(self.on_event)
 
     def on_event(self, event: StreamEvent) -> None:
         """A stream pushed a response or recorded the client's answer (`XdsService.observers`)."""
@@ -125,7 +131,7 @@ class Probe:
         """An ACK was recorded: is some stream now in sync on the expected snapshot?"""
         now = time.monotonic()
         snapshot = self.snapshots.get(self.change)
-        if label != CLA or snapshot is None or self.change in self.t_ack:
+        if label != CLA or snapshot is None or self.change in self.t_ack or self.plane is None:
             return
         for record in self.plane.status.streams.values():
             state = record.state.types.get(TypeUrl.ENDPOINT)

@@ -19,6 +19,7 @@ import click
 import structlog
 import yaml
 from click.core import ParameterSource
+from prometheus_client import CollectorRegistry
 
 from xdscp.app import ControlPlane, ServeOptions, XdsTls
 from xdscp.cli.registry import etcd_options
@@ -29,7 +30,7 @@ from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.server.nodes import grouper
 from xdscp.sources.base import Source
 from xdscp.sources.dns import DnsSource
-from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.sources.etcd import EtcdRegistrySource, RegistryMetrics
 from xdscp.sources.memory import MemorySource
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
 from xdscp.sources.static import StaticSource
@@ -167,32 +168,45 @@ def _static_sources(config: ServerConfig, loaded: ServerConfig) -> list[Source]:
     return sources
 
 
-def _dns(config: DnsConfig, plane: ControlPlane) -> tuple[Source, DnsResolver]:
+def _dns(config: DnsConfig, registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
     """The DNS source and its resolver (also used for etcd hostnames)."""
     resolver = DnsResolver(config.resolver)
     source = DnsSource(
         config.services,
         refresh=config.refresh,
         resolver=resolver,
-        metrics=DnsMetrics(plane.registry),
+        metrics=DnsMetrics(registry),
     )
     return source, resolver
+
+
+async def _sources(
+    config: ServerConfig, loaded: ServerConfig, registry: CollectorRegistry,
+    stack: contextlib.AsyncExitStack,
+) -> list[Source]:  # fmt: skip
+    """Every configured source, their metrics in `registry`; in precedence order."""
+    sources = _static_sources(config, loaded)
+    resolver = None
+    if config.dns is not None:
+        dns_source, resolver = _dns(config.dns, registry)
+        sources.append(dns_source)
+    if config.etcd is not None:
+        client = await stack.enter_async_context(EtcdClient(config.etcd.client))
+        # With a dns: section, hostnames in registrations use the same resolver.
+        metrics = RegistryMetrics(registry)
+        registry_source = EtcdRegistrySource(
+            client, config.etcd.layout, resolver=resolver, metrics=metrics
+        )
+        sources.append(registry_source)
+    return sources
 
 
 async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
     options = config.serve
     async with contextlib.AsyncExitStack() as stack:
-        sources = _static_sources(config, loaded)
-        plane = ControlPlane(sources, options)
-        resolver = None
-        if config.dns is not None:
-            dns_source, resolver = _dns(config.dns, plane)
-            sources.append(dns_source)
-        if config.etcd is not None:
-            client = await stack.enter_async_context(EtcdClient(config.etcd.client))
-            # With a dns: section, hostnames in registrations use the same resolver.
-            sources.append(EtcdRegistrySource(client, config.etcd.layout, resolver=resolver))
-        plane.sources = sources
+        registry = CollectorRegistry()
+        sources = await _sources(config, loaded, registry, stack)
+        plane = ControlPlane(sources, options, registry=registry)
         await plane.start()
         click.echo(
             f"xdscp serving xDS on {options.xds_host}:{plane.xds_port},"
@@ -204,11 +218,13 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
         waiter = asyncio.create_task(plane.wait())
-        await asyncio.wait(
-            [waiter, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
+        stopper.cancel()
         await plane.stop()
+        if not waiter.cancelled() and waiter.exception() is not None:
+            raise waiter.exception()  # type: ignore[misc]  # a fatal source error: exit non-zero
 
 
 @click.command("serve")

@@ -29,6 +29,20 @@ class Source(Protocol):
         """True once the first complete set has been published."""
         ...
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the source cannot follow its backend right now (None while it can).
+
+        `/readyz` shows it for a source that is not ready yet, so an operator sees the cause
+        (etcd refusing the credentials, a file that does not parse) without reading the log.
+        """
+        ...
+
     async def run(self, publish: Publish) -> None:
-        """Watch the backend and call `publish` on every change, until cancelled."""
+        """Watch the backend and call `publish` on every change, until cancelled.
+
+        May be called again after it raised (the control plane restarts a failed source with
+        backoff): each call starts from the backend's current content, and its first publish
+        is the complete set without a change hint.
+        """
         ...

@@ -82,6 +82,16 @@ class DnsSource:
         """True once the first complete set has been published."""
         return self._published is not None
 
+    @property
+    def last_error(self) -> str | None:
+        """The declared services DNS does not answer for right now, with the reasons."""
+        failing = [
+            f"{name}: {tracker.reason or tracker.status}"
+            for name, tracker in sorted(self._trackers.items())
+            if tracker.status in {Status.FAILING, Status.MISSING}
+        ]
+        return "; ".join(failing) or None
+
     def status(self, service: str) -> Status:
         """Where a declared service stands (`KeyError` for an undeclared one)."""
         return self._trackers[service].status

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from xdscp.errors import DnsError
 from xdscp.etcd import EtcdClient, PrefixWatcher, WatchEvent
-from xdscp.model import ServiceSet
+from xdscp.model import ServiceSet, ServiceUpdate
 from xdscp.sources.base import Publish
 from xdscp.sources.registry_state import RegistryLayout, RegistryState, Rejection
 
@@ -98,6 +98,7 @@ class EtcdRegistrySource:
         resolve_interval: float = 30.0,
     ) -> None:
         self._client = client
+        self._layout = layout
         self._state = RegistryState(layout)
         self._resolver = resolver or StdlibResolver()
         self.metrics = metrics or RegistryMetrics(CollectorRegistry())
@@ -109,6 +110,8 @@ class EtcdRegistrySource:
         self._pending: set[str] = set()
         self._ready = False
         self._published: ServiceSet | None = None
+        self._fresh = True  # the next publish is a run's first: the whole set, no change hint
+        self._error: str | None = None
 
     @property
     def name(self) -> str:
@@ -119,6 +122,11 @@ class EtcdRegistrySource:
     def ready(self) -> bool:
         """True once the first complete set has been published."""
         return self._ready
+
+    @property
+    def last_error(self) -> str | None:
+        """Why etcd does not answer the registry's watches right now (None while it does)."""
+        return self._error
 
     def _watches(self) -> list[tuple[str, Callable[[list[WatchEvent]], list[Rejection]]]]:
         layout, state = self._state.layout, self._state
@@ -133,7 +141,12 @@ class EtcdRegistrySource:
         return watches
 
     async def run(self, publish: Publish) -> None:
-        """Watch every registry prefix and publish on change, until cancelled."""
+        """Watch every registry prefix and publish on change, until cancelled.
+
+        Every run starts from a fresh listing (a restart after a failure re-reads etcd): what
+        was published before stays in force until that listing is complete.
+        """
+        self._state, self._fresh = RegistryState(self._layout), True
         watches = self._watches()
         self._pending = {prefix for prefix, _ in watches}
         async with asyncio.TaskGroup() as group:
@@ -143,6 +156,7 @@ class EtcdRegistrySource:
 
     def _on_status(self, healthy: bool, reason: str) -> None:
         self.metrics.etcd_up.set(1 if healthy else 0)
+        self._error = None if healthy else reason
         if healthy:
             return
         self.metrics.etcd_failures.inc()
@@ -189,7 +203,11 @@ class EtcdRegistrySource:
             await self._refresh_addresses(force=False)
             services, rejections = self._state.build(self._addresses.get)
             self._report(rejections)
-            if self._state.changed or self._published is None:
+            if self._fresh:  # removals since the previous run are not in the hint
+                services, self._fresh = ServiceUpdate(services, None), False
+                self._publish(publish, services)
+                last = time.monotonic()
+            elif self._state.changed or self._published is None:
                 self._publish(publish, services)
                 last = time.monotonic()
 

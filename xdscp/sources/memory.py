@@ -26,6 +26,11 @@ class MemorySource:
         """True once a set of services was given."""
         return self._services is not None
 
+    @property
+    def last_error(self) -> str | None:
+        """Always None: nothing can fail."""
+        return None
+
     def set(self, services: ServiceSet) -> None:
         """Replace the whole set of services this source owns."""
         self._services = dict(services)

@@ -70,6 +70,7 @@ class StaticSource:
         self._ready = False
         self._mtime: float | None = None
         self._reload: asyncio.Event | None = None
+        self._error: str | None = None
 
     @property
     def name(self) -> str:
@@ -80,6 +81,11 @@ class StaticSource:
     def ready(self) -> bool:
         """True once the file has been read successfully."""
         return self._ready
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the file's last read failed (the last good services stay); None after a good one."""
+        return self._error
 
     def reload(self) -> None:
         """Re-read the file now (SIGHUP in `xdscp serve`), without waiting for the next poll."""
@@ -104,9 +110,10 @@ class StaticSource:
                     self._mtime = mtime
                     services = self.read()
                     publish(services)
-                    self._ready = True
+                    self._ready, self._error = True, None
                     log.info("static_services_loaded", path=str(self.path), services=len(services))
             except (ConfigError, ValidationError, OSError, yaml.YAMLError) as exc:
+                self._error = str(exc)
                 log.error("static_services_invalid", path=str(self.path), error=str(exc))  # noqa: TRY400 - the reason is the message; no traceback
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_s):

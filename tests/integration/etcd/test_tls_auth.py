@@ -10,7 +10,8 @@ import pytest
 
 from tests.fixtures.etcd import EtcdServer, make_tls_files
 from tests.integration.etcd.helpers import ROOT, Recorder, endpoint_json, running, wait_for
-from xdscp.errors import EtcdError, EtcdUnavailableError
+from xdscp.app import ControlPlane, ServeOptions
+from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient
 from xdscp.sources.etcd import EtcdRegistrySource
 
@@ -72,7 +73,7 @@ async def test_tls_and_auth_with_token_refresh(secure_etcd: EtcdServer) -> None:
 async def test_wrong_password_and_missing_client_cert_are_refused(secure_etcd: EtcdServer) -> None:
     """Bad credentials give EtcdError; no client certificate cannot connect at all."""
     async with EtcdClient(secure_etcd.config(username="root", password="wrong")) as client:
-        with pytest.raises(EtcdError, match="authentication failed"):
+        with pytest.raises(EtcdAuthError, match="authentication failed"):
             await client.get(b"/x")
     assert secure_etcd.tls is not None
     no_cert = secure_etcd.config(
@@ -82,3 +83,21 @@ async def test_wrong_password_and_missing_client_cert_are_refused(secure_etcd: E
     async with EtcdClient(no_cert) as client:
         with pytest.raises(EtcdUnavailableError):
             await client.get(b"/x")
+
+
+async def test_wrong_password_is_named_in_readiness(secure_etcd: EtcdServer) -> None:
+    """A registry that cannot log in is not ready, and `/readyz`'s reason says why
+    (the cause used to be in the log alone)."""
+    config = secure_etcd.config(username="root", password="wrong")
+    async with EtcdClient(config) as client:
+        source = EtcdRegistrySource(client, min_interval=0.0)
+        plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+        await plane.start()
+        try:
+            await wait_for(lambda: source.last_error is not None)
+            ready, reason = plane.readiness()
+            assert not ready
+            assert reason.startswith("waiting for sources: etcd (")
+            assert "authentication failed" in reason
+        finally:
+            await plane.stop()
