@@ -23,11 +23,12 @@ from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
 from xdscp.errors import ConfigError
 from xdscp.etcd.backoff import Backoff
-from xdscp.model import Service, ServiceSet, changed_names
+from xdscp.model import Service, ServiceSet
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
 from xdscp.server.tls import load_server_tls
 from xdscp.sources.base import Publish, Source
+from xdscp.sources.merge import SourceMerge
 from xdscp.translate import ClientKind, TranslateOptions, Translator
 
 log = structlog.get_logger(__name__)
@@ -114,9 +115,9 @@ class ControlPlane:
             write_timeout_s=self.options.write_timeout_s,
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        self._published: dict[int, ServiceSet] = {}
-        self._merged: dict[str, Service] = {}
-        self._dirty: set[str] | None = None  # names to re-merge; None: everything
+        self._merge = SourceMerge(
+            [source.name for source in self.sources], self.options.translate.domain_suffixes
+        )
         # names each client kind has yet to translate; None: everything
         self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
         self._rebuild_scheduled = False
@@ -168,41 +169,16 @@ class ControlPlane:
 
     def _publisher(self, index: int) -> Publish:
         def publish(services: ServiceSet) -> None:
-            hint = changed_names(services)
-            if hint is None or index not in self._published:
-                self._dirty = None  # compare everything on the next rebuild
-            elif self._dirty is not None:
-                self._dirty |= hint
-            self._published[index] = services if hint is not None else dict(services)
+            self._merge.publish(index - 1, services)
             if not self._rebuild_scheduled:
                 self._rebuild_scheduled = True
                 asyncio.get_running_loop().call_soon(self.rebuild)
 
         return publish
 
-    def _merge_changes(self, names: set[str]) -> None:
-        """Bring the merged set up to date for `names` only (the first owning source wins)."""
-        order = sorted(self._published)
-        for name in names:
-            owner = next((i for i in order if name in self._published[i]), None)
-            if owner is None:
-                self._merged.pop(name, None)
-            else:
-                self._merged[name] = self._published[owner][name]
-
     def merged(self) -> dict[str, Service]:
-        """The union of every source's services; the first source owning a name keeps it."""
-        order = sorted(self._published)
-        merged: dict[str, Service] = {}
-        for index in reversed(order):  # earlier sources overwrite later ones: first wins
-            merged.update(self._published[index])
-        for position, index in enumerate(order):
-            for later in order[position + 1 :]:
-                for name in self._published[index].keys() & self._published[later].keys():
-                    log.warning(
-                        "service_name_clash", service=name, kept=self.sources[index - 1].name
-                    )
-        return merged
+        """The services being translated: every source's, without clashing names."""
+        return dict(self._merge.merged)
 
     def rebuild(self) -> None:
         """Merge what the sources published, then translate for each client kind.
@@ -212,11 +188,13 @@ class ControlPlane:
         change reaches Envoy without waiting for the gRPC translation.
         """
         self._rebuild_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        if dirty is None:
-            self._merged = self.merged()
-        else:
-            self._merge_changes(dirty)
+        result = self._merge.merge()
+        for clash in result.clashes:
+            log.warning(
+                "service_name_clash", service=clash.service, source=clash.source,
+                kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
+            )  # fmt: skip
+        dirty = result.changed
         for kind, pending in self._pending.items():
             self._pending[kind] = None if dirty is None or pending is None else pending | dirty
         self.translate(ClientKind.ENVOY)
@@ -232,7 +210,7 @@ class ControlPlane:
             return
         self._pending[kind] = set()
         started = time.perf_counter()
-        result = self.translators[kind].translate(self._merged, pending)
+        result = self.translators[kind].translate(self._merge.merged, pending)
         if kind is ClientKind.ENVOY:
             self.metrics.translation_rejected.inc(len(result.rejected))
         self.cache.set(str(kind), result.snapshot)
@@ -241,7 +219,7 @@ class ControlPlane:
         log.info(
             "snapshot_built",
             client=str(kind),
-            services=len(self._merged),
+            services=len(self._merge.merged),
             changed="all" if pending is None else len(pending),
             seconds=round(seconds, 4),
         )

@@ -194,9 +194,12 @@ async def _sources(
         client = await stack.enter_async_context(EtcdClient(config.etcd.client))
         # With a dns: section, hostnames in registrations use the same resolver.
         metrics = RegistryMetrics(registry)
-        registry_source = EtcdRegistrySource(
-            client, config.etcd.layout, resolver=resolver, metrics=metrics
+        # Names equal through a domain suffix clash in Envoy's route table: the registry
+        # refuses the later one, so it needs the suffixes the translator will use.
+        layout = dataclasses.replace(
+            config.etcd.layout, domain_suffixes=config.serve.translate.domain_suffixes
         )
+        registry_source = EtcdRegistrySource(client, layout, resolver=resolver, metrics=metrics)
         sources.append(registry_source)
     return sources
 
