@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,6 +86,10 @@ def test_cli_register_prints_and_revokes_on_sigterm(etcd_server: EtcdServer) -> 
         assert result.exit_code == 0, result.output
         assert "10.0.0.9:81" in result.output
         assert "v=2" in result.output
+        lease = line.rsplit("(lease ", 1)[1].rstrip(")\n")
+        row = next(r for r in result.output.splitlines() if "10.0.0.9:81" in r)
+        assert lease in row  # the lease carrying the key, and its seconds left
+        assert re.search(r"\b[1-5] s\b", row), row
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
