@@ -33,7 +33,8 @@ from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_diges
 from xdscp.server.protocol import WILDCARD, WILDCARD_TYPES, Kind, derived_from, served_type
 
 _Held = dict[str, str]  # resource name → version the client holds
-_Undo = dict[str, str | None]  # resource name → version held before a response (None: none)
+# resource name → (version held before a response, version it sent); None: none, removed
+_Undo = dict[str, tuple[str | None, str | None]]
 MAX_PENDING = 64  # responses awaiting an ACK that a stream remembers
 
 
@@ -171,10 +172,11 @@ class DeltaStreamState:
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
-        for name, previous in undo.items():
-            rejected = ts.hold(name, previous)
-            if rejected is not None and rejected != previous:
-                ts.rejected[name] = rejected  # never sent again; a newer version is
+        for name, (previous, sent) in undo.items():
+            if ts.held.get(name) == sent:  # not replaced by a later response since
+                ts.hold(name, previous)
+            if sent is not None and sent != previous and ts.wants(name):
+                ts.rejected[name] = sent  # never sent again; a newer version is
                 ts.blocked.add(name)
         ts.nacked_version = ts.sent_version
         ts.acked_version = ts.held_version
@@ -267,7 +269,7 @@ class DeltaStreamState:
                 ts.blocked.discard(name)
                 if name in ts.held or not ts.wildcard:
                     removed.append(name)  # gone, or asked for but absent
-                    undo[name] = ts.hold(name, None)
+                    undo[name] = (ts.hold(name, None), None)
                 continue
             if current.version == ts.rejected.get(name):
                 ts.blocked.add(name)
@@ -275,7 +277,7 @@ class DeltaStreamState:
             ts.blocked.discard(name)
             if ts.held.get(name) != current.version or name in resend:
                 resources.append(current)
-                undo[name] = ts.hold(name, current.version)
+                undo[name] = (ts.hold(name, current.version), current.version)
         if not resources and not removed:
             if not ts.blocked and not ts.pending:
                 ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
@@ -292,11 +294,15 @@ class DeltaStreamState:
 
 def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: bool) -> None:
     """Drop names from the subscription; the client forgets what it no longer wants."""
+    dropped: list[str] = []
     for name in names:
         if name == WILDCARD and wildcard_type:
             ts.wildcard = False
+            dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
         else:
             ts.explicit.discard(name)
+            dropped.append(name)
+    for name in dropped:
         if not ts.wants(name):
             ts.hold(name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new

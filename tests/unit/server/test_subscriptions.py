@@ -160,3 +160,42 @@ def test_delta_eds_first_request_without_names_is_not_a_wildcard() -> None:
     assert state.state(E).names == frozenset()
     (cds,) = state.on_request(DeltaRequest(C)).responses
     assert [r.name for r in cds.resources] == ["svc"]
+
+
+def test_delta_nack_of_an_older_response_keeps_what_a_later_one_sent() -> None:
+    """Delta: response 1 sends a@v2, response 2 a@v3; a NACK of 1 arriving after 2 was sent
+    rejects v2 only — the client holds v3 (sent later), and v3 is not blocked."""
+    state = DeltaStreamState(snapshot=world())
+    (_first,) = state.on_request(DeltaRequest(C)).responses
+    base = state.snapshot
+    assert base is not None
+    v2 = base.updated([Resource(C, "svc", b"v2")], {})
+    (two,) = state.on_snapshot(v2)
+    (three,) = state.on_snapshot(v2.updated([Resource(C, "svc", b"v3")], {}))
+    nack = DeltaRequest(C, response_nonce=two.nonce, error_message="bad v2")
+    assert state.on_request(nack).kind is Kind.NACK
+    ts = state.state(C)
+    assert ts.held["svc"] == three.resources[0].version
+    assert ts.rejected["svc"] == two.resources[0].version
+
+
+def test_delta_nack_and_resubscribe_in_one_request_is_answered() -> None:
+    """Delta: a name unsubscribed (stale nonce), then subscribed again by a request that
+    NACKs the response that carried it, is answered: the NACK rejected nothing it wanted."""
+    state = DeltaStreamState(snapshot=world())
+    (one,) = state.on_request(DeltaRequest(C, subscribe=("svc",))).responses
+    state.on_request(DeltaRequest(C, unsubscribe=("svc",), response_nonce="garbage"))
+    again = DeltaRequest(C, subscribe=("svc",), response_nonce=one.nonce, error_message="x")
+    (answer,) = state.on_request(again).responses
+    assert [r.name for r in answer.resources] == ["svc"]
+
+
+def test_delta_unsubscribing_the_wildcard_forgets_rejections_of_what_it_covered() -> None:
+    """Delta: after `*` is unsubscribed, a cluster it covered and the client rejected is
+    answered when subscribed by name (the client dropped it with the wildcard)."""
+    state = DeltaStreamState(snapshot=world())
+    (one,) = state.on_request(DeltaRequest(C)).responses
+    state.on_request(DeltaRequest(C, response_nonce=one.nonce, error_message="bad"))
+    state.on_request(DeltaRequest(C, unsubscribe=("*",), response_nonce=one.nonce))
+    (answer,) = state.on_request(DeltaRequest(C, subscribe=("svc",))).responses
+    assert [r.name for r in answer.resources] == ["svc"]
