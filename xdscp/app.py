@@ -46,6 +46,10 @@ SERVER_OPTIONS = [
     # A DiscoveryRequest up to 16 MiB: a 100k-name subscription with names up to ~160 bytes
     # (grpc's default is 4 MiB). Larger ones end with RESOURCE_EXHAUSTED.
     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    # A fixed 64 KiB HTTP/2 receive window per stream: a client that sends faster than xdscp
+    # reads (its stream is write-blocked) is held back after 64 KiB, not after megabytes of
+    # window grown by BDP probing (measured: 2 MiB per never-reading stream instead of 7).
+    ("grpc.http2.bdp_probe", 0),
 ]
 
 
