@@ -222,6 +222,8 @@ def _host(field_name: str, value: object) -> str:
     labels = bare.removesuffix(".").split(".")
     if len(bare) > MAX_HOST_LENGTH or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         raise ValidationError(field_name, f"must be an IP address or hostname, got {value!r}")
+    if labels[-1].isdigit():  # `10.1`, `10.0.0.256`: inet_aton would make them some IP
+        raise ValidationError(field_name, f"is neither an IP address nor a hostname: {value!r}")
     return bare
 
 

@@ -261,6 +261,10 @@ def test_fuzz_grpc_go_parser(value: dict[str, object]) -> None:
         (native(address="[::1]"), None),
         (native(address="münchen.example"), "invalid_address"),
         (native(address="api.internal."), None),
+        (native(address="10.0.0.256"), "invalid_address"),  # a typo, not a hostname
+        (native(address="127.1"), "invalid_address"),  # inet_aton would read 127.0.0.1
+        (native(address="0"), "invalid_address"),
+        (native(address="3com.example"), None),
         (
             b'{"address":"10.0.0.1","port":1' + b"0" * 5000 + b"}",
             "invalid_json",
