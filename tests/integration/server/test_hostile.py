@@ -6,10 +6,20 @@ figures are printed (`pytest -s`) for BENCHMARKS.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 
-from bench.hostile import run
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from bench.hostile import ADS, run
+from xdscp.app import ControlPlane, ServeOptions
+from xdscp.model import Endpoint, Service
+from xdscp.resources import TypeUrl
+from xdscp.sources.memory import MemorySource
 
 SLOW_CLIENTS = 10
 CHURN = 2000
@@ -52,3 +62,87 @@ async def test_serve_stays_up_bounded_and_propagating_under_hostile_clients(
     assert errors['reason="slow_client"}'] == SLOW_CLIENTS
     assert errors['reason="undecodable_request"}'] == undecodable["INVALID_ARGUMENT"]
     assert figures["stream_aborted_logs"] == SLOW_CLIENTS + undecodable["INVALID_ARGUMENT"]
+
+
+async def _plane(write_timeout_s: float = 30.0) -> ControlPlane:
+    services = {
+        f"s{i:03d}": Service(f"s{i:03d}", (Endpoint(f"10.1.0.{i % 250 + 1}", 80 + i),))
+        for i in range(200)
+    }
+    plane = ControlPlane(
+        [MemorySource(services)],
+        ServeOptions(xds_port=0, admin_port=0, write_timeout_s=write_timeout_s),
+    )
+    await plane.start()
+    return plane
+
+
+def _errors(plane: ControlPlane, reason: str) -> float:
+    return plane.metrics.stream_errors.labels(reason)._value.get()  # type: ignore[no-any-return]
+
+
+async def test_an_undecodable_request_ends_the_stream_with_invalid_argument() -> None:
+    """Bytes that are no DiscoveryRequest end the stream with INVALID_ARGUMENT (not OK),
+    counted once; a valid request on another stream is still answered."""
+    plane = await _plane()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:
+            call = channel.stream_stream(ADS)()
+            await call.write(b"\x0a\xff\xff\xff\x0f")  # field 1, length past the end
+            async with asyncio.timeout(10):
+                assert await call.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "undecodable request" in (await call.details() or "")
+            assert _errors(plane, "undecodable_request") == 1
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            good = stub.StreamAggregatedResources()
+            node = base_pb2.Node(id="good", user_agent_name="envoy")
+            await good.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
+            async with asyncio.timeout(10):
+                assert len((await good.read()).resources) == 200
+            good.cancel()
+    finally:
+        await plane.stop()
+
+
+async def test_a_client_that_never_reads_is_closed_after_the_write_timeout() -> None:
+    """A client that sends requests but reads nothing: xdscp stops reading its requests
+    once its writes block (the client's writes stall, a bounded amount sent), then ends the
+    stream with RESOURCE_EXHAUSTED after the write timeout, counted once."""
+    plane = await _plane(write_timeout_s=1.0)
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}", options=own) as ch:
+            call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources()
+            node = base_pb2.Node(id="slow", user_agent_name="envoy")
+            names = [f"s{i:03d}" for i in range(200)]
+            sent = 0
+
+            async def pump() -> None:
+                nonlocal sent
+                for i in range(100_000):  # far more than any window: the writes must stall
+                    request = discovery_pb2.DiscoveryRequest(
+                        node=node, type_url=TypeUrl.ENDPOINT, resource_names=names[i % 2 :]
+                    )
+                    await call.write(request)
+                    sent += 1
+
+            writer = asyncio.create_task(pump())
+            async with asyncio.timeout(60):
+                # the counter is the only sign of the close before the client drains
+                while _errors(plane, "slow_client") == 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            stalled_at = sent
+            assert not writer.done()  # still blocked: xdscp read no more of its requests
+            assert stalled_at < 100_000
+            async with asyncio.timeout(30):  # the status follows the responses already sent
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    async for _ in call:
+                        pass
+                assert await call.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "write timeout" in (await call.details() or "")
+            assert _errors(plane, "slow_client") == 1
+            with contextlib.suppress(grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                async with asyncio.timeout(10):
+                    await writer
+    finally:
+        await plane.stop()
