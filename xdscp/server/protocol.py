@@ -211,7 +211,7 @@ class StreamState:
             if must or held is None or changes is None or ts.stale_sent:
                 response = self._build(type_url, ts, must=must)
             else:
-                response = self._build_changes(type_url, ts, changes[type_url])
+                response = self._build_changes(type_url, ts, held, changes[type_url])
             if response is not None:
                 out.append(response)
                 cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
@@ -252,19 +252,23 @@ class StreamState:
         return self._send(type_url, ts, digest=digest, sent=sent, out=tuple(visible.values()))
 
     def _build_changes(
-        self, type_url: TypeUrl, ts: TypeState, changed: frozenset[str]
+        self, type_url: TypeUrl, ts: TypeState, held: Snapshot, changed: frozenset[str]
     ) -> Response | None:
-        """A response computed from the names that changed since the snapshot held before."""
+        """A response computed from the names that changed since `held` (the parent)."""
         snapshot = self.snapshot
         if snapshot is None or not changed:
             return None
         candidates = changed if ts.names is None else changed & ts.names
-        pool, sent = snapshot.resources[type_url], ts.sent
+        pool, before, sent = snapshot.resources[type_url], held.resources[type_url], ts.sent
         digest, adds, drops = ts.sent_digest, [], []
         for name in candidates:
-            held = sent.get(name)
-            if held is not None:
-                digest ^= entry_digest(name, held)
+            version = sent.get(name)
+            if version is not None:
+                old = before.get(name)  # the parent's entry has the digest computed already
+                if old is not None and old.version == version:
+                    digest ^= old.digest
+                else:
+                    digest ^= entry_digest(name, version)
                 drops.append(name)
             if name in pool:
                 digest ^= pool[name].digest
