@@ -223,11 +223,13 @@ class StreamState:
                     out.append(response)
         return tuple(out)
 
-    def _visible(self, snapshot: Snapshot, type_url: TypeUrl, ts: TypeState) -> dict[str, Resource]:
-        """The resources of the snapshot this stream subscribes to (any that exist)."""
+    def _visible(
+        self, snapshot: Snapshot, type_url: TypeUrl, ts: TypeState
+    ) -> tuple[Resource, ...]:
+        """The resources of the snapshot this stream subscribes to (any that exist), by name."""
         pool = snapshot.resources[type_url]
-        names = set(pool) if ts.names is None else {n for n in ts.names if n in pool}
-        return {n: pool[n] for n in sorted(names)}
+        names = pool if ts.names is None else [n for n in ts.names if n in pool]
+        return tuple(pool[n] for n in sorted(names))
 
     def _holds(self, ts: TypeState, digest: int) -> bool:
         """True when a response of `digest` need not be sent: the client holds it, or
@@ -245,11 +247,14 @@ class StreamState:
         if snapshot is None:
             return None
         visible = self._visible(snapshot, type_url, ts)
-        digest = combined_digest(visible.values())
+        digest = combined_digest(visible)
         if not must and self._holds(ts, digest):
             return None
-        sent = {name: resource.version for name, resource in visible.items()}
-        return self._send(type_url, ts, digest=digest, sent=sent, out=tuple(visible.values()))
+        if ts.sent_nonce and digest == ts.sent_digest:
+            sent = ts.sent  # the same content again (EDS after CDS): the map is still right
+        else:
+            sent = {resource.name: resource.version for resource in visible}
+        return self._send(type_url, ts, digest=digest, sent=sent, out=visible)
 
     def _build_changes(
         self, type_url: TypeUrl, ts: TypeState, held: Snapshot, changed: frozenset[str]
