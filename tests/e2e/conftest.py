@@ -25,7 +25,7 @@ def stack() -> Stack:
 @pytest.fixture(scope="session")
 async def etcd(stack: Stack) -> AsyncIterator[EtcdClient]:
     """A client on the stack's etcd (reads only: writes go through the `xdscp` command)."""
-    async with EtcdClient(EtcdConfig(endpoints=(stack.etcd,))) as client:
+    async with EtcdClient(EtcdConfig(endpoints=stack.etcd)) as client:
         yield client
 
 

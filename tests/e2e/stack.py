@@ -8,16 +8,20 @@ suite's etcd client) keeps running.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
 import socket
 import subprocess
+import threading
+import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -51,7 +55,7 @@ class Stack:
     envoy_admin: tuple[str, int]
     replicas: Mapping[str, tuple[str, int]]  # replica name -> its admin address
     backends: Mapping[str, tuple[str, int]]  # backend name -> its HTTP address
-    etcd: str
+    etcd: tuple[str, ...]  # every etcd member's client URL (host: the compose service name)
     control: Path  # the volume each replica watches for its stop file
     results: Path | None
 
@@ -65,10 +69,17 @@ class Stack:
             envoy_admin=_address(env("XDSCP_E2E_ENVOY_ADMIN", "envoy:9901")),
             replicas=_named(env("XDSCP_E2E_REPLICAS", "xdscp-1=xdscp-1:18001")),
             backends=_named(env("XDSCP_E2E_BACKENDS", "b0=backend-0:8080")),
-            etcd=env("XDSCP_ETCD", "http://etcd:2379"),
+            etcd=tuple(
+                url.strip() for url in env("XDSCP_ETCD", "http://etcd-1:2379").split(",") if url
+            ),
             control=Path(env("XDSCP_E2E_CONTROL", "/control")),
             results=Path(results) if results else None,
         )
+
+    @staticmethod
+    def member(url: str) -> str:
+        """The compose service (and etcd member name) of an etcd client URL."""
+        return str(urlsplit(url).hostname)
 
     def record(self, figure: str, **fields: Any) -> None:
         """Print a measured figure and append it to the results file `make e2e-compose` keeps."""
@@ -150,8 +161,55 @@ def xdscp(stack: Stack, *args: str) -> str:
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "XDSCP_ETCD": stack.etcd},
+        env={**os.environ, "XDSCP_ETCD": ",".join(stack.etcd)},
     )
     if done.returncode != 0:
         raise AssertionError(f"xdscp {' '.join(args)} failed: {done.stdout}{done.stderr}")
     return done.stdout
+
+
+@dataclass
+class Load:
+    """Requests through Envoy in a thread, one keep-alive connection (a new one after any
+    failure); every error or non-200 answer counts as a failed request."""
+
+    stack: Stack
+    served: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        client = Client(self.stack.envoy)
+        while not self._stop.is_set():
+            try:
+                client.get()
+                self.served += 1
+            except OSError as exc:  # BadStatusError, refused, reset, timeout, HTTP protocol errors
+                self.failed += 1
+                self.errors.append(repr(exc))
+                client.close()
+                client = Client(self.stack.envoy)
+        client.close()
+
+    def start(self) -> None:
+        """Start sending."""
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop sending and wait for the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+
+
+async def wait_until(what: str, check: Callable[[], object], within: float) -> float:
+    """Poll the (blocking) `check` off the event loop until it is true; the seconds it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < within:
+        if await asyncio.to_thread(check):
+            return time.monotonic() - began
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {within} s")

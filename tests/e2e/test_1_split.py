@@ -1,5 +1,5 @@
 """Traffic split per strategy, measured through the stack's Envoy, against the reference
-balancer's prediction for the resources xdscp serves (modules run in file order: 1, 2, 3)."""
+balancer's prediction for the resources xdscp serves (modules run in file order: 1 to 4)."""
 
 from __future__ import annotations
 

@@ -9,54 +9,22 @@ The runner stops the replica Envoy is connected to by creating its stop file on 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from dataclasses import dataclass, field
 
 import pytest
 
 from tests.e2e.expect import Expected, applied, connected_replica, envoy_node, set_policy
-from tests.e2e.stack import BadStatusError, Client, Stack, reachable, requires_stack
+from tests.e2e.stack import (
+    BadStatusError,
+    Client,
+    Load,
+    Stack,
+    reachable,
+    requires_stack,
+    wait_until,
+)
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]
-
-
-@dataclass
-class Load:
-    """Requests through Envoy in a thread, one keep-alive connection (a new one after any
-    failure); every error or non-200 answer counts as a failed request."""
-
-    stack: Stack
-    served: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        client = Client(self.stack.envoy)
-        while not self._stop.is_set():
-            try:
-                client.get()
-                self.served += 1
-            except OSError as exc:  # BadStatusError, refused, reset, timeout, HTTP protocol errors
-                self.failed += 1
-                self.errors.append(repr(exc))
-                client.close()
-                client = Client(self.stack.envoy)
-        client.close()
-
-    def start(self) -> None:
-        """Start sending."""
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    async def stop(self) -> None:
-        """Stop sending and wait for the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
 
 
 def test_the_request_loop_counts_non_200_as_failed(stack: Stack, started: Expected) -> None:
@@ -68,15 +36,6 @@ def test_the_request_loop_counts_non_200_as_failed(stack: Stack, started: Expect
             client.get(host="no-such-service")
     finally:
         client.close()
-
-
-async def _wait(what: str, check: object, within: float) -> float:
-    began = time.monotonic()
-    while time.monotonic() - began < within:
-        if await asyncio.to_thread(check):  # type: ignore[arg-type]
-            return time.monotonic() - began
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not within {within} s")
 
 
 async def test_stopping_envoys_replica_fails_no_request(
@@ -93,8 +52,9 @@ async def test_stopping_envoys_replica_fails_no_request(
     try:
         await asyncio.sleep(1.0)
         (stack.control / f"stop-{stopped}").touch()
-        down_s = await _wait(f"{stopped} stops", lambda: not reachable(stack.replicas[stopped]), 30)
-        moved_s = await _wait(
+        address = stack.replicas[stopped]
+        down_s = await wait_until(f"{stopped} stops", lambda: not reachable(address), 30)
+        moved_s = await wait_until(
             f"Envoy reconnects to {survivor}",
             lambda: (
                 (n := envoy_node(stack, survivor)) is not None

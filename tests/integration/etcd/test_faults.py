@@ -9,7 +9,8 @@ registration is present (the registrars are never told to stop: each must be the
 none may have exited), and until that has held for HOLD_S, longer than the TTL: a
 registration whose keep-alive died is still in etcd right after the fault, gone a TTL later.
 Each step prints one JSON line of figures (`fault_step`): events written, failed writes,
-mismatches, registrations lost, time to converge, relapses, re-registrations. TCP proxies
+mismatches, registrations lost, time to converge, relapses, re-registrations, and how long
+some registration was missing from etcd meanwhile (sampled every 50 ms). TCP proxies
 stand between etcd and serve, and between etcd and the registrars, so either can be
 disconnected while etcd itself stays up.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port
+from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port, move_leader, watch_streams
 from tests.integration.etcd.faults import (
     CONVERGE_S,
     REGISTERED,
@@ -62,6 +63,8 @@ class Step:
     converge_s: float  # from the end of the fault until etcd == Envoy with nothing lost
     relapses: int  # how often that was reached and lost again before it held for HOLD_S
     renewals: int  # re-registrations under a new lease so far (all registrations)
+    absent_s: float  # how long some registration was missing from etcd in the step (sampled
+    # every 50 ms; a lower bound: time while the test's reader could not read is not counted)
 
 
 @dataclass
@@ -75,7 +78,22 @@ class Stack:
     reader: EtcdClient
     writer: Writer
     steps: list[Step] = field(default_factory=list)
-    _counted: tuple[int, int] = (0, 0)
+    absent_s: float = 0.0  # summed by `monitor`
+    _counted: tuple[int, int, float] = (0, 0, 0.0)
+
+    async def monitor(self) -> None:
+        """Sample etcd every 50 ms until cancelled; add up the time some registration was
+        missing (a lease that expired before it was renewed or replaced)."""
+        last = time.monotonic()
+        while True:
+            try:
+                missing = bool(self.lost(await etcd_content(self.reader)))
+            except EtcdError:
+                missing = False  # etcd itself is down: nobody's registration can be read
+            now = time.monotonic()
+            self.absent_s += (now - last) if missing else 0.0
+            last = now
+            await asyncio.sleep(0.05)
 
     def lost(self, held: dict[str, list[str]]) -> list[str]:
         """Registrations missing from `held`, and registrars that exited."""
@@ -119,11 +137,11 @@ class Stack:
         seen, right_since, relapses = await self._settle()
         mismatches, lost = seen if seen is not None else (-1, ["etcd or Envoy unreachable"])
         took = (right_since or time.monotonic()) - since
-        written, failed = self._counted
-        self._counted = (self.writer.written, self.writer.failed)
+        written, failed, absent = self._counted
+        self._counted = (self.writer.written, self.writer.failed, self.absent_s)
         result = Step(
             step, self.writer.written - written, self.writer.failed - failed, mismatches,
-            lost, round(took, 2), relapses, self.renewals(),
+            lost, round(took, 2), relapses, self.renewals(), round(self.absent_s - absent, 2),
         )  # fmt: skip
         self.steps.append(result)
         print(json.dumps({"figure": "fault_step", **asdict(result)}, sort_keys=True))
@@ -155,7 +173,10 @@ async def running_stack(
         await asyncio.to_thread(serve.start)
         envoy = await asyncio.to_thread(start_envoy, serve, workdir)
         exits.callback(envoy.stop)
-        registrars = [Registrar(registrar_urls, workdir, TTL) for _ in range(REGISTRARS)]
+        registrars = [  # each starts on another member (the client uses its first URL first)
+            Registrar(registrar_urls[i:] + registrar_urls[:i], workdir, TTL)
+            for i in range(REGISTRARS)
+        ]
         for registrar in registrars:
             exits.callback(registrar.stop)
             registrar.start(wait=False)
@@ -166,7 +187,16 @@ async def running_stack(
         registered = await exits.enter_async_context(register(client, own, ttl=TTL))
         reader = await exits.enter_async_context(EtcdClient(EtcdConfig(direct)))
         writer = Writer(await exits.enter_async_context(EtcdClient(EtcdConfig(direct))), seed=11)
-        yield Stack(serve, envoy, registrars, registered, reader, writer)
+        stack = Stack(serve, envoy, registrars, registered, reader, writer)
+        monitor = asyncio.create_task(stack.monitor())
+        exits.push_async_callback(_cancel, monitor)
+        yield stack
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait for it to end."""
+    task.cancel()
+    await asyncio.wait([task])
 
 
 @dataclass
@@ -280,21 +310,33 @@ async def test_compaction_past_the_watch_of_a_stopped_serve(
                 await _wait_logged(stack.serve, "etcd_watch_compacted", compacted)
 
 
+def _lead_where_serve_watches(cluster: EtcdCluster) -> EtcdServer:
+    """Move the leadership to the member that serves `xdscp serve`'s watch (the only watcher
+    here), so that killing the leader also breaks serve's watch and the keep-alives of the
+    registrars on that member; the new leader."""
+    running = [m for m in cluster.members if m.process is not None]
+    watched = max(running, key=lambda m: watch_streams(m.url))
+    move_leader([m.url for m in running], watched.url)
+    return watched
+
+
 async def test_etcd_cluster_leader_killed_under_a_writer_and_registrars(
     etcd_cluster: EtcdCluster, tmp_path: Path
 ) -> None:
-    """A three-member cluster: twice, its leader is SIGKILLed while a writer writes and the
-    registrars keep their leases (every process knows all three members); then it rejoins.
-    After each kill and each rejoin, Envoy holds what etcd holds and nothing was lost."""
+    """A three-member cluster: twice, its leader (made the member serve watches on) is
+    SIGKILLed while a writer writes and the registrars (one starting on each member) keep
+    their leases; then it rejoins. After each kill and each rejoin, Envoy holds what etcd
+    holds and no registration was lost."""
     urls = etcd_cluster.urls
     async with running_stack(tmp_path, direct=urls, serve_urls=urls, registrar_urls=urls) as stack:
         await stack.converge("cluster_started", time.monotonic())
         for round_ in range(2):
+            leader = await asyncio.to_thread(_lead_where_serve_watches, etcd_cluster)
             stop = asyncio.Event()
             writing = asyncio.create_task(stack.writer.run_until(stop))
             try:
                 await _written(stack.writer, 20)
-                killed = await asyncio.to_thread(etcd_cluster.kill_leader)
+                leader.kill()
                 down = time.monotonic()
                 elected = await asyncio.to_thread(etcd_cluster.leader)
                 elected_s = time.monotonic() - down
@@ -302,12 +344,12 @@ async def test_etcd_cluster_leader_killed_under_a_writer_and_registrars(
             finally:
                 stop.set()
                 await writing
-            step = await stack.converge(f"leader_kill_{round_}_{killed.name}", down)
-            print(json.dumps({"figure": "leader_elected", "killed": killed.name,
+            step = await stack.converge(f"leader_kill_{round_}_{leader.name}", down)
+            print(json.dumps({"figure": "leader_elected", "killed": leader.name,
                               "leader": elected.name, "election_s": round(elected_s, 2),
                               "failed_writes": step.failed_writes}))  # fmt: skip
-            await asyncio.to_thread(killed.start)
-            await stack.converge(f"rejoin_{round_}_{killed.name}", time.monotonic())
+            await asyncio.to_thread(leader.start)
+            await stack.converge(f"rejoin_{round_}_{leader.name}", time.monotonic())
 
 
 async def _written(writer: Writer, n: int) -> None:
