@@ -23,6 +23,7 @@ from xdscp.sources.registry_format import (
     Registration,
     decode_key,
     display_key,
+    is_ip_literal,
     parse_grpc_go_key,
     parse_grpc_go_value,
     parse_native_key,
@@ -153,7 +154,7 @@ class RegistryState:
         self._key_service[key] = registration.service
         self._revisions[key] = revision
         self._dirty.add(registration.service)
-        if not is_ip(registration.host):
+        if not is_ip_literal(registration.host):
             self._host_refs[registration.host] = self._host_refs.get(registration.host, 0) + 1
 
     def _reject(self, event: WatchEvent, exc: ValidationError) -> Rejection | None:

@@ -19,6 +19,7 @@ from xdscp.sources.registry_format import (
     Registration,
     decode_key,
     grpc_go_value,
+    is_ip_literal,
     json_depth_exceeds,
     native_value,
     parse_grpc_go_key,
@@ -29,6 +30,7 @@ from xdscp.sources.registry_format import (
     policy_value,
     rejection_reason,
 )
+from xdscp.sources.registry_state import is_ip
 
 
 def native(**fields: object) -> bytes:
@@ -317,3 +319,23 @@ def test_every_reason_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parents[3] / "README.md").read_text()
     missing = [r for r in REJECTION_REASONS if f"`{r}`" not in readme]
     assert missing == []
+
+
+hosts = (
+    st.ip_addresses().map(str)
+    | st.ip_addresses(v=6).map(lambda ip: f"[{ip}]")
+    | st.from_regex(r"[a-z0-9.\-_]{1,20}", fullmatch=True)
+    | st.text(max_size=20)
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(hosts)
+def test_accepted_hosts_are_told_apart_without_parsing(host: str) -> None:
+    """Every accepted address is an IP literal exactly when `is_ip_literal` says so (the
+    registry resolves the others as hostnames)."""
+    outcome = attempt(lambda: parse_native_value("svc", "id", native(address=host)))
+    if isinstance(outcome, Registration):
+        assert is_ip_literal(outcome.host) == is_ip(outcome.host)
+    else:
+        assert outcome == "invalid_address"
