@@ -100,5 +100,9 @@ class UndecodableRequestError(StreamAbortError):
     """A request could not be deserialized (INVALID_ARGUMENT)."""
 
 
+class InvalidRequestError(StreamAbortError):
+    """A request the protocol does not allow, such as one without a type URL on ADS."""
+
+
 class SlowClientError(StreamAbortError):
     """The client did not read a response for the write timeout (RESOURCE_EXHAUSTED)."""

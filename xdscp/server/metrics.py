@@ -30,7 +30,8 @@ class XdsMetrics:
         self.stream_errors = Counter(
             "xdscp_stream_errors_total",
             "Streams ended with an error status (slow_client: no read for the write timeout;"
-            " undecodable_request)", ["reason"], registry=registry,
+            " undecodable_request; invalid_request: no type URL on ADS)", ["reason"],
+            registry=registry,
         )  # fmt: skip
         self.push_to_ack = Histogram(
             "xdscp_push_ack_seconds", "From a response sent to its ACK", ["type"],

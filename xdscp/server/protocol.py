@@ -23,6 +23,7 @@ below is tested with plain function calls:
   stream (static clusters with `eds_config: {ads: {}}`), and never held back for a CDS ACK;
 - a type the stream does not serve is answered with an empty response (no resources) to
   its first request, so the client stops waiting, and the stream goes on serving the rest;
+  a request with no type URL on ADS is invalid (`InvalidRequestError`: INVALID_ARGUMENT);
 - a snapshot derived from the one the stream holds (`Snapshot.updated`) is handled from its
   list of changed names: Listener and Cluster responses carry every resource (the protocol
   reads a missing one as removed), ClusterLoadAssignment and RouteConfiguration responses
@@ -38,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from xdscp.errors import InvalidRequestError
 from xdscp.resources import (
     TYPE_ORDER,
     Resource,
@@ -312,10 +314,12 @@ def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
     """The known type a request names, if this stream serves it.
 
     The type URL is implicit on a single-type service (CDS, EDS, ...): an empty one means
-    that service's type; on ADS it is required.
+    that service's type. On ADS it is required: without one the request is invalid.
     """
-    if not type_url and len(allowed) == 1:
-        return next(iter(allowed))
+    if not type_url:
+        if len(allowed) == 1:
+            return next(iter(allowed))
+        raise InvalidRequestError("xdscp: a request on ADS must name its type_url")
     try:
         known = TypeUrl(type_url)
     except ValueError:

@@ -23,7 +23,12 @@ from google.protobuf.message import DecodeError
 
 from xdscp import __version__
 from xdscp.cache import SnapshotCache
-from xdscp.errors import SlowClientError, StreamAbortError, UndecodableRequestError
+from xdscp.errors import (
+    InvalidRequestError,
+    SlowClientError,
+    StreamAbortError,
+    UndecodableRequestError,
+)
 from xdscp.resources import Snapshot, TypeUrl
 from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
@@ -66,6 +71,7 @@ WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is c
 _ABORTS: dict[type[StreamAbortError], tuple[grpc.StatusCode, str]] = {
     # error → (status the stream ends with, reason label of xdscp_stream_errors_total)
     UndecodableRequestError: (grpc.StatusCode.INVALID_ARGUMENT, "undecodable_request"),
+    InvalidRequestError: (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request"),
     SlowClientError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow_client"),
 }
 

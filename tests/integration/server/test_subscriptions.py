@@ -117,3 +117,31 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
         await call.write(rds(["svc"], answer.nonce, answer.version_info))
         await recorder.until(lambda: events[-1].kind == "ack")  # the answer ACKed
         call.cancel()
+
+
+async def test_unserved_type_is_answered_empty_and_no_type_url_ends_the_stream(
+    plane: tuple[ControlPlane, MemorySource, Recorder],
+) -> None:
+    """Over real ADS: SDS (not served) gets an empty response and the same stream goes on
+    serving Clusters; a request with no type URL ends the stream with INVALID_ARGUMENT."""
+    control = plane[0]
+    secret = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{control.xds_port}") as channel:
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        call = stub.StreamAggregatedResources()
+        first = discovery_pb2.DiscoveryRequest(type_url=secret, resource_names=["cert"])
+        first.node.CopyFrom(base_pb2.Node(id="envoy-sds", user_agent_name="envoy"))
+        await call.write(first)
+        async with asyncio.timeout(BOUND):
+            empty = await call.read()
+        assert (empty.type_url, len(empty.resources)) == (secret, 0)
+        await call.write(discovery_pb2.DiscoveryRequest(type_url=TypeUrl.CLUSTER))
+        async with asyncio.timeout(BOUND):
+            clusters = await call.read()
+        assert [a.type_url for a in clusters.resources] == [str(TypeUrl.CLUSTER)]
+        await call.write(discovery_pb2.DiscoveryRequest(resource_names=["x"]))
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                await call.read()
+        assert ended.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "type_url" in (ended.value.details() or "")

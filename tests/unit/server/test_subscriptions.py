@@ -7,6 +7,9 @@ a type a stream does not serve gets an empty answer.
 
 from __future__ import annotations
 
+import pytest
+
+from xdscp.errors import InvalidRequestError
 from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
 from xdscp.server.protocol import EMPTY_VERSION, Kind, Request, Response, StreamState
@@ -134,11 +137,14 @@ def test_unserved_type_is_answered_with_its_names_removed_delta() -> None:
 
 
 def test_single_type_service_takes_an_empty_type_url_as_its_own() -> None:
-    """On the standalone CDS service the type URL is implicit; on ADS it is not."""
+    """On the standalone CDS service the type URL is implicit; on ADS a request without
+    one is invalid (the stream ends with INVALID_ARGUMENT)."""
     cds_only = StreamState(allowed=frozenset({C}), snapshot=world())
     assert ask(cds_only, "", ()).type_url is C
-    ads = StreamState(snapshot=world())
-    assert ads.on_request(Request("")).kind is Kind.UNKNOWN_TYPE
+    with pytest.raises(InvalidRequestError, match="type_url"):
+        StreamState(snapshot=world()).on_request(Request(""))
+    with pytest.raises(InvalidRequestError, match="type_url"):
+        DeltaStreamState(snapshot=world()).on_request(DeltaRequest(""))
 
 
 def test_delta_resubscribe_after_unsubscribe_is_answered_even_if_once_rejected() -> None:
