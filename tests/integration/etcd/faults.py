@@ -178,6 +178,15 @@ class Serve:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
+    def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric on serve's /metrics (None when absent)."""
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(f"{name} "):
+                    return float(line.split()[1])
+        return None
+
     def pause(self) -> None:
         """SIGSTOP serve."""
         assert self.process is not None
