@@ -13,9 +13,9 @@ stream count come back). The abusers, each bounded in count and bytes:
   the stream after the write timeout (expected: RESOURCE_EXHAUSTED);
 - nack: 1000 NACKs of the same nonce, then 1000 with garbage nonces (expected: still open);
 - big: a 100k-name EDS subscription (answered: the ~200 that exist), and one request over
-  the 16 MiB receive limit (expected: RESOURCE_EXHAUSTED from grpc);
+  the 8 MiB receive limit (expected: RESOURCE_EXHAUSTED from grpc);
 - garbage: 500 requests with garbage type URLs, nonces and versions, then a valid CDS
-  request, which must still be answered;
+  request, which must still be answered; and a request without a type URL (INVALID_ARGUMENT);
 - bytes: random payloads on the ADS method (expected: INVALID_ARGUMENT when undecodable);
 - churn: thousands of streams opened, answered once, and closed (50 at a time).
 """
@@ -137,7 +137,7 @@ async def big_subscription(channel: grpc.aio.Channel) -> tuple[str, str, float]:
     outcome = f"answered with {len(response.resources)} of {len(request.resource_names)}"
     call.cancel()
     huge = stub.StreamAggregatedResources()
-    names = [f"n{i:07d}-" + "y" * 100 for i in range(160_000)]  # ~17.5 MiB
+    names = [f"n{i:07d}-" + "y" * 100 for i in range(85_000)]  # ~9.3 MiB
     with contextlib.suppress(grpc.aio.AioRpcError):
         await huge.write(
             discovery_pb2.DiscoveryRequest(
@@ -147,12 +147,13 @@ async def big_subscription(channel: grpc.aio.Channel) -> tuple[str, str, float]:
     return outcome, await _status(huge), seconds
 
 
-async def garbage(channel: grpc.aio.Channel, rng: random.Random) -> str:
-    """Garbage type URLs, nonces and versions, then a valid CDS request: answered or not."""
+async def garbage(channel: grpc.aio.Channel, rng: random.Random) -> tuple[str, str]:
+    """(garbage type URLs, nonces and versions then a valid CDS request: answered or the
+    status; an ADS request without a type URL: the status)."""
     call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
     for i in range(500):
         text = rng.randbytes(rng.randrange(1, 40)).decode("latin-1")
-        type_url = rng.choice([text, "type.googleapis.com/" + text, TypeUrl.ROUTE + text, ""])
+        type_url = rng.choice([text, "type.googleapis.com/" + text, TypeUrl.ROUTE + text])
         await call.write(
             discovery_pb2.DiscoveryRequest(
                 node=_node("garbage") if i == 0 else None,
@@ -163,14 +164,19 @@ async def garbage(channel: grpc.aio.Channel, rng: random.Random) -> str:
             )
         )
     await call.write(discovery_pb2.DiscoveryRequest(type_url=TypeUrl.CLUSTER))
-    async with asyncio.timeout(15):
-        while True:
-            response = await call.read()
-            if response is grpc.aio.EOF:
-                return "ended"
-            if response.type_url == TypeUrl.CLUSTER:
-                call.cancel()
-                return "answered"
+    answered = "ended"
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        async with asyncio.timeout(15):
+            async for response in call:
+                if response.type_url == TypeUrl.CLUSTER:
+                    answered = "answered"
+                    break
+    if answered != "answered":
+        answered = await _status(call)
+    call.cancel()
+    untyped = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await untyped.write(discovery_pb2.DiscoveryRequest(node=_node("untyped")))
+    return answered, await _status(untyped)
 
 
 async def random_bytes(channel: grpc.aio.Channel, rng: random.Random, count: int) -> Statuses:
@@ -239,9 +245,10 @@ async def abuse(rig: Rig, slow: int, churn_count: int) -> dict[str, Any]:
         "big_subscription": {
             "100k_names": big[0],
             "seconds": round(big[2], 2),
-            "over_16MiB": big[1],
+            "over_8MiB": big[1],
         },
-        "garbage_then_valid": junk,
+        "garbage_then_valid": junk[0],
+        "no_type_url": junk[1],
         "random_bytes": {kind: dict(counts) for kind, counts in payloads.items()},
         "churn_answered": answered,
     }

@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 SOURCE_MAX_BACKOFF_S = 30.0
 
-MAX_REQUEST_BYTES = 16 << 20
+MAX_REQUEST_BYTES = 8 << 20
 SERVER_OPTIONS = [
     ("grpc.max_concurrent_streams", 1 << 20),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -43,8 +43,9 @@ SERVER_OPTIONS = [
     # proxies reconnecting at once would be turned away.
     ("grpc.server.max_pending_requests", 100_000),
     ("grpc.server.max_pending_requests_hard_limit", 100_000),
-    # A DiscoveryRequest up to 16 MiB: a 100k-name subscription with names up to ~160 bytes
-    # (grpc's default is 4 MiB). Larger ones end with RESOURCE_EXHAUSTED.
+    # A DiscoveryRequest up to 8 MiB: a 100k-name subscription with names up to ~80 bytes
+    # (grpc's default is 4 MiB). Larger ones end with RESOURCE_EXHAUSTED. A stream's memory
+    # peaks at ~6x this while one replaces the subscription (README, "Memory per stream").
     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     # A fixed 64 KiB HTTP/2 receive window per stream: a client that sends faster than xdscp
     # reads (its stream is write-blocked) is held back after 64 KiB, not after megabytes of

@@ -34,8 +34,9 @@ async def test_serve_stays_up_bounded_and_propagating_under_hostile_clients(
     Envoy receives every change (no slower than a second beyond the baseline at the median),
     serve's peak RSS stays within a fixed bound over its baseline although the never-reading
     clients sent hundreds of MiB, and every client sees the status the protocol promises:
-    RESOURCE_EXHAUSTED for the never-reading and the over-16-MiB ones (each logged once and
-    counted), INVALID_ARGUMENT for undecodable bytes, answers for the rest."""
+    RESOURCE_EXHAUSTED for the never-reading and the over-8-MiB ones (each logged once and
+    counted), INVALID_ARGUMENT for undecodable bytes and a request without a type URL,
+    answers for the rest (unknown type URLs and garbage nonces do not end a stream)."""
     figures = await run(tmp_path, slow=SLOW_CLIENTS, churn_count=CHURN, write_timeout_s=5.0)
     print("\nhostile figures:", json.dumps(figures, indent=2))
     assert figures["alive"]
@@ -52,8 +53,9 @@ async def test_serve_stays_up_bounded_and_propagating_under_hostile_clients(
     assert seen["slow"] == {"RESOURCE_EXHAUSTED": SLOW_CLIENTS}
     assert seen["nack_flood"] == "open"
     assert seen["big_subscription"]["100k_names"] == "answered with 201 of 100201"
-    assert seen["big_subscription"]["over_16MiB"] == "RESOURCE_EXHAUSTED"
+    assert seen["big_subscription"]["over_8MiB"] == "RESOURCE_EXHAUSTED"
     assert seen["garbage_then_valid"] == "answered"
+    assert seen["no_type_url"] == "INVALID_ARGUMENT"
     undecodable = seen["random_bytes"]["undecodable"]
     assert set(undecodable) == {"INVALID_ARGUMENT"}
     assert seen["churn_answered"] == CHURN
@@ -61,7 +63,9 @@ async def test_serve_stays_up_bounded_and_propagating_under_hostile_clients(
     errors = figures["stream_errors"]
     assert errors['reason="slow_client"}'] == SLOW_CLIENTS
     assert errors['reason="undecodable_request"}'] == undecodable["INVALID_ARGUMENT"]
-    assert figures["stream_aborted_logs"] == SLOW_CLIENTS + undecodable["INVALID_ARGUMENT"]
+    assert errors['reason="invalid_request"}'] == 1
+    aborted = SLOW_CLIENTS + undecodable["INVALID_ARGUMENT"] + 1
+    assert figures["stream_aborted_logs"] == aborted
 
 
 async def _plane(write_timeout_s: float = 30.0) -> ControlPlane:

@@ -52,10 +52,12 @@ def test_every_request_once_in_order_and_only_the_latest_snapshot(ops: list[str]
     asyncio.run(scenario())
 
 
-async def test_a_second_request_needs_room() -> None:
-    """The reader must wait for room: a second pending request is refused, and
-    `wait_for_room` returns once the loop took the first (or the mailbox ended)."""
+async def test_the_reader_waits_until_the_loop_has_handled_the_last_event() -> None:
+    """A second pending request is refused; `wait_for_room` returns only once the loop has
+    taken the request *and handled it* (it is back in `get`), or once the mailbox ended."""
     box: Mailbox[str, str] = Mailbox()
+    async with asyncio.timeout(1):
+        await box.wait_for_room()  # nothing pending, nothing being handled
     box.put_request("a")
     with pytest.raises(RuntimeError):
         box.put_request("b")
@@ -63,9 +65,15 @@ async def test_a_second_request_needs_room() -> None:
     await asyncio.sleep(0)
     assert not waiting.done()
     assert await box.get() == (REQUEST, "a")
+    box.put_snapshot("s")
+    assert await box.get() == (SNAPSHOT, "s")  # the loop handles "a", then "s" (writes block)
+    await asyncio.sleep(0)
+    assert not waiting.done()  # handling: no reading meanwhile
+    next_event = asyncio.create_task(box.get())  # handled: back in get
     async with asyncio.timeout(1):
         await waiting
     box.put_request("b")
+    assert await next_event == (REQUEST, "b")
     blocked = asyncio.create_task(box.wait_for_room())
     box.end()
     async with asyncio.timeout(1):
