@@ -15,6 +15,7 @@ import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from structlog.testing import capture_logs
 
 from xdscp.app import ControlPlane, ServeOptions
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, HashSource, LbPolicy, Service
@@ -145,3 +146,36 @@ async def test_unserved_type_is_answered_empty_and_no_type_url_ends_the_stream(
                 await call.read()
         assert ended.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert "type_url" in (ended.value.details() or "")
+
+
+NACK_FLOOD = 200
+
+
+async def test_a_nack_repeated_is_logged_and_counted_once_then_counted_as_duplicates(
+    plane: tuple[ControlPlane, MemorySource, Recorder],
+) -> None:
+    """Over real ADS: the same NACK sent 200 times is one `nack_received` log line and one
+    `xdscp_nacks_total`; the 199 repeats are `xdscp_nacks_duplicate_total`."""
+    control, _, recorder = plane
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{control.xds_port}") as channel:
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        first = discovery_pb2.DiscoveryRequest(type_url=TypeUrl.CLUSTER)
+        first.node.CopyFrom(base_pb2.Node(id="nack-flood", user_agent_name="envoy"))
+        with capture_logs() as logs:
+            await call.write(first)
+            async with asyncio.timeout(BOUND):
+                response = await call.read()
+            nack = discovery_pb2.DiscoveryRequest(
+                type_url=TypeUrl.CLUSTER, response_nonce=response.nonce
+            )
+            nack.error_detail.message = "maglev table size not prime"
+            for _ in range(NACK_FLOOD):
+                await call.write(nack)
+            await recorder.until(
+                lambda: sum(e.kind == "duplicate_nack" for e in recorder.events) == NACK_FLOOD - 1
+            )
+        call.cancel()
+    sample = control.registry.get_sample_value
+    assert sample("xdscp_nacks_total", {"type": "Cluster"}) == 1
+    assert sample("xdscp_nacks_duplicate_total", {"type": "Cluster"}) == NACK_FLOOD - 1
+    assert [e["event"] for e in logs].count("nack_received") == 1
