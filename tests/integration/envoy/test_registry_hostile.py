@@ -219,11 +219,14 @@ async def rig(etcd_server: EtcdServer, tmp_path: Path) -> AsyncIterator[Rig]:
     async with EtcdClient(etcd_server.config()) as etcd:
         running = Rig(proc, f"http://127.0.0.1:{admin}", envoy, etcd, log)
         try:
-            for key, value in _good_writes():
-                await etcd.put(key, value)
-            await until(lambda: _get(f"{running.admin}/readyz")[0] == 200, "serve ready")
-            await asyncio.to_thread(envoy.start)
-            await until(lambda: running.envoy_endpoints() >= GOOD_ENDPOINTS, "good in Envoy")
+            try:
+                for key, value in _good_writes():
+                    await etcd.put(key, value)
+                await until(lambda: _get(f"{running.admin}/readyz")[0] == 200, "serve ready")
+                await asyncio.to_thread(envoy.start)
+                await until(lambda: running.envoy_endpoints() >= GOOD_ENDPOINTS, "good in Envoy")
+            except Exception as exc:  # say what serve said
+                raise AssertionError(f"{exc}\nserve log:\n{log.read_text()[-4000:]}") from exc
             yield running
         finally:
             envoy.stop()
