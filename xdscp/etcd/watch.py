@@ -27,15 +27,18 @@ StatusCallback = Callable[[bool, str], None]
 
 @dataclass(frozen=True, slots=True)
 class WatchBatch:
-    """One watch response: its events, or a progress notification when `progress`."""
+    """One watch response: its events, a progress notification when `progress`, or etcd's
+    acknowledgement of the watch when `created` (the connection works: nothing else to use —
+    its revision says nothing about what was delivered, watch rule 2)."""
 
     events: tuple[WatchEvent, ...]
     header_revision: int
     progress: bool
+    created: bool = False
 
 
-def _batch(response: rpc_pb2.WatchResponse) -> WatchBatch | None:
-    """Turn a response into a batch; None for the "created" acknowledgement."""
+def _batch(response: rpc_pb2.WatchResponse) -> WatchBatch:
+    """Turn a response into a batch."""
     if response.canceled:
         if response.compact_revision:
             raise EtcdCompactedError(int(response.compact_revision))
@@ -48,7 +51,7 @@ def _batch(response: rpc_pb2.WatchResponse) -> WatchBatch | None:
             raise AuthExpiredError(reason)
         raise EtcdError(reason)
     if response.created:
-        return None
+        return WatchBatch((), int(response.header.revision), progress=False, created=True)
     events = tuple(event_from_pb(e) for e in response.events)
     return WatchBatch(events, int(response.header.revision), progress=not events)
 
@@ -79,7 +82,8 @@ async def watch_prefix(
             if response is grpc.aio.EOF:
                 raise EtcdUnavailableError("watch stream closed by etcd")
             batch = _batch(response)
-            if batch is None:
+            if batch.created:
+                yield batch
                 continue
             if response.fragment:  # more of the same revision's events follow
                 pieces.extend(batch.events)
@@ -143,8 +147,10 @@ class PrefixWatcher:
                     yield self.mirror.load(kvs, revision)
                 start = self.mirror.next_watch_revision
                 async for batch in watch_prefix(self._client, self._prefix, start):
-                    self._status(True)
+                    self._status(True)  # etcd answers: "created" counts (a quiet prefix)
                     backoff.reset()
+                    if batch.created:
+                        continue
                     if batch.progress:
                         self.mirror.progress(batch.header_revision)
                         continue

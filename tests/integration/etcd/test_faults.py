@@ -288,11 +288,6 @@ async def test_registrars_cut_off_longer_than_the_ttl_register_again(
         assert stack.renewals() >= renewed + REGISTRARS + 1  # each one, under a new lease
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="xdscp/etcd/watch.py: a resumed watch is marked healthy only by its first event or"
-    " progress notification, not by etcd's 'created' answer (reported to the lead)",
-)
 async def test_serve_reports_etcd_up_again_after_a_quiet_reconnect(
     etcd_server: EtcdServer, proxies: Proxies, tmp_path: Path
 ) -> None:
