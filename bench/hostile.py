@@ -1,7 +1,8 @@
 """Hostile ADS clients against a real `xdscp serve` while a real Envoy gets a change a second.
 
 Run: `.venv/bin/python -m bench.hostile [--slow 10] [--churn 2000]`; prints the figures as
-JSON (also what tests/integration/server/test_hostile.py asserts on).
+JSON and writes bench/results/hostile.json (tests/integration/server/test_hostile.py runs the
+same and asserts on them).
 
 Phases: `before` (only Envoy and the change a second: the propagation baseline), `during`
 (every abuser at once, the changes going on), `after` (the abusers gone: memory and the
@@ -43,6 +44,7 @@ from google.rpc import status_pb2  # type: ignore[import-untyped]
 from bench.hostile_rig import Changer, Rig, RssProbe, rss_mib, service_names
 from xdscp.resources import TypeUrl
 
+RESULTS = Path(__file__).parent / "results" / "hostile.json"
 ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 Statuses = dict[str, collections.Counter[str]]
 
@@ -335,7 +337,10 @@ def main() -> None:
             run(args.workdir or Path(tmp), slow=args.slow, churn_count=args.churn,
                 write_timeout_s=args.write_timeout)
         )  # fmt: skip
-    print(json.dumps(figures, indent=2))
+    text = json.dumps(figures, indent=2)
+    print(text)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(text + "\n")
 
 
 if __name__ == "__main__":
