@@ -377,6 +377,20 @@ def test_flags_add_to_the_file_sources_and_tls(tmp_path: Path) -> None:
         _resolved(["--static", live, "--tls-cert", str(tmp_path / "b.pem")], {})
 
 
+def test_write_timeout_from_file_environment_and_flag(tmp_path: Path) -> None:
+    """`xds.write_timeout` (seconds, default 30) is overridden by XDSCP_XDS__WRITE_TIMEOUT and
+    by `--write-timeout`; zero, negative or non-numbers name the field."""
+    path = _write(tmp_path, WEB % 1 + "xds: {write_timeout: 12.5}\n")
+    assert load_config(None, {}).serve.write_timeout_s == 30.0
+    assert load_config(path, {}).serve.write_timeout_s == 12.5
+    assert load_config(path, {"XDSCP_XDS__WRITE_TIMEOUT": "3"}).serve.write_timeout_s == 3.0
+    flagged = _resolved(["--config", str(path), "--write-timeout", "0.5"], {})
+    assert flagged.serve.write_timeout_s == 0.5
+    for bad in ("0", "-1", "soon", "true"):
+        with pytest.raises(ConfigFieldError, match=r"xds\.write_timeout: must be seconds > 0"):
+            load_config(path, {"XDSCP_XDS__WRITE_TIMEOUT": bad})
+
+
 # --- the example ---------------------------------------------------------------------------
 
 
