@@ -275,7 +275,8 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
     "grpc_targets",
     multiple=True,
     metavar="[SERVICE=]TARGET",
-    help="A grpc-go naming target to watch in etcd.",
+    help="A grpc-go naming target to watch in etcd; alone, it feeds the service named by its"
+    " last path segment (foo/bar/my-service: my-service).",
 )
 @click.option(
     "--group-by", metavar="kind|cluster|id|metadata:KEY", help="Node grouping [default: kind]."
