@@ -291,7 +291,9 @@ class XdsService:
     async def _loop(
         self, queue: Mailbox[Any, Snapshot], record: StreamRecord, event: _Event, bound: Any
     ) -> AsyncGenerator[bytes, None]:
-        sent_at: dict[tuple[str, str], float] = {}
+        # type -> (nonce, time) of its latest push: only the latest can be ACKed, so a client
+        # that never answers costs one entry per type, not one per push
+        sent_at: dict[str, tuple[str, float]] = {}
         while event != _END:
             kind, payload = event
             event = _END  # drop the reference while handling (the first request holds the node)
@@ -309,7 +311,7 @@ class XdsService:
                 responses = state.on_snapshot(payload)
             payload = None  # the request is not held while a write blocks
             for response in responses:
-                sent_at[(response.type_url, response.nonce)] = time.perf_counter()
+                sent_at[response.type_url] = (response.nonce, time.perf_counter())
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
                 self._tell(StreamEvent("push", record, response.type_url, response.nonce))
                 yield self._encode(response)
@@ -361,12 +363,15 @@ class XdsService:
         record: StreamRecord,
         message: Any,
         outcome: Outcome | DeltaOutcome,
-        sent_at: dict[tuple[str, str], float],
+        sent_at: dict[str, tuple[str, float]],
         bound: Any,
     ) -> None:
         type_url, nonce, kind = outcome.type_url, message.response_nonce, outcome.kind
         label = short_type(type_url)
-        started = sent_at.pop((type_url, nonce), None)
+        pushed = sent_at.get(type_url)
+        started = None
+        if pushed is not None and pushed[0] == nonce:
+            started = sent_at.pop(type_url)[1]
         if kind in _ANSWERS:
             told = Kind.ACK if kind is Kind.RESUBSCRIBE else kind
             self._tell(StreamEvent(str(told), record, type_url, nonce))
