@@ -42,17 +42,22 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("XDSCP_", "ETCD"))}
 
 
-def _wait(what: str, check: Any, within: float, process: subprocess.Popen[bytes]) -> None:
-    """Poll `check()` until true; fail if `process` exits or `within` seconds pass."""
+def _wait(
+    what: str, check: Any, within: float, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Poll `check()` until true; fail (with the tail of the process's `log`) if `process`
+    exits or `within` seconds pass."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"{what}: the process exited with {process.returncode}")
+            break
         with contextlib.suppress(OSError):
             if check():
                 return
         time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {within} s")
+    status = "running" if process.poll() is None else f"exited with {process.returncode}"
+    tail = log.read_text(errors="replace")[-1500:]
+    raise AssertionError(f"{what}: not within {within} s (process {status}); {log}:\n{tail}")
 
 
 class TcpProxy:
@@ -157,17 +162,30 @@ class Serve:
         return self.workdir / "serve.log"
 
     def start(self) -> None:
-        """Start serve and wait until /readyz says 200."""
+        """Start serve and wait until /readyz says 200; on new ports if it exited at once
+        (a free port taken meanwhile by another process: it could not bind)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            with self.log_path.open("ab") as out:
+                self.process = subprocess.Popen(self._command(), stdout=out, stderr=out, env=_env())
+            try:
+                ready = lambda: self.admin("/readyz")[0] == 200  # noqa: E731
+                _wait("serve ready", ready, CONVERGE_S, self.process, self.log_path)
+            except AssertionError:
+                if self.process.poll() is None or attempt == 2:
+                    raise
+                self.xds_port, self.admin_port = free_port(), free_port()
+                self.listener_port = free_port()
+            else:
+                return
+
+    def _command(self) -> list[str]:
         etcd = [arg for url in self.etcd_urls for arg in ("--etcd", url)]
-        command = [
+        return [
             sys.executable, "-m", "xdscp", "--log-format", "json", "serve", *etcd,
             "--xds", f"127.0.0.1:{self.xds_port}", "--admin", f"127.0.0.1:{self.admin_port}",
             "--listener", f"127.0.0.1:{self.listener_port}",
         ]  # fmt: skip
-        with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=out, env=_env())
-        _wait("serve ready", lambda: self.admin("/readyz")[0] == 200, CONVERGE_S, self.process)
 
     def admin(self, path: str) -> tuple[int, Any]:
         """GET an admin path: (status, JSON body)."""
@@ -246,7 +264,8 @@ class Registrar:
         """Wait until the process printed `registered KEY` (bounded)."""
         assert self.process is not None
         printed = f"registered {ROOT}{REGISTERED}/{self.endpoint}"
-        _wait("registered", lambda: printed in self.log_path.read_text(), 30, self.process)
+        done = lambda: printed in self.log_path.read_text()  # noqa: E731
+        _wait("registered", done, CONVERGE_S, self.process, self.log_path)
 
     def exit_status(self) -> int | None:
         """The exit status once the process ended (a registrar must never end by itself)."""
