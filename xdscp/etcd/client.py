@@ -65,6 +65,16 @@ def map_rpc_error(method: str, error: grpc.aio.AioRpcError) -> EtcdError:
     return _error_class(code, details)(f"{method}: {code.name}: {details}")
 
 
+def closed_under_us(method: str) -> EtcdUnavailableError:
+    """Map a `CancelledError` raised by a pending call into `EtcdUnavailableError` when it
+    was not this task that was cancelled — grpc.aio cancels the calls of a channel another
+    task closed (failing over to the next member) — and re-raise it otherwise."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        raise asyncio.CancelledError
+    return EtcdUnavailableError(f"{method}: the channel was closed (failover)")
+
+
 def _read(path: str | None) -> bytes | None:
     return None if path is None else Path(path).read_bytes()
 
@@ -205,6 +215,8 @@ class EtcdClient:
                 error = map_rpc_error(f"{service}.{method}", exc)
             except grpc.aio.UsageError:
                 error = EtcdUnavailableError(f"{service}.{method}: channel closed by failover")
+            except asyncio.CancelledError:
+                error = closed_under_us(f"{service}.{method}")  # re-raised when it is ours
             except EtcdError as exc:  # from authenticating
                 error = exc
             if isinstance(error, AuthExpiredError) and not auth_retried:

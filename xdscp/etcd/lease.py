@@ -10,7 +10,7 @@ import structlog
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, map_rpc_error
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, closed_under_us, map_rpc_error
 
 log = structlog.get_logger("xdscp.etcd")
 
@@ -43,6 +43,8 @@ async def _keep_alive_once(
         raise map_rpc_error("LeaseKeepAlive", exc) from None
     except grpc.aio.UsageError:
         raise EtcdUnavailableError("LeaseKeepAlive: channel closed by failover") from None
+    except asyncio.CancelledError:
+        raise closed_under_us("LeaseKeepAlive") from None
     except asyncio.InvalidStateError:
         # The stream ended (etcd restarted, a connection reset) while we slept: grpc.aio refuses
         # the next write with "RPC already finished". That calls for a reconnect, not an end.

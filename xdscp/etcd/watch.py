@@ -15,7 +15,7 @@ import structlog
 from xdscp.errors import EtcdCompactedError, EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, map_rpc_error
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, closed_under_us, map_rpc_error
 from xdscp.etcd.mirror import PrefixMirror
 from xdscp.etcd.types import WatchEvent, event_from_pb, prefix_range_end
 
@@ -97,6 +97,8 @@ async def watch_prefix(
         raise map_rpc_error("Watch", exc) from None
     except grpc.aio.UsageError:
         raise EtcdUnavailableError("Watch: channel closed by failover") from None
+    except asyncio.CancelledError:
+        raise closed_under_us("Watch") from None
     finally:
         call.cancel()
 

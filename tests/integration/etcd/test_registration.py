@@ -256,3 +256,25 @@ async def test_registration_block_rewrites_after_etcd_lost_the_lease(
     assert done.revoked
     async with EtcdClient(etcd_server.config()) as client:
         assert await client.get(done.key.encode()) is None
+
+
+async def test_keeper_survives_its_channel_being_closed_under_it(etcd_server: EtcdServer) -> None:
+    """A failover closes the channel while the keep-alive's read is pending (grpc.aio then
+    raises CancelledError in the reader, not an RPC error): the keeper reconnects instead of
+    ending silently, and the key is still there a TTL later."""
+    registration = build_registration("api", "10.0.0.13", 80)
+    async with (
+        EtcdClient(etcd_server.config()) as client,
+        register(client, registration, ttl=3) as done,
+    ):
+        assert etcd_server.process is not None
+        for _ in range(2):
+            etcd_server.process.send_signal(signal.SIGSTOP)  # the next keep-alive read hangs
+            await asyncio.sleep(1.5)  # longer than the keep-alive interval (1 s)
+            await client._rotate(None)  # what a failover to another member does
+            etcd_server.process.send_signal(signal.SIGCONT)
+        await _present_for(client, done.key.encode(), 4.0)  # over a TTL after the last one
+        kv = await client.get(done.key.encode())
+        assert kv is not None
+        assert kv.lease == done.lease_id  # the keeper's own lease (rewritten if it lapsed)
+    assert done.revoked
