@@ -42,7 +42,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import status_pb2  # type: ignore[import-untyped]
 
 from bench.hostile_rig import Changer, Rig, RssProbe, rss_mib, service_names
-from xdscp.resources import TypeUrl
+from xdscp.cache import TypeUrl
 
 RESULTS = Path(__file__).parent / "results" / "hostile.json"
 ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"

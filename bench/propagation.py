@@ -58,11 +58,11 @@ from bench.propagate.rig import (
     stop_envoy,
     write_json,
 )
-from xdscp.app import ControlPlane, ServeOptions
+from xdscp.cache import Snapshot
 from xdscp.etcd import EtcdClient
 from xdscp.logs import configure_logging
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.resources import Snapshot
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.translate import TranslateOptions
 

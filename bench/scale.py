@@ -39,14 +39,13 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from bench.registry import percentile, populate, rss_mib
-from xdscp.app import ControlPlane, ServeOptions
+from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, watch_prefix
-from xdscp.model import ServiceSet
+from xdscp.model import ClientKind, ServiceSet
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.etcd import EtcdServer, etcd_binary
-from xdscp.resources import TypeUrl
 from xdscp.sources.base import Publish
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.translate import ClientKind
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
 ROOT = "/xdscp/services/"

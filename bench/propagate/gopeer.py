@@ -31,8 +31,8 @@ from bench.propagate.rig import (
     stop_child,
     stop_envoy,
 )
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.resources import Snapshot, TypeUrl
 from xdscp.server.wire import encode_response
 
 BINARY = PEERS / "bin" / "go-propagation"

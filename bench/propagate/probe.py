@@ -13,9 +13,9 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from xdscp.app import ControlPlane
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.model import ServiceSet
-from xdscp.resources import Snapshot, TypeUrl
+from xdscp.plane import ControlPlane
 from xdscp.server.metrics import short_type
 from xdscp.server.service import StreamEvent
 from xdscp.sources.base import Publish, Source

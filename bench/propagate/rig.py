@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.fanout.procs import Child
 from bench.propagate.changes import backend_of
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.procs.envoy import EnvoyProcess
 
 NODE_ID = "bench-envoy"
@@ -122,7 +122,7 @@ async def start_traffic(backends: int, workdir: Path) -> tuple[Child, list[int]]
 
 
 def ads_bootstrap(xds_port: int, *, delta: bool = False) -> dict[str, Any]:
-    """xdscp's own Envoy bootstrap (`xdscp.bootstrap`), pointed at `xds_port`."""
+    """xdscp's own Envoy bootstrap (`xdscp.clients`), pointed at `xds_port`."""
     options = EnvoyBootstrapOptions(
         node_id=NODE_ID, servers=(XdsServer("127.0.0.1", xds_port),), admin_port=0, delta=delta
     )

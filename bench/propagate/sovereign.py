@@ -45,8 +45,8 @@ from bench.propagate.rig import (
     start_envoy,
     stop_envoy,
 )
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.resources import Snapshot, TypeUrl
 
 VERSION = "0.32.12"
 VENV = Path(__file__).resolve().parent.parent / ".peers-venv"

@@ -19,9 +19,9 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import json_format
 
 from tests.e2e.stack import ENVOY_NODE, HOST, Stack, get_json, xdscp
+from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.model import Service
-from xdscp.resources import TypeUrl
 from xdscp.sources.registry_format import Registration
 from xdscp.sources.registry_state import RegistryState
 from xdscp.translate import cluster_for, load_assignment_for, translate

@@ -1,5 +1,32 @@
-"""Snapshot cache: the latest snapshot per node group, and who to tell when it changes."""
+"""Snapshot cache: resources, snapshots and their lineage, the latest snapshot per node group.
 
+`resources` holds the type URLs and content-hash digests; `snapshot` the immutable
+`Snapshot` a translation produces (each derived from its parent); `snapshots` the store that
+tells watchers (the open streams) when their group's snapshot changes.
+"""
+
+from xdscp.cache.resources import (
+    TYPE_ORDER,
+    Resource,
+    TypeUrl,
+    combined_digest,
+    content_version,
+    entry_digest,
+    set_version,
+)
+from xdscp.cache.snapshot import Changes, Snapshot
 from xdscp.cache.snapshots import SnapshotCache, Watcher
 
-__all__ = ["SnapshotCache", "Watcher"]
+__all__ = [
+    "TYPE_ORDER",
+    "Changes",
+    "Resource",
+    "Snapshot",
+    "SnapshotCache",
+    "TypeUrl",
+    "Watcher",
+    "combined_digest",
+    "content_version",
+    "entry_digest",
+    "set_version",
+]

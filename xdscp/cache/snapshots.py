@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from xdscp.resources import Snapshot
+from xdscp.cache.snapshot import Snapshot
 
 Watcher = Callable[[Snapshot], None]
 

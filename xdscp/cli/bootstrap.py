@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from xdscp.bootstrap import (
+from xdscp.clients import (
     NO_LOCALITY,
     ClientTls,
     EnvoyBootstrapOptions,

@@ -31,7 +31,7 @@ from xdscp.model import (
     UpstreamProtocol,
     parse_health,
 )
-from xdscp.registration import (
+from xdscp.sources.registration import (
     Format,
     Placement,
     build_registration,

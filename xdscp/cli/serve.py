@@ -21,12 +21,12 @@ import yaml
 from click.core import ParameterSource
 from prometheus_client import CollectorRegistry
 
-from xdscp.app import ControlPlane, ServeOptions, XdsTls
 from xdscp.cli.registry import etcd_options
 from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config, split_address
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.server.nodes import grouper
 from xdscp.sources.base import Source
 from xdscp.sources.dns import DnsSource

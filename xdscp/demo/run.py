@@ -35,7 +35,7 @@ from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, LbPolicy
 from xdscp.procs.etcd import free_port
-from xdscp.registration import build_registration, register
+from xdscp.sources.registration import build_registration, register
 from xdscp.sources.registry_state import RegistryLayout
 from xdscp.translate import TranslateOptions
 

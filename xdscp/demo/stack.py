@@ -20,10 +20,9 @@ from pathlib import Path
 
 import structlog
 
-from xdscp.binaries import find_binary
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import ProcessError
-from xdscp.procs import terminate
+from xdscp.procs import find_binary, terminate
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.procs.etcd import EtcdServer, find_etcd, free_port
 

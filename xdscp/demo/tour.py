@@ -22,17 +22,17 @@ from typing import Any
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
 from xdscp.balancer import Balancer, build_balancer
+from xdscp.cache import Resource, TypeUrl
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.stack import problem
 from xdscp.demo.traffic import USER_HEADER, Request, plan, send
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy, Service
-from xdscp.registration import set_policy
-from xdscp.resources import Resource, TypeUrl
+from xdscp.sources.registration import set_policy
 from xdscp.sources.registry_state import RegistryLayout, RegistryState
 from xdscp.translate import TranslateOptions
-from xdscp.translate.snapshot import envoy_service_resources
+from xdscp.translate.translator import envoy_service_resources
 
 REFERENCE_PICKS = 20_000
 REFERENCE_SEED = 20261130

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import subprocess
 
+from xdscp.procs.binaries import find_binary
+
+__all__ = ["find_binary", "terminate"]
+
 
 def terminate(process: subprocess.Popen[bytes] | None, grace_s: float) -> int | None:
     """SIGTERM `process`, SIGKILL it if it outlives `grace_s`, and reap it.

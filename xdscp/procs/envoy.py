@@ -12,9 +12,9 @@ from typing import Any
 
 import structlog
 
-from xdscp.binaries import find_binary
 from xdscp.errors import ProcessError
 from xdscp.procs import terminate
+from xdscp.procs.binaries import find_binary
 
 log = structlog.get_logger(__name__)
 

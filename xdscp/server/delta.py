@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xdscp.resources import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.cache import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_digest, set_version
 from xdscp.server.protocol import WILDCARD, WILDCARD_TYPES, Kind, derived_from, served_type
 
 _Held = dict[str, str]  # resource name → version the client holds

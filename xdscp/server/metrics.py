@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from xdscp.resources import TypeUrl
+from xdscp.cache import TypeUrl
 
 
 class XdsMetrics:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from google.protobuf import json_format
 
 from xdscp.errors import ConfigError
-from xdscp.translate import ClientKind
+from xdscp.model import ClientKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,8 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from xdscp.errors import InvalidRequestError
-from xdscp.resources import (
+from xdscp.cache import (
     TYPE_ORDER,
     Resource,
     Snapshot,
@@ -49,6 +48,7 @@ from xdscp.resources import (
     entry_digest,
     set_version,
 )
+from xdscp.errors import InvalidRequestError
 
 WILDCARD = "*"
 # Types whose every response must list all the stream's resources (state of the world).

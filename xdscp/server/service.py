@@ -22,14 +22,13 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import DecodeError
 
 from xdscp import __version__
-from xdscp.cache import SnapshotCache
+from xdscp.cache import Snapshot, SnapshotCache, TypeUrl
 from xdscp.errors import (
     InvalidRequestError,
     SlowClientError,
     StreamAbortError,
     UndecodableRequestError,
 )
-from xdscp.resources import Snapshot, TypeUrl
 from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type

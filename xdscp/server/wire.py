@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdscp.protowire import field
-from xdscp.resources import Resource
+from xdscp.cache import Resource
+from xdscp.cache.protowire import field
 
 _VERSION_INFO, _RESOURCES, _TYPE_URL, _NONCE, _CONTROL_PLANE = 1, 2, 4, 5, 6
 

@@ -10,11 +10,10 @@ from xdscp.translate.envoy import (
     load_assignment_for,
     route_configuration,
 )
-from xdscp.translate.options import ClientKind, TranslateOptions
-from xdscp.translate.snapshot import Rejection, TranslationResult, Translator, translate
+from xdscp.translate.options import TranslateOptions
+from xdscp.translate.translator import Rejection, TranslationResult, Translator, translate
 
 __all__ = [
-    "ClientKind",
     "Rejection",
     "TranslateOptions",
     "TranslationResult",

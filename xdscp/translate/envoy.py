@@ -22,9 +22,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import struct_pb2
 
+from xdscp.cache.protowire import any_bytes, field
 from xdscp.errors import TranslationError
 from xdscp.model import UINT32_MAX, Endpoint, Health, Service, UpstreamProtocol
-from xdscp.protowire import any_bytes, field
 from xdscp.translate.lb import envoy_policy, sends_weights, set_policies
 from xdscp.translate.options import TranslateOptions
 

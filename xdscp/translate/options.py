@@ -1,19 +1,11 @@
-"""What translation needs besides the services: the client kind and the listener it exposes."""
+"""What translation needs besides the services: the listener it exposes, the routes' domains."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from xdscp.errors import ValidationError
 from xdscp.model import check_int, check_ip
-
-
-class ClientKind(StrEnum):
-    """The kind of xDS client a translation is made for; each accepts different resources."""
-
-    ENVOY = "envoy"
-    GRPC = "grpc"
 
 
 @dataclass(frozen=True, slots=True)

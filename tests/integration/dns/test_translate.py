@@ -8,9 +8,9 @@ import pytest
 
 from tests.fixtures.dns import DnsTestServer
 from tests.integration.dns.helpers import Recorder, make_source, running, wait_for
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.dns import DnsService, RecordType
 from xdscp.model import ServiceSet
-from xdscp.resources import Snapshot, TypeUrl
 
 
 def snapshot_of(services: ServiceSet) -> Snapshot:

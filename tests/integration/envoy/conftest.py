@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from xdscp.app import ControlPlane, ServeOptions
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.memory import MemorySource
 from xdscp.translate import TranslateOptions

@@ -12,9 +12,9 @@ from tests.fixtures.dns import DnsTestServer
 from tests.integration.dns.helpers import make_source
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, free_port
 from tests.integration.envoy.test_xds_envoy import served_until
-from xdscp.app import ControlPlane, ServeOptions
 from xdscp.demo.backend import Backend
 from xdscp.dns import DnsService, RecordType
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.memory import MemorySource
 from xdscp.translate import TranslateOptions
 

@@ -14,9 +14,9 @@ from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, pl
 from tests.integration.envoy.test_xds_envoy import served_until, web
 from tests.integration.parity.harness import Client
 from tests.integration.parity.stats import assert_shares, reference, shares, simulate
-from xdscp.app import ControlPlane, ServeOptions
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn, LbPolicy
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.translate import cluster_for, load_assignment_for
 
 pytestmark = pytest.mark.envoy

@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
 from tests.integration.envoy.conftest import free_port
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.registry_format import MAX_VALUE_BYTES

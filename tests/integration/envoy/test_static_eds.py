@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.envoy.conftest import Plane, aget, free_port
 from tests.integration.envoy.test_xds_envoy import web
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend
 from xdscp.procs.envoy import EnvoyProcess
 

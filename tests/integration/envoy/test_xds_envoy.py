@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import any_pb2
 
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, aget, plane_admin
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.demo.backend import Backend
 from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service
-from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.translate import cluster_for
 
 pytestmark = pytest.mark.envoy

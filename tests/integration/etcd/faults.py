@@ -27,7 +27,7 @@ from typing import Any
 
 from tests.fixtures.etcd import free_port
 from tests.integration.etcd.helpers import ROOT, endpoint_json, endpoint_order
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import EtcdError
 from xdscp.etcd import EtcdClient
 from xdscp.procs import terminate

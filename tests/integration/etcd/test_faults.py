@@ -43,7 +43,7 @@ from tests.integration.etcd.helpers import etcd_content
 from xdscp.errors import EtcdError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.registration import Registered, build_registration, register
+from xdscp.sources.registration import Registered, build_registration, register
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.slow]
 TTL = 2  # the registrations' lease TTL (s)

@@ -20,8 +20,8 @@ from tests.integration.etcd.helpers import Recorder, running, wait_for
 from xdscp.cli.registry import commands
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, Locality
-from xdscp.registration import Format, Placement, build_registration, register
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.sources.registration import Format, Placement, build_registration, register
 
 pytestmark = pytest.mark.etcd
 

@@ -10,9 +10,9 @@ import pytest
 
 from tests.fixtures.etcd import EtcdServer, make_tls_files
 from tests.integration.etcd.helpers import ROOT, Recorder, endpoint_json, running, wait_for
-from xdscp.app import ControlPlane, ServeOptions
 from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.etcd import EtcdRegistrySource
 
 pytest.importorskip("cryptography")

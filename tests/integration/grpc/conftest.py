@@ -18,7 +18,7 @@ import pytest
 # Reused as they are (fixtures must be importable names in this conftest).
 from tests.integration.envoy.conftest import Plane, envoy, plane, running_backends  # noqa: F401
 from tests.integration.grpc.harness import SERVICE, ClientStarter, GrpcClient
-from xdscp.bootstrap import XdsServer, grpc_bootstrap
+from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -1,5 +1,5 @@
 """grpcio 1.85 as a proxyless xDS client of xdscp (`xds:///web`, bootstrap from
-`xdscp.bootstrap.grpc_bootstrap`): what it does with the gRPC translation matches the
+`xdscp.clients.grpc_bootstrap`): what it does with the gRPC translation matches the
 reference balancer in client="grpc" mode, RPC for RPC where it can be predicted."""
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from google.protobuf import json_format
 
-from xdscp.binaries import find_binary
+from xdscp.procs import find_binary
 from xdscp.procs.envoy import EnvoyProcess
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."

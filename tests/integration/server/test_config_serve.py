@@ -16,7 +16,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from tests.fixtures.etcd import make_tls_files
 from tests.integration.server.test_serve import _get, _port, _wait
-from xdscp.resources import TypeUrl
+from xdscp.cache import TypeUrl
 
 CONFIG = """\
 xds: {address: "127.0.0.1:%(xds)d"}

@@ -16,9 +16,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from bench.hostile import ADS, run
-from xdscp.app import ControlPlane, ServeOptions
+from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.resources import TypeUrl
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.memory import MemorySource
 
 SLOW_CLIENTS = 10

@@ -20,9 +20,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from xdscp.app import ControlPlane, ServeOptions
+from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.resources import TypeUrl
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.server import StreamEvent
 from xdscp.sources.memory import MemorySource
 
@@ -181,7 +181,7 @@ async def test_mutual_tls_on_the_xds_port(tmp_path: Path) -> None:
     """With TLS and a client CA, a client presenting a signed certificate is served; one
     without a certificate is refused."""
     from tests.fixtures.etcd import make_tls_files
-    from xdscp.app import XdsTls
+    from xdscp.plane import XdsTls
 
     files = make_tls_files(tmp_path)
     tls = XdsTls(str(files.server_cert), str(files.server_key), str(files.ca))

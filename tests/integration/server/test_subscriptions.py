@@ -17,9 +17,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from structlog.testing import capture_logs
 
-from xdscp.app import ControlPlane, ServeOptions
+from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, HashSource, LbPolicy, Service
-from xdscp.resources import TypeUrl
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.server import StreamEvent
 from xdscp.sources.memory import MemorySource
 

@@ -13,9 +13,9 @@ from envoy.service.discovery.v3 import discovery_pb2
 from bench.propagate import gopeer, report, sovereign
 from bench.propagate.changes import SERVICE, backend_of, endpoint_key, registration_value
 from bench.propagate.probe import port_marker
-from xdscp.binaries import find_binary
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.resources import Snapshot, TypeUrl
+from xdscp.procs import find_binary
 from xdscp.translate import TranslateOptions, translate
 
 OPTIONS = TranslateOptions(listener_address="127.0.0.1", listener_port=18080)

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from xdscp.binaries import find_binary
 from xdscp.cli import main
+from xdscp.procs import find_binary
 
 
 def _run(*args: str) -> str:

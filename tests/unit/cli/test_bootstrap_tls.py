@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.etcd import make_tls_files
-from xdscp.binaries import find_binary
-from xdscp.bootstrap import ClientTls, locality_json, parse_locality
 from xdscp.cli import main
+from xdscp.clients import ClientTls, locality_json, parse_locality
 from xdscp.errors import ConfigError
 from xdscp.model import Locality
+from xdscp.procs import find_binary
 
 BASE = ("--node-id", "n1", "--xds", "127.0.0.1:18000")
 MTLS = ("--tls-ca", "/certs/ca.pem", "--tls-cert", "/certs/c.pem", "--tls-key", "/certs/c.key")

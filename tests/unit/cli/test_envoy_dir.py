@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xdscp.binaries import find_binary
 from xdscp.cli import main
+from xdscp.procs import find_binary
 
 ENVOY_DIR = Path(__file__).resolve().parents[3] / "envoy"
 _ROW = re.compile(r"^\| `(?P<file>[\w.]+)` \|.*\| `xdscp (?P<args>[^`]+)` \|$", re.MULTILINE)

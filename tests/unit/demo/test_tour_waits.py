@@ -13,7 +13,7 @@ from xdscp.demo.tour import TourSetup, wait_accepted, wait_registered
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, KeyValue
 from xdscp.model import BalancingPolicy, Endpoint, Service
-from xdscp.registration import Placement, build_registration, encode
+from xdscp.sources.registration import Placement, build_registration, encode
 from xdscp.sources.registry_state import RegistryLayout
 from xdscp.translate import TranslateOptions
 

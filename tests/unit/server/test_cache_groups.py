@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xdscp.cache import SnapshotCache
+from xdscp.cache import Resource, Snapshot, SnapshotCache, TypeUrl
 from xdscp.errors import ConfigError
-from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.server.nodes import NodeInfo, grouper
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaResponse, DeltaStreamState
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT

@@ -6,8 +6,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2, wrappers_pb2
 from prometheus_client import CollectorRegistry
 
-from xdscp.cache import SnapshotCache
-from xdscp.resources import Resource, TypeUrl
+from xdscp.cache import Resource, SnapshotCache, TypeUrl
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.delta import DeltaResponse
 from xdscp.server.protocol import Response

@@ -10,10 +10,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.cache import Resource, Snapshot, TypeUrl
+from xdscp.model import BalancingPolicy, ClientKind, Endpoint, LbPolicy, Service
 from xdscp.server.protocol import FULL_STATE, Request, Response, StreamState
-from xdscp.translate import ClientKind, Translator, translate
+from xdscp.translate import Translator, translate
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 NAMES = [f"s{i}" for i in range(6)]

@@ -19,7 +19,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.protocol import WILDCARD, Kind, Request, Response, StreamState
 

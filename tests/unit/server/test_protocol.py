@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.protocol import Request, Response, StreamState
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
-from xdscp.resources import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
 from xdscp.server.protocol import EMPTY_VERSION, Kind, Request, Response, StreamState
 

@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import json_format
 
 from tests.unit.translate.test_snapshot import _world
-from xdscp.binaries import find_binary
-from xdscp.bootstrap import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.model import BalancingPolicy, Service
+from xdscp.procs import find_binary
 from xdscp.translate import TranslateOptions, cluster_for, http_listener
 
 

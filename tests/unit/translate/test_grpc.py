@@ -12,10 +12,19 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
 from xdscp.balancer import build_balancer
+from xdscp.cache import TypeUrl
 from xdscp.errors import BalancerError
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Locality, Service
-from xdscp.resources import TypeUrl
-from xdscp.translate import ClientKind, Translator, cluster_for, load_assignment_for
+from xdscp.model import (
+    BalancingPolicy,
+    ClientKind,
+    Endpoint,
+    HashOn,
+    Health,
+    LbPolicy,
+    Locality,
+    Service,
+)
+from xdscp.translate import Translator, cluster_for, load_assignment_for
 from xdscp.translate.grpc import (
     grpc_cluster,
     grpc_listener,
@@ -178,7 +187,8 @@ def test_policy_lists_put_the_better_choice_first(
 def test_translator_keeps_the_grpc_notes_of_each_service() -> None:
     """The gRPC translator remembers each service's approximation notes (shown in status)
     while the policy needs them, and forgets them when it changes or the service goes."""
-    from xdscp.translate import ClientKind, Translator
+    from xdscp.model import ClientKind
+    from xdscp.translate import Translator
 
     endpoints = (Endpoint("10.0.0.1", 80),)
     translator = Translator(client=ClientKind.GRPC)

@@ -13,8 +13,8 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import any_pb2, text_format
 
+from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
-from xdscp.resources import TypeUrl
 from xdscp.translate import TranslateOptions, Translator, translate
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"

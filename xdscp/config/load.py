@@ -58,8 +58,8 @@ from typing import Any
 
 import structlog
 
-from xdscp.app import ServeOptions, XdsTls
-from xdscp.config_raw import (
+from xdscp.config.options import ServeOptions, XdsTls
+from xdscp.config.raw import (
     INT,
     LIST,
     STR,

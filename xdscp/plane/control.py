@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -21,15 +20,15 @@ from prometheus_client import CollectorRegistry, Counter
 
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
+from xdscp.config.options import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd.backoff import Backoff
-from xdscp.model import Service, ServiceSet
+from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.server import StatusBoard, XdsMetrics, XdsService
 from xdscp.server.nodes import grouper
-from xdscp.server.tls import load_server_tls
 from xdscp.sources.base import Publish, Source
 from xdscp.sources.merge import SourceMerge
-from xdscp.translate import ClientKind, TranslateOptions, Translator
+from xdscp.translate import Translator
 
 log = structlog.get_logger(__name__)
 
@@ -52,40 +51,6 @@ SERVER_OPTIONS = [
     # window grown by BDP probing (measured: 2 MiB per never-reading stream instead of 7).
     ("grpc.http2.bdp_probe", 0),
 ]
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """Where the control plane listens and how it translates."""
-
-    xds_host: str = "127.0.0.1"
-    xds_port: int = 18000
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 18001
-    translate: TranslateOptions = field(default_factory=TranslateOptions)
-    identifier: str = "xdscp"
-    group_by: str = "kind"  # kind | cluster | id | metadata:KEY (see xdscp.server.nodes)
-    tls: XdsTls | None = None
-    write_timeout_s: float = 30.0  # a stream whose client reads nothing this long is closed
-
-
-@dataclass(frozen=True)
-class XdsTls:
-    """TLS on the xDS port; with `client_ca`, clients must present a certificate it signed."""
-
-    cert_file: str
-    key_file: str
-    client_ca_file: str | None = None
-
-    def credentials(self) -> grpc.ServerCredentials:
-        """Server credentials from the PEM files, read and checked now (before the port is
-        bound): a bad file is a `ConfigError` naming it and what is wrong."""
-        files = load_server_tls(self.cert_file, self.key_file, self.client_ca_file)
-        return grpc.ssl_server_credentials(
-            [(files.key, files.cert)],
-            root_certificates=files.client_ca,
-            require_client_auth=files.client_ca is not None,
-        )
 
 
 class ControlPlane:

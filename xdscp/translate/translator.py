@@ -16,9 +16,9 @@ from typing import Any
 import structlog
 from google.protobuf import any_pb2
 
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.errors import TranslationError
-from xdscp.model import BalancingPolicy, Service, ServiceSet
-from xdscp.resources import Resource, Snapshot, TypeUrl
+from xdscp.model import BalancingPolicy, ClientKind, Service, ServiceSet
 from xdscp.translate.envoy import (
     cluster_for,
     http_listener,
@@ -33,7 +33,7 @@ from xdscp.translate.grpc import (
     grpc_route_configuration,
     grpc_warnings,
 )
-from xdscp.translate.options import ClientKind, TranslateOptions
+from xdscp.translate.options import TranslateOptions
 
 log = structlog.get_logger(__name__)
 

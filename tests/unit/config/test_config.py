@@ -18,7 +18,7 @@ from xdscp.config import SCHEMA, ConfigServicesSource, ServerConfig, load_config
 from xdscp.errors import ConfigError, ConfigFieldError
 from xdscp.model import LbPolicy, ServiceSet
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "xdscp.yaml"
+EXAMPLE = Path(__file__).parents[3] / "examples" / "xdscp.yaml"
 
 WEB = """\
 sources:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from xdscp.app import ControlPlane, ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.model import Endpoint, Service, ServiceSet
+from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.base import Publish
 
 WEB = {"web": Service("web", (Endpoint("10.0.0.1", 80),))}
