@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,16 +24,10 @@ from pathlib import Path
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.procs import terminate
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import free_port
 
 SERVICES = 200  # services s000..s199 besides `web`; an EDS response for all is ~20 KB
 STEP_LIMIT_S = 15.0  # a change not in Envoy by then counts as lost
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service_names() -> list[str]:

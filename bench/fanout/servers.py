@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,6 +23,7 @@ from typing import Any
 
 from bench.fanout.procs import Child
 from bench.fanout.resources import CLUSTERS, cluster_name, endpoints_of
+from xdscp.testing import free_port
 
 PEERS = Path(__file__).resolve().parent.parent / "peers"
 GO_BINARY = PEERS / "bin" / "go-control-plane"
@@ -132,13 +132,6 @@ def write_static(path: Path, change: int) -> None:
     partial = path.with_suffix(".tmp")
     partial.write_text(static_yaml(change))
     os.replace(partial, path)
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (racy by nature; fine for a benchmark)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _start_xdscp(_resources: Path, workdir: Path) -> tuple[Child, int]:

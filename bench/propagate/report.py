@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 from typing import Any
 
 ADDED_P50_TARGET_MS = 3.0
@@ -39,13 +38,6 @@ LABELS = {
     "peer_watch_to_ack_ms": "  of which peer's watch -> ACK",
     "ack_to_first_ms": "ACK -> first request served",
 }
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (racy by nature; fine for a benchmark)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -11,48 +11,23 @@ reports (client-side weighted round robin runs with equal weights, as before any
 peeking / preconnect. One balancer is one Envoy worker: exact sequences differ per worker seed.
 """
 
-from __future__ import annotations
-
-import random
-from typing import Any, Literal
-
 from xdscp.balancer.base import Balancer
-from xdscp.balancer.consistent import HashBalancer
-from xdscp.balancer.envoy_lb import ENVOY_BALANCERS
-from xdscp.balancer.grpc_lb import GrpcBalancer
-from xdscp.balancer.hosts import Host, host_sets, hosts_from_cla, overprovisioning_factor
-from xdscp.balancer.policy import Kind, LbSettings, envoy_policy, grpc_policy
+from xdscp.balancer.build import Client, build_balancer
+from xdscp.balancer.hosts import Host
+from xdscp.balancer.policy import Kind, LbSettings
+from xdscp.balancer.simulation import Resources, SimulationResult, remap_fractions, simulate
 from xdscp.errors import BalancerError
 
-__all__ = ["Balancer", "BalancerError", "Host", "Kind", "LbSettings", "build_balancer"]
-
-Client = Literal["envoy", "grpc"]
-
-
-def build_balancer(
-    cluster: Any, cla: Any, *, client: Client = "envoy", rng: random.Random | None = None
-) -> Balancer:
-    """The balancer `client` ("envoy" or "grpc") runs for this Cluster and CLA.
-
-    `rng` drives every random choice (seeds, P2C samples, random picks) for reproducible runs.
-    """
-    rng = rng if rng is not None else random.Random()
-    if client == "grpc":
-        return GrpcBalancer(cla, grpc_policy(cluster), rng)
-    if client != "envoy":
-        raise BalancerError(f"client must be 'envoy' or 'grpc', got {client!r}")
-    settings = envoy_policy(cluster)
-    sets = host_sets(hosts_from_cla(cla))
-    overprovisioning = overprovisioning_factor(cla)
-    weighted = bool(cla.policy.weighted_priority_health)
-    if settings.kind in (Kind.RING_HASH, Kind.MAGLEV):
-        return HashBalancer(
-            sets,
-            settings,
-            rng,
-            overprovisioning=overprovisioning,
-            weighted_priority_health=weighted,
-        )
-    return ENVOY_BALANCERS[settings.kind](
-        sets, settings, rng, overprovisioning=overprovisioning, weighted_priority_health=weighted
-    )
+__all__ = [
+    "Balancer",
+    "BalancerError",
+    "Client",
+    "Host",
+    "Kind",
+    "LbSettings",
+    "Resources",
+    "SimulationResult",
+    "build_balancer",
+    "remap_fractions",
+    "simulate",
+]

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from xdscp.balancer import Balancer, build_balancer
+from xdscp.balancer.base import Balancer
+from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hash.modulo import ModuloTable, sample_hashes
 from xdscp.model import Endpoint, HashOn, HashSource, Service
 

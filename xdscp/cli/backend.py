@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from xdscp.demo.backend import Backend, BackendConfig
+from xdscp.demo import Backend, BackendConfig
 
 
 async def _serve(config: BackendConfig) -> None:

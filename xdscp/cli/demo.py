@@ -19,8 +19,7 @@ import click
 from click.core import ParameterSource
 from rich.console import Console
 
-from xdscp.demo.run import BACKENDS, DemoOptions, run
-from xdscp.demo.stack import StackOptions
+from xdscp.demo import BACKENDS, DemoOptions, StackOptions, run
 from xdscp.errors import XdscpError
 from xdscp.logs import configure_logging
 

@@ -31,23 +31,23 @@ from xdscp.model import (
     UpstreamProtocol,
     parse_health,
 )
-from xdscp.sources.registration import (
-    Format,
-    Placement,
-    build_registration,
-    deregister,
-    get_policy,
-    register,
-    set_policy,
-)
-from xdscp.sources.registry_format import Registration, policy_value, split_host_port
-from xdscp.sources.registry_state import (
+from xdscp.sources import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
+    Format,
     GrpcGoTarget,
+    Placement,
+    Registration,
     RegistryLayout,
     RegistryState,
     Rejection,
+    build_registration,
+    deregister,
+    get_policy,
+    policy_value,
+    register,
+    set_policy,
+    split_host_port,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

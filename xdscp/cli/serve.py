@@ -27,13 +27,17 @@ from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
-from xdscp.server.nodes import grouper
-from xdscp.sources.base import Source
-from xdscp.sources.dns import DnsSource
-from xdscp.sources.etcd import EtcdRegistrySource, RegistryMetrics
-from xdscp.sources.memory import MemorySource
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
-from xdscp.sources.static import StaticSource
+from xdscp.server import grouper
+from xdscp.sources import (
+    DnsSource,
+    EtcdRegistrySource,
+    GrpcGoTarget,
+    MemorySource,
+    RegistryLayout,
+    RegistryMetrics,
+    Source,
+    StaticSource,
+)
 
 log = structlog.get_logger(__name__)
 _FILE = click.Path(exists=True, dir_okay=False)

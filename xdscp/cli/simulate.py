@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from xdscp.balancer.simulation import (
+from xdscp.balancer import (
     Resources,
     SimulationResult,
     remap_fractions,
@@ -34,8 +34,13 @@ from xdscp.model import (
     Service,
     parse_lb_policy,
 )
-from xdscp.translate import cluster_for, load_assignment_for
-from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
+from xdscp.translate import (
+    cluster_for,
+    grpc_cluster,
+    grpc_load_assignment,
+    grpc_route_configuration,
+    load_assignment_for,
+)
 
 _BAR_WIDTH = 30
 

@@ -73,8 +73,7 @@ from xdscp.config.raw import (
 )
 from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
-from xdscp.etcd import EtcdConfig
-from xdscp.etcd.config import DEFAULT_ENDPOINT, parse_endpoint
+from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
 from xdscp.model import (
     BalancingPolicy,
     Endpoint,
@@ -85,14 +84,14 @@ from xdscp.model import (
     ServiceSet,
     check_service_name,
 )
-from xdscp.server.nodes import grouper
-from xdscp.sources.registry_state import (
+from xdscp.server import grouper
+from xdscp.sources import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     GrpcGoTarget,
     RegistryLayout,
+    StaticSource,
 )
-from xdscp.sources.static import StaticSource
 from xdscp.translate import TranslateOptions
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from xdscp.server.tls import load_server_tls
+from xdscp.server import load_server_tls
 from xdscp.translate import TranslateOptions
 
 

@@ -34,9 +34,8 @@ from xdscp.demo.tour import (
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, LbPolicy
-from xdscp.procs.etcd import free_port
-from xdscp.sources.registration import build_registration, register
-from xdscp.sources.registry_state import RegistryLayout
+from xdscp.procs import free_port
+from xdscp.sources import RegistryLayout, build_registration, register
 from xdscp.translate import TranslateOptions
 
 BACKENDS = (DemoBackend("b1", 1), DemoBackend("b2", 2), DemoBackend("b3", 7))

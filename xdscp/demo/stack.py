@@ -22,9 +22,7 @@ import structlog
 
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import ProcessError
-from xdscp.procs import find_binary, terminate
-from xdscp.procs.envoy import EnvoyProcess
-from xdscp.procs.etcd import EtcdServer, find_etcd, free_port
+from xdscp.procs import EnvoyProcess, EtcdServer, find_binary, find_etcd, free_port, terminate
 
 log = structlog.get_logger(__name__)
 

@@ -29,10 +29,8 @@ from xdscp.demo.traffic import USER_HEADER, Request, plan, send
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy, Service
-from xdscp.sources.registration import set_policy
-from xdscp.sources.registry_state import RegistryLayout, RegistryState
-from xdscp.translate import TranslateOptions
-from xdscp.translate.translator import envoy_service_resources
+from xdscp.sources import RegistryLayout, RegistryState, set_policy
+from xdscp.translate import TranslateOptions, envoy_service_resources
 
 REFERENCE_PICKS = 20_000
 REFERENCE_SEED = 20261130

@@ -25,7 +25,7 @@ from xdscp.dns.errors import (
 )
 from xdscp.dns.metrics import DnsMetrics
 from xdscp.dns.resolver import DnsResolver, Lookup
-from xdscp.dns.state import ServiceTracker, Status, Step
+from xdscp.dns.state import Note, ServiceTracker, Status, Step
 
 __all__ = [
     "DnsConfig",
@@ -40,6 +40,7 @@ __all__ = [
     "DnsTimeoutError",
     "Lookup",
     "MissingPolicy",
+    "Note",
     "RecordType",
     "RefreshPolicy",
     "ResolverConfig",

@@ -4,7 +4,7 @@
 (defined with the configuration, `xdscp.config`) say where it listens and how it translates.
 """
 
-from xdscp.config.options import ServeOptions, XdsTls
+from xdscp.config import ServeOptions, XdsTls
 from xdscp.plane.control import MAX_REQUEST_BYTES, SERVER_OPTIONS, ControlPlane
 
 __all__ = ["MAX_REQUEST_BYTES", "SERVER_OPTIONS", "ControlPlane", "ServeOptions", "XdsTls"]

@@ -20,14 +20,12 @@ from prometheus_client import CollectorRegistry, Counter
 
 from xdscp.admin import AdminServer
 from xdscp.cache import SnapshotCache
-from xdscp.config.options import ServeOptions
+from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
-from xdscp.etcd.backoff import Backoff
+from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
-from xdscp.server import StatusBoard, XdsMetrics, XdsService
-from xdscp.server.nodes import grouper
-from xdscp.sources.base import Publish, Source
-from xdscp.sources.merge import SourceMerge
+from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
+from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
 
 log = structlog.get_logger(__name__)

@@ -1,26 +1,8 @@
 """Child processes xdscp starts for the demo, tests and benches: Envoy, etcd, backends."""
 
-from __future__ import annotations
-
-import subprocess
-
 from xdscp.procs.binaries import find_binary
+from xdscp.procs.envoy import EnvoyProcess
+from xdscp.procs.etcd import EtcdServer, find_etcd, free_port
+from xdscp.procs.stop import terminate
 
-__all__ = ["find_binary", "terminate"]
-
-
-def terminate(process: subprocess.Popen[bytes] | None, grace_s: float) -> int | None:
-    """SIGTERM `process`, SIGKILL it if it outlives `grace_s`, and reap it.
-
-    The pid when it was running and has now been stopped; None when there was nothing to
-    stop (no process, or one that had already exited). Safe to call twice.
-    """
-    if process is None or process.poll() is not None:
-        return None
-    process.terminate()
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=grace_s)
-    return process.pid
+__all__ = ["EnvoyProcess", "EtcdServer", "find_binary", "find_etcd", "free_port", "terminate"]

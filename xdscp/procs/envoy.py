@@ -13,8 +13,8 @@ from typing import Any
 import structlog
 
 from xdscp.errors import ProcessError
-from xdscp.procs import terminate
 from xdscp.procs.binaries import find_binary
+from xdscp.procs.stop import terminate
 
 log = structlog.get_logger(__name__)
 

@@ -25,7 +25,7 @@ import structlog
 
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdConfig
-from xdscp.procs import terminate
+from xdscp.procs.stop import terminate
 
 log = structlog.get_logger(__name__)
 

@@ -1,11 +1,22 @@
 """The xDS server: per-stream protocol state (sans I/O) and its grpc.aio edge."""
 
+from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.metrics import XdsMetrics
-from xdscp.server.protocol import Request, Response, StreamState
+from xdscp.server.nodes import NodeGrouper, NodeInfo, grouper, node_info
+from xdscp.server.protocol import Kind, Outcome, Request, Response, StreamState
 from xdscp.server.service import StreamEvent, XdsService
 from xdscp.server.status import StatusBoard
+from xdscp.server.tls import load_server_tls
 
 __all__ = [
+    "DeltaOutcome",
+    "DeltaRequest",
+    "DeltaResponse",
+    "DeltaStreamState",
+    "Kind",
+    "NodeGrouper",
+    "NodeInfo",
+    "Outcome",
     "Request",
     "Response",
     "StatusBoard",
@@ -13,4 +24,7 @@ __all__ = [
     "StreamState",
     "XdsMetrics",
     "XdsService",
+    "grouper",
+    "load_server_tls",
+    "node_info",
 ]

@@ -1,5 +1,65 @@
-"""Discovery sources: etcd, DNS and static files, each publishing the services it owns."""
+"""Discovery sources: etcd, DNS, static files and memory, each publishing the services it owns.
+
+The face of the stage: the `Source` seam and `Publish`, every source, the merge of their
+sets, the etcd registry's layout, format and state, and the registration client
+applications use (`register`).
+"""
 
 from xdscp.sources.base import Publish, Source
+from xdscp.sources.dns import DnsSource
+from xdscp.sources.etcd import EtcdRegistrySource, RegistryMetrics, Resolver, StdlibResolver
+from xdscp.sources.memory import MemorySource
+from xdscp.sources.merge import Clash, ClashKind, MergeResult, SourceMerge
+from xdscp.sources.registration import (
+    Format,
+    Placement,
+    Registered,
+    build_registration,
+    deregister,
+    get_policy,
+    register,
+    set_policy,
+)
+from xdscp.sources.registry_format import Registration, policy_value, split_host_port
+from xdscp.sources.registry_state import (
+    DEFAULT_POLICIES_PREFIX,
+    DEFAULT_SERVICES_PREFIX,
+    GrpcGoTarget,
+    RegistryLayout,
+    RegistryState,
+    Rejection,
+)
+from xdscp.sources.static import StaticSource
 
-__all__ = ["Publish", "Source"]
+__all__ = [
+    "DEFAULT_POLICIES_PREFIX",
+    "DEFAULT_SERVICES_PREFIX",
+    "Clash",
+    "ClashKind",
+    "DnsSource",
+    "EtcdRegistrySource",
+    "Format",
+    "GrpcGoTarget",
+    "MemorySource",
+    "MergeResult",
+    "Placement",
+    "Publish",
+    "Registered",
+    "Registration",
+    "RegistryLayout",
+    "RegistryMetrics",
+    "RegistryState",
+    "Rejection",
+    "Resolver",
+    "Source",
+    "SourceMerge",
+    "StaticSource",
+    "StdlibResolver",
+    "build_registration",
+    "deregister",
+    "get_policy",
+    "policy_value",
+    "register",
+    "set_policy",
+    "split_host_port",
+]

@@ -26,12 +26,13 @@ from xdscp.dns import (
     DnsMetrics,
     DnsResolver,
     DnsService,
+    Note,
     RefreshPolicy,
     ResolverConfig,
     ServiceTracker,
     Status,
+    Step,
 )
-from xdscp.dns.state import Note, Step
 from xdscp.errors import ConfigError
 from xdscp.model import ServiceSet
 from xdscp.sources.base import Publish

@@ -22,8 +22,7 @@ from enum import StrEnum
 import structlog
 
 from xdscp.errors import EtcdAuthError, EtcdError, ValidationError
-from xdscp.etcd import EtcdClient, LeaseExpiredError, keep_alive
-from xdscp.etcd.backoff import Backoff
+from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError, keep_alive
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
 from xdscp.sources.registry_format import (
     Registration,

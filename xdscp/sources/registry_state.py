@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import immutables
 
 from xdscp.errors import ValidationError
-from xdscp.etcd.types import EventKind, WatchEvent
+from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
 from xdscp.sources.registry_format import (
     MAX_VALUE_BYTES,

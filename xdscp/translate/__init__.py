@@ -10,8 +10,15 @@ from xdscp.translate.envoy import (
     load_assignment_for,
     route_configuration,
 )
+from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
 from xdscp.translate.options import TranslateOptions
-from xdscp.translate.translator import Rejection, TranslationResult, Translator, translate
+from xdscp.translate.translator import (
+    Rejection,
+    TranslationResult,
+    Translator,
+    envoy_service_resources,
+    translate,
+)
 
 __all__ = [
     "Rejection",
@@ -19,6 +26,10 @@ __all__ = [
     "TranslationResult",
     "Translator",
     "cluster_for",
+    "envoy_service_resources",
+    "grpc_cluster",
+    "grpc_load_assignment",
+    "grpc_route_configuration",
     "http_listener",
     "load_assignment_for",
     "route_configuration",

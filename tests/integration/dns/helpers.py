@@ -1,46 +1,20 @@
-"""Helpers for the DNS integration tests: a publish recorder, bounded waits, a source runner."""
+"""Helpers for the DNS integration tests: fast refresh settings and a source runner (the
+publish recorder and bounded waits are `xdscp.testing`'s)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from tests.fixtures.dns import DnsTestServer
 from xdscp.dns import DnsService, RefreshPolicy, ResolverConfig
-from xdscp.model import ServiceSet
 from xdscp.sources.dns import DnsSource
+from xdscp.testing import Recorder
 
 FAST = RefreshPolicy(
     min_interval=0.1, max_interval=0.3, backoff_initial=0.05, backoff_max=0.2, missing_grace=60
 )
-
-
-class Recorder:
-    """Records every published service set."""
-
-    def __init__(self) -> None:
-        self.sets: list[ServiceSet] = []
-
-    def __call__(self, services: ServiceSet) -> None:
-        self.sets.append(services)
-
-    @property
-    def last(self) -> dict[str, list[str]]:
-        """The last published set as service -> endpoint keys."""
-        if not self.sets:
-            return {}
-        return {n: [e.key for e in s.endpoints] for n, s in self.sets[-1].items()}
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll `predicate` until true, failing after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def make_source(

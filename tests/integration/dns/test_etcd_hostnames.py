@@ -8,11 +8,11 @@ import pytest
 
 from tests.fixtures.dns import DnsTestServer
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.dns.helpers import wait_for
 from xdscp.dns import DnsResolver, ResolverConfig
 from xdscp.etcd import EtcdClient
 from xdscp.model import ServiceSet
 from xdscp.sources.etcd import EtcdRegistrySource, Resolver
+from xdscp.testing import wait_for
 
 pytestmark = pytest.mark.etcd
 

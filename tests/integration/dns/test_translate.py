@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import Recorder, make_source, running, wait_for
+from tests.integration.dns.helpers import make_source, running
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.dns import DnsService, RecordType
 from xdscp.model import ServiceSet
+from xdscp.testing import Recorder, wait_for
 
 
 def snapshot_of(services: ServiceSet) -> Snapshot:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import http.client
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,8 @@ from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.memory import MemorySource
+from xdscp.testing import free_port
 from xdscp.translate import TranslateOptions
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -10,12 +10,13 @@ import pytest
 
 from tests.fixtures.dns import DnsTestServer
 from tests.integration.dns.helpers import make_source
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, free_port
+from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget
 from tests.integration.envoy.test_xds_envoy import served_until
 from xdscp.demo.backend import Backend
 from xdscp.dns import DnsService, RecordType
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.memory import MemorySource
+from xdscp.testing import free_port
 from xdscp.translate import TranslateOptions
 
 pytestmark = pytest.mark.envoy

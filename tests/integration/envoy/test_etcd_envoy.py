@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, free_port, plane_admin
+from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, plane_admin
 from tests.integration.envoy.test_xds_envoy import served_until
 from xdscp.demo.backend import Backend
 from xdscp.etcd import EtcdClient
@@ -21,6 +21,7 @@ from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.sources.memory import MemorySource
 from xdscp.sources.registration import build_registration, register, set_policy
+from xdscp.testing import free_port
 from xdscp.translate import TranslateOptions
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd]

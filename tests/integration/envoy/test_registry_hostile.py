@@ -31,12 +31,12 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import free_port
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.registry_format import MAX_VALUE_BYTES
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
 

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane, aget, free_port
+from tests.integration.envoy.conftest import Plane, aget
 from tests.integration.envoy.test_xds_envoy import web
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import free_port
 
 pytestmark = pytest.mark.envoy
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.etcd import free_port
 from tests.integration.etcd.helpers import ROOT, endpoint_json, endpoint_order
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import EtcdError
 from xdscp.etcd import EtcdClient
 from xdscp.procs import terminate
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import free_port
 
 CONVERGE_S = 30.0  # the bound on every convergence wait
 REGISTERED = "reg"  # the service the registrars register in

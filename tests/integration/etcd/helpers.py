@@ -1,46 +1,18 @@
-"""Helpers for the etcd integration tests: a publish recorder and bounded waiting."""
+"""Helpers for the etcd integration tests (the publish recorder and bounded waiting are
+`xdscp.testing`'s)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from xdscp.etcd import EtcdClient
-from xdscp.model import ServiceSet
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.testing import Recorder
 
 ROOT = "/xdscp/services/"
-
-
-class Recorder:
-    """Records every published service set."""
-
-    def __init__(self) -> None:
-        self.sets: list[ServiceSet] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, services: ServiceSet) -> None:
-        self.sets.append(services)
-        self.changed.set()
-
-    @property
-    def last(self) -> dict[str, list[str]]:
-        """The last published set as service -> endpoint keys."""
-        if not self.sets:
-            return {}
-        return {n: [e.key for e in s.endpoints] for n, s in self.sets[-1].items()}
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float = 10.0) -> None:
-    """Poll `predicate` until true, failing after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port
+from tests.fixtures.etcd import EtcdCluster, EtcdServer
 from xdscp.errors import EtcdUnavailableError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher, watch_prefix
+from xdscp.testing import free_port
 
 pytestmark = pytest.mark.etcd
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.etcd import EtcdCluster, EtcdServer, free_port, move_leader, watch_streams
+from tests.fixtures.etcd import EtcdCluster, EtcdServer, move_leader, watch_streams
 from tests.integration.etcd.faults import (
     CONVERGE_S,
     REGISTERED,
@@ -44,6 +44,7 @@ from xdscp.errors import EtcdError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.registration import Registered, build_registration, register
+from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.slow]
 TTL = 2  # the registrations' lease TTL (s)

@@ -12,15 +12,14 @@ from structlog.testing import capture_logs
 from tests.fixtures.etcd import EtcdServer
 from tests.integration.etcd.helpers import (
     ROOT,
-    Recorder,
     endpoint_json,
     endpoint_order,
     etcd_content,
     running,
-    wait_for,
 )
 from xdscp.etcd import EtcdClient, PrefixWatcher
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.testing import Recorder, wait_for
 
 pytestmark = pytest.mark.etcd
 

@@ -9,10 +9,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.helpers import ROOT, Recorder, endpoint_json, running, wait_for
+from tests.integration.etcd.helpers import ROOT, endpoint_json, running
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.testing import Recorder, wait_for
 
 pytestmark = pytest.mark.etcd
 

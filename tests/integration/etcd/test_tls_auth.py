@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer, make_tls_files
-from tests.integration.etcd.helpers import ROOT, Recorder, endpoint_json, running, wait_for
+from tests.integration.etcd.helpers import ROOT, endpoint_json, running
 from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.testing import Recorder, wait_for
 
 pytest.importorskip("cryptography")
 pytestmark = pytest.mark.etcd

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fixtures.etcd import EtcdServer, free_port
+from tests.fixtures.etcd import EtcdServer
 from xdscp.etcd import EtcdClient
+from xdscp.testing import free_port
 
 pytestmark = pytest.mark.etcd
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.envoy.conftest import aget, backends, free_port  # noqa: F401
+from tests.integration.envoy.conftest import aget, backends  # noqa: F401
 from tests.integration.server.test_tls_serve import (
     Served,
     bootstrap,
@@ -25,6 +25,7 @@ from tests.integration.server.test_tls_serve import (
 )
 from xdscp.demo.backend import Backend
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import free_port
 
 pytestmark = pytest.mark.envoy
 WITHIN_S = 20.0

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -14,6 +13,7 @@ from xdscp.dns import DnsResolver, DnsService, Lookup, RefreshPolicy
 from xdscp.dns.errors import DnsLookupError, DnsServfailError
 from xdscp.model import Endpoint, ServiceSet
 from xdscp.sources.dns import DnsSource
+from xdscp.testing import wait_for
 
 FAST = RefreshPolicy(min_interval=0.01, max_interval=0.01, backoff_initial=0.01, backoff_max=0.02)
 
@@ -46,15 +46,6 @@ async def running(source: DnsSource, sets: list[ServiceSet]) -> AsyncIterator[No
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float = 5.0) -> None:
-    """Poll until predicate() is true, failing after `limit` seconds."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 def addresses(services: ServiceSet, name: str) -> list[str]:

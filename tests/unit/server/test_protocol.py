@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from xdscp.cache import Resource, Snapshot, TypeUrl
-from xdscp.server.protocol import Request, Response, StreamState
+from xdscp.server.protocol import Request, StreamState
+from xdscp.testing import CheckedStream
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 
@@ -19,43 +20,9 @@ def snap(clusters: dict[str, bytes], endpoints: dict[str, bytes] | None = None) 
     )
 
 
-class Checked:
-    """A stream that checks invariants on every response, like a picky client."""
-
-    def __init__(self, snapshot: Snapshot | None = None) -> None:
-        self.state = StreamState(snapshot=snapshot)
-        self.nonces: dict[TypeUrl, int] = {}
-
-    def check(self, responses: tuple[Response, ...]) -> tuple[Response, ...]:
-        for r in responses:
-            assert r.version_info, "version must not be empty"
-            assert int(r.nonce) > self.nonces.get(r.type_url, 0), "nonces increase"
-            self.nonces[r.type_url] = int(r.nonce)
-            assert all(res.type_url == r.type_url for res in r.resources), "type URL matches"
-        return responses
-
-    def ask(
-        self,
-        type_url: TypeUrl,
-        nonce: str = "",
-        version: str = "",
-        names: tuple[str, ...] = (),
-        error: str | None = None,
-    ) -> tuple[Response, ...]:
-        outcome = self.state.on_request(Request(type_url, version, nonce, names, error))
-        self.last_kind = outcome.kind
-        return self.check(outcome.responses)
-
-    def push(self, snapshot: Snapshot) -> tuple[Response, ...]:
-        return self.check(self.state.on_snapshot(snapshot))
-
-    def ack(self, r: Response, names: tuple[str, ...] = ()) -> tuple[Response, ...]:
-        return self.ask(r.type_url, r.nonce, r.version_info, names)
-
-
 def test_envoy_startup_conversation() -> None:
     """CDS wildcard, EDS by name, LDS, RDS: each answered once, ACKs answered with nothing."""
-    s = Checked(snap({"a": b"1", "b": b"2"}))
+    s = CheckedStream(snap({"a": b"1", "b": b"2"}))
     (cds,) = s.ask(C)
     assert [r.name for r in cds.resources] == ["a", "b"]
     (eds,) = s.ask(E, names=("a", "b"))
@@ -70,7 +37,7 @@ def test_envoy_startup_conversation() -> None:
 
 def test_no_snapshot_yet_then_first_snapshot_answers_waiting_requests() -> None:
     """Requests before any snapshot wait; the first snapshot answers them."""
-    s = Checked()
+    s = CheckedStream()
     assert s.ask(C) == ()
     (cds,) = s.push(snap({"a": b"1"}))
     assert cds.type_url is C
@@ -78,7 +45,7 @@ def test_no_snapshot_yet_then_first_snapshot_answers_waiting_requests() -> None:
 
 def test_stale_nonce_is_ignored() -> None:
     """An ACK for an older response (quick successive pushes) changes nothing."""
-    s = Checked(snap({"a": b"1"}))
+    s = CheckedStream(snap({"a": b"1"}))
     (first,) = s.ask(C)
     (second,) = s.push(snap({"a": b"2"}))[:1]
     assert s.ask(C, first.nonce, first.version_info) == ()
@@ -91,7 +58,7 @@ def test_stale_nonce_is_ignored() -> None:
 def test_cds_change_is_followed_by_eds_and_the_warming_request_is_answered() -> None:
     """A changed cluster gets its CLA pushed right after CDS (even unchanged), without
     waiting for the CDS ACK, and Envoy's re-sent EDS request (looks like an ACK) is answered."""
-    s = Checked(snap({"a": b"1"}, {"a": b"cla"}))
+    s = CheckedStream(snap({"a": b"1"}, {"a": b"cla"}))
     (cds,) = s.ask(C)
     (eds,) = s.ask(E, names=("a",))
     s.ack(cds), s.ack(eds, ("a",))
@@ -105,7 +72,7 @@ def test_cds_change_is_followed_by_eds_and_the_warming_request_is_answered() -> 
 
 def test_nack_keeps_quiet_until_content_changes() -> None:
     """A NACK is recorded with its message; the same content is never re-sent; new is."""
-    s = Checked(snap({"a": b"1"}))
+    s = CheckedStream(snap({"a": b"1"}))
     (cds,) = s.ask(C)
     s.ack(cds)
     (bad,) = s.push(snap({"a": b"bad"}))[:1]
@@ -120,7 +87,7 @@ def test_nack_keeps_quiet_until_content_changes() -> None:
 def test_a_cla_is_sent_to_whoever_names_it_with_or_without_cds() -> None:
     """A static cluster's EDS-over-ADS request (no CDS on the stream) gets every named CLA
     that exists; new names are answered; the stream's CDS (if any) does not filter EDS."""
-    s = Checked(snap({"a": b"1", "b": b"2"}, {"a": b"x", "b": b"y", "static": b"z"}))
+    s = CheckedStream(snap({"a": b"1", "b": b"2"}, {"a": b"x", "b": b"y", "static": b"z"}))
     (eds,) = s.ask(E, names=("static", "absent"))
     assert [r.name for r in eds.resources] == ["static"]
     s.ask(C)
@@ -130,7 +97,7 @@ def test_a_cla_is_sent_to_whoever_names_it_with_or_without_cds() -> None:
 
 def test_unchanged_content_for_this_stream_is_not_pushed() -> None:
     """A snapshot change to resources this stream does not subscribe to sends nothing."""
-    s = Checked(snap({"a": b"1", "b": b"2"}))
+    s = CheckedStream(snap({"a": b"1", "b": b"2"}))
     (cds,) = s.ask(C)
     (eds,) = s.ask(E, names=("a",))
     s.ack(cds), s.ack(eds, ("a",))

@@ -1,0 +1,45 @@
+"""`build_balancer`: the balancer a client builds from the Cluster and CLA it receives."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Literal
+
+from xdscp.balancer.base import Balancer
+from xdscp.balancer.consistent import HashBalancer
+from xdscp.balancer.envoy_lb import ENVOY_BALANCERS
+from xdscp.balancer.grpc_lb import GrpcBalancer
+from xdscp.balancer.hosts import host_sets, hosts_from_cla, overprovisioning_factor
+from xdscp.balancer.policy import Kind, envoy_policy, grpc_policy
+from xdscp.errors import BalancerError
+
+Client = Literal["envoy", "grpc"]
+
+
+def build_balancer(
+    cluster: Any, cla: Any, *, client: Client = "envoy", rng: random.Random | None = None
+) -> Balancer:
+    """The balancer `client` ("envoy" or "grpc") runs for this Cluster and CLA.
+
+    `rng` drives every random choice (seeds, P2C samples, random picks) for reproducible runs.
+    """
+    rng = rng if rng is not None else random.Random()
+    if client == "grpc":
+        return GrpcBalancer(cla, grpc_policy(cluster), rng)
+    if client != "envoy":
+        raise BalancerError(f"client must be 'envoy' or 'grpc', got {client!r}")
+    settings = envoy_policy(cluster)
+    sets = host_sets(hosts_from_cla(cla))
+    overprovisioning = overprovisioning_factor(cla)
+    weighted = bool(cla.policy.weighted_priority_health)
+    if settings.kind in (Kind.RING_HASH, Kind.MAGLEV):
+        return HashBalancer(
+            sets,
+            settings,
+            rng,
+            overprovisioning=overprovisioning,
+            weighted_priority_health=weighted,
+        )
+    return ENVOY_BALANCERS[settings.kind](
+        sets, settings, rng, overprovisioning=overprovisioning, weighted_priority_health=weighted
+    )

@@ -1,0 +1,25 @@
+"""Test helpers for code that embeds or extends xdscp, and for xdscp's own tests.
+
+- `wait_for`: wait (bounded) until a predicate holds.
+- `free_port`: a currently free TCP port on 127.0.0.1.
+- `Recorder`: a `Publish` callable that records every service set a source publishes.
+- `CheckedStream`, `CheckedDeltaStream`: a SotW or delta stream state driven like a client
+  would, checking the protocol's invariants on every response (nonces increase, versions and
+  type URLs are right, no name twice, no empty delta response).
+
+Nothing here starts a process or opens a socket beyond `free_port`'s probe.
+"""
+
+from xdscp.procs import free_port
+from xdscp.testing.publish import Recorder, wait_for
+from xdscp.testing.streams import CheckedDeltaStream, CheckedStream, check_delta, check_sotw
+
+__all__ = [
+    "CheckedDeltaStream",
+    "CheckedStream",
+    "Recorder",
+    "check_delta",
+    "check_sotw",
+    "free_port",
+    "wait_for",
+]
