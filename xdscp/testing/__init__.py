@@ -2,7 +2,8 @@
 
 - `wait_for`: wait (bounded) until a predicate holds.
 - `free_port`: a currently free TCP port on 127.0.0.1.
-- `Recorder`: a `Publish` callable that records every service set a source publishes.
+- `Recorder`: a `Publish` callable that records every service set a source publishes;
+  `running(source, recorder)`: the source runs for the duration of a block.
 - `CheckedStream`, `CheckedDeltaStream`: a SotW or delta stream state driven like a client
   would, checking the protocol's invariants on every response (nonces increase, versions and
   type URLs are right, no name twice, no empty delta response).
@@ -11,7 +12,7 @@ Nothing here starts a process or opens a socket beyond `free_port`'s probe.
 """
 
 from xdscp.procs import free_port
-from xdscp.testing.publish import Recorder, wait_for
+from xdscp.testing.publish import Recorder, running, wait_for
 from xdscp.testing.streams import CheckedDeltaStream, CheckedStream, check_delta, check_sotw
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "check_delta",
     "check_sotw",
     "free_port",
+    "running",
     "wait_for",
 ]

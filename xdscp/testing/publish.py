@@ -1,11 +1,13 @@
-"""A publish recorder and a bounded wait, for tests of sources and of the plane."""
+"""A publish recorder, a bounded wait and a source runner, for tests of sources and the plane."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from xdscp.model import ServiceSet
+from xdscp.sources import Publish, Source
 
 
 class Recorder:
@@ -38,3 +40,17 @@ async def wait_for(
                 await asyncio.sleep(interval)
     except TimeoutError:
         raise AssertionError("condition not reached in time") from None
+
+
+@contextlib.asynccontextmanager
+async def running(source: Source, publish: Publish) -> AsyncIterator[None]:
+    """Run `source` in a task for the duration of the block, cancelled afterwards; if it
+    failed meanwhile, its exception is raised here (the test fails with it)."""
+    task = asyncio.create_task(source.run(publish))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error

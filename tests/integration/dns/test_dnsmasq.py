@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from tests.fixtures.dns import DnsmasqServer
-from tests.integration.dns.helpers import running
 from xdscp.dns import DnsService, RecordType, RefreshPolicy, ResolverConfig, Status
 from xdscp.sources.dns import DnsSource
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 REFRESH = RefreshPolicy(
     min_interval=0.1, max_interval=0.3, backoff_initial=0.05, backoff_max=0.2, missing_grace=60

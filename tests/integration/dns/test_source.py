@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import FAST, make_source, running
+from tests.integration.dns.helpers import FAST, make_source
 from xdscp.dns import (
     DnsResolver,
     DnsService,
@@ -20,7 +20,7 @@ from xdscp.dns import (
 )
 from xdscp.dns.errors import DnsNxdomainError
 from xdscp.model import Locality
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 API = DnsService("api", "api.test", RecordType.BOTH, port=8080, locality=Locality("eu", "a"))
 

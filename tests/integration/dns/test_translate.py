@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import make_source, running
+from tests.integration.dns.helpers import make_source
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.dns import DnsService, RecordType
 from xdscp.model import ServiceSet
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 
 def snapshot_of(services: ServiceSet) -> Snapshot:

@@ -1,31 +1,13 @@
-"""Helpers for the etcd integration tests (the publish recorder and bounded waiting are
-`xdscp.testing`'s)."""
+"""Helpers for the etcd integration tests (the publish recorder, bounded waiting and the source
+runner are `xdscp.testing`'s)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 
 from xdscp.etcd import EtcdClient
-from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.testing import Recorder
 
 ROOT = "/xdscp/services/"
-
-
-@contextlib.asynccontextmanager
-async def running(source: EtcdRegistrySource, recorder: Recorder) -> AsyncIterator[None]:
-    """Run a source in a task for the duration of the block, cancelling it afterwards."""
-    task = asyncio.create_task(source.run(recorder))
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # the source failed: fail the test
 
 
 def endpoint_json(ip: str, port: int, **extra: object) -> bytes:

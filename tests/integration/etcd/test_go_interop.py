@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.helpers import running
 from xdscp.etcd import EtcdClient
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
-from xdscp.testing import Recorder, free_port, wait_for
+from xdscp.testing import Recorder, free_port, running, wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.go]
 MODULE = Path(__file__).resolve().parents[2] / "interop" / "go" / "etcdnaming"

@@ -16,13 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.helpers import running
 from xdscp.cli.registry import commands
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, Locality
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.sources.registration import Format, Placement, build_registration, register
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd
 

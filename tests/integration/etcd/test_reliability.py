@@ -15,11 +15,10 @@ from tests.integration.etcd.helpers import (
     endpoint_json,
     endpoint_order,
     etcd_content,
-    running,
 )
 from xdscp.etcd import EtcdClient, PrefixWatcher
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd
 

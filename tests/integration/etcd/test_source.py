@@ -9,11 +9,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.helpers import ROOT, endpoint_json, running
+from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd
 

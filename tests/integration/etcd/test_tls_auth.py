@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer, make_tls_files
-from tests.integration.etcd.helpers import ROOT, endpoint_json, running
+from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.testing import Recorder, wait_for
+from xdscp.testing import Recorder, running, wait_for
 
 pytest.importorskip("cryptography")
 pytestmark = pytest.mark.etcd
