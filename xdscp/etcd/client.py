@@ -75,6 +75,19 @@ def closed_under_us(method: str) -> EtcdUnavailableError:
     return EtcdUnavailableError(f"{method}: the channel was closed (failover)")
 
 
+async def _connect(channel: grpc.aio.Channel, *, leave_on_failure: bool) -> bool:
+    """Wait until the channel is READY (True); with `leave_on_failure`, False as soon as a
+    connection attempt failed (TRANSIENT_FAILURE: refused, reset) instead of waiting for
+    gRPC's next attempt on the same member."""
+    while True:
+        state = channel.get_state(try_to_connect=True)
+        if state is grpc.ChannelConnectivity.READY:
+            return True
+        if leave_on_failure and state is grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+            return False
+        await channel.wait_for_state_change(state)
+
+
 def _read(path: str | None) -> bytes | None:
     return None if path is None else Path(path).read_bytes()
 
@@ -142,21 +155,27 @@ class EtcdClient:
             await old.close()
 
     async def _ready(self) -> grpc.aio.Channel:
-        """A connected channel, trying each endpoint once for `connect_timeout`."""
+        """A connected channel, trying each endpoint once for `connect_timeout`.
+
+        With several members, one whose connection attempt fails (refused, reset) is left at
+        once for the next: waiting out the connect timeout on a dead member could outlast a
+        short lease's TTL. Alone, an endpoint is waited for (gRPC reconnects by itself).
+        """
         for _ in range(len(self._endpoints)):
             if self._channel is None:
                 self._channel = self._open(self.endpoint)
             channel = self._channel
             try:
                 async with asyncio.timeout(self.config.connect_timeout):
-                    await channel.channel_ready()
+                    ready = await _connect(channel, leave_on_failure=len(self._endpoints) > 1)
             except grpc.aio.UsageError:
                 continue  # another task rotated and closed this channel meanwhile
             except TimeoutError:
-                log.warning("etcd_endpoint_unreachable", endpoint=str(self.endpoint))
-                await self._rotate(channel)
-            else:
+                ready = False
+            if ready:
                 return channel
+            log.warning("etcd_endpoint_unreachable", endpoint=str(self.endpoint))
+            await self._rotate(channel)
         names = ", ".join(str(e) for e in self._endpoints)
         raise EtcdUnavailableError(f"no etcd endpoint reachable ({names})")
 

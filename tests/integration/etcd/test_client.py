@@ -49,6 +49,20 @@ async def test_failover_to_the_next_endpoint(etcd_server: EtcdServer) -> None:
         assert client.endpoint.port == etcd_server.client_port
 
 
+async def test_a_refusing_member_is_left_at_once_not_after_the_connect_timeout(
+    etcd_server: EtcdServer,
+) -> None:
+    """A member that refuses connections is left at its first failed attempt: with a 60 s
+    connect timeout the call still lands on the live member (a dead leader must not hold a
+    registrar past its lease's TTL)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    config = etcd_server.config(endpoints=(dead, etcd_server.url), connect_timeout=60.0)
+    async with EtcdClient(config) as client:
+        async with asyncio.timeout(20):  # waiting out the connect timeout would take 60 s
+            await client.put(b"/f", b"1")
+        assert client.endpoint.port == etcd_server.client_port
+
+
 async def test_unreachable_etcd_is_an_unavailable_error() -> None:
     """With no etcd listening, calls fail with EtcdUnavailableError within the timeout."""
     endpoint = f"http://127.0.0.1:{free_port()}"
