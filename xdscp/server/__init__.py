@@ -3,7 +3,9 @@
 from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.metrics import XdsMetrics
 from xdscp.server.nodes import NodeGrouper, NodeInfo, grouper, node_info
-from xdscp.server.protocol import Kind, Outcome, Request, Response, StreamState
+from xdscp.server.protocol import Outcome, Request, Response, StreamState
+from xdscp.server.rules import Kind
+from xdscp.server.seams import ServedResponse, SnapshotSource, StreamOutcome, StreamProtocol
 from xdscp.server.service import StreamEvent, XdsService
 from xdscp.server.status import StatusBoard
 from xdscp.server.tls import load_server_tls
@@ -19,8 +21,12 @@ __all__ = [
     "Outcome",
     "Request",
     "Response",
+    "ServedResponse",
+    "SnapshotSource",
     "StatusBoard",
     "StreamEvent",
+    "StreamOutcome",
+    "StreamProtocol",
     "StreamState",
     "XdsMetrics",
     "XdsService",

@@ -26,11 +26,22 @@ lacks or holds in another version, and the names it holds that are gone:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from xdscp.cache import TYPE_ORDER, Resource, Snapshot, TypeUrl, entry_digest, set_version
-from xdscp.server.protocol import WILDCARD, WILDCARD_TYPES, Kind, derived_from, served_type
+from xdscp.cache import Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.server.rules import (
+    WILDCARD,
+    WILDCARD_TYPES,
+    Kind,
+    derived_from,
+    eds_after_cds,
+    push_order,
+    served_type,
+)
+from xdscp.server.wire import encode_delta_response
 
 _Held = dict[str, str]  # resource name → version the client holds
 # resource name → (version held before a response, version it sent); None: none, removed
@@ -59,6 +70,22 @@ class DeltaResponse:
     system_version: str
     resources: tuple[Resource, ...]
     removed: tuple[str, ...]
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """Equal keys mean equal bytes: every resource by name and content version."""
+        contents = tuple((r.name, r.version) for r in self.resources)
+        return ("delta", self.type_url, self.system_version, self.nonce, contents, self.removed)
+
+    def encode(self, control_plane: bytes) -> bytes:
+        """The DeltaDiscoveryResponse's bytes, around the resources' shared ones."""
+        return encode_delta_response(
+            self.system_version,
+            self.type_url,
+            self.nonce,
+            self.resources,
+            removed=self.removed,
+            control_plane=control_plane,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +154,19 @@ class DeltaStreamState:
     def state(self, type_url: TypeUrl) -> DeltaTypeState:
         """The per-type state (created on first use)."""
         return self.types.setdefault(type_url, DeltaTypeState())
+
+    @staticmethod
+    def decode(message: Any) -> DeltaRequest:
+        """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
+        error = message.error_detail.message if message.HasField("error_detail") else None
+        return DeltaRequest(
+            type_url=message.type_url,
+            subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
+            unsubscribe=tuple(message.resource_names_unsubscribe),
+            initial_versions=dict(message.initial_resource_versions),
+            response_nonce=message.response_nonce,
+            error_message=error,
+        )
 
     def on_request(self, request: DeltaRequest) -> DeltaOutcome:
         """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
@@ -237,13 +277,13 @@ class DeltaStreamState:
             return ()
         out: list[DeltaResponse] = []
         clusters_sent: set[str] = set()
-        for type_url in sorted(set(type_urls) | {TypeUrl.ENDPOINT}, key=TYPE_ORDER.__getitem__):
+        for type_url in push_order(type_urls):
             ts = self.types.get(type_url)
             if ts is None or not ts.subscribed:
                 continue
             names = set(candidates.get(type_url, ()))
             resend: set[str] = set()
-            if type_url is TypeUrl.ENDPOINT:
+            if eds_after_cds(type_url, cds_sent=bool(clusters_sent)):
                 resend = {n for n in clusters_sent if ts.wants(n)}  # warming: CLA after Cluster
                 names |= resend
             response = self._build(type_url, ts, names, resend | force)

@@ -37,38 +37,37 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from typing import Any
 
-from xdscp.cache import (
-    TYPE_ORDER,
-    Resource,
-    Snapshot,
-    TypeUrl,
-    combined_digest,
-    entry_digest,
-    set_version,
+from xdscp.cache import Resource, Snapshot, TypeUrl, combined_digest, entry_digest, set_version
+from xdscp.server.rules import (
+    WILDCARD,
+    WILDCARD_TYPES,
+    Kind,
+    derived_from,
+    eds_after_cds,
+    push_order,
+    served_type,
 )
-from xdscp.errors import InvalidRequestError
+from xdscp.server.wire import encode_response
 
-WILDCARD = "*"
+__all__ = [
+    "EMPTY_VERSION",
+    "FULL_STATE",
+    "WILDCARD",
+    "Kind",
+    "Outcome",
+    "Request",
+    "Response",
+    "StreamState",
+    "TypeState",
+    "derived_from",
+    "served_type",
+]
+
 # Types whose every response must list all the stream's resources (state of the world).
 FULL_STATE = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
-# Types the protocol gives a wildcard subscription (RDS and EDS have none).
-WILDCARD_TYPES = FULL_STATE
 EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
-
-
-class Kind(StrEnum):
-    """What a request meant to the protocol (for metrics, logs and observers)."""
-
-    INITIAL = "initial"  # no nonce: the client holds no response of this type yet
-    ACK = "ack"
-    RESUBSCRIBE = "resubscribe"  # an ACK that also added names
-    NACK = "nack"
-    DUPLICATE_NACK = "duplicate_nack"  # the same response NACKed again
-    STALE = "stale"  # answers an older response (or one never sent): not an ACK
-    UNKNOWN_TYPE = "unknown_type"  # a type this stream does not serve
-    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,17 @@ class Response:
     version_info: str
     nonce: str
     resources: tuple[Resource, ...]
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """Equal keys mean equal bytes: every resource by name and content version."""
+        contents = tuple((r.name, r.version) for r in self.resources)
+        return ("sotw", self.type_url, self.version_info, self.nonce, contents)
+
+    def encode(self, control_plane: bytes) -> bytes:
+        """The DiscoveryResponse's bytes, around the resources' shared ones."""
+        return encode_response(
+            self.version_info, self.type_url, self.nonce, self.resources, control_plane
+        )
 
 
 @dataclass(slots=True)
@@ -139,6 +149,18 @@ class StreamState:
     def _next_nonce(self) -> str:
         self._nonce += 1
         return str(self._nonce)
+
+    @staticmethod
+    def decode(message: Any) -> Request:
+        """The protocol's view of a DiscoveryRequest (a NACK carries `error_detail`)."""
+        error = message.error_detail.message if message.HasField("error_detail") else None
+        return Request(
+            type_url=message.type_url,
+            version_info=message.version_info,
+            response_nonce=message.response_nonce,
+            resource_names=tuple(message.resource_names),
+            error_message=error,
+        )
 
     def on_request(self, request: Request) -> Outcome:
         """Handle one DiscoveryRequest; return the responses it calls for."""
@@ -204,11 +226,12 @@ class StreamState:
             return ()
         out: list[Response] = []
         cds_sent = False
-        for type_url in sorted(type_urls, key=TYPE_ORDER.__getitem__):
+        for type_url in push_order(type_urls):
             ts = self.types.get(type_url)
-            if ts is None or not ts.subscribed:
+            after_cds = eds_after_cds(type_url, cds_sent=cds_sent)
+            if ts is None or not ts.subscribed or not (after_cds or type_url in type_urls):
                 continue
-            must = force or (type_url is TypeUrl.ENDPOINT and cds_sent)
+            must = force or after_cds
             changes = self.snapshot.changes
             if must or held is None or changes is None or ts.stale_sent:
                 response = self._build(type_url, ts, must=must)
@@ -217,12 +240,6 @@ class StreamState:
             if response is not None:
                 out.append(response)
                 cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
-        if cds_sent and TypeUrl.ENDPOINT not in type_urls:
-            eds = self.types.get(TypeUrl.ENDPOINT)
-            if eds is not None and eds.subscribed:
-                response = self._build(TypeUrl.ENDPOINT, eds, must=True)
-                if response is not None:
-                    out.append(response)
         return tuple(out)
 
     def _visible(
@@ -308,34 +325,6 @@ class StreamState:
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
         ts.sent, ts.sent_digest, ts.stale_sent = sent, digest, False
         return Response(type_url, version, ts.sent_nonce, out)
-
-
-def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
-    """The known type a request names, if this stream serves it.
-
-    The type URL is implicit on a single-type service (CDS, EDS, ...): an empty one means
-    that service's type. On ADS it is required: without one the request is invalid.
-    """
-    if not type_url:
-        if len(allowed) == 1:
-            return next(iter(allowed))
-        raise InvalidRequestError("xdscp: a request on ADS must name its type_url")
-    try:
-        known = TypeUrl(type_url)
-    except ValueError:
-        return None
-    return known if known in allowed else None
-
-
-def derived_from(snapshot: Snapshot, held: Snapshot | None) -> bool:
-    """True when `snapshot` was derived from `held` (its change list then says it all)."""
-    parent = snapshot.parent_versions
-    return (
-        held is not None
-        and snapshot.changes is not None
-        and parent is not None
-        and (parent is held.versions or parent == held.versions)
-    )
 
 
 def _kind(ts: TypeState, request: Request) -> Kind:

@@ -1,17 +1,19 @@
 """The grpc.aio edge: ADS and the per-type CDS/EDS/LDS/RDS services, state of the world and delta.
 
 Each stream runs one loop over two event sources — requests from the client and snapshot
-changes from the cache — feeding `StreamState` and writing the responses it returns.
-Responses are assembled from shared, pre-serialized resources (`wire.encode_response`).
+changes from the cache — feeding the stream's state through one face, `seams.StreamProtocol`
+(`StreamState` for state of the world, `DeltaStreamState` for delta, chosen once when the
+stream opens), and writing the responses it returns. Each response encodes itself from
+shared, pre-serialized resources (`ServedResponse.encode`, with `wire.py`), once for every
+stream sent the same one. The cache is reached through `seams.SnapshotSource` only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,20 +24,26 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import DecodeError
 
 from xdscp import __version__
-from xdscp.cache import Snapshot, SnapshotCache, TypeUrl
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.errors import (
     InvalidRequestError,
     SlowClientError,
     StreamAbortError,
     UndecodableRequestError,
 )
-from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
+from xdscp.server.delta import DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
-from xdscp.server.protocol import Kind, Outcome, Request, Response, StreamState
+from xdscp.server.protocol import StreamState
+from xdscp.server.rules import Kind
+from xdscp.server.seams import (
+    ServedResponse,
+    SnapshotSource,
+    StreamOutcome,
+    StreamProtocol,
+)
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
-from xdscp.server.wire import encode_delta_response, encode_response
 
 log = structlog.get_logger(__name__)
 
@@ -75,12 +83,11 @@ _ABORTS: dict[type[StreamAbortError], tuple[grpc.StatusCode, str]] = {
 }
 
 
-def _response_key(response: Response | DeltaResponse) -> tuple[Any, ...]:
-    contents = tuple((r.name, r.version) for r in response.resources)
-    if isinstance(response, DeltaResponse):
-        return ("delta", response.type_url, response.system_version, response.nonce, contents,
-                response.removed)  # fmt: skip
-    return ("sotw", response.type_url, response.version_info, response.nonce, contents)
+# The stream states, chosen once per stream: delta or not → (the state, the service's label).
+_VARIANTS: dict[bool, tuple[type[StreamState] | type[DeltaStreamState], str]] = {
+    False: (StreamState, ""),
+    True: (DeltaStreamState, " (delta)"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,35 +107,12 @@ class StreamEvent:
 _ANSWERS = frozenset({Kind.ACK, Kind.RESUBSCRIBE, Kind.NACK, Kind.DUPLICATE_NACK, Kind.STALE})
 
 
-def _delta_request(message: Any) -> DeltaRequest:
-    """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
-    return DeltaRequest(
-        type_url=message.type_url,
-        subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
-        unsubscribe=tuple(message.resource_names_unsubscribe),
-        initial_versions=dict(message.initial_resource_versions),
-        response_nonce=message.response_nonce,
-        error_message=message.error_detail.message if message.HasField("error_detail") else None,
-    )
-
-
-def _request(message: Any) -> Request:
-    error = message.error_detail.message if message.HasField("error_detail") else None
-    return Request(
-        type_url=message.type_url,
-        version_info=message.version_info,
-        response_nonce=message.response_nonce,
-        resource_names=tuple(message.resource_names),
-        error_message=error,
-    )
-
-
 class XdsService:
     """Serves snapshots from `cache` to every stream; records status and metrics."""
 
     def __init__(
         self,
-        cache: SnapshotCache,
+        cache: SnapshotSource,
         metrics: XdsMetrics,
         status: StatusBoard,
         *,
@@ -231,13 +215,9 @@ class XdsService:
         """Register the stream opened by request `first`: (record, bound logger, close)."""
         node = node_info(first.node)
         group = self.grouper(node)
-        snapshot = self.cache.get(group)
-        state: StreamState | DeltaStreamState = (
-            DeltaStreamState(allowed=allowed, snapshot=snapshot)
-            if delta
-            else StreamState(allowed=allowed, snapshot=snapshot)
-        )
-        name = service.rsplit(".", 1)[-1] + (" (delta)" if delta else "")
+        variant, suffix = _VARIANTS[delta]
+        state: StreamProtocol[Any] = variant(allowed=allowed, snapshot=self.cache.get(group))
+        name = service.rsplit(".", 1)[-1] + suffix
         record = StreamRecord(node, name, state, group)
         stream_id = self.status.add(record)
         stop = self.cache.watch(group, queue.put_snapshot)  # coalesced: the latest one waits
@@ -297,13 +277,9 @@ class XdsService:
             kind, payload = event
             event = _END  # drop the reference while handling (the first request holds the node)
             state = record.state
-            outcome: Outcome | DeltaOutcome
-            responses: tuple[Response | DeltaResponse, ...]
-            if kind == "request":
-                if isinstance(state, DeltaStreamState):
-                    outcome = state.on_request(_delta_request(payload))
-                else:
-                    outcome = state.on_request(_request(payload))
+            responses: Sequence[ServedResponse]
+            if kind == REQUEST:
+                outcome = state.on_request(state.decode(payload))
                 self._account(record, payload, outcome, sent_at, bound)
                 responses = outcome.responses
             else:
@@ -321,17 +297,17 @@ class XdsService:
         for observer in self.observers:
             observer(event)
 
-    def _encode(self, response: Response | DeltaResponse) -> bytes:
+    def _encode(self, response: ServedResponse) -> bytes:
         """The response's bytes, encoded once for every stream that is sent the same one.
 
         Streams with the same subscriptions and history get byte-identical responses (same
         version, nonce and resources); at a change, thousands of them do. The key names every
         resource by name and content version, so equal keys mean equal bytes.
         """
-        key = _response_key(response)
+        key = response.cache_key()
         data = self._encoded.get(key)
         if data is None:
-            data = self._encode_new(response)
+            data = response.encode(self._control_plane)
             if len(data) <= ENCODED_CACHE_BYTES // 8:
                 self._encoded[key] = data
                 self._encoded_bytes += len(data)
@@ -339,29 +315,11 @@ class XdsService:
                     self._encoded_bytes -= len(self._encoded.pop(next(iter(self._encoded))))
         return data
 
-    def _encode_new(self, response: Response | DeltaResponse) -> bytes:
-        if isinstance(response, DeltaResponse):
-            return encode_delta_response(
-                response.system_version,
-                response.type_url,
-                response.nonce,
-                response.resources,
-                removed=response.removed,
-                control_plane=self._control_plane,
-            )
-        return encode_response(
-            response.version_info,
-            response.type_url,
-            response.nonce,
-            response.resources,
-            self._control_plane,
-        )
-
     def _account(
         self,
         record: StreamRecord,
         message: Any,
-        outcome: Outcome | DeltaOutcome,
+        outcome: StreamOutcome,
         sent_at: dict[str, tuple[str, float]],
         bound: Any,
     ) -> None:

@@ -6,9 +6,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdscp.server.delta import DeltaStreamState
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.protocol import StreamState
+from xdscp.server.seams import StreamProtocol
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -32,7 +31,7 @@ class StreamRecord:
 
     node: NodeInfo
     service: str
-    state: StreamState | DeltaStreamState
+    state: StreamProtocol[Any]
     group: str
     connected_at: float = field(default_factory=time.time)
     nacks: dict[str, dict[str, Any]] = field(default_factory=dict)

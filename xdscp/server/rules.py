@@ -1,0 +1,76 @@
+"""The rules both stream states follow (state of the world and delta), in one place.
+
+`StreamState` (`protocol.py`) and `DeltaStreamState` (`delta.py`) differ in what they send;
+they agree on what a request means (`Kind`), which type it names (`served_type`), which
+types have a wildcard (`WILDCARD_TYPES`), when a new snapshot's change list says it all
+(`derived_from`), and in which order a push visits the types, EDS after every CDS push
+(`push_order`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from xdscp.cache import TYPE_ORDER, Snapshot, TypeUrl
+from xdscp.errors import InvalidRequestError
+
+WILDCARD = "*"
+# Types the protocol gives a wildcard subscription (RDS and EDS have none).
+WILDCARD_TYPES = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
+
+
+class Kind(StrEnum):
+    """What a request meant to the protocol (for metrics, logs and observers)."""
+
+    INITIAL = "initial"  # no nonce: the client holds no response of this type yet
+    ACK = "ack"
+    RESUBSCRIBE = "resubscribe"  # an ACK that also added names
+    NACK = "nack"
+    DUPLICATE_NACK = "duplicate_nack"  # the same response NACKed again
+    STALE = "stale"  # answers an older response (or one never sent): not an ACK
+    UNKNOWN_TYPE = "unknown_type"  # a type this stream does not serve
+    NONE = "none"
+
+
+def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
+    """The known type a request names, if this stream serves it.
+
+    The type URL is implicit on a single-type service (CDS, EDS, ...): an empty one means
+    that service's type. On ADS it is required: without one the request is invalid.
+    """
+    if not type_url:
+        if len(allowed) == 1:
+            return next(iter(allowed))
+        raise InvalidRequestError("xdscp: a request on ADS must name its type_url")
+    try:
+        known = TypeUrl(type_url)
+    except ValueError:
+        return None
+    return known if known in allowed else None
+
+
+def derived_from(snapshot: Snapshot, held: Snapshot | None) -> bool:
+    """True when `snapshot` was derived from `held` (its change list then says it all)."""
+    parent = snapshot.parent_versions
+    return (
+        held is not None
+        and snapshot.changes is not None
+        and parent is not None
+        and (parent is held.versions or parent == held.versions)
+    )
+
+
+def push_order(type_urls: Iterable[TypeUrl]) -> list[TypeUrl]:
+    """The types a push visits, in the order a client must receive them (`TYPE_ORDER`).
+
+    EDS is always among them, after CDS: every CDS push is followed by the stream's
+    ClusterLoadAssignments, even unchanged ones, so a changed cluster does not wait out
+    `initial_fetch_timeout` while warming (`eds_after_cds` says when it is due).
+    """
+    return sorted({*type_urls, TypeUrl.ENDPOINT}, key=TYPE_ORDER.__getitem__)
+
+
+def eds_after_cds(type_url: TypeUrl, *, cds_sent: bool) -> bool:
+    """True when `type_url` is EDS and this push has sent CDS: EDS must follow."""
+    return cds_sent and type_url is TypeUrl.ENDPOINT
