@@ -98,7 +98,6 @@ class EtcdRegistrySource:
         resolve_interval: float = 30.0,
     ) -> None:
         self._client = client
-        self._layout = layout
         self._state = RegistryState(layout)
         self._resolver = resolver or StdlibResolver()
         self.metrics = metrics or RegistryMetrics(CollectorRegistry())
@@ -146,7 +145,7 @@ class EtcdRegistrySource:
         Every run starts from a fresh listing (a restart after a failure re-reads etcd): what
         was published before stays in force until that listing is complete.
         """
-        self._state, self._fresh = RegistryState(self._layout), True
+        self._state, self._fresh = RegistryState(self._state.layout), True
         watches = self._watches()
         self._pending = {prefix for prefix, _ in watches}
         async with asyncio.TaskGroup() as group:

@@ -69,15 +69,7 @@ async def test_grpc_go_placement_writes_the_go_format(etcd_server: EtcdServer) -
 
 def test_cli_register_prints_and_revokes_on_sigterm(etcd_server: EtcdServer) -> None:
     """`xdscp register` prints the key, keeps it, and deletes it at SIGTERM."""
-    code = (
-        "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
-        "from xdscp.cli.registry import register_command; register_command()"
-    )
-    args = ["api", "10.0.0.9:81", "--ttl", "5", "--metadata", "v=2", "--etcd", etcd_server.url]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+    proc = _registrar(etcd_server, "api", "10.0.0.9:81", "--ttl", "5", "--metadata", "v=2")
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
@@ -163,12 +155,7 @@ async def test_a_lost_lease_is_replaced_and_the_key_written_again(etcd_server: E
 
 def test_a_killed_registrar_vanishes_after_its_ttl(etcd_server: EtcdServer) -> None:
     """SIGKILL leaves no chance to revoke: the key disappears when the lease's TTL runs out."""
-    code = (
-        "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
-        "from xdscp.cli.registry import register_command; register_command()"
-    )
-    args = ["api", "10.0.0.8:80", "--ttl", "2", "--etcd", etcd_server.url]
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE)
+    proc = _registrar(etcd_server, "api", "10.0.0.8:80", "--ttl", "2")
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith(b"registered ")
@@ -184,8 +171,9 @@ def test_a_killed_registrar_vanishes_after_its_ttl(etcd_server: EtcdServer) -> N
 
 
 def _registrar(etcd_server: EtcdServer, *args: str) -> subprocess.Popen[bytes]:
+    """`xdscp register ARGS --etcd URL` in a subprocess, its output piped."""
     code = (
-        "from xdscp.logs import configure_logging; configure_logging('info', 'json');"
+        "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
         "from xdscp.cli.registry import register_command; register_command()"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
