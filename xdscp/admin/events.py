@@ -23,10 +23,17 @@ class ChangeFeed:
     def __init__(self) -> None:
         self._revisions: dict[str, int] = dict.fromkeys(TOPICS, 0)
         self._woken = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """The server is stopping: every waiter returns (with no topics), now and later."""
+        self.closed = True
+        self.notify("closed")
 
     def notify(self, topic: str) -> None:
         """`topic` changed: bump its revision and wake every waiter."""
-        self._revisions[topic] = self._revisions.get(topic, 0) + 1
+        if topic in self._revisions:
+            self._revisions[topic] += 1
         woken, self._woken = self._woken, asyncio.Event()
         woken.set()
 
@@ -35,9 +42,11 @@ class ChangeFeed:
         return dict(self._revisions)
 
     async def changed(self, seen: Mapping[str, int]) -> list[str]:
-        """Wait until some topic's revision differs from `seen`; return those topics."""
-        while True:
+        """Wait until some topic's revision differs from `seen`; return those topics ([]
+        once the feed is closed)."""
+        while not self.closed:
             moved = [t for t, rev in self._revisions.items() if seen.get(t) != rev]
             if moved:
                 return moved
             await self._woken.wait()
+        return []

@@ -98,7 +98,6 @@ class AdminServer:
         self.host, self.port = host, port
         self._registry, self._view, self._feed = registry, view, feed
         self._runner: web.AppRunner | None = None
-        self._streams: set[asyncio.Task[Any]] = set()
         self.app = web.Application(middlewares=[self._errors])
         self.routes = self._add_routes()
 
@@ -206,26 +205,25 @@ class AdminServer:
             return web.Response(headers=headers)
         response = web.StreamResponse(headers=headers)
         await response.prepare(request)
-        task = asyncio.current_task()
-        if task is not None:
-            self._streams.add(task)
         try:
+            await self._stream(response)
+        except ConnectionResetError:  # the browser went away
+            log.debug("admin_events_closed", peer=request.remote)
+        return response
+
+    async def _stream(self, response: web.StreamResponse) -> None:
+        seen = self._feed.revisions()
+        await self._send(response, TOPICS)
+        while not self._feed.closed:
+            try:
+                async with asyncio.timeout(KEEPALIVE_S):
+                    topics = await self._feed.changed(seen)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
             seen = self._feed.revisions()
-            await self._send(response, TOPICS)
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_S):
-                        topics = await self._feed.changed(seen)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                seen = self._feed.revisions()
-                await self._send(response, topics)
-                await asyncio.sleep(MIN_EVENT_INTERVAL_S)
-        except ConnectionResetError:
-            return response
-        finally:
-            self._streams.discard(task)
+            await self._send(response, topics)
+            await asyncio.sleep(MIN_EVENT_INTERVAL_S)
 
     async def start(self) -> None:
         """Listen; `.port` holds the bound port afterwards."""
@@ -239,8 +237,7 @@ class AdminServer:
 
     async def stop(self) -> None:
         """Stop listening; open event streams end."""
-        for task in list(self._streams):
-            task.cancel()
+        self._feed.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
