@@ -79,8 +79,15 @@ class AdminView(Protocol):
         """The predicted split (and one request's endpoint); None: no such service."""
 
 
-def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.json_response(payload, status=status, dumps=lambda v: json.dumps(v, indent=2))
+def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
+    """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
+    the /api routes the dashboard reads."""
+    dumps = json.dumps if compact else _indented
+    return web.json_response(payload, status=status, dumps=dumps)
+
+
+def _indented(value: Any) -> str:
+    return json.dumps(value, indent=2)
 
 
 class AdminServer:
@@ -114,8 +121,8 @@ class AdminServer:
             "/debug/resources": self._data(view.resources_status),
             "/status/snapshots": self._data(view.snapshots_status),
             "/api": self._api_index,
-            "/api/services": self._data(lambda: {"services": view.services_view()}),
-            "/api/nodes": self._data(view.nodes_status),
+            "/api/services": self._data(lambda: {"services": view.services_view()}, compact=True),
+            "/api/nodes": self._data(view.nodes_status, compact=True),
             "/api/predict": self._predict,
             "/api/events": self._events,
         }
@@ -132,9 +139,9 @@ class AdminServer:
         return handler
 
     @staticmethod
-    def _data(source: Callable[[], Any]) -> Handler:
+    def _data(source: Callable[[], Any], *, compact: bool = False) -> Handler:
         async def handler(_: web.Request) -> web.StreamResponse:
-            return _json(source())
+            return _json(source(), compact=compact)
 
         return handler
 
@@ -181,10 +188,12 @@ class AdminServer:
     async def _predict(self, request: web.Request) -> web.StreamResponse:
         params = {key: request.query.getall(key) for key in request.query}
         query = parse_predict_query(params)
-        result = self._view.predict(query)
+        # A first prediction can take a few hundred ms (a Maglev table, 10k picks): off the
+        # event loop, so xDS streams keep being served meanwhile.
+        result = await asyncio.to_thread(self._view.predict, query)
         if result is None:
             return _json({"error": f"no service {query.service!r}", "parameter": "service"}, 404)
-        return _json(result)
+        return _json(result, compact=True)
 
     def _event_payload(self, topic: str) -> Any:
         if topic == SERVICES:

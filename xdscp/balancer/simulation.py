@@ -123,20 +123,17 @@ class RequestRoute:
 
 
 def route_request(
-    service: Service,
-    resources: Resources,
+    lb: Balancer,
     *,
-    client: str = "envoy",
     headers: Mapping[str, str] | None = None,
     cookies: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
     source_ip: str | None = None,
     route_policies: Sequence[Any] = (),
 ) -> RequestRoute:
-    """The endpoint a request with these headers / cookies / query / source IP reaches under
-    the service's hash policy (the same balancer and request hash `simulate` uses)."""
-    cluster, cla = resources(service)
-    lb = build_balancer(cluster, cla, client=client, rng=random.Random(0))  # type: ignore[arg-type]
+    """The endpoint a request with these headers / cookies / query / source IP reaches
+    under `lb`'s hash policy (the request hash `simulate` uses). Hash balancers do not
+    change as they pick, so one `lb` can answer many requests."""
     digest = lb.request_hash(
         headers=headers,
         cookies=cookies,

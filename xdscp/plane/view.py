@@ -9,13 +9,15 @@ a fixed seed so the same service always shows the same split.
 from __future__ import annotations
 
 import dataclasses
+import random
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
 from xdscp.admin import PredictQuery
-from xdscp.balancer import SimulationResult, route_request, simulate
+from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
 from xdscp.model import BalancingPolicy, Endpoint, Service
 from xdscp.translate import client_resources, route_hash_policies
 
@@ -90,12 +92,21 @@ def split_json(result: SimulationResult) -> dict[str, Any]:
 
 
 class Predictor:
-    """Predicted splits, remembered per (service, client, requests): the same service value
-    always gives the same split, so it is computed once per change."""
+    """Predicted splits and hash balancers, remembered per (service, client): the same
+    service value always gives the same answer, so each is computed once per change. Called
+    from worker threads (the admin server keeps the event loop free), hence the lock."""
 
     def __init__(self, size: int = CACHED_SPLITS) -> None:
         self._size = size
+        self._lock = threading.Lock()
         self._splits: OrderedDict[tuple[Service, str, int], dict[str, Any]] = OrderedDict()
+        self._balancers: OrderedDict[tuple[Service, str], Balancer] = OrderedDict()
+
+    def _remember(self, table: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        with self._lock:
+            table[key] = value
+            while len(table) > self._size:
+                table.popitem(last=False)
 
     def split(self, service: Service, client: str, requests: int) -> dict[str, Any]:
         """The split `xdscp simulate --client CLIENT --requests N --seed 0` prints."""
@@ -110,10 +121,19 @@ class Predictor:
                 seed=SEED,
                 route_policies=route_hash_policies(service, client),
             )
-            found = self._splits[key] = split_json(result)
-            while len(self._splits) > self._size:
-                self._splits.popitem(last=False)
+            found = split_json(result)
+            self._remember(self._splits, key, found)
         return found
+
+    def balancer(self, service: Service, client: str) -> Balancer:
+        """The reference balancer `client` builds from the service's resources."""
+        key = (service, client)
+        lb = self._balancers.get(key)
+        if lb is None:
+            cluster, cla = client_resources(client)(service)
+            lb = build_balancer(cluster, cla, client=client, rng=random.Random(SEED))  # type: ignore[arg-type]
+            self._remember(self._balancers, key, lb)
+        return lb
 
     def predict(self, service: Service, query: PredictQuery) -> dict[str, Any]:
         """The split, and where the query's request goes when it describes one."""
@@ -125,35 +145,32 @@ class Predictor:
             **self.split(service, query.client, query.requests),
         }
         if query.has_request:
-            answer["request"] = request_json(service, query)
+            answer["request"] = self.request(service, query)
         return answer
 
-
-def request_json(service: Service, query: PredictQuery) -> dict[str, Any]:
-    """Where one request goes: its hash (a decimal string: it is 64-bit) and endpoint."""
-    asked = {
-        "headers": dict(query.headers),
-        "cookies": dict(query.cookies),
-        "query": dict(query.query),
-        "source_ip": query.source_ip,
-    }
-    policy = service.policy
-    if not policy.is_hashing:
-        note = f"{policy.lb.value} does not hash requests: any endpoint may take it"
-        return {**asked, "hash": None, "endpoint": None, "note": note}
-    route = route_request(
-        service,
-        client_resources(query.client),
-        client=query.client,
-        headers=query.headers,
-        cookies=query.cookies,
-        query=query.query,
-        source_ip=query.source_ip,
-        route_policies=route_hash_policies(service, query.client),
-    )
-    if route.hash is None:
-        inputs = ", ".join(str(h) for h in policy.hash_on) or "nothing"
-        note = f"nothing in this request hashes (the policy hashes on {inputs}): a random endpoint"
-        return {**asked, "hash": None, "endpoint": None, "note": note}
-    note = "" if route.endpoint else "no endpoint can take the request"
-    return {**asked, "hash": str(route.hash), "endpoint": route.endpoint, "note": note}
+    def request(self, service: Service, query: PredictQuery) -> dict[str, Any]:
+        """Where one request goes: its hash (a decimal string: it is 64-bit) and endpoint."""
+        asked = {
+            "headers": dict(query.headers),
+            "cookies": dict(query.cookies),
+            "query": dict(query.query),
+            "source_ip": query.source_ip,
+        }
+        policy = service.policy
+        if not policy.is_hashing:
+            note = f"{policy.lb.value} does not hash requests: any endpoint may take it"
+            return {**asked, "hash": None, "endpoint": None, "note": note}
+        route = route_request(
+            self.balancer(service, query.client),
+            headers=query.headers,
+            cookies=query.cookies,
+            query=query.query,
+            source_ip=query.source_ip,
+            route_policies=route_hash_policies(service, query.client),
+        )
+        if route.hash is None:
+            inputs = ", ".join(str(h) for h in policy.hash_on) or "nothing"
+            note = f"nothing in this request hashes (the policy hashes on {inputs}): any endpoint"
+            return {**asked, "hash": None, "endpoint": None, "note": note}
+        note = "" if route.endpoint else "no endpoint can take the request"
+        return {**asked, "hash": str(route.hash), "endpoint": route.endpoint, "note": note}
