@@ -1,5 +1,15 @@
-"""The admin HTTP endpoint: readiness, per-node status and Prometheus metrics."""
+"""The admin HTTP endpoint: readiness, metrics, per-node status, the JSON API and dashboard."""
 
-from xdscp.admin.http import AdminServer
+from xdscp.admin.events import NODES, SERVICES, ChangeFeed
+from xdscp.admin.http import AdminServer, AdminView
+from xdscp.admin.query import PredictQuery, parse_predict_query
 
-__all__ = ["AdminServer"]
+__all__ = [
+    "NODES",
+    "SERVICES",
+    "AdminServer",
+    "AdminView",
+    "ChangeFeed",
+    "PredictQuery",
+    "parse_predict_query",
+]

@@ -1,28 +1,93 @@
-"""A small asyncio HTTP/1.1 server for operators (no framework: four read-only routes).
+"""The admin HTTP server: health, metrics, per-node status, the JSON API and the dashboard.
 
-GET /healthz (the process answers), /readyz (200 once every source has published and a
-snapshot exists, else 503 with the reason), /metrics (Prometheus text), /debug/nodes (JSON:
-each connected node's subscriptions, sent and accepted versions, last NACK, connected since),
-/debug/resources (every resource name and version per node group and type),
-/status/snapshots (per-type versions per group). `/ready` and `/status/nodes` are aliases.
+Built on aiohttp's web server. Why aiohttp: it is asyncio-native, so it runs in `xdscp
+serve`'s own event loop beside grpc.aio (no second loop, no thread, no ASGI server process to
+manage); its `StreamResponse` is all Server-Sent Events need; and it is one well-kept
+dependency with HTTP/1.1 keep-alive, HEAD, proper status lines and static files built in
+(Starlette would need uvicorn as well, and runs its own server loop).
+
+Routes (GET and HEAD; anything else is 405, an unknown path 404, both with a JSON body):
+
+    /                     the dashboard (static files under /static/, shipped in the package)
+    /healthz              200 {"ok": true} while the process answers
+    /readyz, /ready       200 once every source has published and a snapshot exists, else 503
+    /metrics              Prometheus text
+    /debug/nodes          every connected node: subscriptions, versions, in-sync, NACKs
+    /status/nodes         the same
+    /debug/resources      every resource name and version per node group and type
+    /status/snapshots     per-type versions per node group
+    /api                  this list of routes
+    /api/services         every service: policy, source, endpoints
+    /api/nodes            the same as /debug/nodes
+    /api/predict          the reference balancer's predicted split (`xdscp.admin.query`)
+    /api/events           Server-Sent Events: `services` and `nodes`, each with its JSON
+                          (as /api/services and /api/nodes), at connect and on every change
+
+Handlers are thin: the data comes from the plane (`AdminView`) as JSON-ready values.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from xdscp.admin.events import NODES, SERVICES, TOPICS, ChangeFeed
+from xdscp.admin.query import PredictQuery, parse_predict_query
+from xdscp.errors import BalancerError, ValidationError
+
 log = structlog.get_logger(__name__)
-Route = Callable[[], tuple[int, str, bytes]]
+
+STATIC = Path(__file__).parent / "static"
+KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing an idle stream
+MIN_EVENT_INTERVAL_S = 0.1  # at most ten event batches a second per stream; bursts coalesce
+SHUTDOWN_TIMEOUT_S = 1.0
+SECURITY_HEADERS = {
+    # Everything the dashboard loads comes from this server: no CDN, no inline script.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _json(status: int, payload: Any) -> tuple[int, str, bytes]:
-    return status, "application/json", json.dumps(payload, indent=2).encode() + b"\n"
+class AdminView(Protocol):
+    """What the admin server asks of the plane; every value is JSON-ready."""
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, the reason when not)."""
+
+    def nodes_status(self) -> list[dict[str, Any]]:
+        """Every connected node."""
+
+    def snapshots_status(self) -> dict[str, Any]:
+        """Per-type versions per node group."""
+
+    def resources_status(self) -> dict[str, Any]:
+        """Every resource name and version per node group and type."""
+
+    def services_view(self) -> list[dict[str, Any]]:
+        """Every served service with its policy, source and endpoints."""
+
+    def predict(self, query: PredictQuery) -> dict[str, Any] | None:
+        """The predicted split (and one request's endpoint); None: no such service."""
+
+
+def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
+    """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
+    the /api routes the dashboard reads."""
+    dumps = json.dumps if compact else _indented
+    return web.json_response(payload, status=status, dumps=dumps)
+
+
+def _indented(value: Any) -> str:
+    return json.dumps(value, indent=2)
 
 
 class AdminServer:
@@ -34,69 +99,154 @@ class AdminServer:
         port: int,
         *,
         registry: CollectorRegistry,
-        readiness: Callable[[], tuple[bool, str]],
-        nodes: Callable[[], Any],
-        snapshots: Callable[[], Any],
-        resources: Callable[[], Any],
+        view: AdminView,
+        feed: ChangeFeed,
     ) -> None:
         self.host, self.port = host, port
-        self._routes: dict[str, Route] = {
-            "/healthz": lambda: _json(200, {"ok": True}),
-            "/readyz": lambda: self._ready(readiness),
-            "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry)),
-            "/debug/nodes": lambda: _json(200, nodes()),
-            "/debug/resources": lambda: _json(200, resources()),
-            "/status/snapshots": lambda: _json(200, snapshots()),
+        self._registry, self._view, self._feed = registry, view, feed
+        self._runner: web.AppRunner | None = None
+        self.app = web.Application(middlewares=[self._errors])
+        self.routes = self._add_routes()
+
+    def _add_routes(self) -> list[str]:
+        view = self._view
+        table: dict[str, Handler] = {
+            "/": self._index,
+            "/healthz": self._const({"ok": True}),
+            "/readyz": self._ready,
+            "/ready": self._ready,
+            "/metrics": self._metrics,
+            "/debug/nodes": self._data(view.nodes_status),
+            "/status/nodes": self._data(view.nodes_status),
+            "/debug/resources": self._data(view.resources_status),
+            "/status/snapshots": self._data(view.snapshots_status),
+            "/api": self._api_index,
+            "/api/services": self._data(lambda: {"services": view.services_view()}, compact=True),
+            "/api/nodes": self._data(view.nodes_status, compact=True),
+            "/api/predict": self._predict,
+            "/api/events": self._events,
         }
-        # Short names kept for scripts written against earlier builds.
-        self._routes["/ready"] = self._routes["/readyz"]
-        self._routes["/status/nodes"] = self._routes["/debug/nodes"]
-        self._server: asyncio.Server | None = None
+        for path, handler in table.items():
+            self.app.router.add_get(path, handler)  # HEAD too (allow_head)
+        self.app.router.add_static("/static/", STATIC)
+        return [*table, "/static/"]
 
     @staticmethod
-    def _ready(readiness: Callable[[], tuple[bool, str]]) -> tuple[int, str, bytes]:
-        ready, reason = readiness()
-        return _json(200 if ready else 503, {"ready": ready, "reason": reason})
+    def _const(payload: Any) -> Handler:
+        async def handler(_: web.Request) -> web.StreamResponse:
+            return _json(payload)
+
+        return handler
+
+    @staticmethod
+    def _data(source: Callable[[], Any], *, compact: bool = False) -> Handler:
+        async def handler(_: web.Request) -> web.StreamResponse:
+            return _json(source(), compact=compact)
+
+        return handler
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """404 / 405 / 400 as JSON; a handler's bug is a 500, logged, never the process."""
+        try:
+            response = await handler(request)
+        except web.HTTPNotFound:
+            return _json({"error": f"no route {request.path}", "routes": self.routes}, 404)
+        except web.HTTPMethodNotAllowed as exc:
+            body = {"error": f"method {request.method} not allowed", "allowed": ["GET", "HEAD"]}
+            response = _json(body, 405)
+            response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
+        except ValidationError as exc:
+            return _json({"error": str(exc), "parameter": exc.field}, 400)
+        except BalancerError as exc:  # the client would reject this configuration
+            return _json({"error": str(exc)}, 422)
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("admin_request_failed", path=request.path)
+            return _json({"error": "internal error (logged)"}, 500)
+        if not response.prepared:
+            response.headers.update(SECURITY_HEADERS)
+        return response
+
+    async def _index(self, _: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def _ready(self, _: web.Request) -> web.StreamResponse:
+        ready, reason = self._view.readiness()
+        return _json({"ready": ready, "reason": reason}, 200 if ready else 503)
+
+    async def _metrics(self, _: web.Request) -> web.StreamResponse:
+        response = web.Response(body=generate_latest(self._registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def _api_index(self, _: web.Request) -> web.StreamResponse:
+        return _json({"routes": self.routes})
+
+    async def _predict(self, request: web.Request) -> web.StreamResponse:
+        params = {key: request.query.getall(key) for key in request.query}
+        query = parse_predict_query(params)
+        # A first prediction can take a few hundred ms (a Maglev table, 10k picks): off the
+        # event loop, so xDS streams keep being served meanwhile.
+        result = await asyncio.to_thread(self._view.predict, query)
+        if result is None:
+            return _json({"error": f"no service {query.service!r}", "parameter": "service"}, 404)
+        return _json(result, compact=True)
+
+    def _event_payload(self, topic: str) -> Any:
+        if topic == SERVICES:
+            return {"services": self._view.services_view()}
+        return self._view.nodes_status() if topic == NODES else None
+
+    async def _send(self, response: web.StreamResponse, topics: Iterable[str]) -> None:
+        revisions = self._feed.revisions()
+        for topic in topics:
+            data = json.dumps(self._event_payload(topic), separators=(",", ":"))
+            message = f"event: {topic}\nid: {revisions[topic]}\ndata: {data}\n\n"
+            await response.write(message.encode())
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: every topic at connect, then each topic that changes."""
+        headers = {"Content-Type": "text/event-stream", **SECURITY_HEADERS}
+        if request.method == "HEAD":
+            return web.Response(headers=headers)
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        try:
+            await self._stream(response)
+        except ConnectionResetError:  # the browser went away
+            log.debug("admin_events_closed", peer=request.remote)
+        return response
+
+    async def _stream(self, response: web.StreamResponse) -> None:
+        seen = self._feed.revisions()
+        await self._send(response, TOPICS)
+        while not self._feed.closed:
+            try:
+                async with asyncio.timeout(KEEPALIVE_S):
+                    topics = await self._feed.changed(seen)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            seen = self._feed.revisions()
+            await self._send(response, topics)
+            await asyncio.sleep(MIN_EVENT_INTERVAL_S)
 
     async def start(self) -> None:
         """Listen; `.port` holds the bound port afterwards."""
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = int(runner.addresses[0][1])
         log.info("admin_listening", host=self.host, port=self.port)
 
     async def stop(self) -> None:
-        """Stop listening."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(10):
-                line = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            method, _, rest = line.decode("latin-1").partition(" ")
-            path = rest.split(" ", 1)[0].split("?", 1)[0]
-            route = self._routes.get(path)
-            if method != "GET":
-                status, ctype, body = 405, "text/plain", b"only GET\n"
-            elif route is None:
-                status, ctype, body = (
-                    404,
-                    "text/plain",
-                    ("routes: " + " ".join(self._routes) + "\n").encode(),
-                )
-            else:
-                status, ctype, body = route()
-            head = (
-                f"HTTP/1.1 {status} X\r\ncontent-type: {ctype}\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        """Stop listening; open event streams end."""
+        self._feed.close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()

@@ -15,7 +15,14 @@ from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import Client, build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
-from xdscp.balancer.simulation import Resources, SimulationResult, remap_fractions, simulate
+from xdscp.balancer.simulation import (
+    RequestRoute,
+    Resources,
+    SimulationResult,
+    remap_fractions,
+    route_request,
+    simulate,
+)
 from xdscp.errors import BalancerError
 
 __all__ = [
@@ -25,9 +32,11 @@ __all__ = [
     "Host",
     "Kind",
     "LbSettings",
+    "RequestRoute",
     "Resources",
     "SimulationResult",
     "build_balancer",
     "remap_fractions",
+    "route_request",
     "simulate",
 ]

@@ -111,6 +111,42 @@ def simulate(
     return SimulationResult(shares, unserved, requests)
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRoute:
+    """Where one request goes under a hash policy: its hash and the endpoint it reaches.
+
+    `hash` is None when nothing in the request hashes (Envoy then picks as if at random),
+    and `endpoint` is None then, or when no endpoint can take the request."""
+
+    hash: int | None
+    endpoint: str | None
+
+
+def route_request(
+    lb: Balancer,
+    *,
+    headers: Mapping[str, str] | None = None,
+    cookies: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    source_ip: str | None = None,
+    route_policies: Sequence[Any] = (),
+) -> RequestRoute:
+    """The endpoint a request with these headers / cookies / query / source IP reaches
+    under `lb`'s hash policy (the request hash `simulate` uses). Hash balancers do not
+    change as they pick, so one `lb` can answer many requests."""
+    digest = lb.request_hash(
+        headers=headers,
+        cookies=cookies,
+        query=query,
+        source_ip=source_ip,
+        route_policies=route_policies,
+    )
+    if digest is None:
+        return RequestRoute(None, None)
+    host = lb.choose(digest)
+    return RequestRoute(digest, None if host is None else str(host))
+
+
 def _added_endpoint(endpoints: Sequence[Endpoint]) -> Endpoint:
     """A new endpoint like the last one, on the next free address."""
     last = endpoints[-1]

@@ -247,7 +247,9 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
     default="127.0.0.1:18001",
     show_default=True,
     metavar="HOST:PORT",
-    help="Admin HTTP address (/ready, /status/nodes, /metrics).",
+    help="Admin HTTP address: the dashboard at /, /healthz, /readyz, /metrics, /debug/nodes,"
+    " /debug/resources, /status/snapshots and the JSON API /api/services, /api/nodes,"
+    " /api/predict, /api/events (README, Operations).",
 )
 @click.option(
     "--listener",

@@ -9,7 +9,6 @@ shows how many request hashes move when one endpoint is added or removed, next t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from xdscp.balancer import (
-    Resources,
-    SimulationResult,
-    remap_fractions,
-    simulate,
-)
+from xdscp.balancer import SimulationResult, remap_fractions, simulate
 from xdscp.errors import BalancerError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
@@ -34,13 +28,7 @@ from xdscp.model import (
     Service,
     parse_lb_policy,
 )
-from xdscp.translate import (
-    cluster_for,
-    grpc_cluster,
-    grpc_load_assignment,
-    grpc_route_configuration,
-    load_assignment_for,
-)
+from xdscp.translate import client_resources, route_hash_policies
 
 _BAR_WIDTH = 30
 
@@ -120,24 +108,6 @@ def build_service(
     if not items:
         raise ValidationError("endpoint", "give at least one --endpoint (or endpoints: in --file)")
     return Service("simulated", tuple(items), _policy(spec, hash_on))
-
-
-def translation(client: str = "envoy") -> Resources:
-    """The Cluster and ClusterLoadAssignment `client` receives for a service."""
-
-    def resources(service: Service) -> tuple[Any, Any]:
-        if client == "grpc":
-            return grpc_cluster(service), grpc_load_assignment(service)
-        return cluster_for(service), load_assignment_for(service)
-
-    return resources
-
-
-def route_hash_policies(service: Service, client: str) -> Sequence[Any]:
-    """The route's hash policies: gRPC clients read them there (Envoy's are in CDS)."""
-    if client != "grpc":
-        return ()
-    return list(grpc_route_configuration(service).virtual_hosts[0].routes[0].route.hash_policy)
 
 
 def render(result: SimulationResult, title: str) -> Table:
@@ -225,7 +195,7 @@ def command(
         count = requests if requests is not None else int(document.get("requests", 10_000))
         client_name = client or str(document.get("client", "envoy"))
         seed = seed if seed is not None else document.get("seed")
-        resources = translation(client_name)
+        resources = client_resources(client_name)
         result = simulate(
             service,
             resources,

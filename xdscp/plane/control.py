@@ -18,12 +18,13 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from xdscp.admin import AdminServer
+from xdscp.admin import NODES, SERVICES, AdminServer, ChangeFeed, PredictQuery
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
+from xdscp.plane.view import Predictor, services_json
 from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
@@ -73,7 +74,8 @@ class ControlPlane:
         self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
         self.metrics = XdsMetrics(self.registry)
         self.cache = SnapshotCache()
-        self.status = StatusBoard()
+        self.feed = ChangeFeed()  # the dashboard's live updates
+        self.status = StatusBoard(on_change=lambda: self.feed.notify(NODES))
         self.service = XdsService(
             self.cache,
             self.metrics,
@@ -81,6 +83,7 @@ class ControlPlane:
             grouper=grouper(self.options.group_by),
             identifier=self.options.identifier,
             write_timeout_s=self.options.write_timeout_s,
+            observers=[lambda _: self.feed.notify(NODES)],
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._merge = SourceMerge(
@@ -95,11 +98,10 @@ class ControlPlane:
             self.options.admin_host,
             self.options.admin_port,
             registry=self.registry,
-            readiness=self.readiness,
-            nodes=self.nodes_status,
-            snapshots=self.cache.groups,
-            resources=self.cache.resources,
+            view=self,
+            feed=self.feed,
         )
+        self._predictor = Predictor()
         self.xds_port = self.options.xds_port
 
     def nodes_status(self) -> list[dict[str, Any]]:
@@ -116,6 +118,24 @@ class ControlPlane:
             if found:
                 node["policy_notes"] = found
         return nodes
+
+    def snapshots_status(self) -> dict[str, Any]:
+        """Per-type versions per node group (`/status/snapshots`)."""
+        return self.cache.groups()
+
+    def resources_status(self) -> dict[str, Any]:
+        """Every resource name and version per node group and type (`/debug/resources`)."""
+        return self.cache.resources()
+
+    def services_view(self) -> list[dict[str, Any]]:
+        """Every served service: its source, policy and endpoints (`/api/services`)."""
+        return services_json(self._merge.merged, self._merge.source_of)
+
+    def predict(self, query: PredictQuery) -> dict[str, Any] | None:
+        """The reference balancer's split for a served service (`/api/predict`); None if
+        no such service is served."""
+        service = self._merge.merged.get(query.service)
+        return None if service is None else self._predictor.predict(service, query)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
@@ -163,6 +183,8 @@ class ControlPlane:
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
         dirty = result.changed
+        if dirty is None or dirty:
+            self.feed.notify(SERVICES)
         for kind, pending in self._pending.items():
             self._pending[kind] = None if dirty is None or pending is None else pending | dirty
         self.translate(ClientKind.ENVOY)

@@ -119,6 +119,7 @@ class XdsService:
         grouper: NodeGrouper = group_by_client_kind,
         identifier: str = "xdscp",
         write_timeout_s: float = WRITE_TIMEOUT_S,
+        observers: Sequence[Callable[[StreamEvent], None]] = (),
     ) -> None:
         self.cache = cache
         self.write_timeout_s = write_timeout_s
@@ -126,7 +127,7 @@ class XdsService:
         self.status = status
         self.grouper = grouper
         # Called with every push and every answered request (embedding, tracing, benchmarks).
-        self.observers: list[Callable[[StreamEvent], None]] = []
+        self.observers: list[Callable[[StreamEvent], None]] = list(observers)
         self._encoded: dict[tuple[Any, ...], bytes] = {}  # see _encode; oldest first
         self._encoded_bytes = 0
         control_plane = base_pb2.ControlPlane(identifier=f"{identifier} {__version__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,21 +64,25 @@ class StreamRecord:
 
 
 class StatusBoard:
-    """Every open stream, by a stream id."""
+    """Every open stream, by a stream id. `on_change` is called when one opens or closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self.streams: dict[int, StreamRecord] = {}
         self._next = 0
+        self._on_change = on_change
 
     def add(self, record: StreamRecord) -> int:
         """Register a stream; returns its id."""
         self._next += 1
         self.streams[self._next] = record
+        if self._on_change is not None:
+            self._on_change()
         return self._next
 
     def remove(self, stream_id: int) -> None:
         """Forget a closed stream."""
-        self.streams.pop(stream_id, None)
+        if self.streams.pop(stream_id, None) is not None and self._on_change is not None:
+            self._on_change()
 
     def as_json(self) -> list[dict[str, Any]]:
         """All streams, ordered by node id."""

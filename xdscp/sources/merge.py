@@ -99,6 +99,13 @@ class SourceMerge:
         self._reported = (self._reported - resolved) | current
         return MergeResult(None if dirty is None else frozenset(changed), new)
 
+    def source_of(self, name: str) -> str | None:
+        """The name of the source whose `name` is merged (None: not merged)."""
+        if name not in self.merged:
+            return None
+        owner = self._owner(name)
+        return None if owner is None else self._sources[owner]
+
     def _all_names(self) -> set[str]:
         names = set(self.merged)
         for services in self._published.values():

@@ -4,6 +4,7 @@ Pure and deterministic: the same services give the same bytes and versions on ev
 every replica (versions are content hashes). Built only here.
 """
 
+from xdscp.translate.clients import ClientResources, client_resources, route_hash_policies
 from xdscp.translate.envoy import (
     cluster_for,
     http_listener,
@@ -21,10 +22,12 @@ from xdscp.translate.translator import (
 )
 
 __all__ = [
+    "ClientResources",
     "Rejection",
     "TranslateOptions",
     "TranslationResult",
     "Translator",
+    "client_resources",
     "cluster_for",
     "envoy_service_resources",
     "grpc_cluster",
@@ -33,5 +36,6 @@ __all__ = [
     "http_listener",
     "load_assignment_for",
     "route_configuration",
+    "route_hash_policies",
     "translate",
 ]

@@ -10,9 +10,10 @@ from click.testing import CliRunner
 from xdscp.balancer import build_balancer
 from xdscp.balancer.simulation import remap_fractions, simulate, synthetic_request
 from xdscp.cli import main
-from xdscp.cli.simulate import build_service, parse_endpoint, translation
+from xdscp.cli.simulate import build_service, parse_endpoint
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+from xdscp.translate import client_resources
 
 
 def _service(lb: str, *weights: int, hash_on: tuple[HashOn, ...] = ()) -> Service:
@@ -35,7 +36,7 @@ def test_parse_endpoint_forms() -> None:
 def test_round_robin_simulation_is_exact_for_weights() -> None:
     """Weighted round robin over 1:2:7 gives exactly 10/20/70 % of 10,000 requests; plain
     round robin, translated without endpoint weights, rotates in equal shares."""
-    resources = translation()
+    resources = client_resources()
     result = simulate(_service("weighted_round_robin", 1, 2, 7), resources, requests=10_000, seed=1)
     assert [r.requests for r in result.endpoints] == [1000, 2000, 7000]
     assert [r.weight_share for r in result.endpoints] == pytest.approx([0.1, 0.2, 0.7])
@@ -48,7 +49,7 @@ def test_hashed_requests_follow_the_hash_policy() -> None:
     """With hash_on header:x-user, request i carries x-user: user-i and lands where the
     balancer sends that hash — the same endpoint on every run, whatever the seed."""
     service = _service("ring_hash", 1, 1, 1, hash_on=(HashOn.parse("header:x-user"),))
-    resources = translation()
+    resources = client_resources()
     a = simulate(service, resources, requests=2000, seed=1)
     b = simulate(service, resources, requests=2000, seed=99)
     assert a == b
@@ -60,7 +61,7 @@ def test_hashed_requests_follow_the_hash_policy() -> None:
 def test_remap_fractions_consistent_vs_modulo() -> None:
     """Adding a 9th equal endpoint moves ~1/9 of keys under Maglev but ~8/9 under mod n."""
     service = _service("maglev", *([1] * 8), hash_on=(HashOn.parse("source_ip"),))
-    resources = translation()
+    resources = client_resources()
     fractions = remap_fractions(service, resources, samples=5000)
     added, removed = fractions["policy"]
     assert added == pytest.approx(1 / 9, abs=0.03)

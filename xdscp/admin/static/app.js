@@ -1,0 +1,197 @@
+// xdscp dashboard: renders /api/events (services, nodes) and /api/predict. No dependencies.
+"use strict";
+
+const cards = new Map(); // service name -> {card, json (last rendered), predicted (json)}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function pct(x) {
+  return (100 * x).toFixed(1) + " %";
+}
+
+function locality(l) {
+  return [l.region, l.zone, l.sub_zone].filter(Boolean).join("/") || "—";
+}
+
+function endpointsTable(service) {
+  const body = el("tbody");
+  for (const e of service.endpoints) {
+    body.append(el("tr", {"data-endpoint": e.key},
+      el("td", {text: e.key}),
+      el("td", {class: "num", text: String(e.weight)}),
+      el("td", {text: locality(e.locality)}),
+      el("td", {class: "num", text: String(e.priority)}),
+      el("td", {class: "health-" + e.health, text: e.health}),
+      el("td", {text: e.source || "—"})));
+  }
+  if (!service.endpoints.length) {
+    body.append(el("tr", {}, el("td", {colspan: "6", class: "empty", text: "no endpoints"})));
+  }
+  const head = el("tr", {}, ...["endpoint", "weight", "locality", "priority", "health", "source"]
+    .map((name) => el("th", {text: name})));
+  return el("table", {class: "endpoints"}, el("thead", {}, head), body);
+}
+
+function renderSplit(entry, prediction) {
+  const box = entry.card.querySelector(".split");
+  box.replaceChildren(el("h4", {text: `predicted split (${prediction.client}, ${prediction.requests} requests)`}));
+  for (const row of prediction.split) {
+    const fill = el("div", {class: "fill"});
+    fill.style.width = pct(row.share).replace(" ", "");
+    const weight = el("div", {class: "weight", title: "weight share " + pct(row.weight_share)});
+    weight.style.left = pct(row.weight_share).replace(" ", "");
+    box.append(el("div", {class: "split-row", "data-split-endpoint": row.endpoint,
+      "data-share": String(row.share), "data-requests": String(row.requests)},
+    el("span", {class: "key", text: row.endpoint}),
+    el("div", {class: "bar"}, fill, weight),
+    el("span", {class: "share", text: pct(row.share)})));
+  }
+  if (prediction.unserved) {
+    box.append(el("p", {class: "error", text: `${prediction.unserved} requests find no endpoint`}));
+  }
+  box.append(el("p", {class: "legend", text: "bar: predicted share · mark: weight share"}));
+}
+
+function showError(box, message) {
+  box.replaceChildren(el("p", {class: "error", text: message}));
+}
+
+async function predict(name, params) {
+  const query = new URLSearchParams([["service", name], ...(params || [])]);
+  const response = await fetch("/api/predict?" + query.toString());
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error || response.statusText);
+  return body;
+}
+
+function refreshSplit(name) {
+  const entry = cards.get(name);
+  const seq = (entry.seq = (entry.seq || 0) + 1); // only the newest answer is drawn
+  predict(name).then((prediction) => {
+    if (cards.get(name) === entry && entry.seq === seq) renderSplit(entry, prediction);
+  }).catch((err) => showError(entry.card.querySelector(".split"), "prediction: " + err.message));
+}
+
+function lookupForm(service) {
+  const fields = service.policy.hash_on.map((spec) => {
+    const [source, name] = spec.split(":");
+    const param = {header: "header", cookie: "cookie", query_parameter: "query"}[source];
+    const label = source === "source_ip" ? "source IP" : `${source} ${name}`;
+    return {param, name, input: el("input", {placeholder: label, "aria-label": label,
+      "data-hash-on": spec})};
+  });
+  const answer = el("div", {class: "answer"});
+  const form = el("form", {}, ...fields.map((f) => f.input), el("button", {type: "submit", text: "which endpoint?"}));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = fields.filter((f) => f.input.value !== "").map((f) =>
+      f.param ? [f.param, `${f.name}:${f.input.value}`] : ["ip", f.input.value]);
+    predict(service.name, params).then((result) => {
+      const r = result.request || {};
+      answer.dataset.endpoint = r.endpoint || "";
+      answer.textContent = r.endpoint ? `→ ${r.endpoint}  (hash ${r.hash})` : (r.note || "no answer");
+      answer.className = "answer";
+    }).catch((err) => { answer.textContent = err.message; answer.className = "answer error"; });
+  });
+  return el("div", {class: "lookup"},
+    el("h4", {text: "which endpoint does a request reach?"}), form, answer);
+}
+
+function renderService(service) {
+  const json = JSON.stringify(service);
+  let entry = cards.get(service.name);
+  if (entry && entry.json === json) return entry.card;
+  if (!entry) {
+    entry = {card: el("article", {class: "service", "data-service": service.name})};
+    cards.set(service.name, entry);
+  }
+  const policy = service.policy;
+  const title = el("h3", {}, el("span", {text: service.name}),
+    el("span", {class: "badge policy", "data-policy": policy.lb, text: policy.lb}),
+    policy.hash_on.length ? el("span", {class: "badge", text: "hash on " + policy.hash_on.join(", ")}) : null,
+    el("span", {class: "badge", text: "source " + (service.source || "—")}),
+    el("span", {class: "badge", text: `${service.endpoints.length} endpoints`}));
+  const keepLookup = entry.json && JSON.parse(entry.json).policy.hash_on.join() === policy.hash_on.join();
+  const lookup = keepLookup ? entry.card.querySelector(".lookup") : (policy.hashing && policy.hash_on.length ? lookupForm(service) : null);
+  const split = entry.card.querySelector(".split") || el("div", {class: "split"});
+  entry.card.replaceChildren(title, el("div", {class: "columns"}, endpointsTable(service),
+    el("div", {}, split, lookup)));
+  entry.json = json;
+  refreshSplit(service.name);
+  return entry.card;
+}
+
+function renderServices(services) {
+  const box = document.getElementById("services");
+  const names = new Set(services.map((s) => s.name));
+  for (const name of [...cards.keys()]) if (!names.has(name)) cards.delete(name);
+  box.replaceChildren(...services.map(renderService));
+  if (!services.length) box.append(el("p", {class: "empty", text: "No services yet."}));
+  box.dataset.count = String(services.length);
+  updateSummary();
+}
+
+function nacksOf(node) {
+  // A `nacks` history (newest last) when the server keeps one, else the last NACK per type.
+  if (Array.isArray(node.nacks)) return node.nacks;
+  return Object.entries(node.last_nack || {}).map(([type, n]) => ({type, ...n}));
+}
+
+function nodeRow(node) {
+  const sync = el("td");
+  for (const [type, t] of Object.entries(node.types || {})) {
+    sync.append(el("span", {class: "sync " + (t.in_sync ? "yes" : "no"), "data-type": type,
+      title: `sent ${t.sent_version || "—"}, accepted ${t.acked_version || "—"}`,
+      text: `${type} ${t.in_sync ? "✓" : "✗"}`}));
+  }
+  const nacks = el("td", {class: "nacks"});
+  for (const n of nacksOf(node)) {
+    nacks.append(el("div", {class: "nack"},
+      el("span", {class: "meta", text: `${n.at || ""} ${n.type || ""} ${n.version || ""}${n.nonce ? " nonce " + n.nonce : ""}: `}),
+      el("span", {text: n.error || ""})));
+  }
+  if (!nacks.childElementCount) nacks.textContent = "—";
+  return el("tr", {"data-node": node.node},
+    el("td", {text: node.node}),
+    el("td", {text: node.client, title: node.user_agent || ""}),
+    el("td", {text: node.group}),
+    sync,
+    el("td", {text: node.connected_since || ""}),
+    nacks);
+}
+
+let nodeCount = 0;
+
+function renderNodes(nodes) {
+  const body = document.querySelector("#nodes tbody");
+  body.replaceChildren(...nodes.map(nodeRow));
+  if (!nodes.length) body.append(el("tr", {class: "empty"}, el("td", {colspan: "6", text: "No nodes connected."})));
+  nodeCount = nodes.length;
+  updateSummary();
+}
+
+function updateSummary() {
+  document.getElementById("summary").textContent = `${cards.size} services · ${nodeCount} nodes`;
+}
+
+function connect() {
+  const live = document.getElementById("live");
+  const events = new EventSource("/api/events");
+  events.addEventListener("open", () => { live.textContent = "live"; live.className = "live"; });
+  events.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
+  events.addEventListener("services", (e) => renderServices(JSON.parse(e.data).services));
+  events.addEventListener("nodes", (e) => renderNodes(JSON.parse(e.data)));
+}
+
+connect();
