@@ -27,7 +27,7 @@ lacks or holds in another version, and the names it holds that are gone:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +135,21 @@ class DeltaTypeState:
             self.held[name] = version
             self.digest ^= entry_digest(name, version)
         return previous
+
+    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
+        """(name, version accepted, newer version sent, True when that one was NACKed)."""
+        accepted: dict[str, str | None] = {}
+        for undo in self.pending.values():  # oldest first: the version before them all
+            for name, (previous, _) in undo.items():
+                accepted.setdefault(name, previous)
+        for name in {*self.held, *accepted, *self.blocked}:
+            held = self.held.get(name)
+            if name in self.blocked and name in self.rejected:
+                yield name, held, self.rejected[name], True
+            elif name in accepted:
+                yield name, accepted[name], held, False
+            elif held is not None:
+                yield name, held, None, False
 
     @property
     def held_version(self) -> str:
