@@ -24,7 +24,7 @@ from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
-from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
+from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
 
@@ -82,6 +82,7 @@ class ControlPlane:
             identifier=self.options.identifier,
             write_timeout_s=self.options.write_timeout_s,
         )
+        self.csds = CsdsService(self.status)
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._merge = SourceMerge(
             [source.name for source in self.sources], self.options.translate.domain_suffixes
@@ -195,7 +196,7 @@ class ControlPlane:
     async def start(self) -> None:
         """Listen for xDS and admin requests and start every source."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
-        self._server.add_generic_rpc_handlers(self.service.handlers())
+        self._server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
         address = f"{self.options.xds_host}:{self.options.xds_port}"
         if self.options.tls is not None:
             self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())
