@@ -227,9 +227,14 @@ class DeltaStreamState:
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
+        later = [undo for n, undo in ts.pending.items() if int(n) > int(nonce)]
         for name, (previous, sent) in undo.items():
-            if ts.held.get(name) == sent:  # not replaced by a later response since
-                ts.hold(name, previous)
+            after = next((u for u in later if name in u), None)
+            if after is None:
+                if ts.held.get(name) == sent:
+                    ts.hold(name, previous)
+            elif after[name][0] == sent:  # a later response replaced the rejected version
+                after[name] = (previous, after[name][1])
             if sent is not None and sent != previous and ts.wants(name):
                 ts.rejected[name] = sent  # never sent again; a newer version is
                 ts.blocked.add(name)
