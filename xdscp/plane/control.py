@@ -24,7 +24,7 @@ from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
-from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, grouper
+from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
 
@@ -100,6 +100,8 @@ class ControlPlane:
             nodes=self.nodes_status,
             snapshots=self.cache.groups,
             resources=self.cache.resources,
+            config_dump=self.config_dump,
+            nacks=self.nack_history,
         )
         self.xds_port = self.options.xds_port
 
@@ -117,6 +119,15 @@ class ControlPlane:
             if found:
                 node["policy_notes"] = found
         return nodes
+
+    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
+        """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None
+        when no such node is connected."""
+        return config_dump(self.status, node_id, type_name)
+
+    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
+        """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
+        return self.status.nack_history(node_id)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""

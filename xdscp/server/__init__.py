@@ -1,6 +1,6 @@
 """The xDS server: per-stream protocol state (sans I/O) and its grpc.aio edge."""
 
-from xdscp.server.csds import CsdsService
+from xdscp.server.csds import CsdsService, config_dump
 from xdscp.server.delta import DeltaOutcome, DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.metrics import XdsMetrics
 from xdscp.server.nodes import NodeGrouper, NodeInfo, grouper, node_info
@@ -35,6 +35,7 @@ __all__ = [
     "StreamState",
     "XdsMetrics",
     "XdsService",
+    "config_dump",
     "grouper",
     "load_server_tls",
     "node_info",

@@ -94,6 +94,36 @@ def generic_config(status: ResourceStatus, with_contents: bool = True) -> Any:
     return config
 
 
+def decode(resource: bytes) -> dict[str, Any]:
+    """A resource (a serialized Any) as JSON, its typed fields decoded where known."""
+    wrapped = any_pb2.Any.FromString(resource)
+    try:
+        return dict(json_format.MessageToDict(wrapped, preserving_proto_field_name=True))
+    except (TypeError, json_format.Error):  # a type this process has no descriptor for
+        return {"@type": wrapped.type_url, "undecoded_bytes": len(wrapped.value)}
+
+
+def config_dump(board: StatusBoard, node_id: str, type_name: str = "") -> dict[str, Any] | None:
+    """What one node was sent and accepted, resource by resource, decoded (`xdscp config`,
+    `/debug/config_dump`); `type_name` (`Cluster`, ...) keeps one type. None: not connected."""
+    records = board.by_node().get(node_id)
+    if records is None:
+        return None
+    resources = []
+    for record in records:
+        for status in record.resources():
+            entry = status.as_json()
+            if type_name and entry["type"] != type_name:
+                continue
+            entry["config"] = decode(status.resource) if status.resource is not None else None
+            resources.append(entry)
+    node = records[0].as_json()
+    return {
+        "node": node_id, "client": node["client"], "group": node["group"],
+        "resources": resources, "nacks": board.nack_history(node_id),
+    }  # fmt: skip
+
+
 class CsdsService:
     """The grpc.aio edge of CSDS, served beside ADS on the xDS port."""
 

@@ -5,22 +5,31 @@
 //	csdsclient ADDR [exact|prefix NODE_ID]
 //
 // The first line is FetchClientStatus's answer, the second StreamClientStatus's (one request
-// on the stream, then the stream is closed). An RPC error is printed as {"error": "CODE: ..."}
-// and the program exits 1.
+// on the stream, then the stream is closed), each {"response": ..., "decoded": {...}}: each
+// resource (`xds_config`) is decoded into its go-control-plane type and replaced by its type
+// URL in "response" (protojson would need every nested extension type linked in), and
+// "decoded" maps "TYPE_URL NAME" to the name read back from the decoded message. An RPC
+// error is printed as {"error": "CODE: ..."} and the program exits 1.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	statuspb "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	matcherpb "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 func request(args []string) *statuspb.ClientStatusRequest {
@@ -48,11 +57,32 @@ func fail(err error) {
 }
 
 func show(resp *statuspb.ClientStatusResponse) {
+	decoded := map[string]string{}
+	for _, config := range resp.GetConfig() {
+		for _, generic := range config.GetGenericXdsConfigs() {
+			resource := generic.GetXdsConfig()
+			if resource == nil {
+				continue
+			}
+			message, err := resource.UnmarshalNew()
+			if err != nil {
+				fail(err)
+			}
+			fields := message.ProtoReflect().Descriptor().Fields()
+			field := fields.ByName("name")
+			if field == nil {
+				field = fields.ByName("cluster_name")
+			}
+			decoded[generic.GetTypeUrl()+" "+generic.GetName()] = message.ProtoReflect().Get(field).String()
+			generic.XdsConfig = &anypb.Any{TypeUrl: resource.GetTypeUrl()}
+		}
+	}
 	out, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(resp)
 	if err != nil {
 		fail(err)
 	}
-	fmt.Println(string(out))
+	names, _ := json.Marshal(decoded)
+	fmt.Printf("{\"response\": %s, \"decoded\": %s}\n", out, names)
 }
 
 func main() {
