@@ -138,7 +138,7 @@ def bad_envoy_snapshot(plane: Plane, backends: list[Backend]) -> Snapshot:
     return Snapshot.of([*kept, Resource(TypeUrl.CLUSTER, "web", wrapped.SerializeToString())])
 
 
-async def test_csds_shows_acked_missing_and_nacked_resources_of_real_clients(
+async def test_csds_shows_acked_missing_and_nacked_resources_of_real_clients(  # noqa: PLR0917 - fixtures
     plane: Plane,
     grpc_backends: list[Backend],
     envoy: EnvoyStarter,
