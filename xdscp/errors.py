@@ -106,3 +106,7 @@ class InvalidRequestError(StreamAbortError):
 
 class SlowClientError(StreamAbortError):
     """The client did not read a response for the write timeout (RESOURCE_EXHAUSTED)."""
+
+
+class InvalidMatcherError(ValidationError):
+    """A CSDS request's node matcher is malformed or uses what xdscp does not support."""

@@ -16,6 +16,9 @@ Routes (GET and HEAD; anything else is 405, an unknown path 404, both with a JSO
     /status/nodes         the same
     /debug/resources      every resource name and version per node group and type
     /status/snapshots     per-type versions per node group
+    /debug/config_dump    ?node=ID[&type=Cluster]: what one node was sent and accepted, decoded
+                          (400 without a node, 404 for a node not connected)
+    /debug/nacks          [?node=ID]: the NACK history of every connected node (or one)
     /api                  this list of routes
     /api/services         every service: policy, source, endpoints
     /api/nodes            the same as /debug/nodes
@@ -78,6 +81,12 @@ class AdminView(Protocol):
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The predicted split (and one request's endpoint); None: no such service."""
 
+    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
+        """What one node was sent and accepted, decoded; None: no such node connected."""
+
+    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
+        """The NACK history of every connected node (or one), oldest first."""
+
 
 def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
     """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
@@ -120,6 +129,8 @@ class AdminServer:
             "/status/nodes": self._data(view.nodes_status),
             "/debug/resources": self._data(view.resources_status),
             "/status/snapshots": self._data(view.snapshots_status),
+            "/debug/config_dump": self._config_dump,
+            "/debug/nacks": self._nacks,
             "/api": self._api_index,
             "/api/services": self._data(lambda: {"services": view.services_view()}, compact=True),
             "/api/nodes": self._data(view.nodes_status, compact=True),
@@ -184,6 +195,19 @@ class AdminServer:
 
     async def _api_index(self, _: web.Request) -> web.StreamResponse:
         return _json({"routes": self.routes})
+
+    async def _config_dump(self, request: web.Request) -> web.StreamResponse:
+        node = request.query.get("node", "")
+        if not node:
+            error = "name the node: /debug/config_dump?node=ID[&type=Cluster]"
+            return _json({"error": error, "parameter": "node"}, 400)
+        dump = self._view.config_dump(node, request.query.get("type", ""))
+        if dump is None:
+            return _json({"error": f"no connected node {node!r}", "parameter": "node"}, 404)
+        return _json(dump)
+
+    async def _nacks(self, request: web.Request) -> web.StreamResponse:
+        return _json(self._view.nack_history(request.query.get("node")))
 
     async def _predict(self, request: web.Request) -> web.StreamResponse:
         params = {key: request.query.getall(key) for key in request.query}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from xdscp import __version__
-from xdscp.cli import backend, bootstrap, demo, registry, serve, simulate, status
+from xdscp.cli import backend, bootstrap, demo, nodes, registry, serve, simulate, status
 from xdscp.logs import configure_logging
 
 
@@ -31,5 +31,5 @@ def main(log_level: str, log_format: str) -> None:
 
 for _module in (backend, bootstrap, demo, serve, simulate, status):
     main.add_command(_module.command)
-for _command in registry.commands:
+for _command in (*registry.commands, *nodes.commands):
     main.add_command(_command)

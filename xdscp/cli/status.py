@@ -1,4 +1,6 @@
-"""`xdscp status`: what each connected proxy and gRPC client has accepted, as a table."""
+"""`xdscp status`: what each connected proxy and gRPC client has accepted, as a table.
+
+Reads the admin JSON (`/debug/nodes`), not CSDS: see `xdscp.cli.nodes` for why."""
 
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ def render(nodes: list[dict[str, Any]]) -> Table:
         "group",
         "since",
         *(short for _, short in _TYPES),
+        "NACKs",
         "last NACK",
     ):
         table.add_column(header)
@@ -56,7 +59,8 @@ def render(nodes: list[dict[str, Any]]) -> Table:
         nack = "; ".join(f"{t}: {v['error'][:60]}" for t, v in nacks.items()) or "-"
         table.add_row(
             node["node"], node["client"], node["group"], node["connected_since"],
-            *(_cell(node["types"], name) for name, _ in _TYPES), nack,
+            *(_cell(node["types"], name) for name, _ in _TYPES),
+            str(len(node.get("nacks", []))), nack,
         )  # fmt: skip
     return table
 

@@ -25,7 +25,7 @@ from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.view import Predictor, services_json
-from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
+from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
 
@@ -85,6 +85,7 @@ class ControlPlane:
             write_timeout_s=self.options.write_timeout_s,
             observers=[lambda _: self.feed.notify(NODES)],
         )
+        self.csds = CsdsService(self.status)
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         self._merge = SourceMerge(
             [source.name for source in self.sources], self.options.translate.domain_suffixes
@@ -136,6 +137,15 @@ class ControlPlane:
         no such service is served."""
         service = self._merge.merged.get(query.service)
         return None if service is None else self._predictor.predict(service, query)
+
+    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
+        """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None
+        when no such node is connected."""
+        return config_dump(self.status, node_id, type_name)
+
+    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
+        """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
+        return self.status.nack_history(node_id)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
@@ -217,7 +227,7 @@ class ControlPlane:
     async def start(self) -> None:
         """Listen for xDS and admin requests and start every source."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
-        self._server.add_generic_rpc_handlers(self.service.handlers())
+        self._server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
         address = f"{self.options.xds_host}:{self.options.xds_port}"
         if self.options.tls is not None:
             self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())

@@ -27,7 +27,7 @@ lacks or holds in another version, and the names it holds that are gone:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +136,21 @@ class DeltaTypeState:
             self.digest ^= entry_digest(name, version)
         return previous
 
+    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
+        """(name, version accepted, newer version sent, True when that one was NACKed)."""
+        accepted: dict[str, str | None] = {}
+        for undo in self.pending.values():  # oldest first: the version before them all
+            for name, (previous, _) in undo.items():
+                accepted.setdefault(name, previous)
+        for name in {*self.held, *accepted, *self.blocked}:
+            held = self.held.get(name)
+            if name in self.blocked and name in self.rejected:
+                yield name, held, self.rejected[name], True
+            elif name in accepted:
+                yield name, accepted[name], held, False
+            elif held is not None:
+                yield name, held, None, False
+
     @property
     def held_version(self) -> str:
         """A version for what the client holds (order-free, like snapshot versions)."""
@@ -212,9 +227,14 @@ class DeltaStreamState:
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
+        later = [undo for n, undo in ts.pending.items() if int(n) > int(nonce)]
         for name, (previous, sent) in undo.items():
-            if ts.held.get(name) == sent:  # not replaced by a later response since
-                ts.hold(name, previous)
+            after = next((u for u in later if name in u), None)
+            if after is None:
+                if ts.held.get(name) == sent:
+                    ts.hold(name, previous)
+            elif after[name][0] == sent:  # a later response replaced the rejected version
+                after[name] = (previous, after[name][1])
             if sent is not None and sent != previous and ts.wants(name):
                 ts.rejected[name] = sent  # never sent again; a newer version is
                 ts.blocked.add(name)

@@ -20,7 +20,7 @@ class NodeInfo:
     cluster: str = ""
     user_agent: str = ""
     user_agent_version: str = ""
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # JSON values (CSDS matches them)
     locality: Mapping[str, str] = field(default_factory=dict)  # region / zone / sub_zone set
 
     @property
@@ -43,7 +43,7 @@ def node_info(node: Any) -> NodeInfo:
         cluster=node.cluster,
         user_agent=node.user_agent_name,
         user_agent_version=version,
-        metadata={str(k): str(v) for k, v in metadata.items()},
+        metadata=metadata,
         locality=json_format.MessageToDict(node.locality, preserving_proto_field_name=True),
     )
 
@@ -75,7 +75,8 @@ def grouper(spec: str) -> NodeGrouper:
 
     def by(node: NodeInfo) -> str:
         if field_name == "metadata":
-            value = node.metadata.get(key, "")
+            found = node.metadata.get(key)
+            value = "" if found is None else str(found)
         else:
             value = node.cluster if field_name == "cluster" else node.id
         return f"{node.kind}/{value}" if value else str(node.kind)

@@ -35,7 +35,7 @@ below is tested with plain function calls:
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,28 @@ class TypeState:
     nacked_nonce: str = ""
     last_error: str = ""
     answer_next_ack: bool = False
+    # Names whose version in `sent` the client has not accepted: name → the version it
+    # accepted (None: none). Empty once the latest response is ACKed: costs O(changes).
+    unacked: dict[str, str | None] = field(default_factory=dict)
+
+    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
+        """(name, version accepted, newer version sent, True when that one was NACKed)."""
+        rejected = bool(self.nacked_nonce) and self.nacked_nonce == self.sent_nonce
+        for name, version in self.sent.items():
+            if name in self.unacked:
+                yield name, self.unacked[name], version, rejected
+            else:
+                yield name, version, None, False
+        for name, accepted in self.unacked.items():
+            if name not in self.sent and accepted is not None:  # its removal not yet ACKed
+                yield name, accepted, None, False
+
+    def note_sent(self, name: str, version: str | None) -> None:
+        """Record that `sent[name]` becomes `version` (None: gone) in the next response."""
+        before = self.sent.get(name)
+        accepted = self.unacked.setdefault(name, before)
+        if accepted == version:
+            del self.unacked[name]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +197,7 @@ class StreamState:
             error = self._nack(ts, request)
         elif kind is Kind.ACK:
             ts.acked_version = request.version_info
+            ts.unacked.clear()
         warming = kind is Kind.ACK and ts.answer_next_ack
         if not (kind is Kind.INITIAL or added or warming):
             return Outcome(kind=kind, error=error, type_url=type_url)
@@ -211,6 +234,7 @@ class StreamState:
         for name in gone:
             if name not in names:  # the client drops it: forget it was sent
                 ts.sent_digest ^= entry_digest(name, ts.sent.pop(name))
+                ts.unacked.pop(name, None)
         return old is not None and not names <= old
 
     def on_snapshot(self, snapshot: Snapshot) -> tuple[Response, ...]:
@@ -273,6 +297,8 @@ class StreamState:
             sent = ts.sent  # the same content again (EDS after CDS): the map is still right
         else:
             sent = {resource.name: resource.version for resource in visible}
+            for name in {*ts.sent, *sent}:
+                ts.note_sent(name, sent.get(name))
         return self._send(type_url, ts, digest=digest, sent=sent, out=visible)
 
     def _build_changes(
@@ -299,6 +325,8 @@ class StreamState:
                 adds.append(name)
         if self._holds(ts, digest):
             return None
+        for name in {*drops, *adds}:
+            ts.note_sent(name, pool[name].version if name in pool else None)
         for name in drops:  # this stream's own map: updated in place, O(changes)
             del sent[name]
         sent.update((name, pool[name].version) for name in adds)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from xdscp.cache import Snapshot, TypeUrl, Watcher
@@ -102,6 +102,11 @@ class TypeView(Protocol):
     @property
     def nacked_version(self) -> str:
         """The version the client rejected."""
+        ...
+
+    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
+        """Per name the client holds or was sent: (name, the version it accepted (None:
+        none), a newer version sent to it (None: none), True when it NACKed that one)."""
         ...
 
 

@@ -288,6 +288,7 @@ class XdsService:
             payload = None  # the request is not held while a write blocks
             for response in responses:
                 sent_at[response.type_url] = (response.nonce, time.perf_counter())
+                record.on_push(response.type_url, time.time())
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
                 self._tell(StreamEvent("push", record, response.type_url, response.nonce))
                 yield self._encode(response)
@@ -331,6 +332,7 @@ class XdsService:
         if pushed is not None and pushed[0] == nonce:
             started = sent_at.pop(type_url)[1]
         if kind in _ANSWERS:
+            record.on_answer(kind, type_url, nonce, outcome.error, time.time())
             told = Kind.ACK if kind is Kind.RESUBSCRIBE else kind
             self._tell(StreamEvent(str(told), record, type_url, nonce))
         if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
@@ -340,11 +342,6 @@ class XdsService:
         elif kind is Kind.NACK:  # logged once per rejected response: repeats are duplicates
             self.metrics.nacks.labels(label).inc()
             error = truncate(outcome.error)
-            record.nacks[label] = {
-                "version": record.state.state(TypeUrl(type_url)).nacked_version,
-                "error": error,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
             bound.warning("nack_received", type=label, nonce=nonce, error=error)
         elif kind is Kind.DUPLICATE_NACK:
             self.metrics.nacks_duplicate.labels(label).inc()

@@ -1,17 +1,30 @@
-"""Per-stream status: what each connected node has been sent, accepted and rejected."""
+"""Per-stream status: what each connected node has been sent, accepted and rejected.
+
+Sans I/O: the grpc.aio shell tells a `StreamRecord` of each push and each answer, with the
+time (`on_push`, `on_answer`); everything else is read from the stream's protocol state
+when asked (`resources`), so a connected node costs a few fields plus its NACK history
+(at most `NACK_HISTORY` entries, each error within `truncate`'s limit), not a copy of
+what it holds. Per resource the client's status is one of `ClientStatus` (as CSDS's
+`ClientResourceStatus`) and the server's view of it one of `ConfigStatus` (as CSDS's).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from xdscp.cache import Snapshot, TypeUrl
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.seams import StreamProtocol
+from xdscp.server.rules import Kind
+from xdscp.server.seams import StreamProtocol, TypeView
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
+NACK_HISTORY = 16  # NACKs a stream remembers, newest last
 
 
 def truncate(text: str, head: int = ERROR_HEAD, tail: int = ERROR_TAIL) -> str:
@@ -26,21 +39,133 @@ def truncate(text: str, head: int = ERROR_HEAD, tail: int = ERROR_TAIL) -> str:
     return f"{text[:head]} … ({omitted} chars omitted) … {text[len(text) - tail :]}"
 
 
+def iso(at: float) -> str:
+    """A wall-clock time as the status JSON shows it (UTC, milliseconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+
+
+def short_name(type_url: str) -> str:
+    """`Cluster` for `type.googleapis.com/envoy.config.cluster.v3.Cluster`."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+class ClientStatus(StrEnum):
+    """What the client holds of one resource (CSDS `ClientResourceStatus`)."""
+
+    REQUESTED = "REQUESTED"  # subscribed, nothing of it accepted yet
+    DOES_NOT_EXIST = "DOES_NOT_EXIST"  # subscribed, and the snapshot has no such name
+    ACKED = "ACKED"
+    NACKED = "NACKED"  # the latest version sent was rejected (`error` says why)
+
+
+class ConfigStatus(StrEnum):
+    """How what the client holds compares with what was sent (CSDS `ConfigStatus`)."""
+
+    SYNCED = "SYNCED"  # the client accepted the latest version sent
+    NOT_SENT = "NOT_SENT"
+    STALE = "STALE"  # a newer version is on its way (not answered yet)
+    ERROR = "ERROR"  # the newer version was NACKed
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """One rejected response: when, which type, its version and nonce, the client's error."""
+
+    at: float
+    type_url: str
+    version: str
+    nonce: str
+    error: str  # truncated
+
+    def as_json(self) -> dict[str, str]:
+        """The JSON view (`/debug/nodes`, `xdscp nacks`)."""
+        return {
+            "at": iso(self.at), "type": short_name(self.type_url), "version": self.version,
+            "nonce": self.nonce, "error": self.error,
+        }  # fmt: skip
+
+
+@dataclass(slots=True)
+class Times:
+    """When a type was last pushed, ACKed and NACKed (0: never)."""
+
+    pushed: float = 0.0
+    acked: float = 0.0
+    nacked: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceStatus:
+    """One subscribed resource as one stream's client holds it."""
+
+    type_url: str
+    name: str
+    client_status: ClientStatus
+    config_status: ConfigStatus
+    version: str  # the version the client accepted ("" if none)
+    sent_version: str  # a newer version sent (on its way, or NACKed); "" if none
+    last_updated: float  # the type's latest ACK, push or NACK that set this status (0: never)
+    resource: bytes | None  # the accepted resource as an Any, while the snapshot still has it
+    error: Nack | None = None  # for NACKED: the type's latest NACK
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON view, without the resource."""
+        out: dict[str, Any] = {
+            "type": short_name(self.type_url), "name": self.name,
+            "client_status": str(self.client_status), "config_status": str(self.config_status),
+            "version": self.version, "sent_version": self.sent_version,
+            "last_updated": iso(self.last_updated) if self.last_updated else None,
+        }  # fmt: skip
+        if self.error is not None:
+            out["error"] = self.error.as_json()
+        return out
+
+
 @dataclass
 class StreamRecord:
-    """One open stream, its node and protocol state."""
+    """One open stream, its node and protocol state, and what happened on it when."""
 
     node: NodeInfo
     service: str
     state: StreamProtocol[Any]
     group: str
     connected_at: float = field(default_factory=time.time)
-    nacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    nacks: deque[Nack] = field(default_factory=lambda: deque(maxlen=NACK_HISTORY))
+    times: dict[str, Times] = field(default_factory=dict)
+
+    def on_push(self, type_url: str, now: float) -> None:
+        """A response of `type_url` was sent at `now`."""
+        self.times.setdefault(type_url, Times()).pushed = now
+
+    def on_answer(self, kind: Kind, type_url: str, nonce: str, error: str, now: float) -> None:
+        """The client answered a response (the protocol state holds what it changed)."""
+        if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
+            self.times.setdefault(type_url, Times()).acked = now
+        elif kind is Kind.NACK:
+            self.times.setdefault(type_url, Times()).nacked = now
+            version = self.state.state(TypeUrl(type_url)).nacked_version
+            self.nacks.append(Nack(now, type_url, version, nonce, truncate(error)))
+
+    def last_nacks(self) -> dict[str, dict[str, str]]:
+        """The latest NACK of each type still in the history, by short type name."""
+        last = {short_name(n.type_url): n for n in self.nacks}
+        return {
+            t: {"version": n.version, "error": n.error, "at": iso(n.at)} for t, n in last.items()
+        }
+
+    def resources(self) -> Iterator[ResourceStatus]:
+        """Every resource the client is subscribed to, holds or was sent, type by type."""
+        snapshot = self.state.snapshot
+        for type_url, ts in self.state.types.items():
+            if ts.subscribed:
+                latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
+                times = self.times.get(type_url, Times())
+                yield from _type_statuses(type_url, ts, snapshot, times, latest)
 
     def as_json(self) -> dict[str, Any]:
         """The status endpoint's view of this stream."""
         types = {
-            str(t).rsplit(".", 1)[-1]: {
+            short_name(t): {
                 "subscribed": "*" if ts.names is None else sorted(ts.names),
                 "sent_version": ts.sent_version,
                 "acked_version": ts.acked_version,
@@ -59,8 +184,43 @@ class StreamRecord:
             "service": self.service,
             "connected_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.connected_at)),
             "types": types,
-            "last_nack": self.nacks,
+            "last_nack": self.last_nacks(),
+            "nacks": [n.as_json() for n in self.nacks],
         }
+
+
+def _type_statuses(
+    type_url: TypeUrl, ts: TypeView, snapshot: Snapshot | None, times: Times, nack: Nack | None
+) -> Iterator[ResourceStatus]:
+    """One type's resources: what the client holds or was sent, then the names it
+    subscribed to and was sent nothing of (absent from the snapshot: DOES_NOT_EXIST)."""
+    pool: Mapping[str, Any] = snapshot.resources[type_url] if snapshot is not None else {}
+    names, seen = ts.names, set()
+    for name, accepted, newer, rejected in sorted(ts.client_view(), key=lambda v: v[0]):
+        if (names is not None and name not in names) or (accepted is None and newer is None):
+            continue
+        seen.add(name)
+        held = pool.get(name)
+        body = held.any_bytes if held is not None and held.version == accepted else None
+        client = ClientStatus.ACKED if accepted is not None else ClientStatus.REQUESTED
+        if newer == accepted or (newer is None and not rejected):
+            config, updated = ConfigStatus.SYNCED, times.acked or times.pushed
+        elif rejected:
+            config, updated, client = ConfigStatus.ERROR, times.nacked, ClientStatus.NACKED
+        else:
+            config, updated = ConfigStatus.STALE, times.pushed
+        sent = "" if newer == accepted else newer or ""
+        error = nack if rejected else None
+        yield ResourceStatus(
+            type_url, name, client, config, accepted or "", sent, updated, body, error
+        )
+    for name in sorted((names or frozenset()) - seen):
+        client = ClientStatus.DOES_NOT_EXIST
+        if snapshot is None or name in pool:
+            client = ClientStatus.REQUESTED
+        yield ResourceStatus(
+            type_url, name, client, ConfigStatus.NOT_SENT, "", "", times.pushed, None
+        )
 
 
 class StatusBoard:
@@ -83,6 +243,19 @@ class StatusBoard:
         """Forget a closed stream."""
         if self.streams.pop(stream_id, None) is not None and self._on_change is not None:
             self._on_change()
+
+    def by_node(self) -> dict[str, list[StreamRecord]]:
+        """Open streams grouped by node id (a node may hold several), ordered by node id."""
+        out: dict[str, list[StreamRecord]] = {}
+        for record in sorted(self.streams.values(), key=lambda r: (r.node.id, r.connected_at)):
+            out.setdefault(record.node.id, []).append(record)
+        return out
+
+    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
+        """The NACKs of every stream (of one node's, given its id), oldest first."""
+        records = [r for r in self.streams.values() if node_id in (None, r.node.id)]
+        nacks = sorted(((r.node.id, n) for r in records for n in r.nacks), key=lambda p: p[1].at)
+        return [{"node": node, **nack.as_json()} for node, nack in nacks]
 
     def as_json(self) -> list[dict[str, Any]]:
         """All streams, ordered by node id."""
