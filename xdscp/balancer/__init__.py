@@ -15,6 +15,7 @@ from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import Client, build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
+from xdscp.balancer.shares import expected_shares
 from xdscp.balancer.simulation import Resources, SimulationResult, remap_fractions, simulate
 from xdscp.errors import BalancerError
 
@@ -28,6 +29,7 @@ __all__ = [
     "Resources",
     "SimulationResult",
     "build_balancer",
+    "expected_shares",
     "remap_fractions",
     "simulate",
 ]

@@ -150,6 +150,13 @@ class ZoneAwareBalancer(Balancer):
             )
         return state
 
+    def locality_weights(self, priority: int, *, degraded: bool) -> dict[int, float] | None:
+        """The effective weights the locality scheduler of `priority` picks localities by
+        (index into the host set's localities); None without locality weighting."""
+        state = self._priorities[priority]
+        scheduler = state.locality_degraded if degraded else state.locality_healthy
+        return None if scheduler is None else dict(scheduler.weights)
+
     def source_for(self, value: int) -> Source:
         """Envoy's hostSourceToUse for the random value `value`."""
         priority, degraded = choose_priority(value, self.load)
