@@ -5,8 +5,14 @@ Give `build_balancer` the Cluster and ClusterLoadAssignment a client receives; t
 `xdscp simulate` can predict how traffic spreads. Configurations the client would reject raise
 `xdscp.errors.BalancerError` with the client's reason.
 
-Not reproduced (the pick ignores them): slow start, hash_balance_factor (bounded-load hashing),
-zone-aware routing (it needs the proxy's local cluster), retry host predicates, ORCA load
+`build_balancer(..., ejected=..., ages=...)` adds what changes a pick besides the resources:
+hosts outlier detection ejected (unhealthy to Envoy, panic when too few are left; skipped by
+gRPC) and each host's seconds since it joined, for the cluster's slow start (Envoy's ramp,
+`slow_start.py`). A ring hash / Maglev cluster's `hash_balance_factor` bounds each host's
+active requests (Envoy's bounded-load probe, `bounded.py`). `expected_shares` computes the
+long-run share of each host from a balancer's state.
+
+Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local cluster), retry host predicates, ORCA load
 reports (client-side weighted round robin runs with equal weights, as before any report), and
 peeking / preconnect. One balancer is one Envoy worker: exact sequences differ per worker seed.
 """

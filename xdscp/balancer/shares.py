@@ -10,7 +10,7 @@ are built from, not the tables' discretized shares. Least request is given its i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from xdscp.balancer.base import Balancer
 from xdscp.balancer.consistent import HashBalancer
@@ -23,18 +23,25 @@ from xdscp.errors import BalancerError
 Shares = dict[str, float]
 
 
-def _spread(out: defaultdict[str, float], hosts: Sequence[Host], share: float, equal: bool) -> None:
-    if not hosts or share == 0.0:
+def _spread(
+    out: defaultdict[str, float],
+    hosts: Sequence[Host],
+    share: float,
+    weight: Callable[[Host], float] = lambda _: 1.0,
+) -> None:
+    total = sum(weight(h) for h in hosts)
+    if not hosts or share == 0.0 or total == 0.0:
         return
-    total = len(hosts) if equal else sum(h.weight for h in hosts)
     for host in hosts:
-        out[host.key] += share * (1 if equal else host.weight) / total
+        out[host.key] += share * weight(host) / total
 
 
-def _equal(lb: ZoneAwareBalancer, hosts: Sequence[Host]) -> bool:
+def _weight(lb: ZoneAwareBalancer) -> Callable[[Host], float]:
+    """Random and client-side WRR without load reports ignore weights; the others pick by
+    the EDF weight (slow start applied; least request at its current active requests)."""
     if isinstance(lb, RandomBalancer | ClientSideWrrBalancer):
-        return True
-    return len({h.weight for h in hosts}) <= 1
+        return lambda _: 1.0
+    return lb.host_weight
 
 
 def _zone_aware_priority(
@@ -43,17 +50,17 @@ def _zone_aware_priority(
     p = host_set.priority
     share = (lb.load.degraded[p] if degraded else lb.load.healthy[p]) / 100.0
     if lb.load.panic[p]:
-        _spread(out, host_set.hosts, share, _equal(lb, host_set.hosts))
+        _spread(out, host_set.hosts, share, _weight(lb))
         return
     weights = lb.locality_weights(p, degraded=degraded)
     hosts = host_set.degraded if degraded else host_set.healthy
     if weights is None:
-        _spread(out, hosts, share, _equal(lb, hosts))
+        _spread(out, hosts, share, _weight(lb))
         return
     groups = host_set.degraded_per_locality if degraded else host_set.healthy_per_locality
     total = sum(weights.values())
     for index, weight in weights.items():
-        _spread(out, groups[index], share * weight / total, _equal(lb, groups[index]))
+        _spread(out, groups[index], share * weight / total, _weight(lb))
 
 
 def _hash(lb: HashBalancer, out: defaultdict[str, float]) -> None:
@@ -77,14 +84,14 @@ def _grpc(lb: GrpcBalancer, out: defaultdict[str, float]) -> None:
     elif lb.settings.kind is Kind.PICK_FIRST:
         out[hosts[0].key] = 1.0
     elif not lb.settings.wrr_locality:
-        _spread(out, hosts, 1.0, equal=True)
+        _spread(out, hosts, 1.0)
     else:
         groups: dict[object, list[Host]] = defaultdict(list)
         for host in hosts:
             groups[host.locality].append(host)
         total = sum(g[0].locality_weight for g in groups.values())
         for group in groups.values():
-            _spread(out, group, group[0].locality_weight / total, equal=True)
+            _spread(out, group, group[0].locality_weight / total)
 
 
 def expected_shares(lb: Balancer) -> Shares:
