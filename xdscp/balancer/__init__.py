@@ -12,9 +12,10 @@ gRPC) and each host's seconds since it joined, for the cluster's slow start (Env
 active requests (Envoy's bounded-load probe, `bounded.py`). `expected_shares` computes the
 long-run share of each host from a balancer's state.
 
-Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local cluster), retry host predicates, ORCA load
-reports (client-side weighted round robin runs with equal weights, as before any report), and
-peeking / preconnect. One balancer is one Envoy worker: exact sequences differ per worker seed.
+Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local
+cluster), retry host predicates, ORCA load reports (client-side weighted round robin runs
+with equal weights, as before any report), and peeking / preconnect. One balancer is one
+Envoy worker: exact sequences differ per worker seed.
 """
 
 from xdscp.balancer.base import Balancer
@@ -22,14 +23,24 @@ from xdscp.balancer.build import Client, build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
 from xdscp.balancer.shares import expected_shares
-from xdscp.balancer.simulation import Resources, SimulationResult, remap_fractions, simulate
+from xdscp.balancer.simulation import (
+    Conditions,
+    HotKeyResult,
+    Resources,
+    SimulationResult,
+    remap_fractions,
+    simulate,
+    simulate_hot_key,
+)
 from xdscp.errors import BalancerError
 
 __all__ = [
     "Balancer",
     "BalancerError",
     "Client",
+    "Conditions",
     "Host",
+    "HotKeyResult",
     "Kind",
     "LbSettings",
     "Resources",
@@ -38,4 +49,5 @@ __all__ = [
     "expected_shares",
     "remap_fractions",
     "simulate",
+    "simulate_hot_key",
 ]
