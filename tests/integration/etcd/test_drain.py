@@ -72,9 +72,7 @@ async def test_drain_needs_the_native_format(etcd_server: EtcdServer) -> None:
     registration = build_registration("api", "10.0.0.7", 8080)
     async with EtcdClient(etcd_server.config()) as client:
         with pytest.raises(ValidationError, match="native"):
-            async with register(
-                client, registration, Placement(Format.GRPC_GO), ttl=2, drain=1.0
-            ):
+            async with register(client, registration, Placement(Format.GRPC_GO), ttl=2, drain=1.0):
                 pass
 
 
