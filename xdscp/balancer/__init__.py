@@ -5,23 +5,34 @@ Give `build_balancer` the Cluster and ClusterLoadAssignment a client receives; t
 `xdscp simulate` can predict how traffic spreads. Configurations the client would reject raise
 `xdscp.errors.BalancerError` with the client's reason.
 
-Not reproduced (the pick ignores them): slow start, hash_balance_factor (bounded-load hashing),
-zone-aware routing (it needs the proxy's local cluster), retry host predicates, ORCA load
-reports (client-side weighted round robin runs with equal weights, as before any report), and
-peeking / preconnect. One balancer is one Envoy worker: exact sequences differ per worker seed.
+`build_balancer(..., ejected=..., ages=...)` adds what changes a pick besides the resources:
+hosts outlier detection ejected (unhealthy to Envoy, panic when too few are left; skipped by
+gRPC) and each host's seconds since it joined, for the cluster's slow start (Envoy's ramp,
+`slow_start.py`). A ring hash / Maglev cluster's `hash_balance_factor` bounds each host's
+active requests (Envoy's bounded-load probe, `bounded.py`). `expected_shares` computes the
+long-run share of each host from a balancer's state.
+
+Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local
+cluster), retry host predicates, ORCA load reports (client-side weighted round robin runs
+with equal weights, as before any report), and peeking / preconnect. One balancer is one
+Envoy worker: exact sequences differ per worker seed.
 """
 
 from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import Client, build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
+from xdscp.balancer.shares import expected_shares
 from xdscp.balancer.simulation import (
+    Conditions,
+    HotKeyResult,
     RequestRoute,
     Resources,
     SimulationResult,
     remap_fractions,
     route_request,
     simulate,
+    simulate_hot_key,
 )
 from xdscp.errors import BalancerError
 
@@ -29,14 +40,18 @@ __all__ = [
     "Balancer",
     "BalancerError",
     "Client",
+    "Conditions",
     "Host",
+    "HotKeyResult",
     "Kind",
     "LbSettings",
     "RequestRoute",
     "Resources",
     "SimulationResult",
     "build_balancer",
+    "expected_shares",
     "remap_fractions",
     "route_request",
     "simulate",
+    "simulate_hot_key",
 ]

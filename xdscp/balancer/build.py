@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from xdscp.balancer.base import Balancer
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.envoy_lb import ENVOY_BALANCERS
 from xdscp.balancer.grpc_lb import GrpcBalancer
-from xdscp.balancer.hosts import host_sets, hosts_from_cla, overprovisioning_factor
+from xdscp.balancer.hosts import (
+    apply_conditions,
+    host_sets,
+    hosts_from_cla,
+    overprovisioning_factor,
+)
 from xdscp.balancer.policy import Kind, envoy_policy, grpc_policy
 from xdscp.errors import BalancerError
 
@@ -17,19 +23,30 @@ Client = Literal["envoy", "grpc"]
 
 
 def build_balancer(
-    cluster: Any, cla: Any, *, client: Client = "envoy", rng: random.Random | None = None
+    cluster: Any,
+    cla: Any,
+    *,
+    client: Client = "envoy",
+    rng: random.Random | None = None,
+    ejected: Collection[str] = (),
+    ages: Mapping[str, float] | None = None,
 ) -> Balancer:
     """The balancer `client` ("envoy" or "grpc") runs for this Cluster and CLA.
 
     `rng` drives every random choice (seeds, P2C samples, random picks) for reproducible runs.
+    `ejected` names hosts (`ip:port`) outlier detection has ejected: Envoy counts them
+    unhealthy (panic when too few are left), gRPC skips them. `ages` gives hosts' seconds since
+    they joined, for the cluster's slow start (hosts not named joined long ago).
     """
     rng = rng if rng is not None else random.Random()
     if client == "grpc":
-        return GrpcBalancer(cla, grpc_policy(cluster), rng)
+        return GrpcBalancer(cla, grpc_policy(cluster), rng, ejected=frozenset(ejected))
     if client != "envoy":
         raise BalancerError(f"client must be 'envoy' or 'grpc', got {client!r}")
     settings = envoy_policy(cluster)
-    sets = host_sets(hosts_from_cla(cla))
+    hosts = hosts_from_cla(cla)
+    apply_conditions(hosts, ejected=ejected, ages=ages)
+    sets = host_sets(hosts)
     overprovisioning = overprovisioning_factor(cla)
     weighted = bool(cla.policy.weighted_priority_health)
     if settings.kind in (Kind.RING_HASH, Kind.MAGLEV):

@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 
 from xdscp.balancer.base import Balancer
+from xdscp.balancer.bounded import bounded_choice
 from xdscp.balancer.hash.tables import MaglevTable, RingHashTable, WeightedKey, normalize_weights
 from xdscp.balancer.hosts import UINT32_MAX, Host, HostSet
 from xdscp.balancer.policy import Kind, LbSettings
@@ -115,7 +116,18 @@ class HashBalancer(Balancer):
         """The host for request hash `hash_key` (a random 64-bit value when None)."""
         value = self.rand64() if hash_key is None else hash_key & 0xFFFFFFFFFFFFFFFF
         priority, _ = choose_priority(value, self.load)
-        return self.tables[priority].lookup(value)
+        host = self.tables[priority].lookup(value)
+        factor = self.settings.hash_balance_factor
+        if host is None or factor is None:
+            return host
+        return bounded_choice(
+            host,
+            value,
+            [(e.host, e.weight) for e in self.weighted_hosts[priority]],
+            active=lambda h: h.active,
+            overall_active=sum(h.active for h in self.hosts),
+            factor=factor,
+        )
 
     def table_shares(self, priority: int = 0) -> dict[Host, float]:
         """Share of the hash space each host owns in `priority`'s table."""

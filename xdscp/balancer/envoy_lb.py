@@ -17,6 +17,8 @@ from xdscp.balancer.edf import EdfScheduler
 from xdscp.balancer.hosts import Host, HostSet
 from xdscp.balancer.policy import Kind, LbSettings
 from xdscp.balancer.priority import PriorityCounts, PriorityLoad, choose_priority, priority_loads
+from xdscp.balancer.slow_start import in_window, slow_start_weight
+from xdscp.model import Health
 
 
 class Source:
@@ -121,12 +123,29 @@ class ZoneAwareBalancer(Balancer):
         self._priorities = [self._build_priority(s) for s in sets]
 
     def host_weight(self, host: Host) -> float:
-        """The weight the EDF scheduler uses for `host` at pick time."""
-        return float(host.weight)
+        """The weight the EDF scheduler uses for `host` at pick time (slow start applied)."""
+        return self.slow_start(float(host.weight), host)
+
+    def slow_start(self, weight: float, host: Host) -> float:
+        """`weight` scaled by the slow-start factor (healthy hosts in their window only)."""
+        config = self.settings.slow_start
+        if config is None or host.health is not Health.HEALTHY:
+            return weight
+        return slow_start_weight(weight, host.age, config)
+
+    def _ramping(self, hosts: Sequence[Host]) -> bool:
+        config = self.settings.slow_start
+        return config is not None and any(
+            h.health is Health.HEALTHY and in_window(h.age, config) for h in hosts
+        )
 
     def _source(self, hosts: list[Host]) -> Source:
         edf = None
-        if self.uses_edf and len(hosts) > 1 and not self._unweighted(hosts):
+        if (
+            self.uses_edf
+            and len(hosts) > 1
+            and (self._ramping(hosts) or not self._unweighted(hosts))
+        ):
             edf = EdfScheduler.create_with_picks(hosts, self.host_weight, self.seed)
         return Source(hosts, edf, self.seed)
 
@@ -149,6 +168,13 @@ class ZoneAwareBalancer(Balancer):
                 host_set, host_set.degraded_per_locality, host_set.degraded, of, self.rand64()
             )
         return state
+
+    def locality_weights(self, priority: int, *, degraded: bool) -> dict[int, float] | None:
+        """The effective weights the locality scheduler of `priority` picks localities by
+        (index into the host set's localities); None without locality weighting."""
+        state = self._priorities[priority]
+        scheduler = state.locality_degraded if degraded else state.locality_healthy
+        return None if scheduler is None else dict(scheduler.weights)
 
     def source_for(self, value: int) -> Source:
         """Envoy's hostSourceToUse for the random value `value`."""
@@ -240,10 +266,12 @@ class LeastRequestBalancer(ZoneAwareBalancer):
     def host_weight(self, host: Host) -> float:
         """`weight / (active + 1) ** bias` (bias 1.0 divides; bias 0.0 is the plain weight)."""
         if self.bias == 1.0:
-            return host.weight / (host.active + 1)
-        if self.bias == 0.0:
-            return float(host.weight)
-        return float(host.weight / float(host.active + 1) ** self.bias)
+            weight = host.weight / (host.active + 1)
+        elif self.bias == 0.0:
+            weight = float(host.weight)
+        else:
+            weight = float(host.weight / float(host.active + 1) ** self.bias)
+        return self.slow_start(weight, host)
 
     def unweighted_pick(self, source: Source) -> Host:
         """N choices with replacement; a later sample wins only with strictly fewer active."""

@@ -65,9 +65,16 @@ class _RoundRobin:
 class GrpcBalancer(Balancer):
     """The balancing a proxyless grpc client does for one cluster."""
 
-    def __init__(self, cla: Any, settings: LbSettings, rng: random.Random) -> None:
+    def __init__(
+        self,
+        cla: Any,
+        settings: LbSettings,
+        rng: random.Random,
+        *,
+        ejected: frozenset[str] = frozenset(),
+    ) -> None:
         check_priorities(cla)
-        hosts = hosts_from_cla(cla, grpc=True)
+        hosts = [h for h in hosts_from_cla(cla, grpc=True) if h.key not in ejected]
         super().__init__(hosts, settings, rng)
         sets = [s for s in host_sets(hosts) if s.hosts]
         self.active_hosts: list[Host] = sets[0].hosts if sets else []

@@ -9,7 +9,7 @@ denominators of the availability arithmetic, exactly as in Envoy.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ class Host:
     __slots__ = (
         "active",
         "address",
+        "age",
         "hash_key",
         "health",
         "hostname",
@@ -73,6 +74,7 @@ class Host:
         self.hostname = hostname
         self.hash_key = hash_key
         self.active = 0
+        self.age: float | None = None  # seconds since it joined (slow start); None: long ago
 
     @property
     def key(self) -> str:
@@ -213,6 +215,19 @@ def _host(lb_endpoint: Any, where: str, locality: Locality, priority: int) -> Ho
         hostname=str(lb_endpoint.endpoint.hostname),
         hash_key=_hash_key(lb_endpoint),
     )
+
+
+def apply_conditions(
+    hosts: Sequence[Host], *, ejected: Collection[str] = (), ages: Mapping[str, float] | None = None
+) -> None:
+    """Mark outlier-ejected hosts (`ip:port`) unhealthy, as Envoy's FAILED_OUTLIER_CHECK does
+    (they stay in the priority's hosts: too many of them and the priority is in panic), and
+    give hosts their age in seconds (slow start). Excluded (DRAINING) hosts stay excluded."""
+    for host in hosts:
+        if host.key in ejected and host.health is not Health.DRAINING:
+            host.health = Health.UNHEALTHY
+        if ages is not None and host.key in ages:
+            host.age = ages[host.key]
 
 
 def host_sets(hosts: Sequence[Host]) -> list[HostSet]:

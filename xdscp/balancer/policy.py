@@ -25,7 +25,8 @@ from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from xdscp.errors import BalancerError
+from xdscp.balancer.slow_start import SlowStart
+from xdscp.errors import BalancerError, ValidationError
 from xdscp.model import (
     DEFAULT_MAGLEV_TABLE,
     ENVOY_MAX_RING,
@@ -66,6 +67,8 @@ class LbSettings:
     use_hostname_for_hashing: bool = False
     hash_policies: tuple[Any, ...] = ()
     wrr_locality: bool = False
+    slow_start: SlowStart | None = None
+    hash_balance_factor: int | None = None
 
 
 _PREFIX = "type.googleapis.com/"
@@ -139,6 +142,24 @@ def _bias(runtime_double: Any) -> float:
     return 1.0 if bias < 0.0 or math.isnan(bias) else bias
 
 
+def slow_start_config(config: Any) -> SlowStart | None:
+    """A `slow_start_config` message (typed or enum form) as `SlowStart`; None when unset."""
+    if not config.HasField("slow_start_window"):
+        return None
+    aggression = float(config.aggression.default_value) if config.HasField("aggression") else 1.0
+    minimum = (
+        float(config.min_weight_percent.value) if config.HasField("min_weight_percent") else 10.0
+    )
+    try:
+        return SlowStart(config.slow_start_window.ToNanoseconds() / 1e9, aggression, minimum)
+    except ValidationError as error:
+        raise BalancerError(str(error)) from error
+
+
+def _balance_factor(hashing: Any) -> int | None:
+    return _wrapped(hashing, "hash_balance_factor", 0) or None
+
+
 def envoy_policy(cluster: Any) -> LbSettings:
     """The policy Envoy runs for `cluster`; BalancerError where Envoy would NACK it."""
     base = LbSettings(
@@ -161,8 +182,14 @@ def _enum_settings(cluster: Any, base: LbSettings) -> LbSettings:
         raise BalancerError(
             "cluster: LB policy LOAD_BALANCING_POLICY_CONFIG requires load_balancing_policy"
         )
+    base = replace(
+        base,
+        hash_balance_factor=_balance_factor(cluster.common_lb_config.consistent_hashing_lb_config),
+    )
     if policy == cluster_pb2.Cluster.ROUND_ROBIN:
-        return base
+        return replace(
+            base, slow_start=slow_start_config(cluster.round_robin_lb_config.slow_start_config)
+        )
     if policy == cluster_pb2.Cluster.RANDOM:
         return replace(base, kind=Kind.RANDOM)
     if policy == cluster_pb2.Cluster.LEAST_REQUEST:
@@ -173,6 +200,7 @@ def _enum_settings(cluster: Any, base: LbSettings) -> LbSettings:
             kind=Kind.LEAST_REQUEST,
             choice_count=_wrapped(config, "choice_count", 2),
             active_request_bias=bias,
+            slow_start=slow_start_config(config.slow_start_config),
         )
     if policy == cluster_pb2.Cluster.RING_HASH:
         ring = cluster.ring_hash_lb_config
@@ -228,8 +256,15 @@ def _locality_config(message: Any, base: LbSettings) -> bool:
 def _typed_settings(
     kind: Kind, message: Any, base: LbSettings, index: int, *, grpc: bool
 ) -> LbSettings:
-    if kind in (Kind.ROUND_ROBIN, Kind.RANDOM):
+    if kind is Kind.RANDOM:
         return replace(base, kind=kind, locality_weighted=_locality_config(message, base))
+    if kind is Kind.ROUND_ROBIN:
+        return replace(
+            base,
+            kind=kind,
+            locality_weighted=_locality_config(message, base),
+            slow_start=None if grpc else slow_start_config(message.slow_start_config),
+        )
     if kind is Kind.LEAST_REQUEST:
         bias = (
             _bias(message.active_request_bias) if message.HasField("active_request_bias") else None
@@ -241,6 +276,7 @@ def _typed_settings(
             choice_count=_wrapped(message, "choice_count", 2),
             active_request_bias=bias,
             full_scan=message.selection_method == 1 or message.enable_full_scan.value,
+            slow_start=None if grpc else slow_start_config(message.slow_start_config),
         )
     if kind in (Kind.CLIENT_SIDE_WRR, Kind.PICK_FIRST):
         return replace(base, kind=kind)
@@ -252,6 +288,7 @@ def _typed_settings(
         use_hostname_for_hashing=bool(hashing.use_hostname_for_hashing)
         or bool(getattr(message, "use_hostname_for_hashing", False)),
         locality_weighted=base.wrr_locality or message.HasField("locality_weighted_lb_config"),
+        hash_balance_factor=None if grpc else _balance_factor(hashing),
     )
     if kind is Kind.MAGLEV:
         size = _wrapped(message, "table_size", DEFAULT_MAGLEV_TABLE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -87,12 +87,13 @@ def simulate(
     client: str = "envoy",
     seed: int | None = None,
     route_policies: Sequence[Any] = (),
+    conditions: Conditions | None = None,
 ) -> SimulationResult:
     """Send `requests` requests through the balancer `client` builds for `service`.
 
-    `route_policies` are the route's hash policies (where gRPC clients take them from)."""
-    cluster, cla = resources(service)
-    lb = build_balancer(cluster, cla, client=client, rng=random.Random(seed))  # type: ignore[arg-type]
+    `route_policies` are the route's hash policies (where gRPC clients take them from);
+    `conditions` the ejected hosts and host ages the balancer is built with."""
+    lb = _balancer(service, resources, client, seed, conditions)
     seen: Counter[str] = Counter()
     unserved = 0
     for index in range(requests):
@@ -145,6 +146,97 @@ def route_request(
         return RequestRoute(None, None)
     host = lb.choose(digest)
     return RequestRoute(digest, None if host is None else str(host))
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What changes a pick besides the resources: ejected hosts (`ip:port`) and each host's
+    seconds since it joined (slow start)."""
+
+    ejected: frozenset[str] = frozenset()
+    ages: Mapping[str, float] | None = None
+
+
+def _balancer(
+    service: Service,
+    resources: Resources,
+    client: str,
+    seed: int | None,
+    conditions: Conditions | None,
+) -> Balancer:
+    cluster, cla = resources(service)
+    conditions = conditions or Conditions()
+    return build_balancer(
+        cluster, cla, client=client, rng=random.Random(seed),  # type: ignore[arg-type]
+        ejected=conditions.ejected, ages=conditions.ages,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class HotKeyResult:
+    """Requests for one key held `concurrency` at a time: where they went, and the most
+    requests each endpoint held at once."""
+
+    requests: Mapping[str, int]
+    peak_active: Mapping[str, int]
+    unserved: int
+
+
+def _keyed_request(hash_on: Sequence[HashOn], key: str) -> dict[str, Any]:
+    """`Balancer.request_hash` arguments with every hash input set to `key` (the source IP
+    too, when `key` is an IP address)."""
+    names = {source: {h.name: key for h in hash_on if h.source is source} for source in HashSource}
+    cookies = names[HashSource.COOKIE]
+    headers = names[HashSource.HEADER] | (
+        {"cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
+    )
+    try:
+        source_ip: str | None = str(ipaddress.ip_address(key))
+    except ValueError:
+        source_ip = None
+    return {
+        "headers": headers,
+        "cookies": cookies,
+        "query": names[HashSource.QUERY_PARAMETER],
+        "source_ip": source_ip,
+    }
+
+
+def simulate_hot_key(
+    service: Service,
+    resources: Resources,
+    *,
+    key: str,
+    concurrency: int,
+    requests: int,
+    client: str = "envoy",
+    seed: int | None = None,
+    route_policies: Sequence[Any] = (),
+    conditions: Conditions | None = None,
+) -> HotKeyResult:
+    """Send `requests` requests that all hash `key` (every hash input set to it), keeping
+    `concurrency` in flight (the oldest finishes before the next starts): with a
+    `hash_balance_factor` the overflow leaves the key's endpoint, as Envoy bounds it."""
+    lb = _balancer(service, resources, client, seed, conditions)
+    value = lb.request_hash(
+        **_keyed_request(service.policy.hash_on, key), route_policies=route_policies
+    )
+    seen: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    flight: deque[Any] = deque()
+    unserved = 0
+    for _ in range(requests):
+        if len(flight) >= concurrency:
+            lb.finish(flight.popleft())
+        host = lb.choose(value)
+        if host is None:
+            unserved += 1
+            continue
+        lb.start(host)
+        flight.append(host)
+        seen[str(host)] += 1
+        peak[str(host)] = max(peak[str(host)], host.active)
+    return HotKeyResult(dict(seen), dict(peak), unserved)
 
 
 def _added_endpoint(endpoints: Sequence[Endpoint]) -> Endpoint:

@@ -51,6 +51,7 @@ from xdscp.sources import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_DRAIN = 5.0  # seconds a stopped registrar stays DRAINING: EDS reaches clients in < 1 s
 
 
 def etcd_options(func: F) -> F:
@@ -127,9 +128,14 @@ def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--id", "endpoint_id", default=None, help="Endpoint id [default: HOST:PORT].")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="native")
 @click.option("--grpc-target", default=None, help="grpc-go format: target [default: SERVICE].")
+@click.option(
+    "--drain", type=click.FloatRange(0.0, 3600.0), default=None, metavar="SECONDS",
+    help="On SIGINT/SIGTERM, mark DRAINING this long before revoking [5 native, 0 grpc-go].",
+)  # fmt: skip
 @etcd_options
 def register_command(**params: Any) -> None:
-    """Register SERVICE at HOST:PORT until interrupted (SIGINT/SIGTERM revoke the lease)."""
+    """Register SERVICE at HOST:PORT until interrupted: SIGINT/SIGTERM mark the endpoint
+    DRAINING for --drain seconds, then revoke the lease (a second signal revokes at once)."""
     config = etcd_config(params)
     try:
         host, port = split_host_port("address", params["address"])
@@ -144,14 +150,29 @@ def register_command(**params: Any) -> None:
         raise click.BadParameter(str(exc)) from None
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
 
+    drain = params["drain"]
+    if drain is None:
+        drain = DEFAULT_DRAIN if placement.format is Format.NATIVE else 0.0
+
     async def work(client: EtcdClient) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()  # a second signal: no more waiting, revoke now
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with register(client, registration, placement, ttl=params["ttl"]) as done:
+            loop.add_signal_handler(sig, on_signal)
+        async with register(
+            client, registration, placement, ttl=params["ttl"], drain=drain
+        ) as done:
             click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
             await stop.wait()
+            if drain:
+                click.echo(f"draining {done.key} for {drain:g} s")
         if not done.revoked:
             raise click.ClickException(
                 f"could not deregister {done.key} ({done.revoke_error}): it stays until its"
@@ -167,16 +188,21 @@ def register_command(**params: Any) -> None:
 @click.argument("endpoint_id", metavar="ID")
 @click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="native")
 @click.option("--grpc-target", default=None)
+@click.option(
+    "--drain", type=click.FloatRange(0.0, 3600.0), default=0.0, metavar="SECONDS",
+    help="Mark the endpoint DRAINING (keeping its lease) this long before deleting it.",
+)  # fmt: skip
 @etcd_options
 def deregister_command(**params: Any) -> None:
-    """Delete the registration ID of SERVICE (ID defaults to HOST:PORT at register time)."""
+    """Delete the registration ID of SERVICE (ID defaults to HOST:PORT at register time);
+    with --drain, clients first stop sending it new requests while in-flight ones finish."""
     config = etcd_config(params)
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
     key = placement.key(params["service"], params["endpoint_id"])
     found = _run(
         functools.partial(
             deregister, service=params["service"], endpoint_id=params["endpoint_id"],
-            placement=placement,
+            placement=placement, drain=params["drain"],
         ),
         config,
     )  # fmt: skip

@@ -9,6 +9,8 @@ shows how many request hashes move when one endpoint is added or removed, next t
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +19,34 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from xdscp.balancer import SimulationResult, remap_fractions, simulate
+from xdscp.balancer import (
+    Conditions,
+    HotKeyResult,
+    SimulationResult,
+    remap_fractions,
+    simulate,
+    simulate_hot_key,
+)
 from xdscp.errors import BalancerError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
     Endpoint,
     HashOn,
+    Health,
     LbPolicy,
     Locality,
     Service,
+    parse_health,
     parse_lb_policy,
 )
+from xdscp.sources import load_services, parse_endpoint_entry, parse_policy
 from xdscp.translate import client_resources, route_hash_policies
 
 _BAR_WIDTH = 30
 
 
 def parse_endpoint(text: str) -> Endpoint:
-    """`IP:PORT[:WEIGHT[:ZONE[:PRIORITY]]]`; IPv6 as `[addr]:PORT[:...]`."""
+    """`IP:PORT[:WEIGHT[:ZONE[:PRIORITY[:HEALTH]]]]`; IPv6 as `[addr]:PORT[:...]`."""
     if text.startswith("["):
         address, sep, rest = text[1:].partition("]:")
         if not sep:
@@ -42,9 +54,9 @@ def parse_endpoint(text: str) -> Endpoint:
         parts = [address, *rest.split(":")]
     else:
         parts = text.split(":")
-    if not 2 <= len(parts) <= 5:
+    if not 2 <= len(parts) <= 6:
         raise ValidationError(
-            "endpoint", f"expected IP:PORT[:WEIGHT[:ZONE[:PRIORITY]]], got {text!r}"
+            "endpoint", f"expected IP:PORT[:WEIGHT[:ZONE[:PRIORITY[:HEALTH]]]], got {text!r}"
         )
     try:
         port = int(parts[1])
@@ -55,28 +67,30 @@ def parse_endpoint(text: str) -> Endpoint:
             "endpoint", f"port, weight and priority must be integers: {text!r}"
         ) from None
     zone = parts[3] if len(parts) > 3 else ""
-    return Endpoint(parts[0], port, weight=weight, locality=Locality(zone=zone), priority=priority)
+    health = parse_health(parts[5]) if len(parts) > 5 else Health.HEALTHY
+    return Endpoint(
+        parts[0], port, weight=weight, locality=Locality(zone=zone), priority=priority,
+        health=health,
+    )  # fmt: skip
 
 
-def _endpoint_from_yaml(item: object) -> Endpoint:
+def _endpoint_from_yaml(index: int, item: object) -> Endpoint:
+    """A shorthand string, or a mapping written as in the services file and the registry."""
     if isinstance(item, str):
         return parse_endpoint(item)
     if not isinstance(item, dict):
         raise ValidationError("endpoints", f"each endpoint is a string or a mapping, got {item!r}")
-    fields = dict(item)
-    zone = fields.pop("zone", "")
-    region = fields.pop("region", "")
-    if zone or region:
-        fields["locality"] = Locality(region=str(region), zone=str(zone))
     try:
-        return Endpoint(**fields)
-    except TypeError as exc:
-        raise ValidationError("endpoints", str(exc)) from None
+        return parse_endpoint_entry("simulated", index, item)
+    except ValidationError as exc:
+        raise ValidationError(f"endpoints[{index}].{exc.field}", exc.message) from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """Read a simulation file: `policy` (a name or a mapping of BalancingPolicy fields),
-    `endpoints`, and optionally `hash_on`, `requests`, `client`, `seed`."""
+    """Read a simulation file: `policy` (a name or a policy mapping, as `xdscp policy set`
+    stores it), `endpoints` (as in the services file, or `IP:PORT:...` strings), and
+    optionally `hash_on`, `requests`, `client`, `seed`, `added` (`ip:port: seconds`). A
+    services file (`services:`) works too: the service is the only one, or `--service`."""
     document = yaml.safe_load(path.read_text())
     if not isinstance(document, dict):
         raise ValidationError("file", f"{path} must hold a mapping")
@@ -84,11 +98,29 @@ def load_file(path: Path) -> dict[str, Any]:
 
 
 def _policy(spec: object, hash_on: tuple[str, ...]) -> BalancingPolicy:
-    fields: dict[str, Any] = dict(spec) if isinstance(spec, dict) else {"lb": spec or "round_robin"}
-    fields["lb"] = parse_lb_policy(fields.get("lb", "round_robin"))
-    names = list(hash_on) or list(fields.pop("hash_on", []) or [])
-    fields["hash_on"] = tuple(HashOn.parse(str(n)) for n in names)
-    return BalancingPolicy(**fields)
+    if isinstance(spec, BalancingPolicy):
+        policy = spec
+    elif isinstance(spec, dict):
+        policy = parse_policy(json.dumps(spec).encode())
+    else:
+        policy = BalancingPolicy(lb=parse_lb_policy(spec or "round_robin"))
+    if hash_on:
+        policy = replace(policy, hash_on=tuple(HashOn.parse(str(n)) for n in hash_on))
+    return policy
+
+
+def _from_services(document: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """The simulation document of one service of a services file."""
+    services = load_services(yaml.safe_dump(document))
+    if name is None and len(services) != 1:
+        raise ValidationError(
+            "service", f"the file holds {sorted(services)}: pick one with --service"
+        )
+    key = name or next(iter(services))
+    if key not in services:
+        raise ValidationError("service", f"{key!r} is not in the file ({sorted(services)})")
+    rest = {k: v for k, v in document.items() if k != "services"}
+    return {**rest, "_service": services[key]}
 
 
 def build_service(
@@ -99,15 +131,17 @@ def build_service(
     hash_on: tuple[str, ...],
 ) -> Service:
     """The model Service described by the file document with the command-line flags on top."""
-    spec = policy if policy is not None else document.get("policy", "round_robin")
+    given: Service | None = document.get("_service")
+    spec = policy if policy is not None else (given.policy if given else document.get("policy"))
     if hash_on == () and "hash_on" in document:
         hash_on = tuple(str(h) for h in document["hash_on"])
-    items = [parse_endpoint(e) for e in endpoints] or [
-        _endpoint_from_yaml(e) for e in document.get("endpoints", [])
-    ]
+    items = [parse_endpoint(e) for e in endpoints] or (
+        list(given.endpoints) if given else
+        [_endpoint_from_yaml(i, e) for i, e in enumerate(document.get("endpoints") or [])]
+    )  # fmt: skip
     if not items:
         raise ValidationError("endpoint", "give at least one --endpoint (or endpoints: in --file)")
-    return Service("simulated", tuple(items), _policy(spec, hash_on))
+    return Service(given.name if given else "simulated", tuple(items), _policy(spec, hash_on))
 
 
 def render(result: SimulationResult, title: str) -> Table:
@@ -148,14 +182,54 @@ def _remap_table(fractions: dict[str, tuple[float, float]], policy: LbPolicy) ->
     return table
 
 
+def _added(document: dict[str, Any], flags: tuple[str, ...]) -> dict[str, float]:
+    """`ip:port` -> the second it joined, from the file's `added:` and `--added` flags."""
+    added = {str(k): v for k, v in (document.get("added") or {}).items()}
+    for flag in flags:
+        key, sep, value = flag.rpartition("=")
+        if not sep:
+            raise ValidationError("added", f"expected IP:PORT=SECONDS, got {flag!r}")
+        added[key] = value
+    try:
+        return {k: float(v) for k, v in added.items()}
+    except (TypeError, ValueError):
+        raise ValidationError("added", f"seconds must be numbers, got {added}") from None
+
+
+def conditions_at(
+    service: Service, added: dict[str, float], at: float | None, ejected: tuple[str, ...]
+) -> tuple[Service, Conditions]:
+    """The service as it stands `at` seconds in (endpoints added later are not there yet)
+    and the conditions its balancer runs under (ejected hosts, the others' ages)."""
+    keys = {e.key for e in service.endpoints}
+    for key in [*added, *ejected]:
+        if key not in keys:
+            raise ValidationError("endpoint", f"{key} is not an endpoint of the service")
+    now = at if at is not None else max([0.0, *added.values()])
+    present = tuple(e for e in service.endpoints if added.get(e.key, 0.0) <= now)
+    ages = {k: now - t for k, t in added.items() if t <= now}
+    return replace(service, endpoints=present), Conditions(frozenset(ejected), ages)
+
+
+def render_hot_key(result: HotKeyResult, title: str) -> Table:
+    """Where one key's requests went and the most each endpoint held at once."""
+    table = Table(title=title)
+    for name in ("endpoint", "requests", "peak in flight"):
+        table.add_column(name, justify="left" if name == "endpoint" else "right")
+    for key in sorted(result.requests, key=lambda k: -result.requests[k]):
+        table.add_row(key, str(result.requests[key]), str(result.peak_active[key]))
+    return table
+
+
 @click.command("simulate")
 @click.option("--policy", help="Balancing policy: " + ", ".join(p.value for p in LbPolicy) + ".")
 @click.option(
     "--endpoint",
     "endpoints",
     multiple=True,
-    metavar="IP:PORT[:WEIGHT[:ZONE[:PRIORITY]]]",
-    help="An endpoint (repeat); IPv6 as [addr]:PORT...",
+    metavar="IP:PORT[:WEIGHT[:ZONE[:PRIORITY[:HEALTH]]]]",
+    help="An endpoint (repeat); IPv6 as [addr]:PORT...; HEALTH: healthy, degraded, unhealthy,"
+    " draining.",
 )
 @click.option(
     "--hash-on",
@@ -175,42 +249,72 @@ def _remap_table(fractions: dict[str, tuple[float, float]], policy: LbPolicy) ->
     "file_",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="YAML with policy, hash_on, endpoints, requests, client, seed (flags override it).",
+    help="YAML: policy, hash_on, endpoints, requests, client, seed, added; or a services file.",
 )
+@click.option("--service", "service_name", default=None, help="The service of a services file.")
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
-def command(
-    *,
-    policy: str | None,
-    endpoints: tuple[str, ...],
-    hash_on: tuple[str, ...],
-    requests: int | None,
-    client: str | None,
-    file_: Path | None,
-    seed: int | None,
-) -> None:
+@click.option(
+    "--eject", multiple=True, metavar="IP:PORT", help="An endpoint outlier detection ejected."
+)
+@click.option(
+    "--added", multiple=True, metavar="IP:PORT=SECONDS", help="When an endpoint joined (repeat)."
+)
+@click.option(
+    "--at-seconds",
+    type=click.FloatRange(0.0),
+    default=None,
+    help="Simulate at this second: later endpoints are absent, recent ones ramp (slow start).",
+)
+@click.option("--hot-key", default=None, help="Send every request with this hash key.")
+@click.option(
+    "--hash-balance-factor", type=click.IntRange(100), default=None,
+    help="Bounded-load hashing (ring_hash, maglev): a host holds at most FACTOR % of the average.",
+)  # fmt: skip
+@click.option(
+    "--concurrency", type=click.IntRange(1, 100_000), default=16, show_default=True,
+    help="Requests in flight at once with --hot-key.",
+)  # fmt: skip
+def command(**params: Any) -> None:
     """Predict the share of requests each endpoint receives under a policy."""
+    console = Console()
     try:
-        document = load_file(file_) if file_ is not None else {}
-        service = build_service(document, policy=policy, endpoints=endpoints, hash_on=hash_on)
-        count = requests if requests is not None else int(document.get("requests", 10_000))
-        client_name = client or str(document.get("client", "envoy"))
-        seed = seed if seed is not None else document.get("seed")
-        resources = client_resources(client_name)
-        result = simulate(
-            service,
-            resources,
-            requests=count,
-            client=client_name,
-            seed=seed,
-            route_policies=route_hash_policies(service, client_name),
-        )
-        fractions = None
-        if service.policy.is_hashing and len(service.endpoints) > 1:
-            fractions = dict(remap_fractions(service, resources, client=client_name))
+        document = load_file(params["file_"]) if params["file_"] is not None else {}
+        if "services" in document:
+            document = _from_services(document, params["service_name"])
+        _run(document, params, console)
     except (ValidationError, BalancerError) as exc:
         raise click.ClickException(str(exc)) from None
-    console = Console()
-    title = f"{service.policy.lb} on {client_name}, {count} requests"
-    console.print(render(result, title))
-    if fractions is not None:
+
+
+def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> None:
+    service = build_service(
+        document, policy=params["policy"], endpoints=params["endpoints"],
+        hash_on=params["hash_on"],
+    )  # fmt: skip
+    if params["hash_balance_factor"] is not None:
+        policy = replace(service.policy, hash_balance_factor=params["hash_balance_factor"])
+        service = replace(service, policy=policy)
+    service, conditions = conditions_at(
+        service, _added(document, params["added"]), params["at_seconds"], params["eject"]
+    )
+    count = params["requests"] or int(document.get("requests", 10_000))
+    client = params["client"] or str(document.get("client", "envoy"))
+    seed = params["seed"] if params["seed"] is not None else document.get("seed")
+    resources = client_resources(client)
+    options: dict[str, Any] = {
+        "client": client, "seed": seed, "conditions": conditions,
+        "route_policies": route_hash_policies(service, client),
+    }  # fmt: skip
+    if params["hot_key"] is not None:
+        hot = simulate_hot_key(
+            service, resources, key=params["hot_key"], concurrency=params["concurrency"],
+            requests=count, **options,
+        )  # fmt: skip
+        title = f"key {params['hot_key']!r}, {params['concurrency']} in flight, {client}"
+        console.print(render_hot_key(hot, title))
+        return
+    result = simulate(service, resources, requests=count, **options)
+    console.print(render(result, f"{service.policy.lb} on {client}, {count} requests"))
+    if service.policy.is_hashing and len(service.endpoints) > 1:
+        fractions = dict(remap_fractions(service, resources, client=client))
         console.print(_remap_table(fractions, service.policy.lb))

@@ -20,7 +20,12 @@ from xdscp.sources.registration import (
     register,
     set_policy,
 )
-from xdscp.sources.registry_format import Registration, policy_value, split_host_port
+from xdscp.sources.registry_format import (
+    Registration,
+    parse_policy,
+    policy_value,
+    split_host_port,
+)
 from xdscp.sources.registry_state import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
@@ -29,7 +34,7 @@ from xdscp.sources.registry_state import (
     RegistryState,
     Rejection,
 )
-from xdscp.sources.static import StaticSource
+from xdscp.sources.static import StaticSource, load_services, parse_endpoint_entry
 
 __all__ = [
     "DEFAULT_POLICIES_PREFIX",
@@ -58,6 +63,9 @@ __all__ = [
     "build_registration",
     "deregister",
     "get_policy",
+    "load_services",
+    "parse_endpoint_entry",
+    "parse_policy",
     "policy_value",
     "register",
     "set_policy",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import structlog
@@ -177,6 +177,30 @@ async def _revoke(client: EtcdClient, done: Registered) -> None:
         log.info("deregistered", key=done.key)
 
 
+def draining_value(registration: Registration, placement: Placement) -> bytes:
+    """The registration's value with `health: draining` (native format only: the grpc-go
+    format carries no health)."""
+    if placement.format is not Format.NATIVE:
+        raise ValidationError("drain", "draining needs the native registry format")
+    return native_value(replace(registration, health=Health.DRAINING))
+
+
+async def _drain(
+    client: EtcdClient, done: Registered, placement: Placement, seconds: float
+) -> None:
+    """Mark the endpoint DRAINING under its lease (kept alive meanwhile), then wait."""
+    if seconds <= 0:
+        return
+    done.value = draining_value(done.registration, placement)
+    try:
+        await client.put(done.key.encode(), done.value, lease=done.lease_id)
+    except EtcdError as exc:
+        log.warning("drain_failed", key=done.key, error=str(exc))
+        return
+    log.info("draining", key=done.key, seconds=seconds)
+    await asyncio.sleep(seconds)  # the drain itself: in-flight work finishes meanwhile
+
+
 @contextlib.asynccontextmanager
 async def register(
     client: EtcdClient,
@@ -184,31 +208,56 @@ async def register(
     placement: Placement | None = None,
     *,
     ttl: int = 10,
+    drain: float = 0.0,
 ) -> AsyncIterator[Registered]:
     """Register while the block runs: grant a lease, write the key, keep it alive, revoke.
 
     Entering waits (retrying with backoff) until etcd accepts the write; it raises only for an
     invalid registration or errors no retry can fix (wrong credentials). While the block runs
-    the registration survives etcd restarts, leader changes and lost leases.
+    the registration survives etcd restarts, leader changes and lost leases. With `drain`
+    seconds (native format), leaving first marks the endpoint DRAINING (clients stop sending
+    it new requests, in-flight ones finish) and keeps the lease that long, then revokes it;
+    a cancellation during the drain revokes at once.
     """
     check_int("ttl", ttl, 2, 86_400)
-    key, value = encode(registration, placement or Placement())
+    placement = placement or Placement()
+    if drain > 0:
+        draining_value(registration, placement)  # refuse a format that cannot drain, now
+    key, value = encode(registration, placement)
     done = Registered(key, value, await _write_until_done(client, key, value, ttl), registration)
     log.info("registered", key=key, lease=f"{done.lease_id:x}", ttl=ttl)
     task = asyncio.create_task(_keep(client, done, ttl))
     try:
         yield done
     finally:
-        task.cancel()
-        await asyncio.wait([task])  # the caller's own cancellation still propagates
-        await _revoke(client, done)
+        try:
+            await _drain(client, done, placement, drain)
+        finally:
+            task.cancel()
+            await asyncio.wait([task])  # the caller's own cancellation still propagates
+            await _revoke(client, done)
 
 
 async def deregister(
-    client: EtcdClient, service: str, endpoint_id: str, placement: Placement
+    client: EtcdClient,
+    service: str,
+    endpoint_id: str,
+    placement: Placement,
+    *,
+    drain: float = 0.0,
 ) -> bool:
-    """Delete one registration's key; True when it existed."""
-    return await client.delete(placement.key(service, endpoint_id).encode()) > 0
+    """Delete one registration's key; True when it existed. With `drain` seconds (native
+    format) the endpoint is first marked DRAINING under its own lease, then deleted."""
+    key = placement.key(service, endpoint_id).encode()
+    if drain > 0:
+        kv = await client.get(key)
+        if kv is None:
+            return False
+        registration = parse_native_value(service, endpoint_id, kv.value)
+        await client.put(key, draining_value(registration, placement), lease=kv.lease)
+        log.info("draining", key=key.decode(), seconds=drain)
+        await asyncio.sleep(drain)  # the drain itself: in-flight work finishes meanwhile
+    return await client.delete(key) > 0
 
 
 async def set_policy(

@@ -32,7 +32,12 @@ from xdscp.sources.registry_format import parse_native_value, parse_policy
 log = structlog.get_logger(__name__)
 
 
-def _endpoint(service: str, index: int, entry: Any) -> Endpoint:
+def parse_endpoint_entry(service: str, index: int, entry: Any) -> Endpoint:
+    """One endpoint as the services file (and the registry) writes it: a mapping with
+    `address`, `port`, `weight`, `locality: {region, zone, sub_zone}`, `priority`, `health`,
+    `metadata`, `hash_key`."""
+    if isinstance(entry, dict) and {"zone", "region", "sub_zone"} & entry.keys():
+        raise ValidationError("locality", "goes in `locality: {region, zone, sub_zone}`")
     reg = parse_native_value(service, str(index), json.dumps(entry).encode())
     return Endpoint(
         reg.host, reg.port, reg.weight, reg.locality, reg.priority, reg.health, reg.metadata,
@@ -44,7 +49,9 @@ def _service(name: str, spec: Any) -> Service:
     if not isinstance(spec, dict):
         raise ValidationError(f"services.{name}", "must be a mapping with endpoints and policy")
     try:
-        endpoints = tuple(_endpoint(name, i, e) for i, e in enumerate(spec.get("endpoints") or []))
+        endpoints = tuple(
+            parse_endpoint_entry(name, i, e) for i, e in enumerate(spec.get("endpoints") or [])
+        )
         if "policy" in spec:
             return Service(name, endpoints, parse_policy(json.dumps(spec["policy"]).encode()))
         return Service(name, endpoints)

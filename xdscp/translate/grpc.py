@@ -18,6 +18,13 @@ Policy lists sent (the first entry the client supports wins) and locality weight
   (gRPC multiplies endpoint and locality weights).
 - maglev: [maglev, ring_hash]; source_ip_hash: [ring_hash] hashing the channel id.
 
+Failover: gRPC implements no overprovisioning factor and no panic. When Envoy would split a
+service's traffic over priorities (a priority losing healthy hosts), over healthy and degraded
+hosts, or balance a priority in panic, the CLA carries Envoy's split instead: one priority
+whose localities (one per original priority, locality and host class, sub_zone suffixed
+`/pN/healthy|degraded|panic`) weigh the share Envoy gives them (`translate/failover.py`). The
+endpoints of degraded and panic groups are sent as healthy, since gRPC drops any other status.
+
 Hash inputs go in the route (gRPC ignores the cluster-level ones): headers as they are;
 cookie, query parameter and source IP have no gRPC meaning and become the channel id.
 
@@ -27,8 +34,8 @@ both ACK every policy, and each takes the first entry it supports.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
+from fractions import Fraction
 from itertools import groupby
 from typing import Any
 
@@ -47,6 +54,7 @@ from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_localit
 
 from xdscp.model import Endpoint, HashSource, Health, LbPolicy, Locality, Service
 from xdscp.translate.envoy import ads_config_source, lb_endpoint
+from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
 from xdscp.translate.lb import hash_policy, maglev_config, set_policies
 
 GRPC_RING_CAP = 4096
@@ -56,6 +64,7 @@ _RING_POLICIES = {
     LbPolicy.RANDOM, LbPolicy.WEIGHTED_RANDOM, LbPolicy.RING_HASH, LbPolicy.MAGLEV,
     LbPolicy.SOURCE_IP_HASH,
 }  # fmt: skip
+_Group = tuple[int, Locality, list[Endpoint], int]
 
 
 def grpc_warnings(service: Service) -> list[str]:
@@ -120,32 +129,74 @@ def grpc_cluster(service: Service, connect_timeout_ms: int = 1000) -> Any:
     return cluster
 
 
-def _groups(service: Service) -> Iterator[tuple[int, Locality, list[Endpoint], int]]:
+def _unit(service: Service) -> Unit:
+    """The endpoint weight both clients honour: registered weights for weighted round robin
+    and the weighted hash policies, else 1 (round robin and random rotate evenly; gRPC's
+    least request ignores endpoint weights)."""
+    lb = service.policy.lb
+    if lb is LbPolicy.WEIGHTED_ROUND_ROBIN or (lb in _RING_POLICIES and lb is not LbPolicy.RANDOM):
+        return lambda e: e.weight
+    return lambda _: 1
+
+
+def _own_locality(e: Endpoint, suffix: str = "") -> Locality:
+    """A locality of its own for `e` (gRPC weighs localities, not endpoints, in round robin)."""
+    return replace(e.locality, sub_zone=f"{e.locality.sub_zone}{suffix}/{e.key}")
+
+
+def _spilled(service: Service, groups: list[SpillGroup]) -> list[_Group]:
+    """Envoy's spill as one priority: each (priority, locality, health class) becomes a
+    locality weighted by the share of requests Envoy gives it. Endpoints Envoy would use in
+    panic or for its degraded load are sent as healthy, as gRPC drops any other status."""
+    lb, unit = service.policy.lb, _unit(service)
+    parts: list[tuple[Locality, list[Endpoint], Fraction]] = []
+    for g in groups:
+        suffix = f"/p{g.priority}/{g.kind}"
+        members = [replace(e, health=Health.HEALTHY) for e in g.endpoints]
+        total = sum(unit(e) for e in members)
+        if lb is LbPolicy.WEIGHTED_ROUND_ROBIN:
+            parts += [(_own_locality(e, suffix), [e], g.share * unit(e) / total) for e in members]
+        elif lb in _RING_POLICIES:  # gRPC's ring weighs endpoint weight x locality weight
+            parts.append((_sub_zone(g.locality, suffix), members, g.share / total))
+        else:
+            parts.append((_sub_zone(g.locality, suffix), members, g.share))
+    if not parts:  # e.g. a hash table with no healthy host: Envoy serves nothing either
+        return []
+    heaviest = max(unit(e) for _, members, _ in parts for e in members)
+    weights = integer_weights([share for _, _, share in parts], cap=UINT32_MAX // heaviest)
+    return [(0, loc, members, w) for (loc, members, _), w in zip(parts, weights, strict=True)]
+
+
+def _sub_zone(locality: Locality, suffix: str) -> Locality:
+    return replace(locality, sub_zone=locality.sub_zone + suffix)
+
+
+def _groups(service: Service) -> list[_Group]:
     """(priority, locality, endpoints, locality weight), priorities renumbered 0, 1, 2...
 
     gRPC rejects priority gaps and drops unweighted localities, ignores endpoint weights under
-    round robin and multiplies endpoint by locality weight under ring hash.
+    round robin and multiplies endpoint by locality weight under ring hash. When Envoy would
+    split the traffic over priorities (or be in panic), the split is sent instead.
     """
+    spill = spill_groups(service, _unit(service))
+    if spill is not None:
+        return _spilled(service, spill)
     lb = service.policy.lb
     usable = [e for e in service.endpoints if e.health is Health.HEALTHY]
+    out: list[_Group] = []
     for rank, (_, members) in enumerate(groupby(usable, key=lambda e: e.priority)):
         endpoints = list(members)
         if lb is LbPolicy.WEIGHTED_ROUND_ROBIN:  # one locality per endpoint carries its weight
-            for e in endpoints:
-                yield (
-                    rank,
-                    replace(e.locality, sub_zone=f"{e.locality.sub_zone}/{e.key}"),
-                    [e],
-                    e.weight,
-                )
+            out += [(rank, _own_locality(e), [e], e.weight) for e in endpoints]
             continue
         for locality, grouped in groupby(endpoints, key=lambda e: e.locality):
             group = list(grouped)
-            yield rank, locality, group, 1 if lb in _RING_POLICIES else len(group)
+            out.append((rank, locality, group, 1 if lb in _RING_POLICIES else len(group)))
+    return out
 
 
 def grpc_load_assignment(service: Service) -> Any:
-    """The ClusterLoadAssignment for gRPC: healthy endpoints, every locality weighted."""
+    """The ClusterLoadAssignment for gRPC: usable endpoints, every locality weighted."""
     weighted = service.policy.lb not in {LbPolicy.ROUND_ROBIN, LbPolicy.RANDOM}
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=service.name)
     for priority, locality, group, weight in _groups(service):

@@ -213,7 +213,10 @@ async def test_cli_registrar_survives_etcd_kill_9_and_outages_longer_than_its_tt
                 assert proc.poll() is None, "the registrar ended on its own"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert proc.stdout.read().decode().splitlines() == [f"deregistered {key.decode()}"]
+        assert proc.stdout.read().decode().splitlines() == [
+            f"draining {key.decode()} for 5 s",  # SIGTERM drains by default
+            f"deregistered {key.decode()}",
+        ]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -108,7 +108,7 @@ def test_cli_file_and_hash_policy_show_remapping(tmp_path: Path) -> None:
         "seed: 3\n"
         "endpoints:\n"
         "  - 10.0.0.1:80\n"
-        "  - {address: 10.0.0.2, port: 80, weight: 3, zone: b}\n"
+        "  - {address: 10.0.0.2, port: 80, weight: 3, locality: {zone: b}}\n"
     )
     result = CliRunner().invoke(main, ["simulate", "--file", str(path)])
     assert result.exit_code == 0, result.output
