@@ -40,7 +40,6 @@ from xdscp.model import (
 )
 
 GRPC_MAX_ATTEMPTS = 5  # gRPC caps attempts (the first try and its retries) at 5
-NO_TRAFFIC_INTERVAL = 60.0  # Envoy's default check interval for a cluster without traffic
 SLOW_START_RUNTIME_KEY = "xdscp.slow_start.aggression"
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 
@@ -82,12 +81,13 @@ def outlier_detection(policy: OutlierDetection, *, grpc: bool = False) -> Any:
 
 
 def health_check(check: HealthCheck, upstream: UpstreamProtocol) -> Any:
-    """One Envoy active health check. An idle cluster is checked every
-    max(interval, 60 s) (Envoy's `no_traffic_interval`), never more often than a busy one."""
+    """One Envoy active health check, every `interval` whether or not the cluster has had
+    traffic (`no_traffic_interval` = interval; Envoy's default, 60 s, would leave a backend
+    that fails before the first request unnoticed for a minute)."""
     hc = health_check_pb2.HealthCheck()
     hc.timeout.CopyFrom(duration(check.timeout))
     hc.interval.CopyFrom(duration(check.interval))
-    hc.no_traffic_interval.CopyFrom(duration(max(check.interval, NO_TRAFFIC_INTERVAL)))
+    hc.no_traffic_interval.CopyFrom(duration(check.interval))
     if check.jitter:
         hc.interval_jitter.CopyFrom(duration(check.jitter))
     hc.healthy_threshold.value = check.healthy_threshold

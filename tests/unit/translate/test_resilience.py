@@ -60,8 +60,8 @@ def _route_action(config: Any) -> Any:
 
 
 def test_envoy_cluster_carries_every_part() -> None:
-    """Outlier detection (only the detectors asked for enforce), one HTTP health check with a
-    no-traffic interval no shorter than the interval, slow start in the typed least_request
+    """Outlier detection (only the detectors asked for enforce), one HTTP health check run at
+    its interval even without traffic, slow start in the typed least_request
     policy, DEFAULT-priority circuit breakers with only the limits given."""
     cluster = cluster_for(_service(**FULL))
     od = cluster.outlier_detection
@@ -76,7 +76,7 @@ def test_envoy_cluster_carries_every_part() -> None:
     (check,) = cluster.health_checks
     assert check.http_health_check.path == "/healthz"
     assert check.timeout.ToMilliseconds() == 250
-    assert check.no_traffic_interval.seconds == 60
+    assert check.no_traffic_interval == check.interval
     assert (check.healthy_threshold.value, check.unhealthy_threshold.value) == (2, 3)
     (threshold,) = cluster.circuit_breakers.thresholds
     assert threshold.max_requests.value == 64
