@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from xdscp.cli.policy_flags import flag_error, resilience_fields, resilience_options
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
 from xdscp.model import (
@@ -302,17 +303,24 @@ def policy_group() -> None:
     type=click.Choice([p.value for p in UpstreamProtocol]),
     help="how Envoy speaks to the endpoints: http2 for gRPC backends (default http1)",
 )
+@resilience_options
 @etcd_options
 def policy_set(**params: Any) -> None:
-    """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`."""
+    """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`,
+    `--lb round_robin --consecutive-5xx 3 --health-check http:/healthz --retry-on 5xx`."""
     config = etcd_config(params)
     service, policies_prefix = params.pop("service"), params.pop("policies_prefix")
     params.pop("services_prefix")
     hash_on = params.pop("hash_on")
+    resilience = resilience_fields(params)
     fields = {k: v for k, v in params.items() if v is not None}
     try:
-        policy = BalancingPolicy(**fields, hash_on=tuple(HashOn.parse(h) for h in hash_on))
-    except (ValidationError, ValueError) as exc:
+        policy = BalancingPolicy(
+            **fields, **resilience, hash_on=tuple(HashOn.parse(h) for h in hash_on)
+        )
+    except ValidationError as exc:
+        raise flag_error(exc) from None
+    except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     key = _run(
         functools.partial(

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,7 @@ from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
 from xdscp.model import (
+    RESILIENCE_POLICIES,
     BalancingPolicy,
     Endpoint,
     HashFunction,
@@ -297,6 +299,9 @@ def _endpoint(raw: RawConfig, path: FieldPath) -> Endpoint:
 
 def _policy(raw: RawConfig, path: FieldPath) -> BalancingPolicy:
     values = {k: v for k, v in raw.mapping(path, tuple(_POLICY_FIELDS)).items() if v is not None}
+    for name, kind in RESILIENCE_POLICIES.items():
+        if name in values:
+            _check_keys(raw, (*path, name), kind)
     items = raw.sequence((*path, "hash_on"))
     hash_on = []
     for index in range(len(items)):
@@ -315,6 +320,20 @@ def _policy(raw: RawConfig, path: FieldPath) -> BalancingPolicy:
         return BalancingPolicy(**values)
     except ValidationError as exc:
         raise raw.wrap(path, exc) from None
+
+
+def _check_keys(raw: RawConfig, path: FieldPath, kind: type) -> None:
+    """Unknown keys of a nested policy (and of its own nested parts), at their line."""
+    data = raw.mapping(path, [f.name for f in dataclasses.fields(kind)])
+    hints = typing.get_type_hints(kind)
+    for name, value in data.items():
+        parts = [
+            a
+            for a in typing.get_args(hints[name])
+            if isinstance(a, type) and dataclasses.is_dataclass(a)
+        ]
+        if value is not None and parts:
+            _check_keys(raw, (*path, name), parts[0])
 
 
 def _etcd(raw: RawConfig, path: FieldPath) -> EtcdSource:

@@ -4,6 +4,10 @@ HTTP: every GET answers `200` with a JSON body `{"backend": NAME}` and an `x-bac
 gRPC: the unary method `/xdscp.demo.Echo/Who` answers a `google.protobuf.StringValue` holding
 NAME; any client can call it without generated code (grpc-go: `conn.Invoke` with
 `wrapperspb.StringValue`).
+
+Failures on demand (`Backend.faults`): `fail(503)` makes every request answer 503 (gRPC:
+UNAVAILABLE) until `recover()`; `set_healthy(False)` makes `GET /healthz` answer 503. The
+backend counts what it received (requests, health checks) and its most concurrent requests.
 """
 
 from __future__ import annotations
@@ -35,6 +39,61 @@ class BackendConfig:
     delay_s: float = 0.0
 
 
+HEALTH_PATH = "/healthz"
+
+
+class Faults:
+    """What a backend is told to do wrong, and what it received (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.status = 0  # 0: answer normally; else this HTTP status (gRPC: UNAVAILABLE)
+        self.healthy = True
+        self.requests = 0
+        self.failed = 0
+        self.health_checks = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def fail(self, status: int = 503) -> None:
+        """Answer every request with `status` from now on."""
+        self.status = status
+
+    def recover(self) -> None:
+        """Answer normally again."""
+        self.status = 0
+
+    def set_healthy(self, healthy: bool) -> None:
+        """What `GET /healthz` answers: 200, or 503 when False."""
+        self.healthy = healthy
+
+    def begin(self) -> int:
+        """Count one request in; the status to answer (0 = normal)."""
+        with self._lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.status:
+                self.failed += 1
+            return self.status
+
+    def end(self) -> None:
+        """Count one request out."""
+        with self._lock:
+            self.in_flight -= 1
+
+    def health(self) -> bool:
+        """Count one health check; whether to answer healthy."""
+        with self._lock:
+            self.health_checks += 1
+            return self.healthy
+
+    def reset_max_in_flight(self) -> None:
+        """Start measuring the most concurrent requests afresh."""
+        with self._lock:
+            self.max_in_flight = self.in_flight
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Without this every proxied request waits ~40 ms on Nagle + delayed ACK.
@@ -42,10 +101,21 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
 
     def do_GET(self) -> None:
-        if self.server.delay_s:
-            threading.Event().wait(self.server.delay_s)
+        faults = self.server.faults
+        if self.path == HEALTH_PATH:
+            self._answer(200 if faults.health() else 503)
+            return
+        status = faults.begin()
+        try:
+            if self.server.delay_s:
+                threading.Event().wait(self.server.delay_s)
+            self._answer(status or 200)
+        finally:
+            faults.end()
+
+    def _answer(self, status: int) -> None:
         body = json.dumps({"backend": self.server.name}).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.send_header("x-backend", self.server.name)
@@ -59,10 +129,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: BackendConfig, faults: Faults) -> None:
         super().__init__((config.host, config.http_port), _Handler)
         self.name = config.name
         self.delay_s = config.delay_s
+        self.faults = faults
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client (a proxy that timed out) closing first is normal: stay quiet about it."""
@@ -71,11 +142,17 @@ class _HttpServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-def _who_handler(config: BackendConfig) -> grpc.GenericRpcHandler:
-    async def who(_request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
-        if config.delay_s:
-            await asyncio.sleep(config.delay_s)
-        return wrappers_pb2.StringValue(value=config.name).SerializeToString()
+def _who_handler(config: BackendConfig, faults: Faults) -> grpc.GenericRpcHandler:
+    async def who(_request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        status = faults.begin()
+        try:
+            if config.delay_s:
+                await asyncio.sleep(config.delay_s)
+            if status:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"{config.name} failing")
+            return wrappers_pb2.StringValue(value=config.name).SerializeToString()
+        finally:
+            faults.end()
 
     handler = grpc.unary_unary_rpc_method_handler(
         who, request_deserializer=None, response_serializer=None
@@ -88,6 +165,7 @@ class Backend:
 
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
+        self.faults = Faults()
         self.http_port = 0
         self.grpc_port = 0
         self._http: _HttpServer | None = None
@@ -96,12 +174,12 @@ class Backend:
     async def start(self) -> None:
         """Bind the configured ports (0 picks a free one) and start serving."""
         if self.config.http_port >= 0:
-            self._http = _HttpServer(self.config)
+            self._http = _HttpServer(self.config, self.faults)
             self.http_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, daemon=True).start()
         if self.config.grpc_port >= 0:
             self._grpc = grpc.aio.server()
-            self._grpc.add_generic_rpc_handlers((_who_handler(self.config),))
+            self._grpc.add_generic_rpc_handlers((_who_handler(self.config, self.faults),))
             self.grpc_port = self._grpc.add_insecure_port(
                 f"{self.config.host}:{self.config.grpc_port}"
             )

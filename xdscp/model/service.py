@@ -309,6 +309,12 @@ class BalancingPolicy:
                 raise _fail(
                     "hash_balance_factor", f"is used by ring_hash and maglev only, not {self.lb}"
                 )
+        check = self.health_check
+        if check is not None and check.kind == "grpc" and self.upstream_protocol != "http2":
+            raise _fail(
+                "health_check.kind",
+                "grpc health checks need upstream_protocol http2 (Envoy refuses the cluster)",
+            )
         if self.slow_start is not None and self.lb not in _SLOW_START_POLICIES:
             raise _fail(
                 "slow_start", f"is used by round robin and least_request only, not {self.lb}"

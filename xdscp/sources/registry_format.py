@@ -398,9 +398,10 @@ def parse_policy(raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES) -> BalancingPo
         raise ValidationError("policy.hash_on", "must be a list of strings like header:x-user")
     try:
         return BalancingPolicy(**data, hash_on=tuple(HashOn.parse(h) for h in hash_on))
+    except ValidationError as exc:
+        raise ValidationError(f"policy.{exc.field}", exc.message) from None
     except (TypeError, ValueError) as exc:
-        field_name = exc.field if isinstance(exc, ValidationError) else "value"
-        raise ValidationError(f"policy.{field_name}", str(exc)) from None
+        raise ValidationError("policy.value", str(exc)) from None
 
 
 def policy_value(policy: BalancingPolicy) -> bytes:

@@ -6,7 +6,7 @@ raises TranslationError instead of reaching the client.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -24,9 +24,10 @@ from google.protobuf import struct_pb2
 
 from xdscp.cache.protowire import any_bytes, field
 from xdscp.errors import TranslationError
-from xdscp.model import UINT32_MAX, Endpoint, Health, Service, UpstreamProtocol
+from xdscp.model import UINT32_MAX, BalancingPolicy, Endpoint, Health, Service, UpstreamProtocol
 from xdscp.translate.lb import envoy_policy, sends_weights, set_policies
 from xdscp.translate.options import TranslateOptions
+from xdscp.translate.resilience import envoy_cluster_resilience, envoy_route_action
 
 _HEALTH = {
     Health.HEALTHY: health_check_pb2.HEALTHY,
@@ -53,6 +54,7 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     cluster.common_lb_config.healthy_panic_threshold.value = service.policy.panic_threshold
     set_policies(cluster, [envoy_policy(service.policy)])
+    envoy_cluster_resilience(cluster, service.policy)
     if service.policy.upstream_protocol is UpstreamProtocol.HTTP2:
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
             _http2_options(), deterministic=True
@@ -137,25 +139,34 @@ def _domains(name: str, options: TranslateOptions) -> list[str]:
     return [d for host in hosts for d in (host, f"{host}:*")]
 
 
-def _virtual_host(name: str, domains: Iterable[str], cluster: str) -> Any:
+def _virtual_host(
+    name: str, domains: Iterable[str], cluster: str, policy: BalancingPolicy | None
+) -> Any:
     route = route_components_pb2.Route(route=route_components_pb2.RouteAction(cluster=cluster))
     route.match.prefix = "/"
+    if policy is not None:
+        envoy_route_action(route.route, policy)  # retries and timeout of the service
     return route_components_pb2.VirtualHost(name=name, domains=list(domains), routes=[route])
 
 
 def route_configuration(
-    service_names: Sequence[str], options: TranslateOptions | None = None
+    service_names: Sequence[str],
+    options: TranslateOptions | None = None,
+    policies: Mapping[str, BalancingPolicy] | None = None,
 ) -> Any:
-    """One virtual host per service (Host `NAME` or `NAME:port`); never a route to an unknown
-    cluster: `service_names` must be the clusters the same snapshot carries."""
+    """One virtual host per service (Host `NAME` or `NAME:port`), with the service's retries
+    and timeout from `policies`; never a route to an unknown cluster: `service_names` must be
+    the clusters the same snapshot carries."""
     options = options or _DEFAULT
+    policies = policies or {}
     config = route_pb2.RouteConfiguration(name=options.route_name)
     config.virtual_hosts.extend(
-        _virtual_host(name, _domains(name, options), name) for name in sorted(service_names)
+        _virtual_host(name, _domains(name, options), name, policies.get(name))
+        for name in sorted(service_names)
     )
     default = options.default_service
     if default is not None and default in service_names:
-        config.virtual_hosts.append(_virtual_host("default", ["*"], default))
+        config.virtual_hosts.append(_virtual_host("default", ["*"], default, policies.get(default)))
     return config
 
 
@@ -163,25 +174,30 @@ ROUTE_CONFIGURATION_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfi
 _RC_NAME, _RC_VIRTUAL_HOSTS = 1, 2  # RouteConfiguration field numbers
 
 
-def virtual_host_bytes(name: str, options: TranslateOptions | None = None) -> bytes:
+def virtual_host_bytes(
+    name: str, options: TranslateOptions | None = None, policy: BalancingPolicy | None = None
+) -> bytes:
     """One service's serialized virtual host (cached per service by the translator)."""
-    host = _virtual_host(name, _domains(name, options or _DEFAULT), name)
+    host = _virtual_host(name, _domains(name, options or _DEFAULT), name, policy)
     return bytes(host.SerializeToString(deterministic=True))
 
 
 def route_configuration_any(
-    hosts: Iterable[bytes], service_names: Collection[str], options: TranslateOptions | None = None
+    hosts: Iterable[bytes],
+    service_names: Collection[str],
+    options: TranslateOptions | None = None,
+    default_policy: BalancingPolicy | None = None,
 ) -> bytes:
     """`route_configuration(...)` packed in an `Any`, assembled from serialized virtual
     hosts (in service-name order), byte for byte what packing the message would give: a
     change to the set of services costs a join of cached bytes, not a new 10,000-host
-    message."""
+    message. `default_policy` is the default service's (its retries and timeout)."""
     options = options or _DEFAULT
     parts = [field(_RC_NAME, options.route_name.encode())]
     parts.extend(field(_RC_VIRTUAL_HOSTS, host) for host in hosts)
     default = options.default_service
     if default is not None and default in service_names:
-        fallback = _virtual_host("default", ["*"], default)
+        fallback = _virtual_host("default", ["*"], default, default_policy)
         parts.append(field(_RC_VIRTUAL_HOSTS, fallback.SerializeToString(deterministic=True)))
     return any_bytes(ROUTE_CONFIGURATION_TYPE, b"".join(parts))
 

@@ -24,6 +24,9 @@ hosts, or balance a priority in panic, the CLA carries Envoy's split instead: on
 whose localities (one per original priority, locality and host class, sub_zone suffixed
 `/pN/healthy|degraded|panic`) weigh the share Envoy gives them (`translate/failover.py`). The
 endpoints of degraded and panic groups are sent as healthy, since gRPC drops any other status.
+Resilience (`translate/resilience.py`): outlier detection (success rate, failure percentage),
+`max_requests`, retries on gRPC status names and the timeout (as `max_stream_duration`) are
+sent; what gRPC does not do is in `grpc_warnings`.
 
 Hash inputs go in the route (gRPC ignores the cluster-level ones): headers as they are;
 cookie, query parameter and source IP have no gRPC meaning and become the channel id.
@@ -56,6 +59,11 @@ from xdscp.model import Endpoint, HashSource, Health, LbPolicy, Locality, Servic
 from xdscp.translate.envoy import ads_config_source, lb_endpoint
 from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
 from xdscp.translate.lb import hash_policy, maglev_config, set_policies
+from xdscp.translate.resilience import (
+    grpc_cluster_resilience,
+    grpc_route_action,
+    resilience_notes,
+)
 
 GRPC_RING_CAP = 4096
 CHANNEL_ID = "io.grpc.channel_id"
@@ -79,6 +87,7 @@ def grpc_warnings(service: Service) -> list[str]:
         notes.append("ring_hash: gRPC clients hash with XX_HASH only")
     if any(h.source is not HashSource.HEADER for h in policy.hash_on):
         notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
+    notes.extend(resilience_notes(policy))
     return notes
 
 
@@ -115,7 +124,8 @@ def _policies(service: Service) -> list[tuple[str, Any]]:
                 least.choice_count.value = policy.choice_count
             return [_by_locality(("least_request", least), round_robin)]
         case LbPolicy.MAGLEV:
-            return [("maglev", maglev_config(replace(policy, hash_on=()))), ("ring_hash", _ring())]
+            plain = replace(policy, hash_on=(), hash_balance_factor=None)
+            return [("maglev", maglev_config(plain)), ("ring_hash", _ring())]
         case _:
             return [("ring_hash", _ring())]
 
@@ -126,6 +136,7 @@ def grpc_cluster(service: Service, connect_timeout_ms: int = 1000) -> Any:
     cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     set_policies(cluster, _policies(service))
+    grpc_cluster_resilience(cluster, service.policy)
     return cluster
 
 
@@ -223,6 +234,7 @@ def grpc_route_configuration(service: Service) -> Any:
     """One virtual host for any authority, routing every method to the service's cluster."""
     action = route_components_pb2.RouteAction(cluster=service.name)
     action.hash_policy.extend(_route_hash_policies(service))
+    grpc_route_action(action, service.policy)
     route = route_components_pb2.Route(route=action)
     route.match.prefix = ""
     host = route_components_pb2.VirtualHost(name=service.name, domains=["*"], routes=[route])

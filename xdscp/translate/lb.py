@@ -28,6 +28,7 @@ from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
 from xdscp.model import BalancingPolicy, HashFunction, HashOn, HashSource, LbPolicy
+from xdscp.translate.resilience import slow_start_config
 
 _PREFIX = "envoy.load_balancing_policies."
 _HashPolicy = route_components_pb2.RouteAction.HashPolicy
@@ -72,9 +73,16 @@ def _ring_hash(policy: BalancingPolicy) -> Any:
     ring.minimum_ring_size.value = policy.min_ring_size
     ring.maximum_ring_size.value = policy.max_ring_size
     ring.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
+    _bounded_load(ring.consistent_hashing_lb_config, policy)
     if policy.locality_weighted:
         ring.locality_weighted_lb_config.SetInParent()
     return ring
+
+
+def _bounded_load(config: Any, policy: BalancingPolicy) -> None:
+    """`hash_balance_factor`: no host takes more than factor/100 x the average load."""
+    if policy.hash_balance_factor is not None:
+        config.hash_balance_factor.value = policy.hash_balance_factor
 
 
 def maglev_config(policy: BalancingPolicy) -> Any:
@@ -82,6 +90,7 @@ def maglev_config(policy: BalancingPolicy) -> Any:
     maglev = maglev_pb2.Maglev()
     maglev.table_size.value = policy.maglev_table_size
     maglev.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
+    _bounded_load(maglev.consistent_hashing_lb_config, policy)
     if policy.locality_weighted:
         maglev.locality_weighted_lb_config.SetInParent()
     return maglev
@@ -95,6 +104,15 @@ def _least_request(policy: BalancingPolicy) -> Any:
         # Only when asked: an explicit bias makes Envoy use its weighted (EDF) path.
         config.active_request_bias.default_value = policy.active_request_bias
         config.active_request_bias.runtime_key = BIAS_RUNTIME_KEY
+    if policy.slow_start is not None:
+        config.slow_start_config.CopyFrom(slow_start_config(policy.slow_start))
+    return config
+
+
+def _round_robin(policy: BalancingPolicy) -> Any:
+    config = round_robin_pb2.RoundRobin(locality_lb_config=_locality(policy))
+    if policy.slow_start is not None:
+        config.slow_start_config.CopyFrom(slow_start_config(policy.slow_start))
     return config
 
 
@@ -102,7 +120,7 @@ def envoy_policy(policy: BalancingPolicy) -> tuple[str, Any]:
     """The typed policy (extension name, message) Envoy runs for `policy`."""
     match policy.lb:
         case LbPolicy.ROUND_ROBIN | LbPolicy.WEIGHTED_ROUND_ROBIN:
-            return "round_robin", round_robin_pb2.RoundRobin(locality_lb_config=_locality(policy))
+            return "round_robin", _round_robin(policy)
         case LbPolicy.RANDOM:
             return "random", random_pb2.Random(locality_lb_config=_locality(policy))
         case LbPolicy.LEAST_REQUEST:

@@ -62,6 +62,14 @@ class TranslationResult:
 
 
 ServiceResources = tuple[Resource, ...]
+RouteKey = tuple[object, ...]
+
+
+def route_key(service: Service) -> RouteKey:
+    """What a service's Envoy virtual host depends on besides its name: retries, timeout."""
+    return (service.policy.retries, service.policy.timeout)
+
+
 Builder = Callable[[Service, TranslateOptions], ServiceResources]
 
 
@@ -121,7 +129,8 @@ class Translator:
         self._rejected: dict[str, Rejection] = {}
         self._snapshot: Snapshot | None = None
         self._listener: Resource | None = None
-        self._hosts: dict[str, bytes] = {}  # service → its serialized virtual host
+        # service → (what its route depends on, its serialized virtual host)
+        self._hosts: dict[str, tuple[RouteKey, bytes]] = {}
         self._policy_parts: dict[str, tuple[BalancingPolicy, ServiceResources]] = {}
         # service → how this client kind will behave differently from the policy's name
         self.notes: dict[str, tuple[str, ...]] = {}
@@ -149,22 +158,37 @@ class Translator:
     def _listener_resources(self, names: Sequence[str]) -> tuple[Resource, ...]:
         """The HTTP listener and the route table naming every service, `names` sorted.
 
-        Each service's virtual host is serialized once and kept; the table is a join of
-        those bytes, so adding a service among ten thousand does not rebuild them all.
+        Each service's virtual host is serialized once and kept (until its retries or timeout
+        change); the table is a join of those bytes, so adding a service among ten thousand
+        does not rebuild them all.
         """
         if self._listener is None:
             listener = http_listener(self.options)
             self._listener = pack(TypeUrl.LISTENER, self.options.listener_name, listener)
         hosts = []
         for name in names:
-            host = self._hosts.get(name)
-            if host is None:
-                host = self._hosts[name] = virtual_host_bytes(name, self.options)
-            hosts.append(host)
+            service = self._built[name][0]
+            known = self._hosts.get(name)
+            if known is None or known[0] != route_key(service):
+                policy = service.policy
+                known = self._hosts[name] = (
+                    route_key(service),
+                    virtual_host_bytes(name, self.options, policy),
+                )
+            hosts.append(known[1])
         for gone in self._hosts.keys() - set(names):
             del self._hosts[gone]
-        table = route_configuration_any(hosts, names, self.options)
+        default = self._built.get(self.options.default_service or "")
+        default_policy = default[0].policy if default is not None else None
+        table = route_configuration_any(hosts, names, self.options, default_policy)
         return self._listener, Resource(TypeUrl.ROUTE, self.options.route_name, table)
+
+    def _route_changed(self, name: str) -> bool:
+        """True when the built service's virtual host no longer matches the cached one."""
+        if self.client is not ClientKind.ENVOY or name not in self._built:
+            return False
+        known = self._hosts.get(name)
+        return known is not None and known[0] != route_key(self._built[name][0])
 
     def _apply(self, name: str, service: Service) -> tuple[ServiceResources, Rejection | None]:
         """Translate one changed service; on failure keep its last good resources."""
@@ -230,12 +254,13 @@ class Translator:
         for name in changed_list:
             known = name in self._built
             built, rejection = self._apply(name, services[name])
-            names_changed |= known != (name in self._built)
+            names_changed |= known != (name in self._built) or self._route_changed(name)
             upserts.extend(built)
             if rejection is not None:
                 rejected.append(rejection)
         if self.client is ClientKind.ENVOY and names_changed:
-            # The route table names every cluster: rebuilt only when the set of names changes.
+            # The route table names every cluster: rebuilt only when the set of names (or a
+            # service's retries / timeout) changes.
             upserts.extend(self._listener_resources(tuple(sorted(self._built))))
         if self._snapshot is None:
             self._snapshot = Snapshot.of(upserts)

@@ -269,3 +269,36 @@ async def test_keeper_survives_its_channel_being_closed_under_it(etcd_server: Et
         assert kv is not None
         assert kv.lease == done.lease_id  # the keeper's own lease (rewritten if it lapsed)
     assert done.revoked
+
+
+def test_cli_policy_set_resilience_flags(etcd_server: EtcdServer) -> None:
+    """The resilience flags store a policy the registry reads back equal (JSON parts and
+    short flags merged); a bad value is refused naming its flag and field."""
+    runner, url = CliRunner(), etcd_server.url
+    flags = [
+        "--lb", "round_robin", "--consecutive-5xx", "3", "--failure-percentage", "60",
+        "--ejection-interval", "2s", "--health-check", "http:/ready", "--healthy-threshold", "1",
+        "--slow-start-window", "30s", "--max-requests", "64", "--retry-on", "5xx,unavailable",
+        "--num-retries", "2", "--per-try-timeout", "500ms", "--timeout", "3s",
+        "--outlier-detection", '{"max_ejection_percent": 50}',
+    ]  # fmt: skip
+    result = runner.invoke(cli(), ["policy", "set", "api", *flags, "--etcd", url])
+    assert result.exit_code == 0, result.output
+    policy = json.loads(runner.invoke(cli(), ["policy", "show", "api", "--etcd", url]).output)[
+        "policy"
+    ]
+    assert policy["outlier_detection"]["consecutive_5xx"] == 3
+    assert policy["outlier_detection"]["max_ejection_percent"] == 50
+    assert policy["outlier_detection"]["failure_percentage"]["threshold"] == 60
+    assert policy["outlier_detection"]["interval"] == 2.0
+    assert policy["health_check"]["path"] == "/ready"
+    assert policy["slow_start"]["window"] == 30.0
+    assert policy["circuit_breakers"]["max_requests"] == 64
+    assert policy["retries"]["retry_on"] == ["5xx", "unavailable"]
+    assert policy["timeout"] == 3.0
+    bad = runner.invoke(
+        cli(), ["policy", "set", "api", "--lb", "round_robin", "--num-retries", "-1", "--etcd", url]
+    )
+    assert bad.exit_code != 0
+    assert "--num-retries" in bad.output
+    assert "retries.num_retries" in bad.output

@@ -162,6 +162,7 @@ def test_json_form_round_trips(
         retries=retries,
         slow_start=slow,
         timeout=timeout,
+        upstream_protocol="http2" if health is not None and health.kind == "grpc" else "http1",  # type: ignore[arg-type]
     )
     text = json.dumps(policy.to_mapping())
     data = json.loads(text)
@@ -185,3 +186,12 @@ def test_arbitrary_mappings_build_or_refuse_cleanly(data: dict[str, Any]) -> Non
             field = name
             assert getattr(policy, name) is not None
         assert field.startswith(name)
+
+
+def test_grpc_health_checks_need_http2_upstreams() -> None:
+    """Envoy refuses a cluster that gRPC-health-checks over HTTP/1 (found by the Envoy
+    validation property): the policy is refused where it enters instead."""
+    with pytest.raises(ValidationError) as info:
+        BalancingPolicy(health_check={"kind": "grpc"})  # type: ignore[arg-type]
+    assert info.value.field == "health_check.kind"
+    assert BalancingPolicy(health_check={"kind": "grpc"}, upstream_protocol="http2")  # type: ignore[arg-type]

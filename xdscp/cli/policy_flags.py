@@ -1,0 +1,170 @@
+"""`xdscp policy set` flags for the resilience policies, and their errors named by flag.
+
+Each part of a policy has a JSON flag taking the whole part (`--outlier-detection JSON`,
+`--health-check-json JSON`, ...) and short flags for the common fields; a short flag
+overrides the same field of the JSON. Durations are seconds or `250ms` / `10s` / `1m`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from xdscp.errors import ValidationError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# flag dest → (policy part, field inside it); a part of None is a top-level field.
+SHORT_FLAGS: dict[str, tuple[str | None, str]] = {
+    "consecutive_5xx": ("outlier_detection", "consecutive_5xx"),
+    "consecutive_gateway_failure": ("outlier_detection", "consecutive_gateway_failure"),
+    "ejection_interval": ("outlier_detection", "interval"),
+    "base_ejection_time": ("outlier_detection", "base_ejection_time"),
+    "max_ejection_percent": ("outlier_detection", "max_ejection_percent"),
+    "health_interval": ("health_check", "interval"),
+    "health_timeout": ("health_check", "timeout"),
+    "healthy_threshold": ("health_check", "healthy_threshold"),
+    "unhealthy_threshold": ("health_check", "unhealthy_threshold"),
+    "health_by_control_plane": ("health_check", "control_plane"),
+    "slow_start_window": ("slow_start", "window"),
+    "slow_start_aggression": ("slow_start", "aggression"),
+    "slow_start_min_weight_percent": ("slow_start", "min_weight_percent"),
+    "max_connections": ("circuit_breakers", "max_connections"),
+    "max_pending_requests": ("circuit_breakers", "max_pending_requests"),
+    "max_requests": ("circuit_breakers", "max_requests"),
+    "max_retries": ("circuit_breakers", "max_retries"),
+    "retry_on": ("retries", "retry_on"),
+    "num_retries": ("retries", "num_retries"),
+    "per_try_timeout": ("retries", "per_try_timeout"),
+    "retry_backoff_base": ("retries", "backoff_base"),
+    "retry_backoff_max": ("retries", "backoff_max"),
+    "timeout": (None, "timeout"),
+    "hash_balance_factor": (None, "hash_balance_factor"),
+}
+JSON_FLAGS = {
+    "outlier_detection": "--outlier-detection",
+    "health_check": "--health-check-json",
+    "slow_start": "--slow-start",
+    "circuit_breakers": "--circuit-breakers",
+    "retries": "--retries",
+}
+_SPECIAL = {
+    "outlier_detection.failure_percentage": "--failure-percentage",
+    "health_check.kind": "--health-check",
+}
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def resilience_options(func: F) -> F:
+    """Add the resilience flags to a click command."""
+    text = click.STRING
+    options = [
+        *(click.option(flag, part, metavar="JSON", help=f"the whole `{part}` part as JSON")
+          for part, flag in JSON_FLAGS.items()),
+        click.option("--consecutive-5xx", "consecutive_5xx", type=int,
+                     help="eject an endpoint after N 5xx in a row (Envoy; 0 = off)"),
+        click.option("--consecutive-gateway-failure", type=int),
+        click.option("--failure-percentage", type=int, metavar="PERCENT",
+                     help="eject endpoints failing at least PERCENT % (Envoy and gRPC)"),
+        click.option("--ejection-interval", type=text, metavar="DURATION"),
+        click.option("--base-ejection-time", type=text, metavar="DURATION"),
+        click.option("--max-ejection-percent", type=int),
+        click.option("--health-check", "health_check_kind", metavar="KIND[:ARG]",
+                     help="active health check: http[:PATH], grpc[:SERVICE] or tcp"),
+        click.option("--health-interval", type=text, metavar="DURATION"),
+        click.option("--health-timeout", type=text, metavar="DURATION"),
+        click.option("--healthy-threshold", type=int),
+        click.option("--unhealthy-threshold", type=int),
+        click.option("--health-by-control-plane/--no-health-by-control-plane", default=None,
+                     help="xdscp checks too and marks failing endpoints in EDS (for gRPC)"),
+        click.option("--slow-start-window", type=text, metavar="DURATION"),
+        click.option("--slow-start-aggression", type=float),
+        click.option("--slow-start-min-weight-percent", type=float),
+        click.option("--max-connections", type=int),
+        click.option("--max-pending-requests", type=int),
+        click.option("--max-requests", type=int),
+        click.option("--max-retries", type=int),
+        click.option("--retry-on", metavar="NAMES", help="comma-separated, e.g. 5xx,unavailable"),
+        click.option("--num-retries", type=int),
+        click.option("--per-try-timeout", type=text, metavar="DURATION"),
+        click.option("--retry-backoff-base", type=text, metavar="DURATION"),
+        click.option("--retry-backoff-max", type=text, metavar="DURATION"),
+        click.option("--timeout", type=text, metavar="DURATION",
+                     help="route timeout (0 = none; Envoy's default is 15s)"),
+        click.option("--hash-balance-factor", type=int,
+                     help="bounded load for ring_hash / maglev, >= 100 (150 = 1.5 x average)"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _json_part(part: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=JSON_FLAGS[part]) from None
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=JSON_FLAGS[part])
+    return value
+
+
+def _health_check(text: str) -> dict[str, Any]:
+    kind, _, arg = text.partition(":")
+    check: dict[str, Any] = {"kind": kind.strip()}
+    if arg and kind.strip() == "http":
+        check["path"] = arg
+    elif arg and kind.strip() == "grpc":
+        check["service_name"] = arg
+    elif arg:
+        raise click.BadParameter(f"{kind} takes no argument", param_hint="--health-check")
+    return check
+
+
+def resilience_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """The resilience fields of `BalancingPolicy` from the flags (removed from `params`)."""
+    parts: dict[str, dict[str, Any]] = {}
+    for part in JSON_FLAGS:
+        text = params.pop(part, None)
+        if text is not None:
+            parts[part] = _json_part(part, text)
+    check = params.pop("health_check_kind", None)
+    if check is not None:
+        parts.setdefault("health_check", {}).update(_health_check(check))
+    threshold = params.pop("failure_percentage", None)
+    if threshold is not None:
+        od = parts.setdefault("outlier_detection", {})
+        od["failure_percentage"] = {**od.get("failure_percentage", {}), "threshold": threshold}
+    out: dict[str, Any] = {}
+    for dest, (where, name) in SHORT_FLAGS.items():
+        value = params.pop(dest, None)
+        if value is None:
+            continue
+        if where is None:
+            out[name] = value
+        else:
+            parts.setdefault(where, {})[name] = value
+    return {**parts, **out}
+
+
+def flag_for(field: str) -> str:
+    """The flag that sets a policy field (`retries.num_retries` → `--num-retries`)."""
+    for prefix, flag in _SPECIAL.items():
+        if field.startswith(prefix):
+            return flag
+    part, _, name = field.partition(".")
+    for dest, where in SHORT_FLAGS.items():
+        if where == (part, name.split(".")[0]) or where == (None, part):
+            return _flag(dest)
+    return JSON_FLAGS.get(part, _flag(part))
+
+
+def flag_error(exc: ValidationError) -> click.BadParameter:
+    """A policy error as a click error naming the flag and the field."""
+    return click.BadParameter(f"{exc.field}: {exc.message}", param_hint=flag_for(exc.field))
