@@ -11,12 +11,21 @@ import ipaddress
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from xdscp.errors import ValidationError
+from xdscp.model.resilience import (
+    RESILIENCE_POLICIES,
+    CircuitBreakers,
+    HealthCheck,
+    OutlierDetection,
+    RetryPolicy,
+    SlowStart,
+    parse_duration,
+)
 
 UINT32_MAX = 0xFFFFFFFF
 MAX_PRIORITY = 127
@@ -57,6 +66,9 @@ HASHING_POLICIES = frozenset(
 )
 
 _HASH_ON_POLICIES = frozenset({LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOURCE_IP_HASH})
+_SLOW_START_POLICIES = frozenset(
+    {LbPolicy.ROUND_ROBIN, LbPolicy.WEIGHTED_ROUND_ROBIN, LbPolicy.LEAST_REQUEST}
+)
 
 
 class HashFunction(StrEnum):
@@ -246,6 +258,13 @@ class BalancingPolicy:
     panic_threshold: float = 50.0
     locality_weighted: bool = False
     upstream_protocol: UpstreamProtocol = UpstreamProtocol.HTTP1
+    outlier_detection: OutlierDetection | None = None
+    health_check: HealthCheck | None = None
+    slow_start: SlowStart | None = None
+    circuit_breakers: CircuitBreakers | None = None
+    retries: RetryPolicy | None = None
+    timeout: float | None = None
+    hash_balance_factor: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.lb, LbPolicy):
@@ -275,6 +294,39 @@ class BalancingPolicy:
                 "locality_weighted", f"must be true or false, got {self.locality_weighted!r}"
             )
         self._check_hash_on()
+        self._check_resilience()
+
+    def _check_resilience(self) -> None:
+        for name, kind in RESILIENCE_POLICIES.items():
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kind):
+                object.__setattr__(self, name, kind.from_mapping(value, name))
+        if self.timeout is not None:
+            object.__setattr__(self, "timeout", parse_duration("timeout", self.timeout))
+        if self.hash_balance_factor is not None:
+            check_int("hash_balance_factor", self.hash_balance_factor, 100, UINT32_MAX)
+            if self.lb not in _HASH_ON_POLICIES:
+                raise _fail(
+                    "hash_balance_factor", f"is used by ring_hash and maglev only, not {self.lb}"
+                )
+        if self.slow_start is not None and self.lb not in _SLOW_START_POLICIES:
+            raise _fail(
+                "slow_start", f"is used by round robin and least_request only, not {self.lb}"
+            )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The JSON / YAML form: every field, nested policies as mappings, hash_on as text."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in RESILIENCE_POLICIES and value is not None:
+                value = value.to_mapping()
+            elif f.name == "hash_on":
+                value = [str(h) for h in value]
+            elif isinstance(value, StrEnum):
+                value = str(value)
+            out[f.name] = value
+        return out
 
     def _check_hash_on(self) -> None:
         if self.lb is LbPolicy.SOURCE_IP_HASH and self.hash_on != (HashOn(HashSource.SOURCE_IP),):

@@ -405,6 +405,4 @@ def parse_policy(raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES) -> BalancingPo
 
 def policy_value(policy: BalancingPolicy) -> bytes:
     """The JSON value stored for a policy (every field, so `policy show` is explicit)."""
-    data = {f: getattr(policy, f) for f in sorted(_POLICY_FIELDS)}
-    data["hash_on"] = [str(h) for h in policy.hash_on]
-    return json.dumps(data, separators=(",", ":"), default=str).encode()
+    return json.dumps(policy.to_mapping(), separators=(",", ":"), sort_keys=True).encode()
