@@ -3,7 +3,8 @@
 GET /healthz (the process answers), /readyz (200 once every source has published and a
 snapshot exists, else 503 with the reason), /metrics (Prometheus text), /debug/nodes (JSON:
 each connected node's subscriptions, sent and accepted versions, last NACK, connected since),
-/debug/resources (every resource name and version per node group and type),
+/debug/resources (every resource name and version per node group and type), /debug/health
+(xdscp's own health checks: who checks, the verdicts applied, each endpoint's last check),
 /status/snapshots (per-type versions per group). `/ready` and `/status/nodes` are aliases.
 """
 
@@ -38,6 +39,7 @@ class AdminServer:
         nodes: Callable[[], Any],
         snapshots: Callable[[], Any],
         resources: Callable[[], Any],
+        health: Callable[[], Any] = dict,
     ) -> None:
         self.host, self.port = host, port
         self._routes: dict[str, Route] = {
@@ -46,6 +48,7 @@ class AdminServer:
             "/metrics": lambda: (200, CONTENT_TYPE_LATEST, generate_latest(registry)),
             "/debug/nodes": lambda: _json(200, nodes()),
             "/debug/resources": lambda: _json(200, resources()),
+            "/debug/health": lambda: _json(200, health()),
             "/status/snapshots": lambda: _json(200, snapshots()),
         }
         # Short names kept for scripts written against earlier builds.

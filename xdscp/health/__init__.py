@@ -20,7 +20,6 @@ from xdscp.health.results import (
 )
 from xdscp.health.stage import HealthCoordination, HealthStage
 from xdscp.health.targets import (
-    CheckSpec,
     HealthOverlay,
     Target,
     TargetKey,
@@ -30,7 +29,6 @@ from xdscp.health.targets import (
 )
 
 __all__ = [
-    "CheckSpec",
     "Checker",
     "Election",
     "EndpointState",

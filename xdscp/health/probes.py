@@ -22,6 +22,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from xdscp.health.targets import Target, TargetKey
+from xdscp.model import HealthCheckKind
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 MAX_STATUS_LINE = 1024
@@ -59,10 +60,10 @@ class Prober:
         return ProbeResult(not detail, time.perf_counter() - started, detail)
 
     async def _run(self, target: Target) -> str:
-        kind = str(target.check.kind)
-        if kind == "grpc":
+        kind = target.check.kind
+        if kind is HealthCheckKind.GRPC:
             return await self._grpc(target)
-        if kind == "http":
+        if kind is HealthCheckKind.HTTP:
             return await _http(target)
         return await _tcp(target)
 
@@ -123,7 +124,7 @@ async def _http(target: Target) -> str:
 
 def http_status_problem(line: bytes) -> str:
     """Empty when an HTTP/1.x status line says 2xx, else what is wrong with it."""
-    parts = line.decode("latin-1").split(" ", 2)
+    parts = line.rstrip(b"\r\n").decode("latin-1").split(" ", 2)
     code = parts[1] if len(parts) > 1 else ""
     is_code = len(code) == 3 and code.isascii() and code.isdigit()
     if not parts[0].startswith("HTTP/1.") or not is_code:

@@ -15,34 +15,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from xdscp.health.machine import Thresholds, Verdict
-from xdscp.model import Endpoint, Health, Service, ServiceSet
-
-
-class CheckSpec(Protocol):
-    """How one service's endpoints are checked (the model's `HealthCheck` is one)."""
-
-    @property
-    def kind(self) -> str: ...  # "http" | "grpc" | "tcp"
-    @property
-    def path(self) -> str: ...
-    @property
-    def service_name(self) -> str: ...
-    @property
-    def interval(self) -> float: ...
-    @property
-    def timeout(self) -> float: ...
-    @property
-    def healthy_threshold(self) -> int: ...
-    @property
-    def unhealthy_threshold(self) -> int: ...
-    @property
-    def jitter(self) -> float: ...
-    @property
-    def control_plane(self) -> bool: ...
-
+from xdscp.model import Endpoint, Health, HealthCheck, Service, ServiceSet
 
 TargetKey = tuple[str, str]
 """(service name, endpoint `ip:port`)."""
@@ -55,7 +30,7 @@ class Target:
     service: str
     address: str
     port: int
-    check: CheckSpec
+    check: HealthCheck
 
     @property
     def key(self) -> TargetKey:
@@ -68,9 +43,9 @@ class Target:
         return Thresholds(self.check.healthy_threshold, self.check.unhealthy_threshold)
 
 
-def check_of(service: Service) -> CheckSpec | None:
+def check_of(service: Service) -> HealthCheck | None:
     """The service's health check when xdscp itself must run it, else None."""
-    check: CheckSpec | None = getattr(service.policy, "health_check", None)
+    check = service.policy.health_check
     return check if check is not None and check.control_plane else None
 
 

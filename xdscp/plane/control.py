@@ -23,6 +23,7 @@ from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
+from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
 from xdscp.sources import Publish, Source, SourceMerge
@@ -60,7 +61,9 @@ class ControlPlane:
         options: ServeOptions | None = None,
         *,
         registry: CollectorRegistry | None = None,
+        health: HealthCoordination | None = None,
     ) -> None:
+        """`health`: how replicas share one health checker (etcd); None: this one checks."""
         self.options = options or ServeOptions()
         self.sources = tuple(sources)
         self.registry = registry or CollectorRegistry()  # shared with the sources' metrics
@@ -88,6 +91,8 @@ class ControlPlane:
         )
         # names each client kind has yet to translate; None: everything
         self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
+        # between the merge and the translation: failing endpoints served UNHEALTHY
+        self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -99,6 +104,7 @@ class ControlPlane:
             nodes=self.nodes_status,
             snapshots=self.cache.groups,
             resources=self.cache.resources,
+            health=self.health.status,
         )
         self.xds_port = self.options.xds_port
 
@@ -162,7 +168,15 @@ class ControlPlane:
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        dirty = result.changed
+        self.health.update(self._merge.merged, result.changed)
+        self._translate_changed(result.changed)
+
+    def _health_changed(self, names: set[str]) -> None:
+        """Health verdicts changed how `names` are served: translate just those."""
+        self._translate_changed(frozenset(names))
+
+    def _translate_changed(self, dirty: frozenset[str] | None) -> None:
+        """Translate `dirty` (None: everything) for Envoy now, for the other kinds next turn."""
         for kind, pending in self._pending.items():
             self._pending[kind] = None if dirty is None or pending is None else pending | dirty
         self.translate(ClientKind.ENVOY)
@@ -178,7 +192,7 @@ class ControlPlane:
             return
         self._pending[kind] = set()
         started = time.perf_counter()
-        result = self.translators[kind].translate(self._merge.merged, pending)
+        result = self.translators[kind].translate(self.health.services, pending)
         if kind is ClientKind.ENVOY:
             self.metrics.translation_rejected.inc(len(result.rejected))
         self.cache.set(str(kind), result.snapshot)
@@ -207,6 +221,7 @@ class ControlPlane:
         for index, source in enumerate(self.sources, 1):
             task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
+        self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
 
     async def _supervise(self, index: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
