@@ -3,7 +3,8 @@
 HTTP: every GET answers `200` with a JSON body `{"backend": NAME}` and an `x-backend` header.
 gRPC: the unary method `/xdscp.demo.Echo/Who` answers a `google.protobuf.StringValue` holding
 NAME; any client can call it without generated code (grpc-go: `conn.Invoke` with
-`wrapperspb.StringValue`).
+`wrapperspb.StringValue`). It also serves `grpc.health.v1.Health` (overall and for
+`xdscp.demo.Echo`: SERVING until `set_serving(False)`), and counts the calls it answers.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import grpc
 import structlog
 from google.protobuf import wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 WHO_METHOD = "/xdscp.demo.Echo/Who"
 _SERVICE = "xdscp.demo.Echo"
@@ -71,8 +75,21 @@ class _HttpServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-def _who_handler(config: BackendConfig) -> grpc.GenericRpcHandler:
+class _CountingHealth(health_aio.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 that counts the Check calls it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    async def Check(self, request: Any, context: Any) -> Any:  # noqa: N802  # the RPC's name
+        self.checks += 1
+        return await super().Check(request, context)
+
+
+def _who_handler(config: BackendConfig, counter: list[int]) -> grpc.GenericRpcHandler:
     async def who(_request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        counter[0] += 1
         if config.delay_s:
             await asyncio.sleep(config.delay_s)
         return wrappers_pb2.StringValue(value=config.name).SerializeToString()
@@ -92,6 +109,28 @@ class Backend:
         self.grpc_port = 0
         self._http: _HttpServer | None = None
         self._grpc: grpc.aio.Server | None = None  # keep a reference: it stops when collected
+        self._health = _CountingHealth()
+        self._calls = [0]
+
+    @property
+    def grpc_calls(self) -> int:
+        """`/xdscp.demo.Echo/Who` calls answered so far."""
+        return self._calls[0]
+
+    @property
+    def health_checks(self) -> int:
+        """`grpc.health.v1.Health/Check` calls answered so far."""
+        return int(self._health.checks)
+
+    async def set_serving(self, serving: bool) -> None:
+        """What grpc.health.v1 answers, overall and for `xdscp.demo.Echo`."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else (health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        for service in ("", _SERVICE):
+            await self._health.set(service, status)
 
     async def start(self) -> None:
         """Bind the configured ports (0 picks a free one) and start serving."""
@@ -101,7 +140,9 @@ class Backend:
             threading.Thread(target=self._http.serve_forever, daemon=True).start()
         if self.config.grpc_port >= 0:
             self._grpc = grpc.aio.server()
-            self._grpc.add_generic_rpc_handlers((_who_handler(self.config),))
+            self._grpc.add_generic_rpc_handlers((_who_handler(self.config, self._calls),))
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+            await self.set_serving(True)
             self.grpc_port = self._grpc.add_insecure_port(
                 f"{self.config.host}:{self.config.grpc_port}"
             )
