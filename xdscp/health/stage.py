@@ -111,15 +111,15 @@ class HealthStage:
         self.overlay.update(merged, names)
         self._metrics.failed_open.set(len(self.overlay.failed_open))
         names = set(merged) | set(self._by_service) if names is None else set(names)
-        before = dict(self._targets)
+        changed = False
         for name in names:
-            for key in self._by_service.pop(name, ()):
-                del self._targets[key]
+            before = {key: self._targets.pop(key) for key in self._by_service.pop(name, ())}
             found = {t.key: t for t in targets_of(merged, (name,))}
+            changed = changed or found != before
             if found:
                 self._by_service[name] = set(found)
                 self._targets.update(found)
-        if self._targets != before:
+        if changed:
             self.checker.set_targets(self._targets)
             if self._targets:
                 self._wanted.set()
