@@ -4,6 +4,8 @@ a takeover after its lease when it vanishes; the create-if-absent transaction un
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -33,7 +35,7 @@ async def test_one_leader_and_a_prompt_handover(etcd_server: EtcdServer) -> None
     async with EtcdClient(etcd_server.config()) as client:
         working: list[str] = []
 
-        def work(name: str):  # type: ignore[no-untyped-def]
+        def work(name: str) -> Callable[[], Coroutine[Any, Any, None]]:
             async def run() -> None:
                 working.append(name)
                 try:
