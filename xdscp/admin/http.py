@@ -19,6 +19,7 @@ Routes (GET and HEAD; anything else is 405, an unknown path 404, both with a JSO
     /debug/config_dump    ?node=ID[&type=Cluster]: what one node was sent and accepted, decoded
                           (400 without a node, 404 for a node not connected)
     /debug/nacks          [?node=ID]: the NACK history of every connected node (or one)
+    /debug/health         xdscp's own health checks: who checks, the verdicts, the last checks
     /api                  this list of routes
     /api/services         every service: policy, source, endpoints
     /api/nodes            the same as /debug/nodes
@@ -87,6 +88,9 @@ class AdminView(Protocol):
     def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
         """The NACK history of every connected node (or one), oldest first."""
 
+    def health_status(self) -> dict[str, Any]:
+        """xdscp's own health checks: who checks, the verdicts applied, the last checks."""
+
 
 def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
     """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
@@ -131,6 +135,7 @@ class AdminServer:
             "/status/snapshots": self._data(view.snapshots_status),
             "/debug/config_dump": self._config_dump,
             "/debug/nacks": self._nacks,
+            "/debug/health": self._data(view.health_status),
             "/api": self._api_index,
             "/api/services": self._data(lambda: {"services": view.services_view()}, compact=True),
             "/api/nodes": self._data(view.nodes_status, compact=True),

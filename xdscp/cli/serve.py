@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_co
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.health import HealthCoordination, HealthLayout, health_prefix
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.server import grouper
 from xdscp.sources import (
@@ -186,9 +188,10 @@ def _dns(config: DnsConfig, registry: CollectorRegistry) -> tuple[Source, DnsRes
 
 async def _sources(
     config: ServerConfig, loaded: ServerConfig, registry: CollectorRegistry,
-    stack: contextlib.AsyncExitStack,
-) -> list[Source]:  # fmt: skip
-    """Every configured source, their metrics in `registry`; in precedence order."""
+    stack: contextlib.AsyncExitStack, lease_ttl: int,
+) -> tuple[list[Source], HealthCoordination | None]:  # fmt: skip
+    """Every configured source, their metrics in `registry`, in precedence order; with etcd,
+    how the replicas share one health checker (its keys beside the registry's)."""
     sources = _static_sources(config, loaded)
     resolver = None
     if config.dns is not None:
@@ -205,15 +208,20 @@ async def _sources(
         )
         registry_source = EtcdRegistrySource(client, layout, resolver=resolver, metrics=metrics)
         sources.append(registry_source)
-    return sources
+        identity = f"{socket.gethostname()}:{os.getpid()}"
+        coordination = HealthCoordination(
+            client, HealthLayout(health_prefix(layout.services_prefix)), identity, lease_ttl
+        )
+        return sources, coordination
+    return sources, None
 
 
-async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
+async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int) -> None:
     options = config.serve
     async with contextlib.AsyncExitStack() as stack:
         registry = CollectorRegistry()
-        sources = await _sources(config, loaded, registry, stack)
-        plane = ControlPlane(sources, options, registry=registry)
+        sources, health = await _sources(config, loaded, registry, stack, health_lease_ttl)
+        plane = ControlPlane(sources, options, registry=registry, health=health)
         await plane.start()
         click.echo(
             f"xdscp serving xDS on {options.xds_host}:{plane.xds_port},"
@@ -301,6 +309,15 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
     help="Close a stream whose client has read nothing for this long [default: 30].",
 )
 @click.option(
+    "--health-lease-ttl",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    metavar="SECONDS",
+    help="With etcd, replicas elect one health checker with a lease this long: a dead"
+    " checker is replaced within it.",
+)
+@click.option(
     "--config",
     "config_file",
     type=_FILE,
@@ -309,7 +326,12 @@ async def _serve(config: ServerConfig, loaded: ServerConfig) -> None:
 @etcd_options
 @click.pass_context
 def command(
-    ctx: click.Context, /, use_etcd: bool | None, config_file: str | None, **params: Any
+    ctx: click.Context,
+    /,
+    use_etcd: bool | None,
+    config_file: str | None,
+    health_lease_ttl: int,
+    **params: Any,
 ) -> None:
     """Run the control plane: watch the sources, serve xDS to Envoy and gRPC clients."""
     try:
@@ -323,6 +345,6 @@ def command(
             " or --config FILE with a sources: section"
         )
     try:
-        asyncio.run(_serve(config, loaded))
+        asyncio.run(_serve(config, loaded, health_lease_ttl))
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None

@@ -8,6 +8,9 @@ NAME; any client can call it without generated code (grpc-go: `conn.Invoke` with
 Failures on demand (`Backend.faults`): `fail(503)` makes every request answer 503 (gRPC:
 UNAVAILABLE) until `recover()`; `set_healthy(False)` makes `GET /healthz` answer 503. The
 backend counts what it received (requests, health checks) and its most concurrent requests.
+
+It also serves `grpc.health.v1.Health` (overall and for `xdscp.demo.Echo`: SERVING until
+`set_serving(False)`), and counts the gRPC calls it answers.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import grpc
 import structlog
 from google.protobuf import wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
 
 WHO_METHOD = "/xdscp.demo.Echo/Who"
 _SERVICE = "xdscp.demo.Echo"
@@ -142,9 +148,24 @@ class _HttpServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
-def _who_handler(config: BackendConfig, faults: Faults) -> grpc.GenericRpcHandler:
+class _CountingHealth(health_aio.HealthServicer):  # type: ignore[misc]
+    """grpc.health.v1 that counts the Check calls it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    async def Check(self, request: Any, context: Any) -> Any:  # noqa: N802  # the RPC's name
+        self.checks += 1
+        return await super().Check(request, context)
+
+
+def _who_handler(
+    config: BackendConfig, faults: Faults, counter: list[int]
+) -> grpc.GenericRpcHandler:
     async def who(_request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         status = faults.begin()
+        counter[0] += 1
         try:
             if config.delay_s:
                 await asyncio.sleep(config.delay_s)
@@ -170,6 +191,28 @@ class Backend:
         self.grpc_port = 0
         self._http: _HttpServer | None = None
         self._grpc: grpc.aio.Server | None = None  # keep a reference: it stops when collected
+        self._health = _CountingHealth()
+        self._calls = [0]
+
+    @property
+    def grpc_calls(self) -> int:
+        """`/xdscp.demo.Echo/Who` calls answered so far."""
+        return self._calls[0]
+
+    @property
+    def health_checks(self) -> int:
+        """`grpc.health.v1.Health/Check` calls answered so far."""
+        return int(self._health.checks)
+
+    async def set_serving(self, serving: bool) -> None:
+        """What grpc.health.v1 answers, overall and for `xdscp.demo.Echo`."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else (health_pb2.HealthCheckResponse.NOT_SERVING)
+        )
+        for service in ("", _SERVICE):
+            await self._health.set(service, status)
 
     async def start(self) -> None:
         """Bind the configured ports (0 picks a free one) and start serving."""
@@ -179,7 +222,11 @@ class Backend:
             threading.Thread(target=self._http.serve_forever, daemon=True).start()
         if self.config.grpc_port >= 0:
             self._grpc = grpc.aio.server()
-            self._grpc.add_generic_rpc_handlers((_who_handler(self.config, self.faults),))
+            self._grpc.add_generic_rpc_handlers(
+                (_who_handler(self.config, self.faults, self._calls),)
+            )
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+            await self.set_serving(True)
             self.grpc_port = self._grpc.add_insecure_port(
                 f"{self.config.host}:{self.config.grpc_port}"
             )

@@ -302,6 +302,21 @@ class EtcdClient:
         response = await self.call("KV", "Txn", request, idempotent=False)
         return int(response.header.revision)
 
+    async def put_if_absent(self, key: bytes, value: bytes, *, lease: int = 0) -> tuple[bool, int]:
+        """Create `key` only if it does not exist (one transaction); returns (created, the
+        revision the transaction saw). Never retried: after an unavailability the caller
+        reads the key to learn whether it was created."""
+        absent = rpc_pb2.Compare(
+            key=key,
+            target=rpc_pb2.Compare.CREATE,
+            result=rpc_pb2.Compare.EQUAL,
+            create_revision=0,
+        )
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease))
+        request = rpc_pb2.TxnRequest(compare=[absent], success=[put])
+        response = await self.call("KV", "Txn", request, idempotent=False)
+        return bool(response.succeeded), int(response.header.revision)
+
     async def delete(self, key: bytes, *, prefix: bool = False) -> int:
         """Delete a key (or every key under a prefix); returns how many were deleted."""
         end = prefix_range_end(key) if prefix else b""

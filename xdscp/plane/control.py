@@ -23,6 +23,7 @@ from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
+from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.view import Predictor, services_json
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
@@ -61,7 +62,9 @@ class ControlPlane:
         options: ServeOptions | None = None,
         *,
         registry: CollectorRegistry | None = None,
+        health: HealthCoordination | None = None,
     ) -> None:
+        """`health`: how replicas share one health checker (etcd); None: this one checks."""
         self.options = options or ServeOptions()
         self.sources = tuple(sources)
         self.registry = registry or CollectorRegistry()  # shared with the sources' metrics
@@ -92,6 +95,8 @@ class ControlPlane:
         )
         # names each client kind has yet to translate; None: everything
         self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
+        # between the merge and the translation: failing endpoints served UNHEALTHY
+        self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
         self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -130,12 +135,12 @@ class ControlPlane:
 
     def services_view(self) -> list[dict[str, Any]]:
         """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return services_json(self._merge.merged, self._merge.source_of)
+        return services_json(self.health.services, self._merge.source_of)
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The reference balancer's split for a served service (`/api/predict`); None if
         no such service is served."""
-        service = self._merge.merged.get(query.service)
+        service = self.health.services.get(query.service)
         return None if service is None else self._predictor.predict(service, query)
 
     def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
@@ -146,6 +151,10 @@ class ControlPlane:
     def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
         """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
         return self.status.nack_history(node_id)
+
+    def health_status(self) -> dict[str, Any]:
+        """xdscp's own health checks (`/debug/health`)."""
+        return self.health.status()
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
@@ -192,7 +201,15 @@ class ControlPlane:
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        dirty = result.changed
+        self.health.update(self._merge.merged, result.changed)
+        self._translate_changed(result.changed)
+
+    def _health_changed(self, names: set[str]) -> None:
+        """Health verdicts changed how `names` are served: translate just those."""
+        self._translate_changed(frozenset(names))
+
+    def _translate_changed(self, dirty: frozenset[str] | None) -> None:
+        """Translate `dirty` (None: everything) for Envoy now, for the other kinds next turn."""
         if dirty is None or dirty:
             self.feed.notify(SERVICES)
         for kind, pending in self._pending.items():
@@ -210,7 +227,7 @@ class ControlPlane:
             return
         self._pending[kind] = set()
         started = time.perf_counter()
-        result = self.translators[kind].translate(self._merge.merged, pending)
+        result = self.translators[kind].translate(self.health.services, pending)
         if kind is ClientKind.ENVOY:
             self.metrics.translation_rejected.inc(len(result.rejected))
         self.cache.set(str(kind), result.snapshot)
@@ -239,6 +256,7 @@ class ControlPlane:
         for index, source in enumerate(self.sources, 1):
             task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
+        self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
 
     async def _supervise(self, index: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
