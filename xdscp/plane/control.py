@@ -24,6 +24,7 @@ from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.model import ClientKind, Service, ServiceSet
+from xdscp.plane.rebuild import RebuildSchedule
 from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
@@ -83,12 +84,10 @@ class ControlPlane:
             write_timeout_s=self.options.write_timeout_s,
         )
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        self._merge = SourceMerge(
+        merge = SourceMerge(
             [source.name for source in self.sources], self.options.translate.domain_suffixes
         )
-        # names each client kind has yet to translate; None: everything
-        self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
-        self._rebuild_scheduled = False
+        self._schedule = RebuildSchedule(merge, tuple(self.translators))
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
         self.admin = AdminServer(
@@ -137,48 +136,42 @@ class ControlPlane:
 
     def _publisher(self, index: int) -> Publish:
         def publish(services: ServiceSet) -> None:
-            self._merge.publish(index - 1, services)
-            if not self._rebuild_scheduled:
-                self._rebuild_scheduled = True
+            if self._schedule.publish(index - 1, services):
                 asyncio.get_running_loop().call_soon(self.rebuild)
 
         return publish
 
     def merged(self) -> dict[str, Service]:
         """The services being translated: every source's, without clashing names."""
-        return dict(self._merge.merged)
+        return dict(self._schedule.merged)
 
     def rebuild(self) -> None:
-        """Merge what the sources published, then translate for each client kind.
-
-        Envoy's snapshot is built first; the other kinds are translated in a later turn of
-        the event loop, once the woken Envoy streams have written their responses, so a
-        change reaches Envoy without waiting for the gRPC translation.
-        """
-        self._rebuild_scheduled = False
-        result = self._merge.merge()
-        for clash in result.clashes:
+        """Merge what the sources published and carry out the `RebuildPlan`: report the
+        clashes, translate Envoy's snapshot now and the other kinds a loop turn later."""
+        plan = self._schedule.rebuild()
+        for clash in plan.clashes:
             log.warning(
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        dirty = result.changed
-        for kind, pending in self._pending.items():
-            self._pending[kind] = None if dirty is None or pending is None else pending | dirty
-        self.translate(ClientKind.ENVOY)
-        loop = asyncio.get_running_loop()
-        for kind in self.translators:
-            if kind is not ClientKind.ENVOY:
-                loop.call_soon(self.translate, kind)
+        self._run_turns(plan.turns)
+
+    def _run_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
+        """Translate `turns[0]`'s kinds now, the rest one loop turn after another."""
+        now, *later = turns
+        for kind in now:
+            self.translate(kind)
+        if later:
+            asyncio.get_running_loop().call_soon(self._run_turns, tuple(later))
 
     def translate(self, kind: ClientKind) -> None:
         """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""
-        pending = self._pending[kind]
-        if pending is not None and not pending:
+        step = self._schedule.take(kind)
+        if step is None:
             return
-        self._pending[kind] = set()
         started = time.perf_counter()
-        result = self.translators[kind].translate(self._merge.merged, pending)
+        merged = self._schedule.merged
+        result = self.translators[kind].translate(merged, step.names)
         if kind is ClientKind.ENVOY:
             self.metrics.translation_rejected.inc(len(result.rejected))
         self.cache.set(str(kind), result.snapshot)
@@ -187,8 +180,8 @@ class ControlPlane:
         log.info(
             "snapshot_built",
             client=str(kind),
-            services=len(self._merge.merged),
-            changed="all" if pending is None else len(pending),
+            services=len(merged),
+            changed="all" if step.names is None else len(step.names),
             seconds=round(seconds, 4),
         )
 
