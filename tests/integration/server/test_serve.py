@@ -23,7 +23,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.server import StreamEvent
+from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
 
 SERVICES = """
@@ -138,7 +138,7 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             )  # fmt: skip
             await call.write(ack)
             for _ in range(200):  # the server has read the ACK before the next change
-                if any(e.kind == "ack" for e in events):
+                if any(e.kind is EventKind.ACK for e in events):
                     break
                 await asyncio.sleep(0.01)
             observed = plane.registry.get_sample_value(
