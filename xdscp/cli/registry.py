@@ -29,6 +29,7 @@ from xdscp.model import (
     LbPolicy,
     Locality,
     UpstreamProtocol,
+    format_host_port,
     parse_health,
 )
 from xdscp.sources import (
@@ -238,11 +239,11 @@ def list_command(**params: Any) -> None:
     for key, reg in listed.registrations:
         if params["service"] and reg.service != params["service"]:
             continue
-        host = f"[{reg.host}]" if ":" in reg.host else reg.host
         locality = str(reg.locality) if reg.locality != Locality() else ""
         meta = ",".join(f"{k}={v}" for k, v in sorted(reg.metadata.items()))
+        address = format_host_port(reg.host, reg.port)
         table.add_row(
-            reg.service, reg.endpoint_id, f"{host}:{reg.port}", str(reg.weight), locality,
+            reg.service, reg.endpoint_id, address, str(reg.weight), locality,
             str(reg.priority), str(reg.health), meta, *_lease_cells(listed.leases.get(key)),
         )  # fmt: skip
     console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping in pipes

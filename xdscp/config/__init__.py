@@ -8,7 +8,7 @@ reverse).
 
 from xdscp.config.load import ConfigServicesSource, ServerConfig, load_config
 from xdscp.config.options import ServeOptions, XdsTls
-from xdscp.config.sections import SCHEMA, EtcdSource, split_address
+from xdscp.config.sections import SCHEMA, EtcdSource
 
 __all__ = [
     "SCHEMA",
@@ -18,5 +18,4 @@ __all__ = [
     "ServerConfig",
     "XdsTls",
     "load_config",
-    "split_address",
 ]

@@ -32,6 +32,7 @@ from xdscp.model import (
     Locality,
     Service,
     check_service_name,
+    parse_host_port,
 )
 from xdscp.server import grouper
 from xdscp.sources import (
@@ -80,14 +81,6 @@ _POLICY_FIELDS = {f.name: f for f in dataclasses.fields(BalancingPolicy)}
 _DNS_KEYS = ("services", "resolver", "refresh")
 
 
-def split_address(text: object) -> tuple[str, int]:
-    """`HOST:PORT` (`[v6]:PORT`; port 0 picks a free port) -> (host, port)."""
-    host, sep, port = str(text).rpartition(":")
-    if not isinstance(text, str) or not sep or not port.isdigit() or int(port) > 65535:
-        raise ValidationError("address", f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
 @dataclass(frozen=True)
 class EtcdSource:
     """How to reach etcd and where the registry lives in it."""
@@ -101,7 +94,7 @@ def _address(raw: RawConfig, path: FieldPath, host: str, port: int) -> tuple[str
     if value is None:
         return host, port
     try:
-        return split_address(value)
+        return parse_host_port(value, min_port=0)
     except ValidationError as exc:
         raise raw.error(path, exc.message) from None
 

@@ -23,7 +23,7 @@ from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
-from xdscp.model import ClientKind, Service, ServiceSet
+from xdscp.model import ClientKind, Service, ServiceSet, format_host_port
 from xdscp.plane.rebuild import RebuildSchedule
 from xdscp.server import StatusBoard, XdsMetrics, XdsService, grouper
 from xdscp.sources import Publish, Source, SourceMerge
@@ -189,7 +189,7 @@ class ControlPlane:
         """Listen for xDS and admin requests and start every source."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers(self.service.handlers())
-        address = f"{self.options.xds_host}:{self.options.xds_port}"
+        address = format_host_port(self.options.xds_host, self.options.xds_port)
         if self.options.tls is not None:
             self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())
         else:

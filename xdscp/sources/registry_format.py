@@ -62,7 +62,9 @@ from xdscp.model import (
     Locality,
     check_int,
     check_service_name,
+    format_host_port,
     parse_health,
+    parse_host_port,
 )
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -307,10 +309,8 @@ def parse_grpc_go_key(key: str, prefix: str) -> str:
 def split_host_port(field_name: str, value: object) -> tuple[str, int]:
     """Split `host:port` / `[v6]:port`."""
     text = _string(field_name, value, max_length=MAX_HOST_LENGTH + 8)
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or (":" in host and not host.startswith("[")):
-        raise ValidationError(field_name, f"must be host:port, got {value!r}")
-    return _host(field_name, host), check_int("port", int(port_text), 1, 65535)
+    host, port = parse_host_port(text, field=field_name)
+    return _host(field_name, host), port
 
 
 def parse_grpc_go_value(
@@ -363,7 +363,6 @@ def native_value(registration: Registration) -> bytes:
 def grpc_go_value(registration: Registration) -> bytes:
     """The grpc-go naming value, byte for byte as the Go endpoints Manager writes it
     (`"Metadata":null` when there is nothing to carry)."""
-    host = f"[{registration.host}]" if ":" in registration.host else registration.host
     meta: dict[str, Any] = dict(sorted(registration.metadata.items()))
     if registration.weight != 1:
         meta["weight"] = registration.weight
@@ -378,7 +377,7 @@ def grpc_go_value(registration: Registration) -> bytes:
         meta["hash_key"] = registration.hash_key
     data: dict[str, Any] = {
         "Op": 0,
-        "Addr": f"{host}:{registration.port}",
+        "Addr": format_host_port(registration.host, registration.port),
         "Metadata": dict(sorted(meta.items())) if meta else None,
     }
     return json.dumps(data, separators=(",", ":")).encode()
