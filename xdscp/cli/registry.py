@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from xdscp.cli.params import key_values
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
 from xdscp.model import (
@@ -103,16 +104,6 @@ def _run(work: Callable[[EtcdClient], Awaitable[T]], config: EtcdConfig) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--metadata")
-        out[key] = value
-    return out
-
-
 @click.command("register")
 @click.argument("service")
 @click.argument("address", metavar="HOST:PORT")
@@ -139,7 +130,7 @@ def register_command(**params: Any) -> None:
             endpoint_id=params["endpoint_id"], weight=params["weight"],
             locality=Locality(params["region"], params["zone"], params["sub_zone"]),
             priority=params["priority"], health=parse_health(params["health"]),
-            metadata=_metadata(params["metadata"]), hash_key=params["hash_key"],
+            metadata=key_values(params["metadata"]), hash_key=params["hash_key"],
         )  # fmt: skip
     except ValidationError as exc:
         raise click.BadParameter(str(exc)) from None

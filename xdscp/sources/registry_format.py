@@ -134,16 +134,20 @@ def display_key(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def _decode(raw: bytes, what: str, size_field: str, max_bytes: int) -> str:
+    """`raw` as text, once it is proven at most `max_bytes` and strict UTF-8."""
+    if len(raw) > max_bytes:
+        raise ValidationError(size_field, f"is {len(raw)} bytes, more than {max_bytes}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"{what} is not UTF-8: {exc.reason} at byte {exc.start}"
+        raise ValidationError("utf8", message) from None
+
+
 def decode_key(raw: bytes) -> str:
     """The key as text, once it is proven short, strict UTF-8 and free of control characters."""
-    if len(raw) > MAX_KEY_BYTES:
-        raise ValidationError("key_length", f"is {len(raw)} bytes, more than {MAX_KEY_BYTES}")
-    try:
-        key = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            "utf8", f"key is not UTF-8: {exc.reason} at byte {exc.start}"
-        ) from None
+    key = _decode(raw, "key", "key_length", MAX_KEY_BYTES)
     if _CONTROL.search(key):
         raise ValidationError("key", "contains control characters")
     return key
@@ -178,14 +182,7 @@ def _check_text(value: object) -> None:
 
 
 def _load_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
-    if len(raw) > max_bytes:
-        raise ValidationError("value", f"is {len(raw)} bytes, more than {max_bytes}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            "utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}"
-        ) from None
+    text = _decode(raw, "value", "value", max_bytes)
     if json_depth_exceeds(raw):
         raise ValidationError("depth", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:

@@ -25,6 +25,7 @@ from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
+from xdscp.testing import wait_until
 
 SERVICES = """
 services:
@@ -47,19 +48,6 @@ def _get(url: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def _wait(predicate: Any, limit: float = 10.0) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("not reached in time")
 
 
 def test_serve_needs_a_source() -> None:
@@ -88,11 +76,11 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
     )  # fmt: skip
     base = f"http://127.0.0.1:{admin}"
     try:
-        _wait(lambda: _get(f"{base}/ready")[0] == 200)
+        wait_until(lambda: _get(f"{base}/ready")[0] == 200)
         first = _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"]
         time.sleep(0.05)
         path.write_text(SERVICES % 5)
-        _wait(
+        wait_until(
             lambda: _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"] != first
         )
         second = _get(f"{base}/status/snapshots")[1]["envoy"]
