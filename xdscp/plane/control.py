@@ -158,11 +158,12 @@ class ControlPlane:
 
     def _run_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
         """Translate `turns[0]`'s kinds now, the rest one loop turn after another."""
-        now, *later = turns
-        for kind in now:
+        if not turns:
+            return
+        for kind in turns[0]:
             self.translate(kind)
-        if later:
-            asyncio.get_running_loop().call_soon(self._run_turns, tuple(later))
+        if turns[1:]:
+            asyncio.get_running_loop().call_soon(self._run_turns, turns[1:])
 
     def translate(self, kind: ClientKind) -> None:
         """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""

@@ -48,8 +48,9 @@ class RebuildSchedule:
 
     def __init__(self, merge: SourceMerge, kinds: Sequence[ClientKind] = tuple(ClientKind)) -> None:
         self._merge = merge
+        first = tuple(kind for kind in kinds if kind is FIRST)
         later = tuple(kind for kind in kinds if kind is not FIRST)
-        self._turns = ((FIRST,), later) if later else ((FIRST,),)
+        self._turns = tuple(turn for turn in (first, later) if turn)
         # names each client kind has yet to translate; None: everything
         self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(kinds)
         self._scheduled = False

@@ -38,6 +38,9 @@ def test_envoy_is_translated_first_and_the_other_kinds_a_turn_later() -> None:
     only_envoy = RebuildSchedule(SourceMerge(["static"]), (ClientKind.ENVOY,))
     only_envoy.publish(0, {"web": svc("web")})
     assert only_envoy.rebuild().turns == ((ClientKind.ENVOY,),)
+    only_grpc = RebuildSchedule(SourceMerge(["static"]), (ClientKind.GRPC,))
+    only_grpc.publish(0, {"web": svc("web")})
+    assert only_grpc.rebuild().turns == ((ClientKind.GRPC,),)
 
 
 def test_each_kind_translates_everything_first_then_only_what_changed() -> None:
