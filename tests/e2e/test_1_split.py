@@ -10,26 +10,21 @@ import pytest
 
 from tests.e2e.expect import Expected, applied, set_policy
 from tests.e2e.stack import Stack, count_backends, requires_stack
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import (
+    SPLIT_CASES,
+    assert_shares,
+    reference,
+    shares,
+    simulate,
+)
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]
 N = 1000
 PICKS = 20_000
-EQUAL = {"b0": 1 / 3, "b1": 1 / 3, "b2": 1 / 3}
-WEIGHTED = {"b0": 0.1, "b1": 0.2, "b2": 0.7}
 
 
-@pytest.mark.parametrize(
-    ("lb", "wrong"),
-    [
-        ("round_robin", WEIGHTED),
-        ("weighted_round_robin", EQUAL),
-        ("random", WEIGHTED),
-        ("weighted_random", EQUAL),
-        ("least_request", EQUAL),
-    ],
-)
+@pytest.mark.parametrize(("lb", "wrong"), SPLIT_CASES)
 async def test_split_through_envoy_matches_the_reference(
     stack: Stack, etcd: EtcdClient, started: Expected, lb: str, wrong: dict[str, float]
 ) -> None:

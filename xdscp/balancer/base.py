@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xdscp.balancer.hash.request import request_hash
-from xdscp.balancer.hosts import Host
+from xdscp.balancer.hosts import Host, HostSet
 from xdscp.balancer.policy import LbSettings
+from xdscp.balancer.priority import PriorityCounts, PriorityLoad, priority_loads
 
 
 class Balancer:
@@ -60,3 +61,33 @@ class Balancer:
         """Mark one active request on `host` as finished."""
         if host.active > 0:
             host.active -= 1
+
+
+class PriorityBalancer(Balancer):
+    """Envoy's balancers over priorities: the priority load (with panic) computed once.
+
+    `overprovisioning` and `weighted_priority_health` are the CLA's; a subclass builds its
+    own per-priority state in `_setup`, called once the load is known.
+    """
+
+    def __init__(
+        self,
+        sets: Sequence[HostSet],
+        settings: LbSettings,
+        rng: random.Random,
+        *,
+        overprovisioning: int = 140,
+        weighted_priority_health: bool = False,
+    ) -> None:
+        super().__init__([h for s in sets for h in s.hosts], settings, rng)
+        self.host_sets = list(sets)
+        self.overprovisioning = overprovisioning
+        self.load: PriorityLoad = priority_loads(
+            [PriorityCounts.of(s, weighted=weighted_priority_health) for s in sets],
+            overprovisioning=overprovisioning,
+            panic_threshold=settings.panic_threshold,
+        )
+        self._setup()
+
+    def _setup(self) -> None:
+        """Build the per-priority state (hosts sources, tables) from `host_sets` and `load`."""

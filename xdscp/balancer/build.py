@@ -6,7 +6,7 @@ import random
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from xdscp.balancer.base import Balancer
+from xdscp.balancer.base import Balancer, PriorityBalancer
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.envoy_lb import ENVOY_BALANCERS
 from xdscp.balancer.grpc_lb import GrpcBalancer
@@ -49,14 +49,8 @@ def build_balancer(
     sets = host_sets(hosts)
     overprovisioning = overprovisioning_factor(cla)
     weighted = bool(cla.policy.weighted_priority_health)
-    if settings.kind in (Kind.RING_HASH, Kind.MAGLEV):
-        return HashBalancer(
-            sets,
-            settings,
-            rng,
-            overprovisioning=overprovisioning,
-            weighted_priority_health=weighted,
-        )
-    return ENVOY_BALANCERS[settings.kind](
+    hashing = settings.kind in (Kind.RING_HASH, Kind.MAGLEV)
+    balancer: type[PriorityBalancer] = HashBalancer if hashing else ENVOY_BALANCERS[settings.kind]
+    return balancer(
         sets, settings, rng, overprovisioning=overprovisioning, weighted_priority_health=weighted
     )

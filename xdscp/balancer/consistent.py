@@ -8,15 +8,14 @@ host, so without a hash the pick is weighted random by table share.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from xdscp.balancer.base import Balancer
+from xdscp.balancer.base import PriorityBalancer
 from xdscp.balancer.bounded import bounded_choice
 from xdscp.balancer.hash.tables import MaglevTable, RingHashTable, WeightedKey, normalize_weights
 from xdscp.balancer.hosts import UINT32_MAX, Host, HostSet
 from xdscp.balancer.policy import Kind, LbSettings
-from xdscp.balancer.priority import PriorityCounts, PriorityLoad, choose_priority, priority_loads
+from xdscp.balancer.priority import choose_priority
 from xdscp.errors import BalancerError, ValidationError
 
 Table = RingHashTable[Host] | MaglevTable[Host]
@@ -82,25 +81,11 @@ def build_table(hosts: Sequence[WeightedKey[Host]], settings: LbSettings) -> Tab
         raise BalancerError(str(error)) from error
 
 
-class HashBalancer(Balancer):
+class HashBalancer(PriorityBalancer):
     """RING_HASH / MAGLEV as Envoy runs them; deterministic once the request hash is known."""
 
-    def __init__(
-        self,
-        sets: Sequence[HostSet],
-        settings: LbSettings,
-        rng: random.Random,
-        *,
-        overprovisioning: int = 140,
-        weighted_priority_health: bool = False,
-    ) -> None:
-        super().__init__([h for s in sets for h in s.hosts], settings, rng)
-        self.host_sets = list(sets)
-        self.load: PriorityLoad = priority_loads(
-            [PriorityCounts.of(s, weighted=weighted_priority_health) for s in sets],
-            overprovisioning=overprovisioning,
-            panic_threshold=settings.panic_threshold,
-        )
+    def _setup(self) -> None:
+        settings = self.settings
         self.weighted_hosts: list[list[WeightedKey[Host]]] = [
             normalized_hosts(
                 s,
@@ -108,7 +93,7 @@ class HashBalancer(Balancer):
                 locality_weighted=settings.locality_weighted,
                 use_hostname=settings.use_hostname_for_hashing,
             )
-            for s in sets
+            for s in self.host_sets
         ]
         self.tables: list[Table] = [build_table(w, settings) for w in self.weighted_hosts]
 

@@ -9,14 +9,13 @@ scheduler per source when the source's weights differ (EdfLoadBalancerBase::refr
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
-from xdscp.balancer.base import Balancer
+from xdscp.balancer.base import PriorityBalancer
 from xdscp.balancer.edf import EdfScheduler
 from xdscp.balancer.hosts import Host, HostSet
-from xdscp.balancer.policy import Kind, LbSettings
-from xdscp.balancer.priority import PriorityCounts, PriorityLoad, choose_priority, priority_loads
+from xdscp.balancer.policy import Kind
+from xdscp.balancer.priority import choose_priority
 from xdscp.balancer.slow_start import in_window, slow_start_weight
 from xdscp.model import Health
 
@@ -97,30 +96,14 @@ def locality_scheduler(
     return LocalityScheduler(weights, seed)
 
 
-class ZoneAwareBalancer(Balancer):
+class ZoneAwareBalancer(PriorityBalancer):
     """Priority, panic and locality selection shared by RR, least request and random."""
 
     uses_edf = True
 
-    def __init__(
-        self,
-        sets: Sequence[HostSet],
-        settings: LbSettings,
-        rng: random.Random,
-        *,
-        overprovisioning: int = 140,
-        weighted_priority_health: bool = False,
-    ) -> None:
-        super().__init__([h for s in sets for h in s.hosts], settings, rng)
-        self.host_sets = list(sets)
-        self.load: PriorityLoad = priority_loads(
-            [PriorityCounts.of(s, weighted=weighted_priority_health) for s in sets],
-            overprovisioning=overprovisioning,
-            panic_threshold=settings.panic_threshold,
-        )
+    def _setup(self) -> None:
         self.seed = self.rand64()
-        self._overprovisioning = overprovisioning
-        self._priorities = [self._build_priority(s) for s in sets]
+        self._priorities = [self._build_priority(s) for s in self.host_sets]
 
     def host_weight(self, host: Host) -> float:
         """The weight the EDF scheduler uses for `host` at pick time (slow start applied)."""
@@ -160,7 +143,7 @@ class ZoneAwareBalancer(Balancer):
         state.healthy_localities = [self._source(g) for g in host_set.healthy_per_locality]
         state.degraded_localities = [self._source(g) for g in host_set.degraded_per_locality]
         if self.settings.locality_weighted:
-            of = self._overprovisioning
+            of = self.overprovisioning
             state.locality_healthy = locality_scheduler(
                 host_set, host_set.healthy_per_locality, host_set.healthy, of, self.rand64()
             )
@@ -241,24 +224,11 @@ class LeastRequestBalancer(ZoneAwareBalancer):
     """LEAST_REQUEST: P2C (N choices) when weights are equal, else EDF over
     `weight / (active + 1) ** bias`. A configured bias forces the EDF path."""
 
-    def __init__(
-        self,
-        sets: Sequence[HostSet],
-        settings: LbSettings,
-        rng: random.Random,
-        *,
-        overprovisioning: int = 140,
-        weighted_priority_health: bool = False,
-    ) -> None:
-        self.bias = 1.0 if settings.active_request_bias is None else settings.active_request_bias
-        self.forced_weighted = settings.active_request_bias is not None
-        super().__init__(
-            sets,
-            settings,
-            rng,
-            overprovisioning=overprovisioning,
-            weighted_priority_health=weighted_priority_health,
-        )
+    def _setup(self) -> None:
+        bias = self.settings.active_request_bias
+        self.bias = 1.0 if bias is None else bias
+        self.forced_weighted = bias is not None
+        super()._setup()
 
     def _unweighted(self, hosts: Sequence[Host]) -> bool:
         return not self.forced_weighted and _weights_equal(hosts)

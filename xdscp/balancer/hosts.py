@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xdscp.errors import BalancerError
-from xdscp.model import Health, Locality
+from xdscp.model import Health, Locality, format_host_port
 
 UINT32_MAX = 0xFFFFFFFF
 _NO_LOCALITY = Locality()
@@ -79,9 +79,7 @@ class Host:
     @property
     def key(self) -> str:
         """The address string Envoy prints and hashes: `ip:port`, `[v6]:port`."""
-        if ":" in self.address:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return format_host_port(self.address, self.port)
 
     def __str__(self) -> str:
         return self.key

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import yaml
 
+from xdscp.cli.params import key_values
 from xdscp.clients import (
     NO_LOCALITY,
     ClientTls,
@@ -27,16 +28,6 @@ def _servers(values: tuple[str, ...]) -> tuple[XdsServer, ...]:
         return tuple(XdsServer.parse(v) for v in values)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--xds") from None
-
-
-def _metadata(values: tuple[str, ...]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--metadata")
-        pairs[key] = val
-    return pairs
 
 
 def _tls(ca: str | None, cert: str | None, key: str | None) -> ClientTls | None:
@@ -156,7 +147,7 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
         admin_address=admin_address,
         admin_port=admin_port,
         initial_fetch_timeout_s=initial_fetch_timeout,
-        node_metadata=_metadata(metadata),
+        node_metadata=key_values(metadata),
         delta=delta,
         tls=_tls(tls_ca, tls_cert, tls_key),
         locality=_locality(locality),
@@ -185,7 +176,7 @@ def grpc(  # noqa: PLR0917 - one parameter per command-line option
         node_id,
         _servers(xds),
         node_cluster=node_cluster,
-        node_metadata=_metadata(metadata),
+        node_metadata=key_values(metadata),
         tls=_tls(tls_ca, tls_cert, tls_key),
         locality=_locality(locality),
     )

@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from xdscp.cli.params import key_values
 from xdscp.cli.policy_flags import flag_error, resilience_fields, resilience_options
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
@@ -30,6 +31,7 @@ from xdscp.model import (
     LbPolicy,
     Locality,
     UpstreamProtocol,
+    format_host_port,
     parse_health,
 )
 from xdscp.sources import (
@@ -104,16 +106,6 @@ def _run(work: Callable[[EtcdClient], Awaitable[T]], config: EtcdConfig) -> T:
         raise click.ClickException(str(exc)) from None
 
 
-def _metadata(pairs: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--metadata")
-        out[key] = value
-    return out
-
-
 @click.command("register")
 @click.argument("service")
 @click.argument("address", metavar="HOST:PORT")
@@ -145,7 +137,7 @@ def register_command(**params: Any) -> None:
             endpoint_id=params["endpoint_id"], weight=params["weight"],
             locality=Locality(params["region"], params["zone"], params["sub_zone"]),
             priority=params["priority"], health=parse_health(params["health"]),
-            metadata=_metadata(params["metadata"]), hash_key=params["hash_key"],
+            metadata=key_values(params["metadata"]), hash_key=params["hash_key"],
         )  # fmt: skip
     except ValidationError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -265,11 +257,11 @@ def list_command(**params: Any) -> None:
     for key, reg in listed.registrations:
         if params["service"] and reg.service != params["service"]:
             continue
-        host = f"[{reg.host}]" if ":" in reg.host else reg.host
         locality = str(reg.locality) if reg.locality != Locality() else ""
         meta = ",".join(f"{k}={v}" for k, v in sorted(reg.metadata.items()))
+        address = format_host_port(reg.host, reg.port)
         table.add_row(
-            reg.service, reg.endpoint_id, f"{host}:{reg.port}", str(reg.weight), locality,
+            reg.service, reg.endpoint_id, address, str(reg.weight), locality,
             str(reg.priority), str(reg.health), meta, *_lease_cells(listed.leases.get(key)),
         )  # fmt: skip
     console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping in pipes

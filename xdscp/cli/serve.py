@@ -23,11 +23,12 @@ from click.core import ParameterSource
 from prometheus_client import CollectorRegistry
 
 from xdscp.cli.registry import etcd_options
-from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config, split_address
+from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.health import HealthCoordination, HealthLayout, health_prefix
+from xdscp.model import format_host_port, parse_host_port
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.server import grouper
 from xdscp.sources import (
@@ -63,7 +64,7 @@ def _reload(sources: list[Source]) -> None:
 
 def _address(value: str, option: str) -> tuple[str, int]:
     try:
-        return split_address(value)
+        return parse_host_port(value, min_port=0)
     except ValidationError as exc:
         raise click.BadParameter(exc.message, param_hint=option) from None
 
@@ -224,8 +225,8 @@ async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: i
         plane = ControlPlane(sources, options, registry=registry, health=health)
         await plane.start()
         click.echo(
-            f"xdscp serving xDS on {options.xds_host}:{plane.xds_port},"
-            f" admin on {options.admin_host}:{plane.admin.port}"
+            f"xdscp serving xDS on {format_host_port(options.xds_host, plane.xds_port)},"
+            f" admin on {format_host_port(options.admin_host, plane.admin.port)}"
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

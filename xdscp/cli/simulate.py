@@ -37,6 +37,7 @@ from xdscp.model import (
     Locality,
     Service,
     parse_health,
+    parse_host_port,
     parse_lb_policy,
 )
 from xdscp.sources import load_services, parse_endpoint_entry, parse_policy
@@ -47,29 +48,24 @@ _BAR_WIDTH = 30
 
 def parse_endpoint(text: str) -> Endpoint:
     """`IP:PORT[:WEIGHT[:ZONE[:PRIORITY[:HEALTH]]]]`; IPv6 as `[addr]:PORT[:...]`."""
-    if text.startswith("["):
-        address, sep, rest = text[1:].partition("]:")
-        if not sep:
-            raise ValidationError("endpoint", f"expected [IPv6]:PORT..., got {text!r}")
-        parts = [address, *rest.split(":")]
-    else:
-        parts = text.split(":")
-    if not 2 <= len(parts) <= 6:
+    bracket = text.find("]") + 1 if text.startswith("[") else 0  # the host's end, if bracketed
+    host, *parts = text[bracket:].split(":")
+    if not 1 <= len(parts) <= 5:
         raise ValidationError(
             "endpoint", f"expected IP:PORT[:WEIGHT[:ZONE[:PRIORITY[:HEALTH]]]], got {text!r}"
         )
+    address, port = parse_host_port(f"{text[:bracket]}{host}:{parts[0]}", field="endpoint")
     try:
-        port = int(parts[1])
-        weight = int(parts[2]) if len(parts) > 2 else 1
-        priority = int(parts[4]) if len(parts) > 4 else 0
+        weight = int(parts[1]) if len(parts) > 1 else 1
+        priority = int(parts[3]) if len(parts) > 3 else 0
     except ValueError:
         raise ValidationError(
-            "endpoint", f"port, weight and priority must be integers: {text!r}"
+            "endpoint", f"weight and priority must be integers: {text!r}"
         ) from None
-    zone = parts[3] if len(parts) > 3 else ""
-    health = parse_health(parts[5]) if len(parts) > 5 else Health.HEALTHY
+    zone = parts[2] if len(parts) > 2 else ""
+    health = parse_health(parts[4]) if len(parts) > 4 else Health.HEALTHY
     return Endpoint(
-        parts[0], port, weight=weight, locality=Locality(zone=zone), priority=priority,
+        address, port, weight=weight, locality=Locality(zone=zone), priority=priority,
         health=health,
     )  # fmt: skip
 

@@ -11,8 +11,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdscp.errors import ConfigError
-from xdscp.model import Locality
+from xdscp.errors import ConfigError, ValidationError
+from xdscp.model import Locality, format_host_port, parse_host_port
 
 XDS_CLUSTER = "xdscp_xds"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -31,12 +31,10 @@ class XdsServer:
     @classmethod
     def parse(cls, text: str) -> XdsServer:
         """Parse `HOST:PORT` or `[V6]:PORT`."""
-        host, sep, port = text.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ConfigError(
-                f"xDS server must be HOST:PORT with a port in [1, 65535], got {text!r}"
-            )
-        return cls(host.strip("[]"), int(port))
+        try:
+            return cls(*parse_host_port(text, field="xDS server"))
+        except ValidationError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def is_ip(self) -> bool:
@@ -48,7 +46,7 @@ class XdsServer:
         return True
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,14 @@
 """`serve`'s configuration: a YAML file, the environment and flags, checked field by field.
 
-`raw` keeps each value with where it came from; `load` builds the typed `ServerConfig`;
+`raw` keeps each value with where it came from; `sections` checks each section of the
+file (`SCHEMA`); `load` assembles the typed `ServerConfig`;
 `options` holds the `ServeOptions` the plane runs with (the plane imports them, not the
 reverse).
 """
 
-from xdscp.config.load import (
-    SCHEMA,
-    ConfigServicesSource,
-    EtcdSource,
-    ServerConfig,
-    load_config,
-    split_address,
-)
+from xdscp.config.load import ConfigServicesSource, ServerConfig, load_config
 from xdscp.config.options import ServeOptions, XdsTls
+from xdscp.config.sections import SCHEMA, EtcdSource
 
 __all__ = [
     "SCHEMA",
@@ -23,5 +18,4 @@ __all__ = [
     "ServerConfig",
     "XdsTls",
     "load_config",
-    "split_address",
 ]

@@ -51,108 +51,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from xdscp.config.options import ServeOptions, XdsTls
-from xdscp.config.raw import (
-    INT,
-    LIST,
-    STR,
-    YAML,
-    FieldPath,
-    RawConfig,
-    apply_environment,
-    field_name,
-    parse_field,
-    parse_yaml,
+from xdscp.config.options import ServeOptions
+from xdscp.config.raw import RawConfig, apply_environment, parse_yaml
+from xdscp.config.sections import (
+    SCHEMA,
+    EtcdSource,
+    dns_section,
+    etcd_section,
+    serve_options,
+    services_section,
 )
-from xdscp.dns import DnsConfig, load_dns_config
-from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
-from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
-from xdscp.model import (
-    RESILIENCE_POLICIES,
-    BalancingPolicy,
-    Endpoint,
-    HashFunction,
-    HashOn,
-    Locality,
-    Service,
-    ServiceSet,
-    check_service_name,
-)
-from xdscp.server import grouper
-from xdscp.sources import (
-    DEFAULT_POLICIES_PREFIX,
-    DEFAULT_SERVICES_PREFIX,
-    GrpcGoTarget,
-    RegistryLayout,
-    StaticSource,
-)
-from xdscp.translate import TranslateOptions
+from xdscp.dns import DnsConfig
+from xdscp.errors import ConfigError
+from xdscp.model import Service, ServiceSet
+from xdscp.sources import StaticSource
 
 log = structlog.get_logger(__name__)
-
-SCHEMA: dict[str, Any] = {
-    "xds": {
-        "address": STR,
-        "group_by": STR,
-        "tls": {"cert": STR, "key": STR, "client_ca": STR},
-        "write_timeout": YAML,
-    },
-    "admin": {"address": STR},
-    "listener": {
-        "address": STR,
-        "port": INT,
-        "domain_suffixes": LIST,
-        "default_service": STR,
-    },
-    "sources": {
-        "static": {"services": YAML, "file": STR},
-        "etcd": {
-            "endpoints": LIST,
-            "services_prefix": STR,
-            "policies_prefix": STR,
-            "grpc_targets": LIST,
-            "tls": {"ca": STR, "cert": STR, "key": STR},
-            "username": STR,
-            "password": STR,
-        },
-        "dns": YAML,
-    },
-}
-"""Every key of the file: a section (dict) or a leaf read from the environment as `str`,
-`int`, a comma-separated `list`, or `yaml` (free-form subtrees checked by their own loader)."""
-
-_SERVICE_KEYS = ("endpoints", "policy")
-_ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint))
-_LOCALITY_KEYS = tuple(f.name for f in dataclasses.fields(Locality))
-_POLICY_FIELDS = {f.name: f for f in dataclasses.fields(BalancingPolicy)}
-_DNS_KEYS = ("services", "resolver", "refresh")
-
-
-def split_address(text: object) -> tuple[str, int]:
-    """`HOST:PORT` (`[v6]:PORT`; port 0 picks a free port) -> (host, port)."""
-    host, sep, port = str(text).rpartition(":")
-    if not isinstance(text, str) or not sep or not port.isdigit() or int(port) > 65535:
-        raise ValidationError("address", f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
-# --- sections ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EtcdSource:
-    """How to reach etcd and where the registry lives in it."""
-
-    client: EtcdConfig
-    layout: RegistryLayout
 
 
 @dataclass(frozen=True)
@@ -186,202 +106,12 @@ def build(raw: RawConfig) -> ServerConfig:
     raw.mapping(static, SCHEMA["sources"]["static"])
     services = (*static, "services")
     return ServerConfig(
-        serve=_serve_options(raw),
-        static_services=_services(raw, services) if raw.has(services) else None,
+        serve=serve_options(raw),
+        static_services=services_section(raw, services) if raw.has(services) else None,
         static_file=raw.file((*static, "file")),
-        etcd=_etcd(raw, ("sources", "etcd")) if raw.has(("sources", "etcd")) else None,
-        dns=_dns(raw, ("sources", "dns")) if raw.has(("sources", "dns")) else None,
+        etcd=etcd_section(raw, ("sources", "etcd")) if raw.has(("sources", "etcd")) else None,
+        dns=dns_section(raw, ("sources", "dns")) if raw.has(("sources", "dns")) else None,
     )
-
-
-def _address(raw: RawConfig, path: FieldPath, host: str, port: int) -> tuple[str, int]:
-    value = raw.get(path)
-    if value is None:
-        return host, port
-    try:
-        return split_address(value)
-    except ValidationError as exc:
-        raise raw.error(path, exc.message) from None
-
-
-def _serve_options(raw: RawConfig) -> ServeOptions:
-    raw.mapping(("xds",), SCHEMA["xds"])
-    raw.mapping(("admin",), SCHEMA["admin"])
-    default = ServeOptions()
-    xds = _address(raw, ("xds", "address"), default.xds_host, default.xds_port)
-    admin = _address(raw, ("admin", "address"), default.admin_host, default.admin_port)
-    group_by = raw.string(("xds", "group_by"), default.group_by) or default.group_by
-    try:
-        grouper(group_by)
-    except ConfigError as exc:
-        raise raw.wrap(("xds", "group_by"), exc) from None
-    timeout = raw.get(("xds", "write_timeout"), default.write_timeout_s)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
-    return ServeOptions(
-        *xds, *admin, _translate(raw), group_by=group_by, tls=_xds_tls(raw),
-        write_timeout_s=float(timeout),
-    )  # fmt: skip
-
-
-def _translate(raw: RawConfig) -> TranslateOptions:
-    path: FieldPath = ("listener",)
-    raw.mapping(path, SCHEMA["listener"])
-    default = TranslateOptions()
-    service = raw.string((*path, "default_service"))
-    try:
-        service = None if service is None else check_service_name(service, "default_service")
-        return TranslateOptions(
-            listener_address=raw.get((*path, "address"), default.listener_address),
-            listener_port=raw.get((*path, "port"), default.listener_port),
-            domain_suffixes=raw.strings((*path, "domain_suffixes")) or (),
-            default_service=None
-            if service is None
-            else check_service_name(service, "default_service"),
-        )
-    except ValidationError as exc:
-        renames = {"listener_address": ("address",), "listener_port": ("port",)}
-        raise raw.wrap(path, exc, renames) from None
-
-
-def _pair(raw: RawConfig, path: FieldPath, first: str, second: str) -> None:
-    """Both keys or neither: the missing one is named, at the line of the one given."""
-    a, b = raw.get((*path, first)), raw.get((*path, second))
-    if (a is None) != (b is None):
-        given, missing = (first, second) if b is None else (second, first)
-        where = raw.origin((*path, given))
-        message = f"is required when {given} is set"
-        raise ConfigFieldError(where, field_name((*path, missing)), message)
-
-
-def _xds_tls(raw: RawConfig) -> XdsTls | None:
-    path: FieldPath = ("xds", "tls")
-    if not raw.mapping(path, SCHEMA["xds"]["tls"]):
-        return None
-    _pair(raw, path, "cert", "key")
-    cert, key = raw.file((*path, "cert")), raw.file((*path, "key"))
-    if cert is None or key is None:
-        raise raw.error((*path, "cert"), "is required when xds.tls is set")
-    return XdsTls(cert, key, raw.file((*path, "client_ca")))
-
-
-def _services(raw: RawConfig, path: FieldPath) -> dict[str, Service]:
-    services: dict[str, Service] = {}
-    for name in raw.mapping(path):
-        spec_path = (*path, name)
-        spec = raw.mapping(spec_path, _SERVICE_KEYS)
-        ends = (*spec_path, "endpoints")
-        endpoints = tuple(_endpoint(raw, (*ends, i)) for i in range(len(raw.sequence(ends))))
-        policy = _policy(raw, (*spec_path, "policy")) if "policy" in spec else BalancingPolicy()
-        try:
-            services[name] = Service(name, endpoints, policy)
-        except ValidationError as exc:
-            raise raw.wrap(spec_path, exc, {"service": ()}) from None
-    return services
-
-
-def _endpoint(raw: RawConfig, path: FieldPath) -> Endpoint:
-    data = raw.mapping(path, _ENDPOINT_KEYS)
-    for required in ("address", "port"):
-        if data.get(required) is None:
-            raise raw.error((*path, required), "is required")
-    loc = (*path, "locality")
-    parts = {k: raw.string((*loc, k)) or "" for k in raw.mapping(loc, _LOCALITY_KEYS)}
-    locality = Locality(**parts)
-    meta = (*path, "metadata")
-    metadata = {str(k): raw.string((*meta, k)) or "" for k in raw.mapping(meta)}
-    values = {k: v for k, v in data.items() if v is not None and k not in {"locality", "metadata"}}
-    try:
-        return Endpoint(**values, locality=locality, metadata=metadata)
-    except ValidationError as exc:
-        raise raw.wrap(path, exc) from None
-
-
-def _policy(raw: RawConfig, path: FieldPath) -> BalancingPolicy:
-    values = {k: v for k, v in raw.mapping(path, tuple(_POLICY_FIELDS)).items() if v is not None}
-    for name, kind in RESILIENCE_POLICIES.items():
-        if name in values:
-            _check_keys(raw, (*path, name), kind)
-    items = raw.sequence((*path, "hash_on"))
-    hash_on = []
-    for index in range(len(items)):
-        try:
-            hash_on.append(HashOn.parse(raw.string((*path, "hash_on", index)) or ""))
-        except ValidationError as exc:
-            raise raw.error((*path, "hash_on", index), exc.message) from None
-    values["hash_on"] = tuple(hash_on)
-    for name, value in values.items():
-        if isinstance(_POLICY_FIELDS[name].default, bool) and not isinstance(value, bool):
-            raise raw.error((*path, name), f"must be true or false, got {value!r}")
-    if values.get("hash_function", HashFunction.XX_HASH) not in tuple(HashFunction):
-        allowed = ", ".join(HashFunction)
-        raise raw.error((*path, "hash_function"), f"must be one of {allowed}")
-    try:
-        return BalancingPolicy(**values)
-    except ValidationError as exc:
-        raise raw.wrap(path, exc) from None
-
-
-def _check_keys(raw: RawConfig, path: FieldPath, kind: type) -> None:
-    """Unknown keys of a nested policy (and of its own nested parts), at their line."""
-    data = raw.mapping(path, [f.name for f in dataclasses.fields(kind)])
-    hints = typing.get_type_hints(kind)
-    for name, value in data.items():
-        parts = [
-            a
-            for a in typing.get_args(hints[name])
-            if isinstance(a, type) and dataclasses.is_dataclass(a)
-        ]
-        if value is not None and parts:
-            _check_keys(raw, (*path, name), parts[0])
-
-
-def _etcd(raw: RawConfig, path: FieldPath) -> EtcdSource:
-    raw.mapping(path, SCHEMA["sources"]["etcd"])
-    endpoints = raw.strings((*path, "endpoints"))
-    if endpoints == ():
-        raise raw.error((*path, "endpoints"), "needs at least one URL")
-    for index, url in enumerate(endpoints or ()):
-        try:
-            parse_endpoint(url)
-        except ConfigError as exc:
-            raise raw.wrap((*path, "endpoints", index), exc) from None
-    tls = (*path, "tls")
-    raw.mapping(tls, SCHEMA["sources"]["etcd"]["tls"])
-    _pair(raw, tls, "cert", "key")
-    _pair(raw, path, "username", "password")
-    targets = []
-    for index, text in enumerate(raw.strings((*path, "grpc_targets")) or ()):
-        try:
-            targets.append(GrpcGoTarget.parse(text))
-        except ValidationError as exc:
-            raise raw.error((*path, "grpc_targets", index), exc.message) from None
-    layout = RegistryLayout(
-        raw.string((*path, "services_prefix"), DEFAULT_SERVICES_PREFIX) or "",
-        raw.string((*path, "policies_prefix"), DEFAULT_POLICIES_PREFIX) or "",
-        tuple(targets),
-    )
-    settings: dict[str, Any] = {
-        "endpoints": endpoints or (DEFAULT_ENDPOINT,),
-        "ca_file": raw.file((*tls, "ca")),
-        "cert_file": raw.file((*tls, "cert")),
-        "key_file": raw.file((*tls, "key")),
-        "username": raw.string((*path, "username")),
-        "password": raw.string((*path, "password")),
-    }
-    try:
-        client = EtcdConfig(**settings)
-    except ConfigError as exc:
-        raise raw.wrap(path, exc) from None
-    return EtcdSource(client, layout)
-
-
-def _dns(raw: RawConfig, path: FieldPath) -> DnsConfig:
-    """The DNS loader's own rules; its `dns.` field paths are moved under `sources.dns`."""
-    try:
-        return load_dns_config(raw.mapping(path, _DNS_KEYS))
-    except ValidationError as exc:
-        raise raw.error((*path, *parse_field(exc.field)[1:]), exc.message) from None
 
 
 # --- entry points ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from xdscp.demo.tour import Outcome, describe
 from xdscp.errors import ConfigError
+from xdscp.model import parse_host_port
 
 BAR_WIDTH = 20
 
@@ -93,7 +94,7 @@ def table(outcome: Outcome, index: int, total: int) -> Table:
     for row in sorted(outcome.rows, key=lambda r: r.name):
         share = row.measured / outcome.requests if outcome.requests else 0.0
         result.add_row(
-            f"{row.name} :{row.endpoint.rpartition(':')[2]}",
+            f"{row.name} :{parse_host_port(row.endpoint)[1]}",
             str(row.weight),
             str(row.measured),
             f"{100 * share:.1f} %",

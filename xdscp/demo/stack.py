@@ -300,9 +300,7 @@ class Stack:
     @property
     def envoy_admin_port(self) -> int:
         """Envoy's admin port (0 before Envoy is up)."""
-        if self.envoy is None or not self.envoy.admin_url:
-            return 0
-        return int(self.envoy.admin_url.rpartition(":")[2])
+        return 0 if self.envoy is None else self.envoy.admin_port
 
     def stop(self) -> None:
         """Stop every child, dependents first; each is reaped before the next, and one that

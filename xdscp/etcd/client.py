@@ -8,7 +8,8 @@ endpoints until `request_timeout`; Txn and LeaseGrant are never retried blindly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -73,6 +74,21 @@ def closed_under_us(method: str) -> EtcdUnavailableError:
     if task is None or task.cancelling():
         raise asyncio.CancelledError
     return EtcdUnavailableError(f"{method}: the channel was closed (failover)")
+
+
+@contextlib.contextmanager
+def etcd_errors(method: str) -> Iterator[None]:
+    """Map what a call to etcd raises into the xdscp hierarchy: an RPC error
+    (`map_rpc_error`), a channel another task closed (failover) or a cancellation that was
+    not this task's (`closed_under_us`) become `EtcdError`s; anything else passes."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise map_rpc_error(method, exc) from None
+    except grpc.aio.UsageError:
+        raise EtcdUnavailableError(f"{method}: channel closed by failover") from None
+    except asyncio.CancelledError:
+        raise closed_under_us(method) from None  # re-raised when it is ours
 
 
 async def _connect(channel: grpc.aio.Channel, *, leave_on_failure: bool) -> bool:
@@ -221,22 +237,18 @@ class EtcdClient:
         while True:
             channel = await self._ready()
             try:
-                metadata = await self.metadata()
-                # An attempt may hang while etcd elects a new leader: give it a third of the
-                # budget so an idempotent call can be retried (on another member) in time.
-                attempt = min(deadline - loop.time(), self.config.request_timeout / 3)
-                if not idempotent:
-                    attempt = deadline - loop.time()
-                return await getattr(self.stub(service), method)(
-                    request, timeout=max(0.05, attempt), metadata=metadata, wait_for_ready=True
-                )
-            except grpc.aio.AioRpcError as exc:
-                error = map_rpc_error(f"{service}.{method}", exc)
-            except grpc.aio.UsageError:
-                error = EtcdUnavailableError(f"{service}.{method}: channel closed by failover")
-            except asyncio.CancelledError:
-                error = closed_under_us(f"{service}.{method}")  # re-raised when it is ours
-            except EtcdError as exc:  # from authenticating
+                with etcd_errors(f"{service}.{method}"):
+                    metadata = await self.metadata()
+                    # An attempt may hang while etcd elects a new leader: give it a third of
+                    # the budget so an idempotent call can be retried (on another member).
+                    attempt = min(deadline - loop.time(), self.config.request_timeout / 3)
+                    if not idempotent:
+                        attempt = deadline - loop.time()
+                    return await getattr(self.stub(service), method)(
+                        request, timeout=max(0.05, attempt), metadata=metadata,
+                        wait_for_ready=True,
+                    )  # fmt: skip
+            except EtcdError as exc:  # mapped, or from authenticating
                 error = exc
             if isinstance(error, AuthExpiredError) and not auth_retried:
                 self.forget_token()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from xdscp.errors import ConfigError
+from xdscp.errors import ConfigError, ValidationError
+from xdscp.model import format_host_port, parse_host_port
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
 
@@ -22,8 +22,7 @@ class EtcdEndpoint:
     @property
     def target(self) -> str:
         """The gRPC target (`host:port`, IPv6 in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return format_host_port(self.host, self.port)
 
     def __str__(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.target}"
@@ -31,19 +30,19 @@ class EtcdEndpoint:
 
 def parse_endpoint(url: str, *, tls: bool = False) -> EtcdEndpoint:
     """Parse `http://host:port`, `https://host:port` or `host:port` (TLS when `tls`)."""
-    text = url.strip()
-    if "://" not in text:
-        text = f"{'https' if tls else 'http'}://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    scheme, sep, address = url.strip().partition("://")
+    if not sep:
+        scheme, address = ("https" if tls else "http"), scheme
+    if scheme not in {"http", "https"} or not address:
         raise ConfigError(f"etcd endpoint must look like http(s)://host:port, got {url!r}")
-    try:
-        port = parts.port or 2379
-    except ValueError:
-        raise ConfigError(f"etcd endpoint has an invalid port: {url!r}") from None
-    if parts.path not in {"", "/"}:
+    address = address.removesuffix("/")
+    if "/" in address:
         raise ConfigError(f"etcd endpoint must not have a path: {url!r}")
-    return EtcdEndpoint(parts.hostname, port, parts.scheme == "https" or tls)
+    try:
+        host, port = parse_host_port(address, field="etcd endpoint", default_port=2379)
+    except ValidationError as exc:
+        raise ConfigError(f"{exc.message}: {url!r}") from None
+    return EtcdEndpoint(host, port, scheme == "https" or tls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import structlog
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, closed_under_us, map_rpc_error
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, etcd_errors
 
 log = structlog.get_logger("xdscp.etcd")
 
@@ -27,24 +27,19 @@ async def _keep_alive_once(
     metadata = await client.metadata()
     call = client.stub("Lease").LeaseKeepAlive(metadata=metadata, wait_for_ready=True)
     try:
-        while True:
-            await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # arrives as the read completes, and the keep-alive would then never stop.
-            async with asyncio.timeout(client.config.request_timeout):
-                response = await call.read()
-            if response is grpc.aio.EOF:
-                raise EtcdUnavailableError("keep-alive stream closed by etcd")
-            if response.TTL <= 0:
-                raise LeaseExpiredError(f"lease {lease_id:x} expired")
-            backoff.reset()
-            await asyncio.sleep(interval)
-    except grpc.aio.AioRpcError as exc:
-        raise map_rpc_error("LeaseKeepAlive", exc) from None
-    except grpc.aio.UsageError:
-        raise EtcdUnavailableError("LeaseKeepAlive: channel closed by failover") from None
-    except asyncio.CancelledError:
-        raise closed_under_us("LeaseKeepAlive") from None
+        with etcd_errors("LeaseKeepAlive"):
+            while True:
+                await call.write(rpc_pb2.LeaseKeepAliveRequest(ID=lease_id))
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that arrives as the read completes, and the keep-alive would never stop.
+                async with asyncio.timeout(client.config.request_timeout):
+                    response = await call.read()
+                if response is grpc.aio.EOF:
+                    raise EtcdUnavailableError("keep-alive stream closed by etcd")
+                if response.TTL <= 0:
+                    raise LeaseExpiredError(f"lease {lease_id:x} expired")
+                backoff.reset()
+                await asyncio.sleep(interval)
     except asyncio.InvalidStateError:
         # The stream ended (etcd restarted, a connection reset) while we slept: grpc.aio refuses
         # the next write with "RPC already finished". That calls for a reconnect, not an end.

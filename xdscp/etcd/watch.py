@@ -15,7 +15,7 @@ import structlog
 from xdscp.errors import EtcdCompactedError, EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, closed_under_us, map_rpc_error
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, etcd_errors
 from xdscp.etcd.mirror import PrefixMirror
 from xdscp.etcd.types import WatchEvent, event_from_pb, prefix_range_end
 
@@ -75,30 +75,25 @@ async def watch_prefix(
     )
     call = client.stub("Watch").Watch(metadata=metadata, wait_for_ready=True)
     try:
-        await call.write(rpc_pb2.WatchRequest(create_request=create))
-        pieces: list[WatchEvent] = []
-        while True:
-            response = await call.read()
-            if response is grpc.aio.EOF:
-                raise EtcdUnavailableError("watch stream closed by etcd")
-            batch = _batch(response)
-            if batch.created:
+        with etcd_errors("Watch"):
+            await call.write(rpc_pb2.WatchRequest(create_request=create))
+            pieces: list[WatchEvent] = []
+            while True:
+                response = await call.read()
+                if response is grpc.aio.EOF:
+                    raise EtcdUnavailableError("watch stream closed by etcd")
+                batch = _batch(response)
+                if batch.created:
+                    yield batch
+                    continue
+                if response.fragment:  # more of the same revision's events follow
+                    pieces.extend(batch.events)
+                    continue
+                if pieces:
+                    pieces.extend(batch.events)
+                    batch = WatchBatch(tuple(pieces), batch.header_revision, progress=False)
+                    pieces = []
                 yield batch
-                continue
-            if response.fragment:  # more of the same revision's events follow
-                pieces.extend(batch.events)
-                continue
-            if pieces:
-                pieces.extend(batch.events)
-                batch = WatchBatch(tuple(pieces), batch.header_revision, progress=False)
-                pieces = []
-            yield batch
-    except grpc.aio.AioRpcError as exc:
-        raise map_rpc_error("Watch", exc) from None
-    except grpc.aio.UsageError:
-        raise EtcdUnavailableError("Watch: channel closed by failover") from None
-    except asyncio.CancelledError:
-        raise closed_under_us("Watch") from None
     finally:
         call.cancel()
 

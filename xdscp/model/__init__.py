@@ -3,6 +3,7 @@
 Pure data with validation and no protobuf; every stage speaks it.
 """
 
+from xdscp.model.address import format_host_port, parse_host_port
 from xdscp.model.client import ClientKind
 from xdscp.model.resilience import (
     GRPC_RETRY_ON,
@@ -86,9 +87,11 @@ __all__ = [
     "check_int",
     "check_ip",
     "check_service_name",
+    "format_host_port",
     "is_prime",
     "parse_duration",
     "parse_hash_source",
     "parse_health",
+    "parse_host_port",
     "parse_lb_policy",
 ]

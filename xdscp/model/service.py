@@ -14,9 +14,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from xdscp.errors import ValidationError
+from xdscp.model.address import format_host_port
 from xdscp.model.resilience import (
     RESILIENCE_POLICIES,
     CircuitBreakers,
@@ -89,6 +90,19 @@ class HashSource(StrEnum):
 
 def _fail(field_name: str, message: str) -> ValidationError:
     return ValidationError(field_name, message)
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _choice(kind: type[E], field_name: str, value: object, *, dashes: bool = False) -> E:
+    """`value` as one of `kind`'s values, any case (with `dashes`, `-` reads as `_`);
+    an unknown value is refused with the allowed set."""
+    text = str(value).lower()
+    try:
+        return kind(text.replace("-", "_") if dashes else text)
+    except ValueError:
+        raise _fail(field_name, f"must be one of {', '.join(kind)}, got {value!r}") from None
 
 
 def check_int(field_name: str, value: object, low: int, high: int) -> int:
@@ -182,9 +196,7 @@ class Endpoint:
     @property
     def key(self) -> str:
         """`ip:port` (`[v6]:port`), the address string Envoy hashes and prints."""
-        if ":" in self.address:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return format_host_port(self.address, self.port)
 
     def __str__(self) -> str:
         return self.key
@@ -192,11 +204,7 @@ class Endpoint:
 
 def parse_health(value: object) -> Health:
     """Parse a health name, rejecting unknown values with the allowed set."""
-    try:
-        return Health(str(value).lower())
-    except ValueError:
-        allowed = ", ".join(h.value for h in Health)
-        raise _fail("health", f"must be one of {allowed}, got {value!r}") from None
+    return _choice(Health, "health", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,11 +236,7 @@ class HashOn:
 
 def parse_hash_source(value: object) -> HashSource:
     """Parse a hash source name, rejecting unknown values with the allowed set."""
-    try:
-        return HashSource(str(value).lower().replace("-", "_"))
-    except ValueError:
-        allowed = ", ".join(s.value for s in HashSource)
-        raise _fail("hash_on.source", f"must be one of {allowed}, got {value!r}") from None
+    return _choice(HashSource, "hash_on.source", value, dashes=True)
 
 
 class UpstreamProtocol(StrEnum):
@@ -349,20 +353,12 @@ class BalancingPolicy:
 
 
 def _upstream(value: object) -> UpstreamProtocol:
-    try:
-        return UpstreamProtocol(str(value).lower())
-    except ValueError:
-        allowed = ", ".join(p.value for p in UpstreamProtocol)
-        raise _fail("upstream_protocol", f"must be one of {allowed}, got {value!r}") from None
+    return _choice(UpstreamProtocol, "upstream_protocol", value)
 
 
 def parse_lb_policy(value: object) -> LbPolicy:
     """Parse a policy name, rejecting unknown values with the allowed set."""
-    try:
-        return LbPolicy(str(value).lower().replace("-", "_"))
-    except ValueError:
-        allowed = ", ".join(p.value for p in LbPolicy)
-        raise _fail("lb", f"must be one of {allowed}, got {value!r}") from None
+    return _choice(LbPolicy, "lb", value, dashes=True)
 
 
 @dataclass(frozen=True, slots=True)

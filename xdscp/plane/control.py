@@ -24,7 +24,8 @@ from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
 from xdscp.etcd import Backoff
 from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
-from xdscp.model import ClientKind, Service, ServiceSet
+from xdscp.model import ClientKind, Service, ServiceSet, format_host_port
+from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
 from xdscp.plane.view import Predictor, services_json
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.sources import Publish, Source, SourceMerge
@@ -90,14 +91,13 @@ class ControlPlane:
         )
         self.csds = CsdsService(self.status)
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        self._merge = SourceMerge(
+        merge = SourceMerge(
             [source.name for source in self.sources], self.options.translate.domain_suffixes
         )
-        # names each client kind has yet to translate; None: everything
-        self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(ClientKind)
+        self._merge = merge
+        self._schedule = RebuildSchedule(merge, tuple(self.translators))
         # between the merge and the translation: failing endpoints served UNHEALTHY
         self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
-        self._rebuild_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
         self.admin = AdminServer(
@@ -176,58 +176,53 @@ class ControlPlane:
 
     def _publisher(self, index: int) -> Publish:
         def publish(services: ServiceSet) -> None:
-            self._merge.publish(index - 1, services)
-            if not self._rebuild_scheduled:
-                self._rebuild_scheduled = True
+            if self._schedule.publish(index - 1, services):
                 asyncio.get_running_loop().call_soon(self.rebuild)
 
         return publish
 
     def merged(self) -> dict[str, Service]:
         """The services being translated: every source's, without clashing names."""
-        return dict(self._merge.merged)
+        return dict(self._schedule.merged)
 
     def rebuild(self) -> None:
-        """Merge what the sources published, then translate for each client kind.
-
-        Envoy's snapshot is built first; the other kinds are translated in a later turn of
-        the event loop, once the woken Envoy streams have written their responses, so a
-        change reaches Envoy without waiting for the gRPC translation.
-        """
-        self._rebuild_scheduled = False
-        result = self._merge.merge()
-        for clash in result.clashes:
+        """Merge what the sources published and carry out the `RebuildPlan`: report the
+        clashes, translate Envoy's snapshot now and the other kinds a loop turn later."""
+        plan = self._schedule.rebuild()
+        for clash in plan.clashes:
             log.warning(
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        self.health.update(self._merge.merged, result.changed)
-        self._translate_changed(result.changed)
+        self.health.update(self._schedule.merged, plan.changed)
+        self._carry_out(plan)
 
     def _health_changed(self, names: set[str]) -> None:
         """Health verdicts changed how `names` are served: translate just those."""
-        self._translate_changed(frozenset(names))
+        self._carry_out(self._schedule.invalidate(frozenset(names)))
 
-    def _translate_changed(self, dirty: frozenset[str] | None) -> None:
-        """Translate `dirty` (None: everything) for Envoy now, for the other kinds next turn."""
-        if dirty is None or dirty:
+    def _carry_out(self, plan: RebuildPlan) -> None:
+        """Tell the dashboard, then translate turn by turn (Envoy first)."""
+        if plan.changed is None or plan.changed:
             self.feed.notify(SERVICES)
-        for kind, pending in self._pending.items():
-            self._pending[kind] = None if dirty is None or pending is None else pending | dirty
-        self.translate(ClientKind.ENVOY)
-        loop = asyncio.get_running_loop()
-        for kind in self.translators:
-            if kind is not ClientKind.ENVOY:
-                loop.call_soon(self.translate, kind)
+        self._run_turns(plan.turns)
+
+    def _run_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
+        """Translate `turns[0]`'s kinds now, the rest one loop turn after another."""
+        if not turns:
+            return
+        for kind in turns[0]:
+            self.translate(kind)
+        if turns[1:]:
+            asyncio.get_running_loop().call_soon(self._run_turns, turns[1:])
 
     def translate(self, kind: ClientKind) -> None:
         """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""
-        pending = self._pending[kind]
-        if pending is not None and not pending:
+        step = self._schedule.take(kind)
+        if step is None:
             return
-        self._pending[kind] = set()
         started = time.perf_counter()
-        result = self.translators[kind].translate(self.health.services, pending)
+        result = self.translators[kind].translate(self.health.services, step.names)
         if kind is ClientKind.ENVOY:
             self.metrics.translation_rejected.inc(len(result.rejected))
         self.cache.set(str(kind), result.snapshot)
@@ -236,8 +231,8 @@ class ControlPlane:
         log.info(
             "snapshot_built",
             client=str(kind),
-            services=len(self._merge.merged),
-            changed="all" if pending is None else len(pending),
+            services=len(self._schedule.merged),
+            changed="all" if step.names is None else len(step.names),
             seconds=round(seconds, 4),
         )
 
@@ -245,7 +240,7 @@ class ControlPlane:
         """Listen for xDS and admin requests and start every source."""
         self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
-        address = f"{self.options.xds_host}:{self.options.xds_port}"
+        address = format_host_port(self.options.xds_host, self.options.xds_port)
         if self.options.tls is not None:
             self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())
         else:

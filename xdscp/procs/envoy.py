@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from xdscp.errors import ProcessError
+from xdscp.model import parse_host_port
 from xdscp.procs.binaries import find_binary
 from xdscp.procs.stop import terminate
 
@@ -41,6 +42,7 @@ class EnvoyProcess:
         self.concurrency = concurrency
         self.log_level = log_level
         self.admin_url = ""
+        self.admin_port = 0  # Envoy's admin port, once it is up
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,6 +78,7 @@ class EnvoyProcess:
             if not self.admin_url and address_file.exists():
                 address = address_file.read_text().strip()
                 if address:
+                    self.admin_port = parse_host_port(address, field="envoy admin address")[1]
                     self.admin_url = f"http://{address}"
             if self.admin_url and self._ready():
                 log.info("envoy_ready", admin=self.admin_url)

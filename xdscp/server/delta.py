@@ -36,6 +36,7 @@ from xdscp.server.rules import (
     WILDCARD,
     WILDCARD_TYPES,
     Kind,
+    Outcome,
     derived_from,
     eds_after_cds,
     push_order,
@@ -86,16 +87,6 @@ class DeltaResponse:
             removed=self.removed,
             control_plane=control_plane,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaOutcome:
-    """What handling one request produced: responses, and what the request meant."""
-
-    responses: tuple[DeltaResponse, ...] = ()
-    kind: Kind = Kind.NONE
-    error: str = ""
-    type_url: str = ""  # the type the request was taken for
 
 
 @dataclass(slots=True)
@@ -183,7 +174,7 @@ class DeltaStreamState:
             error_message=error,
         )
 
-    def on_request(self, request: DeltaRequest) -> DeltaOutcome:
+    def on_request(self, request: DeltaRequest) -> Outcome[DeltaResponse]:
         """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
         type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
@@ -199,19 +190,19 @@ class DeltaStreamState:
         elif added and kind in {Kind.NONE, Kind.ACK}:
             kind = Kind.RESUBSCRIBE
         if not (first or added):
-            return DeltaOutcome(kind=kind, error=error, type_url=type_url)
+            return Outcome(kind=kind, error=error, type_url=type_url)
         responses = self._respond([type_url], candidates={type_url: added}, force=set())
-        return DeltaOutcome(responses, kind=kind, error=error, type_url=type_url)
+        return Outcome(responses, kind=kind, error=error, type_url=type_url)
 
-    def _unserved(self, request: DeltaRequest) -> DeltaOutcome:
+    def _unserved(self, request: DeltaRequest) -> Outcome[DeltaResponse]:
         """A type this stream does not serve: every name it subscribes does not exist."""
-        outcome = DeltaOutcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        outcome: Outcome[DeltaResponse] = Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
         if request.response_nonce and not request.subscribe:
             return outcome
         self._nonce += 1
         removed = tuple(n for n in request.subscribe if n != WILDCARD)
         empty = DeltaResponse(request.type_url, str(self._nonce), "", (), removed)
-        return DeltaOutcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
 
     def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[Kind, str]:
         """An ACK or NACK of one of our responses (or a stale one we no longer track)."""

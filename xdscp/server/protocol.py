@@ -44,6 +44,7 @@ from xdscp.server.rules import (
     WILDCARD,
     WILDCARD_TYPES,
     Kind,
+    Outcome,
     derived_from,
     eds_after_cds,
     push_order,
@@ -145,16 +146,6 @@ class TypeState:
             del self.unacked[name]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What handling one event produced: responses, and what the request meant."""
-
-    responses: tuple[Response, ...] = ()
-    kind: Kind = Kind.NONE
-    error: str = ""
-    type_url: str = ""  # the type the request was taken for
-
-
 @dataclass
 class StreamState:
     """One xDS stream's protocol state. `allowed` limits the types (standalone services)."""
@@ -184,7 +175,7 @@ class StreamState:
             error_message=error,
         )
 
-    def on_request(self, request: Request) -> Outcome:
+    def on_request(self, request: Request) -> Outcome[Response]:
         """Handle one DiscoveryRequest; return the responses it calls for."""
         type_url = served_type(request.type_url, self.allowed)
         if type_url is None:
@@ -207,7 +198,7 @@ class StreamState:
         responses = self._respond([type_url], force=True)
         return Outcome(responses, kind=kind, error=error, type_url=type_url)
 
-    def _unserved(self, request: Request) -> Outcome:
+    def _unserved(self, request: Request) -> Outcome[Response]:
         """A type this stream does not serve: its first request gets an empty answer."""
         if request.response_nonce:
             return Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)

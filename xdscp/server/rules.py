@@ -4,13 +4,15 @@
 they agree on what a request means (`Kind`), which type it names (`served_type`), which
 types have a wildcard (`WILDCARD_TYPES`), when a new snapshot's change list says it all
 (`derived_from`), and in which order a push visits the types, EDS after every CDS push
-(`push_order`).
+(`push_order`). Handling a request gives one `Outcome` in both: its responses and its `Kind`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from xdscp.cache import TYPE_ORDER, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
@@ -31,6 +33,20 @@ class Kind(StrEnum):
     STALE = "stale"  # answers an older response (or one never sent): not an ACK
     UNKNOWN_TYPE = "unknown_type"  # a type this stream does not serve
     NONE = "none"
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R_co]):
+    """What handling one request produced, in either variant: the responses to send (of the
+    variant's response type `R_co`), and what the request meant."""
+
+    responses: tuple[R_co, ...] = ()
+    kind: Kind = Kind.NONE
+    error: str = ""  # a NACK's error message
+    type_url: str = ""  # the type the request was taken for
 
 
 def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:

@@ -2,7 +2,8 @@
 
 - `StreamProtocol`: one stream's sans-I/O state, either variant (`StreamState` for state
   of the world, `DeltaStreamState` for delta): `decode` a wire request into its plain
-  request, `on_request` / `on_snapshot` for the responses to send;
+  request, `on_request` (an `Outcome`: the responses and what the request meant, `Kind`)
+  / `on_snapshot` for the responses to send;
 - `ServedResponse`: a response the shell writes (and encodes once for every stream);
 - `SnapshotSource`: the cache the streams are served from (`xdscp.cache.SnapshotCache`).
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from xdscp.cache import Snapshot, TypeUrl, Watcher
-from xdscp.server.rules import Kind
+from xdscp.server.rules import Outcome
 
 Q = TypeVar("Q")
 
@@ -49,30 +50,6 @@ class ServedResponse(Protocol):
 
     def encode(self, control_plane: bytes) -> bytes:
         """The serialized response, around the shared bytes of its resources."""
-        ...
-
-
-class StreamOutcome(Protocol):
-    """What handling one request produced: responses, and what the request meant."""
-
-    @property
-    def responses(self) -> Sequence[ServedResponse]:
-        """The responses to send, in order."""
-        ...
-
-    @property
-    def kind(self) -> Kind:
-        """What the request meant (ACK, NACK, ...)."""
-        ...
-
-    @property
-    def error(self) -> str:
-        """A NACK's error message."""
-        ...
-
-    @property
-    def type_url(self) -> str:
-        """The type the request was taken for."""
         ...
 
 
@@ -131,7 +108,7 @@ class StreamProtocol(Protocol[Q]):
         """The protocol's view of a request off the wire."""
         ...
 
-    def on_request(self, request: Q) -> StreamOutcome:
+    def on_request(self, request: Q) -> Outcome[ServedResponse]:
         """Handle one request; the responses it calls for."""
         ...
 

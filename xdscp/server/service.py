@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import grpc
@@ -36,13 +37,8 @@ from xdscp.server.mailbox import REQUEST, Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.protocol import StreamState
-from xdscp.server.rules import Kind
-from xdscp.server.seams import (
-    ServedResponse,
-    SnapshotSource,
-    StreamOutcome,
-    StreamProtocol,
-)
+from xdscp.server.rules import Kind, Outcome
+from xdscp.server.seams import ServedResponse, SnapshotSource, StreamProtocol
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
 
 log = structlog.get_logger(__name__)
@@ -90,21 +86,38 @@ _VARIANTS: dict[bool, tuple[type[StreamState] | type[DeltaStreamState], str]] = 
 }
 
 
+class EventKind(StrEnum):
+    """What a `StreamEvent` tells: a response pushed, or the client's answer to one."""
+
+    PUSH = "push"
+    ACK = "ack"  # also an ACK that added names (`Kind.RESUBSCRIBE`)
+    NACK = "nack"
+    DUPLICATE_NACK = "duplicate_nack"
+    STALE = "stale"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEvent:
     """What happened on a stream: a response pushed, or the client's answer to one.
 
-    `kind` is push | ack | nack | duplicate_nack | stale; for answers, `record.state` already
-    holds what the answer changed (the accepted version, the NACK).
+    For answers, `record.state` already holds what the answer changed (the accepted
+    version, the NACK).
     """
 
-    kind: str
+    kind: EventKind
     record: StreamRecord
     type_url: str
     nonce: str
 
 
-_ANSWERS = frozenset({Kind.ACK, Kind.RESUBSCRIBE, Kind.NACK, Kind.DUPLICATE_NACK, Kind.STALE})
+# The request kinds observers are told of, as the events they are told.
+_ANSWERS: dict[Kind, EventKind] = {
+    Kind.ACK: EventKind.ACK,
+    Kind.RESUBSCRIBE: EventKind.ACK,
+    Kind.NACK: EventKind.NACK,
+    Kind.DUPLICATE_NACK: EventKind.DUPLICATE_NACK,
+    Kind.STALE: EventKind.STALE,
+}
 
 
 class XdsService:
@@ -290,7 +303,7 @@ class XdsService:
                 sent_at[response.type_url] = (response.nonce, time.perf_counter())
                 record.on_push(response.type_url, time.time())
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
-                self._tell(StreamEvent("push", record, response.type_url, response.nonce))
+                self._tell(StreamEvent(EventKind.PUSH, record, response.type_url, response.nonce))
                 yield self._encode(response)
             payload, responses = None, ()  # hold nothing of this event while waiting
             event = await queue.get()
@@ -321,7 +334,7 @@ class XdsService:
         self,
         record: StreamRecord,
         message: Any,
-        outcome: StreamOutcome,
+        outcome: Outcome[ServedResponse],
         sent_at: dict[str, tuple[str, float]],
         bound: Any,
     ) -> None:
@@ -331,10 +344,10 @@ class XdsService:
         started = None
         if pushed is not None and pushed[0] == nonce:
             started = sent_at.pop(type_url)[1]
-        if kind in _ANSWERS:
+        told = _ANSWERS.get(kind)
+        if told is not None:
             record.on_answer(kind, type_url, nonce, outcome.error, time.time())
-            told = Kind.ACK if kind is Kind.RESUBSCRIBE else kind
-            self._tell(StreamEvent(str(told), record, type_url, nonce))
+            self._tell(StreamEvent(told, record, type_url, nonce))
         if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
             self.metrics.acks.labels(label).inc()
             if started is not None:

@@ -46,3 +46,22 @@ class Source(Protocol):
         is the complete set without a change hint.
         """
         ...
+
+
+class SourceStatus:
+    """`ready` and `last_error` as a source sets them while it runs (`_ready` once it has
+    published a complete set, `_error` while its backend or file cannot be read)."""
+
+    def __init__(self) -> None:
+        self._ready = False
+        self._error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True once the first complete set has been published."""
+        return self._ready
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the source's backend or file cannot be read right now (None while it can)."""
+        return self._error

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xdscp.errors import DnsError
 from xdscp.etcd import EtcdClient, PrefixWatcher, WatchEvent
 from xdscp.model import ServiceSet, ServiceUpdate
-from xdscp.sources.base import Publish
+from xdscp.sources.base import Publish, SourceStatus
 from xdscp.sources.registry_state import RegistryLayout, RegistryState, Rejection
 
 log = structlog.get_logger("xdscp.sources.etcd")
@@ -84,8 +84,9 @@ class RegistryMetrics:
         )
 
 
-class EtcdRegistrySource:
-    """A `Source` publishing the services registered in etcd."""
+class EtcdRegistrySource(SourceStatus):
+    """A `Source` publishing the services registered in etcd; `last_error` says why etcd does
+    not answer the registry's watches."""
 
     def __init__(
         self,
@@ -107,25 +108,14 @@ class EtcdRegistrySource:
         self._resolved_at = 0.0
         self._changed = asyncio.Event()
         self._pending: set[str] = set()
-        self._ready = False
         self._published: ServiceSet | None = None
         self._fresh = True  # the next publish is a run's first: the whole set, no change hint
-        self._error: str | None = None
+        super().__init__()
 
     @property
     def name(self) -> str:
         """`etcd`."""
         return "etcd"
-
-    @property
-    def ready(self) -> bool:
-        """True once the first complete set has been published."""
-        return self._ready
-
-    @property
-    def last_error(self) -> str | None:
-        """Why etcd does not answer the registry's watches right now (None while it does)."""
-        return self._error
 
     def _watches(self) -> list[tuple[str, Callable[[list[WatchEvent]], list[Rejection]]]]:
         layout, state = self._state.layout, self._state

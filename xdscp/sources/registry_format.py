@@ -62,7 +62,9 @@ from xdscp.model import (
     Locality,
     check_int,
     check_service_name,
+    format_host_port,
     parse_health,
+    parse_host_port,
 )
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -132,16 +134,20 @@ def display_key(raw: bytes) -> str:
     return raw.decode("utf-8", errors="backslashreplace")
 
 
+def _decode(raw: bytes, what: str, size_field: str, max_bytes: int) -> str:
+    """`raw` as text, once it is proven at most `max_bytes` and strict UTF-8."""
+    if len(raw) > max_bytes:
+        raise ValidationError(size_field, f"is {len(raw)} bytes, more than {max_bytes}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"{what} is not UTF-8: {exc.reason} at byte {exc.start}"
+        raise ValidationError("utf8", message) from None
+
+
 def decode_key(raw: bytes) -> str:
     """The key as text, once it is proven short, strict UTF-8 and free of control characters."""
-    if len(raw) > MAX_KEY_BYTES:
-        raise ValidationError("key_length", f"is {len(raw)} bytes, more than {MAX_KEY_BYTES}")
-    try:
-        key = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            "utf8", f"key is not UTF-8: {exc.reason} at byte {exc.start}"
-        ) from None
+    key = _decode(raw, "key", "key_length", MAX_KEY_BYTES)
     if _CONTROL.search(key):
         raise ValidationError("key", "contains control characters")
     return key
@@ -176,14 +182,7 @@ def _check_text(value: object) -> None:
 
 
 def _load_object(raw: bytes, max_bytes: int) -> dict[str, Any]:
-    if len(raw) > max_bytes:
-        raise ValidationError("value", f"is {len(raw)} bytes, more than {max_bytes}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            "utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}"
-        ) from None
+    text = _decode(raw, "value", "value", max_bytes)
     if json_depth_exceeds(raw):
         raise ValidationError("depth", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -307,10 +306,8 @@ def parse_grpc_go_key(key: str, prefix: str) -> str:
 def split_host_port(field_name: str, value: object) -> tuple[str, int]:
     """Split `host:port` / `[v6]:port`."""
     text = _string(field_name, value, max_length=MAX_HOST_LENGTH + 8)
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or (":" in host and not host.startswith("[")):
-        raise ValidationError(field_name, f"must be host:port, got {value!r}")
-    return _host(field_name, host), check_int("port", int(port_text), 1, 65535)
+    host, port = parse_host_port(text, field=field_name)
+    return _host(field_name, host), port
 
 
 def parse_grpc_go_value(
@@ -363,7 +360,6 @@ def native_value(registration: Registration) -> bytes:
 def grpc_go_value(registration: Registration) -> bytes:
     """The grpc-go naming value, byte for byte as the Go endpoints Manager writes it
     (`"Metadata":null` when there is nothing to carry)."""
-    host = f"[{registration.host}]" if ":" in registration.host else registration.host
     meta: dict[str, Any] = dict(sorted(registration.metadata.items()))
     if registration.weight != 1:
         meta["weight"] = registration.weight
@@ -378,7 +374,7 @@ def grpc_go_value(registration: Registration) -> bytes:
         meta["hash_key"] = registration.hash_key
     data: dict[str, Any] = {
         "Op": 0,
-        "Addr": f"{host}:{registration.port}",
+        "Addr": format_host_port(registration.host, registration.port),
         "Metadata": dict(sorted(meta.items())) if meta else None,
     }
     return json.dumps(data, separators=(",", ":")).encode()

@@ -26,7 +26,7 @@ import yaml
 
 from xdscp.errors import ConfigError, ValidationError
 from xdscp.model import Endpoint, Service, ServiceSet
-from xdscp.sources.base import Publish
+from xdscp.sources.base import Publish, SourceStatus
 from xdscp.sources.registry_format import parse_native_value, parse_policy
 
 log = structlog.get_logger(__name__)
@@ -68,31 +68,21 @@ def load_services(text: str) -> dict[str, Service]:
     return {str(name): _service(str(name), spec) for name, spec in services.items()}
 
 
-class StaticSource:
-    """Services from a YAML file (see the module docstring)."""
+class StaticSource(SourceStatus):
+    """Services from a YAML file (see the module docstring); `last_error` says why the last
+    read failed (the last good services stay)."""
 
     def __init__(self, path: Path, *, poll_s: float = 0.1) -> None:
         self.path = path
         self.poll_s = poll_s
-        self._ready = False
         self._mtime: float | None = None
         self._reload: asyncio.Event | None = None
-        self._error: str | None = None
+        super().__init__()
 
     @property
     def name(self) -> str:
         """Source name for logs and metrics."""
         return "static"
-
-    @property
-    def ready(self) -> bool:
-        """True once the file has been read successfully."""
-        return self._ready
-
-    @property
-    def last_error(self) -> str | None:
-        """Why the file's last read failed (the last good services stay); None after a good one."""
-        return self._error
 
     def reload(self) -> None:
         """Re-read the file now (SIGHUP in `xdscp serve`), without waiting for the next poll."""

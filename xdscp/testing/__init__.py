@@ -1,6 +1,7 @@
 """Test helpers for code that embeds or extends xdscp, and for xdscp's own tests.
 
-- `wait_for`: wait (bounded) until a predicate holds.
+- `wait_for`: wait (bounded) until a predicate holds; `wait_until`, its blocking form (for
+  tests that drive another process), returns the predicate's value.
 - `free_port`: a currently free TCP port on 127.0.0.1.
 - `Recorder`: a `Publish` callable that records every service set a source publishes;
   `running(source, recorder)`: the source runs for the duration of a block.
@@ -12,7 +13,7 @@ Nothing here starts a process or opens a socket beyond `free_port`'s probe.
 """
 
 from xdscp.procs import free_port
-from xdscp.testing.publish import Recorder, running, wait_for
+from xdscp.testing.publish import Recorder, running, wait_for, wait_until
 from xdscp.testing.streams import CheckedDeltaStream, CheckedStream, check_delta, check_sotw
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "free_port",
     "running",
     "wait_for",
+    "wait_until",
 ]

@@ -1,10 +1,12 @@
-"""A publish recorder, a bounded wait and a source runner, for tests of sources and the plane."""
+"""A publish recorder, bounded waits and a source runner, for tests of sources and the plane."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from xdscp.model import ServiceSet
 from xdscp.sources import Publish, Source
@@ -40,6 +42,33 @@ async def wait_for(
                 await asyncio.sleep(interval)
     except TimeoutError:
         raise AssertionError("condition not reached in time") from None
+
+
+T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    limit: float = 10.0,
+    *,
+    interval: float = 0.05,
+    retry_on: tuple[type[Exception], ...] = (OSError,),
+) -> T:
+    """The blocking form of `wait_for`, for tests that drive another process: re-check
+    `predicate` until it returns a true value, and return it. An exception of `retry_on`
+    (by default `OSError`: the process is not listening yet) counts as not yet.
+    `AssertionError` if it does not hold within `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            value = predicate()
+        except retry_on:
+            value = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(interval)
 
 
 @contextlib.asynccontextmanager

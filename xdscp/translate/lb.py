@@ -72,11 +72,7 @@ def _ring_hash(policy: BalancingPolicy) -> Any:
     )
     ring.minimum_ring_size.value = policy.min_ring_size
     ring.maximum_ring_size.value = policy.max_ring_size
-    ring.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
-    _bounded_load(ring.consistent_hashing_lb_config, policy)
-    if policy.locality_weighted:
-        ring.locality_weighted_lb_config.SetInParent()
-    return ring
+    return _hashing(ring, policy)
 
 
 def _bounded_load(config: Any, policy: BalancingPolicy) -> None:
@@ -89,11 +85,17 @@ def maglev_config(policy: BalancingPolicy) -> Any:
     """The typed Maglev config for `policy` (table size, hash inputs, locality weighting)."""
     maglev = maglev_pb2.Maglev()
     maglev.table_size.value = policy.maglev_table_size
-    maglev.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
-    _bounded_load(maglev.consistent_hashing_lb_config, policy)
+    return _hashing(maglev, policy)
+
+
+def _hashing(config: Any, policy: BalancingPolicy) -> Any:
+    """A RingHash or Maglev `config` with the policy's hash inputs, bounded load and locality
+    weighting."""
+    config.consistent_hashing_lb_config.hash_policy.extend(hash_policy(h) for h in policy.hash_on)
+    _bounded_load(config.consistent_hashing_lb_config, policy)
     if policy.locality_weighted:
-        maglev.locality_weighted_lb_config.SetInParent()
-    return maglev
+        config.locality_weighted_lb_config.SetInParent()
+    return config
 
 
 def _least_request(policy: BalancingPolicy) -> Any:

@@ -22,3 +22,19 @@ def make_source(
     """A DnsSource asking the test server, with short intervals."""
     config = ResolverConfig(nameservers=("127.0.0.1",), port=server.port, timeout=timeout, tcp=tcp)
     return DnsSource(declarations, config, refresh=refresh, min_interval=0.02, startup_grace=5)
+
+
+SRV_NAME = "_grpc._tcp.svc.test."
+
+
+def add_srv_targets(server: DnsTestServer, weights: tuple[int, int, int]) -> None:
+    """`SRV_NAME` with three targets (a.test, b.test: priority 10; c.test: priority 50, an
+    IPv6 address) at ports 9001-9003 and the given SRV weights, and their addresses."""
+    for (priority, port, target), weight in zip(_SRV_TARGETS, weights, strict=True):
+        server.add(SRV_NAME, "SRV", f"{priority} {weight} {port} {target}")
+    server.add("a.test.", "A", "10.0.0.1")
+    server.add("b.test.", "A", "10.0.0.2")
+    server.add("c.test.", "AAAA", "2001:db8::3")
+
+
+_SRV_TARGETS = ((10, 9001, "a.test."), (10, 9002, "b.test."), (50, 9003, "c.test."))

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import FAST, make_source
+from tests.integration.dns.helpers import FAST, SRV_NAME, add_srv_targets, make_source
 from xdscp.dns import (
     DnsResolver,
     DnsService,
@@ -88,13 +88,8 @@ async def test_cname_chains_take_the_smallest_ttl(dns_server: DnsTestServer) -> 
 
 async def test_srv_weights_priorities_and_changes(dns_server: DnsTestServer) -> None:
     """SRV ports, weights (0 mapped) and priorities (ranked) are published and followed."""
-    name = "_grpc._tcp.svc.test."
-    dns_server.add(name, "SRV", "10 60 9001 a.test.")
-    dns_server.add(name, "SRV", "10 0 9002 b.test.")
-    dns_server.add(name, "SRV", "50 1 9003 c.test.")
-    dns_server.add("a.test.", "A", "10.0.0.1")
-    dns_server.add("b.test.", "A", "10.0.0.2")
-    dns_server.add("c.test.", "AAAA", "2001:db8::3")
+    name = SRV_NAME
+    add_srv_targets(dns_server, (60, 0, 1))
     decl = DnsService("grpc", name, RecordType.SRV)
     source, recorder = make_source(dns_server, decl), Recorder()
 

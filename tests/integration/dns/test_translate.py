@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import make_source
+from tests.integration.dns.helpers import SRV_NAME, add_srv_targets, make_source
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.dns import DnsService, RecordType
 from xdscp.model import ServiceSet
@@ -46,13 +46,8 @@ def lb_view(cla: Any) -> dict[int, list[tuple[str, int, int]]]:
 
 async def test_srv_records_reach_the_load_assignment(dns_server: DnsTestServer) -> None:
     """SRV weights and priorities reach the CLA; a weight change re-versions only the CLA."""
-    name = "_grpc._tcp.svc.test."
-    dns_server.add(name, "SRV", "10 60 9001 a.test.")
-    dns_server.add(name, "SRV", "10 20 9002 b.test.")
-    dns_server.add(name, "SRV", "50 0 9003 c.test.")
-    dns_server.add("a.test.", "A", "10.0.0.1")
-    dns_server.add("b.test.", "A", "10.0.0.2")
-    dns_server.add("c.test.", "AAAA", "2001:db8::3")
+    name = SRV_NAME
+    add_srv_targets(dns_server, (60, 20, 0))
     source = make_source(dns_server, DnsService("grpc", name, RecordType.SRV))
     recorder = Recorder()
     async with running(source, recorder):

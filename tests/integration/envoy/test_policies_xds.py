@@ -13,7 +13,13 @@ import pytest
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, plane_admin
 from tests.integration.envoy.test_xds_envoy import served_until, web
 from tests.integration.parity.harness import Client
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import (
+    SPLIT_CASES,
+    assert_shares,
+    reference,
+    shares,
+    simulate,
+)
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn, LbPolicy
 from xdscp.plane import ControlPlane, ServeOptions
@@ -21,8 +27,6 @@ from xdscp.translate import cluster_for, load_assignment_for
 
 pytestmark = pytest.mark.envoy
 N = 1000
-EQUAL = {"b0": 1 / 3, "b1": 1 / 3, "b2": 1 / 3}
-WEIGHTED = {"b0": 0.1, "b1": 0.2, "b2": 0.7}
 
 
 def _names(backends: list[Backend]) -> dict[int, str]:
@@ -58,16 +62,7 @@ async def _in_sync(plane: Plane) -> None:
     raise AssertionError("Envoy did not accept the change")
 
 
-@pytest.mark.parametrize(
-    ("lb", "wrong"),
-    [
-        ("round_robin", WEIGHTED),
-        ("weighted_round_robin", EQUAL),
-        ("random", WEIGHTED),
-        ("weighted_random", EQUAL),
-        ("least_request", EQUAL),
-    ],
-)
+@pytest.mark.parametrize(("lb", "wrong"), SPLIT_CASES)
 async def test_policy_split_over_xds_matches_the_reference(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter, lb: str, wrong: dict[str, float]
 ) -> None:

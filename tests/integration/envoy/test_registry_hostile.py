@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
+from tests.unit.sources.test_registry_hostile import registry_documents
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
@@ -91,14 +92,7 @@ leaves = (
     | st.sampled_from(["127.0.0.9", "::1", "127.1", "10.0.0.256", "\ud800", "maglev",
                        "127.0.0.1:22999", "ring_hash", "header:x-u\n", "nowhere.invalid"])
 )  # fmt: skip
-FIELDS = ["address", "port", "weight", "Op", "Addr", "Metadata", "lb", "hash_on", "health",
-          "priority", "locality", "metadata", "hash_key", "min_ring_size"]  # fmt: skip
-documents = st.recursive(
-    leaves,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(FIELDS), inner, max_size=5),
-    max_leaves=8,
-)  # fmt: skip
+documents = registry_documents(leaves, max_leaves=8)
 values = (
     documents.map(lambda d: json.dumps(d).encode("utf-8", "surrogatepass"))
     | st.binary(max_size=40)

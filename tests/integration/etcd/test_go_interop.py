@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.go import build_go
 from xdscp.etcd import EtcdClient
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
@@ -29,15 +29,7 @@ MODULE = Path(__file__).resolve().parents[2] / "interop" / "go" / "etcdnaming"
 @pytest.fixture(scope="session")
 def go_tool(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The built Go helper (`go build`, reusing the module cache); skip without Go."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.skip("no `go` on PATH: the Go interop tests need the Go toolchain")
-    binary = tmp_path_factory.mktemp("go") / "etcdnaming"
-    subprocess.run(
-        [go, "build", "-mod=readonly", "-buildvcs=false", "-o", str(binary), "."],
-        cwd=MODULE, check=True, timeout=600, capture_output=True,
-    )  # fmt: skip
-    return str(binary)
+    return build_go(tmp_path_factory, MODULE, "the Go interop tests")
 
 
 def go_run(tool: str, *args: str) -> str:

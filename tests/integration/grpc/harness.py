@@ -8,7 +8,10 @@ commands on stdin with one JSON line on stdout (the protocol is in client.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -20,6 +23,14 @@ from xdscp.demo.backend import Backend
 from xdscp.model import BalancingPolicy, Endpoint, Service
 
 SERVICE = "web"
+ROOT = Path(__file__).resolve().parents[3]
+
+# What makes each client log the balancing policy its channel builds for a cluster: grpcio's
+# cds_lb tracer prints the child policy config, grpc-go at info level the policies it creates.
+TRACE_ENV = {
+    "python": {"GRPC_TRACE": "cds_lb", "GRPC_VERBOSITY": "info"},
+    "go": {"GRPC_GO_LOG_SEVERITY_LEVEL": "info", "GRPC_GO_LOG_VERBOSITY_LEVEL": "2"},
+}
 
 
 class GrpcClient:
@@ -80,6 +91,51 @@ class GrpcClient:
 
 
 ClientStarter = Callable[..., Awaitable[GrpcClient]]
+
+
+def _command(kind: str, target: str, go_binary: str | None) -> list[str]:
+    if kind == "python":
+        return [sys.executable, "-m", "tests.integration.grpc.client", target]
+    assert go_binary is not None
+    return [go_binary, target]
+
+
+class ClientProcesses:
+    """The grpcio ("python") and grpc-go ("go") client processes a test starts; `stop()`
+    ends them all (a fixture's teardown)."""
+
+    def __init__(self, go_binary: Callable[[], str]) -> None:
+        self._go_binary = go_binary  # asked only when a "go" client starts
+        self.started: list[GrpcClient] = []
+
+    async def start(
+        self,
+        kind: str,
+        bootstrap: dict[str, Any],
+        *,
+        service: str = SERVICE,
+        stderr: Path | None = None,
+    ) -> GrpcClient:
+        """A client of `xds:///service` given `bootstrap` (inline), once its first call
+        succeeded; with `stderr`, it traces the policy it builds there (`TRACE_ENV`)."""
+        go_binary = self._go_binary() if kind == "go" else None
+        env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap)}
+        env.pop("GRPC_XDS_BOOTSTRAP", None)
+        with stderr.open("wb") if stderr else contextlib.nullcontext() as sink:
+            process = await asyncio.create_subprocess_exec(
+                *_command(kind, f"xds:///{service}", go_binary),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=sink,
+                env={**env, **TRACE_ENV[kind]} if stderr else env, cwd=ROOT,
+            )  # fmt: skip
+        client = GrpcClient(kind, bootstrap["node"]["id"], process, stderr)
+        self.started.append(client)
+        await client.ready()
+        return client
+
+    async def stop(self) -> None:
+        """Stop every client started."""
+        for client in self.started:
+            await client.stop()
 
 
 def grpc_service(backends: list[Backend], weights: tuple[int, ...], **policy: Any) -> Service:

@@ -6,8 +6,6 @@ needed), reach xdscp over TLS or mutual TLS and make RPCs that succeed."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.grpc.conftest import ROOT, _command
-from tests.integration.grpc.harness import SERVICE, GrpcClient
+from tests.integration.grpc.harness import ClientProcesses, GrpcClient
 from tests.integration.server.test_tls_serve import (
     Served,
     bootstrap,
@@ -38,26 +35,11 @@ Starter = Callable[[str, dict[str, Any]], Awaitable[GrpcClient]]
 @pytest.fixture
 async def tls_client(request: pytest.FixtureRequest) -> AsyncIterator[Starter]:
     """Start a grpcio ("python") or grpc-go ("go") client of `xds:///web` with a bootstrap."""
-    started: list[GrpcClient] = []
-
-    async def start(kind: str, document: dict[str, Any]) -> GrpcClient:
-        go_binary = request.getfixturevalue("go_client_binary") if kind == "go" else None
-        env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(document)}
-        env.pop("GRPC_XDS_BOOTSTRAP", None)
-        process = await asyncio.create_subprocess_exec(
-            *_command(kind, f"xds:///{SERVICE}", go_binary),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
-        )  # fmt: skip
-        client = GrpcClient(kind, document["node"]["id"], process)
-        started.append(client)
-        await client.ready()
-        return client
-
+    clients = ClientProcesses(lambda: str(request.getfixturevalue("go_client_binary")))
     try:
-        yield start
+        yield clients.start
     finally:
-        for client in started:
-            await client.stop()
+        await clients.stop()
 
 
 async def _until_in_sync(served: Served, node_id: str) -> dict[str, Any]:

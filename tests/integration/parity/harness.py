@@ -145,6 +145,24 @@ class Client:
         self._conn.close()
 
 
+def picks_from(port: int, count: int) -> list[str]:
+    """`count` requests in a row to the listener on `port` (one connection); who answered each."""
+    client = Client(port)
+    try:
+        return client.picks(count)
+    finally:
+        client.close()
+
+
+def hashed_picks(port: int, keys: Iterable[str], header: str = "x-user") -> list[str]:
+    """One request per key (in `header`) to the listener on `port`; who answered each."""
+    client = Client(port)
+    try:
+        return [client.get("/", {header: key}) for key in keys]
+    finally:
+        client.close()
+
+
 def counts(names: Iterable[object]) -> Counter[str]:
     """How many picks went to each name (`str()` of each pick)."""
     return Counter(str(n) for n in names)

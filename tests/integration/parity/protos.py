@@ -20,6 +20,8 @@ from envoy.extensions.load_balancing_policies.random.v3 import random_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
+from tests.unit.balancer.builders import locality_group
+
 HashPolicy = route_components_pb2.RouteAction.HashPolicy
 UNHEALTHY = health_check_pb2.UNHEALTHY
 HEALTHY = health_check_pb2.HEALTHY
@@ -50,14 +52,7 @@ def cla(name: str, endpoints: Sequence[Ep], *, overprovisioning: int | None = No
     message = endpoint_pb2.ClusterLoadAssignment(cluster_name=name)
     groups: dict[tuple[str, int], Any] = {}
     for ep in endpoints:
-        key = (ep.zone, ep.priority)
-        if key not in groups:
-            group = message.endpoints.add(priority=ep.priority)
-            group.locality.zone = ep.zone
-            if ep.locality_weight is not None:
-                group.load_balancing_weight.value = ep.locality_weight
-            groups[key] = group
-        lb_endpoint = groups[key].lb_endpoints.add(health_status=ep.health)
+        lb_endpoint = locality_group(message, groups, ep).lb_endpoints.add(health_status=ep.health)
         lb_endpoint.endpoint.address.socket_address.address = "127.0.0.1"
         lb_endpoint.endpoint.address.socket_address.port_value = ep.port
         if ep.weight is not None:

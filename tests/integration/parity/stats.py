@@ -20,6 +20,18 @@ from xdscp.balancer import Balancer, build_balancer
 SIGMAS = 5.0
 SEED = 20261125
 
+# Three backends weighted 1:2:7 split by each strategy, and the plausible wrong split a
+# measurement must be far from: the weights ignored, or honoured where they should not be.
+EQUAL = {"b0": 1 / 3, "b1": 1 / 3, "b2": 1 / 3}
+WEIGHTED = {"b0": 0.1, "b1": 0.2, "b2": 0.7}
+SPLIT_CASES = [
+    ("round_robin", WEIGHTED),
+    ("weighted_round_robin", EQUAL),
+    ("random", WEIGHTED),
+    ("weighted_random", EQUAL),
+    ("least_request", EQUAL),
+]
+
 
 def reference(cluster: object, cla: object, *, seed: int = SEED) -> Balancer:
     """The reference balancer for the protos, with a fixed seed."""

@@ -14,7 +14,7 @@ import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts
+from tests.integration.parity.harness import Case, Client, counts, picks_from
 from tests.integration.parity.protos import (
     Ep,
     Maglev,
@@ -164,10 +164,6 @@ def test_no_hash_is_weighted_random(
     case = Case(_cluster(f"wr-{table}", table), cla("wr", _endpoints(backends)))
     ref = reference(case.cluster, case.cla)
     predicted = {backends.name_of(h): s for h, s in ref.table_shares().items()}  # type: ignore[attr-defined]
-    client = Client(envoy_for([case])[case.name])
-    try:
-        observed = counts(client.picks(3000))
-    finally:
-        client.close()
+    observed = counts(picks_from(envoy_for([case])[case.name], 3000))
     uniform = dict.fromkeys(predicted, 1 / len(predicted))
     assert_shares(observed, predicted, 3000, alternative=uniform)

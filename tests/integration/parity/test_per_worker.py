@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts
+from tests.integration.parity.harness import Case, counts, picks_from
 from tests.integration.parity.protos import (
     Ep,
     LeastRequest,
@@ -38,11 +38,7 @@ def _cluster(name: str, policy: str, typed: bool) -> object:
 
 
 def _run(envoy_for: EnvoyFactory, case: Case, requests: int) -> list[str]:
-    client = Client(envoy_for([case])[case.name])
-    try:
-        return client.picks(requests)
-    finally:
-        client.close()
+    return picks_from(envoy_for([case])[case.name], requests)
 
 
 def _max_prefix_deviation(picks: list[str], expected: dict[str, float]) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts
+from tests.integration.parity.harness import Case, counts, hashed_picks, picks_from
 from tests.integration.parity.protos import (
     DEGRADED,
     DRAINING,
@@ -34,11 +34,7 @@ REFERENCE_PICKS = 40000
 
 
 def _observe(envoy_for: EnvoyFactory, case: Case, requests: int = REQUESTS) -> Counter[str]:
-    client = Client(envoy_for([case])[case.name])
-    try:
-        return counts(client.picks(requests))
-    finally:
-        client.close()
+    return counts(picks_from(envoy_for([case])[case.name], requests))
 
 
 def _spill_endpoints(backends: Backends, p0_unhealthy: int, p1_unhealthy: int) -> list[Ep]:
@@ -147,11 +143,7 @@ def test_single_priority_all_unhealthy_rotates_over_all(
     )
     order = [backends.names[p] for p in ports]
     ref = reference(case.cluster, case.cla)
-    client = Client(envoy_for([case])[case.name])
-    try:
-        envoy_picks = client.picks(300)
-    finally:
-        client.close()
+    envoy_picks = picks_from(envoy_for([case])[case.name], 300)
     for picks in ([backends.name_of(ref.choose()) for _ in range(300)], envoy_picks):
         start = order.index(picks[0])
         assert picks == [order[(start + i) % 3] for i in range(300)]
@@ -172,11 +164,7 @@ def test_priority_spill_with_hash_is_exact(envoy_for: EnvoyFactory, backends: Ba
         )
         for k in keys
     ]
-    client = Client(envoy_for([case])[case.name])
-    try:
-        got = [client.get("/", {"x-user": k}) for k in keys]
-    finally:
-        client.close()
+    got = hashed_picks(envoy_for([case])[case.name], keys)
     assert got == want
     assert _by_priority(counts(got), backends)["p1"] > 0
 
@@ -235,11 +223,7 @@ def test_locality_weighted_maglev_is_exact(envoy_for: EnvoyFactory, backends: Ba
         )
         for k in keys
     ]
-    client = Client(envoy_for([case])[case.name])
-    try:
-        got = [client.get("/", {"x-user": k}) for k in keys]
-    finally:
-        client.close()
+    got = hashed_picks(envoy_for([case])[case.name], keys)
     assert got == want
     zone_a = sum(1 for g in got if g in {backends.names[p] for p in backends.ports[:2]})
     assert zone_a < len(keys) / 2  # zone b (weight 3) owns most of the table

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts
+from tests.integration.parity.harness import Case, Client, counts, picks_from
 from tests.integration.parity.stats import assert_shares, reference, shares, simulate
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Service
 from xdscp.translate import cluster_for, load_assignment_for
@@ -56,11 +56,7 @@ def test_translated_policy_splits_like_the_reference(
     cluster, and measurably differently from the plausible wrong split (`wrong`)."""
     case = _case(_service(backends, BalancingPolicy(lb=LbPolicy(lb))))
     deployment = envoy_for([case])
-    client = Client(deployment[case.name])
-    try:
-        observed = counts(client.picks(n))
-    finally:
-        client.close()
+    observed = counts(picks_from(deployment[case.name], n))
     predicted = _predicted(case, backends)
     assert_shares(observed, predicted, n, reference_picks=REFERENCE_PICKS, alternative=wrong)
 
@@ -118,11 +114,7 @@ def test_panic_threshold_is_effective_with_typed_policies(
     health = (Health.HEALTHY, Health.UNHEALTHY, Health.UNHEALTHY)
     case = _case(_service(backends, policy, health))
     deployment = envoy_for([case])
-    client = Client(deployment[case.name])
-    try:
-        observed = counts(client.picks(90))
-    finally:
-        client.close()
+    observed = counts(picks_from(deployment[case.name], 90))
     predicted = _predicted(case, backends)
     assert set(observed) == ({"b0", "b1", "b2"} if expect_all else {"b0"})
     assert_shares(observed, predicted, 90, reference_picks=REFERENCE_PICKS)

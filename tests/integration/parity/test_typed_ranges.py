@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts
+from tests.integration.parity.conftest import Backends, Deployment, EnvoyFactory
+from tests.integration.parity.harness import Case, counts, hashed_picks
 from tests.integration.parity.protos import Ep, Maglev, RingHash, cla, header_policy, typed_cluster
 from tests.integration.parity.stats import reference
 from xdscp.balancer import Balancer
@@ -26,17 +26,23 @@ def _case(backends: Backends, config: RingHash | Maglev) -> Case:
     return Case(typed_cluster("typed", config), cla("typed", endpoints), [header_policy("x-user")])
 
 
+def _ring_served(
+    envoy_for: EnvoyFactory, backends: Backends, **sizes: int
+) -> tuple[Case, Deployment, str]:
+    """A typed RingHash case with `sizes` (field -> value) served by Envoy; the ring size
+    Envoy reports."""
+    config = RingHash()
+    for name, value in sizes.items():
+        getattr(config, name).value = value
+    case = _case(backends, config)
+    deployment = envoy_for([case])
+    ring_size = _stats(deployment.envoy.admin("/stats"))["cluster.typed.ring_hash_lb.size"]
+    return case, deployment, ring_size
+
+
 def _stats(deployment_admin: str) -> dict[str, str]:
     pairs = (line.partition(": ") for line in deployment_admin.splitlines())
     return {k: v for k, _, v in pairs if "ring_hash_lb" in k or "maglev_lb" in k}
-
-
-def _hashed_picks(port: int, keys: list[str]) -> list[str]:
-    client = Client(port)
-    try:
-        return [client.get("/", {"x-user": k}) for k in keys]
-    finally:
-        client.close()
 
 
 def _predicted_picks(
@@ -55,13 +61,10 @@ def test_typed_maximum_ring_size_above_limit_is_served(
     usual ring (weights 1:2:3, so ceil(1024 / 6) * 6 = 1026 entries) and hashes normally;
     the reference builds the same ring and every one of 200 hashed requests lands where it
     predicts."""
-    config = RingHash()
-    config.maximum_ring_size.value = 8_388_609
-    case = _case(backends, config)
-    deployment = envoy_for([case])
-    assert _stats(deployment.envoy.admin("/stats"))["cluster.typed.ring_hash_lb.size"] == "1026"
+    case, deployment, ring_size = _ring_served(envoy_for, backends, maximum_ring_size=8_388_609)
+    assert ring_size == "1026"
     keys = [f"user-{i}" for i in range(200)]
-    got = _hashed_picks(deployment[case.name], keys)
+    got = hashed_picks(deployment[case.name], keys)
     assert len(set(got)) == 3, counts(got)
     assert got == _predicted_picks(case, backends, keys)
 
@@ -72,16 +75,9 @@ def test_typed_minimum_ring_size_zero_serves_nothing(
     """Typed RingHash with minimum_ring_size 0: Envoy accepts the cluster with an empty ring
     and answers every request 503 (no host); the reference accepts it too and chooses no
     host."""
-    config = RingHash()
-    config.minimum_ring_size.value = 0
-    case = _case(backends, config)
-    deployment = envoy_for([case])
-    assert _stats(deployment.envoy.admin("/stats"))["cluster.typed.ring_hash_lb.size"] == "0"
-    client = Client(deployment[case.name])
-    try:
-        got = counts(client.get("/", {"x-user": f"user-{i}"}) for i in range(20))
-    finally:
-        client.close()
+    case, deployment, ring_size = _ring_served(envoy_for, backends, minimum_ring_size=0)
+    assert ring_size == "0"
+    got = counts(hashed_picks(deployment[case.name], [f"user-{i}" for i in range(20)]))
     assert got == {"status:503": 20}
     ref = reference(case.cluster, case.cla)
     assert ref.choose(ref.request_hash(headers={"x-user": "user-1"})) is None
@@ -105,6 +101,6 @@ def test_typed_maglev_table_above_limit_is_served(
     assert stats["cluster.typed.maglev_lb.max_entries_per_host"] == str(max(entries))
     assert stats["cluster.typed.maglev_lb.min_entries_per_host"] == str(min(entries))
     keys = [f"user-{i}" for i in range(200)]
-    got = _hashed_picks(deployment[case.name], keys)
+    got = hashed_picks(deployment[case.name], keys)
     assert got == _predicted_picks(case, backends, keys, ref)
     assert len(set(got)) == 3, counts(got)

@@ -15,8 +15,9 @@ from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.server.test_serve import _get, _port, _wait
+from tests.integration.server.test_serve import _get, _port
 from xdscp.cache import TypeUrl
+from xdscp.testing import wait_until
 
 CONFIG = """\
 xds: {address: "127.0.0.1:%(xds)d"}
@@ -66,13 +67,13 @@ def test_config_file_serves_its_services_reloads_them_and_stops_on_sigterm(
     proc = _serve(path, _env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
     base = f"http://127.0.0.1:{admin}"
     try:
-        _wait(lambda: _get(f"{base}/readyz")[0] == 200)
+        wait_until(lambda: _get(f"{base}/readyz")[0] == 200)
         first = _get(f"{base}/debug/resources")[1]["envoy"]
         assert set(first["Cluster"]) == {"web"}
         assert set(first["ClusterLoadAssignment"]) == {"web"}
         time.sleep(0.05)
         path.write_text(CONFIG % {**ports, "weight": 5})
-        _wait(lambda: _get(f"{base}/debug/resources")[1]["envoy"] != first)
+        wait_until(lambda: _get(f"{base}/debug/resources")[1]["envoy"] != first)
         second = _get(f"{base}/debug/resources")[1]["envoy"]
         assert second["ClusterLoadAssignment"] != first["ClusterLoadAssignment"]
         path.write_text(CONFIG % {**ports, "weight": 0})
@@ -139,7 +140,7 @@ def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
     )
     ca = files.ca.read_bytes()
     try:
-        _wait(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        wait_until(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
         signed = grpc.ssl_channel_credentials(
             ca, files.client_key.read_bytes(), files.client_cert.read_bytes()
         )

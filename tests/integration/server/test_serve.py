@@ -23,8 +23,9 @@ from envoy.service.discovery.v3 import discovery_pb2
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.server import StreamEvent
+from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
+from xdscp.testing import wait_until
 
 SERVICES = """
 services:
@@ -47,19 +48,6 @@ def _get(url: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def _wait(predicate: Any, limit: float = 10.0) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("not reached in time")
 
 
 def test_serve_needs_a_source() -> None:
@@ -88,11 +76,11 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
     )  # fmt: skip
     base = f"http://127.0.0.1:{admin}"
     try:
-        _wait(lambda: _get(f"{base}/ready")[0] == 200)
+        wait_until(lambda: _get(f"{base}/ready")[0] == 200)
         first = _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"]
         time.sleep(0.05)
         path.write_text(SERVICES % 5)
-        _wait(
+        wait_until(
             lambda: _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"] != first
         )
         second = _get(f"{base}/status/snapshots")[1]["envoy"]
@@ -138,7 +126,7 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             )  # fmt: skip
             await call.write(ack)
             for _ in range(200):  # the server has read the ACK before the next change
-                if any(e.kind == "ack" for e in events):
+                if any(e.kind is EventKind.ACK for e in events):
                     break
                 await asyncio.sleep(0.01)
             observed = plane.registry.get_sample_value(

@@ -7,10 +7,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,11 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
 from xdscp.etcd import EtcdClient
-from xdscp.testing import free_port
+from xdscp.testing import free_port, wait_until
 
 pytestmark = pytest.mark.etcd
 
 GOOD = b'{"address": "10.0.0.1", "port": 80}'
+LIMIT_S = 20.0  # a subprocess serve on a loaded machine
 
 
 def _metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,19 +48,6 @@ def _status(url: str) -> int:
         return int(error.code)
     except OSError:
         return 0
-
-
-def _until(predicate: Callable[[], Any], limit: float = 20.0) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def _rejected(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
@@ -94,9 +81,10 @@ async def test_registry_metrics_are_served_on_metrics(
     async with EtcdClient(etcd_server.config()) as client:
         await client.put(b"/xdscp/services/web/a", GOOD)
         await client.put(b"/xdscp/services/web/b", b'{"address": "10.0.0.2"}')  # no port
-        _until(lambda: _status(f"{base}/readyz") == 200)
-        metrics = _until(
-            lambda: (m := _metrics(base)).get(("xdscp_registry_endpoints", ())) == 1 and m
+        wait_until(lambda: _status(f"{base}/readyz") == 200, LIMIT_S)
+        metrics = wait_until(
+            lambda: (m := _metrics(base)).get(("xdscp_registry_endpoints", ())) == 1 and m,
+            LIMIT_S,
         )
     assert metrics[("xdscp_registry_etcd_up", ())] == 1
     assert metrics[("xdscp_registry_services", ())] == 1
@@ -115,11 +103,11 @@ async def test_deeply_nested_values_do_not_stop_serve(
     deep = b"[" * 3000 + b"]" * 3000
     async with EtcdClient(etcd_server.config()) as client:
         await client.put(b"/xdscp/services/web/a", GOOD)
-        _until(lambda: _status(f"{base}/readyz") == 200)
+        wait_until(lambda: _status(f"{base}/readyz") == 200, LIMIT_S)
         await client.put(b"/xdscp/services/web/deep", deep)
         await client.put(b"/xdscp/policies/web", deep)
         await client.put(b"/xdscp/services/api/a", GOOD)  # written after: still applied
-        _until(lambda: _metrics(base).get(("xdscp_registry_services", ())) == 2)
+        wait_until(lambda: _metrics(base).get(("xdscp_registry_services", ())) == 2, LIMIT_S)
     assert _rejected(_metrics(base)) == 2
     assert "web" in json.dumps(_json(f"{base}/debug/resources"))
     assert proc.poll() is None

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, HashSource, LbPolicy, Service
 from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.server import StreamEvent
+from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
 
 BOUND = 10.0  # seconds any single expected event may take on a loaded 2-core machine
@@ -96,7 +96,7 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
             two = await call.read()  # pushed, never ACKed
         assert int(two.nonce) > int(one.nonce)
         await call.write(rds([], one.nonce, one.version_info))  # crosses the push
-        await recorder.until(lambda: events[-1].kind == "stale")  # the unsubscribe handled
+        await recorder.until(lambda: events[-1].kind is EventKind.STALE)  # the unsubscribe handled
         (record,) = control.status.streams.values()
         assert record.state.state(TypeUrl.ROUTE).names == frozenset()
         cache, before = control.service.cache, record.state.snapshot
@@ -113,10 +113,10 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
         assert answer.version_info not in {one.version_info, two.version_info}
         assert int(answer.nonce) > int(two.nonce)
         assert record.state.snapshot is cache.get(record.group)  # the x-three route
-        pushes = [e.nonce for e in events if e.kind == "push"]
+        pushes = [e.nonce for e in events if e.kind is EventKind.PUSH]
         assert pushes == [one.nonce, two.nonce, answer.nonce], "no push for an unwatched route"
         await call.write(rds(["svc"], answer.nonce, answer.version_info))
-        await recorder.until(lambda: events[-1].kind == "ack")  # the answer ACKed
+        await recorder.until(lambda: events[-1].kind is EventKind.ACK)  # the answer ACKed
         call.cancel()
 
 
@@ -171,8 +171,9 @@ async def test_a_nack_repeated_is_logged_and_counted_once_then_counted_as_duplic
             nack.error_detail.message = "maglev table size not prime"
             for _ in range(NACK_FLOOD):
                 await call.write(nack)
+            duplicates = EventKind.DUPLICATE_NACK
             await recorder.until(
-                lambda: sum(e.kind == "duplicate_nack" for e in recorder.events) == NACK_FLOOD - 1
+                lambda: sum(e.kind is duplicates for e in recorder.events) == NACK_FLOOD - 1
             )
         call.cancel()
     sample = control.registry.get_sample_value

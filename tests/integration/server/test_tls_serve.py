@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.server.test_serve import _get, _wait
+from tests.integration.server.test_serve import _get
 from xdscp.procs import terminate
 from xdscp.procs.etcd import TlsFiles
+from xdscp.testing import wait_until
 
 XDSCP = (sys.executable, "-m", "xdscp")
 STARTED_S = 30.0
@@ -104,7 +105,7 @@ def serve(workdir: Path, *flags: str) -> Iterator[Served]:
         words = _banner(process, log).replace(",", " ").split()
         xds, admin = (int(w.rsplit(":", 1)[1]) for w in words if w.startswith("127.0.0.1:"))
         served = Served(process, xds, admin, log)
-        _wait(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        wait_until(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
         yield served
     finally:
         terminate(process, grace_s=10)

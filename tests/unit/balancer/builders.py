@@ -6,13 +6,14 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from xdscp.balancer import Balancer, build_balancer
+from xdscp.model import parse_host_port
 
 HEALTH = {
     "unknown": health_check_pb2.UNKNOWN,
@@ -43,6 +44,30 @@ def eps(*weights: int, base: str = "10.0.0.") -> list[Ep]:
     return [Ep(f"{base}{i}:80", w) for i, w in enumerate(weights, start=1)]
 
 
+class Grouped(Protocol):
+    """What places an endpoint in a CLA's LocalityLbEndpoints."""
+
+    @property
+    def zone(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def locality_weight(self) -> int | None: ...
+
+
+def locality_group(message: Any, groups: dict[tuple[str, int], Any], ep: Grouped) -> Any:
+    """The LocalityLbEndpoints of `ep`'s (zone, priority) in the CLA `message`, added (with
+    the locality weight) the first time that pair is seen; `groups` remembers them."""
+    key = (ep.zone, ep.priority)
+    if key not in groups:
+        group = message.endpoints.add(priority=ep.priority)
+        group.locality.zone = ep.zone
+        if ep.locality_weight is not None:
+            group.load_balancing_weight.value = ep.locality_weight
+        groups[key] = group
+    return groups[key]
+
+
 def cla(
     endpoints: Iterable[Ep],
     *,
@@ -53,17 +78,10 @@ def cla(
     message = endpoint_pb2.ClusterLoadAssignment(cluster_name="svc")
     groups: dict[tuple[str, int], Any] = {}
     for ep in endpoints:
-        key = (ep.zone, ep.priority)
-        if key not in groups:
-            group = message.endpoints.add(priority=ep.priority)
-            group.locality.zone = ep.zone
-            if ep.locality_weight is not None:
-                group.load_balancing_weight.value = ep.locality_weight
-            groups[key] = group
-        lb = groups[key].lb_endpoints.add(health_status=HEALTH[ep.health])
-        ip, _, port = ep.address.rpartition(":")
-        lb.endpoint.address.socket_address.address = ip.strip("[]")
-        lb.endpoint.address.socket_address.port_value = int(port)
+        lb = locality_group(message, groups, ep).lb_endpoints.add(health_status=HEALTH[ep.health])
+        ip, port = parse_host_port(ep.address)
+        lb.endpoint.address.socket_address.address = ip
+        lb.endpoint.address.socket_address.port_value = port
         lb.endpoint.hostname = ep.hostname
         if ep.weight is not None:
             lb.load_balancing_weight.value = ep.weight

@@ -22,18 +22,8 @@ def _run(*args: str) -> str:
 
 def test_envoy_bootstrap_points_ads_at_every_replica() -> None:
     """Every --xds address becomes an endpoint of the HTTP/2 xDS cluster used by ADS."""
-    doc = json.loads(
-        _run(
-            "bootstrap",
-            "envoy",
-            "--node-id",
-            "n1",
-            "--xds",
-            "127.0.0.1:18000",
-            "--xds",
-            "[::1]:18001",
-        )
-    )
+    args = "bootstrap envoy --node-id n1 --xds 127.0.0.1:18000 --xds [::1]:18001"
+    doc = json.loads(_run(*args.split()))
     assert doc["node"] == {"id": "n1", "cluster": "xdscp"}
     cluster = doc["static_resources"]["clusters"][0]
     assert cluster["type"] == "STATIC"
@@ -96,22 +86,9 @@ def test_grpc_bootstrap_has_channel_creds() -> None:
 def test_real_envoy_validates_the_bootstrap(tmp_path: Path, fmt: str) -> None:
     """`envoy --mode validate` accepts the printed bootstrap, in both formats."""
     path = tmp_path / f"bootstrap.{fmt}"
-    path.write_text(
-        _run(
-            "bootstrap",
-            "envoy",
-            "--node-id",
-            "n1",
-            "--xds",
-            "127.0.0.1:18000",
-            "--xds",
-            "xdscp-2:18000",
-            "--admin-port",
-            "0",
-            "--format",
-            fmt,
-        )
-    )
+    replicas = "--xds 127.0.0.1:18000 --xds xdscp-2:18000"
+    args = f"bootstrap envoy --node-id n1 {replicas} --admin-port 0 --format {fmt}"
+    path.write_text(_run(*args.split()))
     done = subprocess.run(
         [find_binary("envoy"), "--mode", "validate", "-c", str(path)],
         capture_output=True,

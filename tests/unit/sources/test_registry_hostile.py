@@ -195,16 +195,23 @@ json_leaves = (
 )  # fmt: skip
 FIELDS = ["address", "port", "weight", "Op", "Addr", "Metadata", "lb", "hash_on", "health",
           "priority", "locality", "metadata", "hash_key", "min_ring_size"]  # fmt: skip
-json_docs = st.recursive(
-    json_leaves,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(
-        st.sampled_from(FIELDS),
-        inner,
-        max_size=5,
-    ),
-    max_leaves=10,
-)  # fmt: skip
+
+
+def registry_documents(
+    leaves: st.SearchStrategy[object], max_leaves: int
+) -> st.SearchStrategy[object]:
+    """JSON documents of `leaves`: lists, and objects keyed by the registry's field names."""
+    return st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(FIELDS), inner, max_size=5)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+json_docs = registry_documents(json_leaves, max_leaves=10)
 
 
 def _dump(doc: object) -> bytes:
