@@ -37,10 +37,13 @@ from xdscp.server.rules import (
     WILDCARD_TYPES,
     Kind,
     Outcome,
+    StreamShell,
+    TypeRecord,
+    contents_key,
     derived_from,
     eds_after_cds,
+    nack_error,
     push_order,
-    served_type,
 )
 from xdscp.server.wire import encode_delta_response
 
@@ -74,8 +77,8 @@ class DeltaResponse:
 
     def cache_key(self) -> tuple[Any, ...]:
         """Equal keys mean equal bytes: every resource by name and content version."""
-        contents = tuple((r.name, r.version) for r in self.resources)
-        return ("delta", self.type_url, self.system_version, self.nonce, contents, self.removed)
+        key = contents_key(self.resources)
+        return ("delta", self.type_url, self.system_version, self.nonce, key, self.removed)
 
     def encode(self, control_plane: bytes) -> bytes:
         """The DeltaDiscoveryResponse's bytes, around the resources' shared ones."""
@@ -90,10 +93,9 @@ class DeltaResponse:
 
 
 @dataclass(slots=True)
-class DeltaTypeState:
+class DeltaTypeState(TypeRecord):
     """One type's subscription and what the client holds (names as in `TypeState`)."""
 
-    subscribed: bool = False
     wildcard: bool = False
     explicit: set[str] = field(default_factory=set)
     held: _Held = field(default_factory=dict)
@@ -102,11 +104,6 @@ class DeltaTypeState:
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
     rejected: _Held = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
-    sent_nonce: str = ""
-    sent_version: str = ""
-    acked_version: str = ""
-    nacked_version: str = ""
-    last_error: str = ""
 
     @property
     def names(self) -> frozenset[str] | None:
@@ -149,37 +146,16 @@ class DeltaTypeState:
 
 
 @dataclass
-class DeltaStreamState:
+class DeltaStreamState(StreamShell[DeltaTypeState, DeltaRequest, DeltaResponse]):
     """One delta xDS stream's protocol state. `allowed` limits the types (per-type services)."""
 
-    allowed: frozenset[TypeUrl] = frozenset(TypeUrl)
-    snapshot: Snapshot | None = None
-    types: dict[TypeUrl, DeltaTypeState] = field(default_factory=dict)
-    _nonce: int = 0
+    def _new_record(self) -> DeltaTypeState:
+        return DeltaTypeState()
 
-    def state(self, type_url: TypeUrl) -> DeltaTypeState:
-        """The per-type state (created on first use)."""
-        return self.types.setdefault(type_url, DeltaTypeState())
-
-    @staticmethod
-    def decode(message: Any) -> DeltaRequest:
-        """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
-        error = message.error_detail.message if message.HasField("error_detail") else None
-        return DeltaRequest(
-            type_url=message.type_url,
-            subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
-            unsubscribe=tuple(message.resource_names_unsubscribe),
-            initial_versions=dict(message.initial_resource_versions),
-            response_nonce=message.response_nonce,
-            error_message=error,
-        )
-
-    def on_request(self, request: DeltaRequest) -> Outcome[DeltaResponse]:
-        """Handle one DeltaDiscoveryRequest; return the responses it calls for."""
-        type_url = served_type(request.type_url, self.allowed)
-        if type_url is None:
-            return self._unserved(request)
-        ts = self.state(type_url)
+    def _handle(
+        self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest
+    ) -> Outcome[DeltaResponse]:
+        """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
         kind, error = Kind.NONE, ""
         if request.response_nonce:
             kind, error = self._answer(ts, request)
@@ -194,14 +170,25 @@ class DeltaStreamState:
         responses = self._respond([type_url], candidates={type_url: added}, force=set())
         return Outcome(responses, kind=kind, error=error, type_url=type_url)
 
+    @staticmethod
+    def decode(message: Any) -> DeltaRequest:
+        """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
+        return DeltaRequest(
+            type_url=message.type_url,
+            subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
+            unsubscribe=tuple(message.resource_names_unsubscribe),
+            initial_versions=dict(message.initial_resource_versions),
+            response_nonce=message.response_nonce,
+            error_message=nack_error(message),
+        )
+
     def _unserved(self, request: DeltaRequest) -> Outcome[DeltaResponse]:
         """A type this stream does not serve: every name it subscribes does not exist."""
         outcome: Outcome[DeltaResponse] = Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
         if request.response_nonce and not request.subscribe:
             return outcome
-        self._nonce += 1
         removed = tuple(n for n in request.subscribe if n != WILDCARD)
-        empty = DeltaResponse(request.type_url, str(self._nonce), "", (), removed)
+        empty = DeltaResponse(request.type_url, self._next_nonce(), "", (), removed)
         return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
 
     def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[Kind, str]:
@@ -229,10 +216,8 @@ class DeltaStreamState:
             if sent is not None and sent != previous and ts.wants(name):
                 ts.rejected[name] = sent  # never sent again; a newer version is
                 ts.blocked.add(name)
-        ts.nacked_version = ts.sent_version
         ts.acked_version = ts.held_version
-        ts.last_error = request.error_message
-        return Kind.NACK, request.error_message
+        return Kind.NACK, ts.note_nack(request.error_message)
 
     def _subscribe(
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest, *, first: bool
@@ -333,8 +318,7 @@ class DeltaStreamState:
             if not ts.blocked and not ts.pending:
                 ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
             return None
-        self._nonce += 1
-        ts.sent_nonce = str(self._nonce)
+        ts.sent_nonce = self._next_nonce()
         ts.pending[ts.sent_nonce] = undo
         while len(ts.pending) > MAX_PENDING:
             del ts.pending[next(iter(ts.pending))]

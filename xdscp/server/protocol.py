@@ -45,10 +45,13 @@ from xdscp.server.rules import (
     WILDCARD_TYPES,
     Kind,
     Outcome,
+    StreamShell,
+    TypeRecord,
+    contents_key,
     derived_from,
     eds_after_cds,
+    nack_error,
     push_order,
-    served_type,
 )
 from xdscp.server.wire import encode_response
 
@@ -63,7 +66,6 @@ __all__ = [
     "StreamState",
     "TypeState",
     "derived_from",
-    "served_type",
 ]
 
 # Types whose every response must list all the stream's resources (state of the world).
@@ -93,8 +95,8 @@ class Response:
 
     def cache_key(self) -> tuple[Any, ...]:
         """Equal keys mean equal bytes: every resource by name and content version."""
-        contents = tuple((r.name, r.version) for r in self.resources)
-        return ("sotw", self.type_url, self.version_info, self.nonce, contents)
+        key = contents_key(self.resources)
+        return ("sotw", self.type_url, self.version_info, self.nonce, key)
 
     def encode(self, control_plane: bytes) -> bytes:
         """The DiscoveryResponse's bytes, around the resources' shared ones."""
@@ -104,23 +106,17 @@ class Response:
 
 
 @dataclass(slots=True)
-class TypeState:
+class TypeState(TypeRecord):
     """What one stream has asked for and been sent, for one resource type."""
 
     names: frozenset[str] | None = None  # None: wildcard
-    subscribed: bool = False
     legacy_wildcard: bool = False  # the first request had no names (Listener, Cluster)
-    sent_nonce: str = ""
-    sent_version: str = ""
     # What the client holds of what it is subscribed to: name → version (the latest sent,
     # minus names that left the subscription); `sent_digest` is their XOR of entry digests.
     sent: dict[str, str] = field(default_factory=dict)
     sent_digest: int = 0
     stale_sent: bool = False  # `sent` lags the snapshot (a rejected version held back)
-    acked_version: str = ""
-    nacked_version: str = ""
     nacked_nonce: str = ""
-    last_error: str = ""
     answer_next_ack: bool = False
     # Names whose version in `sent` the client has not accepted: name → the version it
     # accepted (None: none). Empty once the latest response is ACKed: costs O(changes).
@@ -147,40 +143,14 @@ class TypeState:
 
 
 @dataclass
-class StreamState:
+class StreamState(StreamShell[TypeState, Request, Response]):
     """One xDS stream's protocol state. `allowed` limits the types (standalone services)."""
 
-    allowed: frozenset[TypeUrl] = frozenset(TypeUrl)
-    snapshot: Snapshot | None = None
-    types: dict[TypeUrl, TypeState] = field(default_factory=dict)
-    _nonce: int = 0
+    def _new_record(self) -> TypeState:
+        return TypeState()
 
-    def state(self, type_url: TypeUrl) -> TypeState:
-        """The per-type state (created on first use)."""
-        return self.types.setdefault(type_url, TypeState())
-
-    def _next_nonce(self) -> str:
-        self._nonce += 1
-        return str(self._nonce)
-
-    @staticmethod
-    def decode(message: Any) -> Request:
-        """The protocol's view of a DiscoveryRequest (a NACK carries `error_detail`)."""
-        error = message.error_detail.message if message.HasField("error_detail") else None
-        return Request(
-            type_url=message.type_url,
-            version_info=message.version_info,
-            response_nonce=message.response_nonce,
-            resource_names=tuple(message.resource_names),
-            error_message=error,
-        )
-
-    def on_request(self, request: Request) -> Outcome[Response]:
-        """Handle one DiscoveryRequest; return the responses it calls for."""
-        type_url = served_type(request.type_url, self.allowed)
-        if type_url is None:
-            return self._unserved(request)
-        ts = self.state(type_url)
+    def _handle(self, ts: TypeState, type_url: TypeUrl, request: Request) -> Outcome[Response]:
+        """A DiscoveryRequest for a served type: the responses it calls for."""
         kind = _kind(ts, request)
         added = self._subscribe(ts, type_url, request.resource_names)
         error = ""
@@ -198,6 +168,17 @@ class StreamState:
         responses = self._respond([type_url], force=True)
         return Outcome(responses, kind=kind, error=error, type_url=type_url)
 
+    @staticmethod
+    def decode(message: Any) -> Request:
+        """The protocol's view of a DiscoveryRequest (a NACK carries `error_detail`)."""
+        return Request(
+            type_url=message.type_url,
+            version_info=message.version_info,
+            response_nonce=message.response_nonce,
+            resource_names=tuple(message.resource_names),
+            error_message=nack_error(message),
+        )
+
     def _unserved(self, request: Request) -> Outcome[Response]:
         """A type this stream does not serve: its first request gets an empty answer."""
         if request.response_nonce:
@@ -206,9 +187,8 @@ class StreamState:
         return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
 
     def _nack(self, ts: TypeState, request: Request) -> str:
-        ts.nacked_version, ts.nacked_nonce = ts.sent_version, request.response_nonce
-        ts.last_error = request.error_message or ""
-        return ts.last_error
+        ts.nacked_nonce = request.response_nonce
+        return ts.note_nack(request.error_message)
 
     def _subscribe(self, ts: TypeState, type_url: TypeUrl, requested: Sequence[str]) -> bool:
         """Make `requested` the subscription; True when it gained names."""
