@@ -14,7 +14,9 @@ from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.procs.envoy import EnvoyProcess
 
 BACKEND_COUNT = 6
-SLOW_DELAY_S = 15.0
+# Longer than any test runs: a request pinned on the slow host stays pinned until its Envoy
+# stops (the backend's handler threads are daemons, so stopping the backend never waits).
+SLOW_DELAY_S = 3600.0
 
 
 @dataclass(frozen=True)

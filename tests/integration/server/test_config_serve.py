@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -15,9 +14,9 @@ from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.server.test_serve import _get, _port
+from tests.integration.server.serve_process import LogEvents, get_json, rewrite
 from xdscp.cache import TypeUrl
-from xdscp.testing import wait_until
+from xdscp.testing import free_port, wait_until
 
 CONFIG = """\
 xds: {address: "127.0.0.1:%(xds)d"}
@@ -40,18 +39,20 @@ def _env(**overrides: str) -> dict[str, str]:
     return env | overrides
 
 
-def _serve(config: Path, env: dict[str, str], *flags: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "xdscp", "--log-format", "json", "serve", "--config", str(config),
-         *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+def _serve(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], LogEvents]:
+    """`xdscp serve --config`, and its log events as it writes them."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "--log-format", "json", "serve", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    assert proc.stderr is not None
+    return proc, LogEvents(proc.stderr)
 
 
-def _stop(proc: subprocess.Popen[str]) -> str:
+def _stop(proc: subprocess.Popen[str], logs: LogEvents) -> str:
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    return err
+    proc.wait(timeout=20)
+    return logs.text()
 
 
 def test_config_file_serves_its_services_reloads_them_and_stops_on_sigterm(
@@ -61,27 +62,26 @@ def test_config_file_serves_its_services_reloads_them_and_stops_on_sigterm(
     from the environment, over the file; an edit of the services is applied, a bad edit keeps
     the last good ones with the line and field logged; SIGTERM exits 0."""
     path = tmp_path / "xdscp.yaml"
-    ports = {"xds": _port(), "file_admin": _port()}
+    ports = {"xds": free_port(), "file_admin": free_port()}
     path.write_text(CONFIG % {**ports, "weight": 1})
-    admin = _port()
-    proc = _serve(path, _env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
+    admin = free_port()
+    proc, logs = _serve(path, _env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
     base = f"http://127.0.0.1:{admin}"
     try:
-        wait_until(lambda: _get(f"{base}/readyz")[0] == 200)
-        first = _get(f"{base}/debug/resources")[1]["envoy"]
+        wait_until(lambda: get_json(f"{base}/readyz")[0] == 200)
+        first = get_json(f"{base}/debug/resources")[1]["envoy"]
         assert set(first["Cluster"]) == {"web"}
         assert set(first["ClusterLoadAssignment"]) == {"web"}
-        time.sleep(0.05)
-        path.write_text(CONFIG % {**ports, "weight": 5})
-        wait_until(lambda: _get(f"{base}/debug/resources")[1]["envoy"] != first)
-        second = _get(f"{base}/debug/resources")[1]["envoy"]
+        rewrite(path, CONFIG % {**ports, "weight": 5})
+        wait_until(lambda: get_json(f"{base}/debug/resources")[1]["envoy"] != first)
+        second = get_json(f"{base}/debug/resources")[1]["envoy"]
         assert second["ClusterLoadAssignment"] != first["ClusterLoadAssignment"]
-        path.write_text(CONFIG % {**ports, "weight": 0})
-        time.sleep(0.5)  # five polls of the file
-        assert _get(f"{base}/debug/resources")[1]["envoy"] == second
-        assert _get(f"{base}/readyz")[0] == 200
+        rewrite(path, CONFIG % {**ports, "weight": 0})
+        logs.wait("static_services_invalid")  # the bad edit has been read and refused
+        assert get_json(f"{base}/debug/resources")[1]["envoy"] == second
+        assert get_json(f"{base}/readyz")[0] == 200
     finally:
-        err = _stop(proc)
+        err = _stop(proc, logs)
     assert proc.returncode == 0, err
     assert f"{path}:12: sources.static.services.web.endpoints[1].weight: must be in" in err
     assert "static_services_invalid" in err
@@ -92,7 +92,7 @@ def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None
     """A file that does not validate stops serve before it listens: exit 1, and stderr names
     the file, line and field; a bad override names the variable; no source at all: exit 2."""
     path = tmp_path / "xdscp.yaml"
-    path.write_text(CONFIG % {"xds": _port(), "file_admin": _port(), "weight": 0})
+    path.write_text(CONFIG % {"xds": free_port(), "file_admin": free_port(), "weight": 0})
     done = subprocess.run(
         [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
         capture_output=True, text=True, timeout=60, check=False, env=_env(),
@@ -102,7 +102,7 @@ def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None
         f"Error: {path}:12: sources.static.services.web.endpoints[1].weight: "
         "must be in [1, 4294967295], got 0"
     )
-    path.write_text(CONFIG % {"xds": _port(), "file_admin": _port(), "weight": 1})
+    path.write_text(CONFIG % {"xds": free_port(), "file_admin": free_port(), "weight": 1})
     done = subprocess.run(
         [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
@@ -126,7 +126,7 @@ def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
     """`xds.tls` with a client CA (paths relative to the file): a client with a signed
     certificate is served the file's cluster, one without a certificate is refused."""
     files = make_tls_files(tmp_path / "certs")
-    xds, admin = _port(), _port()
+    xds, admin = free_port(), free_port()
     path = tmp_path / "xdscp.yaml"
     path.write_text(
         f"xds:\n  address: 127.0.0.1:{xds}\n  tls:\n    cert: certs/{files.server_cert.name}\n"
@@ -134,13 +134,13 @@ def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
         f"admin: {{address: 127.0.0.1:{admin}}}\n"
         "sources: {static: {services: {web: {endpoints: [{address: 10.0.0.1, port: 80}]}}}}\n"
     )
-    proc = _serve(path, _env())
+    proc, logs = _serve(path, _env())
     request = discovery_pb2.DiscoveryRequest(
         node=base_pb2.Node(id="tls", user_agent_name="envoy"), type_url=TypeUrl.CLUSTER
     )
     ca = files.ca.read_bytes()
     try:
-        wait_until(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        wait_until(lambda: get_json(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
         signed = grpc.ssl_channel_credentials(
             ca, files.client_key.read_bytes(), files.client_cert.read_bytes()
         )
@@ -158,5 +158,5 @@ def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
                 refused = error.code()
             assert refused == grpc.StatusCode.UNAVAILABLE
     finally:
-        err = _stop(proc)
+        err = _stop(proc, logs)
     assert proc.returncode == 0, err

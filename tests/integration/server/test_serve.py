@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -20,12 +14,13 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
+from tests.integration.server.serve_process import LogEvents, get_json, rewrite
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
-from xdscp.testing import wait_until
+from xdscp.testing import free_port, wait_until
 
 SERVICES = """
 services:
@@ -34,20 +29,6 @@ services:
     endpoints:
       - {address: 10.0.0.1, port: 80, weight: %d}
 """
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_serve_needs_a_source() -> None:
@@ -64,41 +45,42 @@ def test_serve_needs_a_source() -> None:
 
 
 def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path: Path) -> None:
-    """Ready after the file is read; a change is re-translated; a broken file keeps the last
-    good services; SIGTERM stops the process cleanly."""
+    """Ready after the file is read; a change is re-translated; a broken file, read (its
+    error logged) at the next poll and again on SIGHUP, keeps the last good services;
+    SIGTERM stops the process cleanly."""
     path = tmp_path / "services.yaml"
     path.write_text(SERVICES % 1)
-    admin = _port()
+    admin = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "xdscp", "--log-format", "json", "serve", "--static", str(path),
          "--xds", "127.0.0.1:0", "--admin", f"127.0.0.1:{admin}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    assert proc.stderr is not None
+    logs = LogEvents(proc.stderr)
     base = f"http://127.0.0.1:{admin}"
+    snapshots = f"{base}/status/snapshots"
     try:
-        wait_until(lambda: _get(f"{base}/ready")[0] == 200)
-        first = _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"]
-        time.sleep(0.05)
-        path.write_text(SERVICES % 5)
-        wait_until(
-            lambda: _get(f"{base}/status/snapshots")[1]["envoy"]["ClusterLoadAssignment"] != first
-        )
-        second = _get(f"{base}/status/snapshots")[1]["envoy"]
-        path.write_text("services: {web: {endpoints: [{address: not-an-ip, port: 0}]}}")
-        time.sleep(2.5)  # two polls of the file
-        assert _get(f"{base}/status/snapshots")[1]["envoy"] == second
-        assert _get(f"{base}/ready")[0] == 200
+        wait_until(lambda: get_json(f"{base}/ready")[0] == 200)
+        first = get_json(snapshots)[1]["envoy"]["ClusterLoadAssignment"]
+        rewrite(path, SERVICES % 5)
+        wait_until(lambda: get_json(snapshots)[1]["envoy"]["ClusterLoadAssignment"] != first)
+        second = get_json(snapshots)[1]["envoy"]
+        rewrite(path, "services: {web: {endpoints: [{address: not-an-ip, port: 0}]}}")
+        logs.wait("static_services_invalid")  # the bad file has been read and refused
+        assert get_json(snapshots)[1]["envoy"] == second
+        assert get_json(f"{base}/ready")[0] == 200
         proc.send_signal(signal.SIGHUP)  # re-read now; never the default "terminate"
-        time.sleep(0.5)
+        logs.wait("reload_requested")
+        logs.wait("static_services_invalid", count=2)  # re-read, and refused again
         assert proc.poll() is None
-        assert _get(f"{base}/status/snapshots")[1]["envoy"] == second
+        assert get_json(snapshots)[1]["envoy"] == second
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+    err = logs.text()
     assert proc.returncode == 0, err
-    assert "static_services_invalid" in err
-    assert "reload_requested" in err
-    assert "control_plane_stopped" in err
+    assert logs.count("control_plane_stopped") == 1
 
 
 async def test_standalone_cds_and_delta_over_grpc() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import make_tls_files
-from tests.integration.server.test_serve import _get
+from tests.integration.server.serve_process import get_json
 from xdscp.procs import terminate
 from xdscp.procs.etcd import TlsFiles
 from xdscp.testing import wait_until
@@ -74,7 +74,7 @@ class Served:
 
     def admin(self, path: str) -> Any:
         """GET an admin path's JSON."""
-        return _get(f"http://127.0.0.1:{self.admin_port}{path}")[1]
+        return get_json(f"http://127.0.0.1:{self.admin_port}{path}")[1]
 
 
 def _banner(process: subprocess.Popen[bytes], log: Path) -> str:
@@ -105,7 +105,7 @@ def serve(workdir: Path, *flags: str) -> Iterator[Served]:
         words = _banner(process, log).replace(",", " ").split()
         xds, admin = (int(w.rsplit(":", 1)[1]) for w in words if w.startswith("127.0.0.1:"))
         served = Served(process, xds, admin, log)
-        wait_until(lambda: _get(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
+        wait_until(lambda: get_json(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
         yield served
     finally:
         terminate(process, grace_s=10)

@@ -1,0 +1,72 @@
+"""Driving `xdscp serve` as a subprocess: its admin JSON, its log events as they are written,
+and file edits it is sure to notice."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from xdscp.testing import wait_until
+
+
+def get_json(url: str) -> tuple[int, Any]:
+    """GET `url`: the status and the JSON body (error statuses too)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Write `text` to `path` with a modification time a second after the previous one, so
+    a poll of the mtime sees the change however coarse the file system's clock."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    later = before + 1_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+class LogEvents:
+    """The `event` of every JSON log line a process writes to `stream`, collected by a
+    thread as they come (`--log-format json`); `text()` is the whole output so far."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._lock:
+                self._lines.append(line)
+
+    def count(self, event: str) -> int:
+        """How many lines so far are the log event `event`."""
+        with self._lock:
+            lines = list(self._lines)
+        return sum(1 for line in lines if _event(line) == event)
+
+    def wait(self, event: str, count: int = 1, limit: float = 30.0) -> None:
+        """Block until `event` has been logged `count` times."""
+        wait_until(lambda: self.count(event) >= count, limit)
+
+    def text(self, join_s: float = 20.0) -> str:
+        """Everything written so far; after the process has exited, all it wrote."""
+        self._thread.join(join_s)
+        with self._lock:
+            return "".join(self._lines)
+
+
+def _event(line: str) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record.get("event") if isinstance(record, dict) else None
