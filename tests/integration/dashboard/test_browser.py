@@ -47,11 +47,17 @@ NODE = "envoy-dashboard"
 NACKER = "nacking-client"
 NACK_ERROR = "deliberate: cluster web rejected by the test"
 # Resolves with Date.now() when `selector` matches: a MutationObserver, not polling.
-APPEARS = """selector => new Promise(resolve => {
-  const check = () => document.querySelector(selector) && (resolve(Date.now()), true);
-  if (!check()) new MutationObserver((_, obs) => check() && obs.disconnect())
-    .observe(document.body, {childList: true, subtree: true});
-})"""
+# Installs, synchronously, an observer that notes when `selector` first matches; once this
+# evaluate has returned, the observer is in place. True if it matches already.
+WATCH = """selector => {
+  window.__appeared = new Promise(resolve => {
+    const check = () => document.querySelector(selector) && (resolve(Date.now()), true);
+    if (!check()) new MutationObserver((_, obs) => check() && obs.disconnect())
+      .observe(document.body, {childList: true, subtree: true});
+  });
+  return document.querySelector(selector) !== null;
+}"""
+APPEARED = "() => window.__appeared"  # when the watched selector matched (ms since the epoch)
 
 
 def _get(url: str) -> Any:
@@ -202,12 +208,10 @@ async def test_dashboard_in_a_real_browser(
 async def _appears_live(page: Any, client: EtcdClient) -> None:
     """Register the new endpoint; it must be on the page (no reload) within 1 s of the PUT."""
     selector = f'[data-service="web"] [data-endpoint="{NEW[0]}:80"]'
-    appeared = asyncio.create_task(page.evaluate(APPEARS, selector))
-    await asyncio.sleep(0.2)  # the observer is installed (it resolves on the DOM change)
-    assert not appeared.done()
+    assert not await page.evaluate(WATCH, selector)  # the observer is installed
     put_at = time.time()
     await _register(client, *NEW)
-    latency = (await asyncio.wait_for(appeared, 10)) / 1000 - put_at
+    latency = (await asyncio.wait_for(page.evaluate(APPEARED), 10)) / 1000 - put_at
     print(f"\nnew endpoint on the page {1000 * latency:.0f} ms after the etcd put")
     assert latency <= 1.0
 

@@ -119,6 +119,17 @@ async def admin_json(envoy: EnvoyProcess, path: str) -> Any:
     return json.loads(await asyncio.to_thread(envoy.admin, path))
 
 
+def envoy_hosts(envoy: EnvoyProcess, cluster: str) -> set[str]:
+    """The `ip:port` of every host Envoy has for `cluster` (its `/clusters` admin page)."""
+    hosts = set()
+    for line in envoy.admin("/clusters").splitlines():
+        name, _, rest = line.partition("::")
+        host, _, stat = rest.partition("::")
+        if name == cluster and stat.startswith("health_flags::"):
+            hosts.add(host)
+    return hosts
+
+
 def _plane_admin(port: int, path: str) -> Any:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:

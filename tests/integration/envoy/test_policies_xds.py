@@ -23,6 +23,8 @@ from tests.integration.parity.stats import (
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn, LbPolicy
 from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import wait_for
 from xdscp.translate import cluster_for, load_assignment_for
 
 pytestmark = pytest.mark.envoy
@@ -51,6 +53,12 @@ async def _requests(
             client.close()
 
     return await asyncio.to_thread(run)
+
+
+def _connected(proxy: EnvoyProcess) -> int:
+    """Envoy's `control_plane.connected_state` gauge: 1 while its ADS stream is up."""
+    stat = proxy.admin("/stats?filter=^control_plane.connected_state$")
+    return int(stat.rpartition(":")[2])
 
 
 async def _in_sync(plane: Plane) -> None:
@@ -149,7 +157,7 @@ async def test_restart_keeps_envoy_serving_with_identical_versions(
     worker.start()
     try:
         await plane.plane.stop()
-        await asyncio.sleep(0.5)  # Envoy notices and keeps its last config
+        await wait_for(lambda: _connected(proxy) == 0, 30)  # Envoy has lost its control plane
         options = ServeOptions(
             xds_port=plane.plane.xds_port, admin_port=0, translate=plane.plane.options.translate
         )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
+import time
 
 import pytest
 from structlog.testing import capture_logs
@@ -11,7 +12,7 @@ from structlog.testing import capture_logs
 from tests.fixtures.etcd import EtcdServer
 from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.etcd import EtcdClient
-from xdscp.model import LbPolicy
+from xdscp.model import LbPolicy, ServiceSet
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, running, wait_for
 
@@ -43,8 +44,21 @@ async def test_services_policies_and_malformed_entries(etcd_server: EtcdServer) 
         assert counter.labels("invalid_json")._value.get() == 1
 
 
+class TimedRecorder(Recorder):
+    """A `Recorder` that also notes when (monotonic seconds) each set was published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def __call__(self, services: ServiceSet) -> None:
+        self.times.append(time.monotonic())
+        super().__call__(services)
+
+
 async def test_a_transaction_burst_is_one_publish(etcd_server: EtcdServer) -> None:
-    """Fifty registrations written in one transaction produce exactly one publish."""
+    """Fifty registrations written in one transaction produce exactly one publish: the first
+    after it holds all fifty, and nothing else is published before a later write's set."""
     async with EtcdClient(etcd_server.config()) as client:
         source, recorder = EtcdRegistrySource(client), Recorder()
         async with running(source, recorder):
@@ -53,22 +67,27 @@ async def test_a_transaction_burst_is_one_publish(etcd_server: EtcdServer) -> No
             items = [(f"{ROOT}s/{i}".encode(), endpoint_json(f"10.1.0.{i}", 80)) for i in range(50)]
             await client.put_many(items)
             await wait_for(lambda: len(recorder.last.get("s", [])) == 50)
-            await asyncio.sleep(0.2)
-        assert len(recorder.sets) - before == 1
+            await client.put(f"{ROOT}later/1".encode(), endpoint_json("10.2.0.1", 80))
+            await wait_for(lambda: "later" in recorder.last)  # the watch is past the burst
+        burst = [s for s in recorder.sets[before:] if "later" not in s]
+        assert [len(s["s"].endpoints) for s in burst] == [50]
 
 
 async def test_a_write_burst_is_gathered_by_the_throttle(etcd_server: EtcdServer) -> None:
-    """Thirty separate writes within the throttle interval give at most two publishes."""
+    """Thirty separate writes: no two publishes closer than the throttle interval, so the
+    writes are gathered (with a 2 s interval, into one or two sets on an idle machine)."""
+    interval = 2.0
     async with EtcdClient(etcd_server.config()) as client:
-        source, recorder = EtcdRegistrySource(client, min_interval=2.0), Recorder()
+        source, recorder = EtcdRegistrySource(client, min_interval=interval), TimedRecorder()
         async with running(source, recorder):
             await wait_for(lambda: source.ready)
             before = len(recorder.sets)
             for i in range(30):
                 await client.put(f"{ROOT}s/{i}".encode(), endpoint_json(f"10.1.0.{i}", 80))
-            await wait_for(lambda: len(recorder.last.get("s", [])) == 30)
-            await asyncio.sleep(0.2)
-        assert 1 <= len(recorder.sets) - before <= 2
+            await wait_for(lambda: len(recorder.last.get("s", [])) == 30, limit=30)
+        times = recorder.times[before:]
+        assert all(b - a >= interval - 0.001 for a, b in itertools.pairwise(times)), times
+        assert len(times) < 30  # gathered: fewer publishes than writes
 
 
 async def test_outage_keeps_the_last_set_and_recovers(etcd_server: EtcdServer) -> None:
@@ -80,9 +99,11 @@ async def test_outage_keeps_the_last_set_and_recovers(etcd_server: EtcdServer) -
             async with running(source, recorder):
                 await wait_for(lambda: source.ready)
                 published = len(recorder.sets)
+                failures = source.metrics.etcd_failures._value.get()
                 etcd_server.kill()
-                await wait_for(lambda: source.metrics.etcd_up._value.get() == 0)
-                await asyncio.sleep(0.5)
+                # every prefix's watcher (services, policies) has seen the outage: one each
+                await wait_for(lambda: source.metrics.etcd_failures._value.get() >= failures + 2)
+                assert source.metrics.etcd_up._value.get() == 0
                 assert len(recorder.sets) == published
                 assert source.ready
                 etcd_server.start()
@@ -100,7 +121,7 @@ async def test_cold_start_without_etcd_is_not_ready(etcd_bin: str, tmp_path) -> 
         source, recorder = EtcdRegistrySource(client), Recorder()
         with capture_logs() as logs:
             async with running(source, recorder):
-                await asyncio.sleep(1.0)
+                await wait_for(lambda: any(e["event"] == "registry_not_ready" for e in logs))
                 assert not source.ready
                 assert recorder.sets == []
                 try:

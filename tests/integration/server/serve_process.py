@@ -1,14 +1,11 @@
-"""Driving `xdscp serve` as a subprocess: its admin JSON, its log events as they are written,
-and file edits it is sure to notice."""
+"""Driving `xdscp serve` as a subprocess: its admin JSON, its log events as they are written."""
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import IO, Any
 
 from xdscp.testing import wait_until
@@ -21,15 +18,6 @@ def get_json(url: str) -> tuple[int, Any]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def rewrite(path: Path, text: str) -> None:
-    """Write `text` to `path` with a modification time a second after the previous one, so
-    a poll of the mtime sees the change however coarse the file system's clock."""
-    before = path.stat().st_mtime_ns
-    path.write_text(text)
-    later = before + 1_000_000_000
-    os.utime(path, ns=(later, later))
 
 
 class LogEvents:

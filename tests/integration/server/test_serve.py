@@ -14,7 +14,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tests.integration.server.serve_process import LogEvents, get_json, rewrite
+from tests.fixtures.files import rewrite
+from tests.integration.server.serve_process import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions

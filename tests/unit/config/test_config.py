@@ -13,6 +13,7 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
+from tests.fixtures.files import rewrite
 from xdscp.cli.serve import command, resolve
 from xdscp.config import SCHEMA, ConfigServicesSource, ServerConfig, load_config
 from xdscp.errors import ConfigError, ConfigFieldError
@@ -454,13 +455,12 @@ async def test_the_file_services_reload_and_keep_the_last_good(tmp_path: Path) -
             await _until(lambda: len(published) == 1)
             assert source.ready
             assert source.name == "config"
-            await asyncio.sleep(0.02)
-            path.write_text(WEB % 4)
+            rewrite(path, WEB % 4)
             await _until(lambda: len(published) == 2)
             assert {e.weight for e in published[1]["web"].endpoints} == {1, 4}
-            path.write_text(WEB % -1)
+            rewrite(path, WEB % -1)
             await _until(lambda: any(e["event"] == "static_services_invalid" for e in logs))
-            path.write_text(WEB % 4 + "admin: {address: 127.0.0.1:9}\n")
+            rewrite(path, WEB % 4 + "admin: {address: 127.0.0.1:9}\n")
             await _until(lambda: len(published) == 3)
         finally:
             task.cancel()
