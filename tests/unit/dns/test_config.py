@@ -24,65 +24,43 @@ def test_a_declaration_is_normalised() -> None:
     assert decl.srv_target_type is RecordType.BOTH
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"service": "bad name", "dns_name": "a.test", "port": 1}, "service"),
-        ({"service": "s", "dns_name": "", "port": 1}, "dns_name"),
-        ({"service": "s", "dns_name": "a..test", "port": 1}, "dns_name"),
-        ({"service": "s", "dns_name": "a.test"}, "port"),
-        ({"service": "s", "dns_name": "a.test", "port": 0}, "port"),
-        ({"service": "s", "dns_name": "a.test", "port": 70000}, "port"),
-        ({"service": "s", "dns_name": "a.test", "record_type": "MX", "port": 1}, "record_type"),
-        ({"service": "s", "dns_name": "a.test", "record_type": "SRV", "port": 1}, "port"),
-        ({"service": "s", "dns_name": "a.test", "record_type": "SRV", "weight": 5}, "weight"),
-        ({"service": "s", "dns_name": "a.test", "port": 1, "weight": 0}, "weight"),
-        (
-            {"service": "s", "dns_name": "a.test", "port": 1, "srv_target_type": "SRV"},
-            "srv_target_type",
-        ),
-        ({"service": "s", "dns_name": "a.test", "port": 1, "policy": "maglev"}, "policy"),
-    ],
-)
-def test_invalid_declarations_name_the_field(kwargs: dict[str, object], field: str) -> None:
-    """Each invalid declaration raises ValidationError naming the offending field."""
+_DECL = {"service": "s", "dns_name": "a.test"}
+INVALID: list[tuple[type, dict[str, object], str]] = [
+    # declarations
+    (DnsService, {"service": "bad name", "dns_name": "a.test", "port": 1}, "service"),
+    (DnsService, {**_DECL, "dns_name": "", "port": 1}, "dns_name"),
+    (DnsService, {**_DECL, "dns_name": "a..test", "port": 1}, "dns_name"),
+    (DnsService, _DECL, "port"),
+    (DnsService, {**_DECL, "port": 0}, "port"),
+    (DnsService, {**_DECL, "port": 70000}, "port"),
+    (DnsService, {**_DECL, "record_type": "MX", "port": 1}, "record_type"),
+    (DnsService, {**_DECL, "record_type": "SRV", "port": 1}, "port"),
+    (DnsService, {**_DECL, "record_type": "SRV", "weight": 5}, "weight"),
+    (DnsService, {**_DECL, "port": 1, "weight": 0}, "weight"),
+    (DnsService, {**_DECL, "port": 1, "srv_target_type": "SRV"}, "srv_target_type"),
+    (DnsService, {**_DECL, "port": 1, "policy": "maglev"}, "policy"),
+    # resolver settings: IP nameservers, port range, positive timeout, bool tcp
+    (ResolverConfig, {"nameservers": ("dns.example",)}, "nameservers"),
+    (ResolverConfig, {"nameservers": "127.0.0.1"}, "nameservers"),
+    (ResolverConfig, {"port": 0}, "port"),
+    (ResolverConfig, {"timeout": 0}, "timeout"),
+    (ResolverConfig, {"tcp": "yes"}, "tcp"),
+    # refresh settings, including min <= max for intervals and backoff
+    (RefreshPolicy, {"min_interval": 0}, "min_interval"),
+    (RefreshPolicy, {"min_interval": 10, "max_interval": 5}, "max_interval"),
+    (RefreshPolicy, {"backoff_initial": 10, "backoff_max": 1}, "backoff_max"),
+    (RefreshPolicy, {"backoff_jitter": 0.9}, "backoff_jitter"),
+    (RefreshPolicy, {"on_missing": "drop"}, "on_missing"),
+    (RefreshPolicy, {"missing_grace": -1}, "missing_grace"),
+]
+
+
+@pytest.mark.parametrize(("kind", "kwargs", "field"), INVALID)
+def test_invalid_settings_name_the_field(kind: type, kwargs: dict[str, object], field: str) -> None:
+    """Each invalid declaration, resolver or refresh setting raises ValidationError naming
+    the offending field."""
     with pytest.raises(ValidationError) as caught:
-        DnsService(**kwargs)  # type: ignore[arg-type]
-    assert caught.value.field == field
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"nameservers": ("dns.example",)}, "nameservers"),
-        ({"nameservers": "127.0.0.1"}, "nameservers"),
-        ({"port": 0}, "port"),
-        ({"timeout": 0}, "timeout"),
-        ({"tcp": "yes"}, "tcp"),
-    ],
-)
-def test_invalid_resolver_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:
-    """Resolver settings are checked: IP nameservers, port range, positive timeout, bool tcp."""
-    with pytest.raises(ValidationError) as caught:
-        ResolverConfig(**kwargs)  # type: ignore[arg-type]
-    assert caught.value.field == field
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"min_interval": 0}, "min_interval"),
-        ({"min_interval": 10, "max_interval": 5}, "max_interval"),
-        ({"backoff_initial": 10, "backoff_max": 1}, "backoff_max"),
-        ({"backoff_jitter": 0.9}, "backoff_jitter"),
-        ({"on_missing": "drop"}, "on_missing"),
-        ({"missing_grace": -1}, "missing_grace"),
-    ],
-)
-def test_invalid_refresh_settings_name_the_field(kwargs: dict[str, object], field: str) -> None:
-    """Refresh settings are checked, including min <= max for intervals and backoff."""
-    with pytest.raises(ValidationError) as caught:
-        RefreshPolicy(**kwargs)  # type: ignore[arg-type]
+        kind(**kwargs)
     assert caught.value.field == field
 
 

@@ -104,6 +104,42 @@ class ModelBase:
         self.last_nonce = int(response.nonce)
         assert all(r.type_url == response.type_url for r in response.resources)
 
+    def push(self, snapshot: Snapshot) -> None:
+        """The server got a new snapshot: take what it sends."""
+        raise NotImplementedError
+
+    def request_step(self, step: tuple[Any, ...]) -> None:
+        """Send the request a generated `request` step describes."""
+        raise NotImplementedError
+
+    def read(self, count: int) -> None:
+        raise NotImplementedError
+
+    def answer(self, t: TypeUrl, *, nack: bool) -> None:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        raise NotImplementedError
+
+    def drive(self, steps: list[tuple[Any, ...]], final: World, *, derived: bool) -> Snapshot:
+        """Play the generated steps, then publish `final` (every name) and let the
+        conversation go quiet; the last snapshot."""
+        publisher = Publisher()
+        for step in steps:
+            if step[0] == "snapshot":
+                self.push(publisher.publish(step[1], derived=step[2]))
+            elif step[0] == "read":
+                self.read(step[1])
+            elif step[0] == "answer":
+                self.answer(step[1], nack=step[2])
+            else:
+                self.request_step(step)
+        everything = {t: {n: final[t].get(n, 0) for n in NAMES} for t in (C, E)}
+        last = publisher.publish(everything, derived=derived, tag="-final")
+        self.push(last)
+        self.settle()
+        return last
+
 
 @dataclass
 class SotwModel(ModelBase):
@@ -152,6 +188,13 @@ class SotwModel(ModelBase):
         sub = self.sub.get(type_url, frozenset())
         return sub is None or name in sub
 
+    def push(self, snapshot: Snapshot) -> None:
+        self.emit(self.state.on_snapshot(snapshot), pushed=True)
+
+    def request_step(self, step: tuple[Any, ...]) -> None:
+        _, t, names, _, choice, nack = step
+        self.request(t, names, choice, nack=nack)
+
     def request(self, t: TypeUrl, names: tuple[str, ...], choice: str, *, nack: bool) -> None:
         nonce = self.nonce_for(t, choice)
         seen = self.seen[t]
@@ -199,22 +242,8 @@ def test_sotw_invariants_hold_for_any_conversation(
 ) -> None:
     """Any mix of (un)subscriptions, ACKs, NACKs, stale and garbage nonces, late reads and
     snapshots keeps every SotW invariant; a fresh snapshot then reaches the client exactly."""
-    model, publisher = SotwModel(), Publisher()
-    for step in steps:
-        if step[0] == "snapshot":
-            snapshot = publisher.publish(step[1], derived=step[2])
-            model.emit(model.state.on_snapshot(snapshot), pushed=True)
-        elif step[0] == "read":
-            model.read(step[1])
-        elif step[0] == "answer":
-            model.answer(step[1], nack=step[2])
-        else:
-            _, t, names, _, choice, nack = step
-            model.request(t, names, choice, nack=nack)
-    everything = {t: {n: final[t].get(n, 0) for n in NAMES} for t in (C, E)}
-    last = publisher.publish(everything, derived=derived, tag="-final")
-    model.emit(model.state.on_snapshot(last), pushed=True)
-    model.settle()
+    model = SotwModel()
+    last = model.drive(steps, final, derived=derived)
     for t in (C, E):
         held = {n: v for n, v in model.holds[t].items() if n in last.resources[t]}
         assert held == model.expected(last, t), t
@@ -271,6 +300,13 @@ class DeltaModel(ModelBase):
             del self.rejected[key]  # unsubscribed: the client forgot it
         self.holds[t] = {n: v for n, v in self.holds[t].items() if self.wants(t, n)}
 
+    def push(self, snapshot: Snapshot) -> None:
+        self.emit(self.state.on_snapshot(snapshot))
+
+    def request_step(self, step: tuple[Any, ...]) -> None:
+        _, t, subscribe, drop, choice, nack = step
+        self.request(t, subscribe, drop, choice, nack=nack)
+
     def request(
         self, t: TypeUrl, subscribe: tuple[str, ...], drop: tuple[str, ...], choice: str, *,
         nack: bool,
@@ -323,21 +359,8 @@ def test_delta_invariants_hold_for_any_conversation(
 ) -> None:
     """The same conversations over delta: every invariant on every response, and a fresh
     snapshot then leaves the client holding exactly what it subscribes to (removals told)."""
-    model, publisher = DeltaModel(), Publisher()
-    for step in steps:
-        if step[0] == "snapshot":
-            model.emit(model.state.on_snapshot(publisher.publish(step[1], derived=step[2])))
-        elif step[0] == "read":
-            model.read(step[1])
-        elif step[0] == "answer":
-            model.answer(step[1], nack=step[2])
-        else:
-            _, t, subscribe, drop, choice, nack = step
-            model.request(t, subscribe, drop, choice, nack=nack)
-    everything = {t: {n: final[t].get(n, 0) for n in NAMES} for t in (C, E)}
-    last = publisher.publish(everything, derived=derived, tag="-final")
-    model.emit(model.state.on_snapshot(last))
-    model.settle()
+    model = DeltaModel()
+    last = model.drive(steps, final, derived=derived)
     for t in (C, E):
         expected = {n: r.version for n, r in last.resources[t].items() if model.wants(t, n)}
         assert model.holds[t] == expected, t
