@@ -14,12 +14,15 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
+from google.protobuf import wrappers_pb2
+
 from tests.integration.envoy.conftest import Plane, plane_admin
-from xdscp.demo.backend import Backend
+from xdscp.demo.backend import WHO_METHOD, Backend
 from xdscp.model import BalancingPolicy, Endpoint, Service
 
 SERVICE = "web"
@@ -136,6 +139,24 @@ class ClientProcesses:
         """Stop every client started."""
         for client in self.started:
             await client.stop()
+
+
+@contextlib.asynccontextmanager
+async def who_through_envoy(plane: Plane) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """A channel to the plane's Envoy listener (authority `web`); yields a call that asks
+    which backend answers (raises `grpc.aio.AioRpcError` when the RPC fails)."""
+    address, options = f"127.0.0.1:{plane.listener_port}", [("grpc.default_authority", "web")]
+    async with grpc.aio.insecure_channel(address, options) as channel:
+        who = channel.unary_unary(
+            WHO_METHOD,
+            request_serializer=wrappers_pb2.StringValue.SerializeToString,
+            response_deserializer=wrappers_pb2.StringValue.FromString,
+        )
+
+        async def ask() -> str:
+            return str((await who(wrappers_pb2.StringValue(), timeout=2)).value)
+
+        yield ask
 
 
 def grpc_service(backends: list[Backend], weights: tuple[int, ...], **policy: Any) -> Service:

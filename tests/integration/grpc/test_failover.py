@@ -13,12 +13,11 @@ from collections import Counter
 
 import grpc
 import pytest
-from google.protobuf import wrappers_pb2
 
 from tests.integration.envoy.conftest import EnvoyStarter, Plane
-from tests.integration.grpc.harness import ClientStarter, in_sync
+from tests.integration.grpc.harness import ClientStarter, in_sync, who_through_envoy
 from xdscp.balancer import build_balancer, expected_shares
-from xdscp.demo.backend import WHO_METHOD, Backend
+from xdscp.demo.backend import Backend
 from xdscp.model import BalancingPolicy, Endpoint, Health, Service, UpstreamProtocol
 from xdscp.testing import wait_for
 from xdscp.translate import cluster_for, load_assignment_for
@@ -57,16 +56,8 @@ def _within_5_sigma(label: str, observed: Counter[str], predicted: dict[str, flo
 
 
 async def _through_envoy(plane: Plane, calls: int) -> Counter[str]:
-    address, options = f"127.0.0.1:{plane.listener_port}", [("grpc.default_authority", "web")]
-    async with grpc.aio.insecure_channel(address, options) as channel:
-        who = channel.unary_unary(
-            WHO_METHOD,
-            request_serializer=wrappers_pb2.StringValue.SerializeToString,
-            response_deserializer=wrappers_pb2.StringValue.FromString,
-        )
-        return Counter(
-            [(await who(wrappers_pb2.StringValue(), timeout=2)).value for _ in range(calls)]
-        )
+    async with who_through_envoy(plane) as who:
+        return Counter([await who() for _ in range(calls)])
 
 
 async def test_failover_shares_match_for_envoy_grpcio_and_grpc_go(
@@ -98,16 +89,10 @@ class _Loop:
         self.stop = asyncio.Event()
 
     async def through_envoy(self, plane: Plane) -> None:
-        address, options = f"127.0.0.1:{plane.listener_port}", [("grpc.default_authority", "web")]
-        async with grpc.aio.insecure_channel(address, options) as channel:
-            who = channel.unary_unary(
-                WHO_METHOD,
-                request_serializer=wrappers_pb2.StringValue.SerializeToString,
-                response_deserializer=wrappers_pb2.StringValue.FromString,
-            )
+        async with who_through_envoy(plane) as who:
             while not self.stop.is_set():
                 try:
-                    self.answers[(await who(wrappers_pb2.StringValue(), timeout=2)).value] += 1
+                    self.answers[await who()] += 1
                 except grpc.aio.AioRpcError:
                     self.failures += 1
                 self.rounds += 1

@@ -7,15 +7,18 @@ import asyncio
 import json
 from collections import Counter
 
-import grpc
 import pytest
-from google.protobuf import wrappers_pb2
 
 from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, plane_admin
 from tests.integration.grpc.expect import REFERENCE_PICKS, predicted_shares
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
+from tests.integration.grpc.harness import (
+    ClientStarter,
+    grpc_service,
+    in_sync,
+    who_through_envoy,
+)
 from tests.integration.parity.stats import assert_shares
-from xdscp.demo.backend import WHO_METHOD, Backend
+from xdscp.demo.backend import Backend
 from xdscp.model import LbPolicy, UpstreamProtocol
 
 pytestmark = [pytest.mark.grpc, pytest.mark.envoy]
@@ -73,16 +76,8 @@ async def test_envoy_and_grpcio_get_their_own_translation_of_one_service(
     )
     # The same backends through Envoy (HTTP/2 upstreams): 300 sequential RPCs, so no request
     # is ever active and least request reduces to Envoy's weighted EDF: 30 / 60 / 210.
-    address, options = f"127.0.0.1:{plane.listener_port}", [("grpc.default_authority", "web")]
-    async with grpc.aio.insecure_channel(address, options) as channel:
-        who = channel.unary_unary(
-            WHO_METHOD,
-            request_serializer=wrappers_pb2.StringValue.SerializeToString,
-            response_deserializer=wrappers_pb2.StringValue.FromString,
-        )
-        through_envoy = Counter(
-            [(await who(wrappers_pb2.StringValue(), timeout=2)).value for _ in range(300)]
-        )
+    async with who_through_envoy(plane) as who:
+        through_envoy = Counter([await who() for _ in range(300)])
     assert set(through_envoy) == {"b0", "b1", "b2"}, through_envoy
     for name, want in (("b0", 30), ("b1", 60), ("b2", 210)):
         assert abs(through_envoy[name] - want) <= 2, through_envoy
