@@ -280,7 +280,7 @@ def check_printed_failure_commands(printed: str, port: int) -> None:
     """The printed failure commands work: b2 fails, the printed outlier detection + retries
     policy reaches Envoy (requests stop failing), Envoy's printed stats count b2's ejection,
     and b2 recovers."""
-    urls = re.findall(r"curl -X POST '?(http://127\.0\.0\.1:\d+/_demo/\w+[^' ]*)", printed)
+    urls = re.findall(r"curl -X POST '?(http://127\.0\.0\.1:\d+/_demo/\w+[^'\s]*)", printed)
     fail, recover = urls
     stats_url = re.findall(r"curl -s '(http://127\.0\.0\.1:\d+/stats\?filter=outlier)'", printed)
     policy_set = next(line for line in printed.splitlines() if "--consecutive-5xx" in line)
