@@ -205,8 +205,8 @@ async def drain_stack(
     async with running_backends(configs) as backends, contextlib.AsyncExitStack() as stack:
         serve, xds, admin, listener = await _serve(etcd, tmp)
         stack.callback(_stop, serve)
-        policy = xdscp("policy", "set", "web", "--lb", "round_robin", "--upstream-protocol", "http2", "--etcd",
-                       etcd.url, log=tmp / "cli.log")  # fmt: skip
+        policy = xdscp("policy", "set", "web", "--lb", "round_robin", "--upstream-protocol",
+                       "http2", "--etcd", etcd.url, log=tmp / "cli.log")  # fmt: skip
         assert await asyncio.to_thread(policy.wait, 30) == 0
         envoy = await _envoy(xds, tmp)
         stack.callback(envoy.stop)
