@@ -48,7 +48,7 @@ FAILING = "b2"
 THRESHOLD = 3
 RETRIES = 2
 INTERVAL_S = 1.0
-BASE_EJECTION_S = 5.0
+BASE_EJECTION_S = 8.0
 MAX_UNTIL_EJECTED = 30  # requests: b2 gets every third one, so 3 failures take about 9
 PLAIN = BalancingPolicy(lb=LbPolicy.ROUND_ROBIN)
 GUARDED = BalancingPolicy(
