@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import signal
 import subprocess
 import sys
@@ -165,9 +166,14 @@ async def _serve(etcd: EtcdServer, tmp: Path) -> tuple[subprocess.Popen[bytes], 
 
     def ready() -> bool:
         assert process.poll() is None, (tmp / "serve.log").read_text()[-2000:]
-        with contextlib.suppress(Exception):
-            return bool(get_json(admin, "/readyz") is not None)
-        return False
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=2)
+        try:
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
 
     await asyncio.to_thread(wait_until, ready, 30)
     return process, xds, admin, listener
