@@ -10,11 +10,11 @@ from typing import Any
 from xdscp.errors import ProcessError
 
 
-def get_json(port: int, path: str) -> Any:
-    """GET http://127.0.0.1:`port``path` and decode its JSON body."""
+def get_json(port: int, path: str, method: str = "GET") -> Any:
+    """GET (or `method`) http://127.0.0.1:`port``path` and decode its JSON body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        conn.request("GET", path)
+        conn.request(method, path)
         response = conn.getresponse()
         body = response.read()
     except OSError as exc:
@@ -84,3 +84,50 @@ class AdminClient:
     async def envoy_listener_ports(self) -> set[int]:
         """The ports Envoy's active listeners are bound to."""
         return await asyncio.to_thread(self._listener_ports)
+
+    def _stats(self, prefix: str) -> dict[str, int]:
+        stats = get_json(self.envoy_port, f"/stats?format=json&filter=^{prefix}").get("stats", [])
+        return {s["name"]: int(s["value"]) for s in stats if isinstance(s.get("value"), int)}
+
+    async def envoy_stats(self, prefix: str) -> dict[str, int]:
+        """Envoy's counters and gauges whose names start with `prefix`."""
+        return await asyncio.to_thread(self._stats, prefix)
+
+    def _host_flags(self, cluster: str, endpoint: str) -> set[str] | None:
+        statuses = get_json(self.envoy_port, "/clusters?format=json").get("cluster_statuses", [])
+        for status in statuses:
+            if status.get("name") != cluster:
+                continue
+            for host in status.get("host_statuses", []):
+                address = host.get("address", {}).get("socket_address", {})
+                if f"{address.get('address')}:{address.get('port_value')}" == endpoint:
+                    health = host.get("health_status", {})
+                    return {k for k, v in health.items() if v is True}
+        return None
+
+    async def envoy_host_flags(self, cluster: str, endpoint: str) -> set[str] | None:
+        """The health flags (`failed_outlier_check`, ...) Envoy's /clusters shows for one
+        host of `cluster`; None when Envoy does not hold that host."""
+        return await asyncio.to_thread(self._host_flags, cluster, endpoint)
+
+    def _route_retries(self, cluster: str) -> int | None:
+        dump = get_json(self.envoy_port, "/config_dump?resource=dynamic_route_configs")
+        for config in dump.get("configs", []):
+            for vhost in config.get("route_config", {}).get("virtual_hosts", []):
+                for route in vhost.get("routes", []):
+                    action = route.get("route", {})
+                    if action.get("cluster") == cluster:
+                        retry = action.get("retry_policy")
+                        return None if retry is None else int(retry.get("num_retries", 1))
+        return None
+
+    async def envoy_route_retries(self, cluster: str) -> int | None:
+        """The retries of Envoy's route to `cluster` as Envoy holds it (None: no retry policy)."""
+        return await asyncio.to_thread(self._route_retries, cluster)
+
+
+async def backend_control(port: int, action: str) -> Any:
+    """Tell the demo backend on 127.0.0.1:`port` to `fail` / `recover` (POST), or read its
+    `counts` (GET): its `/_demo/` paths."""
+    method = "GET" if action == "counts" else "POST"
+    return await asyncio.to_thread(get_json, port, f"/_demo/{action}", method)

@@ -6,8 +6,13 @@ NAME; any client can call it without generated code (grpc-go: `conn.Invoke` with
 `wrapperspb.StringValue`).
 
 Failures on demand (`Backend.faults`): `fail(503)` makes every request answer 503 (gRPC:
-UNAVAILABLE) until `recover()`; `set_healthy(False)` makes `GET /healthz` answer 503. The
-backend counts what it received (requests, health checks) and its most concurrent requests.
+UNAVAILABLE) until `recover()`; `set_healthy(False)` makes `GET /healthz` answer 503; `hold()`
+keeps every new HTTP request waiting (in flight) until `release()`. The backend counts what it
+received (requests, health checks) and its most concurrent requests.
+
+A backend run in another process (`xdscp backend`, the demo's) is told the same over HTTP on
+its own port, under `/_demo/` (never counted as requests): `POST /_demo/fail?status=503`,
+`POST /_demo/recover`, `GET /_demo/counts` (JSON: requests, failed, health_checks, in_flight).
 
 It also serves `grpc.health.v1.Health` (overall and for `xdscp.demo.Echo`: SERVING until
 `set_serving(False)`), and counts the gRPC calls it answers.
@@ -19,6 +24,7 @@ import asyncio
 import json
 import sys
 import threading
+import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +52,7 @@ class BackendConfig:
 
 
 HEALTH_PATH = "/healthz"
+CONTROL_PREFIX = "/_demo/"
 
 
 class Faults:
@@ -60,6 +67,8 @@ class Faults:
         self.health_checks = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self._released = threading.Event()
+        self._released.set()
 
     def fail(self, status: int = 503) -> None:
         """Answer every request with `status` from now on."""
@@ -68,6 +77,29 @@ class Faults:
     def recover(self) -> None:
         """Answer normally again."""
         self.status = 0
+
+    def hold(self) -> None:
+        """Keep every HTTP request that arrives from now on in flight until `release()`."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Let held requests (and later ones) answer."""
+        self._released.set()
+
+    def wait_released(self) -> None:
+        """Block while requests are held."""
+        self._released.wait()
+
+    def counts(self) -> dict[str, int]:
+        """What the backend received so far (for `GET /_demo/counts`)."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "failed": self.failed,
+                "health_checks": self.health_checks,
+                "in_flight": self.in_flight,
+                "status": self.status,
+            }
 
     def set_healthy(self, healthy: bool) -> None:
         """What `GET /healthz` answers: 200, or 503 when False."""
@@ -111,16 +143,44 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == HEALTH_PATH:
             self._answer(200 if faults.health() else 503)
             return
+        if self.path.startswith(CONTROL_PREFIX):
+            self._control("GET")
+            return
         status = faults.begin()
         try:
+            faults.wait_released()
             if self.server.delay_s:
                 threading.Event().wait(self.server.delay_s)
             self._answer(status or 200)
         finally:
             faults.end()
 
-    def _answer(self, status: int) -> None:
-        body = json.dumps({"backend": self.server.name}).encode()
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self._control("POST")
+
+    def _control(self, method: str) -> None:
+        """`/_demo/` requests: fail, recover, counts (see the module's docstring)."""
+        faults = self.server.faults
+        url = urllib.parse.urlsplit(self.path)
+        action = (method, url.path.removeprefix(CONTROL_PREFIX))
+        if action == ("POST", "fail"):
+            status = urllib.parse.parse_qs(url.query).get("status", ["503"])[0]
+            if not status.isdigit() or not 400 <= int(status) <= 599:
+                self._answer(400, {"error": f"status must be 400..599, got {status!r}"})
+                return
+            faults.fail(int(status))
+            log.info("backend_failing", name=self.server.name, status=int(status))
+        elif action == ("POST", "recover"):
+            faults.recover()
+            log.info("backend_recovered", name=self.server.name)
+        elif action != ("GET", "counts"):
+            self._answer(404, {"error": f"{method} {url.path}: no such control"})
+            return
+        self._answer(200, faults.counts())
+
+    def _answer(self, status: int, document: dict[str, Any] | None = None) -> None:
+        body = json.dumps({"backend": self.server.name, **(document or {})}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -239,7 +299,8 @@ class Backend:
         )
 
     async def stop(self) -> None:
-        """Stop both servers."""
+        """Stop both servers (held requests are released first)."""
+        self.faults.release()
         if self._http is not None:
             await asyncio.to_thread(self._http.shutdown)
             self._http.server_close()

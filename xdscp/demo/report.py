@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
+from xdscp.demo.failure import BASE_EJECTION_S, FAILING, GUARDED, THRESHOLD, FailureOutcome
 from xdscp.demo.tour import Outcome, describe
 from xdscp.errors import ConfigError
 from xdscp.model import parse_host_port
@@ -114,6 +115,57 @@ def summary(outcomes: Sequence[Outcome], seconds: float) -> str:
     )
 
 
+def _pair(got: float, want: float) -> str:
+    return f"{got:g}[dim]/{round(want, 1):g}[/]"
+
+
+def failure_table(outcome: FailureOutcome) -> Table:
+    """The failure scene: per step, client errors, what the failing backend received while
+    failing, and each backend's successful answers, as measured/predicted."""
+    assert GUARDED.retries is not None  # noqa: S101 - the scene's own constant
+    result = Table(
+        title=f"failure scene: {FAILING} answers 503 (round_robin), then the policy"
+        f" consecutive_5xx {THRESHOLD} + {GUARDED.retries.num_retries} retries"
+        " [dim](measured/predicted)[/]",
+        caption=_failure_verdict(outcome),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    names = sorted({n for step in outcome.steps for n in step.predicted})
+    result.add_column("step")
+    for column in ("requests", "errors", f"{FAILING} failed", *names):
+        result.add_column(column, justify="right")
+    labels = ("no policy", "until ejected", "ejected", "recovered")
+    for label, step in zip(labels, outcome.steps, strict=True):
+        mark = "[green]✓[/]" if step.ok else "[red]✗[/]"
+        answers = [
+            _pair(step.answered.get(n, 0), step.predicted[n]) if step.predicted
+            else str(step.answered.get(n, 0))
+            for n in names
+        ]  # fmt: skip
+        result.add_row(
+            f"{mark} {label}", str(step.requests), _pair(step.errors, step.predicted_errors),
+            _pair(step.failing_received, step.predicted_failing), *answers,
+        )  # fmt: skip
+    return result
+
+
+def _failure_verdict(outcome: FailureOutcome) -> str:
+    without, until, ejected, _ = outcome.steps
+    guarded = sum(s.requests for s in outcome.steps[1:])
+    guarded_errors = sum(s.errors for s in outcome.steps[1:])
+    mark = "[green]✓[/]" if outcome.ok else "[red]✗ prediction missed[/]"
+    return (
+        f"{mark} no policy: {without.errors}/{without.requests} requests failed (predicted"
+        f" {without.predicted_errors:.0f}); outlier detection + retries: {guarded_errors}/"
+        f"{guarded} failed. Envoy ejected {FAILING} after {until.failing_received} failures"
+        f" (threshold {THRESHOLD}; ejections_enforced_total +{outcome.ejections_enforced},"
+        f" ejections_active {outcome.ejections_active}); {ejected.failing_received} requests"
+        f" reached it while ejected; back in rotation {outcome.back_after_s:.1f} s after it"
+        f" recovered (base_ejection_time {BASE_EJECTION_S:g} s)"
+    )
+
+
 def xdscp_command() -> str:
     """How the user runs xdscp: `xdscp` when that is this installation, else its path."""
     beside = Path(sys.executable).parent / "xdscp"
@@ -135,6 +187,7 @@ class Endpoints:
     admin_port: int
     envoy_admin_port: int
     spare_port: int
+    failing_port: int  # the failure scene's backend (b2)
 
 
 def instructions(where: Endpoints) -> list[tuple[str, list[str]]]:
@@ -167,6 +220,17 @@ def instructions(where: Endpoints) -> list[tuple[str, list[str]]]:
             ],
         ),
         (
+            f"Make {FAILING} fail, and let Envoy route around it",
+            [
+                f"curl -X POST 'http://127.0.0.1:{where.failing_port}/_demo/fail?status=503'",
+                f"{x} policy set {svc} --lb round_robin --consecutive-5xx {THRESHOLD}"
+                f" --base-ejection-time 30s --max-ejection-percent 50 --retry-on 5xx"
+                f" --num-retries 2 {etcd}",
+                f"curl -s 'http://127.0.0.1:{where.envoy_admin_port}/stats?filter=outlier'",
+                f"curl -X POST http://127.0.0.1:{where.failing_port}/_demo/recover",
+            ],
+        ),
+        (
             "Look inside",
             [
                 f"{x} status --admin {admin}",
@@ -187,10 +251,44 @@ def print_instructions(console: Console, where: Endpoints) -> None:
     console.rule("Ctrl-C stops every process")
 
 
-def write_json(path: Path, outcomes: Sequence[Outcome], children: list[dict[str, object]]) -> None:
-    """The tour's results and the children's pids and ports, for tests and CI."""
+def _failure_json(outcome: FailureOutcome | None) -> dict[str, object] | None:
+    if outcome is None:
+        return None
+    return {
+        "backend": outcome.backend,
+        "endpoint": outcome.endpoint,
+        "threshold": THRESHOLD,
+        "ejections_enforced": outcome.ejections_enforced,
+        "ejections_active": outcome.ejections_active,
+        "back_after_s": outcome.back_after_s,
+        "ok": outcome.ok,
+        "steps": [
+            {
+                "label": s.label,
+                "requests": s.requests,
+                "errors": s.errors,
+                "predicted_errors": s.predicted_errors,
+                "failing_received": s.failing_received,
+                "answered": dict(s.answered),
+                "predicted": dict(s.predicted),
+                "ok": s.ok,
+            }
+            for s in outcome.steps
+        ],
+    }
+
+
+def write_json(
+    path: Path,
+    outcomes: Sequence[Outcome],
+    children: list[dict[str, object]],
+    failure: FailureOutcome | None = None,
+) -> None:
+    """The tour's results, the failure scene's and the children's pids and ports, for tests
+    and CI."""
     document = {
         "children": children,
+        "failure": _failure_json(failure),
         "strategies": [
             {
                 "policy": str(o.policy.lb),

@@ -14,9 +14,11 @@ from pathlib import Path
 from rich.console import Console
 
 from xdscp.demo.admin import AdminClient
+from xdscp.demo.failure import FAILING, FailureOutcome, run_failure
 from xdscp.demo.report import (
     Endpoints,
     Steps,
+    failure_table,
     print_instructions,
     summary,
     table,
@@ -109,7 +111,8 @@ async def _register(
     return names
 
 
-async def _tour(setup: TourSetup, console: Console) -> list[Outcome]:
+async def _tour(setup: TourSetup, console: Console) -> tuple[list[Outcome], FailureOutcome]:
+    """Every strategy, then the failure scene."""
     await wait_listener(setup.admin, setup.listener_port)
     started = time.monotonic()
     outcomes = []
@@ -118,7 +121,9 @@ async def _tour(setup: TourSetup, console: Console) -> list[Outcome]:
         console.print(table(outcome, index, len(STRATEGIES)))
         outcomes.append(outcome)
     console.print(summary(outcomes, time.monotonic() - started))
-    return outcomes
+    failure = await run_failure(setup)
+    console.print(failure_table(failure))
+    return outcomes, failure
 
 
 async def _stay_up(stack: Stack) -> None:
@@ -155,10 +160,10 @@ async def _play(options: DemoOptions, stack: Stack, console: Console) -> bool:
             names=names,
             requests=options.requests,
         )
-        outcomes = await _tour(setup, console)
+        outcomes, failure = await _tour(setup, console)
         if options.report is not None:
-            write_json(options.report, outcomes, stack.children())
-        ok = all(o.ok for o in outcomes)
+            write_json(options.report, outcomes, stack.children(), failure)
+        ok = all(o.ok for o in outcomes) and failure.ok
         if not options.once:
             await apply_policy(setup, BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))
             console.print(f"the policy of {SERVICE!r} is weighted_round_robin again")
@@ -175,6 +180,7 @@ def _endpoints(stack: Stack) -> Endpoints:
         stack.admin_port,
         stack.envoy_admin_port,
         free_port(),
+        next(b.ports["http"] for b in stack.backends if b.name == f"backend {FAILING}"),
     )
 
 
@@ -190,7 +196,7 @@ def _ignoring_sigint() -> Iterator[None]:
 
 async def run(options: DemoOptions, console: Console) -> bool:
     """Check, start, tour, (unless --once) stay up, and stop every child whatever happens;
-    True when every measured split matched its prediction."""
+    True when every measured split, and the failure scene, matched its prediction."""
     stack = Stack(options.stack)  # checks binaries and ports before anything starts
     try:
         with Steps(console) as steps:

@@ -57,14 +57,14 @@ class _Connection:
             "127.0.0.1", self._port, timeout=10, source_address=(self.source_ip, 0)
         )
 
-    def _get(self, host: str, headers: Mapping[str, str]) -> str:
+    def _get(self, host: str, headers: Mapping[str, str]) -> tuple[int, str | None]:
         self._conn.request("GET", "/", headers={"Host": host, **headers})
         response = self._conn.getresponse()
         response.read()
-        return response.getheader("x-backend") or f"status:{response.status}"
+        return response.status, response.getheader("x-backend")
 
-    def get(self, host: str, headers: Mapping[str, str]) -> str:
-        """One GET; the answering backend's name, or `status:<code>` without one. A
+    def exchange(self, host: str, headers: Mapping[str, str]) -> tuple[int, str | None]:
+        """One GET; its status and the answering backend's name (None without one). A
         connection Envoy closed in between is reopened once."""
         try:
             return self._get(host, headers)
@@ -73,9 +73,24 @@ class _Connection:
             self._conn = self._open()
             return self._get(host, headers)
 
+    def get(self, host: str, headers: Mapping[str, str]) -> str:
+        """One GET; the answering backend's name, or `status:<code>` without one."""
+        status, backend = self.exchange(host, headers)
+        return backend or f"status:{status}"
+
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+
+def send_plain(port: int, host: str, count: int) -> list[tuple[int, str | None]]:
+    """`count` plain GETs in order on one connection: each one's status and backend name
+    (a failing backend names itself on its error answers too)."""
+    conn = _Connection(port, "127.0.0.1")
+    try:
+        return [conn.exchange(host, {}) for _ in range(count)]
+    finally:
+        conn.close()
 
 
 def send(port: int, host: str, requests: Sequence[Request]) -> list[str]:

@@ -329,6 +329,18 @@ class EtcdClient:
         response = await self.call("KV", "Txn", request, idempotent=False)
         return bool(response.succeeded), int(response.header.revision)
 
+    async def put_if_leased(self, key: bytes, value: bytes, *, lease: int) -> bool:
+        """Overwrite `key` only while it exists attached to `lease` (one transaction); False
+        when it was deleted or is held by another lease meanwhile. Retrying is safe: the
+        same value under the same lease."""
+        held = rpc_pb2.Compare(
+            key=key, target=rpc_pb2.Compare.LEASE, result=rpc_pb2.Compare.EQUAL, lease=lease
+        )
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease))
+        request = rpc_pb2.TxnRequest(compare=[held], success=[put])
+        response = await self.call("KV", "Txn", request, idempotent=True)
+        return bool(response.succeeded)
+
     async def delete(self, key: bytes, *, prefix: bool = False) -> int:
         """Delete a key (or every key under a prefix); returns how many were deleted."""
         end = prefix_range_end(key) if prefix else b""

@@ -191,12 +191,16 @@ async def _drain(
     """Mark the endpoint DRAINING under its lease (kept alive meanwhile), then wait."""
     if seconds <= 0:
         return
-    done.value = draining_value(done.registration, placement)
+    value = draining_value(done.registration, placement)
     try:
-        await client.put(done.key.encode(), done.value, lease=done.lease_id)
+        held = await client.put_if_leased(done.key.encode(), value, lease=done.lease_id)
     except EtcdError as exc:
         log.warning("drain_failed", key=done.key, error=str(exc))
         return
+    if not held:  # deregistered meanwhile (`xdscp deregister`): never write it back
+        log.info("drain_skipped", key=done.key, reason="the key is gone or held by another lease")
+        return
+    done.value = value
     log.info("draining", key=done.key, seconds=seconds)
     await asyncio.sleep(seconds)  # the drain itself: in-flight work finishes meanwhile
 
@@ -254,7 +258,9 @@ async def deregister(
         if kv is None:
             return False
         registration = parse_native_value(service, endpoint_id, kv.value)
-        await client.put(key, draining_value(registration, placement), lease=kv.lease)
+        value = draining_value(registration, placement)
+        if not await client.put_if_leased(key, value, lease=kv.lease):
+            return False  # gone (or replaced) since it was read: nothing to drain
         log.info("draining", key=key.decode(), seconds=drain)
         await asyncio.sleep(drain)  # the drain itself: in-flight work finishes meanwhile
     return await client.delete(key) > 0

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
@@ -108,6 +109,28 @@ def counts(strategy: dict[str, Any]) -> dict[str, int]:
     return {b["name"]: b["measured"] for b in strategy["backends"]}
 
 
+def check_failure_scene(failure: dict[str, Any], requests: int) -> None:
+    """b2 failing: a third of the requests fail without a policy (as the reference predicts);
+    with outlier detection + retries none fail, b2 receives the threshold's 3 (one more in
+    flight at most) before Envoy counts the ejection, none while ejected, and it is back in
+    rotation after recovering."""
+    assert failure["ok"], failure
+    assert failure["backend"] == "b2"
+    assert (failure["ejections_enforced"], failure["ejections_active"]) == (1, 1)
+    without, until, ejected, back = failure["steps"]
+    assert all(s["requests"] == requests for s in (without, ejected, back))
+    assert abs(without["errors"] - requests / 3) <= 1.5
+    assert without["failing_received"] == without["errors"]
+    assert without["answered"].get("b2", 0) == 0
+    assert 3 <= until["failing_received"] <= 4
+    assert until["errors"] == ejected["errors"] == back["errors"] == 0
+    assert ejected["failing_received"] == 0
+    assert ejected["answered"].get("b2", 0) == 0
+    assert all(abs(ejected["answered"][b] - requests / 2) <= 1.5 for b in ("b1", "b3"))
+    assert all(abs(back["answered"][b] - requests / 3) <= 1.5 for b in ("b1", "b2", "b3"))
+    assert failure["back_after_s"] < 30
+
+
 def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) -> None:
     """`--once --requests 300`: exit 0, a table per strategy, shares where the reference
     balancer puts them (rotations within 1.5 requests, random ones within 5 sigma and away
@@ -120,8 +143,10 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     for index, name in enumerate(STRATEGIES, 1):
         assert f"[{index}/8] {name}" in result.stdout
+    assert "failure scene: b2 answers 503" in result.stdout
     assert "✗" not in result.stdout
     document = json.loads(report.read_text())
+    check_failure_scene(document["failure"], 90)
     by_policy = {s["policy"]: s for s in document["strategies"]}
     assert list(by_policy) == list(STRATEGIES)
     for strategy in document["strategies"]:
@@ -157,7 +182,9 @@ def test_once_over_delta_xds_matches_every_prediction(tmp_path: Path) -> None:
     result = run_demo("--once", "--delta", "--requests", "100", "--report", str(report),
                       tmp=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    strategies = json.loads(report.read_text())["strategies"]
+    document = json.loads(report.read_text())
+    strategies = document["strategies"]
+    check_failure_scene(document["failure"], 90)
     assert [s["policy"] for s in strategies] == list(STRATEGIES)
     assert all(s["errors"] == 0 and sum(counts(s).values()) == 100 for s in strategies)
     hashed = [s for s in strategies if s["policy"] in ("ring_hash", "maglev", "source_ip_hash")]
@@ -225,6 +252,49 @@ def backend_of(port: int, headers: dict[str, str] | None = None) -> str:
         conn.close()
 
 
+def status_of(port: int) -> int:
+    """The status of one GET through Envoy on 127.0.0.1:port (Host: web)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/", headers={"Host": "web"})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def read_text(url: str) -> str:
+    """GET `url`; its body."""
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return str(answer.read().decode())
+
+
+def post(url: str) -> dict[str, Any]:
+    """POST to a demo backend's /_demo/ URL; its JSON answer."""
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def check_printed_failure_commands(printed: str, port: int) -> None:
+    """The printed failure commands work: b2 fails, the printed outlier detection + retries
+    policy reaches Envoy (requests stop failing), Envoy's printed stats count b2's ejection,
+    and b2 recovers."""
+    urls = re.findall(r"curl -X POST '?(http://127\.0\.0\.1:\d+/_demo/\w+[^'\s]*)", printed)
+    fail, recover = urls
+    stats_url = re.findall(r"curl -s '(http://127\.0\.0\.1:\d+/stats\?filter=outlier)'", printed)
+    policy_set = next(line for line in printed.splitlines() if "--consecutive-5xx" in line)
+    assert post(fail)["status"] == 503
+    subprocess.run(shlex.split(policy_set), check=True, capture_output=True, timeout=30)
+    ejected = "cluster.web.outlier_detection.ejections_enforced_total: 1"
+    deadline = time.monotonic() + 20
+    while ejected not in read_text(stats_url[0]).splitlines():  # Envoy ejects b2
+        status_of(port)
+        assert time.monotonic() < deadline, "printed outlier policy did not eject b2"
+    assert [status_of(port) for _ in range(30)] == [200] * 30
+    assert post(recover)["status"] == 0
+
+
 def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
     """Without --once the demo stays up and prints commands with its real ports: curl
     through Envoy gets the weighted split, the printed `policy set` makes a user stick to one
@@ -243,13 +313,14 @@ def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
         port = int(re.findall(r"curl -H 'Host: web' http://127\.0\.0\.1:(\d+)/", printed)[0])
         split = Counter(backend_of(port) for _ in range(20))
         assert all(abs(split[b] - 20 * p) <= 1 for b, p in WEIGHT_SHARES.items()), split
-        policy_set = next(line for line in printed.splitlines() if " policy set web " in line)
+        policy_set = next(line for line in printed.splitlines() if "--lb maglev" in line)
         subprocess.run(shlex.split(policy_set), check=True, capture_output=True, timeout=30)
         deadline = time.monotonic() + 10
         # Weighted round robin spreads any 10 requests in a row over 2-3 backends; once
         # Maglev hashes x-user, all of alice's requests go to one backend.
         while len({backend_of(port, {"x-user": "alice"}) for _ in range(10)}) != 1:
             assert time.monotonic() < deadline, "printed policy set not applied"
+        check_printed_failure_commands(printed, port)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
     finally:

@@ -23,10 +23,12 @@ from tests.integration.envoy.conftest import (
     plane_admin,
     running_backends,
 )
+from xdscp.balancer import simulate_hot_key
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Service
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_for
+from xdscp.translate import client_resources
 
 pytestmark = pytest.mark.envoy
 
@@ -315,39 +317,73 @@ def _envoy_slots(active: int, factor: int, hosts: int) -> int:
     return max(math.ceil(total / hosts), 1)
 
 
-async def test_bounded_load_spreads_a_hot_key(plane: Plane, envoy: EnvoyStarter) -> None:
+async def _hold_hot_key(
+    plane: Plane, hosts: list[Backend], key: str, n: int
+) -> tuple[list[threading.Thread], dict[str, int]]:
+    """`n` requests for `key`, each sent once the previous one reached a backend, all held
+    there (in flight); the threads sending them and the backend each reached."""
+    before = {b.config.name: b.faults.requests for b in hosts}
+    for backend in hosts:
+        backend.faults.reset_max_in_flight()
+        backend.faults.hold()
+    threads = []
+    for i in range(n):
+        thread = threading.Thread(target=_sequential, args=(plane.listener_port, 1, {"x-key": key}))
+        thread.start()
+        threads.append(thread)
+        await wait_for(lambda i=i: sum(b.faults.requests for b in hosts) - sum(before.values()) > i)
+    return threads, {b.config.name: b.faults.requests - before[b.config.name] for b in hosts}
+
+
+async def _release(proxy: EnvoyProcess, hosts: list[Backend], threads: list[Any]) -> None:
+    """Answer the held requests and wait until Envoy counts none active."""
+    for backend in hosts:
+        backend.faults.release()
+    await asyncio.to_thread(lambda: [t.join() for t in threads])
+    for _ in range(500):
+        if (await _stats(proxy, "cluster.web.upstream_rq_active")).get(
+            "cluster.web.upstream_rq_active"
+        ) == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("Envoy still counts active requests")
+
+
+async def test_bounded_load_spreads_a_hot_key_where_the_reference_predicts(
+    plane: Plane, envoy: EnvoyStarter
+) -> None:
     """ring_hash on x-key with hash_balance_factor 150, 9 requests for one key held in flight
     (each sent once the previous one reached a backend): no backend holds more than Envoy's
     bound (its capacity at the last pick + 1, here 6; 1.5 x average = 4.5), and the overflow
-    lands on the ring's other hosts (recorded per backend). Without the factor all 9 would
-    sit on one host."""
+    lands on exactly the backends, in exactly the numbers, that the reference balancer's
+    `simulate_hot_key` (`xdscp simulate --hot-key K --concurrency 9`) predicts for the same
+    resources, for each of several keys. Without the factor all 9 would sit on one host."""
     n, factor = 9, 150
-    configs = [BackendConfig(f"h{i}", grpc_port=-1, delay_s=3.0) for i in range(3)]
+    configs = [BackendConfig(f"h{i}", grpc_port=-1) for i in range(3)]
     async with running_backends(configs) as hosts:
         policy = {"lb": LbPolicy.RING_HASH, "hash_on": (HashOn.parse("header:x-key"),),
                   "hash_balance_factor": factor}  # fmt: skip
-        await _start(plane, envoy, _service(hosts, **policy))
-        for backend in hosts:
-            backend.faults.reset_max_in_flight()
-        before = {b.config.name: b.faults.requests for b in hosts}
-        threads = []
-        for i in range(n):
-            thread = threading.Thread(
-                target=_sequential, args=(plane.listener_port, 1, {"x-key": "hot"})
+        service = _service(hosts, **policy)
+        proxy = await _start(plane, envoy, service)
+        await _release(proxy, hosts, [])
+        names = {f"127.0.0.1:{b.http_port}": b.config.name for b in hosts}
+        rows = []
+        for key in ("hot", "user-42", "tenant-a", "z"):
+            threads, landed = await _hold_hot_key(plane, hosts, key, n)
+            most = {b.config.name: b.faults.max_in_flight for b in hosts}
+            await _release(proxy, hosts, threads)
+            predicted = simulate_hot_key(
+                service, client_resources("envoy"), key=key, concurrency=n, requests=n
             )
-            thread.start()
-            threads.append(thread)
-            await wait_for(
-                lambda i=i: sum(b.faults.requests for b in hosts) - sum(before.values()) > i
-            )
-        most = {b.config.name: b.faults.max_in_flight for b in hosts}
-        landed = {b.config.name: b.faults.requests - before[b.config.name] for b in hosts}
-        await asyncio.to_thread(lambda: [t.join() for t in threads])
+            expected = {name: predicted.requests.get(k, 0) for k, name in names.items()}
+            rows.append((key, landed, expected, most))
     bound = _envoy_slots(n - 1, factor, 3) + 1
-    print(
-        f"\nbounded load: {n} hot-key requests in flight landed {landed}; most in flight "
-        f"{most}; Envoy's bound {bound} (factor x average {factor / 100 * n / 3:.1f})"
-    )
-    assert max(most.values()) <= bound
-    assert sum(1 for count in landed.values() if count) >= 2
-    assert sum(landed.values()) == n
+    print(f"\nbounded load, factor {factor}, {n} requests of one key held in flight:")
+    for key, landed, expected, most in rows:
+        print(f"  key {key!r}: Envoy {landed}, reference {expected}; most in flight {most}")
+    print(f"  Envoy's bound {bound} (factor x average {factor / 100 * n / 3:.1f})")
+    for key, landed, expected, most in rows:
+        assert landed == expected, key
+        assert max(most.values()) <= bound
+        assert sum(1 for count in landed.values() if count) >= 2
+        assert sum(landed.values()) == n

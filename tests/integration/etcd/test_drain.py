@@ -68,6 +68,33 @@ async def test_deregister_drain_marks_then_deletes(etcd_server: EtcdServer) -> N
             await wait_for(lambda: recorder.last == {})
 
 
+async def test_a_registrar_never_writes_back_a_key_deregistered_under_it(
+    etcd_server: EtcdServer,
+) -> None:
+    """`xdscp deregister` removes a key whose registrar still runs (drain 1.5 s): when that
+    registrar leaves, it does not write the endpoint back as DRAINING (it would reappear
+    for the whole drain); the source never sees the endpoint again and the key stays gone.
+    A deregister --drain of a key deleted meanwhile reports it as not registered."""
+    registration = build_registration("api", "10.0.0.8", 8080)
+    async with EtcdClient(etcd_server.config()) as client:
+        source, recorder = EtcdRegistrySource(client, min_interval=0.0), Recorder()
+        async with running(source, recorder):
+            async with register(client, registration, ttl=5, drain=1.5) as done:
+                await wait_for(lambda: _health(recorder) == [Health.HEALTHY])
+                assert await deregister(client, "api", "10.0.0.8:8080", Placement())
+                await wait_for(lambda: recorder.last == {})
+                seen = len(recorder.sets)
+            assert done.revoked
+            marker = build_registration("api", "10.0.0.99", 1)  # a later write, to sync on
+            async with register(client, marker, ttl=5):
+                await wait_for(lambda: _health(recorder) == [Health.HEALTHY])
+            hosts = [{e.key for s in set_.values() for e in s.endpoints} for set_ in recorder.sets]
+            assert not [h for h in hosts[seen:] if "10.0.0.8:8080" in h], hosts[seen:]
+            assert await client.get(done.key.encode()) is None
+            gone = await deregister(client, "api", "10.0.0.8:8080", Placement(), drain=1.0)
+            assert gone is False
+
+
 async def test_drain_needs_the_native_format(etcd_server: EtcdServer) -> None:
     registration = build_registration("api", "10.0.0.7", 8080)
     async with EtcdClient(etcd_server.config()) as client:
