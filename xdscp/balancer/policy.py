@@ -29,10 +29,12 @@ from xdscp.balancer.slow_start import SlowStart
 from xdscp.errors import BalancerError, ValidationError
 from xdscp.model import (
     DEFAULT_MAGLEV_TABLE,
+    DEFAULT_PANIC_THRESHOLD,
     ENVOY_MAX_RING,
     MAGLEV_MAX_TABLE,
     HashFunction,
     is_prime,
+    panic_threshold_percent,
 )
 
 GRPC_RING_CAP = 4096  # grpc's local cap on ring sizes (channel arg default)
@@ -101,16 +103,11 @@ ENVOY_KINDS = frozenset(
 GRPC_KINDS = frozenset({Kind.ROUND_ROBIN, Kind.RING_HASH, Kind.CLIENT_SIDE_WRR, Kind.PICK_FIRST})
 
 
-def _round_percent(percent: Any) -> int:
-    """PROTOBUF_PERCENT_TO_ROUNDED_INTEGER_OR_DEFAULT with max 100 (std::round)."""
-    return min(100, math.floor(float(percent.value) + 0.5))
-
-
 def _panic_threshold(cluster: Any) -> int:
     common = cluster.common_lb_config
     if cluster.HasField("common_lb_config") and common.HasField("healthy_panic_threshold"):
-        return _round_percent(common.healthy_panic_threshold)
-    return 50
+        return panic_threshold_percent(float(common.healthy_panic_threshold.value))
+    return DEFAULT_PANIC_THRESHOLD
 
 
 def _wrapped(message: Any, name: str, default: int) -> int:

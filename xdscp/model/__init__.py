@@ -5,6 +5,17 @@ Pure data with validation and no protobuf; every stage speaks it.
 
 from xdscp.model.address import format_host_port, parse_host_port
 from xdscp.model.client import ClientKind
+from xdscp.model.priority_load import (
+    DEFAULT_OVERPROVISIONING,
+    DEFAULT_PANIC_THRESHOLD,
+    PriorityCounts,
+    PriorityLoad,
+    WeightedHost,
+    availability,
+    in_panic,
+    panic_threshold_percent,
+    priority_loads,
+)
 from xdscp.model.resilience import (
     GRPC_RETRY_ON,
     RESILIENCE_POLICIES,
@@ -52,6 +63,8 @@ from xdscp.model.service import (
 
 __all__ = [
     "DEFAULT_MAGLEV_TABLE",
+    "DEFAULT_OVERPROVISIONING",
+    "DEFAULT_PANIC_THRESHOLD",
     "ENVOY_MAX_RING",
     "ENVOY_MIN_RING",
     "GRPC_RETRY_ON",
@@ -75,6 +88,8 @@ __all__ = [
     "LbPolicy",
     "Locality",
     "OutlierDetection",
+    "PriorityCounts",
+    "PriorityLoad",
     "RetryPolicy",
     "Service",
     "ServiceSet",
@@ -82,16 +97,21 @@ __all__ = [
     "SlowStart",
     "SuccessRateEjection",
     "UpstreamProtocol",
+    "WeightedHost",
+    "availability",
     "changed_names",
     "check_float",
     "check_int",
     "check_ip",
     "check_service_name",
     "format_host_port",
+    "in_panic",
     "is_prime",
+    "panic_threshold_percent",
     "parse_duration",
     "parse_hash_source",
     "parse_health",
     "parse_host_port",
     "parse_lb_policy",
+    "priority_loads",
 ]
