@@ -4,7 +4,30 @@ Pure data with validation and no protobuf; every stage speaks it.
 """
 
 from xdscp.model.address import format_host_port, parse_host_port
+from xdscp.model.checks import (
+    UINT32_MAX,
+    check_float,
+    check_int,
+    check_ip,
+    check_service_name,
+    is_prime,
+)
 from xdscp.model.client import ClientKind
+from xdscp.model.policy import (
+    DEFAULT_MAGLEV_TABLE,
+    ENVOY_MAX_RING,
+    ENVOY_MIN_RING,
+    HASHING_POLICIES,
+    MAGLEV_MAX_TABLE,
+    BalancingPolicy,
+    HashFunction,
+    HashOn,
+    HashSource,
+    LbPolicy,
+    UpstreamProtocol,
+    parse_hash_source,
+    parse_lb_policy,
+)
 from xdscp.model.priority_load import (
     DEFAULT_OVERPROVISIONING,
     DEFAULT_PANIC_THRESHOLD,
@@ -31,34 +54,15 @@ from xdscp.model.resilience import (
     parse_duration,
 )
 from xdscp.model.service import (
-    DEFAULT_MAGLEV_TABLE,
-    ENVOY_MAX_RING,
-    ENVOY_MIN_RING,
-    HASHING_POLICIES,
-    MAGLEV_MAX_TABLE,
     MAX_PRIORITY,
-    UINT32_MAX,
-    BalancingPolicy,
     Endpoint,
-    HashFunction,
-    HashOn,
-    HashSource,
     Health,
-    LbPolicy,
     Locality,
     Service,
     ServiceSet,
     ServiceUpdate,
-    UpstreamProtocol,
     changed_names,
-    check_float,
-    check_int,
-    check_ip,
-    check_service_name,
-    is_prime,
-    parse_hash_source,
     parse_health,
-    parse_lb_policy,
 )
 
 __all__ = [
