@@ -10,7 +10,8 @@ import pytest
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
 from tests.integration.parity.harness import Case, Client, counts, picks_from
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import assert_shares, reference, shares
+from xdscp.balancer import sequential_picks
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Service
 from xdscp.testing import free_port
 from xdscp.translate import cluster_for, load_assignment_for
@@ -37,7 +38,7 @@ def _case(service: Service) -> Case:
 
 def _predicted(case: Case, backends: Backends) -> dict[str, float]:
     ref = reference(case.cluster, case.cla)
-    return shares(simulate(ref, REFERENCE_PICKS, backends.name_of))
+    return shares(sequential_picks(ref, REFERENCE_PICKS, backends.name_of))
 
 
 @pytest.mark.parametrize(
