@@ -18,11 +18,9 @@ import immutables
 from xdscp.errors import ValidationError
 from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
+from xdscp.sources.registry_bytes import MAX_VALUE_BYTES, decode_key, display_key
 from xdscp.sources.registry_format import (
-    MAX_VALUE_BYTES,
     Registration,
-    decode_key,
-    display_key,
     is_ip_literal,
     parse_grpc_go_key,
     parse_grpc_go_value,
