@@ -31,6 +31,7 @@ from xdscp.balancer.simulation import (
     SimulationResult,
     remap_fractions,
     route_request,
+    sequential_picks,
     simulate,
     simulate_hot_key,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "expected_shares",
     "remap_fractions",
     "route_request",
+    "sequential_picks",
     "simulate",
     "simulate_hot_key",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 from xdscp.balancer.hash.request import request_hash
 from xdscp.balancer.hosts import Host, HostSet
 from xdscp.balancer.policy import LbSettings
-from xdscp.balancer.priority import PriorityCounts, PriorityLoad, priority_loads
+from xdscp.model import PriorityCounts, PriorityLoad, priority_loads
 
 
 class Balancer:
@@ -83,7 +83,7 @@ class PriorityBalancer(Balancer):
         self.host_sets = list(sets)
         self.overprovisioning = overprovisioning
         self.load: PriorityLoad = priority_loads(
-            [PriorityCounts.of(s, weighted=weighted_priority_health) for s in sets],
+            [PriorityCounts.of(s.hosts, weighted=weighted_priority_health) for s in sets],
             overprovisioning=overprovisioning,
             panic_threshold=settings.panic_threshold,
         )

@@ -29,10 +29,12 @@ from xdscp.balancer.slow_start import SlowStart
 from xdscp.errors import BalancerError, ValidationError
 from xdscp.model import (
     DEFAULT_MAGLEV_TABLE,
+    DEFAULT_PANIC_THRESHOLD,
     ENVOY_MAX_RING,
     MAGLEV_MAX_TABLE,
     HashFunction,
     is_prime,
+    panic_threshold_percent,
 )
 
 GRPC_RING_CAP = 4096  # grpc's local cap on ring sizes (channel arg default)
@@ -101,16 +103,11 @@ ENVOY_KINDS = frozenset(
 GRPC_KINDS = frozenset({Kind.ROUND_ROBIN, Kind.RING_HASH, Kind.CLIENT_SIDE_WRR, Kind.PICK_FIRST})
 
 
-def _round_percent(percent: Any) -> int:
-    """PROTOBUF_PERCENT_TO_ROUNDED_INTEGER_OR_DEFAULT with max 100 (std::round)."""
-    return min(100, math.floor(float(percent.value) + 0.5))
-
-
 def _panic_threshold(cluster: Any) -> int:
     common = cluster.common_lb_config
     if cluster.HasField("common_lb_config") and common.HasField("healthy_panic_threshold"):
-        return _round_percent(common.healthy_panic_threshold)
-    return 50
+        return panic_threshold_percent(float(common.healthy_panic_threshold.value))
+    return DEFAULT_PANIC_THRESHOLD
 
 
 def _wrapped(message: Any, name: str, default: int) -> int:
@@ -194,33 +191,43 @@ def _enum_settings(cluster: Any, base: LbSettings) -> LbSettings:
         return replace(base, kind=Kind.RANDOM)
     if policy == cluster_pb2.Cluster.LEAST_REQUEST:
         config = cluster.least_request_lb_config
-        bias = _bias(config.active_request_bias) if config.HasField("active_request_bias") else None
-        return replace(
-            base,
-            kind=Kind.LEAST_REQUEST,
-            choice_count=_wrapped(config, "choice_count", 2),
-            active_request_bias=bias,
-            slow_start=slow_start_config(config.slow_start_config),
+        return _least_request(
+            config, replace(base, slow_start=slow_start_config(config.slow_start_config))
         )
     if policy == cluster_pb2.Cluster.RING_HASH:
-        ring = cluster.ring_hash_lb_config
-        min_ring = _wrapped(ring, "minimum_ring_size", 1024)
-        max_ring = _wrapped(ring, "maximum_ring_size", ENVOY_MAX_RING)
-        _check_ring(min_ring, max_ring, "ring_hash_lb_config")
-        function = HashFunction.MURMUR_HASH_2 if ring.hash_function == 1 else HashFunction.XX_HASH
-        return replace(
-            base,
-            kind=Kind.RING_HASH,
-            min_ring_size=min_ring,
-            max_ring_size=max_ring,
-            hash_function=function,
-        )
+        return _enum_ring(cluster.ring_hash_lb_config, base)
     if policy == cluster_pb2.Cluster.MAGLEV:
         size = _wrapped(cluster.maglev_lb_config, "table_size", DEFAULT_MAGLEV_TABLE)
         _check_table(size)
         return replace(base, kind=Kind.MAGLEV, table_size=size)
     name = cluster_pb2.Cluster.LbPolicy.Name(policy)
     raise BalancerError(f"cluster: LB policy {name} is not supported by the reference balancer")
+
+
+def _least_request(message: Any, settings: LbSettings) -> LbSettings:
+    """`choice_count` and `active_request_bias` of a least-request config (enum or typed)."""
+    bias = _bias(message.active_request_bias) if message.HasField("active_request_bias") else None
+    return replace(
+        settings,
+        kind=Kind.LEAST_REQUEST,
+        choice_count=_wrapped(message, "choice_count", 2),
+        active_request_bias=bias,
+    )
+
+
+def _enum_ring(ring: Any, base: LbSettings) -> LbSettings:
+    """`ring_hash_lb_config`: ring sizes (checked as Envoy checks them) and hash function."""
+    min_ring = _wrapped(ring, "minimum_ring_size", 1024)
+    max_ring = _wrapped(ring, "maximum_ring_size", ENVOY_MAX_RING)
+    _check_ring(min_ring, max_ring, "ring_hash_lb_config")
+    function = HashFunction.MURMUR_HASH_2 if ring.hash_function == 1 else HashFunction.XX_HASH
+    return replace(
+        base,
+        kind=Kind.RING_HASH,
+        min_ring_size=min_ring,
+        max_ring_size=max_ring,
+        hash_function=function,
+    )
 
 
 def _typed_list(
@@ -266,20 +273,23 @@ def _typed_settings(
             slow_start=None if grpc else slow_start_config(message.slow_start_config),
         )
     if kind is Kind.LEAST_REQUEST:
-        bias = (
-            _bias(message.active_request_bias) if message.HasField("active_request_bias") else None
-        )
-        return replace(
+        settings = replace(
             base,
-            kind=kind,
             locality_weighted=_locality_config(message, base),
-            choice_count=_wrapped(message, "choice_count", 2),
-            active_request_bias=bias,
             full_scan=message.selection_method == 1 or message.enable_full_scan.value,
             slow_start=None if grpc else slow_start_config(message.slow_start_config),
         )
+        return _least_request(message, settings)
     if kind in (Kind.CLIENT_SIDE_WRR, Kind.PICK_FIRST):
         return replace(base, kind=kind)
+    return _typed_hashing(kind, message, base, index, grpc=grpc)
+
+
+def _typed_hashing(
+    kind: Kind, message: Any, base: LbSettings, index: int, *, grpc: bool
+) -> LbSettings:
+    """Typed ring hash or Maglev: hash policies, hostname hashing, locality weighting, the
+    balance factor (Envoy only), then the table or ring sizes."""
     hashing = message.consistent_hashing_lb_config
     settings = replace(
         base,

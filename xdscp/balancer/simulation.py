@@ -5,7 +5,8 @@ CLA and counts each endpoint's share. Requests of hash-based policies carry dist
 clients (a header / cookie / query value or source IP per request, per the service's
 `hash_on`), hashed exactly as Envoy hashes them. `remap_fractions` measures how many request
 hashes land on another endpoint when one endpoint is added or removed, for the service's policy
-and for the classic `hash(ip) mod n`.
+and for the classic `hash(ip) mod n`. `sequential_picks` counts a built balancer's picks over
+requests sent one after another.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hash.modulo import ModuloTable, sample_hashes
+from xdscp.balancer.hosts import Host
 from xdscp.model import Endpoint, HashOn, HashSource, Service
 
 Resources = Callable[[Service], tuple[Any, Any]]
@@ -110,6 +112,27 @@ def simulate(
         for e in service.endpoints
     )
     return SimulationResult(shares, unserved, requests)
+
+
+def sequential_picks(
+    lb: Balancer,
+    picks: int,
+    name_of: Callable[[Host], str] = str,
+    hash_key: int | None = None,
+) -> Counter[str]:
+    """`picks` requests one after another (each finished before the next starts, so least
+    request sees no load): how many went to each host, by `name_of` (`ip:port` by default),
+    and under `"none"` those no host could take."""
+    seen: Counter[str] = Counter()
+    for _ in range(picks):
+        host = lb.choose(hash_key)
+        if host is None:
+            seen["none"] += 1
+            continue
+        lb.start(host)
+        seen[name_of(host)] += 1
+        lb.finish(host)
+    return seen
 
 
 @dataclass(frozen=True, slots=True)

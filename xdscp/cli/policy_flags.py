@@ -62,47 +62,79 @@ def _flag(dest: str) -> str:
 
 
 def resilience_options(func: F) -> F:
-    """Add the resilience flags to a click command."""
-    text = click.STRING
+    """Add the resilience flags to a click command: each part's JSON flag, then its short
+    flags, part by part."""
     options = [
         *(click.option(flag, part, metavar="JSON", help=f"the whole `{part}` part as JSON")
           for part, flag in JSON_FLAGS.items()),
+        *_outlier_options(),
+        *_health_options(),
+        *_slow_start_options(),
+        *_limit_and_retry_options(),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+Decorator = Callable[[Any], Any]
+
+
+def _duration(flag: str, help_text: str | None = None) -> Decorator:
+    """A flag taking seconds or `250ms` / `10s` / `1m`."""
+    return click.option(flag, type=click.STRING, metavar="DURATION", help=help_text)
+
+
+def _outlier_options() -> list[Decorator]:
+    return [
         click.option("--consecutive-5xx", "consecutive_5xx", type=int,
                      help="eject an endpoint after N 5xx in a row (Envoy; 0 = off)"),
         click.option("--consecutive-gateway-failure", type=int),
         click.option("--failure-percentage", type=int, metavar="PERCENT",
                      help="eject endpoints failing at least PERCENT % (Envoy and gRPC)"),
-        click.option("--ejection-interval", type=text, metavar="DURATION"),
-        click.option("--base-ejection-time", type=text, metavar="DURATION"),
+        _duration("--ejection-interval"),
+        _duration("--base-ejection-time"),
         click.option("--max-ejection-percent", type=int),
+    ]  # fmt: skip
+
+
+def _health_options() -> list[Decorator]:
+    return [
         click.option("--health-check", "health_check_kind", metavar="KIND[:ARG]",
                      help="active health check: http[:PATH], grpc[:SERVICE] or tcp"),
-        click.option("--health-interval", type=text, metavar="DURATION"),
-        click.option("--health-timeout", type=text, metavar="DURATION"),
+        _duration("--health-interval"),
+        _duration("--health-timeout"),
         click.option("--healthy-threshold", type=int),
         click.option("--unhealthy-threshold", type=int),
         click.option("--health-by-control-plane/--no-health-by-control-plane", default=None,
                      help="xdscp checks too and marks failing endpoints in EDS (for gRPC)"),
-        click.option("--slow-start-window", type=text, metavar="DURATION"),
+    ]  # fmt: skip
+
+
+def _slow_start_options() -> list[Decorator]:
+    return [
+        _duration("--slow-start-window"),
         click.option("--slow-start-aggression", type=float),
         click.option("--slow-start-min-weight-percent", type=float),
+    ]
+
+
+def _limit_and_retry_options() -> list[Decorator]:
+    """Circuit breakers, retries, the route timeout and the hash balance factor."""
+    return [
         click.option("--max-connections", type=int),
         click.option("--max-pending-requests", type=int),
         click.option("--max-requests", type=int),
         click.option("--max-retries", type=int),
         click.option("--retry-on", metavar="NAMES", help="comma-separated, e.g. 5xx,unavailable"),
         click.option("--num-retries", type=int),
-        click.option("--per-try-timeout", type=text, metavar="DURATION"),
-        click.option("--retry-backoff-base", type=text, metavar="DURATION"),
-        click.option("--retry-backoff-max", type=text, metavar="DURATION"),
-        click.option("--timeout", type=text, metavar="DURATION",
-                     help="route timeout (0 = none; Envoy's default is 15s)"),
+        _duration("--per-try-timeout"),
+        _duration("--retry-backoff-base"),
+        _duration("--retry-backoff-max"),
+        _duration("--timeout", "route timeout (0 = none; Envoy's default is 15s)"),
         click.option("--hash-balance-factor", type=int,
                      help="bounded load for ring_hash / maglev, >= 100 (150 = 1.5 x average)"),
     ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def _json_part(part: str, text: str) -> dict[str, Any]:

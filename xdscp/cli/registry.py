@@ -106,6 +106,38 @@ def _run(work: Callable[[EtcdClient], Awaitable[T]], config: EtcdConfig) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def _registration(params: dict[str, Any]) -> Registration:
+    """The registration the flags describe; a bad value is a usage error naming it."""
+    try:
+        host, port = split_host_port("address", params["address"])
+        return build_registration(
+            params["service"], host, port,
+            endpoint_id=params["endpoint_id"], weight=params["weight"],
+            locality=Locality(params["region"], params["zone"], params["sub_zone"]),
+            priority=params["priority"], health=parse_health(params["health"]),
+            metadata=key_values(params["metadata"]), hash_key=params["hash_key"],
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGINT or SIGTERM sets, in the running loop; a second signal cancels the
+    current task (no more draining: the lease is revoked at once)."""
+    stop = asyncio.Event()
+    task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set() and task is not None:
+            task.cancel()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    return stop
+
+
 @click.command("register")
 @click.argument("service")
 @click.argument("address", metavar="HOST:PORT")
@@ -130,35 +162,14 @@ def register_command(**params: Any) -> None:
     """Register SERVICE at HOST:PORT until interrupted: SIGINT/SIGTERM mark the endpoint
     DRAINING for --drain seconds, then revoke the lease (a second signal revokes at once)."""
     config = etcd_config(params)
-    try:
-        host, port = split_host_port("address", params["address"])
-        registration = build_registration(
-            params["service"], host, port,
-            endpoint_id=params["endpoint_id"], weight=params["weight"],
-            locality=Locality(params["region"], params["zone"], params["sub_zone"]),
-            priority=params["priority"], health=parse_health(params["health"]),
-            metadata=key_values(params["metadata"]), hash_key=params["hash_key"],
-        )  # fmt: skip
-    except ValidationError as exc:
-        raise click.BadParameter(str(exc)) from None
+    registration = _registration(params)
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
-
     drain = params["drain"]
     if drain is None:
         drain = DEFAULT_DRAIN if placement.format is Format.NATIVE else 0.0
 
     async def work(client: EtcdClient) -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
-        def on_signal() -> None:
-            if stop.is_set() and task is not None:
-                task.cancel()  # a second signal: no more waiting, revoke now
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
+        stop = _stop_on_signals()
         async with register(
             client, registration, placement, ttl=params["ttl"], drain=drain
         ) as done:

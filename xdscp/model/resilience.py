@@ -14,7 +14,6 @@ Durations are seconds (a number, or a string such as ``"250ms"``, ``"10s"``, ``"
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -22,8 +21,8 @@ from enum import StrEnum
 from typing import Any, ClassVar, Self
 
 from xdscp.errors import ValidationError
+from xdscp.model.checks import UINT32_MAX, check_float, check_int
 
-_UINT32_MAX = 0xFFFFFFFF
 MAX_DURATION = 315_576_000_000.0  # protobuf Duration's largest value, in seconds
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -40,23 +39,6 @@ GRPC_RETRY_ON = frozenset(
 RETRY_ON = ENVOY_RETRY_ON | GRPC_RETRY_ON
 
 
-def _int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(name, f"must be an integer in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValidationError(name, f"must be in [{low}, {high}], got {value}")
-    return value
-
-
-def _number(name: str, value: object, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(name, f"must be a number in [{low}, {high}], got {value!r}")
-    number = float(value)
-    if not math.isfinite(number) or not low <= number <= high:
-        raise ValidationError(name, f"must be in [{low}, {high}], got {value}")
-    return number
-
-
 def parse_duration(name: str, value: object, *, positive: bool = False) -> float:
     """Seconds from a number or a `250ms` / `10s` / `1m` / `1h` string.
 
@@ -69,14 +51,14 @@ def parse_duration(name: str, value: object, *, positive: bool = False) -> float
                 name, f"must be seconds or a duration like 250ms, 10s, 1m, got {value!r}"
             )
         value = float(match.group(1)) * _UNITS[match.group(2)]
-    seconds = _number(name, value, 0.0, MAX_DURATION)
+    seconds = check_float(name, value, 0.0, MAX_DURATION)
     if positive and seconds < 0.001:
         raise ValidationError(name, f"must be at least 1ms, got {value!r}")
     return seconds
 
 
 def _optional_uint(name: str, value: object) -> int | None:
-    return None if value is None else _int(name, value, 0, _UINT32_MAX)
+    return None if value is None else check_int(name, value, 0, UINT32_MAX)
 
 
 class _Policy:
@@ -133,10 +115,10 @@ class SuccessRateEjection(_Policy):
     enforcing: int = 100
 
     def __post_init__(self) -> None:
-        _int("stdev_factor", self.stdev_factor, 0, _UINT32_MAX)
-        _int("minimum_hosts", self.minimum_hosts, 0, _UINT32_MAX)
-        _int("request_volume", self.request_volume, 0, _UINT32_MAX)
-        _int("enforcing", self.enforcing, 0, 100)
+        check_int("stdev_factor", self.stdev_factor, 0, UINT32_MAX)
+        check_int("minimum_hosts", self.minimum_hosts, 0, UINT32_MAX)
+        check_int("request_volume", self.request_volume, 0, UINT32_MAX)
+        check_int("enforcing", self.enforcing, 0, 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +131,10 @@ class FailurePercentageEjection(_Policy):
     enforcing: int = 100
 
     def __post_init__(self) -> None:
-        _int("threshold", self.threshold, 0, 100)
-        _int("minimum_hosts", self.minimum_hosts, 0, _UINT32_MAX)
-        _int("request_volume", self.request_volume, 0, _UINT32_MAX)
-        _int("enforcing", self.enforcing, 0, 100)
+        check_int("threshold", self.threshold, 0, 100)
+        check_int("minimum_hosts", self.minimum_hosts, 0, UINT32_MAX)
+        check_int("request_volume", self.request_volume, 0, UINT32_MAX)
+        check_int("enforcing", self.enforcing, 0, 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +159,8 @@ class OutlierDetection(_Policy):
     max_ejection_percent: int = 10
 
     def __post_init__(self) -> None:
-        _int("consecutive_5xx", self.consecutive_5xx, 0, _UINT32_MAX)
-        _int("consecutive_gateway_failure", self.consecutive_gateway_failure, 0, _UINT32_MAX)
+        check_int("consecutive_5xx", self.consecutive_5xx, 0, UINT32_MAX)
+        check_int("consecutive_gateway_failure", self.consecutive_gateway_failure, 0, UINT32_MAX)
         for name, kind in self._nested.items():
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
@@ -190,7 +172,7 @@ class OutlierDetection(_Policy):
             "base_ejection_time",
             parse_duration("base_ejection_time", self.base_ejection_time, positive=True),
         )
-        _int("max_ejection_percent", self.max_ejection_percent, 0, 100)
+        check_int("max_ejection_percent", self.max_ejection_percent, 0, 100)
 
 
 class HealthCheckKind(StrEnum):
@@ -233,8 +215,8 @@ class HealthCheck(_Policy):
         set_(self, "interval", parse_duration("interval", self.interval, positive=True))
         set_(self, "timeout", parse_duration("timeout", self.timeout, positive=True))
         set_(self, "jitter", parse_duration("jitter", self.jitter))
-        _int("healthy_threshold", self.healthy_threshold, 1, 1000)
-        _int("unhealthy_threshold", self.unhealthy_threshold, 1, 1000)
+        check_int("healthy_threshold", self.healthy_threshold, 1, 1000)
+        check_int("unhealthy_threshold", self.unhealthy_threshold, 1, 1000)
         if not isinstance(self.control_plane, bool):
             raise ValidationError(
                 "control_plane", f"must be true or false, got {self.control_plane!r}"
@@ -254,10 +236,10 @@ class SlowStart(_Policy):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", parse_duration("window", self.window, positive=True))
-        _number("aggression", self.aggression, 0.0, 1000.0)
+        check_float("aggression", self.aggression, 0.0, 1000.0)
         if self.aggression <= 0:
             raise ValidationError("aggression", f"must be greater than 0, got {self.aggression}")
-        _number("min_weight_percent", self.min_weight_percent, 0.0, 100.0)
+        check_float("min_weight_percent", self.min_weight_percent, 0.0, 100.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +278,7 @@ class RetryPolicy(_Policy):
             allowed = ", ".join(sorted(RETRY_ON))
             raise ValidationError("retry_on", f"unknown {unknown!r}; allowed: {allowed}")
         object.__setattr__(self, "retry_on", tuple(sorted(set(retry_on))))
-        _int("num_retries", self.num_retries, 0, 1000)
+        check_int("num_retries", self.num_retries, 0, 1000)
         if self.per_try_timeout is not None:
             seconds = parse_duration("per_try_timeout", self.per_try_timeout, positive=True)
             object.__setattr__(self, "per_try_timeout", seconds)

@@ -76,6 +76,23 @@ class ControlPlane:
             registry=self.registry,
         )
         self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
+        self._build_serving()
+        self._build_pipeline(health)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
+        self.admin = AdminServer(
+            self.options.admin_host,
+            self.options.admin_port,
+            registry=self.registry,
+            view=self,
+            feed=self.feed,
+        )
+        self._predictor = Predictor()
+        self.xds_port = self.options.xds_port
+
+    def _build_serving(self) -> None:
+        """The xDS side: metrics, the snapshot cache, per-node status (feeding the dashboard's
+        live updates), the ADS and CSDS services."""
         self.metrics = XdsMetrics(self.registry)
         self.cache = SnapshotCache()
         self.feed = ChangeFeed()  # the dashboard's live updates
@@ -90,6 +107,10 @@ class ControlPlane:
             observers=[lambda _: self.feed.notify(NODES)],
         )
         self.csds = CsdsService(self.status)
+
+    def _build_pipeline(self, health: HealthCoordination | None) -> None:
+        """From the sources to the resources: the merge, the rebuild schedule, the health
+        stage between them and the translation, and one translator per client kind."""
         self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
         merge = SourceMerge(
             [source.name for source in self.sources], self.options.translate.domain_suffixes
@@ -98,17 +119,6 @@ class ControlPlane:
         self._schedule = RebuildSchedule(merge, tuple(self.translators))
         # between the merge and the translation: failing endpoints served UNHEALTHY
         self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
-        self.admin = AdminServer(
-            self.options.admin_host,
-            self.options.admin_port,
-            registry=self.registry,
-            view=self,
-            feed=self.feed,
-        )
-        self._predictor = Predictor()
-        self.xds_port = self.options.xds_port
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how

@@ -18,11 +18,9 @@ import immutables
 from xdscp.errors import ValidationError
 from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
+from xdscp.sources.registry_bytes import MAX_VALUE_BYTES, decode_key, display_key
 from xdscp.sources.registry_format import (
-    MAX_VALUE_BYTES,
     Registration,
-    decode_key,
-    display_key,
     is_ip_literal,
     parse_grpc_go_key,
     parse_grpc_go_value,
@@ -166,25 +164,35 @@ class RegistryState:
         self._rejected[event.key] = seen
         return Rejection(display_key(event.key), reason, str(exc))
 
-    def _apply(self, events: Iterable[WatchEvent], parse: Parse) -> list[Rejection]:
+    def _each(
+        self, events: Iterable[WatchEvent], take: Callable[[WatchEvent], None]
+    ) -> list[Rejection]:
+        """`take` each event in order. A `ValidationError` from a PUT is that key's rejection
+        (reported once per reason and value); a DELETE or an accepted PUT clears it."""
         rejections: list[Rejection] = []
         for event in events:
             if event.kind is EventKind.DELETE:
                 self._rejected.pop(event.key, None)
             try:
-                key = decode_key(event.key)  # a key that fails was never stored
-                self._remove(key)
-                if event.kind is EventKind.DELETE:
-                    continue
-                registration = parse(key, event.value)
+                take(event)
             except ValidationError as exc:
                 if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
                     rejections.append(found)
                 continue
             self._rejected.pop(event.key, None)
+        return rejections
+
+    def _apply(self, events: Iterable[WatchEvent], parse: Parse) -> list[Rejection]:
+        def take(event: WatchEvent) -> None:
+            key = decode_key(event.key)  # a key that fails was never stored
+            self._remove(key)
+            if event.kind is EventKind.DELETE:
+                return
+            registration = parse(key, event.value)
             if registration is not None:
                 self._store(key, registration, event.mod_revision)
-        return rejections
+
+        return self._each(events, take)
 
     def apply_native(self, events: Iterable[WatchEvent]) -> list[Rejection]:
         """Apply changes under the native services prefix."""
@@ -209,21 +217,14 @@ class RegistryState:
     def apply_policies(self, events: Iterable[WatchEvent]) -> list[Rejection]:
         """Apply changes under the policies prefix. A malformed policy written over a valid
         one leaves the last good policy in force (the rejection says so)."""
-        rejections: list[Rejection] = []
-        for event in events:
-            if event.kind is EventKind.DELETE:
-                self._rejected.pop(event.key, None)
-            try:
-                change = self._policy_change(event)
-            except ValidationError as exc:
-                if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
-                    rejections.append(found)
-                continue
-            self._rejected.pop(event.key, None)
+
+        def take(event: WatchEvent) -> None:
+            change = self._policy_change(event)
             if change is not None:
                 self._dirty.add(change[0])
                 self._policies[change[0]] = change[1]
-        return rejections
+
+        return self._each(events, take)
 
     def _policy_change(self, event: WatchEvent) -> tuple[str, BalancingPolicy] | None:
         """The new policy of the event's service (None when it was deleted)."""

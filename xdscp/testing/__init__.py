@@ -7,14 +7,21 @@
   `running(source, recorder)`: the source runs for the duration of a block.
 - `CheckedStream`, `CheckedDeltaStream`: a SotW or delta stream state driven like a client
   would, checking the protocol's invariants on every response (nonces increase, versions and
-  type URLs are right, no name twice, no empty delta response).
+  type URLs are right, no name twice, no empty delta response); `cluster_snapshot`: a
+  snapshot of clusters and their load assignments to drive them with.
 
 Nothing here starts a process or opens a socket beyond `free_port`'s probe.
 """
 
 from xdscp.procs import free_port
 from xdscp.testing.publish import Recorder, running, wait_for, wait_until
-from xdscp.testing.streams import CheckedDeltaStream, CheckedStream, check_delta, check_sotw
+from xdscp.testing.streams import (
+    CheckedDeltaStream,
+    CheckedStream,
+    check_delta,
+    check_sotw,
+    cluster_snapshot,
+)
 
 __all__ = [
     "CheckedDeltaStream",
@@ -22,6 +29,7 @@ __all__ = [
     "Recorder",
     "check_delta",
     "check_sotw",
+    "cluster_snapshot",
     "free_port",
     "running",
     "wait_for",

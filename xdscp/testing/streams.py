@@ -7,9 +7,9 @@ picky client would, and every response is checked before the test sees it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from xdscp.cache import Snapshot, TypeUrl
+from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server import (
     DeltaRequest,
     DeltaResponse,
@@ -21,6 +21,26 @@ from xdscp.server import (
 )
 
 _SERVED = frozenset(TypeUrl)
+
+
+def cluster_snapshot(
+    clusters: Mapping[str, bytes],
+    endpoints: Mapping[str, bytes] | None = None,
+    extra: Iterable[Resource] = (),
+) -> Snapshot:
+    """A snapshot to drive a stream with: a Cluster of each name in `clusters` (its bytes the
+    resource's contents, so changing them changes its version) and a ClusterLoadAssignment of
+    each name in `endpoints` (by default one per cluster, `b"cla-"` + the cluster's bytes),
+    plus any `extra` resources."""
+    if endpoints is None:
+        endpoints = {name: b"cla-" + value for name, value in clusters.items()}
+    return Snapshot.of(
+        [
+            *(Resource(TypeUrl.CLUSTER, name, value) for name, value in clusters.items()),
+            *(Resource(TypeUrl.ENDPOINT, name, value) for name, value in endpoints.items()),
+            *extra,
+        ]
+    )
 
 
 def _require(condition: object, message: str) -> None:

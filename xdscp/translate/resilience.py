@@ -17,6 +17,7 @@ refuses `num_retries` 0 and a zero backoff, so a policy without retries sends no
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, outlier_detection_pb2
@@ -31,11 +32,13 @@ from xdscp.model import (
     GRPC_RETRY_ON,
     BalancingPolicy,
     CircuitBreakers,
+    FailurePercentageEjection,
     HealthCheck,
     HealthCheckKind,
     OutlierDetection,
     RetryPolicy,
     SlowStart,
+    SuccessRateEjection,
     UpstreamProtocol,
 )
 
@@ -59,25 +62,26 @@ def outlier_detection(policy: OutlierDetection, *, grpc: bool = False) -> Any:
     od.base_ejection_time.CopyFrom(duration(policy.base_ejection_time))
     od.max_ejection_percent.value = policy.max_ejection_percent
     if not grpc:
-        od.consecutive_5xx.value = policy.consecutive_5xx
-        od.enforcing_consecutive_5xx.value = 100 if policy.consecutive_5xx else 0
-        od.consecutive_gateway_failure.value = policy.consecutive_gateway_failure
-        od.enforcing_consecutive_gateway_failure.value = (
-            100 if policy.consecutive_gateway_failure else 0
-        )
-    rate = policy.success_rate
-    od.enforcing_success_rate.value = rate.enforcing if rate is not None else 0
-    if rate is not None:
-        od.success_rate_stdev_factor.value = rate.stdev_factor
-        od.success_rate_minimum_hosts.value = rate.minimum_hosts
-        od.success_rate_request_volume.value = rate.request_volume
-    failures = policy.failure_percentage
-    od.enforcing_failure_percentage.value = failures.enforcing if failures is not None else 0
-    if failures is not None:
-        od.failure_percentage_threshold.value = failures.threshold
-        od.failure_percentage_minimum_hosts.value = failures.minimum_hosts
-        od.failure_percentage_request_volume.value = failures.request_volume
+        for name in ("consecutive_5xx", "consecutive_gateway_failure"):
+            errors = getattr(policy, name)
+            getattr(od, name).value = errors
+            getattr(od, f"enforcing_{name}").value = 100 if errors else 0
+    _ejection(od, "success_rate", policy.success_rate)
+    _ejection(od, "failure_percentage", policy.failure_percentage)
     return od
+
+
+def _ejection(
+    od: Any, detector: str, ejection: SuccessRateEjection | FailurePercentageEjection | None
+) -> None:
+    """One statistical detector: `enforcing_<detector>` (0 when not asked for), and each other
+    field of its policy as `<detector>_<field>`."""
+    getattr(od, f"enforcing_{detector}").value = ejection.enforcing if ejection else 0
+    if ejection is None:
+        return
+    for f in fields(ejection):
+        if f.name != "enforcing":
+            getattr(od, f"{detector}_{f.name}").value = getattr(ejection, f.name)
 
 
 def health_check(check: HealthCheck, upstream: UpstreamProtocol) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.fixtures.dns import DnsmasqServer
+from tests.fixtures.dnsmasq import DnsmasqServer
 from xdscp.dns import DnsService, RecordType, RefreshPolicy, ResolverConfig, Status
 from xdscp.sources.dns import DnsSource
 from xdscp.testing import Recorder, running, wait_for

@@ -17,6 +17,7 @@ from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.sources import Source
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import free_port
 from xdscp.translate import TranslateOptions
@@ -31,10 +32,10 @@ class Plane:
     listener_port: int
 
 
-@pytest.fixture
-async def plane() -> AsyncIterator[Plane]:
-    """A control plane on free loopback ports, fed by a MemorySource (no services yet)."""
-    source = MemorySource({})
+@contextlib.asynccontextmanager
+async def running_plane(source: Source, memory: MemorySource | None = None) -> AsyncIterator[Plane]:
+    """A control plane on free loopback ports fed by `source`, running for the block (`memory`
+    is the MemorySource a test feeds, when `source` is one)."""
     listener_port = free_port()
     options = ServeOptions(
         xds_port=0,
@@ -43,11 +44,19 @@ async def plane() -> AsyncIterator[Plane]:
     )
     control = ControlPlane([source], options)
     await control.start()
-    running = Plane(control, source, listener_port)
+    running = Plane(control, memory or MemorySource(), listener_port)
     try:
         yield running
     finally:
         await running.plane.stop()  # a test may have replaced it (restart)
+
+
+@pytest.fixture
+async def plane() -> AsyncIterator[Plane]:
+    """A control plane on free loopback ports, fed by a MemorySource (no services yet)."""
+    source = MemorySource({})
+    async with running_plane(source, source) as running:
+        yield running
 
 
 @contextlib.asynccontextmanager

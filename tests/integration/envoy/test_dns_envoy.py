@@ -10,14 +10,10 @@ import pytest
 
 from tests.fixtures.dns import DnsTestServer
 from tests.integration.dns.helpers import make_source
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget
+from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, running_plane
 from tests.integration.envoy.test_xds_envoy import served_until
 from xdscp.demo.backend import Backend
 from xdscp.dns import DnsService, RecordType
-from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.sources.memory import MemorySource
-from xdscp.testing import free_port
-from xdscp.translate import TranslateOptions
 
 pytestmark = pytest.mark.envoy
 SRV_NAME = "_http._tcp.web.test."
@@ -28,18 +24,8 @@ async def plane(dns_server: DnsTestServer) -> AsyncIterator[Plane]:
     """A control plane whose only source is DNS: service `web` from SRV records."""
     dns_server.add("backends.test.", "A", "127.0.0.1", ttl=1)
     declaration = DnsService(service="web", dns_name=SRV_NAME, record_type=RecordType.SRV)
-    listener_port = free_port()
-    options = ServeOptions(
-        xds_port=0,
-        admin_port=0,
-        translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
-    )
-    control = ControlPlane([make_source(dns_server, declaration)], options)
-    await control.start()
-    try:
-        yield Plane(control, MemorySource(), listener_port)
-    finally:
-        await control.stop()
+    async with running_plane(make_source(dns_server, declaration)) as running:
+        yield running
 
 
 async def test_srv_change_reaches_envoy_traffic(

@@ -12,17 +12,19 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, plane_admin
+from tests.integration.envoy.conftest import (
+    EnvoyStarter,
+    Plane,
+    aget,
+    plane_admin,
+    running_plane,
+)
 from tests.integration.envoy.test_xds_envoy import served_until
 from xdscp.demo.backend import Backend
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy
-from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.sources.memory import MemorySource
 from xdscp.sources.registration import build_registration, register, set_policy
-from xdscp.testing import free_port
-from xdscp.translate import TranslateOptions
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd]
 
@@ -37,19 +39,10 @@ async def client(etcd_server: EtcdServer) -> AsyncIterator[EtcdClient]:
 @pytest.fixture
 async def plane(etcd_server: EtcdServer) -> AsyncIterator[Plane]:
     """A control plane watching the etcd registry (its own client, as `xdscp serve` has)."""
-    listener_port = free_port()
-    options = ServeOptions(
-        xds_port=0,
-        admin_port=0,
-        translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
-    )
     async with EtcdClient(etcd_server.config()) as etcd:
-        control = ControlPlane([EtcdRegistrySource(etcd, min_interval=0.0)], options)
-        await control.start()
-        try:
-            yield Plane(control, MemorySource(), listener_port)
-        finally:
-            await control.stop()
+        source = EtcdRegistrySource(etcd, min_interval=0.0)
+        async with running_plane(source) as running:
+            yield running
 
 
 async def test_registrations_and_policies_in_etcd_drive_envoy(

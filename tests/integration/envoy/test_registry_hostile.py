@@ -35,7 +35,7 @@ from tests.unit.sources.test_registry_hostile import registry_documents
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.sources.registry_format import MAX_VALUE_BYTES
+from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
 from xdscp.testing import free_port
 

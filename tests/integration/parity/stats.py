@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from xdscp.balancer import Balancer, build_balancer
 
@@ -36,22 +35,6 @@ SPLIT_CASES = [
 def reference(cluster: object, cla: object, *, seed: int = SEED) -> Balancer:
     """The reference balancer for the protos, with a fixed seed."""
     return build_balancer(cluster, cla, rng=random.Random(seed))
-
-
-def simulate(
-    balancer: Balancer, picks: int, name_of: Callable[[object], str], hash_key: int | None = None
-) -> Counter[str]:
-    """`picks` sequential requests through the reference (each finishes before the next)."""
-    result: Counter[str] = Counter()
-    for _ in range(picks):
-        host = balancer.choose(hash_key)
-        if host is None:
-            result["none"] += 1
-            continue
-        balancer.start(host)
-        result[name_of(host)] += 1
-        balancer.finish(host)
-    return result
 
 
 def sigma(n: int, p: float, reference_picks: int | None = None) -> float:

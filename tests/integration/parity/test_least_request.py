@@ -24,7 +24,8 @@ import pytest
 from tests.integration.parity.conftest import Backends, EnvoyFactory
 from tests.integration.parity.harness import Case, Client, counts, listener_ports
 from tests.integration.parity.protos import Ep, cla, enum_cluster
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import assert_shares, reference, shares
+from xdscp.balancer import sequential_picks
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_until
 
@@ -141,7 +142,7 @@ def _predicted(
     for _ in range(pinned):
         ref.start(slow_host)
     names = {**slow.names, **fast.names}
-    return shares(simulate(ref, picks, lambda h: names[int(str(h).rpartition(":")[2])]))
+    return shares(sequential_picks(ref, picks, lambda h: names[int(str(h).rpartition(":")[2])]))
 
 
 def test_p2c_avoids_busy_host(

@@ -22,7 +22,8 @@ from tests.integration.parity.protos import (
     enum_cluster,
     typed_cluster,
 )
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import assert_shares, reference, shares
+from xdscp.balancer import sequential_picks
 
 pytestmark = pytest.mark.envoy
 
@@ -95,7 +96,7 @@ def test_least_request_equal_weights_uniform(envoy_for: EnvoyFactory, backends: 
     so picks are uniform over the 4 hosts, as the reference predicts (5 sigma, n=1200)."""
     ports = backends.ports[:4]
     case = Case(_cluster("p2c", "LEAST_REQUEST", False), cla("p2c", [Ep(p) for p in ports]))
-    predicted = shares(simulate(reference(case.cluster, case.cla), 20000, backends.name_of))
+    predicted = shares(sequential_picks(reference(case.cluster, case.cla), 20000, backends.name_of))
     observed = counts(_run(envoy_for, case, 1200))
     first = backends.names[ports[0]]
     assert_shares(observed, predicted, 1200, reference_picks=20000, alternative={first: 1.0})
@@ -108,7 +109,7 @@ def test_random_ignores_weights(envoy_for: EnvoyFactory, backends: Backends, typ
     ports = backends.ports[:3]
     endpoints = [Ep(p, w) for p, w in zip(ports, WEIGHTS, strict=True)]
     case = Case(_cluster("rnd", "RANDOM", typed), cla("rnd", endpoints))
-    predicted = shares(simulate(reference(case.cluster, case.cla), 30000, backends.name_of))
+    predicted = shares(sequential_picks(reference(case.cluster, case.cla), 30000, backends.name_of))
     observed = counts(_run(envoy_for, case, 1500))
     weighted = {backends.names[p]: w / 10 for p, w in zip(ports, WEIGHTS, strict=True)}
     assert_shares(observed, predicted, 1500, reference_picks=30000, alternative=weighted)

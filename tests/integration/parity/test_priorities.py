@@ -25,7 +25,8 @@ from tests.integration.parity.protos import (
     header_policy,
     typed_cluster,
 )
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import assert_shares, reference, shares
+from xdscp.balancer import sequential_picks
 
 pytestmark = pytest.mark.envoy
 
@@ -72,7 +73,7 @@ def test_overprovisioning_spills_to_priority_1(
     )
     ref = reference(case.cluster, case.cla)
     assert ref.load.healthy == (100 - p1_load, p1_load)  # type: ignore[attr-defined]
-    predicted = shares(simulate(ref, REFERENCE_PICKS, backends.name_of))
+    predicted = shares(sequential_picks(ref, REFERENCE_PICKS, backends.name_of))
     observed = _observe(envoy_for, case)
     assert_shares(observed, predicted, REQUESTS, reference_picks=REFERENCE_PICKS)
     assert_shares(
@@ -102,7 +103,7 @@ def test_panic(
     case = Case(enum_cluster("panic", "ROUND_ROBIN"), cla("panic", endpoints))
     ref = reference(case.cluster, case.cla)
     assert ref.load.healthy == loads  # type: ignore[attr-defined]
-    predicted = shares(simulate(ref, REFERENCE_PICKS, backends.name_of))
+    predicted = shares(sequential_picks(ref, REFERENCE_PICKS, backends.name_of))
     observed = _observe(envoy_for, case)
     healthy_only = {backends.names[p]: 1 / 3 for p in backends.ports[3:6]}
     assert_shares(
@@ -125,7 +126,7 @@ def test_degraded_and_draining_hosts(envoy_for: EnvoyFactory, backends: Backends
     case = Case(enum_cluster("deg", "ROUND_ROBIN"), cla("deg", endpoints))
     ref = reference(case.cluster, case.cla)
     assert (ref.load.healthy, ref.load.degraded) == ((70,), (30,))  # type: ignore[attr-defined]
-    predicted = shares(simulate(ref, REFERENCE_PICKS, backends.name_of))
+    predicted = shares(sequential_picks(ref, REFERENCE_PICKS, backends.name_of))
     observed = _observe(envoy_for, case)
     flat = {backends.names[p]: 0.25 for p in ports[:4]}
     assert_shares(observed, predicted, REQUESTS, reference_picks=REFERENCE_PICKS, alternative=flat)
@@ -193,7 +194,7 @@ def test_locality_weighted_round_robin(
     zone_a = {backends.names[p] for p in backends.ports[:2]}
     share_a = 1 / 3.1 if unhealthy_b else 1 / 4
     n = 1240
-    ref_counts = simulate(reference(case.cluster, case.cla), n, backends.name_of)
+    ref_counts = sequential_picks(reference(case.cluster, case.cla), n, backends.name_of)
     observed = _observe(envoy_for, case, n)
     print("envoy", sorted(observed.items()), "reference", sorted(ref_counts.items()))
     for picked in (ref_counts, observed):

@@ -10,8 +10,10 @@ import pytest
 
 from tests.integration.parity.conftest import Backends, EnvoyFactory
 from tests.integration.parity.harness import Case, Client, counts, picks_from
-from tests.integration.parity.stats import assert_shares, reference, shares, simulate
+from tests.integration.parity.stats import assert_shares, reference, shares
+from xdscp.balancer import sequential_picks
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Service
+from xdscp.testing import free_port
 from xdscp.translate import cluster_for, load_assignment_for
 
 pytestmark = pytest.mark.envoy
@@ -36,7 +38,7 @@ def _case(service: Service) -> Case:
 
 def _predicted(case: Case, backends: Backends) -> dict[str, float]:
     ref = reference(case.cluster, case.cla)
-    return shares(simulate(ref, REFERENCE_PICKS, backends.name_of))
+    return shares(sequential_picks(ref, REFERENCE_PICKS, backends.name_of))
 
 
 @pytest.mark.parametrize(
@@ -118,3 +120,31 @@ def test_panic_threshold_is_effective_with_typed_policies(
     predicted = _predicted(case, backends)
     assert set(observed) == ({"b0", "b1", "b2"} if expect_all else {"b0"})
     assert_shares(observed, predicted, 90, reference_picks=REFERENCE_PICKS)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "healthy", "panic"),
+    [(33.9, 1, False), (34.0, 1, True), (29.0, 2, False), (29.5, 2, True)],
+)
+def test_panic_threshold_is_truncated_as_envoy_converts_it(
+    envoy_for: EnvoyFactory, backends: Backends, threshold: float, healthy: int, panic: bool
+) -> None:
+    """Envoy makes `healthy_panic_threshold` an integer as `uint64(100 * (percent / 100.0))`:
+    1 of 3 hosts healthy (33.3 %) is no panic at 33.9 (33, truncated) but is at 34; 2 of 7
+    (28.6 %) is no panic at 29.0 (28.999999999999996 -> 28) but is at 29.5. The reference
+    balancer (and so the gRPC translation) reads the threshold the same way. The seventh host
+    listens nowhere: in panic its turn is a 503."""
+    ports = [*backends.ports[: 3 if healthy == 1 else 6], *([free_port()] if healthy == 2 else [])]
+    endpoints = tuple(
+        Endpoint("127.0.0.1", port, health=Health.HEALTHY if i < healthy else Health.UNHEALTHY)
+        for i, port in enumerate(ports)
+    )
+    policy = BalancingPolicy(lb=LbPolicy.ROUND_ROBIN, panic_threshold=threshold)
+    case = _case(Service("svc-threshold", endpoints, policy))
+    assert reference(case.cluster, case.cla).load.panic == (panic,)  # type: ignore[attr-defined]
+    observed = counts(picks_from(envoy_for([case])[case.name], 10 * len(ports)))
+    served = {
+        backends.names[p] for p in ports[: len(ports) if panic else healthy] if p in backends.names
+    }
+    assert set(observed) - {"status:503"} == served
+    assert ("status:503" in observed) == (panic and healthy == 2)

@@ -82,10 +82,11 @@ def test_ipv6_hosts_print_bracketed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(0.0, 0), (49.5, 50), (50.4, 50), (75.0, 75), (100.0, 100)]
+    ("value", "expected"),
+    [(0.0, 0), (49.5, 49), (50.4, 50), (29.0, 28), (75.0, 75), (100.0, 100)],
 )
-def test_panic_threshold_is_rounded(value: float, expected: int) -> None:
-    """healthy_panic_threshold is a Percent rounded to an integer (std::round)."""
+def test_panic_threshold_is_truncated(value: float, expected: int) -> None:
+    """healthy_panic_threshold is a Percent Envoy truncates to an integer (convertPercent)."""
     assert envoy_policy(cluster(panic=value)).panic_threshold == expected
     assert envoy_policy(cluster()).panic_threshold == 50
 

@@ -1,80 +1,16 @@
-"""Priority loads and panic (spec §1), with expected values computed by hand from Envoy's
-integer formulas:
-
-    H[p] = min(100, OF*healthy // n)        D[p] = min(100, OF*degraded // n)
-    NTA  = min(100, sum(H) + sum(D))
-    HL[p] = min(remaining, H[p]*100 // NTA)  then DL[p] likewise; remainder to first p with H>0
-    panic[p] = NTA != 100 and healthy% + degraded% < T
-    all in panic: HL[p] = 100*|hosts_p| // total
-"""
+"""The balancers over priorities: choosing a priority by its load, spill, panic, and the CLA's
+overprovisioning factor and weighted priority health (the load arithmetic itself is tested in
+tests/unit/model/test_priority_load.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.unit.balancer.builders import Ep, balancer, cla, counts
-from xdscp.balancer.priority import PriorityCounts, choose_priority, priority_loads
+from xdscp.balancer.priority import choose_priority
+from xdscp.model import PriorityCounts, priority_loads
 
 C = PriorityCounts
-
-
-@pytest.mark.parametrize(
-    ("priorities", "overprovisioning", "threshold", "healthy", "degraded", "panic"),
-    [
-        # all healthy: H = min(100, 140*10//10) = 100
-        ([C(10, 0, 10, 0)], 140, 50, (100,), (0,), (False,)),
-        # 71 of 100 healthy, P1 healthy: H0 = 140*71//100 = 99 -> [99, 1] (Envoy docs table)
-        ([C(100, 0, 71, 0), C(4, 0, 4, 0)], 140, 50, (99, 1), (0, 0), (False, False)),
-        # 1 of 2 healthy: H0 = 70 -> [70, 30]
-        ([C(2, 0, 1, 0), C(4, 0, 4, 0)], 140, 50, (70, 30), (0, 0), (False, False)),
-        # 1 of 4: H0 = 35 -> [35, 65]
-        ([C(4, 0, 1, 0), C(4, 0, 4, 0)], 140, 50, (35, 65), (0, 0), (False, False)),
-        # 71 % healthy, 29 % degraded: H = 99, D = 40, NTA = 100 -> 99 healthy, 1 degraded
-        ([C(100, 0, 71, 29)], 140, 50, (99,), (1,), (False,)),
-        # 25 % / 65 % / 10 % unhealthy: H = 35, D = 91 -> 35 healthy, 65 degraded
-        ([C(100, 0, 25, 65)], 140, 50, (35,), (65,), (False,)),
-        # 5 % healthy: NTA = 7 != 100 and 5 % < 50 -> panic; total panic -> 100 by hosts
-        ([C(100, 0, 5, 0)], 140, 50, (100,), (0,), (True,)),
-        # both in panic, 3 vs 7 hosts: total panic -> 100*3//10 = 30, 100*7//10 = 70
-        ([C(3, 0, 0, 0), C(7, 0, 1, 0)], 140, 50, (30, 70), (0, 0), (True, True)),
-        # Envoy's own example with OF 100 and no panic: 10/20/10 % healthy, 20/10/0 % degraded
-        # NTA = 70: HL = 14, 28, 14; DL = 28, 14, 0; remainder 2 to P0 -> 16
-        (
-            [C(10, 0, 1, 2), C(10, 0, 2, 1), C(10, 0, 1, 0)],
-            100,
-            0,
-            (16, 28, 14),
-            (28, 14, 0),
-            (False, False, False),
-        ),
-        # excluded hosts leave the denominator: 1 healthy of 3, 2 excluded -> n = 1, H = 100
-        ([C(3, 2, 1, 0), C(2, 0, 2, 0)], 140, 50, (100, 0), (0, 0), (False, False)),
-        # nothing available, threshold 0: no panic, 100 % to P0 (Envoy's corner case)
-        ([C(2, 0, 0, 0), C(2, 0, 0, 0)], 140, 0, (100, 0), (0, 0), (False, False)),
-        # no hosts anywhere: total panic with no hosts -> 100 % to P0
-        ([C(0, 0, 0, 0)], 140, 50, (100,), (0,), (True,)),
-        # one priority in panic, the other not: P0 H = 140*1//4 = 35, P1 H = 140*1//2 = 70
-        # NTA = 100 -> no panic at all: [35, 65]
-        ([C(4, 0, 1, 0), C(2, 0, 1, 0)], 140, 50, (35, 65), (0, 0), (False, False)),
-        # P0 H = 14 (1/10), P1 H = 70 (1/2): NTA = 84; HL = 14*100//84 = 16, 70*100//84 = 83,
-        # remainder 1 -> P0 = 17; P0 10 % < 50 panic, P1 50 % not < 50 -> not total panic
-        ([C(10, 0, 1, 0), C(2, 0, 1, 0)], 140, 50, (17, 83), (0, 0), (True, False)),
-    ],
-)
-def test_priority_loads(  # noqa: PLR0917 - one parameter per table column
-    priorities: list[PriorityCounts],
-    overprovisioning: int,
-    threshold: int,
-    healthy: tuple[int, ...],
-    degraded: tuple[int, ...],
-    panic: tuple[bool, ...],
-) -> None:
-    """Loads and panic flags equal the hand-computed values of Envoy's integer arithmetic."""
-    load = priority_loads(priorities, overprovisioning=overprovisioning, panic_threshold=threshold)
-    assert load.healthy == healthy
-    assert load.degraded == degraded
-    assert load.panic == panic
-    assert sum(load.healthy) + sum(load.degraded) == 100
 
 
 def test_choose_priority_walks_cumulative_loads() -> None:
@@ -105,8 +41,8 @@ def test_weighted_priority_health_uses_weights() -> None:
     from xdscp.balancer.hosts import host_sets, hosts_from_cla
 
     sets = host_sets(hosts_from_cla(message))
-    weighted = priority_loads([C.of(s, weighted=True) for s in sets])
-    unweighted = priority_loads([C.of(s) for s in sets])
+    weighted = priority_loads([C.of(s.hosts, weighted=True) for s in sets])
+    unweighted = priority_loads([C.of(s.hosts) for s in sets])
     assert weighted.healthy == (35, 65)
     assert unweighted.healthy == (70, 30)
 

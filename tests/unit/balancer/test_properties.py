@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from tests.unit.balancer.builders import Ep, balancer, eps
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.envoy_lb import ZoneAwareBalancer
-from xdscp.balancer.priority import PriorityCounts, availability, priority_loads
 from xdscp.model import Health
 
 HEALTHS = ["healthy", "unknown", "unhealthy", "timeout", "degraded", "draining"]
@@ -59,37 +58,6 @@ def test_picks_stay_in_the_eligible_set(
         if not load.panic[p]:
             allowed = {Health.HEALTHY} | ({Health.DEGRADED} if load.degraded[p] else set())
             assert host.health in allowed
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    counts=st.lists(
-        st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
-        min_size=1,
-        max_size=5,
-    ),
-    overprovisioning=st.integers(1, 400),
-    threshold=st.integers(0, 100),
-)
-def test_loads_always_sum_to_100(
-    counts: list[tuple[int, int, int, int]], overprovisioning: int, threshold: int
-) -> None:
-    """Healthy + degraded loads sum to exactly 100, or are all 0 in Envoy's corner case (no
-    priority has availability and not all panic; Envoy then falls back to P0). Load never goes
-    to a priority without healthy/degraded availability unless every priority is in panic."""
-    priorities = []
-    for hosts, excluded, healthy, degraded in counts:
-        total = hosts + excluded + healthy + degraded
-        priorities.append(PriorityCounts(total, excluded, healthy, degraded))
-    load = priority_loads(priorities, overprovisioning=overprovisioning, panic_threshold=threshold)
-    available = [availability(c, overprovisioning) for c in priorities]
-    nothing_available = not any(h or d for h, d in available)
-    total = sum(load.healthy) + sum(load.degraded)
-    assert total == 100 or (total == 0 and nothing_available and not all(load.panic))
-    if not all(load.panic) and not nothing_available:
-        for (h_avail, d_avail), h, d in zip(available, load.healthy, load.degraded, strict=True):
-            assert h == 0 or h_avail > 0
-            assert d == 0 or d_avail > 0
 
 
 @settings(max_examples=60, deadline=None)

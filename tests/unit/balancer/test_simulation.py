@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from xdscp.balancer import build_balancer
+from tests.unit.balancer.builders import Ep, balancer, eps
+from xdscp.balancer import build_balancer, sequential_picks
 from xdscp.balancer.simulation import remap_fractions, simulate, synthetic_request
 from xdscp.cli import main
 from xdscp.cli.simulate import build_service, parse_endpoint
@@ -134,3 +135,25 @@ def test_service_needs_endpoints() -> None:
     """No endpoints anywhere is a usage error naming the flag."""
     with pytest.raises(ValidationError, match="endpoint"):
         build_service({}, policy="random", endpoints=(), hash_on=())
+
+
+def test_sequential_picks_finish_each_request_before_the_next() -> None:
+    """Least request over equal hosts: every request finishes, so none is ever busier and the
+    picks spread evenly; no host is left with an active request."""
+    lb = balancer(eps(1, 1, 1), "LEAST_REQUEST", seed=4)
+    seen = sequential_picks(lb, 300)
+    assert sum(seen.values()) == 300
+    assert set(seen) == {"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"}
+    assert all(60 < n < 140 for n in seen.values()), seen  # 100 each, sd ~8
+    assert all(host.active == 0 for host in lb.hosts)
+    assert sequential_picks(lb, 6, name_of=lambda h: h.address).keys() <= {
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.3",
+    }
+
+
+def test_sequential_picks_count_requests_no_host_takes() -> None:
+    """gRPC drops an unhealthy endpoint: with no other, every request counts under "none"."""
+    lb = balancer([Ep("10.0.0.1:80", health="unhealthy")], client="grpc")
+    assert sequential_picks(lb, 5) == {"none": 5}

@@ -8,16 +8,9 @@ from hypothesis import strategies as st
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaResponse, DeltaStreamState
 from xdscp.server.rules import Kind
+from xdscp.testing import cluster_snapshot
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
-
-
-def snap(clusters: dict[str, bytes], endpoints: dict[str, bytes] | None = None) -> Snapshot:
-    endpoints = endpoints if endpoints is not None else {n: b"cla" + v for n, v in clusters.items()}
-    return Snapshot.of(
-        [Resource(C, n, v) for n, v in clusters.items()]
-        + [Resource(E, n, v) for n, v in endpoints.items()]
-    )
 
 
 def names(response: DeltaResponse) -> list[str]:
@@ -32,7 +25,7 @@ def ack(state: DeltaStreamState, response: DeltaResponse) -> tuple[DeltaResponse
 
 def test_wildcard_then_names_then_ack_is_in_sync() -> None:
     """CDS with no names is a wildcard: every cluster; EDS by name; ACKs bring both in sync."""
-    state = DeltaStreamState(snapshot=snap({"a": b"1", "b": b"1"}))
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"1", "b": b"1"}))
     outcome = state.on_request(DeltaRequest(C))
     assert outcome.kind is Kind.INITIAL
     (cds,) = outcome.responses
@@ -49,7 +42,7 @@ def test_wildcard_then_names_then_ack_is_in_sync() -> None:
 def test_absent_name_is_answered_as_removed_and_known_versions_are_not_resent() -> None:
     """A name that does not exist comes back in `removed`; a reconnecting client's
     initial_resource_versions are taken as held: only what differs is sent."""
-    world = snap({"a": b"1", "b": b"1"})
+    world = cluster_snapshot({"a": b"1", "b": b"1"})
     state = DeltaStreamState(snapshot=world)
     held = {"a": world.resources[E]["a"].version, "b": "stale"}
     state.on_request(DeltaRequest(C))
@@ -62,7 +55,7 @@ def test_absent_name_is_answered_as_removed_and_known_versions_are_not_resent() 
 
 def test_a_reconnecting_wildcard_client_is_told_what_it_holds_that_is_gone() -> None:
     """initial_resource_versions of a resource that no longer exists come back as removed."""
-    world = snap({"a": b"1"})
+    world = cluster_snapshot({"a": b"1"})
     state = DeltaStreamState(snapshot=world)
     held = {"a": world.resources[C]["a"].version, "old": "v0"}
     (cds,) = state.on_request(DeltaRequest(C, initial_versions=held)).responses
@@ -71,7 +64,7 @@ def test_a_reconnecting_wildcard_client_is_told_what_it_holds_that_is_gone() -> 
 
 def test_only_changes_are_sent_and_removals_are_named() -> None:
     """A changed CLA is sent alone; a removed cluster is named in `removed` for CDS and EDS."""
-    state = DeltaStreamState(snapshot=snap({"a": b"1", "b": b"1"}))
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"1", "b": b"1"}))
     for response in state.on_request(DeltaRequest(C)).responses:
         ack(state, response)
     for response in state.on_request(DeltaRequest(E, subscribe=("a", "b"))).responses:
@@ -88,7 +81,7 @@ def test_only_changes_are_sent_and_removals_are_named() -> None:
 
 def test_changed_cluster_is_followed_by_its_unchanged_cla() -> None:
     """Warming: a Cluster sent again is followed by its ClusterLoadAssignment."""
-    state = DeltaStreamState(snapshot=snap({"a": b"1"}))
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"1"}))
     state.on_request(DeltaRequest(C))
     state.on_request(DeltaRequest(E, subscribe=("a",)))
     base = state.snapshot
@@ -101,7 +94,7 @@ def test_nack_restores_what_was_held_and_never_resends_the_rejected_version() ->
     """A NACK: the client keeps its last accepted cluster; the rejected version is not sent
     again (even on a full re-sync); status shows it; a newer version is sent; going back to
     the held version needs no response and shows the stream in sync again."""
-    state = DeltaStreamState(snapshot=snap({"a": b"good"}))
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"good"}))
     (first,) = [r for r in state.on_request(DeltaRequest(C)).responses if r.type_url is C]
     ack(state, first)
     base = state.snapshot
@@ -126,7 +119,7 @@ def test_nack_restores_what_was_held_and_never_resends_the_rejected_version() ->
 
 def test_unsubscribed_names_are_forgotten() -> None:
     """After an unsubscribe, changes to that resource are not sent."""
-    state = DeltaStreamState(snapshot=snap({"a": b"1", "b": b"1"}))
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"1", "b": b"1"}))
     state.on_request(DeltaRequest(E, subscribe=("a", "b")))
     state.on_request(DeltaRequest(E, unsubscribe=("b",)))
     assert "b" not in state.state(E).held

@@ -5,20 +5,15 @@ from __future__ import annotations
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.protocol import Request, StreamState
 from xdscp.server.rules import Kind
-from xdscp.testing import CheckedStream
+from xdscp.testing import CheckedStream, cluster_snapshot
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 
 
 def snap(clusters: dict[str, bytes], endpoints: dict[str, bytes] | None = None) -> Snapshot:
-    endpoints = (
-        endpoints if endpoints is not None else {n: b"cla-" + v for n, v in clusters.items()}
-    )
-    return Snapshot.of(
-        [Resource(C, n, v) for n, v in clusters.items()]
-        + [Resource(E, n, v) for n, v in endpoints.items()]
-        + [Resource(L, "l", b"listener"), Resource(R, "r", b"routes")]
-    )
+    """The clusters, their CLAs, a listener and a route configuration."""
+    listeners = (Resource(L, "l", b"listener"), Resource(R, "r", b"routes"))
+    return cluster_snapshot(clusters, endpoints, listeners)
 
 
 def test_envoy_startup_conversation() -> None:

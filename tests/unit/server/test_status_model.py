@@ -20,15 +20,15 @@ from xdscp.server.status import (
     StatusBoard,
     StreamRecord,
 )
+from xdscp.testing import cluster_snapshot
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
 
 
 def snap(world: dict[str, int]) -> Snapshot:
     """Clusters and their CLAs; the number is a resource's content (its version)."""
-    return Snapshot.of(
-        [Resource(C, n, b"c%d" % v) for n, v in world.items()]
-        + [Resource(E, n, b"e%d" % v) for n, v in world.items()]
+    return cluster_snapshot(
+        {n: b"c%d" % v for n, v in world.items()}, {n: b"e%d" % v for n, v in world.items()}
     )
 
 

@@ -12,15 +12,17 @@ from hypothesis import strategies as st
 
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, HashOn, Health, LbPolicy, Locality
-from xdscp.sources.registry_format import (
+from xdscp.sources.registry_bytes import (
     MAX_JSON_DEPTH,
     MAX_KEY_BYTES,
+    decode_key,
+    json_depth_exceeds,
+)
+from xdscp.sources.registry_format import (
     REJECTION_REASONS,
     Registration,
-    decode_key,
     grpc_go_value,
     is_ip_literal,
-    json_depth_exceeds,
     native_value,
     parse_grpc_go_key,
     parse_grpc_go_value,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from xdscp.errors import ValidationError
 from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import LbPolicy
+from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
 from xdscp.sources.registry_format import (
-    MAX_VALUE_BYTES,
     REJECTION_REASONS,
     parse_grpc_go_value,
     parse_policy,

@@ -18,18 +18,12 @@ from xdscp.testing import (
     Recorder,
     check_delta,
     check_sotw,
+    cluster_snapshot,
     free_port,
     wait_for,
 )
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
-
-
-def snap(clusters: dict[str, bytes]) -> Snapshot:
-    return Snapshot.of(
-        [Resource(C, n, v) for n, v in clusters.items()]
-        + [Resource(E, n, b"cla-" + v) for n, v in clusters.items()]
-    )
 
 
 def test_sotw_checker_rejects_a_nonce_that_does_not_increase() -> None:
@@ -64,16 +58,16 @@ def test_delta_checker_rejects_an_empty_response_of_a_served_type() -> None:
 
 def test_checked_streams_drive_a_startup_and_a_change() -> None:
     """SotW and delta: CDS wildcard, EDS by name, ACKs quiet, a change pushed, all checked."""
-    sotw = CheckedStream(snap({"a": b"1"}))
+    sotw = CheckedStream(cluster_snapshot({"a": b"1"}))
     (cds,) = sotw.ask(C)
     (eds,) = sotw.ask(E, names=("a",))
     assert sotw.ack(cds) == sotw.ack(eds, ("a",)) == ()
-    assert [r.type_url for r in sotw.push(snap({"a": b"2"}))] == [C, E]
-    delta = CheckedDeltaStream(snap({"a": b"1"}))
+    assert [r.type_url for r in sotw.push(cluster_snapshot({"a": b"2"}))] == [C, E]
+    delta = CheckedDeltaStream(cluster_snapshot({"a": b"1"}))
     (dcds,) = delta.ask(C)
     (deds,) = delta.ask(E, ("a",))
     assert delta.ack(dcds) == delta.ack(deds) == ()
-    assert [r.type_url for r in delta.push(snap({"a": b"2"}))] == [C, E]
+    assert [r.type_url for r in delta.push(cluster_snapshot({"a": b"2"}))] == [C, E]
     (gone,) = delta.push(Snapshot.of([]))[:1]
     assert gone.removed == ("a",)
 
@@ -98,10 +92,10 @@ def test_any_sequence_of_snapshots_keeps_the_invariants(
     delta.ask(C)
     delta.ask(E, tuple("abcd"))
     for world in worlds:
-        for r in sotw.push(snap(world)):
+        for r in sotw.push(cluster_snapshot(world)):
             sotw.ask(r.type_url, r.nonce, r.version_info, tuple("abcd") if r.type_url is E else (),
                      "no" if nack else None)  # fmt: skip
-        for d in delta.push(snap(world)):
+        for d in delta.push(cluster_snapshot(world)):
             if nack:
                 delta.nack(d)
             else:

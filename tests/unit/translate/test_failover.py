@@ -63,40 +63,34 @@ def test_no_spill_keeps_priorities_for_connectivity_failover() -> None:
     ]
 
 
+def _one_priority(*health: Health, policy: BalancingPolicy | None = None) -> Service:
+    """Endpoints 10.0.0.1, 10.0.0.2, ... of one priority, with the given health each."""
+    endpoints = tuple(Endpoint(f"10.0.0.{i + 1}", 80, health=h) for i, h in enumerate(health))
+    return Service("svc", endpoints, policy or BalancingPolicy())
+
+
 def test_panic_sends_every_host_of_the_priority() -> None:
     """Nothing healthy enough anywhere: Envoy balances over all hosts (panic), so does gRPC."""
-    service = Service(
-        "svc",
-        (
-            Endpoint("10.0.0.1", 80, health=Health.UNHEALTHY),
-            Endpoint("10.0.0.2", 80, health=Health.UNHEALTHY),
-            Endpoint("10.0.0.3", 80),
-        ),
-    )
+    service = _one_priority(Health.UNHEALTHY, Health.UNHEALTHY, Health.HEALTHY)
     cla = grpc_load_assignment(service)
     assert sum(len(lle.lb_endpoints) for lle in cla.endpoints) == 3
     assert _shares(service, "grpc") == pytest.approx(_shares(service, "envoy"))
     assert _shares(service, "grpc")["10.0.0.1:80"] == pytest.approx(1 / 3)
 
 
-def test_panic_threshold_zero_turns_panic_off() -> None:
-    service = Service(
-        "svc",
-        (Endpoint("10.0.0.1", 80, health=Health.UNHEALTHY), Endpoint("10.0.0.3", 80)),
-        BalancingPolicy(panic_threshold=0.0),
-    )
-    assert _shares(service, "grpc") == {"10.0.0.3:80": 1.0}
+@pytest.mark.parametrize(("threshold", "panic"), [(0.0, False), (33.9, False), (34.0, True)])
+def test_panic_threshold_is_truncated_like_envoys(threshold: float, panic: bool) -> None:
+    """1 of 3 healthy (33.3 %): threshold 0 turns panic off, 33.9 is 33 to Envoy (truncated:
+    no panic, the healthy host takes all), 34 panics (every host a third)."""
+    policy = BalancingPolicy(panic_threshold=threshold)
+    service = _one_priority(Health.UNHEALTHY, Health.HEALTHY, Health.UNHEALTHY, policy=policy)
+    grpc = _shares(service, "grpc")
+    assert grpc == pytest.approx(_shares(service, "envoy"))
+    assert grpc["10.0.0.2:80"] == pytest.approx(1 / 3 if panic else 1.0)
 
 
 def test_degraded_load_goes_to_degraded_hosts() -> None:
-    service = Service(
-        "svc",
-        (
-            Endpoint("10.0.0.1", 80, health=Health.DEGRADED),
-            Endpoint("10.0.0.2", 80, health=Health.DEGRADED),
-            Endpoint("10.0.0.3", 80),
-        ),
-    )
+    service = _one_priority(Health.DEGRADED, Health.DEGRADED, Health.HEALTHY)
     envoy = _shares(service, "envoy")
     # healthy 140*1//3 = 46 %, degraded min(100, 140*2//3) = 93 -> the remaining 54 %
     assert envoy == pytest.approx({"10.0.0.3:80": 0.46, "10.0.0.1:80": 0.27, "10.0.0.2:80": 0.27})
@@ -156,7 +150,7 @@ def services(draw: st.DrawFn) -> Service:
     policy = BalancingPolicy(
         lb=draw(st.sampled_from(_POLICIES)),
         overprovisioning_factor=draw(st.sampled_from([100, 140, 200])),
-        panic_threshold=draw(st.sampled_from([0.0, 50.0, 80.0])),
+        panic_threshold=draw(st.sampled_from([0.0, 33.9, 50.0, 66.5, 80.0])),
     )
     return Service("svc", tuple(endpoints), policy)
 

@@ -22,6 +22,7 @@ We produce the identical table with two changes that do not alter any decision:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 
 def _next_iteration(start: int, weight: float, target: float, last: int) -> int | None:
@@ -37,6 +38,22 @@ def _next_iteration(start: int, weight: float, target: float, last: int) -> int 
     return iteration if iteration <= last else None
 
 
+@dataclass(slots=True)
+class _Fill:
+    """The table being filled: its slots, each entry's next permutation position, target and
+    slot count, and the entries parked until a later iteration."""
+
+    skips: Sequence[int]
+    weights: Sequence[float]
+    max_weight: float
+    slots: list[int | None]
+    positions: list[int]
+    targets: list[float]
+    counts: list[int]
+    parked: dict[int, list[int]] = field(default_factory=dict)
+    filled: int = 0
+
+
 def fill(
     offsets: Sequence[int], skips: Sequence[int], weights: Sequence[float], size: int
 ) -> tuple[list[int], list[int]]:
@@ -44,44 +61,52 @@ def fill(
 
     Entries are given in Envoy's order (sorted by hash key); weights are normalized.
     """
-    max_weight = max(weights)
-    table: list[int | None] = [None] * size
-    positions = list(offsets)
-    targets = [0.0] * len(offsets)
-    counts = [0] * len(offsets)
-    parked: dict[int, list[int]] = {}
-    # Each iteration fills at least one slot (a max-weight entry is always eligible), so no
-    # entry can be served after iteration `size`.
-    last = size
-    current = list(range(len(offsets)))
-    filled = 0
+    entries = len(offsets)
+    state = _Fill(
+        skips, weights, max(weights), [None] * size, list(offsets), [0.0] * entries, [0] * entries
+    )
+    current = list(range(entries))
     iteration = 1
-    while filled < size:
-        following: list[int] = []
-        for entry in current:
-            if filled == size:
-                break
-            skip = skips[entry]
-            slot = positions[entry]
-            while table[slot] is not None:
-                slot += skip
-                if slot >= size:
-                    slot -= size
-            table[slot] = entry
-            slot += skip
-            positions[entry] = slot - size if slot >= size else slot
-            counts[entry] += 1
-            filled += 1
-            target = targets[entry] + max_weight
-            targets[entry] = target
-            weight = weights[entry]
-            if (iteration + 1) * weight >= target:
-                following.append(entry)
-                continue
-            resume = _next_iteration(iteration + 1, weight, target, last)
-            if resume is not None:
-                parked.setdefault(resume, []).append(entry)
+    while state.filled < size:
+        following = _serve(state, current, iteration)
         iteration += 1
-        waiting = parked.pop(iteration, None)
+        waiting = state.parked.pop(iteration, None)
         current = sorted(following + waiting) if waiting else following
-    return [entry for entry in table if entry is not None], counts
+    return [entry for entry in state.slots if entry is not None], state.counts
+
+
+def _serve(state: _Fill, current: list[int], iteration: int) -> list[int]:
+    """One iteration: each entry of `current`, in key order, claims its next free slot.
+    Returns the entries eligible in the next iteration; the others are parked until theirs.
+    Each iteration fills at least one slot (a max-weight entry is always eligible), so no
+    entry can be served after iteration `size`."""
+    table, positions, skips, weights = state.slots, state.positions, state.skips, state.weights
+    targets, counts, parked = state.targets, state.counts, state.parked
+    max_weight = state.max_weight
+    size, filled = len(table), state.filled
+    following: list[int] = []
+    for entry in current:
+        if filled == size:
+            break
+        skip = skips[entry]
+        slot = positions[entry]
+        while table[slot] is not None:
+            slot += skip
+            if slot >= size:
+                slot -= size
+        table[slot] = entry
+        slot += skip
+        positions[entry] = slot - size if slot >= size else slot
+        counts[entry] += 1
+        filled += 1
+        target = targets[entry] + max_weight
+        targets[entry] = target
+        weight = weights[entry]
+        if (iteration + 1) * weight >= target:
+            following.append(entry)
+            continue
+        resume = _next_iteration(iteration + 1, weight, target, size)
+        if resume is not None:
+            parked.setdefault(resume, []).append(entry)
+    state.filled = filled
+    return following
