@@ -21,7 +21,7 @@ from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
-from xdscp.balancer import Balancer, build_balancer
+from xdscp.balancer import Balancer, build_balancer, sequential_picks
 from xdscp.cache import Resource, TypeUrl
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.stack import problem
@@ -181,16 +181,7 @@ def predict_each(lb: Balancer, requests: Sequence[Request]) -> list[str]:
 
 def predict_shares(lb: Balancer, picks: int = REFERENCE_PICKS) -> Counter[str]:
     """Endpoint → picks over `picks` sequential requests (each finishes before the next)."""
-    seen: Counter[str] = Counter()
-    for _ in range(picks):
-        host = lb.choose()
-        if host is None:
-            seen["none"] += 1
-            continue
-        lb.start(host)
-        seen[str(host)] += 1
-        lb.finish(host)
-    return seen
+    return sequential_picks(lb, picks)
 
 
 def _bound(
