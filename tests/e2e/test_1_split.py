@@ -15,8 +15,8 @@ from tests.integration.parity.stats import (
     assert_shares,
     reference,
     shares,
-    simulate,
 )
+from xdscp.balancer import sequential_picks
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]
@@ -35,7 +35,7 @@ async def test_split_through_envoy_matches_the_reference(
     replica = await applied(stack, expected)
     observed = await asyncio.to_thread(count_backends, stack, N)
     ref = reference(expected.cluster, expected.load_assignment)
-    predicted = shares(simulate(ref, PICKS, expected.name_of))
+    predicted = shares(sequential_picks(ref, PICKS, expected.name_of))
     stack.record(
         "split", lb=lb, replica=replica, observed=dict(observed),
         predicted={k: round(N * p, 1) for k, p in predicted.items()},

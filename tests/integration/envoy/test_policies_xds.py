@@ -18,8 +18,8 @@ from tests.integration.parity.stats import (
     assert_shares,
     reference,
     shares,
-    simulate,
 )
+from xdscp.balancer import sequential_picks
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn, LbPolicy
 from xdscp.plane import ControlPlane, ServeOptions
@@ -84,7 +84,7 @@ async def test_policy_split_over_xds_matches_the_reference(
         await served_until(plane, name)
     observed = await _requests(plane, N)
     ref = reference(cluster_for(service), load_assignment_for(service))
-    predicted = shares(simulate(ref, 20_000, _name_of(backends)))  # type: ignore[arg-type]
+    predicted = shares(sequential_picks(ref, 20_000, _name_of(backends)))  # type: ignore[arg-type]
     assert_shares(observed, predicted, N, reference_picks=20_000, alternative=wrong)
     if lb in {"round_robin", "weighted_round_robin"}:
         assert all(abs(observed[k] - N * p) <= 1.5 for k, p in predicted.items()), observed

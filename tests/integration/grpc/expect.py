@@ -6,8 +6,8 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.parity.stats import SEED, shares, simulate
-from xdscp.balancer import Balancer, build_balancer
+from tests.integration.parity.stats import SEED, shares
+from xdscp.balancer import Balancer, build_balancer, sequential_picks
 from xdscp.demo.backend import Backend
 from xdscp.model import Service
 from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
@@ -31,7 +31,7 @@ def name_of(backends: list[Backend]) -> Callable[[object], str]:
 
 def predicted_shares(service: Service, backends: list[Backend]) -> dict[str, float]:
     """Each backend's share of requests without a hash, over REFERENCE_PICKS picks."""
-    return shares(simulate(grpc_reference(service), REFERENCE_PICKS, name_of(backends)))
+    return shares(sequential_picks(grpc_reference(service), REFERENCE_PICKS, name_of(backends)))
 
 
 def route_hash_policies(service: Service) -> Any:
