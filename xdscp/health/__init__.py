@@ -11,7 +11,7 @@ from xdscp.health.checker import Checker, ResultSink
 from xdscp.health.election import Election
 from xdscp.health.machine import EndpointState, Thresholds, Transition, Verdict, observe
 from xdscp.health.metrics import HealthMetrics
-from xdscp.health.probes import Prober, ProbeResult, http_status_problem
+from xdscp.health.probes import Prober, ProbeResult
 from xdscp.health.results import (
     HealthLayout,
     encode_result,
@@ -48,7 +48,6 @@ __all__ = [
     "check_of",
     "encode_result",
     "health_prefix",
-    "http_status_problem",
     "observe",
     "parse_result",
     "targets_of",

@@ -3,9 +3,9 @@
 - gRPC: `grpc.health.v1.Health/Check` with the check's `service_name` (grpcio-health-checking's
   stubs) on one channel per endpoint, kept between checks as Envoy keeps its connection;
   healthy when the answer is SERVING.
-- HTTP: `GET <path>` over HTTP/1.1 on a new connection (`connection: close`); healthy on any
-  2xx status. Written on asyncio streams: only the status line is read, and the project has
-  no HTTP client dependency (the admin endpoint is its own small server too).
+- HTTP: `GET <path>` with aiohttp's client (one session, connections kept between checks as
+  Envoy keeps its own; redirects not followed, as Envoy does not); healthy on any 2xx status.
+  A malformed answer is a failed check with aiohttp's reason.
 - TCP: healthy when a connection opens.
 
 Each check is bounded by the check's timeout; every failure is a result, never an exception.
@@ -18,6 +18,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -25,7 +26,7 @@ from xdscp.health.targets import Target, TargetKey
 from xdscp.model import HealthCheckKind
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
-MAX_STATUS_LINE = 1024
+_HEADERS = {"user-agent": "xdscp-health", "accept": "*/*"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,10 @@ class ProbeResult:
     detail: str = ""
 
 
+def _os_detail(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
 def _host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -46,6 +51,7 @@ class Prober:
 
     def __init__(self) -> None:
         self._channels: dict[TargetKey, tuple[str, grpc.aio.Channel]] = {}
+        self._session: aiohttp.ClientSession | None = None
 
     async def check(self, target: Target) -> ProbeResult:
         """Run the target's check once, within its timeout."""
@@ -55,8 +61,12 @@ class Prober:
                 detail = await self._run(target)
         except TimeoutError:
             detail = f"timed out after {target.check.timeout}s"
+        except aiohttp.ClientConnectorError as exc:  # an OSError: say the socket's own error
+            detail = _os_detail(exc.os_error)
         except OSError as exc:
-            detail = f"{type(exc).__name__}: {exc.strerror or exc}"
+            detail = _os_detail(exc)
+        except aiohttp.ClientError as exc:
+            detail = f"http: {type(exc).__name__}: {exc}"
         return ProbeResult(not detail, time.perf_counter() - started, detail)
 
     async def _run(self, target: Target) -> str:
@@ -64,8 +74,16 @@ class Prober:
         if kind is HealthCheckKind.GRPC:
             return await self._grpc(target)
         if kind is HealthCheckKind.HTTP:
-            return await _http(target)
+            return await self._http(target)
         return await _tcp(target)
+
+    async def _http(self, target: Target) -> str:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=_HEADERS)
+        url = f"http://{_host(target.address)}:{target.port}{target.check.path}"
+        async with self._session.get(url, allow_redirects=False) as response:
+            status = response.status
+        return "" if 200 <= status < 300 else f"http status {status}"
 
     async def _grpc(self, target: Target) -> str:
         address = f"{_host(target.address)}:{target.port}"
@@ -92,9 +110,12 @@ class Prober:
             await known[1].close()
 
     async def close(self) -> None:
-        """Close every channel."""
+        """Close every channel and the HTTP session."""
         for key in list(self._channels):
             await self.forget(key)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 async def _tcp(target: Target) -> str:
@@ -103,31 +124,3 @@ async def _tcp(target: Target) -> str:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return ""
-
-
-async def _http(target: Target) -> str:
-    reader, writer = await asyncio.open_connection(target.address, target.port)
-    try:
-        request = (
-            f"GET {target.check.path} HTTP/1.1\r\nhost: {_host(target.address)}:{target.port}\r\n"
-            "user-agent: xdscp-health\r\naccept: */*\r\nconnection: close\r\n\r\n"
-        )
-        writer.write(request.encode("latin-1"))
-        await writer.drain()
-        line = await reader.readline()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    return http_status_problem(line[:MAX_STATUS_LINE])
-
-
-def http_status_problem(line: bytes) -> str:
-    """Empty when an HTTP/1.x status line says 2xx, else what is wrong with it."""
-    parts = line.rstrip(b"\r\n").decode("latin-1").split(" ", 2)
-    code = parts[1] if len(parts) > 1 else ""
-    is_code = len(code) == 3 and code.isascii() and code.isdigit()
-    if not parts[0].startswith("HTTP/1.") or not is_code:
-        return f"http: not an HTTP/1.x status line: {line[:80]!r}"
-    status = int(code)
-    return "" if 200 <= status < 300 else f"http status {status}"

@@ -4,6 +4,7 @@ stage checking on its own (no etcd), marking and restoring an endpoint."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
@@ -84,12 +85,15 @@ async def test_grpc_health_serving_and_not_serving(
 async def test_http_2xx_passes_anything_else_fails() -> None:
     """The status code decides; a refused connection fails too."""
     prober = Prober()
-    async with HttpBackend() as backend:
-        assert (await prober.check(target("http", backend.port, path="/health"))).ok
-        backend.status = 503
-        result = await prober.check(target("http", backend.port))
-        assert (result.ok, result.detail) == (False, "http status 503")
-    refused = await prober.check(target("http", free_port()))
+    try:
+        async with HttpBackend() as backend:
+            assert (await prober.check(target("http", backend.port, path="/health"))).ok
+            backend.status = 503
+            result = await prober.check(target("http", backend.port))
+            assert (result.ok, result.detail) == (False, "http status 503")
+        refused = await prober.check(target("http", free_port()))
+    finally:
+        await prober.close()
     assert not refused.ok
     assert "ConnectionRefused" in refused.detail
 
@@ -146,3 +150,56 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
         finally:
             task.cancel()
             await asyncio.wait([task])
+
+
+class RawBackend:
+    """Answers every connection with `answer`, whatever it is, then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(self.answer)
+            await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> RawBackend:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("answer", "healthy"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", True),
+        (b"HTTP/1.0 204 No Content\r\n\r\n", True),
+        (b"HTTP/1.1 301 Moved\r\nlocation: /healthz\r\ncontent-length: 0\r\n\r\n", False),
+        (b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n", False),
+        (b"", False),
+        (b"HTTP/1.1 2\xb200 OK\r\n\r\n", False),
+        (b"\x00\xff garbage \x01" * 50, False),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", False),
+        (b"HTTP/1.1 200 OK\r\nx: " + b"a" * 70_000 + b"\r\n\r\n", False),
+    ],
+)
+async def test_any_http_answer_is_a_verdict(answer: bytes, healthy: bool) -> None:
+    """2xx is healthy, a redirect is not followed, and whatever else a backend answers
+    (nothing, junk, HTTP/2, a header too long) is a failed check, never an exception."""
+    prober = Prober()
+    try:
+        async with RawBackend(answer) as backend:
+            result = await prober.check(target("http", backend.port))
+    finally:
+        await prober.close()
+    assert result.ok is healthy
+    assert healthy or result.detail

@@ -12,7 +12,6 @@ from xdscp.health import (
     Verdict,
     encode_result,
     health_prefix,
-    http_status_problem,
     parse_result,
 )
 
@@ -74,29 +73,3 @@ def test_bad_values_name_the_field(raw: bytes, field: str) -> None:
     with pytest.raises(ValidationError) as info:
         parse_result(raw)
     assert info.value.field == field
-
-
-@pytest.mark.parametrize(
-    ("line", "healthy"),
-    [
-        (b"HTTP/1.1 200 OK\r\n", True),
-        (b"HTTP/1.0 204 No Content\r\n", True),
-        (b"HTTP/1.1 299\r\n", True),
-        (b"HTTP/1.1 301 Moved\r\n", False),
-        (b"HTTP/1.1 503 Service Unavailable\r\n", False),
-        (b"HTTP/2 200\r\n", False),
-        (b"", False),
-        (b"HTTP/1.1 2\xb200 OK\r\n", False),
-    ],
-)
-def test_http_status_lines(line: bytes, healthy: bool) -> None:
-    """2xx on an HTTP/1.x status line is healthy; anything else says why not."""
-    problem = http_status_problem(line)
-    assert (problem == "") is healthy
-
-
-@given(st.binary(max_size=120))
-def test_any_status_line_is_judged_without_raising(line: bytes) -> None:
-    """Whatever a backend answers, the check returns a verdict."""
-    problem = http_status_problem(line)
-    assert problem == "" or problem.startswith("http")
