@@ -12,6 +12,7 @@ nonce and version, the versions accepted and rejected, the last NACK's error).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -132,7 +133,7 @@ R = TypeVar("R")
 
 
 @dataclass
-class StreamShell(Generic[T, Q, R]):
+class StreamShell(ABC, Generic[T, Q, R]):
     """What both stream states hold: the types served (`allowed`: a single-type service
     limits them), the snapshot served from, one record `T` per type, the nonce counter; and
     how a request `Q` is taken: its type, then the variant's `_unserved` or `_handle`."""
@@ -142,6 +143,7 @@ class StreamShell(Generic[T, Q, R]):
     types: dict[TypeUrl, T] = field(default_factory=dict)
     _nonce: int = 0
 
+    @abstractmethod
     def _new_record(self) -> T:
         """A fresh per-type record of the variant."""
         raise NotImplementedError
@@ -164,10 +166,12 @@ class StreamShell(Generic[T, Q, R]):
             return self._unserved(request)
         return self._handle(self.state(type_url), type_url, request)
 
+    @abstractmethod
     def _unserved(self, request: Q) -> Outcome[R]:
         """A request for a type this stream does not serve."""
         raise NotImplementedError
 
+    @abstractmethod
     def _handle(self, ts: T, type_url: TypeUrl, request: Q) -> Outcome[R]:
         """A request for a served type, with its record."""
         raise NotImplementedError

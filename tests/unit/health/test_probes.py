@@ -19,20 +19,24 @@ from xdscp.testing import free_port, wait_for
 
 
 class HttpBackend:
-    """Answers every request with `status` (changeable)."""
+    """Answers every request with `status` (changeable), or with `answer` verbatim when
+    given (anything at all: junk, nothing, HTTP/2), then closes."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes | None = None) -> None:
         self.status = 200
+        self.answer = answer
         self.requests = 0
         self.port = 0
         self._server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while (await reader.readline()) not in (b"\r\n", b""):
-            pass
-        self.requests += 1
-        writer.write(f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n\r\n".encode())
-        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            self.requests += 1
+            status = f"HTTP/1.1 {self.status} X\r\ncontent-length: 0\r\n\r\n".encode()
+            writer.write(status if self.answer is None else self.answer)
+            await writer.drain()
         writer.close()
 
     async def __aenter__(self) -> HttpBackend:
@@ -152,32 +156,6 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
             await asyncio.wait([task])
 
 
-class RawBackend:
-    """Answers every connection with `answer`, whatever it is, then closes."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.answer = answer
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(self.answer)
-            await writer.drain()
-        writer.close()
-
-    async def __aenter__(self) -> RawBackend:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-
 @pytest.mark.parametrize(
     ("answer", "healthy"),
     [
@@ -197,7 +175,7 @@ async def test_any_http_answer_is_a_verdict(answer: bytes, healthy: bool) -> Non
     (nothing, junk, HTTP/2, a header too long) is a failed check, never an exception."""
     prober = Prober()
     try:
-        async with RawBackend(answer) as backend:
+        async with HttpBackend(answer) as backend:
             result = await prober.check(target("http", backend.port))
     finally:
         await prober.close()
