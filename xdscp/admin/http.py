@@ -42,7 +42,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from xdscp.admin.events import NODES, SERVICES, TOPICS, ChangeFeed
+from xdscp.admin.events import NODES, TOPICS, ChangeFeed
 from xdscp.admin.query import PredictQuery, parse_predict_query
 from xdscp.errors import BalancerError, ValidationError
 
@@ -118,6 +118,7 @@ class AdminServer:
         self.host, self.port = host, port
         self._registry, self._view, self._feed = registry, view, feed
         self._runner: web.AppRunner | None = None
+        self._encoded: dict[str, tuple[int, str]] = {}  # topic -> (revision, its JSON)
         self.app = web.Application(middlewares=[self._errors])
         self.routes = self._add_routes()
 
@@ -137,7 +138,7 @@ class AdminServer:
             "/debug/nacks": self._nacks,
             "/debug/health": self._data(view.health_status),
             "/api": self._api_index,
-            "/api/services": self._data(lambda: {"services": view.services_view()}, compact=True),
+            "/api/services": self._data(self._services, compact=True),
             "/api/nodes": self._data(view.nodes_status, compact=True),
             "/api/predict": self._predict,
             "/api/events": self._events,
@@ -146,6 +147,9 @@ class AdminServer:
             self.app.router.add_get(path, handler)  # HEAD too (allow_head)
         self.app.router.add_static("/static/", STATIC)
         return [*table, "/static/"]
+
+    def _services(self) -> dict[str, Any]:
+        return {"services": self._view.services_view()}
 
     @staticmethod
     def _const(payload: Any) -> Handler:
@@ -224,15 +228,18 @@ class AdminServer:
             return _json({"error": f"no service {query.service!r}", "parameter": "service"}, 404)
         return _json(result, compact=True)
 
-    def _event_payload(self, topic: str) -> Any:
-        if topic == SERVICES:
-            return {"services": self._view.services_view()}
-        return self._view.nodes_status() if topic == NODES else None
+    def _event_data(self, topic: str, revision: int) -> str:
+        """One topic's JSON at `revision`, encoded once for every open event stream."""
+        cached = self._encoded.get(topic)
+        if cached is None or cached[0] != revision:
+            payload = self._view.nodes_status() if topic == NODES else self._services()
+            cached = self._encoded[topic] = (revision, json.dumps(payload, separators=(",", ":")))
+        return cached[1]
 
     async def _send(self, response: web.StreamResponse, topics: Iterable[str]) -> None:
         revisions = self._feed.revisions()
         for topic in topics:
-            data = json.dumps(self._event_payload(topic), separators=(",", ":"))
+            data = self._event_data(topic, revisions[topic])
             message = f"event: {topic}\nid: {revisions[topic]}\ndata: {data}\n\n"
             await response.write(message.encode())
 

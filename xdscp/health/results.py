@@ -12,12 +12,13 @@ Beside the registry's folders (`/xdscp/services/` gives `/xdscp/_health/`):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xdscp.errors import ValidationError
 from xdscp.health.machine import Verdict
 from xdscp.health.targets import TargetKey
-from xdscp.model import check_service_name
+from xdscp.model import check_service_name, format_host_port, parse_host_port
+from xdscp.sources import decode_key, load_object
 
 MAX_RESULT_BYTES = 1024
 
@@ -34,10 +35,12 @@ class HealthLayout:
     """The keys under one health prefix (ending in `/`)."""
 
     prefix: str = "/xdscp/_health/"
+    _results: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.prefix.endswith("/"):
             raise ValidationError("health_prefix", f"must end with '/', got {self.prefix!r}")
+        object.__setattr__(self, "_results", f"{self.prefix}results/")
 
     @property
     def leader_key(self) -> bytes:
@@ -47,7 +50,7 @@ class HealthLayout:
     @property
     def results_prefix(self) -> bytes:
         """Every verdict's key starts with this."""
-        return f"{self.prefix}results/".encode()
+        return self._results.encode()
 
     def result_key(self, key: TargetKey) -> bytes:
         """The key of one endpoint's verdict."""
@@ -57,14 +60,17 @@ class HealthLayout:
     def parse_key(self, raw: bytes) -> TargetKey:
         """(service, endpoint) of a verdict's key; ValidationError when it is not one."""
         try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            raise ValidationError("health_result.key", f"not UTF-8: {raw[:80]!r}") from None
-        rest = text.removeprefix(self.results_prefix.decode())
+            text = decode_key(raw)  # short, strict UTF-8, no control characters
+        except ValidationError as exc:
+            raise ValidationError("health_result.key", exc.message) from None
+        rest = text.removeprefix(self._results)
         service, sep, endpoint = rest.partition("/")
         if rest == text or not sep or not endpoint or "/" in endpoint:
             raise ValidationError("health_result.key", f"not <service>/<ip:port>: {text!r}")
         check_service_name(service, "health_result.key")
+        host, port = parse_host_port(endpoint, field="health_result.key")
+        if format_host_port(host, port) != endpoint:
+            raise ValidationError("health_result.key", f"not <service>/<ip:port>: {text!r}")
         return service, endpoint
 
 
@@ -75,14 +81,10 @@ def encode_result(verdict: Verdict, checker: str, at: float) -> bytes:
 
 def parse_result(raw: bytes) -> Verdict:
     """The verdict of a stored value; ValidationError naming what is wrong."""
-    if len(raw) > MAX_RESULT_BYTES:
-        raise ValidationError("health_result", f"over {MAX_RESULT_BYTES} bytes ({len(raw)})")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValidationError("health_result", f"not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValidationError("health_result", f"must be a JSON object, got {type(data).__name__}")
+        data = load_object(raw, MAX_RESULT_BYTES)  # size, strict UTF-8, depth, a JSON object
+    except ValidationError as exc:
+        raise ValidationError("health_result", exc.message) from None
     verdict = data.get("verdict")
     allowed = (Verdict.HEALTHY.value, Verdict.UNHEALTHY.value)
     if verdict not in allowed:

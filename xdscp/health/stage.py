@@ -32,6 +32,7 @@ from xdscp.health.probes import Prober
 from xdscp.health.results import HealthLayout, encode_result, parse_result
 from xdscp.health.targets import HealthOverlay, Target, TargetKey, targets_of
 from xdscp.model import ServiceSet
+from xdscp.sources import display_key
 
 log = structlog.get_logger(__name__)
 RESTART_MAX_BACKOFF_S = 30.0
@@ -125,7 +126,7 @@ class HealthStage:
                 self._wanted.set()
 
     def _seed(self, key: TargetKey) -> Verdict:
-        return self.overlay.verdicts().get(key[0], {}).get(key[1], Verdict.UNKNOWN)
+        return self.overlay.verdict(key)
 
     def _apply_one(self, key: TargetKey, verdict: Verdict | None) -> None:
         self._apply([(key, verdict)])
@@ -194,8 +195,7 @@ class HealthStage:
             key = layout.parse_key(event.key)
             return key, None if event.kind is EventKind.DELETE else parse_result(event.value)
         except ValidationError as exc:
-            log.warning("health_result_rejected", key=event.key.decode(errors="replace"),
-                        error=str(exc))  # fmt: skip
+            log.warning("health_result_rejected", key=display_key(event.key), error=str(exc))
             return None
 
     def status(self) -> dict[str, Any]:

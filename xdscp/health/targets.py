@@ -144,6 +144,10 @@ class HealthOverlay:
         self._refresh(service)
         return self.services.get(service) is not before
 
+    def verdict(self, key: TargetKey) -> Verdict:
+        """One endpoint's recorded verdict (UNKNOWN when none)."""
+        return self._verdicts.get(key[0], {}).get(key[1], Verdict.UNKNOWN)
+
     def verdicts(self) -> dict[str, dict[str, Verdict]]:
         """Every recorded verdict: service -> endpoint -> verdict (a copy)."""
         return {name: dict(found) for name, found in self._verdicts.items()}

@@ -26,7 +26,7 @@ from google.protobuf import any_pb2, json_format, timestamp_pb2
 from xdscp.errors import InvalidMatcherError
 from xdscp.server.node_match import node_filter
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.status import ResourceStatus, StatusBoard
+from xdscp.server.status import ResourceStatus, StatusBoard, short_name
 
 log = structlog.get_logger(__name__)
 
@@ -106,20 +106,21 @@ def decode(resource: bytes) -> dict[str, Any]:
 def config_dump(board: StatusBoard, node_id: str, type_name: str = "") -> dict[str, Any] | None:
     """What one node was sent and accepted, resource by resource, decoded (`xdscp config`,
     `/debug/config_dump`); `type_name` (`Cluster`, ...) keeps one type. None: not connected."""
-    records = board.by_node().get(node_id)
-    if records is None:
+    records = sorted(
+        (r for r in board.streams.values() if r.node.id == node_id), key=lambda r: r.connected_at
+    )
+    if not records:
         return None
     resources = []
     for record in records:
         for status in record.resources():
-            entry = status.as_json()
-            if type_name and entry["type"] != type_name:
+            if type_name and short_name(status.type_url) != type_name:
                 continue
+            entry = status.as_json()
             entry["config"] = decode(status.resource) if status.resource is not None else None
             resources.append(entry)
-    node = records[0].as_json()
     return {
-        "node": node_id, "client": node["client"], "group": node["group"],
+        "node": node_id, "client": str(records[0].node.kind), "group": records[0].group,
         "resources": resources, "nacks": board.nack_history(node_id),
     }  # fmt: skip
 

@@ -20,6 +20,7 @@ from xdscp.sources.registration import (
     register,
     set_policy,
 )
+from xdscp.sources.registry_bytes import decode_key, display_key, load_object
 from xdscp.sources.registry_format import (
     Registration,
     parse_policy,
@@ -61,8 +62,11 @@ __all__ = [
     "StaticSource",
     "StdlibResolver",
     "build_registration",
+    "decode_key",
     "deregister",
+    "display_key",
     "get_policy",
+    "load_object",
     "load_services",
     "parse_endpoint_entry",
     "parse_policy",

@@ -180,9 +180,14 @@ async def _revoke(client: EtcdClient, done: Registered) -> None:
 def draining_value(registration: Registration, placement: Placement) -> bytes:
     """The registration's value with `health: draining` (native format only: the grpc-go
     format carries no health)."""
+    require_native_for_drain(placement)
+    return native_value(replace(registration, health=Health.DRAINING))
+
+
+def require_native_for_drain(placement: Placement) -> None:
+    """Refuse a drain where the format carries no health (grpc-go), before any etcd call."""
     if placement.format is not Format.NATIVE:
         raise ValidationError("drain", "draining needs the native registry format")
-    return native_value(replace(registration, health=Health.DRAINING))
 
 
 async def _drain(
@@ -226,7 +231,7 @@ async def register(
     check_int("ttl", ttl, 2, 86_400)
     placement = placement or Placement()
     if drain > 0:
-        draining_value(registration, placement)  # refuse a format that cannot drain, now
+        require_native_for_drain(placement)
     key, value = encode(registration, placement)
     done = Registered(key, value, await _write_until_done(client, key, value, ttl), registration)
     log.info("registered", key=key, lease=f"{done.lease_id:x}", ttl=ttl)
@@ -254,6 +259,7 @@ async def deregister(
     format) the endpoint is first marked DRAINING under its own lease, then deleted."""
     key = placement.key(service, endpoint_id).encode()
     if drain > 0:
+        require_native_for_drain(placement)
         kv = await client.get(key)
         if kv is None:
             return False

@@ -1,4 +1,4 @@
-"""The etcd layout of verdicts, and the HTTP status line check: any input, a clear answer."""
+"""The etcd layout of verdicts: any key or value, a verdict or a clear refusal."""
 
 from __future__ import annotations
 
