@@ -11,7 +11,7 @@ from typing import Any
 
 from xdscp.model import Service
 from xdscp.translate.envoy import cluster_for, load_assignment_for
-from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
+from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, route_hash_policies_for
 
 ClientResources = Callable[[Service], tuple[Any, Any]]
 """Builds the (Cluster, ClusterLoadAssignment) a client receives for a service."""
@@ -32,4 +32,4 @@ def route_hash_policies(service: Service, client: str) -> Sequence[Any]:
     """The route's hash policies: gRPC clients read them there (Envoy's are in CDS)."""
     if client != "grpc":
         return ()
-    return list(grpc_route_configuration(service).virtual_hosts[0].routes[0].route.hash_policy)
+    return route_hash_policies_for(service)

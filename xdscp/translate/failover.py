@@ -103,8 +103,11 @@ def _plan(loads: PriorityLoad, priority: int, *, hashing: bool) -> list[tuple[st
 def spill_groups(service: Service, unit: Unit) -> list[SpillGroup] | None:
     """The groups Envoy spreads `service`'s requests over, with their shares; None when all
     of them go to the healthy hosts of one priority (no spill, no panic)."""
-    levels = _by_priority(service)
     policy = service.policy
+    every_host_healthy = all(e.health is Health.HEALTHY for e in service.endpoints)
+    if service.endpoints and every_host_healthy and policy.overprovisioning_factor >= 100:
+        return None  # priority 0 is whole: all its load stays on its healthy hosts
+    levels = _by_priority(service)
     loads = envoy_loads(levels, policy.overprovisioning_factor, policy.panic_threshold)
     if not _needs_spill(loads):
         return None

@@ -220,7 +220,8 @@ def grpc_load_assignment(service: Service) -> Any:
     return cla
 
 
-def _route_hash_policies(service: Service) -> list[Any]:
+def route_hash_policies_for(service: Service) -> list[Any]:
+    """The route hash policies a gRPC client reads (it ignores the cluster-level ones)."""
     policy = service.policy
     if policy.lb not in {LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOURCE_IP_HASH}:
         return []
@@ -233,7 +234,7 @@ def _route_hash_policies(service: Service) -> list[Any]:
 def grpc_route_configuration(service: Service) -> Any:
     """One virtual host for any authority, routing every method to the service's cluster."""
     action = route_components_pb2.RouteAction(cluster=service.name)
-    action.hash_policy.extend(_route_hash_policies(service))
+    action.hash_policy.extend(route_hash_policies_for(service))
     grpc_route_action(action, service.policy)
     route = route_components_pb2.Route(route=action)
     route.match.prefix = ""

@@ -26,7 +26,7 @@ from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.load_balancing_policies.common.v3 import common_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.v3 import http_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import any_pb2, duration_pb2
 
 from xdscp.model import (
     GRPC_RETRY_ON,
@@ -45,6 +45,8 @@ from xdscp.model import (
 GRPC_MAX_ATTEMPTS = 5  # gRPC caps attempts (the first try and its retries) at 5
 SLOW_START_RUNTIME_KEY = "xdscp.slow_start.aggression"
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
+_PREVIOUS_HOSTS_CONFIG = any_pb2.Any()  # the same bytes for every route: packed once
+_PREVIOUS_HOSTS_CONFIG.Pack(previous_hosts_pb2.PreviousHostsPredicate(), deterministic=True)
 
 
 def duration(seconds: float) -> Any:
@@ -145,7 +147,7 @@ def envoy_retry_policy(retries: RetryPolicy) -> Any:
         policy.per_try_timeout.CopyFrom(duration(retries.per_try_timeout))
     _backoff(retries, policy)
     predicate = policy.retry_host_predicate.add(name=PREVIOUS_HOSTS)
-    predicate.typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate(), deterministic=True)
+    predicate.typed_config.CopyFrom(_PREVIOUS_HOSTS_CONFIG)
     policy.host_selection_retry_max_attempts = 3
     return policy
 
