@@ -1,7 +1,7 @@
 """What the dashboard's browser tests share: a running `xdscp serve` on a test's etcd,
 Debian's chromium under Playwright, and JSON polling of the admin routes.
 
-Without chromium every test here is skipped before any fixture starts a process."""
+Without chromium every browser test is skipped before any fixture starts a process."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ START_LIMIT_S = 30.0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip this folder's tests without chromium (before their fixtures start anything)."""
+    """Skip the browser tests without chromium (before their fixtures start anything)."""
     if CHROMIUM is not None:
         return
     skip = pytest.mark.skip(reason="chromium is not installed (apt-get install chromium)")
     for item in items:
-        if "tests/integration/dashboard/" in str(item.path).replace("\\", "/"):
+        if item.get_closest_marker("browser") is not None:
             item.add_marker(skip)
 
 
@@ -59,15 +59,15 @@ async def until(url: str, predicate: Callable[[Any], bool], limit: float = 30.0)
 
 
 class Serve:
-    """`xdscp serve --etcd URL` in a subprocess, started and answering `/healthz`."""
+    """`xdscp serve --etcd URL [ARGS]` in a subprocess, started and answering `/healthz`."""
 
-    def __init__(self, etcd_url: str) -> None:
+    def __init__(self, etcd_url: str, *args: str) -> None:
         admin, self.xds, listener = free_port(), free_port(), free_port()
         self.base = f"http://127.0.0.1:{admin}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xdscp", "--log-format", "json", "serve",
              "--etcd", etcd_url, "--xds", f"127.0.0.1:{self.xds}",
-             "--admin", f"127.0.0.1:{admin}", "--listener", f"127.0.0.1:{listener}"],
+             "--admin", f"127.0.0.1:{admin}", "--listener", f"127.0.0.1:{listener}", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + START_LIMIT_S
