@@ -1,9 +1,8 @@
 """The operators' view of the plane: services and predictions for the admin API.
 
-Values hold model objects as they are (a policy, an endpoint's locality); the admin server's
-one encoder (`xdscp.admin.encode`) writes them in the model's own form.
-
-The admin server's `/api/services` and `/api/predict` (and the dashboard) read these. A
+The admin server's `/api/services` and `/api/predict` (and the dashboard) read these. Values
+hold model objects as they are (a policy, an endpoint's locality); the admin server's one
+encoder (`xdscp.admin.encode`) writes them in the model's own form. A
 prediction is the reference balancer run over the very Cluster and ClusterLoadAssignment the
 client is sent (`xdscp.translate.client_resources`), exactly as `xdscp simulate` runs it, with
 a fixed seed so the same service always shows the same split.
