@@ -135,6 +135,7 @@ async def test_every_policy_part_shown_and_failures_said(
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
         await _failing_api_is_said(browser, serve.base)
+        await _failed_event_is_said(browser, serve.base)
     finally:
         envoy.stop()
     serve.stop()
@@ -177,5 +178,23 @@ async def _failing_api_is_said(browser: Any, base: str) -> None:
     await page.goto(base + "/")
     alert = await page.wait_for_selector('[data-alert="api"]')
     assert "/api/services answers 500 internal error (logged)" in await alert.inner_text()
+    assert await page.inner_text("#services") == "loading…"
+    await page.close()
+
+
+async def _failed_event_is_said(browser: Any, base: str) -> None:
+    """A `failed` event (a topic the server could not encode): a banner names the topic."""
+    page = await browser.new_page()
+    failure = json.dumps({"topic": "services", "error": "internal error (logged)"})
+    await page.route(
+        "**/api/events",
+        lambda route: route.fulfill(
+            status=200, body=f"event: failed\ndata: {failure}\n\n",
+            content_type="text/event-stream",
+        ),
+    )  # fmt: skip
+    await page.goto(base + "/")
+    alert = await page.wait_for_selector('[data-alert="failed:services"]')
+    assert "could not send services (internal error (logged))" in await alert.inner_text()
     assert await page.inner_text("#services") == "loading…"
     await page.close()
