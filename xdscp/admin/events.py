@@ -1,7 +1,8 @@
 """What changed, for the dashboard's Server-Sent Events.
 
 The plane calls `ChangeFeed.notify("services")` after every rebuild and `notify("nodes")`
-when a stream opens, closes, is pushed to or answers. `notify` is synchronous and cheap (a
+when a stream opens, closes, is pushed to or answers, and `notify("sources")` when a source
+loses or regains its backend. `notify` is synchronous and cheap (a
 counter and a wake-up), so it can be called from any callback on the event loop; each open
 `/api/events` stream awaits `changed(seen)` and sends only the topics whose revision moved,
 so a burst of changes becomes one event per topic.
@@ -14,7 +15,8 @@ from collections.abc import Mapping
 
 SERVICES = "services"
 NODES = "nodes"
-TOPICS = (SERVICES, NODES)
+SOURCES = "sources"
+TOPICS = (SERVICES, NODES, SOURCES)
 
 
 class ChangeFeed:

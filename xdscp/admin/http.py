@@ -10,7 +10,10 @@ Routes (GET and HEAD; anything else is 405, an unknown path 404, both with a JSO
 
     /                     the dashboard (static files under /static/, shipped in the package)
     /healthz              200 {"ok": true} while the process answers
-    /readyz, /ready       200 once every source has published and a snapshot exists, else 503
+    /readyz, /ready       200 once every source has published and a snapshot exists, else 503;
+                          the body's `status` is `ok`, `degraded` (a source lost its backend:
+                          its last known services are served; `reason` names it and since
+                          when) or `not_ready`, with every source's state
     /metrics              Prometheus text
     /debug/nodes          every connected node: subscriptions, versions, in-sync, NACKs
     /status/nodes         the same
@@ -22,18 +25,22 @@ Routes (GET and HEAD; anything else is 405, an unknown path 404, both with a JSO
     /debug/health         xdscp's own health checks: who checks, the verdicts, the last checks
     /api                  this list of routes
     /api/services         every service: policy, source, endpoints
+    /api/sources          every source: ok, starting or degraded (since when, why)
     /api/nodes            the same as /debug/nodes
     /api/predict          the reference balancer's predicted split (`xdscp.admin.query`)
-    /api/events           Server-Sent Events: `services` and `nodes`, each with its JSON
-                          (as /api/services and /api/nodes), at connect and on every change
+    /api/events           Server-Sent Events: `services`, `nodes` and `sources`, each with
+                          its JSON (as /api/services, /api/nodes, /api/sources), at connect
+                          and on every change; `failed` (the topic and error) when one cannot
+                          be encoded, so the page says so instead of showing stale data
 
-Handlers are thin: the data comes from the plane (`AdminView`) as JSON-ready values.
+Handlers are thin: the data comes from the plane (`AdminView`) as model objects and plain
+values, written by the one encoder (`xdscp.admin.encode`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,7 +49,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from xdscp.admin.events import NODES, TOPICS, ChangeFeed
+from xdscp.admin.encode import dumps
+from xdscp.admin.events import NODES, SERVICES, TOPICS, ChangeFeed
 from xdscp.admin.query import PredictQuery, parse_predict_query
 from xdscp.errors import BalancerError, ValidationError
 
@@ -62,10 +70,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class AdminView(Protocol):
-    """What the admin server asks of the plane; every value is JSON-ready."""
+    """What the admin server asks of the plane: plain values and model objects (see
+    `xdscp.admin.encode`)."""
 
     def readiness(self) -> tuple[bool, str]:
         """(ready, the reason when not)."""
+
+    def sources_status(self) -> list[dict[str, Any]]:
+        """Every source's state (`ok`, `starting`, `degraded`), since when and why."""
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """Every connected node."""
@@ -95,12 +107,23 @@ class AdminView(Protocol):
 def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
     """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
     the /api routes the dashboard reads."""
-    dumps = json.dumps if compact else _indented
-    return web.json_response(payload, status=status, dumps=dumps)
+    encode = dumps if compact else functools.partial(dumps, indent=2)
+    return web.json_response(payload, status=status, dumps=encode)
 
 
-def _indented(value: Any) -> str:
-    return json.dumps(value, indent=2)
+def readiness_body(ready: bool, reason: str, sources: list[dict[str, Any]]) -> dict[str, Any]:
+    """`/readyz`'s answer. Ready stays ready while a source is degraded (its last known
+    services are served; a 503 from every replica at once would take them all out of a load
+    balancer), but `status` says `degraded` and `reason` names the source and since when."""
+    degraded = [s for s in sources if s["state"] == "degraded"]
+    if ready and degraded:
+        reason = "; ".join(
+            f"{s['source']} degraded since {s['since']} ({s['error']}): serving its last"
+            " known services"
+            for s in degraded
+        )
+    status = "not_ready" if not ready else "degraded" if degraded else "ok"
+    return {"ready": ready, "status": status, "reason": reason, "sources": sources}
 
 
 class AdminServer:
@@ -139,6 +162,7 @@ class AdminServer:
             "/debug/health": self._data(view.health_status),
             "/api": self._api_index,
             "/api/services": self._data(self._services, compact=True),
+            "/api/sources": self._data(self._sources, compact=True),
             "/api/nodes": self._data(view.nodes_status, compact=True),
             "/api/predict": self._predict,
             "/api/events": self._events,
@@ -150,6 +174,9 @@ class AdminServer:
 
     def _services(self) -> dict[str, Any]:
         return {"services": self._view.services_view()}
+
+    def _sources(self) -> dict[str, Any]:
+        return {"sources": self._view.sources_status()}
 
     @staticmethod
     def _const(payload: Any) -> Handler:
@@ -195,7 +222,8 @@ class AdminServer:
 
     async def _ready(self, _: web.Request) -> web.StreamResponse:
         ready, reason = self._view.readiness()
-        return _json({"ready": ready, "reason": reason}, 200 if ready else 503)
+        body = readiness_body(ready, reason, self._view.sources_status())
+        return _json(body, 200 if ready else 503)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
         response = web.Response(body=generate_latest(self._registry))
@@ -232,16 +260,26 @@ class AdminServer:
         """One topic's JSON at `revision`, encoded once for every open event stream."""
         cached = self._encoded.get(topic)
         if cached is None or cached[0] != revision:
-            payload = self._view.nodes_status() if topic == NODES else self._services()
-            cached = self._encoded[topic] = (revision, json.dumps(payload, separators=(",", ":")))
+            payloads = {SERVICES: self._services, NODES: self._view.nodes_status}
+            payload = payloads.get(topic, self._sources)()  # SOURCES
+            cached = self._encoded[topic] = (revision, dumps(payload))
         return cached[1]
+
+    def _event(self, topic: str, revision: int) -> str:
+        """One event: the topic's JSON, or `failed` naming the topic when it cannot be made
+        (logged; the stream goes on, and the page shows the failure, not stale data)."""
+        try:
+            data = self._event_data(topic, revision)
+        except Exception:
+            log.exception("admin_event_failed", topic=topic)
+            failure = dumps({"topic": topic, "error": "internal error (logged)"})
+            return f"event: failed\ndata: {failure}\n\n"
+        return f"event: {topic}\nid: {revision}\ndata: {data}\n\n"
 
     async def _send(self, response: web.StreamResponse, topics: Iterable[str]) -> None:
         revisions = self._feed.revisions()
         for topic in topics:
-            data = self._event_data(topic, revisions[topic])
-            message = f"event: {topic}\nid: {revisions[topic]}\ndata: {data}\n\n"
-            await response.write(message.encode())
+            await response.write(self._event(topic, revisions[topic]).encode())
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: every topic at connect, then each topic that changes."""

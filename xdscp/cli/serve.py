@@ -20,7 +20,7 @@ import click
 import structlog
 import yaml
 from click.core import ParameterSource
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from xdscp.cli.registry import etcd_options
 from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config
@@ -219,6 +219,8 @@ async def _sources(
 
 async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int) -> None:
     options = config.serve
+    # No `*_created` series; process-wide, so the entry point and not an import does it.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     async with contextlib.AsyncExitStack() as stack:
         registry = CollectorRegistry()
         sources, health = await _sources(config, loaded, registry, stack, health_lease_ttl)

@@ -18,7 +18,8 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
-from xdscp.admin import NODES, SERVICES, AdminServer, ChangeFeed, PredictQuery
+from xdscp.admin import NODES, SERVICES, SOURCES, AdminServer, ChangeFeed, PredictQuery
+from xdscp.admin.metrics import register_process_metrics
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import ConfigError
@@ -26,7 +27,8 @@ from xdscp.etcd import Backoff
 from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
 from xdscp.model import ClientKind, Service, ServiceSet, format_host_port
 from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
-from xdscp.plane.view import Predictor, services_json
+from xdscp.plane.source_health import SourceMonitor
+from xdscp.plane.view import Predictor, describe_services
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
@@ -76,7 +78,11 @@ class ControlPlane:
             registry=self.registry,
         )
         self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
+        register_process_metrics(self.registry)
         self._build_serving()
+        self.source_health = SourceMonitor(
+            self.sources, self.registry, lambda: self.feed.notify(SOURCES)
+        )
         self._build_pipeline(health)
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -145,7 +151,7 @@ class ControlPlane:
 
     def services_view(self) -> list[dict[str, Any]]:
         """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return services_json(self.health.services, self._merge.source_of)
+        return describe_services(self.health.services, self._merge.source_of)
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The reference balancer's split for a served service (`/api/predict`); None if
@@ -165,6 +171,10 @@ class ControlPlane:
     def health_status(self) -> dict[str, Any]:
         """xdscp's own health checks (`/debug/health`)."""
         return self.health.status()
+
+    def sources_status(self) -> list[dict[str, Any]]:
+        """Every source: ok, starting or degraded, since when and why (`/api/sources`)."""
+        return [state.as_json() for state in self.source_health.check()]
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
@@ -262,6 +272,7 @@ class ControlPlane:
             task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
+        self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
 
     async def _supervise(self, index: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.

@@ -1,6 +1,8 @@
-"""The operators' view of the plane: services and predictions as JSON-ready values.
+"""The operators' view of the plane: services and predictions for the admin API.
 
-The admin server's `/api/services` and `/api/predict` (and the dashboard) read these. A
+The admin server's `/api/services` and `/api/predict` (and the dashboard) read these. Values
+hold model objects as they are (a policy, an endpoint's locality); the admin server's one
+encoder (`xdscp.admin.encode`) writes them in the model's own form. A
 prediction is the reference balancer run over the very Cluster and ClusterLoadAssignment the
 client is sent (`xdscp.translate.client_resources`), exactly as `xdscp simulate` runs it, with
 a fixed seed so the same service always shows the same split.
@@ -8,61 +10,32 @@ a fixed seed so the same service always shows the same split.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from enum import Enum
 from typing import Any
 
 from xdscp.admin import PredictQuery
+from xdscp.admin.encode import plain
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
-from xdscp.model import BalancingPolicy, Endpoint, Service
+from xdscp.model import Endpoint, Service
 from xdscp.translate import client_resources, route_hash_policies
 
 SEED = 0
 CACHED_SPLITS = 256
 
 
-def policy_json(policy: BalancingPolicy) -> dict[str, Any]:
-    """Every field of the policy; enums as their names, hash inputs as `header:x-user`."""
-    fields: dict[str, Any] = {}
-    for item in dataclasses.fields(policy):
-        value = getattr(policy, item.name)
-        if item.name == "hash_on":
-            value = [str(h) for h in value]
-        elif isinstance(value, Enum):
-            value = str(value.value)
-        fields[item.name] = value
-    fields["hashing"] = policy.is_hashing
-    return fields
+def endpoint_view(endpoint: Endpoint, source: str | None) -> dict[str, Any]:
+    """One endpoint as the API shows it: its `ip:port` key, the model's fields (encoded by
+    `xdscp.admin.encode`) and the source that owns it."""
+    return {"key": endpoint.key, **plain(endpoint), "source": source}
 
 
-def endpoint_json(endpoint: Endpoint, source: str | None) -> dict[str, Any]:
-    """One endpoint as the dashboard shows it."""
-    locality = endpoint.locality
-    return {
-        "key": endpoint.key,
-        "address": endpoint.address,
-        "port": endpoint.port,
-        "weight": endpoint.weight,
-        "locality": {
-            "region": locality.region,
-            "zone": locality.zone,
-            "sub_zone": locality.sub_zone,
-        },
-        "priority": endpoint.priority,
-        "health": str(endpoint.health.value),
-        "metadata": dict(endpoint.metadata),
-        "source": source,
-    }
-
-
-def services_json(
+def describe_services(
     services: Mapping[str, Service], owner: Callable[[str], str | None]
 ) -> list[dict[str, Any]]:
-    """Every service, by name: its source, policy and endpoints."""
+    """Every service, by name: its source, policy (the model's own form) and endpoints."""
     result = []
     for name in sorted(services):
         service, source = services[name], owner(name)
@@ -70,8 +43,8 @@ def services_json(
             {
                 "name": name,
                 "source": source,
-                "policy": policy_json(service.policy),
-                "endpoints": [endpoint_json(e, source) for e in service.endpoints],
+                "policy": service.policy,
+                "endpoints": [endpoint_view(e, source) for e in service.endpoints],
             }
         )
     return result
@@ -140,7 +113,7 @@ class Predictor:
         answer: dict[str, Any] = {
             "service": service.name,
             "client": query.client,
-            "policy": policy_json(service.policy),
+            "policy": service.policy,
             "seed": SEED,
             **self.split(service, query.client, query.requests),
         }

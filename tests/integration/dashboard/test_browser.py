@@ -10,13 +10,9 @@ import asyncio
 import json
 import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +22,17 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from tests.fixtures.etcd import EtcdServer
+from tests.integration.dashboard.conftest import Serve, until
 from xdscp.balancer import build_balancer, route_request
 from xdscp.cache import TypeUrl
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Service
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.testing import free_port
 from xdscp.translate import client_resources
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "build" / "dashboard.png"
 POLICY = {"lb": "maglev", "hash_on": ["header:x-user"]}
@@ -58,59 +53,6 @@ WATCH = """selector => {
   return document.querySelector(selector) !== null;
 }"""
 APPEARED = "() => window.__appeared"  # when the watched selector matched (ms since the epoch)
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-async def _until(url: str, predicate: Any, limit: float = 30.0) -> Any:
-    """Poll an admin JSON route (from a thread) until `predicate(json)` holds."""
-    async with asyncio.timeout(limit):
-        while True:
-            try:
-                value = await asyncio.to_thread(_get, url)
-            except OSError:
-                value = None
-            if value is not None and predicate(value):
-                return value
-            await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-def serve(etcd_server: EtcdServer) -> Iterator[tuple[str, int]]:
-    """`xdscp serve --etcd` in a subprocess: (admin base URL, xDS port)."""
-    admin, xds, listener = free_port(), free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "xdscp", "--log-format", "json", "serve",
-         "--etcd", etcd_server.url, "--xds", f"127.0.0.1:{xds}",
-         "--admin", f"127.0.0.1:{admin}", "--listener", f"127.0.0.1:{listener}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        yield f"http://127.0.0.1:{admin}", xds
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-        assert proc.returncode == 0, err[-2000:]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    """Debian's chromium under Playwright (never a downloaded browser)."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def _simulate(endpoints: dict[str, int]) -> dict[str, int]:
@@ -139,18 +81,18 @@ async def _register(client: EtcdClient, address: str, weight: int) -> None:
 
 
 async def test_dashboard_in_a_real_browser(
-    etcd_server: EtcdServer, serve: tuple[str, int], browser: Any, tmp_path: Path
+    etcd_server: EtcdServer, serve: Serve, browser: Any, tmp_path: Path
 ) -> None:
     """The page shows web (maglev on x-user, three endpoints), the connected Envoy in sync
     and a client's NACK with its error; registering a fourth endpoint updates it live (the
     latency is printed); the split and the lookup box agree with `xdscp simulate` and the
     reference balancer."""
-    base, xds = serve
+    base, xds = serve.base, serve.xds
     async with EtcdClient(etcd_server.config()) as client:
         await client.put(b"/xdscp/policies/web", json.dumps(POLICY).encode())
         for address, weight in WEIGHTS.items():
             await _register(client, address, weight)
-        await _until(f"{base}/api/services", _three_endpoints)
+        await until(f"{base}/api/services", _three_endpoints)
         bootstrap = envoy_bootstrap(
             EnvoyBootstrapOptions(
                 node_id=NODE, servers=(XdsServer("127.0.0.1", xds),), admin_port=0
@@ -160,7 +102,7 @@ async def test_dashboard_in_a_real_browser(
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{xds}")
         try:
             await asyncio.to_thread(envoy.start)
-            await _until(f"{base}/api/nodes", lambda nodes: _in_sync(nodes, "Cluster"))
+            await until(f"{base}/api/nodes", lambda nodes: _in_sync(nodes, "Cluster"))
             call = await _nack(channel)
             page = await browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []

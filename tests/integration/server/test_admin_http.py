@@ -173,7 +173,7 @@ async def test_services_show_endpoints_policy_and_source(
     assert web["endpoints"][2] == {
         "key": "10.0.0.3:80", "address": "10.0.0.3", "port": 80, "weight": 7,
         "locality": {"region": "", "zone": "b", "sub_zone": ""}, "priority": 0,
-        "health": "healthy", "metadata": {}, "source": "memory",
+        "health": "healthy", "metadata": {}, "hash_key": None, "source": "memory",
     }  # fmt: skip
 
 
@@ -215,16 +215,18 @@ async def _next_event(response: aiohttp.ClientResponse) -> tuple[str, Any]:
 async def test_events_push_services_when_a_registration_changes(
     plane: tuple[ControlPlane, MemorySource, str],
 ) -> None:
-    """/api/events sends services and nodes at once, then a `services` event carrying the new
-    endpoint after the source publishes it; serve stops with the stream open."""
+    """/api/events sends services, nodes and sources at once, then a `services` event
+    carrying the new endpoint after the source publishes it; serve stops with the stream
+    open."""
     control, source, base = plane
     async with aiohttp.ClientSession() as session:
         assert (await fetch(session, base + "/api/events", "HEAD"))[0] == 200
         async with session.get(base + "/api/events") as response:
             assert response.headers["Content-Type"] == "text/event-stream"
-            first = dict([await _next_event(response), await _next_event(response)])
+            first = dict([await _next_event(response) for _ in range(3)])
             assert [s["name"] for s in first["services"]["services"]] == ["api", "web"]
             assert first["nodes"] == []
+            assert [s["state"] for s in first["sources"]["sources"]] == ["ok"]
             grown = Service("web", (*HASHED.endpoints, Endpoint("10.0.0.4", 80)), HASHED.policy)
             source.set({"web": grown, "api": WRR})
             name, data = await asyncio.wait_for(_next_event(response), 10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from xdscp.admin import NODES, SERVICES, ChangeFeed
+from xdscp.admin import NODES, SERVICES, SOURCES, ChangeFeed
 
 
 async def test_a_waiter_wakes_with_the_topic_that_changed() -> None:
@@ -17,7 +17,7 @@ async def test_a_waiter_wakes_with_the_topic_that_changed() -> None:
     assert not waiter.done()
     feed.notify(NODES)
     assert await asyncio.wait_for(waiter, 5) == [NODES]
-    assert feed.revisions() == {SERVICES: 0, NODES: 1}
+    assert feed.revisions() == {SERVICES: 0, NODES: 1, SOURCES: 0}
 
 
 async def test_changes_before_waiting_are_not_lost_and_bursts_coalesce() -> None:

@@ -1,7 +1,12 @@
-// xdscp dashboard: renders /api/events (services, nodes) and /api/predict. No dependencies.
+// xdscp dashboard: renders /api/events (services, nodes, sources) and /api/predict. No
+// dependencies. Until the first data arrives the page says "loading…"; when the API fails
+// (an unreachable server, a route answering 500, a `failed` event) a banner says so and
+// the data shown is marked stale with its time, never silently frozen.
 "use strict";
 
 const cards = new Map(); // service name -> {card, json (last rendered), predicted (json)}
+const alerts = {api: null, failed: new Map(), sources: []}; // what the banner shows
+const received = new Map(); // topic -> when its data last arrived
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -108,6 +113,39 @@ function lookupForm(service) {
     el("h4", {text: "which endpoint does a request reach?"}), form, answer);
 }
 
+// The policy as the API gives it (the model's own form): one row per field, nested parts
+// as `outlier_detection.interval`; a part that is off is one row saying so.
+function policyRows(value, prefix) {
+  const rows = [];
+  for (const [key, v] of Object.entries(value)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) rows.push(...policyRows(v, path));
+    else rows.push([path, v]);
+  }
+  return rows;
+}
+
+function policyValue(v) {
+  if (v === null) return "off";
+  if (Array.isArray(v)) return v.length ? v.join(", ") : "none";
+  return String(v);
+}
+
+function policyDetails(policy) {
+  const parts = Object.entries(policy)
+    .filter(([, v]) => v !== null && typeof v === "object" && !Array.isArray(v))
+    .map(([k]) => k.replaceAll("_", " "));
+  const body = el("tbody");
+  for (const [path, v] of policyRows(policy, "")) {
+    body.append(el("tr", {},
+      el("th", {text: path}),
+      el("td", {"data-policy-field": path, text: policyValue(v)})));
+  }
+  const summary = ["policy: " + policy.lb, ...parts].join(" · ");
+  return el("details", {class: "policy-detail"}, el("summary", {text: summary}),
+    el("table", {class: "policy"}, body));
+}
+
 function renderService(service) {
   const json = JSON.stringify(service);
   let entry = cards.get(service.name);
@@ -123,10 +161,13 @@ function renderService(service) {
     el("span", {class: "badge", text: "source " + (service.source || "—")}),
     el("span", {class: "badge", text: `${service.endpoints.length} endpoints`}));
   const keepLookup = entry.json && JSON.parse(entry.json).policy.hash_on.join() === policy.hash_on.join();
-  const lookup = keepLookup ? entry.card.querySelector(".lookup") : (policy.hashing && policy.hash_on.length ? lookupForm(service) : null);
+  const lookup = keepLookup ? entry.card.querySelector(".lookup") : (policy.hash_on.length ? lookupForm(service) : null);
   const split = entry.card.querySelector(".split") || el("div", {class: "split"});
-  entry.card.replaceChildren(title, el("div", {class: "columns"}, endpointsTable(service),
-    el("div", {}, split, lookup)));
+  const open = entry.card.querySelector("details.policy-detail")?.open;
+  const details = policyDetails(policy);
+  details.open = Boolean(open);
+  entry.card.replaceChildren(title, details, el("div", {class: "columns"},
+    endpointsTable(service), el("div", {}, split, lookup)));
   entry.json = json;
   refreshSplit(service.name);
   return entry.card;
@@ -182,16 +223,82 @@ function renderNodes(nodes) {
 }
 
 function updateSummary() {
+  if (!received.has("services") || !received.has("nodes")) return;
   document.getElementById("summary").textContent = `${cards.size} services · ${nodeCount} nodes`;
+}
+
+function clock(date) {
+  return date ? date.toLocaleTimeString() : "never";
+}
+
+function renderAlerts() {
+  const box = document.getElementById("alerts");
+  const items = [];
+  if (alerts.api) {
+    const since = [...received.values()].sort((a, b) => a - b)[0];
+    items.push(el("p", {class: "alert", "data-alert": "api",
+      text: `${alerts.api} — the data shown is from ${clock(since)} and may be stale.`}));
+  }
+  for (const [topic, error] of alerts.failed) {
+    items.push(el("p", {class: "alert", "data-alert": "failed:" + topic,
+      text: `The server could not send ${topic} (${error}); shown: ${clock(received.get(topic))}.`}));
+  }
+  for (const s of alerts.sources) {
+    items.push(el("p", {class: "alert", "data-alert": "source:" + s.source,
+      text: `Source ${s.source} degraded since ${new Date(s.since).toLocaleString()}: ${s.error}.` +
+        " Its last known services are served."}));
+  }
+  box.replaceChildren(...items);
+  box.hidden = !items.length;
+  const stale = Boolean(alerts.api || alerts.failed.size);
+  document.querySelector("main").classList.toggle("stale", stale);
+}
+
+async function probe() {
+  // The event stream broke: ask a plain route why, so the banner names the failure.
+  try {
+    const response = await fetch("/api/services");
+    if (response.ok) return "The live updates stopped (reconnecting…)";
+    const body = await response.json().catch(() => ({}));
+    return `The admin API fails: /api/services answers ${response.status} ${body.error || response.statusText}`;
+  } catch (err) {
+    return "The admin server does not answer (reconnecting…)";
+  }
+}
+
+function receive(topic, render) {
+  return (e) => {
+    render(JSON.parse(e.data));
+    received.set(topic, new Date());
+    alerts.failed.delete(topic);
+    updateSummary();
+    renderAlerts();
+  };
 }
 
 function connect() {
   const live = document.getElementById("live");
   const events = new EventSource("/api/events");
-  events.addEventListener("open", () => { live.textContent = "live"; live.className = "live"; });
-  events.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
-  events.addEventListener("services", (e) => renderServices(JSON.parse(e.data).services));
-  events.addEventListener("nodes", (e) => renderNodes(JSON.parse(e.data)));
+  events.addEventListener("open", () => {
+    live.textContent = "live"; live.className = "live";
+    alerts.api = null; renderAlerts();
+  });
+  events.addEventListener("error", () => {
+    live.textContent = "reconnecting…"; live.className = "live off";
+    probe().then((message) => {
+      if (events.readyState !== EventSource.OPEN) { alerts.api = message; renderAlerts(); }
+    });
+  });
+  events.addEventListener("services", receive("services", (d) => renderServices(d.services)));
+  events.addEventListener("nodes", receive("nodes", renderNodes));
+  events.addEventListener("sources", receive("sources", (d) => {
+    alerts.sources = d.sources.filter((s) => s.state === "degraded");
+  }));
+  events.addEventListener("failed", (e) => {
+    const failure = JSON.parse(e.data);
+    alerts.failed.set(failure.topic, failure.error);
+    renderAlerts();
+  });
 }
 
 connect();
