@@ -56,17 +56,22 @@ bench-fanout: $(STAMP)
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale
 
+## Hostile ADS clients against `xdscp serve` while a real Envoy gets a change a second.
+.PHONY: bench-hostile bench-csds
+bench-hostile: $(STAMP)
+	$(BIN)/python -m bench.hostile
+
+## CSDS fetch over 10, 100 and 1000 nodes; the memory of a full NACK history.
+bench-csds: $(STAMP)
+	$(BIN)/python -m bench.csds_fetch
+
 ## etcd write -> Envoy's ACK -> first request, beside the raw etcd watch; go-control-plane and
 ## sovereign (installed into bench/.peers-venv, never into .venv) in the same run.
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.balancer
-	$(BIN)/python -m bench.registry
-	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
-	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
-	$(BIN)/python -m bench.scale
+## Every benchmark above, one after the other.
+bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-scale bench-hostile bench-csds
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen
