@@ -86,8 +86,8 @@ def written(path: Path) -> dict[str, Any]:
 
 
 def makefile_recipes() -> tuple[dict[str, list[str]], list[str]]:
-    """`make bench-*` target -> its `python -m bench.X ...` lines (without `python -m`), and
-    the prerequisites of `make bench`."""
+    """`make bench-*` target -> its `python -m bench.X ...` lines (without `python -m` and
+    the caller's $(BENCH_ARGS)), and the prerequisites of `make bench`."""
     recipes: dict[str, list[str]] = {}
     everything: list[str] = []
     target = ""
@@ -97,8 +97,8 @@ def makefile_recipes() -> tuple[dict[str, list[str]], list[str]]:
             if target == "bench":
                 everything = [t for t in match[2].split() if t.startswith("bench-")]
         elif target and line.startswith("\t") and " -m bench." in line:
-            argv = shlex.split(line.split(" -m ", 1)[1])
-            recipes.setdefault(target, []).append(" ".join(argv))
+            argv = [a for a in shlex.split(line.split(" -m ", 1)[1]) if a != "$(BENCH_ARGS)"]
+            recipes.setdefault(target, []).append(shlex.join(argv))
         elif not line.startswith("\t"):
             target = ""
     return recipes, everything
