@@ -44,6 +44,8 @@ RUN_HERE = {
     "bench.scale",
 }
 RUN_LIMIT_S = 600
+# The first run builds the Go peers (about a minute with an empty Go build cache).
+GO_PEER_TIMEOUT_S = 900
 needs_go = pytest.mark.skipif(go_toolchain() is None, reason="the Go peers need `go`")
 
 
@@ -208,6 +210,7 @@ def test_hostile(tmp_path: Path) -> None:
 
 @pytest.mark.go
 @pytest.mark.slow
+@pytest.mark.timeout(GO_PEER_TIMEOUT_S)
 @needs_go
 def test_fanout(tmp_path: Path) -> None:
     """The baseline, go-control-plane (built from bench/peers) and `xdscp serve`, two streams."""
@@ -231,6 +234,7 @@ def test_fanout(tmp_path: Path) -> None:
 @pytest.mark.envoy
 @pytest.mark.go
 @pytest.mark.slow
+@pytest.mark.timeout(GO_PEER_TIMEOUT_S)
 @needs_go
 def test_propagation(tmp_path: Path) -> None:
     """xdscp over SotW and delta, and go-control-plane, each for two changes on a real etcd
