@@ -41,32 +41,39 @@ demo: $(STAMP)
 simulate: $(STAMP)
 	$(BIN)/xdscp simulate --policy weighted_round_robin --endpoint 10.0.0.1:80:1 --endpoint 10.0.0.2:80:2 --endpoint 10.0.0.3:80:7
 
+## Each bench-* target takes extra flags in BENCH_ARGS (the last of a repeated flag wins), e.g.
+## `make bench-fanout BENCH_ARGS="--n 10 --repeat 1 --out /tmp/fanout.json"`.
 bench-hash: $(STAMP)
-	$(BIN)/python -m bench.hash_tables
+	$(BIN)/python -m bench.hash_tables $(BENCH_ARGS)
 
 bench-balancer: $(STAMP)
-	$(BIN)/python -m bench.balancer
+	$(BIN)/python -m bench.balancer $(BENCH_ARGS)
 
 bench-registry: $(STAMP)
-	$(BIN)/python -m bench.registry
+	$(BIN)/python -m bench.registry $(BENCH_ARGS)
 
 bench-fanout: $(STAMP)
-	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
+	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5 $(BENCH_ARGS)
 
 bench-scale: $(STAMP)
-	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.scale $(BENCH_ARGS)
+
+## Hostile ADS clients against `xdscp serve` while a real Envoy gets a change a second.
+.PHONY: bench-hostile bench-csds
+bench-hostile: $(STAMP)
+	$(BIN)/python -m bench.hostile $(BENCH_ARGS)
+
+## CSDS fetch over 10, 100 and 1000 nodes; the memory of a full NACK history.
+bench-csds: $(STAMP)
+	$(BIN)/python -m bench.csds_fetch $(BENCH_ARGS)
 
 ## etcd write -> Envoy's ACK -> first request, beside the raw etcd watch; go-control-plane and
 ## sovereign (installed into bench/.peers-venv, never into .venv) in the same run.
 bench-propagation: $(STAMP)
-	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
+	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign $(BENCH_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.balancer
-	$(BIN)/python -m bench.registry
-	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5
-	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign
-	$(BIN)/python -m bench.scale
+## Every benchmark above, one after the other.
+bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-scale bench-hostile bench-csds
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen

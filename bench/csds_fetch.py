@@ -1,6 +1,6 @@
 """CSDS fetch latency over N connected nodes, and the memory of a full NACK history.
 
-    .venv/bin/python bench/csds_fetch.py [NODES ...]
+    .venv/bin/python -m bench.csds_fetch [NODES ...]    (default: 10 100 1000)
 
 Each node is a state-of-the-world stream holding 10 clusters and 10 CLAs, all ACKed. The
 fetch is `client_status` (the ClientStatusResponse built from the status board, serialized),
@@ -9,6 +9,7 @@ without gRPC; the history is NACK_HISTORY NACKs with errors at the truncation li
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import tracemalloc
@@ -47,8 +48,19 @@ def board(nodes: int) -> StatusBoard:
     return out
 
 
-def main(sizes: list[int]) -> None:
-    for nodes in sizes:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("nodes", type=int, nargs="*", default=[10, 100, 1000], help="node counts")
+    args = parser.parse_args(argv)
+    if any(n < 1 for n in args.nodes):
+        parser.error("node counts must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fetch times per node count, then the memory of a full NACK history."""
+    for nodes in parse_args(argv).nodes:
         statuses = board(nodes)
         runs = []
         for _ in range(5):
@@ -70,7 +82,8 @@ def main(sizes: list[int]) -> None:
     print(
         f"full NACK history ({NACK_HISTORY} errors at the limit): {grown / 1024:.1f} KiB per stream"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10, 100, 1000])
+    sys.exit(main())

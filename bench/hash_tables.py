@@ -1,12 +1,15 @@
 """Build and lookup speed of the consistent-hash tables, next to naive baselines.
 
-Run: `.venv/bin/python -m bench.hash_tables`. Each figure is the best of a few runs. Baselines,
+Run: `.venv/bin/python -m bench.hash_tables [--hosts 10,100,1000 --table-size 65537
+--ring-sizes 1024,65536 --lookups 200000]`. Each figure is the best of a few runs. Baselines,
 measured in the same run: Envoy's Maglev loop ported literally (every round scans every host,
 `(offset + skip * next) % M` recomputed per probe) and Envoy's ketama binary search in Python.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -16,9 +19,10 @@ import xxhash
 from xdscp.balancer.hash.functions import xxh64
 from xdscp.balancer.hash.request import request_hash
 from xdscp.balancer.hash.tables import MaglevTable, RingHashTable, WeightedKey, normalize_weights
-from xdscp.model import ENVOY_MAX_RING, HashFunction
+from xdscp.model import ENVOY_MAX_RING, HashFunction, is_prime
 
 M = 65537
+LOPSIDED_HOSTS = 1024
 
 
 def best(run: Callable[[], object], repeat: int = 3) -> float:
@@ -89,33 +93,34 @@ def _ring(entries: list[WeightedKey[int]], min_ring: int, fn: HashFunction) -> N
     RingHashTable(entries, min_ring_size=min_ring, max_ring_size=ENVOY_MAX_RING, hash_function=fn)
 
 
-def bench_builds() -> None:
+def bench_builds(host_counts: list[int], table_size: int, ring_sizes: list[int]) -> None:
     """Print ring and Maglev build times."""
     hundred = hosts(100)
     for fn in HashFunction:
-        for min_ring in (1024, 65536):
+        for min_ring in ring_sizes:
             seconds = best(partial(_ring, hundred, min_ring, fn))
             print(f"ring build   min_ring={min_ring:<6} hosts=100   {fn:<14} {seconds:8.4f} s")
-    for count in (10, 100, 1000):
+    m = table_size
+    for count in host_counts:
         entries = hosts(count)
-        seconds = best(partial(MaglevTable, entries, table_size=M))
-        print(f"maglev build M={M} hosts={count:<5} equal weights  {seconds:8.4f} s")
-    lopsided = hosts(1024, lopsided=True)
+        seconds = best(partial(MaglevTable, entries, table_size=m))
+        print(f"maglev build M={m} hosts={count:<5} equal weights  {seconds:8.4f} s")
+    lopsided = hosts(LOPSIDED_HOSTS, lopsided=True)
     print(
-        f"maglev build M={M} hosts=1024  lopsided       "
-        f"{best(lambda: MaglevTable(lopsided, table_size=M)):8.4f} s"
+        f"maglev build M={m} hosts={LOPSIDED_HOSTS}  lopsided       "
+        f"{best(lambda: MaglevTable(lopsided, table_size=m)):8.4f} s"
     )
     print(
         f"  baseline: literal Envoy loop, hosts=100          "
-        f"{best(lambda: naive_maglev(hundred, M), repeat=1):8.4f} s"
+        f"{best(lambda: naive_maglev(hundred, m), repeat=1):8.4f} s"
     )
     print(
-        f"  baseline: literal Envoy loop, hosts=1024 lopsided "
-        f"{best(lambda: naive_maglev(lopsided, M), repeat=1):8.4f} s"
+        f"  baseline: literal Envoy loop, hosts={LOPSIDED_HOSTS} lopsided "
+        f"{best(lambda: naive_maglev(lopsided, m), repeat=1):8.4f} s"
     )
 
 
-def bench_lookups(count: int = 200_000) -> None:
+def bench_lookups(count: int, table_size: int) -> None:
     """Print lookups per second for ring, Maglev, the ketama baseline and request hashing."""
     probes = [xxh64(str(i)) for i in range(count)]
     ring = RingHashTable(
@@ -124,7 +129,7 @@ def bench_lookups(count: int = 200_000) -> None:
         max_ring_size=ENVOY_MAX_RING,
         hash_function=HashFunction.XX_HASH,
     )
-    maglev = MaglevTable(hosts(100), table_size=M)
+    maglev = MaglevTable(hosts(100), table_size=table_size)
     hashes = list(ring.hashes)
     for name, run in (
         ("ring lookup", lambda: [ring.lookup(p) for p in probes]),
@@ -142,11 +147,32 @@ def bench_lookups(count: int = 200_000) -> None:
     print(f"{'request_hash (1 header)':<28} {len(headers) / seconds:>12,.0f} /s")
 
 
-def main() -> None:
+def _ints(text: str) -> list[int]:
+    return [int(n) for n in text.split(",")]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=_ints, default=[10, 100, 1000], help="Maglev host counts")
+    parser.add_argument("--table-size", type=int, default=M, help="Maglev table size (a prime)")
+    parser.add_argument("--ring-sizes", type=_ints, default=[1024, 65536], help="ring minimums")
+    parser.add_argument("--lookups", type=int, default=200_000, help="lookups per measurement")
+    args = parser.parse_args(argv)
+    if not is_prime(args.table_size) or args.table_size <= LOPSIDED_HOSTS:
+        parser.error(f"--table-size must be a prime above {LOPSIDED_HOSTS}")
+    if min(args.hosts + args.ring_sizes) < 1 or args.lookups < 4:
+        parser.error("--hosts, --ring-sizes must be positive and --lookups at least 4")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run all benchmarks."""
-    bench_builds()
-    bench_lookups()
+    args = parse_args(argv)
+    bench_builds(args.hosts, args.table_size, args.ring_sizes)
+    bench_lookups(args.lookups, args.table_size)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

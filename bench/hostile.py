@@ -1,8 +1,8 @@
 """Hostile ADS clients against a real `xdscp serve` while a real Envoy gets a change a second.
 
-Run: `.venv/bin/python -m bench.hostile [--slow 10] [--churn 2000]`; prints the figures as
-JSON and writes bench/results/hostile.json (tests/integration/server/test_hostile.py runs the
-same and asserts on them).
+Run: `.venv/bin/python -m bench.hostile [--slow 10] [--churn 2000] [--before 5] [--out FILE]`;
+prints the figures as JSON and writes bench/results/hostile.json
+(tests/integration/server/test_hostile.py runs the same and asserts on them).
 
 Phases: `before` (only Envoy and the change a second: the propagation baseline), `during`
 (every abuser at once, the changes going on), `after` (the abusers gone: memory and the
@@ -30,6 +30,7 @@ import contextlib
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -324,24 +325,36 @@ async def run(workdir: Path, *, slow: int = 10, churn_count: int = 2000, before:
     return figures
 
 
-def main() -> None:
-    """Run the bench and print its figures as JSON."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--slow", type=int, default=10, help="never-reading clients")
     parser.add_argument("--churn", type=int, default=2000, help="streams opened and closed")
+    parser.add_argument("--before", type=int, default=5, help="changes before the abuse")
     parser.add_argument("--write-timeout", type=float, default=5.0)
     parser.add_argument("--workdir", type=Path, help="keep serve's log and Envoy's files here")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if min(args.slow, args.churn, args.before) < 1 or args.write_timeout <= 0:
+        parser.error("--slow, --churn, --before and --write-timeout must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench and print its figures as JSON."""
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         figures = asyncio.run(
             run(args.workdir or Path(tmp), slow=args.slow, churn_count=args.churn,
-                write_timeout_s=args.write_timeout)
+                before=args.before, write_timeout_s=args.write_timeout)
         )  # fmt: skip
     text = json.dumps(figures, indent=2)
     print(text)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(text + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

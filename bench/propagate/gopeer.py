@@ -10,12 +10,11 @@ only the serving differs. Translation is therefore not on go-control-plane's pat
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from bench.fanout.procs import Child
-from bench.fanout.servers import PEERS, go_toolchain
+from bench.fanout.servers import PEERS, go_build
 from bench.propagate import report
 from bench.propagate.changes import PREFIX
 from bench.propagate.rig import (
@@ -40,19 +39,10 @@ FILES = {TypeUrl.CLUSTER: "cds.pb", TypeUrl.LISTENER: "lds.pb", TypeUrl.ROUTE: "
 
 
 def build() -> None:
-    """Build the wrapper when missing or older than its source (raises with go's output)."""
-    source = PEERS / "go-propagation" / "main.go"
-    if BINARY.exists() and BINARY.stat().st_mtime >= source.stat().st_mtime:
-        return
-    go = go_toolchain()
-    if go is None:
-        raise RuntimeError("no Go toolchain (go not on PATH nor in /usr/local/go/bin)")
-    built = subprocess.run(
-        [go, "build", "-o", str(BINARY), "./go-propagation"],
-        cwd=PEERS, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    if built.returncode != 0:
-        raise RuntimeError(f"go build failed: {built.stderr[-500:]}")
+    """Build the wrapper (raises with the reason it can't)."""
+    reason = go_build(BINARY.name)
+    if reason is not None:
+        raise RuntimeError(reason)
 
 
 def _response(snapshot: Snapshot, type_url: TypeUrl) -> bytes:

@@ -47,6 +47,7 @@ from bench.propagate.rig import (
 )
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.procs.envoy import EnvoyProcess
+from xdscp.testing import free_port
 
 VERSION = "0.32.12"
 VENV = Path(__file__).resolve().parent.parent / ".peers-venv"
@@ -162,7 +163,7 @@ def write_instances(workdir: Path, snapshot: Snapshot) -> None:
 async def start_sovereign(command: Path, config: Path, workdir: Path) -> tuple[Any, int]:
     """sovereign (gunicorn, one uvicorn worker) on a free loopback port, in its own session
     so that stopping it stops its worker too."""
-    port = report.free_port()
+    port = free_port()
     env = {**os.environ, "SOVEREIGN_CONFIG": f"file://{config}", "SOVEREIGN_HOST": "127.0.0.1",
            "SOVEREIGN_PORT": str(port), "SOVEREIGN_WORKERS": "1"}  # fmt: skip
     with (workdir / "sovereign.log").open("wb") as log:
