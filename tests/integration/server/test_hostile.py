@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import grpc
+import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
@@ -20,6 +21,8 @@ from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.sources.memory import MemorySource
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
 SLOW_CLIENTS = 10
 CHURN = 2000
