@@ -204,6 +204,11 @@ def test_errors_name_the_flag(field: str, flag: str) -> None:
         (["--slow-start-window", "0s"], "--slow-start-window"),
         (["--retries", "[1]"], "must be a JSON object"),
         (["--health-check", "tcp:/x"], "tcp takes no argument"),
+        (
+            ["--health-check", "htp:/x"],
+            "unknown health check kind 'htp': expected one of http,"
+            " grpc, tcp, did you mean 'http'?",
+        ),
         (["--lb", "maglev", "--slow-start-window", "5s"], "slow_start: is used by round robin"),
     ],
 )
