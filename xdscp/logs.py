@@ -1,31 +1,61 @@
-"""structlog configuration, called by entry points only (never at import)."""
+"""structlog configuration, called by entry points only (never at import).
+
+Long-running commands (`LONG_RUNNING`: serve, register, backend, demo) log events: human
+output on a terminal, one JSON object per line otherwise (for log collectors). Short-lived
+commands (everything else) print what they did themselves; their events (an unreachable
+etcd endpoint, ...) are one human line each, `warning: EVENT (key=value ...)`, warnings and
+errors only unless `--log-level` is given, never JSON unless `--log-format json` asks for it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from collections.abc import MutableMapping
+from typing import Any, Literal
 
 import structlog
 
 LogFormat = Literal["auto", "console", "json"]
+LONG_RUNNING = frozenset({"serve", "register", "backend", "demo"})
+"""The commands that run until stopped; every other command is short-lived."""
 
 
-def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
-    """Configure structlog: human output on a TTY, one JSON object per line otherwise."""
-    use_console = sys.stderr.isatty() if fmt == "auto" else fmt == "console"
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
-    )
+def one_line(_: Any, level: str, event: MutableMapping[str, Any]) -> str:
+    """`warning: etcd endpoint unreachable (endpoint=http://...)`: one line, no timestamp."""
+    name = event.pop("event", "")
+    event.pop("timestamp", None)
+    event.pop("level", None)
+    failure = event.pop("exception", None)
+    if failure:  # the last line of a traceback says what failed
+        event["exception"] = str(failure).strip().splitlines()[-1]
+    fields = " ".join(f"{key}={value}" for key, value in event.items())
+    return f"{level}: {str(name).replace('_', ' ')}" + (f" ({fields})" if fields else "")
+
+
+def configure_logging(
+    level: str = "info", fmt: LogFormat = "auto", *, short_lived: bool = False
+) -> None:
+    """Configure structlog: human output on a TTY, one JSON object per line otherwise; with
+    `short_lived` and `fmt` auto, one plain line per event wherever stderr goes."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         msg = f"unknown log level {level!r}"
         raise ValueError(msg)
+    use_console = sys.stderr.isatty() if fmt == "auto" else fmt == "console"
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    stamp: list[structlog.typing.Processor] = [
+        structlog.processors.TimeStamper(fmt="iso", utc=True)
+    ]
+    if short_lived and fmt == "auto":
+        renderer, stamp = one_line, []
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *stamp,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
