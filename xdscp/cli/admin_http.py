@@ -76,7 +76,8 @@ def _not_http(admin: str, line: str) -> str:
 def _unreachable(admin: str, exc: Exception) -> str:
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, ConnectionRefusedError):
-        return f"nothing listens on {admin} (connection refused): is `xdscp serve` running? {_USE}"
+        refused = f"nothing listens on {admin} (connection refused)"
+        return f"{refused}: is `xdscp serve` running there? {_USE}"
     if isinstance(reason, TimeoutError | socket.timeout):
         return f"no answer from {admin} within {TIMEOUT_S:g} s; {_USE}"
     if isinstance(reason, ValueError):

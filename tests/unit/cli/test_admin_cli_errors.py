@@ -82,7 +82,7 @@ async def test_nothing_listening_is_one_line() -> None:
         assert result.exit_code == 1
         assert result.output == (
             f"Error: nothing listens on 127.0.0.1:{port} (connection refused): is `xdscp serve`"
-            f" running? {USE}\n"
+            f" running there? {USE}\n"
         )
 
 
