@@ -56,13 +56,24 @@ def build_policy(mapping: dict[str, Any]) -> BalancingPolicy:
 
 def merge(stored: BalancingPolicy | None, patch: PolicyPatch) -> BalancingPolicy:
     """`stored` (None: the defaults) with the patch applied; `ValidationError` when the
-    result is not a valid policy."""
+    result is not a valid policy. A stored field the given flags make invalid (`hash_on`
+    after `--lb round_robin`, `slow_start` after `--lb maglev`) goes back to its default: the
+    flags given win, and the change is shown like any other."""
     base = (stored or BalancingPolicy()).to_mapping()
-    out = {**base, **patch.fields}
-    for part, changes in patch.parts.items():
-        current = base.get(part) if part not in patch.replaced else None
-        out[part] = _merge(current or {}, changes)
-    return build_policy(out)
+    defaults = BalancingPolicy().to_mapping()
+    given = patch.fields.keys() | patch.parts.keys()
+    while True:
+        out = {**base, **patch.fields}
+        for part, fields in patch.parts.items():
+            current = base.get(part) if part not in patch.replaced else None
+            out[part] = _merge(current or {}, fields)
+        try:
+            return build_policy(out)
+        except ValidationError as exc:
+            name = exc.field.split(".")[0]
+            if name in given or name not in defaults or base[name] == defaults[name]:
+                raise
+            base[name] = defaults[name]  # stored, made invalid by the flags given: dropped
 
 
 def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

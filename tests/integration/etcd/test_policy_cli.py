@@ -98,3 +98,17 @@ def test_a_policy_for_an_unregistered_service_warns_once(etcd_server: EtcdServer
     known = _policy(etcd_server.url, "set", "web", "--lb", "maglev")
     assert known.exit_code == 0, known.output
     assert known.stderr == ""
+
+
+def test_a_new_lb_drops_the_stored_fields_it_cannot_use(etcd_server: EtcdServer) -> None:
+    """The demo's sequence: `--lb maglev --hash-on header:x-user`, then `--lb round_robin
+    --consecutive-5xx 3`: the stored `hash_on` (ring hash and Maglev only) goes, said."""
+    url = etcd_server.url
+    assert _policy(url, "set", "web", "--lb", "maglev", "--hash-on", "header:x-user").exit_code == 0
+    result = _policy(url, "set", "web", "--lb", "round_robin", "--consecutive-5xx", "3")
+    assert result.exit_code == 0, result.output
+    assert 'lb: maglev -> round_robin; hash_on: ["header:x-user"] -> []' in result.stdout
+    assert _stored(url, "web")["policy"]["hash_on"] == []
+    conflict = _policy(url, "set", "web", "--hash-on", "header:x")  # given: refused, not dropped
+    assert conflict.exit_code == 2
+    assert "hash_on" in conflict.output
