@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdscp.cli import main
+from xdscp.cli.simulate import load_file
 from xdscp.config import load_config
-from xdscp.errors import ConfigError, ConfigFieldError
+from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 from xdscp.model import BalancingPolicy, Endpoint, Health, LbPolicy, Locality, Service
 from xdscp.sources.services_doc import load_services, services_document
 from xdscp.sources.static import read_services_file
@@ -175,6 +176,9 @@ _POLICIES = st.builds(
     BalancingPolicy,
     lb=st.sampled_from([p for p in LbPolicy if p is not LbPolicy.SOURCE_IP_HASH]),
     locality_weighted=st.booleans(),
+    timeout=st.none() | st.integers(0, 60).map(float),
+    outlier_detection=st.none() | st.builds(dict, consecutive_5xx=st.integers(0, 10)),
+    circuit_breakers=st.none() | st.builds(dict, max_requests=st.integers(1, 1000)),
 )
 
 
@@ -193,3 +197,18 @@ def test_a_valid_document_round_trips(services: dict[str, Service]) -> None:
     """`services_document` written as YAML reads back as the same services."""
     text = yaml.safe_dump(services_document(services))  # non-ASCII escaped: NEL is a break
     assert load_services(text, "s.yaml") == services
+
+
+@SLOW
+@given(st.dictionaries(_KEYS | st.sampled_from(["requests", "client", "seed", "added"]), _TREES))
+def test_any_simulation_file_simulates_or_is_refused_cleanly(tree: dict[str, object]) -> None:
+    """`simulate --file`'s reader on arbitrary documents: a document or a project error."""
+    outcome: object = None
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "sim.yaml"
+        path.write_text(yaml.safe_dump(tree))
+        try:
+            outcome = load_file(path)
+        except (ConfigError, ValidationError) as exc:
+            outcome = exc
+    assert isinstance(outcome, dict | ConfigError | ValidationError)
