@@ -33,11 +33,22 @@ def one_line(_: Any, level: str, event: MutableMapping[str, Any]) -> str:
     return f"{level}: {str(name).replace('_', ' ')}" + (f" ({fields})" if fields else "")
 
 
+def _drop_below_warning(_: Any, level: str, event: MutableMapping[str, Any]) -> Any:
+    if level in ("debug", "info"):
+        raise structlog.DropEvent
+    return event
+
+
 def configure_logging(
-    level: str = "info", fmt: LogFormat = "auto", *, short_lived: bool = False
-) -> None:
+    level: str = "info", fmt: LogFormat = "auto", *, short_lived: bool = False,
+    quiet: bool = False,
+) -> None:  # fmt: skip
     """Configure structlog: human output on a TTY, one JSON object per line otherwise; with
-    `short_lived` and `fmt` auto, one plain line per event wherever stderr goes."""
+    `short_lived` and `fmt` auto, one plain line per event wherever stderr goes; `quiet`
+    drops debug and info events.
+
+    The processor list is changed in place, never replaced: loggers cached before (a module's
+    logger used once) follow the new configuration too."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         msg = f"unknown log level {level!r}"
@@ -51,15 +62,18 @@ def configure_logging(
     ]
     if short_lived and fmt == "auto":
         renderer, stamp = one_line, []
+    processors: list[structlog.typing.Processor] = structlog.get_config()["processors"]
+    processors[:] = [
+        *([_drop_below_warning] if quiet else []),
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        *stamp,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            *stamp,
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,

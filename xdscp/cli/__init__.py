@@ -30,9 +30,9 @@ from xdscp.logs import LONG_RUNNING, configure_logging
 def main(ctx: click.Context, log_level: str, log_format: str) -> None:
     """xdscp: service discovery and load balancing for Envoy and proxyless gRPC, over xDS."""
     short_lived = ctx.invoked_subcommand not in LONG_RUNNING
-    if short_lived and ctx.get_parameter_source("log_level") is ParameterSource.DEFAULT:
-        log_level = "warning"  # a short-lived command says what it did itself
-    configure_logging(log_level, log_format, short_lived=short_lived)  # type: ignore[arg-type]
+    # A short-lived command says what it did itself: its info events are dropped.
+    quiet = short_lived and ctx.get_parameter_source("log_level") is ParameterSource.DEFAULT
+    configure_logging(log_level, log_format, short_lived=short_lived, quiet=quiet)  # type: ignore[arg-type]
 
 
 for _module in (backend, bootstrap, demo, serve, simulate, status):
