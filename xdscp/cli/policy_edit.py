@@ -17,7 +17,7 @@ from typing import Any
 
 from xdscp.errors import ValidationError
 from xdscp.etcd import EtcdClient
-from xdscp.model import BalancingPolicy, HashOn, check_service_name
+from xdscp.model import RESILIENCE_POLICIES, BalancingPolicy, HashOn, check_service_name
 from xdscp.sources import get_policy, set_policy
 
 _UNSET = "unset"
@@ -77,6 +77,7 @@ def merge(stored: BalancingPolicy | None, patch: PolicyPatch) -> BalancingPolicy
 
 
 def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted fields; a resilience part newly set or unset is one field (its mapping)."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
         if isinstance(value, dict):
@@ -86,14 +87,44 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _part(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A part's fields that differ from that part's defaults (what was asked for)."""
+    try:
+        defaults = RESILIENCE_POLICIES[name]().to_mapping()
+    except (TypeError, ValidationError):  # a part without defaults for every field
+        return value
+    return {k: v for k, v in value.items() if v != defaults.get(k)}
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
 def changes(before: BalancingPolicy, after: BalancingPolicy) -> list[str]:
-    """`field: old -> new` for every field that differs (nested parts dotted)."""
-    old, new = _flat(before.to_mapping()), _flat(after.to_mapping())
-    keys = sorted(old.keys() | new.keys(), key=list(old | new).index)
+    """`field: old -> new` for every field that differs: a part set or unset as a whole
+    (`outlier_detection: unset -> {"consecutive_5xx": 3}`), a changed part field by field."""
+    old, new = before.to_mapping(), after.to_mapping()
+    out: list[str] = []
+    for key in new:
+        was, now = old.get(key), new[key]
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            out += changes_of(_flat(was, f"{key}."), _flat(now, f"{key}."))
+        elif key in RESILIENCE_POLICIES:
+            was_text = _text(_part(key, was)) if isinstance(was, dict) else _UNSET
+            now_text = _text(_part(key, now)) if isinstance(now, dict) else _UNSET
+            out.append(f"{key}: {was_text} -> {now_text}")
+        else:
+            out += changes_of(
+                {key: was} if was is not None else {}, {key: now} if now is not None else {}
+            )
+    return out
+
+
+def changes_of(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for the dotted fields that differ (missing: `unset`)."""
+    keys = list(dict.fromkeys([*old, *new]))
     return [
         f"{key}: {_text(old.get(key, _UNSET))} -> {_text(new.get(key, _UNSET))}"
         for key in keys

@@ -48,3 +48,12 @@ def test_changes_are_listed_field_by_field() -> None:
     after = merge(before, PolicyPatch({"hash_balance_factor": 150}))
     assert changes(before, after) == ["hash_balance_factor: unset -> 150"]
     assert changes(after, after) == []
+
+
+def test_a_part_set_or_unset_is_one_change_showing_what_was_asked() -> None:
+    """Turning a part on lists what differs from its defaults, not every default field."""
+    before = BalancingPolicy()
+    on = merge(before, PolicyPatch({}, {"outlier_detection": {"consecutive_5xx": 3}}))
+    assert changes(before, on) == ['outlier_detection: unset -> {"consecutive_5xx": 3}']
+    more = merge(on, PolicyPatch({}, {"outlier_detection": {"max_ejection_percent": 50}}))
+    assert changes(on, more) == ["outlier_detection.max_ejection_percent: 10 -> 50"]
