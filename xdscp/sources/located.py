@@ -4,7 +4,7 @@
 its line; `Located`'s typed getters raise `ConfigFieldError` naming that origin and the
 field's path. Any input (bytes decoded as text) gives either values or a `ConfigFieldError`:
 malformed YAML, tags PyYAML cannot build, nesting too deep for the parser and alias bombs
-(`MAX_VALUES` values at most) included. What the keys mean is the callers' business (the
+(`MAX_REPEATS`) included. What the keys mean is the callers' business (the
 services document, `serve`'s configuration); this module knows only shapes.
 """
 
@@ -20,8 +20,9 @@ import yaml
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 
 FieldPath = tuple[str | int, ...]
-MAX_VALUES = 1_000_000
-"""Values one document may expand to (aliases count each time they are used)."""
+MAX_REPEATS = 100_000
+"""Values a document may repeat through aliases (a node read again counts each time): the
+bound that stops an alias bomb; a document without aliases has no limit but its size."""
 XdscpErrorLike = ValidationError | ConfigError
 
 
@@ -186,20 +187,24 @@ def _reader_problem(exc: yaml.YAMLError) -> str:
 
 
 class _Builder:
-    """Plain values from composed nodes, recording each key's line, within `MAX_VALUES`."""
+    """Plain values from composed nodes, recording each key's line, within `MAX_REPEATS`."""
 
     def __init__(self, located: Located, text: str) -> None:
         self.located = located
         self.loader = yaml.SafeLoader(text)
-        self.budget = MAX_VALUES
+        self.budget = MAX_REPEATS
+        self.built: set[int] = set()
+        self.explicit: dict[int, set[int]] = {}  # mapping node -> its own (not merged) keys
 
     def line(self, node: yaml.Node) -> str:
         return f"{self.located.name}:{node.start_mark.line + 1}"
 
     def value(self, node: yaml.Node, path: FieldPath, seen: frozenset[int]) -> Any:
-        self.budget -= 1
-        if self.budget < 0:
-            raise ConfigFieldError(self.line(node), field_name(path), "too many values (aliases?)")
+        if id(node) in self.built:  # reached again through an alias
+            self.budget -= 1
+            if self.budget < 0:
+                raise self.located.error(path, "aliases repeat too many values")
+        self.built.add(id(node))
         if id(node) in seen:
             raise self.located.error(path, "recursive alias")
         seen = seen | {id(node)}
@@ -214,15 +219,22 @@ class _Builder:
         return self.scalar(node, path)
 
     def mapping(self, node: yaml.MappingNode, path: FieldPath, seen: frozenset[int]) -> Any:
-        self.loader.flatten_mapping(node)
+        if id(node) not in self.explicit:  # first visit: before flattening changes the node
+            keys = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+            self.explicit[id(node)] = keys
+        explicit = self.explicit[id(node)]
+        self.loader.flatten_mapping(node)  # merged (`<<: *x`) pairs first: explicit ones win
         out: dict[str, Any] = {}
+        written: set[str] = set()
         for key_node, value_node in node.value:
             key = self.scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if isinstance(key, bool) or not isinstance(key, str | int):
                 raise ConfigFieldError(self.line(key_node), field_name(path), "keys are names")
             child = (*path, str(key))
-            if str(key) in out:
+            if str(key) in written and id(key_node) in explicit:
                 raise ConfigFieldError(self.line(key_node), field_name(child), "duplicate key")
+            if id(key_node) in explicit:
+                written.add(str(key))
             self.located.origins[child] = self.line(key_node)
             out[str(key)] = self.value(value_node, child, seen)
         return out

@@ -212,3 +212,18 @@ def test_any_simulation_file_simulates_or_is_refused_cleanly(tree: dict[str, obj
         except (ConfigError, ValidationError) as exc:
             outcome = exc
     assert isinstance(outcome, dict | ConfigError | ValidationError)
+
+
+def test_an_alias_bomb_is_refused_and_aliases_still_work() -> None:
+    """Aliases repeating a billion values are one error; a shared endpoint default is fine."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    with pytest.raises(ConfigFieldError, match="aliases repeat too many values"):
+        load_services("\n".join(lines), "s.yaml")
+    shared = (
+        "services:\n  web:\n    endpoints:\n"
+        "      - &one {address: 10.0.0.1, port: 80, weight: 3}\n"
+        "      - {<<: *one, address: 10.0.0.2}\n"
+    )
+    endpoints = load_services(shared, "s.yaml")["web"].endpoints
+    assert [(e.address, e.weight) for e in endpoints] == [("10.0.0.1", 3), ("10.0.0.2", 3)]
