@@ -89,6 +89,8 @@ def load_file(path: Path, service: str | None = None) -> dict[str, Any]:
     located = parse_yaml(text, str(path))
     data = located.mapping((), _FILE_KEYS)
     document: dict[str, Any] = {"hash_on": located.strings(("hash_on",)) or ()}
+    for index in range(len(document["hash_on"])):
+        _located(located, ("hash_on", index), lambda text: HashOn.parse(str(text)))
     if "services" in data:
         document["_service"] = _pick(services_section(located, ("services",)), service)
     if isinstance(data.get("policy"), dict):
