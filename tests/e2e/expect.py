@@ -164,6 +164,7 @@ async def applied(stack: Stack, expected: Expected, within: float = 30.0) -> str
 
 
 async def set_policy(stack: Stack, etcd: EtcdClient, *args: str) -> Expected:
-    """`xdscp policy set web ARGS` against the stack's etcd; what Envoy must then run."""
-    await asyncio.to_thread(xdscp, stack, "policy", "set", HOST, *args)
+    """`xdscp policy set web --replace ARGS` (exactly ARGS, nothing kept from the policy an
+    earlier test stored) against the stack's etcd; what Envoy must then run."""
+    await asyncio.to_thread(xdscp, stack, "policy", "set", HOST, "--replace", *args)
     return await registry(etcd)

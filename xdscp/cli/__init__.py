@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from xdscp import __version__
 from xdscp.cli import backend, bootstrap, demo, nodes, registry, serve, simulate, status
-from xdscp.logs import configure_logging
+from xdscp.logs import LONG_RUNNING, configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,11 +23,16 @@ from xdscp.logs import configure_logging
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "console", "json"]),
-    help="auto: human output on a terminal, JSON lines otherwise.",
+    help="auto: human output on a terminal, JSON lines otherwise (long-running commands);"
+    " one plain line per warning for the others.",
 )
-def main(log_level: str, log_format: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_format: str) -> None:
     """xdscp: service discovery and load balancing for Envoy and proxyless gRPC, over xDS."""
-    configure_logging(log_level, log_format)  # type: ignore[arg-type]
+    short_lived = ctx.invoked_subcommand not in LONG_RUNNING
+    # A short-lived command says what it did itself: its info events are dropped.
+    quiet = short_lived and ctx.get_parameter_source("log_level") is ParameterSource.DEFAULT
+    configure_logging(log_level, log_format, short_lived=short_lived, quiet=quiet)  # type: ignore[arg-type]
 
 
 for _module in (backend, bootstrap, demo, serve, simulate, status):

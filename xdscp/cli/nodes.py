@@ -9,15 +9,13 @@ client kind) with each resource already decoded. CSDS is there for standard tool
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
-from typing import Any
 
 import click
 import yaml
 from rich.console import Console
 from rich.table import Table
+
+from xdscp.cli.admin_http import DEFAULT_ADMIN, admin_get, connected, no_such_node
 
 TYPES = {
     "cluster": "Cluster",
@@ -27,28 +25,11 @@ TYPES = {
 }
 ADMIN = click.option(
     "--admin",
-    default="127.0.0.1:18001",
+    default=DEFAULT_ADMIN,
     show_default=True,
     metavar="HOST:PORT",
-    help="xdscp's admin address.",
+    help="xdscp's admin address (serve's --admin; not the xDS port).",
 )
-
-
-def admin_get(admin: str, path: str, **query: str) -> Any:
-    """GET one admin JSON route; a clear error when xdscp is not there or says no."""
-    url = f"http://{admin}{path}"
-    if query:
-        url += "?" + urllib.parse.urlencode(query)
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - http:// only
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
-        raise click.ClickException(f"{url}: {detail}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise click.ClickException(
-            f"cannot read {url}: {exc}; is `xdscp serve` running there?"
-        ) from None
 
 
 @click.command("config")
@@ -61,6 +42,8 @@ def config_command(node: str, type_name: str | None, as_json: bool, admin: str) 
     its status (ACKED, NACKED, REQUESTED, DOES_NOT_EXIST), versions, and the configuration
     it runs."""
     query = {"node": node, **({"type": TYPES[type_name]} if type_name else {})}
+    if not connected(admin, node):
+        raise no_such_node(admin, node)
     dump = admin_get(admin, "/debug/config_dump", **query)
     if as_json:
         click.echo(json.dumps(dump, indent=2))
@@ -74,7 +57,10 @@ def config_command(node: str, type_name: str | None, as_json: bool, admin: str) 
 @ADMIN
 def nacks_command(node: str | None, as_json: bool, admin: str) -> None:
     """The NACK history of every connected node (or NODE's), oldest first: time, type,
-    version, nonce and the client's full error."""
+    version, nonce and the client's full error. An unknown NODE is an error naming the
+    connected ones."""
+    if node is not None and not connected(admin, node):
+        raise no_such_node(admin, node)
     history = admin_get(admin, "/debug/nacks", **({"node": node} if node else {}))
     if as_json:
         click.echo(json.dumps(history, indent=2))

@@ -7,13 +7,16 @@ overrides the same field of the JSON. Durations are seconds or `250ms` / `10s` /
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
+from xdscp.cli.policy_edit import PolicyPatch, merge
 from xdscp.errors import ValidationError
+from xdscp.model import HealthCheckKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -149,10 +152,16 @@ def _json_part(part: str, text: str) -> dict[str, Any]:
 
 def _health_check(text: str) -> dict[str, Any]:
     kind, _, arg = text.partition(":")
-    check: dict[str, Any] = {"kind": kind.strip()}
-    if arg and kind.strip() == "http":
+    kinds = [k.value for k in HealthCheckKind]
+    if kind.strip().lower() not in kinds:
+        close = difflib.get_close_matches(kind.strip().lower(), kinds, n=1)
+        hint = f", did you mean {close[0]!r}?" if close else ""
+        message = f"unknown health check kind {kind.strip()!r}: expected one of {', '.join(kinds)}"
+        raise click.BadParameter(message + hint, param_hint="--health-check")
+    check: dict[str, Any] = {"kind": kind.strip().lower()}
+    if arg and check["kind"] == "http":
         check["path"] = arg
-    elif arg and kind.strip() == "grpc":
+    elif arg and check["kind"] == "grpc":
         check["service_name"] = arg
     elif arg:
         raise click.BadParameter(f"{kind} takes no argument", param_hint="--health-check")
@@ -183,6 +192,35 @@ def resilience_fields(params: dict[str, Any]) -> dict[str, Any]:
         else:
             parts.setdefault(where, {})[name] = value
     return {**parts, **out}
+
+
+def policy_patch(params: dict[str, Any]) -> PolicyPatch:
+    """The policy fields the `policy set` flags give (removed from `params`), checked as far
+    as they can be without the stored policy: alone on the defaults when `--lb` is given."""
+    replaced = frozenset(part for part in JSON_FLAGS if params.get(part) is not None)
+    resilience = resilience_fields(params)
+    hash_on = params.pop("hash_on", ())
+    fields = {k: v for k, v in params.items() if v is not None}
+    fields.update({k: v for k, v in resilience.items() if k not in JSON_FLAGS})
+    if hash_on:
+        fields["hash_on"] = list(hash_on)
+    patch = PolicyPatch(fields, {k: v for k, v in resilience.items() if k in JSON_FLAGS}, replaced)
+    if "lb" in fields:
+        checked(lambda: merge(None, patch))
+    return patch
+
+
+T = TypeVar("T")
+
+
+def checked(build: Callable[[], T]) -> T:
+    """`build()`, a policy error turned into a click error naming the flag."""
+    try:
+        return build()
+    except ValidationError as exc:
+        raise flag_error(exc) from None
+    except ValueError as exc:  # an enum the model converts (hash_function)
+        raise click.BadParameter(str(exc)) from None
 
 
 def flag_for(field: str) -> str:

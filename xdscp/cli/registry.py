@@ -20,17 +20,18 @@ from rich.console import Console
 from rich.table import Table
 
 from xdscp.cli.params import key_values
-from xdscp.cli.policy_flags import flag_error, resilience_fields, resilience_options
+from xdscp.cli.policy_edit import MissingLbError, PolicyWrite, changes, delete_policy, set_merged
+from xdscp.cli.policy_flags import flag_error, policy_patch, resilience_options
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
 from xdscp.model import (
     BalancingPolicy,
     HashFunction,
-    HashOn,
     Health,
     LbPolicy,
     Locality,
     UpstreamProtocol,
+    check_service_name,
     format_host_port,
     parse_health,
 )
@@ -49,7 +50,6 @@ from xdscp.sources import (
     get_policy,
     policy_value,
     register,
-    set_policy,
     split_host_port,
 )
 
@@ -290,7 +290,15 @@ def policy_group() -> None:
 
 @policy_group.command("set")
 @click.argument("service")
-@click.option("--lb", required=True, type=click.Choice([p.value for p in LbPolicy]))
+@click.option(
+    "--lb", type=click.Choice([p.value for p in LbPolicy]),
+    help="Balancing policy; required for a service without a stored policy (or --replace).",
+)  # fmt: skip
+@click.option(
+    "--replace", is_flag=True,
+    help="Replace the whole stored policy (fields not given take their defaults) instead of"
+    " changing only the fields given.",
+)  # fmt: skip
 @click.option("--hash-on", multiple=True, metavar="SOURCE[:NAME]", help="e.g. header:x-user")
 @click.option("--hash-function", type=click.Choice([h.value for h in HashFunction]))
 @click.option("--min-ring-size", type=int)
@@ -309,29 +317,59 @@ def policy_group() -> None:
 @resilience_options
 @etcd_options
 def policy_set(**params: Any) -> None:
-    """Validate and store SERVICE's policy, e.g. `--lb maglev --hash-on header:x-user`,
-    `--lb round_robin --consecutive-5xx 3 --health-check http:/healthz --retry-on 5xx`."""
+    """Change SERVICE's stored policy: the flags given are merged into it (`--hash-on
+    header:x-user` keeps the stored `--lb`; a part's JSON flag replaces that part), e.g.
+    `--lb maglev --hash-on header:x-user`, `--consecutive-5xx 3 --health-check http:/healthz`.
+    --replace stores exactly the flags given. Prints what changed."""
     config = etcd_config(params)
-    service, policies_prefix = params.pop("service"), params.pop("policies_prefix")
-    params.pop("services_prefix")
-    hash_on = params.pop("hash_on")
-    resilience = resilience_fields(params)
-    fields = {k: v for k, v in params.items() if v is not None}
+    service, replace = params.pop("service"), params.pop("replace")
+    prefixes = params.pop("policies_prefix"), params.pop("services_prefix")
+    patch = policy_patch(params)
+    if patch.empty and not replace:
+        raise click.UsageError("give at least one policy flag (see --help)")
+    write = _run(
+        functools.partial(
+            _set_checked, service=service, patch=patch, replace=replace,
+            policies_prefix=prefixes[0], services_prefix=prefixes[1],
+        ),
+        config,
+    )  # fmt: skip
+    click.echo(f"{write.key} = {policy_value(write.after).decode()}")
+    changed = changes(write.before or BalancingPolicy(), write.after)
+    what = "changed" if write.before is not None else "set (from the defaults)"
+    click.echo(f"{what}: {'; '.join(changed)}" if changed else "unchanged")
+    if write.warning:
+        click.echo(write.warning, err=True)
+
+
+async def _set_checked(client: EtcdClient, **kwargs: Any) -> PolicyWrite:
     try:
-        policy = BalancingPolicy(
-            **fields, **resilience, hash_on=tuple(HashOn.parse(h) for h in hash_on)
-        )
+        return await set_merged(client, **kwargs)
+    except MissingLbError as exc:
+        raise click.UsageError(exc.message) from None
     except ValidationError as exc:
         raise flag_error(exc) from None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+
+
+@policy_group.command("delete")
+@click.argument("service")
+@etcd_options
+def policy_delete(**params: Any) -> None:
+    """Delete SERVICE's stored policy: the default policy (round robin) applies again."""
+    config = etcd_config(params)
+    try:
+        check_service_name(params["service"])
+    except ValidationError as exc:
+        raise click.BadParameter(exc.message, param_hint="SERVICE") from None
     key = _run(
         functools.partial(
-            set_policy, service=service, policy=policy, policies_prefix=policies_prefix
+            delete_policy, service=params["service"], policies_prefix=params["policies_prefix"]
         ),
         config,
     )
-    click.echo(f"{key} = {policy_value(policy).decode()}")
+    if key is None:
+        raise click.ClickException(f"{params['service']} has no stored policy")
+    click.echo(f"deleted {key}: {params['service']} has the default policy again")
 
 
 @policy_group.command("show")

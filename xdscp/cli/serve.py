@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from xdscp.cli.registry import etcd_options
 from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
-from xdscp.errors import ConfigError, ValidationError, XdscpError
+from xdscp.errors import ConfigError, ConfigFieldError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.health import HealthCoordination, HealthLayout, health_prefix
 from xdscp.model import format_host_port, parse_host_port
@@ -40,6 +40,7 @@ from xdscp.sources import (
     RegistryMetrics,
     Source,
     StaticSource,
+    read_services_file,
 )
 
 log = structlog.get_logger(__name__)
@@ -245,6 +246,17 @@ async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: i
             raise waiter.exception()  # type: ignore[misc]  # a fatal source error: exit non-zero
 
 
+def _check_static_file(path: Path) -> None:
+    """A `--static` file that does not validate stops serve at once (its line, exit 1); one
+    that cannot be read is a usage error. A bad edit later keeps the last good services."""
+    try:
+        read_services_file(path)
+    except ConfigFieldError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @click.command("serve")
 @click.option(
     "--xds",
@@ -342,6 +354,8 @@ def command(
         config = resolve(ctx, params, loaded, use_etcd)
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None
+    if config.static_file is not None:
+        _check_static_file(Path(config.static_file))
     if not config.has_sources:
         raise click.UsageError(
             "give at least one source: --etcd URL, --static FILE, --dns-config FILE"

@@ -9,13 +9,13 @@ shows how many request hashes move when one endpoint is added or removed, next t
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +27,7 @@ from xdscp.balancer import (
     simulate,
     simulate_hot_key,
 )
-from xdscp.errors import BalancerError, ValidationError
+from xdscp.errors import BalancerError, ConfigError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
     Endpoint,
@@ -36,14 +36,17 @@ from xdscp.model import (
     LbPolicy,
     Locality,
     Service,
+    check_int,
     parse_health,
     parse_host_port,
     parse_lb_policy,
 )
-from xdscp.sources import load_services, parse_endpoint_entry, parse_policy
+from xdscp.sources.located import FieldPath, Located, parse_yaml
+from xdscp.sources.services_doc import endpoint_section, policy_section, services_section
 from xdscp.translate import client_resources, route_hash_policies
 
 _BAR_WIDTH = 30
+T = TypeVar("T")
 
 
 def parse_endpoint(text: str) -> Endpoint:
@@ -70,44 +73,74 @@ def parse_endpoint(text: str) -> Endpoint:
     )  # fmt: skip
 
 
-def _endpoint_from_yaml(index: int, item: object) -> Endpoint:
-    """A shorthand string, or a mapping written as in the services file and the registry."""
-    if isinstance(item, str):
-        return parse_endpoint(item)
-    if not isinstance(item, dict):
-        raise ValidationError("endpoints", f"each endpoint is a string or a mapping, got {item!r}")
+_FILE_KEYS = ("policy", "hash_on", "endpoints", "requests", "client", "seed", "added", "services")
+
+
+def load_file(path: Path, service: str | None = None) -> dict[str, Any]:
+    """Read a simulation file strictly, every error at its line: `policy` (a name or a
+    policy mapping, as `xdscp policy set` stores it), `endpoints` (as in the services file,
+    or `IP:PORT:...` strings), and optionally `hash_on`, `requests`, `client`, `seed`,
+    `added` (`ip:port: seconds`). A services file (`services:`) works too: the service is
+    the only one, or `service` (`--service`)."""
     try:
-        return parse_endpoint_entry("simulated", index, item)
-    except ValidationError as exc:
-        raise ValidationError(f"endpoints[{index}].{exc.field}", exc.message) from None
-
-
-def load_file(path: Path) -> dict[str, Any]:
-    """Read a simulation file: `policy` (a name or a policy mapping, as `xdscp policy set`
-    stores it), `endpoints` (as in the services file, or `IP:PORT:...` strings), and
-    optionally `hash_on`, `requests`, `client`, `seed`, `added` (`ip:port: seconds`). A
-    services file (`services:`) works too: the service is the only one, or `--service`."""
-    document = yaml.safe_load(path.read_text())
-    if not isinstance(document, dict):
-        raise ValidationError("file", f"{path} must hold a mapping")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    located = parse_yaml(text, str(path))
+    data = located.mapping((), _FILE_KEYS)
+    document: dict[str, Any] = {"hash_on": located.strings(("hash_on",)) or ()}
+    for index in range(len(document["hash_on"])):
+        _located(located, ("hash_on", index), lambda text: HashOn.parse(str(text)))
+    if "services" in data:
+        document["_service"] = _pick(services_section(located, ("services",)), service)
+    if isinstance(data.get("policy"), dict):
+        document["policy"] = policy_section(located, ("policy",))
+    elif data.get("policy") is not None:
+        document["policy"] = _located(located, ("policy",), parse_lb_policy)
+    count = len(located.sequence(("endpoints",)))
+    document["endpoints"] = [_file_endpoint(located, ("endpoints", i)) for i in range(count)]
+    for key, low in (("requests", 1), ("seed", 0)):
+        if data.get(key) is not None:
+            document[key] = _located(located, (key,), partial(check_int, key, low=low, high=2**32))
+    if data.get("client") is not None:
+        document["client"] = _located(located, ("client",), _client)
+    added = located.mapping(("added",))
+    document["added"] = {str(k): _located(located, ("added", k), _seconds) for k in added}
     return document
 
 
-def _policy(spec: object, hash_on: tuple[str, ...]) -> BalancingPolicy:
-    if isinstance(spec, BalancingPolicy):
-        policy = spec
-    elif isinstance(spec, dict):
-        policy = parse_policy(json.dumps(spec).encode())
-    else:
-        policy = BalancingPolicy(lb=parse_lb_policy(spec or "round_robin"))
-    if hash_on:
-        policy = replace(policy, hash_on=tuple(HashOn.parse(str(n)) for n in hash_on))
-    return policy
+def _located(located: Located, path: FieldPath, parse: Callable[[Any], T]) -> T:
+    """`parse(value)`, its `ValidationError` located at the value's line."""
+    try:
+        return parse(located.get(path))
+    except ValidationError as exc:
+        raise located.error(path, exc.message) from None
 
 
-def _from_services(document: dict[str, Any], name: str | None) -> dict[str, Any]:
-    """The simulation document of one service of a services file."""
-    services = load_services(yaml.safe_dump(document))
+def _client(value: object) -> str:
+    if value not in ("envoy", "grpc"):
+        raise ValidationError("client", f"must be envoy or grpc, got {value!r}")
+    return str(value)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValidationError("added", f"must be seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _file_endpoint(located: Located, path: FieldPath) -> Endpoint:
+    """A shorthand string, or a mapping written as in the services file and the registry."""
+    item = located.get(path)
+    if isinstance(item, str):
+        return _located(located, path, parse_endpoint)
+    if not isinstance(item, dict):
+        raise located.error(path, f"must be IP:PORT[:...] or a mapping, got {item!r}")
+    return endpoint_section(located, path)
+
+
+def _pick(services: dict[str, Service], name: str | None) -> Service:
+    """The one service of a services file, or the one `--service` names."""
     if name is None and len(services) != 1:
         raise ValidationError(
             "service", f"the file holds {sorted(services)}: pick one with --service"
@@ -115,8 +148,16 @@ def _from_services(document: dict[str, Any], name: str | None) -> dict[str, Any]
     key = name or next(iter(services))
     if key not in services:
         raise ValidationError("service", f"{key!r} is not in the file ({sorted(services)})")
-    rest = {k: v for k, v in document.items() if k != "services"}
-    return {**rest, "_service": services[key]}
+    return services[key]
+
+
+def _policy(spec: object, hash_on: tuple[str, ...]) -> BalancingPolicy:
+    policy = spec if isinstance(spec, BalancingPolicy) else BalancingPolicy(
+        lb=parse_lb_policy(spec or "round_robin")
+    )  # fmt: skip
+    if hash_on:
+        policy = replace(policy, hash_on=tuple(HashOn.parse(str(n)) for n in hash_on))
+    return policy
 
 
 def build_service(
@@ -129,11 +170,9 @@ def build_service(
     """The model Service described by the file document with the command-line flags on top."""
     given: Service | None = document.get("_service")
     spec = policy if policy is not None else (given.policy if given else document.get("policy"))
-    if hash_on == () and "hash_on" in document:
-        hash_on = tuple(str(h) for h in document["hash_on"])
+    hash_on = hash_on or tuple(document.get("hash_on", ()))
     items = [parse_endpoint(e) for e in endpoints] or (
-        list(given.endpoints) if given else
-        [_endpoint_from_yaml(i, e) for i, e in enumerate(document.get("endpoints") or [])]
+        list(given.endpoints) if given else list(document.get("endpoints", ()))
     )  # fmt: skip
     if not items:
         raise ValidationError("endpoint", "give at least one --endpoint (or endpoints: in --file)")
@@ -180,16 +219,16 @@ def _remap_table(fractions: dict[str, tuple[float, float]], policy: LbPolicy) ->
 
 def _added(document: dict[str, Any], flags: tuple[str, ...]) -> dict[str, float]:
     """`ip:port` -> the second it joined, from the file's `added:` and `--added` flags."""
-    added = {str(k): v for k, v in (document.get("added") or {}).items()}
+    added: dict[str, float] = dict(document.get("added") or {})
     for flag in flags:
         key, sep, value = flag.rpartition("=")
         if not sep:
             raise ValidationError("added", f"expected IP:PORT=SECONDS, got {flag!r}")
-        added[key] = value
-    try:
-        return {k: float(v) for k, v in added.items()}
-    except (TypeError, ValueError):
-        raise ValidationError("added", f"seconds must be numbers, got {added}") from None
+        try:
+            added[key] = float(value)
+        except ValueError:
+            raise ValidationError("added", f"seconds must be a number, got {flag!r}") from None
+    return added
 
 
 def conditions_at(
@@ -274,11 +313,10 @@ def command(**params: Any) -> None:
     """Predict the share of requests each endpoint receives under a policy."""
     console = Console()
     try:
-        document = load_file(params["file_"]) if params["file_"] is not None else {}
-        if "services" in document:
-            document = _from_services(document, params["service_name"])
+        file_ = params["file_"]
+        document = load_file(file_, params["service_name"]) if file_ is not None else {}
         _run(document, params, console)
-    except (ValidationError, BalancerError) as exc:
+    except (ValidationError, ConfigError, BalancerError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

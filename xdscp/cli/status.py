@@ -5,13 +5,14 @@ Reads the admin JSON (`/debug/nodes`), not CSDS: see `xdscp.cli.nodes` for why."
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
+
+from xdscp.cli.admin_http import admin_get
+from xdscp.cli.nodes import ADMIN
 
 _TYPES = (
     ("Cluster", "CDS"),
@@ -22,15 +23,8 @@ _TYPES = (
 
 
 def fetch_nodes(admin: str) -> list[dict[str, Any]]:
-    """The running server's /debug/nodes."""
-    url = f"http://{admin}/debug/nodes"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return list(json.loads(response.read()))
-    except (urllib.error.URLError, OSError) as exc:
-        raise click.ClickException(
-            f"cannot read {url}: {exc}; is `xdscp serve` running there?"
-        ) from None
+    """The running server's /debug/nodes (one-line errors: `xdscp.cli.admin_http`)."""
+    return list(admin_get(admin, "/debug/nodes"))
 
 
 def _cell(types: dict[str, Any], name: str) -> str:
@@ -66,13 +60,7 @@ def render(nodes: list[dict[str, Any]]) -> Table:
 
 
 @click.command("status")
-@click.option(
-    "--admin",
-    default="127.0.0.1:18001",
-    show_default=True,
-    metavar="HOST:PORT",
-    help="xdscp's admin address.",
-)
+@ADMIN
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON instead of a table.")
 def command(admin: str, as_json: bool) -> None:
     """Show every connected node: accepted versions per type (✓ = in sync), last NACK."""

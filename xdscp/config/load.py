@@ -65,12 +65,12 @@ from xdscp.config.sections import (
     dns_section,
     etcd_section,
     serve_options,
-    services_section,
 )
 from xdscp.dns import DnsConfig
 from xdscp.errors import ConfigError
 from xdscp.model import Service, ServiceSet
 from xdscp.sources import StaticSource
+from xdscp.sources.services_doc import services_section
 
 log = structlog.get_logger(__name__)
 

@@ -6,8 +6,6 @@ for the file's layout).
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,17 +23,7 @@ from xdscp.config.raw import (
 from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
-from xdscp.model import (
-    RESILIENCE_POLICIES,
-    BalancingPolicy,
-    Endpoint,
-    HashFunction,
-    HashOn,
-    Locality,
-    Service,
-    check_service_name,
-    parse_host_port,
-)
+from xdscp.model import check_service_name, parse_host_port
 from xdscp.server import grouper
 from xdscp.sources import (
     DEFAULT_POLICIES_PREFIX,
@@ -76,10 +64,6 @@ SCHEMA: dict[str, Any] = {
 """Every key of the file: a section (dict) or a leaf read from the environment as `str`,
 `int`, a comma-separated `list`, or `yaml` (free-form subtrees checked by their own loader)."""
 
-_SERVICE_KEYS = ("endpoints", "policy")
-_ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint))
-_LOCALITY_KEYS = tuple(f.name for f in dataclasses.fields(Locality))
-_POLICY_FIELDS = {f.name: f for f in dataclasses.fields(BalancingPolicy)}
 _DNS_KEYS = ("services", "resolver", "refresh")
 
 
@@ -160,77 +144,6 @@ def _xds_tls(raw: RawConfig) -> XdsTls | None:
     if cert is None or key is None:
         raise raw.error((*path, "cert"), "is required when xds.tls is set")
     return XdsTls(cert, key, raw.file((*path, "client_ca")))
-
-
-def services_section(raw: RawConfig, path: FieldPath) -> dict[str, Service]:
-    services: dict[str, Service] = {}
-    for name in raw.mapping(path):
-        spec_path = (*path, name)
-        spec = raw.mapping(spec_path, _SERVICE_KEYS)
-        ends = (*spec_path, "endpoints")
-        endpoints = tuple(_endpoint(raw, (*ends, i)) for i in range(len(raw.sequence(ends))))
-        policy = _policy(raw, (*spec_path, "policy")) if "policy" in spec else BalancingPolicy()
-        try:
-            services[name] = Service(name, endpoints, policy)
-        except ValidationError as exc:
-            raise raw.wrap(spec_path, exc, {"service": ()}) from None
-    return services
-
-
-def _endpoint(raw: RawConfig, path: FieldPath) -> Endpoint:
-    data = raw.mapping(path, _ENDPOINT_KEYS)
-    for required in ("address", "port"):
-        if data.get(required) is None:
-            raise raw.error((*path, required), "is required")
-    loc = (*path, "locality")
-    parts = {k: raw.string((*loc, k)) or "" for k in raw.mapping(loc, _LOCALITY_KEYS)}
-    locality = Locality(**parts)
-    meta = (*path, "metadata")
-    metadata = {str(k): raw.string((*meta, k)) or "" for k in raw.mapping(meta)}
-    values = {k: v for k, v in data.items() if v is not None and k not in {"locality", "metadata"}}
-    try:
-        return Endpoint(**values, locality=locality, metadata=metadata)
-    except ValidationError as exc:
-        raise raw.wrap(path, exc) from None
-
-
-def _policy(raw: RawConfig, path: FieldPath) -> BalancingPolicy:
-    values = {k: v for k, v in raw.mapping(path, tuple(_POLICY_FIELDS)).items() if v is not None}
-    for name, kind in RESILIENCE_POLICIES.items():
-        if name in values:
-            _check_keys(raw, (*path, name), kind)
-    items = raw.sequence((*path, "hash_on"))
-    hash_on = []
-    for index in range(len(items)):
-        try:
-            hash_on.append(HashOn.parse(raw.string((*path, "hash_on", index)) or ""))
-        except ValidationError as exc:
-            raise raw.error((*path, "hash_on", index), exc.message) from None
-    values["hash_on"] = tuple(hash_on)
-    for name, value in values.items():
-        if isinstance(_POLICY_FIELDS[name].default, bool) and not isinstance(value, bool):
-            raise raw.error((*path, name), f"must be true or false, got {value!r}")
-    if values.get("hash_function", HashFunction.XX_HASH) not in tuple(HashFunction):
-        allowed = ", ".join(HashFunction)
-        raise raw.error((*path, "hash_function"), f"must be one of {allowed}")
-    try:
-        return BalancingPolicy(**values)
-    except ValidationError as exc:
-        raise raw.wrap(path, exc) from None
-
-
-def _check_keys(raw: RawConfig, path: FieldPath, kind: type) -> None:
-    """Unknown keys of a nested policy (and of its own nested parts), at their line."""
-    data = raw.mapping(path, [f.name for f in dataclasses.fields(kind)])
-    hints = typing.get_type_hints(kind)
-    for name, value in data.items():
-        parts = [
-            a
-            for a in typing.get_args(hints[name])
-            if isinstance(a, type) and dataclasses.is_dataclass(a)
-        ]
-        if value is not None and parts:
-            _check_keys(raw, (*path, name), parts[0])
 
 
 def etcd_section(raw: RawConfig, path: FieldPath) -> EtcdSource:

@@ -35,7 +35,8 @@ from xdscp.sources.registry_state import (
     RegistryState,
     Rejection,
 )
-from xdscp.sources.static import StaticSource, load_services, parse_endpoint_entry
+from xdscp.sources.services_doc import load_services
+from xdscp.sources.static import StaticSource, read_services_file
 
 __all__ = [
     "DEFAULT_POLICIES_PREFIX",
@@ -68,9 +69,9 @@ __all__ = [
     "get_policy",
     "load_object",
     "load_services",
-    "parse_endpoint_entry",
     "parse_policy",
     "policy_value",
+    "read_services_file",
     "register",
     "set_policy",
     "split_host_port",

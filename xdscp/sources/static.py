@@ -1,71 +1,40 @@
-"""A source that reads services and policies from a YAML file, validated like etcd entries.
+"""A source that reads services and policies from a YAML file (`xdscp serve --static`).
 
-    services:
-      web:
-        policy: {lb: weighted_round_robin}        # any policy field; optional
-        endpoints:
-          - {address: 10.0.0.1, port: 8080, weight: 3, locality: {zone: a}}
-          - {address: 10.0.0.2, port: 8080, priority: 1, health: degraded}
+The file is the `services:` document of `xdscp.sources.services_doc`, read by the same
+strict parser as `serve --config`'s `sources.static.services`: an unknown key or a bad value
+is a `ConfigFieldError` at its line (`services.yaml:7: services.web.endpoints[1]: unknown
+field 'wieght', did you mean 'weight'?`).
 
-Endpoint fields are those of the native etcd registration format; addresses must be IPs.
 The file is read at start and again whenever its modification time changes (polled every
-0.1 s: one stat call); a file
-that no longer parses keeps the last good services in force, with an error logged.
+0.1 s: one stat call) or on `reload()` (SIGHUP); a file that no longer parses keeps the last
+good services in force, with the error logged (`static_services_invalid`, the file's path,
+line and field).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from pathlib import Path
-from typing import Any
 
 import structlog
-import yaml
 
 from xdscp.errors import ConfigError, ValidationError
-from xdscp.model import Endpoint, Service, ServiceSet
+from xdscp.model import ServiceSet
 from xdscp.sources.base import Publish, SourceStatus
-from xdscp.sources.registry_format import parse_native_value, parse_policy
+from xdscp.sources.services_doc import load_services
 
 log = structlog.get_logger(__name__)
 
 
-def parse_endpoint_entry(service: str, index: int, entry: Any) -> Endpoint:
-    """One endpoint as the services file (and the registry) writes it: a mapping with
-    `address`, `port`, `weight`, `locality: {region, zone, sub_zone}`, `priority`, `health`,
-    `metadata`, `hash_key`."""
-    if isinstance(entry, dict) and {"zone", "region", "sub_zone"} & entry.keys():
-        raise ValidationError("locality", "goes in `locality: {region, zone, sub_zone}`")
-    reg = parse_native_value(service, str(index), json.dumps(entry).encode())
-    return Endpoint(
-        reg.host, reg.port, reg.weight, reg.locality, reg.priority, reg.health, reg.metadata,
-        reg.hash_key,
-    )  # fmt: skip
-
-
-def _service(name: str, spec: Any) -> Service:
-    if not isinstance(spec, dict):
-        raise ValidationError(f"services.{name}", "must be a mapping with endpoints and policy")
+def read_services_file(path: Path) -> ServiceSet:
+    """The services of the file at `path`: `ConfigFieldError` when it does not validate, a
+    plain `ConfigError` when it cannot be read."""
     try:
-        endpoints = tuple(
-            parse_endpoint_entry(name, i, e) for i, e in enumerate(spec.get("endpoints") or [])
-        )
-        if "policy" in spec:
-            return Service(name, endpoints, parse_policy(json.dumps(spec["policy"]).encode()))
-        return Service(name, endpoints)
-    except ValidationError as error:
-        raise ValidationError(f"services.{name}.{error.field}", error.message) from None
-
-
-def load_services(text: str) -> dict[str, Service]:
-    """Parse the file's text; raise ValidationError naming the first bad field."""
-    document = yaml.safe_load(text) or {}
-    services = document.get("services") if isinstance(document, dict) else None
-    if not isinstance(services, dict):
-        raise ValidationError("services", "the file needs a `services:` mapping")
-    return {str(name): _service(str(name), spec) for name, spec in services.items()}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    return load_services(text, str(path))
 
 
 class StaticSource(SourceStatus):
@@ -92,10 +61,7 @@ class StaticSource(SourceStatus):
 
     def read(self) -> ServiceSet:
         """Read and validate the file now."""
-        try:
-            return load_services(self.path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from None
+        return read_services_file(self.path)
 
     async def run(self, publish: Publish) -> None:
         """Publish the file's services, and again after every change, until cancelled."""
@@ -109,7 +75,7 @@ class StaticSource(SourceStatus):
                     publish(services)
                     self._ready, self._error = True, None
                     log.info("static_services_loaded", path=str(self.path), services=len(services))
-            except (ConfigError, ValidationError, OSError, yaml.YAMLError) as exc:
+            except (ConfigError, ValidationError, OSError) as exc:
                 self._error = str(exc)
                 log.error("static_services_invalid", path=str(self.path), error=str(exc))  # noqa: TRY400 - the reason is the message; no traceback
             with contextlib.suppress(TimeoutError):

@@ -82,6 +82,7 @@ def test_serve_static_file_reload_keeps_last_good_and_stops_on_sigterm(tmp_path:
     err = logs.text()
     assert proc.returncode == 0, err
     assert logs.count("control_plane_stopped") == 1
+    assert f"{path}:1: services.web.endpoints[0].address: must be an IPv4" in err  # not PyYAML's
 
 
 async def test_standalone_cds_and_delta_over_grpc() -> None:

@@ -29,4 +29,4 @@ async def test_config_and_nacks_read_the_admin_json() -> None:
     assert "0 NACK(s)" in table.output
     assert raw.output.strip() == "[]"
     assert missing.exit_code == 1
-    assert "no connected node 'envoy-9'" in missing.output
+    assert missing.output == f"Error: no node 'envoy-9': no node is connected to xdscp at {admin}\n"

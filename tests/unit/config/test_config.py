@@ -45,9 +45,9 @@ BAD_FILES = [
      "must be in [1, 4294967295], got 0"),
     (WEB % "'3'", 9, "sources.static.services.web.endpoints[1].weight",
      "must be an integer in [1, 4294967295], got '3'"),
-    ("xds:\n  adress: 127.0.0.1:1\n", 2, "xds.adress", "unknown key; did you mean 'address'?"),
-    ("sourcs: {}\n", 1, "sourcs", "unknown key; did you mean 'sources'?"),
-    ("admin: {zzz: 1}\n", 1, "admin.zzz", "unknown key; allowed: address"),
+    ("xds:\n  adress: 127.0.0.1:1\n", 2, "xds", "unknown field 'adress', did you mean 'address'?"),
+    ("sourcs: {}\n", 1, "", "unknown field 'sourcs', did you mean 'sources'?"),
+    ("admin: {zzz: 1}\n", 1, "admin", "unknown field 'zzz'; allowed: address"),
     ("xds:\n  address: localhost\n", 2, "xds.address", "expected HOST:PORT, got 'localhost'"),
     ("xds: {group_by: 'metadata:'}\n", 1, "xds.group_by",
      "node grouping must be kind, cluster, id or metadata:KEY, got 'metadata:'"),
@@ -68,8 +68,8 @@ BAD_FILES = [
      "must be an IPv4 or IPv6 literal, got 'web.local'"),
     ("sources:\n  static:\n    services:\n      web:\n        endpoints:\n"
      "          - address: 10.0.0.1\n            port: 80\n            locality: {zon: a}\n", 8,
-     "sources.static.services.web.endpoints[0].locality.zon",
-     "unknown key; did you mean 'zone'?"),
+     "sources.static.services.web.endpoints[0].locality",
+     "unknown field 'zon', did you mean 'zone'?"),
     ("sources:\n  static:\n    services:\n      web:\n        endpoints:\n"
      "          - {address: 10.0.0.1, port: 80, health: sick}\n", 6,
      "sources.static.services.web.endpoints[0].health",
@@ -91,7 +91,7 @@ BAD_FILES = [
      5, "sources.static.services.web.policy.maglev_table_size",
      "must be a prime in [2, 5000011], got 100"),
     ("sources:\n  static:\n    services:\n      web:\n        polcy: {}\n", 5,
-     "sources.static.services.web.polcy", "unknown key; did you mean 'policy'?"),
+     "sources.static.services.web", "unknown field 'polcy', did you mean 'policy'?"),
     ("sources:\n  static:\n    services:\n      web: [10.0.0.1]\n", 4,
      "sources.static.services.web", "must be a mapping, got a list"),
     ("sources:\n  static:\n    services:\n      -bad-: {}\n", 4, "sources.static.services.-bad-",
@@ -118,15 +118,15 @@ BAD_FILES = [
      "        dns_name: _grpc._tcp.ledger.example.com\n        record_type: SRV\n"
      "        port: 80\n", 7, "sources.dns.services[0].port",
      "must be unset for SRV (records carry the port)"),
-    ("sources:\n  dns:\n    resolve: {}\n", 3, "sources.dns.resolve",
-     "unknown key; did you mean 'resolver'?"),
+    ("sources:\n  dns:\n    resolve: {}\n", 3, "sources.dns",
+     "unknown field 'resolve', did you mean 'resolver'?"),
     ("sources:\n  dns:\n    resolver:\n      timeout: 0\n", 4, "sources.dns.resolver.timeout",
      "must be in [0.01, 300.0], got 0"),
     ("xds:\n  tls:\n    cert: c.pem\n    key: nowhere.pem\n", 4, "xds.tls.key",
      "no such file: {dir}/nowhere.pem"),
     ("xds:\n  tls: {client_ca: c.pem}\n", 2, "xds.tls.cert", "is required when xds.tls is set"),
     ("xds:\n  address: 127.0.0.1:1\n  address: 127.0.0.1:2\n", 3, "xds.address", "duplicate key"),
-    ("- xds\n", 1, "", "must be a mapping of sections, got a list"),
+    ("- xds\n", 1, "", "must be a mapping, got a list"),
     ("xds:\n  address: [1\n", 3, "", "invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("xds: &a\n  tls: *a\n", 2, "xds.tls", "recursive alias"),
 ]  # fmt: skip
@@ -269,8 +269,8 @@ def test_an_empty_override_restores_the_default(tmp_path: Path) -> None:
          "must be in [1, 65535], got 0"),
         ("XDSCP_LISTENER__PORT", "http", "XDSCP_LISTENER__PORT: listener.port: "
          "must be an integer in [1, 65535], got 'http'"),
-        ("XDSCP_XDS__ADRESS", "127.0.0.1:1", "XDSCP_XDS__ADRESS: xds.adress: "
-         "unknown key; did you mean 'address'?"),
+        ("XDSCP_XDS__ADRESS", "127.0.0.1:1", "XDSCP_XDS__ADRESS: xds: "
+         "unknown field 'adress', did you mean 'address'?"),
         ("XDSCP_SOURCES__ETCD__ENDPOINTS", "a:2379,ftp://b", "XDSCP_SOURCES__ETCD__ENDPOINTS: "
          "sources.etcd.endpoints[1]: etcd endpoint must look like http(s)://host:port, "
          "got 'ftp://b'"),

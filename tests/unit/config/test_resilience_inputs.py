@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdscp.cli.policy_flags import flag_for, resilience_fields
@@ -60,7 +60,7 @@ def test_config_file_reads_nested_policies(tmp_path: Path) -> None:
         ("threshold", 150, "xdscp.yaml:11: sources.static.services.web.policy.outlier_detection"
          ".failure_percentage.threshold: must be in [0, 100], got 150"),
         ("treshold", 15, "xdscp.yaml:11: sources.static.services.web.policy.outlier_detection"
-         ".failure_percentage.treshold: unknown key; did you mean 'threshold'?"),
+         ".failure_percentage: unknown field 'treshold', did you mean 'threshold'?"),
     ],
 )  # fmt: skip
 def test_config_file_errors_name_line_and_field(
@@ -84,10 +84,11 @@ def test_config_file_refuses_a_part_that_is_not_a_mapping(tmp_path: Path) -> Non
 
 
 def test_static_services_file_names_the_dotted_field() -> None:
-    """The `--static` services file reports the service and the nested field."""
+    """The `--static` services file reports the line, the service and the nested field."""
     text = "services:\n  web:\n    policy: {health_check: {kind: http, interval: 0s}}\n"
-    with pytest.raises(ValidationError) as info:
-        load_services(text)
+    with pytest.raises(ConfigFieldError) as info:
+        load_services(text, "services.yaml")
+    assert info.value.origin == "services.yaml:3"
     assert info.value.field == "services.web.policy.health_check.interval"
     assert info.value.message == "must be at least 1ms, got 0.0"
 
@@ -127,6 +128,7 @@ _json = st.recursive(
 )
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine
 @given(
     st.dictionaries(
         st.sampled_from(
@@ -202,6 +204,11 @@ def test_errors_name_the_flag(field: str, flag: str) -> None:
         (["--slow-start-window", "0s"], "--slow-start-window"),
         (["--retries", "[1]"], "must be a JSON object"),
         (["--health-check", "tcp:/x"], "tcp takes no argument"),
+        (
+            ["--health-check", "htp:/x"],
+            "unknown health check kind 'htp': expected one of http,"
+            " grpc, tcp, did you mean 'http'?",
+        ),
         (["--lb", "maglev", "--slow-start-window", "5s"], "slow_start: is used by round robin"),
     ],
 )
