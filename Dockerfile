@@ -32,13 +32,16 @@ RUN set -eu; \
     /opt/xdscp/bin/pip install --no-cache-dir --quiet '.[runtime]'; \
     rm -rf xdscp README.md build ./*.egg-info
 
-# The package itself, built once into a wheel that both images install.
+# The package itself, built once into a wheel that both images install. Its build backend is
+# installed before the sources are copied: a source change does not fetch it again.
 FROM deps AS wheel
-COPY README.md ./
-COPY xdscp ./xdscp
 RUN set -eu; \
     if [ -f /tmp/build-extra/ca.pem ]; then export PIP_CERT=/tmp/build-extra/ca.pem; fi; \
-    /opt/xdscp/bin/pip wheel --no-cache-dir --quiet --no-deps --wheel-dir /wheels .
+    /opt/xdscp/bin/pip install --no-cache-dir --quiet 'setuptools>=77' wheel
+COPY README.md ./
+COPY xdscp ./xdscp
+RUN /opt/xdscp/bin/pip wheel --no-cache-dir --quiet --no-deps --no-build-isolation \
+      --wheel-dir /wheels .
 
 FROM deps AS runtime
 # etcd's data directory in the quick-start stack is a volume on /var/lib/xdscp: a new volume
@@ -54,6 +57,7 @@ USER xdscp
 WORKDIR /var/lib/xdscp
 ENTRYPOINT ["xdscp"]
 CMD ["--help"]
+LABEL io.xdscp.image=runtime
 
 # The development extra on top of the runtime dependencies (only what `dev` adds is installed).
 FROM deps AS dev-deps
@@ -79,3 +83,4 @@ COPY deploy ./deploy
 COPY examples ./examples
 ENTRYPOINT ["xdscp"]
 CMD ["--help"]
+LABEL io.xdscp.image=test

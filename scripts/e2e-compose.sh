@@ -134,7 +134,9 @@ build_image() {
     [[ $attempt -eq 2 ]] && return 1
     log "image build failed; retrying once"
   done
-  docker image prune --force >/dev/null  # earlier builds of the image (the cache stays)
+  # Earlier builds of the images (the label of the Dockerfile's final stages): the untagged
+  # images of its other stages (the package wheel) stay, or the next build could not reuse them.
+  docker image prune --force --filter label=io.xdscp.image >/dev/null
 }
 
 # compose up (detached) and wait for the runner alone (with a timeout): the run ends when the
@@ -170,7 +172,7 @@ run_quickstart() {
   DOCKER_BUILDKIT=0 docker build --quiet --network host --target runtime \
     --build-arg "BASE=${XDSCP_BASE:-$LOCAL_BASE}" -t "$RUNTIME_IMAGE" . >>"$qlog" 2>&1 \
     || { tail -n 30 "$qlog"; return 1; }
-  docker image prune --force >/dev/null  # earlier builds of the runtime image
+  docker image prune --force --filter label=io.xdscp.image >/dev/null
   docker run --rm -i --entrypoint python3 "$RUNTIME_IMAGE" - <"$check" || return 1
   if docker run --rm -i --entrypoint python3 "$IMAGE" - <"$check" >>"$qlog" 2>&1; then
     log "$check passes the test image too: it cannot tell a runtime image"; return 1
@@ -178,6 +180,14 @@ run_quickstart() {
   phase qs-image
   "${QS[@]}" up --detach --no-build >>"$qlog" 2>&1 || { tail -n 30 "$qlog"; return 1; }
   phase qs-up
+  # Prometheus' scrape, as it would make it: the config's target, from the stack's network.
+  local target
+  target=$(grep -o '"[a-z0-9.-]*:[0-9]*"' deploy/quickstart/prometheus/prometheus.yml | tr -d '"')
+  "${QS[@]}" exec -T backend-a python3 -c 'import sys, urllib.request as u
+body = u.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read()
+assert b"xdscp_connected_streams" in body, body[:200]
+print(f"scraped http://{sys.argv[1]}/metrics: {len(body)} bytes")' "$target" >>"$qlog" 2>&1 \
+    || { log "Prometheus' target $target/metrics does not answer"; tail -n 5 "$qlog"; return 1; }
   local envoy admin xdscp etcd
   envoy=$("${QS[@]}" port envoy 10000) && admin=$("${QS[@]}" port envoy 9901) \
     && xdscp=$("${QS[@]}" port xdscp 18001) && etcd=$("${QS[@]}" port etcd 2379) \
