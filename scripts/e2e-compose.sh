@@ -159,6 +159,16 @@ run_stack() {
 # test image); the stack up without the profile (Prometheus and Grafana cannot be pulled here);
 # then tests/unit/deploy and tests/quickstart from the test image on the host's network,
 # against the ports the stack published on 127.0.0.1. Output: $OUT/quickstart.log.
+# A quick-start service's container, and the 127.0.0.1 address its container port is published
+# on (one `docker` call each: docker-compose's own start-up takes longer).
+qs_container() {
+  docker ps --quiet --filter label=com.docker.compose.project=xdscp-quickstart \
+    --filter "label=com.docker.compose.service=$1"
+}
+qs_port() {
+  docker port "$(qs_container "$1")" "$2/tcp" | grep -m1 '^127\.0\.0\.1:'
+}
+
 run_quickstart() {
   local qlog=$OUT/quickstart.log check=scripts/compose/check-runtime-image.py
   "${QS[@]}" --profile observability config --quiet >"$qlog" 2>&1 || { cat "$qlog"; return 1; }
@@ -183,15 +193,15 @@ run_quickstart() {
   # Prometheus' scrape, as it would make it: the config's target, from the stack's network.
   local target
   target=$(grep -o '"[a-z0-9.-]*:[0-9]*"' deploy/quickstart/prometheus/prometheus.yml | tr -d '"')
-  "${QS[@]}" exec -T backend-a python3 -c 'import sys, urllib.request as u
+  docker exec "$(qs_container backend-a)" python3 -c 'import sys, urllib.request as u
 body = u.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read()
 assert b"xdscp_connected_streams" in body, body[:200]
 print(f"scraped http://{sys.argv[1]}/metrics: {len(body)} bytes")' "$target" >>"$qlog" 2>&1 \
     || { log "Prometheus' target $target/metrics does not answer"; tail -n 5 "$qlog"; return 1; }
   local envoy admin xdscp etcd
-  envoy=$("${QS[@]}" port envoy 10000) && admin=$("${QS[@]}" port envoy 9901) \
-    && xdscp=$("${QS[@]}" port xdscp 18001) && etcd=$("${QS[@]}" port etcd 2379) \
-    || { log "the quick-start stack published no port"; return 1; }
+  envoy=$(qs_port envoy 10000) && admin=$(qs_port envoy 9901) \
+    && xdscp=$(qs_port xdscp 18001) && etcd=$(qs_port etcd 2379) \
+    || { log "the quick-start stack did not publish its ports on 127.0.0.1"; return 1; }
   log "quick start: Envoy $envoy, its admin $admin, serve's admin $xdscp, etcd $etcd"
   local rc=0
   timeout "$TIMEOUT" docker run --rm --name xdscp-quickstart-test --network host \

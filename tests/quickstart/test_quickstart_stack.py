@@ -15,7 +15,7 @@ import os
 import pytest
 
 from tests.e2e.expect import Expected, applied, set_policy
-from tests.e2e.stack import Stack, count_backends, get
+from tests.e2e.stack import Stack, count_backends, get, wait_until
 from tests.integration.parity.stats import reference, shares
 from xdscp.balancer import sequential_picks
 from xdscp.etcd import EtcdClient
@@ -70,13 +70,16 @@ async def test_weighted_round_robin_follows_the_weights(stack: Stack, etcd: Etcd
     assert predicted == pytest.approx({"a": 0.25, "b": 0.75})
 
 
-def test_dashboard_and_metrics_answer_on_loopback(stack: Stack) -> None:
+async def test_dashboard_and_metrics_answer_on_loopback(stack: Stack) -> None:
     """serve's admin port, published on 127.0.0.1: the dashboard page, and /metrics (what
     the stack's Prometheus scrapes) counting Envoy's open stream."""
     (admin,) = stack.replicas.values()
-    status, page = get(admin, "/")
+    status, page = await asyncio.to_thread(get, admin, "/")
     assert status == 200
     assert b"<html" in page.lower()
-    status, metrics = get(admin, "/metrics")
-    assert status == 200
-    assert b'xdscp_connected_streams{client="envoy"} 1.0' in metrics
+
+    def envoy_counted() -> bool:
+        status, metrics = get(admin, "/metrics")
+        return status == 200 and b'xdscp_connected_streams{client="envoy"} 1.0' in metrics
+
+    await wait_until("/metrics counts Envoy's stream", envoy_counted, within=30.0)
