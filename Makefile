@@ -27,6 +27,21 @@ test-fast: $(STAMP)
 e2e-compose:
 	./scripts/e2e-compose.sh
 
+## The quick-start stack (deploy/quickstart) built from this checkout: etcd, xdscp serve, Envoy,
+## two self-registering backends, Prometheus and Grafana, published on 127.0.0.1 only.
+## `make try TRY_PROFILES=` leaves Prometheus and Grafana out; `make try-down` removes it all.
+TRY_PROFILES ?= observability
+DOCKER_COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+TRY = $(DOCKER_COMPOSE) -p xdscp-quickstart -f deploy/quickstart/docker-compose.yml $(TRY_PROFILES:%=--profile %)
+.PHONY: try try-down
+try:
+	$(TRY) up --detach --build
+	@echo "Envoy: curl -H 'Host: web' http://127.0.0.1:$(or $(TRY_ENVOY_PORT),10000)/  xdscp dashboard: http://127.0.0.1:$(or $(TRY_XDSCP_ADMIN_PORT),18001)/"
+	@echo "Grafana (with the observability profile): http://127.0.0.1:$(or $(TRY_GRAFANA_PORT),3000)/  Prometheus: http://127.0.0.1:$(or $(TRY_PROMETHEUS_PORT),9090)/"
+
+try-down:
+	$(TRY) down --volumes --remove-orphans
+
 lint: $(STAMP)
 	$(BIN)/ruff check xdscp tests bench
 	$(BIN)/ruff format --check xdscp tests bench

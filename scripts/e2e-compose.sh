@@ -5,11 +5,13 @@
 # no engine answers, builds a local base image with debootstrap if absent (docs: containers.md
 # recipe), builds the xdscp image, runs docker-compose.yml until the test-runner exits,
 # collects its exit code, logs and figures into build/e2e-compose/, and tears everything down
-# (always, via trap). Exits 0 with a SKIP line only when no Docker engine can be started.
+# (always, via trap). Then the quick-start stack (deploy/quickstart, see run_quickstart). Exits
+# 0 with a SKIP line only when no Docker engine can be started.
 #
 # Environment: XDSCP_BASE (base image; default: the local debootstrap image below),
 # XDSCP_E2E_STATE (private engine's socket and run dir), XDSCP_E2E_DATA (its data root: kept
-# between runs so the base image and build cache survive), XDSCP_E2E_TIMEOUT (seconds).
+# between runs so the base image and build cache survive), XDSCP_E2E_TIMEOUT (seconds),
+# XDSCP_RUNTIME_IMAGE (the runtime image's tag), XDSCP_E2E_QUICKSTART=0 (skip the quick start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,12 @@ OUT=build/e2e-compose
 TIMEOUT=${XDSCP_E2E_TIMEOUT:-900}
 export COMPOSE_PROJECT_NAME=xdscp-e2e XDSCP_IMAGE=$IMAGE
 COMPOSE=(docker-compose -f docker-compose.yml)
+RUNTIME_IMAGE=${XDSCP_RUNTIME_IMAGE:-xdscp:local}
+# The quick-start stack on the runtime image; every TRY_*_PORT empty: free loopback ports.
+QS=(env XDSCP_IMAGE="$RUNTIME_IMAGE" TRY_ENVOY_PORT= TRY_ENVOY_ADMIN_PORT= TRY_XDSCP_ADMIN_PORT=
+  TRY_ETCD_PORT= TRY_PROMETHEUS_PORT= TRY_GRAFANA_PORT=
+  docker-compose -p xdscp-quickstart -f deploy/quickstart/docker-compose.yml)
+QUICKSTART_RC=0
 STARTED_PID=""
 PHASE_START=$(date +%s.%N)
 
@@ -40,6 +48,8 @@ teardown() {
   local rc=$?
   if [[ -n "${DOCKER_HOST:-}" ]] && docker info >/dev/null 2>&1; then
     "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+    docker rm --force xdscp-quickstart-test >/dev/null 2>&1 || true
+    "${QS[@]}" down --volumes --remove-orphans --timeout 1 >/dev/null 2>&1 || true
   fi
   if [[ -n "$STARTED_PID" ]]; then
     kill "$STARTED_PID" 2>/dev/null || true
@@ -124,7 +134,9 @@ build_image() {
     [[ $attempt -eq 2 ]] && return 1
     log "image build failed; retrying once"
   done
-  docker image prune --force >/dev/null  # earlier builds of the image (the cache stays)
+  # Earlier builds of the images (the label of the Dockerfile's final stages): the untagged
+  # images of its other stages (the package wheel) stay, or the next build could not reuse them.
+  docker image prune --force --filter label=io.xdscp.image >/dev/null
 }
 
 # compose up (detached) and wait for the runner alone (with a timeout): the run ends when the
@@ -141,6 +153,81 @@ run_stack() {
   docker cp "$runner:/results/." "$OUT/" >/dev/null 2>&1 || true
 }
 
+# The quick-start stack (deploy/quickstart): its whole file validated (the observability
+# profile included) and its Prometheus config linted; the runtime image built (from the cache
+# the test image left) and checked: no development tool, not root (the check must fail on the
+# test image); the stack up without the profile (Prometheus and Grafana cannot be pulled here);
+# then tests/unit/deploy and tests/quickstart from the test image on the host's network,
+# against the ports the stack published on 127.0.0.1. Output: $OUT/quickstart.log.
+# A quick-start service's container, and the 127.0.0.1 address its container port is published
+# on (one `docker` call each: docker-compose's own start-up takes longer).
+qs_container() {
+  docker ps --quiet --filter label=com.docker.compose.project=xdscp-quickstart \
+    --filter "label=com.docker.compose.service=$1"
+}
+qs_port() {
+  docker port "$(qs_container "$1")" "$2/tcp" | grep -m1 '^127\.0\.0\.1:'
+}
+
+run_quickstart() {
+  local qlog=$OUT/quickstart.log check=scripts/compose/check-runtime-image.py
+  "${QS[@]}" --profile observability config --quiet >"$qlog" 2>&1 || { cat "$qlog"; return 1; }
+  if command -v promtool >/dev/null; then
+    promtool check config deploy/quickstart/prometheus/prometheus.yml >>"$qlog" 2>&1 \
+      || { cat "$qlog"; return 1; }
+  else
+    log "promtool is not installed: the Prometheus config is not linted"
+  fi
+  phase qs-lint
+  DOCKER_BUILDKIT=0 docker build --quiet --network host --target runtime \
+    --build-arg "BASE=${XDSCP_BASE:-$LOCAL_BASE}" -t "$RUNTIME_IMAGE" . >>"$qlog" 2>&1 \
+    || { tail -n 30 "$qlog"; return 1; }
+  docker image prune --force --filter label=io.xdscp.image >/dev/null
+  docker run --rm -i --entrypoint python3 "$RUNTIME_IMAGE" - <"$check" || return 1
+  if docker run --rm -i --entrypoint python3 "$IMAGE" - <"$check" >>"$qlog" 2>&1; then
+    log "$check passes the test image too: it cannot tell a runtime image"; return 1
+  fi
+  phase qs-image
+  "${QS[@]}" up --detach --no-build >>"$qlog" 2>&1 || { tail -n 30 "$qlog"; return 1; }
+  phase qs-up
+  # Prometheus' scrape, as it would make it: the config's target, from the stack's network.
+  local target
+  target=$(grep -o '"[a-z0-9.-]*:[0-9]*"' deploy/quickstart/prometheus/prometheus.yml | tr -d '"')
+  docker exec "$(qs_container backend-a)" python3 -c 'import sys, urllib.request as u
+body = u.urlopen(f"http://{sys.argv[1]}/metrics", timeout=10).read()
+assert b"xdscp_connected_streams" in body, body[:200]
+print(f"scraped http://{sys.argv[1]}/metrics: {len(body)} bytes")' "$target" >>"$qlog" 2>&1 \
+    || { log "Prometheus' target $target/metrics does not answer"; tail -n 5 "$qlog"; return 1; }
+  local envoy admin xdscp etcd
+  envoy=$(qs_port envoy 10000) && admin=$(qs_port envoy 9901) \
+    && xdscp=$(qs_port xdscp 18001) && etcd=$(qs_port etcd 2379) \
+    || { log "the quick-start stack did not publish its ports on 127.0.0.1"; return 1; }
+  log "quick start: Envoy $envoy, its admin $admin, serve's admin $xdscp, etcd $etcd"
+  local rc=0
+  timeout "$TIMEOUT" docker run --rm --name xdscp-quickstart-test --network host \
+    --user "$(id -u):$(id -g)" \
+    -v "$PWD/$OUT:/results" --entrypoint python \
+    -e XDSCP_QUICKSTART=1 -e XDSCP_E2E_COMPOSE=1 -e XDSCP_E2E_ENVOY="$envoy" \
+    -e XDSCP_E2E_ENVOY_ADMIN="$admin" -e XDSCP_E2E_REPLICAS="xdscp=$xdscp" \
+    -e XDSCP_ETCD="http://$etcd" -e XDSCP_E2E_ENVOY_NODE=quickstart-envoy \
+    -e XDSCP_E2E_BACKENDS="a=backend-a:8080,b=backend-b:8080" \
+    -e XDSCP_E2E_RESULTS=/results/quickstart-figures.jsonl \
+    "$IMAGE" -m pytest -p no:cacheprovider -v -rA tests/unit/deploy tests/quickstart \
+    >>"$qlog" 2>&1 || rc=$?
+  phase qs-test
+  "${QS[@]}" logs --no-color >"$OUT/quickstart-compose.log" 2>&1 || true
+  "${QS[@]}" down --volumes --remove-orphans --timeout 1 >/dev/null 2>&1 || true
+  return "$rc"
+}
+
+report_quickstart() {
+  sed -n '/short test summary/,$p' "$OUT/quickstart.log" | grep -v '^PASSED' \
+    || tail -n 40 "$OUT/quickstart.log"
+  [[ -f "$OUT/quickstart-figures.jsonl" ]] && cat "$OUT/quickstart-figures.jsonl"
+  log "quick start: exit code $QUICKSTART_RC (logs: $OUT/quickstart.log," \
+    "$OUT/quickstart-compose.log)"
+}
+
 report() {
   sed -n '/short test summary/,$p' "$OUT/runner.log" | grep -v '^PASSED' || tail -n 40 "$OUT/runner.log"
   [[ -f "$OUT/figures.jsonl" ]] && { echo "e2e-compose: figures"; cat "$OUT/figures.jsonl"; }
@@ -155,7 +242,8 @@ main() {
     exec 9>"$STATE/lock"
     flock -w "$TIMEOUT" 9 || { log "another e2e-compose run holds $STATE/lock"; return 1; }
   fi
-  rm -f "$OUT"/*.log "$OUT/phases.txt" "$OUT/figures.jsonl" "$OUT/junit.xml"
+  rm -f "$OUT"/*.log "$OUT/phases.txt" "$OUT/figures.jsonl" "$OUT/junit.xml" \
+    "$OUT/quickstart-figures.jsonl"
   trap teardown EXIT
   install_packages
   phase install
@@ -169,8 +257,14 @@ main() {
   run_stack
   "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
   phase down
+  if [[ ${XDSCP_E2E_QUICKSTART:-1} != 0 ]]; then
+    run_quickstart || QUICKSTART_RC=$?
+    phase qs-down
+  fi
   report
-  return "$RUNNER_RC"
+  [[ ${XDSCP_E2E_QUICKSTART:-1} != 0 ]] && report_quickstart
+  [[ $RUNNER_RC -ne 0 ]] && return "$RUNNER_RC"
+  return "$QUICKSTART_RC"
 }
 
 main "$@"

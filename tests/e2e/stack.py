@@ -33,7 +33,7 @@ SKIP_REASON = (
 requires_stack = pytest.mark.skipif(not ENABLED, reason=SKIP_REASON)
 """Every e2e module carries this and the `compose` marker (`-m "not compose"` deselects)."""
 
-ENVOY_NODE = "compose-envoy"
+ENVOY_NODE = os.environ.get("XDSCP_E2E_ENVOY_NODE", "compose-envoy")
 HOST = "web"
 
 
