@@ -313,7 +313,7 @@ def policy_set(**params: Any) -> None:
     `--lb round_robin --consecutive-5xx 3 --health-check http:/healthz --retry-on 5xx`."""
     config = etcd_config(params)
     service, policies_prefix = params.pop("service"), params.pop("policies_prefix")
-    params.pop("services_prefix")
+    services_prefix = params.pop("services_prefix")
     hash_on = params.pop("hash_on")
     resilience = resilience_fields(params)
     fields = {k: v for k, v in params.items() if v is not None}
@@ -332,6 +332,28 @@ def policy_set(**params: Any) -> None:
         config,
     )
     click.echo(f"{key} = {policy_value(policy).decode()}")
+    _ejection_note(policy, service, services_prefix, config)
+
+
+def _ejection_note(
+    policy: BalancingPolicy, service: str, services_prefix: str, config: EtcdConfig
+) -> None:
+    """A note (stderr, not an error) when the outlier detection can eject no endpoint of
+    those registered now (`OutlierDetection.ejection_note`)."""
+    if policy.outlier_detection is None:
+        return
+
+    async def count(client: EtcdClient) -> int:
+        state = RegistryState(RegistryLayout(services_prefix))
+        kvs, _ = await client.get_prefix(f"{services_prefix}{service}/".encode())
+        state.apply_native(
+            WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs
+        )
+        return sum(1 for _, reg in state.registrations() if reg.service == service)
+
+    note = policy.outlier_detection.ejection_note(_run(count, config))
+    if note is not None:
+        click.echo(f"note: {service}: {note}", err=True)
 
 
 @policy_group.command("show")
