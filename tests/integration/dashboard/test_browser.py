@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.requirements import find_tool
 from xdscp.balancer import build_balancer, route_request
 from xdscp.cache import TypeUrl
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
@@ -37,7 +37,6 @@ from xdscp.translate import client_resources
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium")
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "build" / "dashboard.png"
 POLICY = {"lb": "maglev", "hash_on": ["header:x-user"]}
@@ -98,14 +97,15 @@ def serve(etcd_server: EtcdServer) -> Iterator[tuple[str, int]]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    """Debian's chromium under Playwright (never a downloaded browser)."""
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does)")
+    """Debian's chromium under Playwright (never a downloaded browser). A machine without
+    chromium skips the test before any fixture runs (the `browser` marker)."""
+    chromium = find_tool("chromium")
+    assert chromium is not None, "the browser marker skips the test without chromium"
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
         )
         try:
             yield launched
