@@ -38,7 +38,10 @@ from tests.integration.docs.isolated import (
 from xdscp.demo.failure import GUARDED, GUARDED_FLAGS
 from xdscp.sources.registry_format import policy_value
 
-pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.grpc, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.etcd, pytest.mark.envoy, pytest.mark.grpc, pytest.mark.slow,
+    pytest.mark.requires("curl"),
+]  # fmt: skip
 
 HERE = "tests/integration/docs/test_docs_commands.py"
 GUARDED_COMMAND = f"xdscp policy set web {GUARDED_FLAGS}\n"

@@ -21,7 +21,7 @@ from tests.integration.docs.isolated import (
     run_isolated,
 )
 
-pytestmark = [pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.requires("curl")]
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "xdscp.yaml"
