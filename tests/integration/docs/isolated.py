@@ -86,7 +86,7 @@ def run_isolated(script: str, cwd: Path, env: dict[str, str], timeout_s: float =
         finally:
             _stop_group(process.pid, grace_s=30.0)
             process.wait()
-    return Ran(status, log.read_text())
+    return Ran(status, log.read_text(errors="replace"))
 
 
 def logs(cwd: Path) -> str:
