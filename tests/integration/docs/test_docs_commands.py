@@ -5,7 +5,7 @@
 The README's first read ("Install", "First steps, by hand") runs literally, in order, in one
 shell, inside its own network namespace so its default ports meet no other test; a checker
 then measures what it built (Envoy's hosts and weights, the stored policy, a fresh ejection of
-b2 under the README's failure policy) before the README's own last line stops everything.
+a backend under the README's failure policy) before the README's own last line stops everything.
 """
 
 from __future__ import annotations
@@ -149,8 +149,9 @@ def isolated(tmp_path: Path) -> Path:
 def test_first_steps_run_as_written(isolated: Path) -> None:
     """The README's Install block (in the repository) and every First-steps block, in order,
     in one shell; then the checker: the three registrations are in etcd with their weights
-    and in Envoy, the stored policy is the demo's, and under it Envoy ejects a failing b2
-    after its 3 failures, which retries hide, and sends it nothing while ejected; the gRPC
+    and in Envoy, the stored policy is the demo's, and under it Envoy ejects a failing
+    backend (b3; b2 was ejected by the README's own loop) after its 3 failures, which
+    retries hide, with no overflow; the gRPC
     client's three calls reach b1; the README's last line stops everything."""
     if subprocess.run(["make", "-q", "venv"], cwd=ROOT, check=False).returncode != 0:
         pytest.skip("the venv is out of date: run `make venv` first")
@@ -171,12 +172,20 @@ def test_first_steps_run_as_written(isolated: Path) -> None:
     assert found["weights"] == {"127.0.0.1:8081": 1, "127.0.0.1:8082": 2, "127.0.0.1:8083": 7}
     assert found["policy"] == json.loads(policy_value(GUARDED))
     ejection = found["ejection"]
-    print(f"\nREADME walk-through, b2 failing under the README's policy: {ejection}")
+    shown = {k: v for k, v in ejection.items() if k not in ("hosts_before", "hosts_after", "stats")}
+    print(f"\nREADME walk-through, b3 failing under the README's policy: {shown}")
     assert 3 <= ejection["failed_until_ejected"] <= 4
     assert set(ejection["until_ejected"]) == {200}
-    assert ejection["batch"] == [200] * 30
+    assert ejection["batch"] == [200] * 30  # whatever reaches b3 is retried elsewhere
     assert ejection["still_ejected"]
-    assert ejection["received_while_ejected"] == 0
+    enforced = re.search(r"ejections_enforced_total: (\d+)", ejection["stats"])
+    assert enforced is not None
+    assert int(enforced.group(1)) >= 1  # b3 (and b2, if the README's own loop ejected it)
+    assert "ejections_overflow: 0" in ejection["stats"]
+    # Not asserted: that b3 gets nothing while ejected. Once a host has come back from an
+    # ejection, Envoy 1.40 keeps sending requests to the next one ejected (measured: about
+    # half; envoyproxy/envoy#28304). A first ejection is: tests/integration/envoy/
+    # test_ejection_envoy.py.
 
 
 def test_grpc_go_target_block_as_written(isolated: Path) -> None:

@@ -1,6 +1,6 @@
 """Run inside the README's walk-through (after its steps, before it stops everything):
 the hosts Envoy holds, the registrations and policy etcd holds, and the README's failure
-policy measured on a fresh ejection of b2. Writes its findings as JSON to argv[1].
+policy measured on a fresh ejection of b3. Writes its findings as JSON to argv[1].
 
     python walkthrough_check.py OUT.json
 
@@ -21,7 +21,7 @@ from typing import Any
 
 ENVOY = "http://127.0.0.1:10000/"
 ENVOY_ADMIN = "http://127.0.0.1:9901"
-B2 = "http://127.0.0.1:8082"
+B2, B3 = "127.0.0.1:8082", "127.0.0.1:8083"
 DEADLINE_S = 90.0
 _HOST = re.compile(r"\d+\.\d+\.\d+\.\d+:\d+")  # /clusters also has web::default_priority::...
 
@@ -59,36 +59,40 @@ def _until(what: str, condition: Any) -> Any:
     return value
 
 
-def _ejected(hosts: dict[str, dict[str, str]]) -> bool:
-    return "failed_outlier_check" in hosts.get("127.0.0.1:8082", {}).get("health_flags", "")
+def _ejected(hosts: dict[str, dict[str, str]], host: str) -> bool:
+    return "failed_outlier_check" in hosts.get(host, {}).get("health_flags", "")
 
 
 def _failed() -> int:
-    """How many requests b2 has failed (its own counter)."""
-    return int(json.loads(_get(f"{B2}/_demo/counts")[1])["failed"])
+    """How many requests b3 has failed (its own counter)."""
+    return int(json.loads(_get(f"http://{B3}/_demo/counts")[1])["failed"])
 
 
 def measure_ejection() -> dict[str, Any]:
-    """b2 fails afresh (once any earlier ejection is over): requests until Envoy ejects it,
-    then 30 requests while it is ejected."""
-    _until("b2 back in rotation", lambda: not _ejected(envoy_hosts()))
-    _post(f"{B2}/_demo/fail?status=503")
+    """b3, never ejected before, fails once the README's b2 is back in rotation: requests
+    until Envoy ejects it, then 30 requests while it is ejected."""
+    _until("b2 back in rotation", lambda: not _ejected(envoy_hosts(), B2))
+    _post(f"http://{B3}/_demo/fail?status=503")
     failed_before = _failed()
     statuses = []
 
     def ejected_now() -> bool:
         statuses.append(_get(ENVOY, {"Host": "web"})[0])
-        return _ejected(envoy_hosts())
+        return _ejected(envoy_hosts(), B3)
 
-    _until("b2 ejected", ejected_now)
+    _until("b3 ejected", ejected_now)
     failed_until = _failed() - failed_before
+    flags_before = envoy_hosts()
     batch = [_get(ENVOY, {"Host": "web"})[0] for _ in range(30)]
-    still = _ejected(envoy_hosts())
+    flags_after = envoy_hosts()
+    still = _ejected(flags_after, B3)
+    stats = _get(f"{ENVOY_ADMIN}/stats?filter=cluster.web.(outlier|upstream_rq_retry|lb_)")[1]
     received = _failed() - failed_before - failed_until
-    _post(f"{B2}/_demo/recover")
+    _post(f"http://{B3}/_demo/recover")
     return {
         "until_ejected": statuses, "failed_until_ejected": failed_until, "batch": batch,
         "still_ejected": still, "received_while_ejected": received,
+        "hosts_before": flags_before, "hosts_after": flags_after, "stats": stats,
     }  # fmt: skip
 
 
