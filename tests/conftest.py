@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 pytest_plugins = (
+    "tests.fixtures.requirements",  # first: the others import it
     "tests.fixtures.etcd",
     "tests.fixtures.envoy",
     "tests.fixtures.dns",

@@ -27,6 +27,7 @@ SHORT_FLAGS: dict[str, tuple[str | None, str]] = {
     "ejection_interval": ("outlier_detection", "interval"),
     "base_ejection_time": ("outlier_detection", "base_ejection_time"),
     "max_ejection_percent": ("outlier_detection", "max_ejection_percent"),
+    "always_eject_one_host": ("outlier_detection", "always_eject_one_host"),
     "health_interval": ("health_check", "interval"),
     "health_timeout": ("health_check", "timeout"),
     "healthy_threshold": ("health_check", "healthy_threshold"),
@@ -98,6 +99,8 @@ def _outlier_options() -> list[Decorator]:
         _duration("--ejection-interval"),
         _duration("--base-ejection-time"),
         click.option("--max-ejection-percent", type=int),
+        click.option("--always-eject-one-host/--no-always-eject-one-host", default=None,
+                     help="Envoy may eject one host whatever --max-ejection-percent allows"),
     ]  # fmt: skip
 
 

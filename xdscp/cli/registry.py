@@ -340,6 +340,28 @@ def policy_set(**params: Any) -> None:
     click.echo(f"{what}: {'; '.join(changed)}" if changed else "unchanged")
     if write.warning:
         click.echo(write.warning, err=True)
+    _ejection_note(write.after, service, prefixes[1], config)
+
+
+def _ejection_note(
+    policy: BalancingPolicy, service: str, services_prefix: str, config: EtcdConfig
+) -> None:
+    """A note (stderr, not an error) when the outlier detection can eject no endpoint of
+    those registered now (`OutlierDetection.ejection_note`)."""
+    if policy.outlier_detection is None:
+        return
+
+    async def count(client: EtcdClient) -> int:
+        state = RegistryState(RegistryLayout(services_prefix))
+        kvs, _ = await client.get_prefix(f"{services_prefix}{service}/".encode())
+        state.apply_native(
+            WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs
+        )
+        return sum(1 for _, reg in state.registrations() if reg.service == service)
+
+    note = policy.outlier_detection.ejection_note(_run(count, config))
+    if note is not None:
+        click.echo(f"note: {service}: {note}", err=True)
 
 
 async def _set_checked(client: EtcdClient, **kwargs: Any) -> PolicyWrite:

@@ -3,8 +3,9 @@ against the prediction, first without a policy, then with outlier detection and 
 
 1. b2 fails (its `/_demo/fail`); with plain round robin, N requests through Envoy: the
    reference balancer predicts b2's share of them fail (a third).
-2. The policy `xdscp policy set` would write: outlier detection (`consecutive_5xx` 3) and
-   retries (5xx, 2 retries on other hosts). Requests one at a time until Envoy's stats count
+2. The policy `xdscp policy set web GUARDED_FLAGS` writes: outlier detection
+   (`consecutive_5xx` 3, `always_eject_one_host`) and retries (5xx, 2 retries on other
+   hosts). Requests one at a time until Envoy's stats count
    the ejection (`outlier_detection.ejections_enforced_total`): b2 receives the threshold's
    3 requests (one more at most, in flight while the ejection reaches Envoy's main thread),
    and retries hide them from the client.
@@ -51,16 +52,25 @@ INTERVAL_S = 1.0
 BASE_EJECTION_S = 8.0
 MAX_UNTIL_EJECTED = 30  # requests: b2 gets every third one, so 3 failures take about 9
 PLAIN = BalancingPolicy(lb=LbPolicy.ROUND_ROBIN)
+# Envoy's default max_ejection_percent (10) would eject none of 3 hosts: a first ejection
+# is let through by always_eject_one_host (one host of 3 is 33 %).
 GUARDED = BalancingPolicy(
     lb=LbPolicy.ROUND_ROBIN,
     outlier_detection=OutlierDetection(
         consecutive_5xx=THRESHOLD,
         interval=INTERVAL_S,
         base_ejection_time=BASE_EJECTION_S,
-        max_ejection_percent=50,
+        always_eject_one_host=True,
     ),
     retries=RetryPolicy(retry_on=("5xx",), num_retries=RETRIES),
 )
+GUARDED_FLAGS = (
+    f"--lb round_robin --consecutive-5xx {THRESHOLD} --ejection-interval {INTERVAL_S:g}s"
+    f" --base-ejection-time {BASE_EJECTION_S:g}s --always-eject-one-host"
+    f" --retry-on 5xx --num-retries {RETRIES}"
+)
+"""The `xdscp policy set SERVICE` flags that store `GUARDED` (the README shows them; a test
+runs them and compares what etcd holds)."""
 _OUTLIER = "outlier_detection."
 
 

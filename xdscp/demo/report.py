@@ -17,7 +17,14 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
-from xdscp.demo.failure import BASE_EJECTION_S, FAILING, GUARDED, THRESHOLD, FailureOutcome
+from xdscp.demo.failure import (
+    BASE_EJECTION_S,
+    FAILING,
+    GUARDED,
+    GUARDED_FLAGS,
+    THRESHOLD,
+    FailureOutcome,
+)
 from xdscp.demo.tour import Outcome, describe
 from xdscp.errors import ConfigError
 from xdscp.model import parse_host_port
@@ -223,9 +230,7 @@ def instructions(where: Endpoints) -> list[tuple[str, list[str]]]:
             f"Make {FAILING} fail, and let Envoy route around it",
             [
                 f"curl -X POST 'http://127.0.0.1:{where.failing_port}/_demo/fail?status=503'",
-                f"{x} policy set {svc} --lb round_robin --consecutive-5xx {THRESHOLD}"
-                f" --base-ejection-time 30s --max-ejection-percent 50 --retry-on 5xx"
-                f" --num-retries 2 {etcd}",
+                f"{x} policy set {svc} {GUARDED_FLAGS} {etcd}",
                 f"curl -s 'http://127.0.0.1:{where.envoy_admin_port}/stats?filter=outlier'",
                 f"curl -X POST http://127.0.0.1:{where.failing_port}/_demo/recover",
             ],

@@ -142,7 +142,11 @@ class OutlierDetection(_Policy):
     """Passive health: clients eject hosts that fail, for a growing time.
 
     `consecutive_5xx` / `consecutive_gateway_failure` (0 = off) are Envoy's; gRPC clients
-    implement only `success_rate` and `failure_percentage`.
+    implement only `success_rate` and `failure_percentage`. Envoy ejects a host only while
+    the ejected hosts, it included, stay within `max_ejection_percent` of the cluster (10 % of
+    3 hosts: none) unless `always_eject_one_host` lets the first ejection through; gRPC
+    (A50) ejects while fewer than `max_ejection_percent` are ejected, so its first ejection
+    always happens unless the percent is 0.
     """
 
     _nested: ClassVar[Mapping[str, type[_Policy]]] = {
@@ -157,6 +161,7 @@ class OutlierDetection(_Policy):
     interval: float = 10.0
     base_ejection_time: float = 30.0
     max_ejection_percent: int = 10
+    always_eject_one_host: bool = False
 
     def __post_init__(self) -> None:
         check_int("consecutive_5xx", self.consecutive_5xx, 0, UINT32_MAX)
@@ -173,6 +178,27 @@ class OutlierDetection(_Policy):
             parse_duration("base_ejection_time", self.base_ejection_time, positive=True),
         )
         check_int("max_ejection_percent", self.max_ejection_percent, 0, 100)
+        if not isinstance(self.always_eject_one_host, bool):
+            raise ValidationError(
+                "always_eject_one_host",
+                f"must be true or false, got {self.always_eject_one_host!r}",
+            )
+
+    def ejection_note(self, hosts: int) -> str | None:
+        """Why Envoy can never eject a host of a cluster of `hosts`, or None when it can.
+
+        Envoy ejects only while `100 * (ejected + 1) / hosts <= max_ejection_percent`, so
+        a first ejection needs `max_ejection_percent * hosts >= 100`, or
+        `always_eject_one_host`. A warning, not an error: the endpoint count changes.
+        """
+        if hosts <= 0 or self.always_eject_one_host or self.max_ejection_percent * hosts >= 100:
+            return None
+        needed = -(-100 // hosts)  # ceil(100 / hosts)
+        return (
+            f"outlier_detection: max_ejection_percent {self.max_ejection_percent} lets Envoy"
+            f" eject no host of {hosts} (one is {100 / hosts:.0f} %): set"
+            f" always_eject_one_host, or max_ejection_percent {needed} or more"
+        )
 
 
 class HealthCheckKind(StrEnum):

@@ -58,7 +58,8 @@ def duration(seconds: float) -> Any:
 def outlier_detection(policy: OutlierDetection, *, grpc: bool = False) -> Any:
     """The Cluster's OutlierDetection. Every detector not asked for is switched off
     (`enforcing_* = 0`): Envoy and gRPC would otherwise run success-rate ejection by default.
-    For gRPC the consecutive-error detectors are left out (it implements neither)."""
+    For gRPC the consecutive-error detectors and `always_eject_one_host` are left out (it
+    implements none of them; A50 lets its first ejection through anyway)."""
     od = outlier_detection_pb2.OutlierDetection()
     od.interval.CopyFrom(duration(policy.interval))
     od.base_ejection_time.CopyFrom(duration(policy.base_ejection_time))
@@ -68,6 +69,8 @@ def outlier_detection(policy: OutlierDetection, *, grpc: bool = False) -> Any:
             errors = getattr(policy, name)
             getattr(od, name).value = errors
             getattr(od, f"enforcing_{name}").value = 100 if errors else 0
+        if policy.always_eject_one_host:  # set only when asked: other clusters' bytes unchanged
+            od.always_eject_one_host.value = True
     _ejection(od, "success_rate", policy.success_rate)
     _ejection(od, "failure_percentage", policy.failure_percentage)
     return od
@@ -210,6 +213,12 @@ def resilience_notes(policy: BalancingPolicy) -> list[str]:
         notes.append(
             "outlier_detection: gRPC ejects by success_rate and failure_percentage only; "
             "consecutive_5xx / consecutive_gateway_failure are Envoy's"
+        )
+    if od is not None and od.always_eject_one_host:
+        notes.append(
+            "outlier_detection: gRPC has no always_eject_one_host; it ejects while fewer than"
+            " max_ejection_percent % of its endpoints are ejected, so its first ejection"
+            " happens whatever the endpoint count (none when max_ejection_percent is 0)"
         )
     if policy.health_check is not None and not policy.health_check.control_plane:
         notes.append(

@@ -153,7 +153,24 @@ class Translator:
                     self.notes[service.name] = notes
                 else:
                     self.notes.pop(service.name, None)
+        if self.client is ClientKind.ENVOY:
+            self._note_ejection(service)
         return policy_part + by_endpoints(service, self.options)
+
+    def _note_ejection(self, service: Service) -> None:
+        """Warn once when the policy's max_ejection_percent lets Envoy eject no host of the
+        service's endpoints (the note is kept in `notes` while it holds)."""
+        od = service.policy.outlier_detection
+        note = od.ejection_note(len(service.endpoints)) if od is not None else None
+        known = self.notes.get(service.name)
+        if note is None:
+            self.notes.pop(service.name, None)
+        elif known != (note,):
+            self.notes[service.name] = (note,)
+            log.warning(
+                "outlier_ejection_impossible",
+                service=service.name, endpoints=len(service.endpoints), note=note,
+            )  # fmt: skip
 
     def _listener_resources(self, names: Sequence[str]) -> tuple[Resource, ...]:
         """The HTTP listener and the route table naming every service, `names` sorted.

@@ -1,13 +1,13 @@
 """What the dashboard's browser tests share: a running `xdscp serve` on a test's etcd,
 Debian's chromium under Playwright, and JSON polling of the admin routes.
 
-Without chromium every browser test is skipped before any fixture starts a process."""
+Without chromium every browser test is skipped before any fixture starts a process
+(the `browser` marker, tests/fixtures/requirements.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,20 +20,10 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.requirements import find_tool
 from xdscp.testing import free_port
 
-CHROMIUM = shutil.which("chromium")
 START_LIMIT_S = 30.0
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Skip the browser tests without chromium (before their fixtures start anything)."""
-    if CHROMIUM is not None:
-        return
-    skip = pytest.mark.skip(reason="chromium is not installed (apt-get install chromium)")
-    for item in items:
-        if item.get_closest_marker("browser") is not None:
-            item.add_marker(skip)
 
 
 def get_json(url: str) -> tuple[int, Any]:
@@ -106,10 +96,11 @@ async def browser() -> AsyncIterator[Any]:
     """Debian's chromium under Playwright (never a downloaded browser)."""
     from playwright.async_api import async_playwright
 
-    assert CHROMIUM is not None
+    chromium = find_tool("chromium")
+    assert chromium is not None, "the browser marker skips the test without chromium"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
         )
         try:
             yield launched

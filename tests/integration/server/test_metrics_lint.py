@@ -4,7 +4,6 @@ linter."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.requirements import find_tool
 from xdscp.testing import free_port
 
 pytestmark = pytest.mark.etcd
-
-PROMTOOL = shutil.which("promtool")
 
 
 @pytest.fixture
@@ -51,15 +49,16 @@ def _metrics_when_ready(base: str, limit: float = 30.0) -> bytes:
             time.sleep(0.05)
 
 
+@pytest.mark.requires("promtool")
 def test_promtool_finds_no_problem_in_serve_metrics(serve: str) -> None:
     """promtool reads every metric family serve exposes and reports no lint problem."""
-    if PROMTOOL is None:
-        pytest.skip("promtool is not installed (apt-get install prometheus; .ci/run does)")
+    promtool = find_tool("promtool")
+    assert promtool is not None  # the marker skips the test without it
     text = _metrics_when_ready(serve)
     assert b"xdscp_registry_etcd_up" in text
     assert b"xdscp_pushes_total" in text
     result = subprocess.run(
-        [PROMTOOL, "check", "metrics"], input=text, capture_output=True, check=False
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )
     problems = (result.stdout + result.stderr).decode()
     assert (result.returncode, problems) == (0, "")

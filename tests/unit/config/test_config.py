@@ -4,6 +4,7 @@ overrides, the example file and the live static services (precedence: test_prece
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.fixtures.files import rewrite
 from xdscp.config import SCHEMA, ConfigServicesSource, load_config
 from xdscp.errors import ConfigError, ConfigFieldError
 from xdscp.model import LbPolicy, ServiceSet
+from xdscp.sources.static import load_services
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "xdscp.yaml"
 
@@ -307,10 +309,31 @@ def _keys(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[st
     return out
 
 
+def _opted_in(text: str) -> str:
+    """The example with every opt-in part (`#: key: value`) turned on."""
+    return re.sub(r"^(\s*)#: ", r"\1", text, flags=re.MULTILINE)
+
+
+def test_the_example_file_runs_as_it_is(tmp_path: Path) -> None:
+    """examples/xdscp.yaml as shipped loads with only the files shipped beside it (the
+    services file): no certificate, password or private nameserver is needed."""
+    copy = tmp_path / "xdscp.yaml"
+    shutil.copy(EXAMPLE, copy)
+    shutil.copy(EXAMPLE.parent / "services.yaml", tmp_path / "services.yaml")
+    config = load_config(copy, {})
+    assert config.serve.tls is None
+    assert config.etcd is not None
+    assert not config.etcd.client.tls
+    assert config.etcd.client.username is None
+    assert config.dns is not None
+    assert config.static_services is not None
+    assert load_services((tmp_path / "services.yaml").read_text())["cart"].policy.slow_start
+
+
 def test_the_example_file_loads_and_shows_every_key(tmp_path: Path) -> None:
-    """examples/xdscp.yaml validates (with its certificate files present) and uses every key
-    of the schema, so it cannot fall behind the loader."""
-    example = yaml.safe_load(EXAMPLE.read_text())
+    """examples/xdscp.yaml with its opt-in parts on validates (with its certificate files
+    present) and uses every key of the schema, so it cannot fall behind the loader."""
+    example = yaml.safe_load(_opted_in(EXAMPLE.read_text()))
     for path in _keys(SCHEMA):
         node = example
         for part in path:
@@ -318,7 +341,7 @@ def test_the_example_file_loads_and_shows_every_key(tmp_path: Path) -> None:
             assert part in node, f"examples/xdscp.yaml lacks {'.'.join(path)}"
             node = node[part]
     copy = tmp_path / "xdscp.yaml"
-    shutil.copy(EXAMPLE, copy)
+    copy.write_text(_opted_in(EXAMPLE.read_text()))
     files = [*example["xds"]["tls"].values(), *example["sources"]["etcd"]["tls"].values()]
     for name in [*files, example["sources"]["static"]["file"]]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,7 @@ outliers = st.builds(
     interval=_seconds,
     base_ejection_time=_seconds,
     max_ejection_percent=_percent,
+    always_eject_one_host=st.booleans(),
 )
 health_checks = st.builds(
     HealthCheck,
