@@ -15,12 +15,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdscp.errors import ValidationError
+from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient
 from xdscp.model import RESILIENCE_POLICIES, BalancingPolicy, HashOn, check_service_name
-from xdscp.sources import get_policy, set_policy
+from xdscp.sources import parse_policy, policy_value
 
 _UNSET = "unset"
+_CAS_ATTEMPTS = 8  # read-merge-write rounds before giving up under concurrent writers
 
 
 @dataclass(frozen=True)
@@ -150,14 +151,28 @@ async def set_merged(
 
     `ValidationError` for an invalid result (nothing is written); `MissingLbError` when
     there is nothing to merge into and no `--lb`."""
-    check_service_name(service)
-    stored = await get_policy(client, service, policies_prefix)
-    if (stored is None or replace) and "lb" not in patch.fields:
-        raise MissingLbError(service, stored is not None)
-    policy = merge(None if replace else stored, patch)
-    key = await set_policy(client, service, policy, policies_prefix)
-    warning = await _unregistered(client, service, services_prefix)
-    return PolicyWrite(key, stored, policy, warning)
+    key = f"{policies_prefix}{check_service_name(service)}"
+    for _ in range(_CAS_ATTEMPTS):
+        kv = await client.get(key.encode())
+        stored = None if kv is None else parse_policy(kv.value)
+        if (stored is None or replace) and "lb" not in patch.fields:
+            raise MissingLbError(service, stored is not None)
+        policy = merge(None if replace else stored, patch)
+        revision = 0 if kv is None else kv.mod_revision
+        if await client.put_if_revision(key.encode(), policy_value(policy), mod_revision=revision):
+            warning = await _unregistered(client, service, services_prefix)
+            return PolicyWrite(key, stored, policy, warning)
+    raise PolicyConflictError(service, _CAS_ATTEMPTS)
+
+
+class PolicyConflictError(XdscpError):
+    """Other writers changed the policy between every read and write of `policy set`."""
+
+    def __init__(self, service: str, attempts: int) -> None:
+        super().__init__(
+            f"{service}'s policy changed under each of {attempts} attempts to merge into it"
+            " (other writers at work); nothing of this change was stored: try again"
+        )
 
 
 class MissingLbError(ValidationError):

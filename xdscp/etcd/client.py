@@ -341,6 +341,26 @@ class EtcdClient:
         response = await self.call("KV", "Txn", request, idempotent=True)
         return bool(response.succeeded)
 
+    async def put_if_revision(self, key: bytes, value: bytes, *, mod_revision: int) -> bool:
+        """Write `key` only if it is still as it was read: last modified at `mod_revision`,
+        or absent when `mod_revision` is 0 (one transaction, never retried: the caller reads
+        again and decides). False when another writer came first."""
+        unchanged = (
+            rpc_pb2.Compare(
+                key=key, target=rpc_pb2.Compare.MOD, result=rpc_pb2.Compare.EQUAL,
+                mod_revision=mod_revision,
+            )
+            if mod_revision
+            else rpc_pb2.Compare(
+                key=key, target=rpc_pb2.Compare.CREATE, result=rpc_pb2.Compare.EQUAL,
+                create_revision=0,
+            )
+        )  # fmt: skip
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value))
+        request = rpc_pb2.TxnRequest(compare=[unchanged], success=[put])
+        response = await self.call("KV", "Txn", request, idempotent=False)
+        return bool(response.succeeded)
+
     async def delete(self, key: bytes, *, prefix: bool = False) -> int:
         """Delete a key (or every key under a prefix); returns how many were deleted."""
         end = prefix_range_end(key) if prefix else b""

@@ -11,7 +11,10 @@ from click.testing import CliRunner, Result
 
 from tests.fixtures.etcd import EtcdServer
 from xdscp.cli import main
-from xdscp.etcd import EtcdClient
+from xdscp.cli.policy_edit import PolicyPatch, set_merged
+from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.model import LbPolicy
+from xdscp.sources import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX, get_policy
 
 
 def _policy(url: str, *args: str) -> Result:
@@ -112,3 +115,45 @@ def test_a_new_lb_drops_the_stored_fields_it_cannot_use(etcd_server: EtcdServer)
     conflict = _policy(url, "set", "web", "--hash-on", "header:x")  # given: refused, not dropped
     assert conflict.exit_code == 2
     assert "hash_on" in conflict.output
+
+
+async def test_concurrent_sets_keep_every_field(etcd_server: EtcdServer) -> None:
+    """Six `policy set` merges at once, each changing another field: every change is in the
+    stored policy (each merge is a compare-and-swap on the key's revision, retried when
+    another writer came first); none is lost to a read-then-write race."""
+    changes: dict[str, Any] = {
+        "hash_balance_factor": 150, "min_ring_size": 2048, "max_ring_size": 4096,
+        "overprovisioning_factor": 150, "panic_threshold": 40.0, "timeout": 3.0,
+    }  # fmt: skip
+    prefixes = {
+        "policies_prefix": DEFAULT_POLICIES_PREFIX, "services_prefix": DEFAULT_SERVICES_PREFIX,
+    }  # fmt: skip
+    async with EtcdClient(EtcdConfig(endpoints=(etcd_server.url,))) as client:
+        first = PolicyPatch(fields={"lb": LbPolicy.RING_HASH})
+        await set_merged(client, "api", first, replace=False, **prefixes)
+        patches = [PolicyPatch(fields={name: value}) for name, value in changes.items()]
+        await asyncio.gather(
+            *(set_merged(client, "api", patch, replace=False, **prefixes) for patch in patches)
+        )
+        stored = await get_policy(client, "api")
+    assert stored is not None
+    policy = stored.to_mapping()
+    assert policy["lb"] == "ring_hash"
+    assert {name: policy[name] for name in changes} == changes
+
+
+async def test_a_write_between_read_and_swap_is_not_overwritten(etcd_server: EtcdServer) -> None:
+    """`put_if_revision` refuses a key changed since it was read (and a key created since it
+    was read as absent): the later writer must read again."""
+    config = EtcdConfig(endpoints=(etcd_server.url,))
+    async with EtcdClient(config) as client:
+        assert await client.put_if_revision(b"k", b"first", mod_revision=0)
+        assert not await client.put_if_revision(b"k", b"lost", mod_revision=0)
+        kv = await client.get(b"k")
+        assert kv is not None
+        await client.put(b"k", b"meanwhile")
+        assert not await client.put_if_revision(b"k", b"stale", mod_revision=kv.mod_revision)
+        latest = await client.get(b"k")
+        assert latest is not None
+        assert latest.value == b"meanwhile"
+        assert await client.put_if_revision(b"k", b"next", mod_revision=latest.mod_revision)
