@@ -353,6 +353,7 @@ class ControlPlane:
         self._tasks.clear()
         await self.admin.stop()
         if self._server is not None:
+            self.service.stopping()  # the streams it ends close as server_shutdown
             server, self._server = self._server, None
             try:
                 async with asyncio.timeout(timeout_s):
