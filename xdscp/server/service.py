@@ -186,7 +186,7 @@ class XdsService:
         queue: Mailbox[Any, Snapshot] = Mailbox()
         reader = asyncio.create_task(self._read(requests, queue))
         try:
-            kind, first = await queue.get()
+            kind, first = await self._first(queue, service)
             if kind != REQUEST:
                 return  # ended before its first request: never opened
             record, bound, close = self._open(first, queue, service, allowed, delta=delta)
@@ -208,6 +208,19 @@ class XdsService:
             raise
         finally:
             reader.cancel()
+
+    async def _first(self, queue: Mailbox[Any, Snapshot], service: str) -> tuple[str, Any]:
+        """The stream's first event. A stream whose first request is refused (undecodable)
+        was never opened: it is logged as `stream_refused`, not closed."""
+        try:
+            return await queue.get()
+        except StreamAbortError as exc:
+            how = close_of(exc, stopping=self._stopping)
+            log.warning(
+                "stream_refused", service=service.rsplit(".", 1)[-1], reason=str(how.reason),
+                code=how.code.name, details=truncate(how.details),
+            )  # fmt: skip
+            raise
 
     def stopping(self) -> None:
         """The server is shutting down: the streams it cancels close as `server_shutdown`."""
