@@ -228,7 +228,9 @@ def grpc_bootstrap(
 ) -> dict[str, Any]:
     """A gRPC xDS bootstrap (gRFC A27) for `xds:///SERVICE` targets.
 
-    `channel_creds` is required: without it a gRPC channel stays in TRANSIENT_FAILURE.
+    `channel_creds` is required: without it a gRPC channel stays in TRANSIENT_FAILURE. There
+    is no keepalive to set: gRPC's xDS channel pings every 5 minutes, which xdscp's server
+    accepts (`xdscp.keepalive`).
     """
     if not servers:
         raise ConfigError("at least one xDS server is needed")

@@ -272,13 +272,15 @@ class ControlPlane:
         """
         xds, admin = self.listens()
         check_all([xds, admin])
+        tls = self.options.tls
+        credentials = None if tls is None else tls.credentials()  # bad files: before listening
         try:
             await self.admin.start()
         except OSError:
             check_listen(admin)  # the precise reason, when it can be told
             raise admin.error("it could not be listened on; choose another address") from None
         try:
-            self._server = self._xds_server(xds)
+            self._server = self._xds_server(xds, credentials)
         except BindError:
             await self.admin.stop()  # nothing left listening
             raise
@@ -289,14 +291,16 @@ class ControlPlane:
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
 
-    def _xds_server(self, xds: Listen) -> grpc.aio.Server:
+    def _xds_server(
+        self, xds: Listen, credentials: grpc.ServerCredentials | None
+    ) -> grpc.aio.Server:
         """The xDS gRPC server, bound to its address (listening) but not started: grpc
         closes an unstarted server's socket only when it is collected, so it is bound last."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
         server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
         try:
-            if self.options.tls is not None:
-                self.xds_port = server.add_secure_port(str(xds), self.options.tls.credentials())
+            if credentials is not None:
+                self.xds_port = server.add_secure_port(str(xds), credentials)
             else:
                 self.xds_port = server.add_insecure_port(str(xds))
         except RuntimeError:  # grpc's "Failed to bind": taken since the check, or refused

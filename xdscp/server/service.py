@@ -67,6 +67,7 @@ _DELTA = {
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
 WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is closed
+HALF_CLOSE_GRACE_S = 0.5  # a stream whose requests ended is closed (OK) this much later
 
 
 # The stream states, chosen once per stream: delta or not → (the state, the service's label).
@@ -198,6 +199,9 @@ class XdsService:
                     async for chunk in chunks:
                         await self._write(write, chunk)
                         del chunk  # hold nothing while the stream is idle
+                # grpc ends a cancelled stream's requests first and cancels it a moment later:
+                # waiting for that tells a cancel from a half-close
+                await asyncio.sleep(HALF_CLOSE_GRACE_S)
             except BaseException as exc:
                 error = exc
                 raise
