@@ -314,7 +314,8 @@ async def run(workdir: Path, *, slow: int = 10, churn_count: int = 2000, before:
             "changes_lost": changer.lost,
             "streams_after": streams_after,
             "stream_errors": await asyncio.to_thread(rig.metric, "xdscp_stream_errors_total{"),
-            "stream_aborted_logs": len(rig.log_events("stream_aborted")),
+            "stream_aborted_logs": len(rig.log_events("stream_refused"))
+            + len([r for r in rig.log_events("stream_closed") if r.get("level") == "warning"]),
             "statuses": seen,
         }
     finally:

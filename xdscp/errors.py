@@ -92,6 +92,11 @@ class ProcessError(XdscpError):
     """A child process (etcd, Envoy, a backend) could not be started or stopped."""
 
 
+class BindError(XdscpError):
+    """An address xdscp was told to listen on cannot be listened on (one line: the address,
+    why, and what to do)."""
+
+
 class StreamAbortError(XdscpError):
     """An xDS stream must end with an error status (the servicer maps each subclass to one)."""
 

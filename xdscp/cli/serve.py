@@ -30,7 +30,9 @@ from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.health import HealthCoordination, HealthLayout, health_prefix
 from xdscp.model import format_host_port, parse_host_port
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
+from xdscp.plane.control import listen_addresses
 from xdscp.server import grouper
+from xdscp.server.listen import check_all
 from xdscp.sources import (
     DnsSource,
     EtcdRegistrySource,
@@ -220,6 +222,7 @@ async def _sources(
 
 async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int) -> None:
     options = config.serve
+    check_all(listen_addresses(options))  # before any source connects or any port listens
     # No `*_created` series; process-wide, so the entry point and not an import does it.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     async with contextlib.AsyncExitStack() as stack:

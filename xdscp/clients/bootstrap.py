@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xdscp.errors import ConfigError, ValidationError
+from xdscp.keepalive import ENVOY_PING_INTERVAL_S, ENVOY_PING_TIMEOUT_S
 from xdscp.model import Locality, format_host_port, parse_host_port
 
 XDS_CLUSTER = "xdscp_xds"
@@ -161,7 +162,10 @@ def _xds_cluster(servers: tuple[XdsServer, ...], tls: ClientTls | None) -> dict[
                 "@type": f"type.googleapis.com/{_HTTP_OPTIONS}",
                 "explicit_http_config": {
                     "http2_protocol_options": {
-                        "connection_keepalive": {"interval": "15s", "timeout": "5s"}
+                        "connection_keepalive": {
+                            "interval": f"{ENVOY_PING_INTERVAL_S:g}s",
+                            "timeout": f"{ENVOY_PING_TIMEOUT_S:g}s",
+                        }
                     }
                 },
             }
@@ -224,7 +228,9 @@ def grpc_bootstrap(
 ) -> dict[str, Any]:
     """A gRPC xDS bootstrap (gRFC A27) for `xds:///SERVICE` targets.
 
-    `channel_creds` is required: without it a gRPC channel stays in TRANSIENT_FAILURE.
+    `channel_creds` is required: without it a gRPC channel stays in TRANSIENT_FAILURE. There
+    is no keepalive to set: gRPC's xDS channel pings every 5 minutes, which xdscp's server
+    accepts (`xdscp.keepalive`).
     """
     if not servers:
         raise ConfigError("at least one xDS server is needed")

@@ -22,14 +22,16 @@ from xdscp.admin import NODES, SERVICES, SOURCES, AdminServer, ChangeFeed, Predi
 from xdscp.admin.metrics import register_process_metrics
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
-from xdscp.errors import ConfigError
+from xdscp.errors import BindError, ConfigError
 from xdscp.etcd import Backoff
 from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
-from xdscp.model import ClientKind, Service, ServiceSet, format_host_port
+from xdscp.keepalive import server_options
+from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import Predictor, describe_services
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
+from xdscp.server.listen import Listen, check_all, check_listen
 from xdscp.sources import Publish, Source, SourceMerge
 from xdscp.translate import Translator
 
@@ -40,7 +42,11 @@ SOURCE_MAX_BACKOFF_S = 30.0
 MAX_REQUEST_BYTES = 8 << 20
 SERVER_OPTIONS = [
     ("grpc.max_concurrent_streams", 1 << 20),
-    ("grpc.keepalive_permit_without_calls", 1),
+    # Pings: what the bootstraps xdscp writes send, and xdscp's own (xdscp.keepalive).
+    *server_options(),
+    # grpc lets a second process listen on the same port by default: two `xdscp serve`
+    # would share the xDS port and split the clients at random between them.
+    ("grpc.so_reuseport", 0),
     # grpc core refuses new calls past 1000 pending (randomly) and 3000 (always): thousands of
     # proxies reconnecting at once would be turned away.
     ("grpc.server.max_pending_requests", 100_000),
@@ -54,6 +60,14 @@ SERVER_OPTIONS = [
     # window grown by BDP probing (measured: 2 MiB per never-reading stream instead of 7).
     ("grpc.http2.bdp_probe", 0),
 ]
+
+
+def listen_addresses(options: ServeOptions) -> list[Listen]:
+    """The xDS and admin addresses `options` tell xdscp to listen on."""
+    return [
+        Listen("xDS", options.xds_host, options.xds_port, "--xds (xds.address)"),
+        Listen("admin", options.admin_host, options.admin_port, "--admin (admin.address)"),
+    ]
 
 
 class ControlPlane:
@@ -256,23 +270,54 @@ class ControlPlane:
             seconds=round(seconds, 4),
         )
 
+    def listens(self) -> list[Listen]:
+        """The addresses `start()` listens on (xDS, then admin)."""
+        return listen_addresses(self.options)
+
     async def start(self) -> None:
-        """Listen for xDS and admin requests and start every source."""
-        self._server = grpc.aio.server(options=SERVER_OPTIONS)
-        self._server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
-        address = format_host_port(self.options.xds_host, self.options.xds_port)
-        if self.options.tls is not None:
-            self.xds_port = self._server.add_secure_port(address, self.options.tls.credentials())
-        else:
-            self.xds_port = self._server.add_insecure_port(address)
+        """Listen for xDS and admin requests and start every source.
+
+        Every address is checked before any listens; `BindError` (one line naming the address
+        and what to do) when one cannot be listened on, with nothing left listening.
+        """
+        xds, admin = self.listens()
+        check_all([xds, admin])
+        tls = self.options.tls
+        credentials = None if tls is None else tls.credentials()  # bad files: before listening
+        try:
+            await self.admin.start()
+        except OSError:
+            check_listen(admin)  # the precise reason, when it can be told
+            raise admin.error("it could not be listened on; choose another address") from None
+        try:
+            self._server = self._xds_server(xds, credentials)
+        except BindError:
+            await self.admin.stop()  # nothing left listening
+            raise
         await self._server.start()
-        await self.admin.start()
         log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)
         for index, source in enumerate(self.sources, 1):
             task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
+
+    def _xds_server(
+        self, xds: Listen, credentials: grpc.ServerCredentials | None
+    ) -> grpc.aio.Server:
+        """The xDS gRPC server, bound to its address (listening) but not started: grpc
+        closes an unstarted server's socket only when it is collected, so it is bound last."""
+        server = grpc.aio.server(options=SERVER_OPTIONS)
+        server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
+        try:
+            if credentials is not None:
+                self.xds_port = server.add_secure_port(str(xds), credentials)
+            else:
+                self.xds_port = server.add_insecure_port(str(xds))
+        except RuntimeError:  # grpc's "Failed to bind": taken since the check, or refused
+            check_listen(xds)
+            raise xds.error("it could not be listened on; choose another address") from None
+        return server
 
     async def _supervise(self, index: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
@@ -323,6 +368,7 @@ class ControlPlane:
         self._tasks.clear()
         await self.admin.stop()
         if self._server is not None:
+            self.service.stopping()  # the streams it ends close as server_shutdown
             server, self._server = self._server, None
             try:
                 async with asyncio.timeout(timeout_s):

@@ -14,6 +14,17 @@ class XdsMetrics:
         self.connected_streams = Gauge(
             "xdscp_connected_streams", "Open xDS streams", ["client"], registry=registry
         )
+        # opened - closed (summed over reasons) = connected, per client kind
+        self.streams_opened = Counter(
+            "xdscp_streams_opened", "xDS streams opened (first request received)", ["client"],
+            registry=registry,
+        )  # fmt: skip
+        self.streams_closed = Counter(
+            "xdscp_streams_closed",
+            "xDS streams closed, by reason: client_closed (requests ended), cancelled (by the"
+            " client, or its connection closed), server_shutdown, slow_client, undecodable_request,"
+            " invalid_request, error", ["client", "reason"], registry=registry,
+        )  # fmt: skip
         self.pushes = Counter(
             "xdscp_pushes_total", "Discovery responses sent", ["type"], registry=registry
         )

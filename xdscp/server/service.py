@@ -26,12 +26,8 @@ from google.protobuf.message import DecodeError
 
 from xdscp import __version__
 from xdscp.cache import Snapshot, TypeUrl
-from xdscp.errors import (
-    InvalidRequestError,
-    SlowClientError,
-    StreamAbortError,
-    UndecodableRequestError,
-)
+from xdscp.errors import SlowClientError, StreamAbortError, UndecodableRequestError
+from xdscp.server.closing import ABORTS, Close, close_of
 from xdscp.server.delta import DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
 from xdscp.server.metrics import XdsMetrics, short_type
@@ -71,12 +67,7 @@ _DELTA = {
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
 WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is closed
-_ABORTS: dict[type[StreamAbortError], tuple[grpc.StatusCode, str]] = {
-    # error → (status the stream ends with, reason label of xdscp_stream_errors_total)
-    UndecodableRequestError: (grpc.StatusCode.INVALID_ARGUMENT, "undecodable_request"),
-    InvalidRequestError: (grpc.StatusCode.INVALID_ARGUMENT, "invalid_request"),
-    SlowClientError: (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow_client"),
-}
+HALF_CLOSE_GRACE_S = 0.5  # a stream whose requests ended is closed (OK) this much later
 
 
 # The stream states, chosen once per stream: delta or not → (the state, the service's label).
@@ -143,6 +134,7 @@ class XdsService:
         self.observers: list[Callable[[StreamEvent], None]] = list(observers)
         self._encoded: dict[tuple[Any, ...], bytes] = {}  # see _encode; oldest first
         self._encoded_bytes = 0
+        self._stopping = False
         control_plane = base_pb2.ControlPlane(identifier=f"{identifier} {__version__}")
         self._control_plane = control_plane.SerializeToString()
 
@@ -172,7 +164,7 @@ class XdsService:
             try:
                 await self.serve_stream(requests, context.write, service, allowed, delta=delta)
             except StreamAbortError as exc:
-                await context.abort(_ABORTS[type(exc)][0], str(exc))
+                await context.abort(ABORTS[type(exc)][0], str(exc))
 
         return stream
 
@@ -190,32 +182,53 @@ class XdsService:
         Memory is bounded: requests are read one at a time, the next once the last has been
         handled (`Mailbox`); a write blocked for `write_timeout_s` ends the stream. Raises a
         `StreamAbortError` (logged and counted here) when the stream must end with an error
-        status; the servicer maps it to the gRPC status (`_ABORTS`).
+        status; the servicer maps it to the gRPC status (`closing.ABORTS`).
         """
         queue: Mailbox[Any, Snapshot] = Mailbox()
         reader = asyncio.create_task(self._read(requests, queue))
-        bound = log.bind(service=service.rsplit(".", 1)[-1])
         try:
-            kind, first = await queue.get()
+            kind, first = await self._first(queue, service)
             if kind != REQUEST:
-                return
+                return  # ended before its first request: never opened
             record, bound, close = self._open(first, queue, service, allowed, delta=delta)
             loop = self._loop(queue, record, (REQUEST, first), bound)
             del first  # the node (kilobytes for Envoy) is not kept for the stream's lifetime
+            error: BaseException | None = None
             try:
                 async with contextlib.aclosing(loop) as chunks:
                     async for chunk in chunks:
                         await self._write(write, chunk)
                         del chunk  # hold nothing while the stream is idle
+                # grpc ends a cancelled stream's requests first and cancels it a moment later:
+                # waiting for that tells a cancel from a half-close
+                await asyncio.sleep(HALF_CLOSE_GRACE_S)
+            except BaseException as exc:
+                error = exc
+                raise
             finally:
-                close()
+                close(close_of(error, stopping=self._stopping))
         except StreamAbortError as exc:
-            reason = _ABORTS[type(exc)][1]
-            self.metrics.stream_errors.labels(reason).inc()
-            bound.warning("stream_aborted", reason=reason, error=str(exc))
+            self.metrics.stream_errors.labels(ABORTS[type(exc)][1]).inc()
             raise
         finally:
             reader.cancel()
+
+    async def _first(self, queue: Mailbox[Any, Snapshot], service: str) -> tuple[str, Any]:
+        """The stream's first event. A stream whose first request is refused (undecodable)
+        was never opened: it is logged as `stream_refused`, not closed."""
+        try:
+            return await queue.get()
+        except StreamAbortError as exc:
+            how = close_of(exc, stopping=self._stopping)
+            log.warning(
+                "stream_refused", service=service.rsplit(".", 1)[-1], reason=str(how.reason),
+                code=how.code.name, details=truncate(how.details),
+            )  # fmt: skip
+            raise
+
+    def stopping(self) -> None:
+        """The server is shutting down: the streams it cancels close as `server_shutdown`."""
+        self._stopping = True
 
     def _open(
         self,
@@ -225,7 +238,7 @@ class XdsService:
         allowed: frozenset[TypeUrl],
         *,
         delta: bool,
-    ) -> tuple[StreamRecord, Any, Callable[[], None]]:
+    ) -> tuple[StreamRecord, Any, Callable[[Close], None]]:
         """Register the stream opened by request `first`: (record, bound logger, close)."""
         node = node_info(first.node)
         group = self.grouper(node)
@@ -235,16 +248,24 @@ class XdsService:
         record = StreamRecord(node, name, state, group)
         stream_id = self.status.add(record)
         stop = self.cache.watch(group, queue.put_snapshot)  # coalesced: the latest one waits
-        labels = self.metrics.connected_streams.labels(str(node.kind))
-        labels.inc()
-        bound = log.bind(node=node.id, client=str(node.kind), service=record.service)
+        client = str(node.kind)
+        self.metrics.streams_opened.labels(client).inc()
+        connected = self.metrics.connected_streams.labels(client)
+        connected.inc()
+        bound = log.bind(node=node.id, client=client, service=record.service)
         bound.info("stream_opened", group=group)
+        opened = time.monotonic()
 
-        def close() -> None:
+        def close(how: Close) -> None:
             stop()
-            labels.dec()
+            connected.dec()
             self.status.remove(stream_id)
-            bound.info("stream_closed")
+            self.metrics.streams_closed.labels(client, how.reason).inc()
+            level = bound.warning if how.reason.is_error else bound.info
+            level(
+                "stream_closed", reason=str(how.reason), code=how.code.name,
+                details=truncate(how.details), seconds=round(time.monotonic() - opened, 3),
+            )  # fmt: skip
 
         return record, bound, close
 

@@ -41,6 +41,12 @@ class LogEvents:
             lines = list(self._lines)
         return sum(1 for line in lines if _event(line) == event)
 
+    def records(self, event: str) -> list[dict[str, Any]]:
+        """Every JSON log record so far that is the event `event`."""
+        with self._lock:
+            lines = list(self._lines)
+        return [record for line in lines if (record := _record(line)).get("event") == event]
+
     def wait(self, event: str, count: int = 1, limit: float = 30.0) -> None:
         """Block until `event` has been logged `count` times."""
         wait_until(lambda: self.count(event) >= count, limit)
@@ -52,9 +58,14 @@ class LogEvents:
             return "".join(self._lines)
 
 
-def _event(line: str) -> str | None:
+def _record(line: str) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except ValueError:
-        return None
-    return record.get("event") if isinstance(record, dict) else None
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _event(line: str) -> str | None:
+    event = _record(line).get("event")
+    return event if isinstance(event, str) else None
