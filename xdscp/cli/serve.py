@@ -221,8 +221,24 @@ async def _sources(
     return sources, None
 
 
+class _EarlyHangup:
+    """SIGHUP before serve can reload (while it reads its configuration and starts): kept
+    for later instead of ending the process (SIGHUP's default action)."""
+
+    def __init__(self) -> None:
+        self.received = False
+        signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, _signum: int, _frame: object) -> None:
+        self.received = True
+
+
 async def _serve(
-    config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int, stopper: Stopper
+    config: ServerConfig,
+    loaded: ServerConfig,
+    health_lease_ttl: int,
+    stopper: Stopper,
+    early_hangup: _EarlyHangup,
 ) -> None:
     """Start, serve until SIGINT/SIGTERM (or a fatal source error), stop. A signal before
     serving began cancels the start; once serving, the first stops gracefully (streams end,
@@ -242,6 +258,8 @@ async def _serve(
         )
         stopper.graceful()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
+        if early_hangup.received:
+            _reload(sources)  # asked for while starting: the files may have changed since read
         waiter = asyncio.create_task(plane.wait())
         stopping = asyncio.create_task(stopper.wait())
         await asyncio.wait([waiter, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -355,6 +373,7 @@ def command(
     **params: Any,
 ) -> None:
     """Run the control plane: watch the sources, serve xDS to Envoy and gRPC clients."""
+    early_hangup = _EarlyHangup()
     try:
         loaded = load_config(config_file)
         config = resolve(ctx, params, loaded, use_etcd)
@@ -368,6 +387,8 @@ def command(
             " or --config FILE with a sources: section"
         )
     try:
-        run_until_stopped(lambda stopper: _serve(config, loaded, health_lease_ttl, stopper))
+        run_until_stopped(
+            lambda stopper: _serve(config, loaded, health_lease_ttl, stopper, early_hangup)
+        )
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None

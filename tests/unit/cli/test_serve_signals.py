@@ -44,3 +44,43 @@ def test_a_signal_while_sources_start_stops_serve(tmp_path: Path) -> None:
     assert done.returncode == -signal.SIGTERM, done.stderr
     assert done.stderr.splitlines()[-1] == "xdscp: stopped by SIGTERM", done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+
+
+# SIGHUP lands while the sources start, before serve's reload handler exists.
+_HANGUP_WHILE_SOURCES_START = """
+import asyncio, signal, sys
+import xdscp.cli.serve
+from xdscp import __main__
+
+real_sources = xdscp.cli.serve._sources
+
+async def sources(*args, **kwargs):
+    signal.raise_signal(signal.SIGHUP)
+    return await real_sources(*args, **kwargs)
+
+xdscp.cli.serve._sources = sources
+sys.argv = ["xdscp", "--log-format", "json", "serve", "--static", sys.argv[1],
+            "--xds", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+__main__.main()
+"""
+
+
+def test_a_hangup_while_starting_is_a_reload_once_serving(tmp_path: Path) -> None:
+    """SIGHUP before serve installed its reload handler: serve does not die of it (SIGHUP's
+    default action), and reloads its files once serving; SIGTERM then stops it with 0."""
+    path = tmp_path / "services.yaml"
+    path.write_text(GOOD)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HANGUP_WHILE_SOURCES_START, str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # "xdscp serving ..." once serving, "" if it died
+        assert line.startswith("xdscp serving"), (line, process.wait(60), process.stderr)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert '"event": "reload_requested"' in err, err
