@@ -8,17 +8,12 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.etcd_backends import EtcdBackend
+from tests.fixtures.etcd_backends import EtcdBackend, header_revision, watch_events
 from xdscp.errors import EtcdCompactedError, EtcdError
-from xdscp.etcd import EtcdClient, EventKind, KeyValue, WatchEvent, watch_prefix
+from xdscp.etcd import EtcdClient, EventKind, KeyValue, WatchEvent
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 
 PUT, DELETE = EventKind.PUT, EventKind.DELETE
-
-
-async def _revision(client: EtcdClient) -> int:
-    response = await client.call("KV", "Range", rpc_pb2.RangeRequest(key=b"/"), idempotent=True)
-    return int(response.header.revision)
 
 
 async def _range_at(client: EtcdClient, prefix: bytes, revision: int) -> list[tuple[bytes, bytes]]:
@@ -26,17 +21,6 @@ async def _range_at(client: EtcdClient, prefix: bytes, revision: int) -> list[tu
     request = rpc_pb2.RangeRequest(key=prefix, range_end=end, revision=revision)
     response = await client.call("KV", "Range", request, idempotent=True)
     return [(bytes(kv.key), bytes(kv.value)) for kv in response.kvs]
-
-
-async def _events(client: EtcdClient, prefix: bytes, start: int, until: int) -> list[WatchEvent]:
-    """The events of a watch from `start`, read until one at revision `until` arrived."""
-    out: list[WatchEvent] = []
-    async with asyncio.timeout(30):
-        async for batch in watch_prefix(client, prefix, start):
-            out.extend(batch.events)
-            if out and out[-1].mod_revision >= until:
-                return out
-    raise AssertionError("the watch ended")
 
 
 async def _txn(client: EtcdClient, compare: Any, key: bytes = b"/t/x") -> bool:
@@ -59,16 +43,16 @@ async def test_revisions_after_put_delete_and_txn(etcd_backend: EtcdBackend) -> 
     """A fresh etcd is at 1; each write request adds one revision, shared by a transaction's
     writes; deleting nothing and a failed transaction add none; versions count puts."""
     async with EtcdClient(etcd_backend.config()) as client:
-        assert await _revision(client) == 1
+        assert await header_revision(client) == 1
         assert await client.put(b"/r/a", b"1") == 2
         assert await client.put(b"/r/a", b"2") == 3
         assert await client.get(b"/r/a") == KeyValue(b"/r/a", b"2", 3, 2, 2)
         assert await client.delete(b"/r/none") == 0
-        assert await _revision(client) == 3
+        assert await header_revision(client) == 3
         assert await client.put_many([(b"/r/b", b"x"), (b"/r/c", b"y")]) == 4
         assert await client.put_if_absent(b"/r/b", b"z") == (False, 4)
         assert await client.delete(b"/r/", prefix=True) == 3
-        assert await _revision(client) == 5
+        assert await header_revision(client) == 5
         await client.put(b"/r/a", b"again")
         assert await client.get(b"/r/a") == KeyValue(b"/r/a", b"again", 6, 6, 1)
 
@@ -108,8 +92,8 @@ async def test_a_watch_from_a_revision_gets_exactly_what_followed(
             WatchEvent(DELETE, b"/w/b", b"", 6),
             WatchEvent(DELETE, b"/w/c", b"", 6),
         ]
-        assert await _events(client, b"/w/", 3, 6) == expected
-        watch = asyncio.create_task(_events(client, b"/w/", 7, 7))
+        assert await watch_events(client, b"/w/", 3, 6) == expected
+        watch = asyncio.create_task(watch_events(client, b"/w/", 7, 7))
         await client.put(b"/w/live", b"3")
         assert await watch == [WatchEvent(PUT, b"/w/live", b"3", 7)]
 
@@ -123,18 +107,28 @@ async def test_compacted_revisions_are_refused(etcd_backend: EtcdBackend) -> Non
         await client.delete(b"/c/k")  # 6
         await client.compact(4)
         with pytest.raises(EtcdCompactedError) as caught:
-            await _events(client, b"/c/", 3, 6)
+            await watch_events(client, b"/c/", 3, 6)
         assert caught.value.compact_revision == 4
         with pytest.raises(EtcdCompactedError):
             await _range_at(client, b"/c/", 3)
         assert await _range_at(client, b"/c/", 4) == [(b"/c/k", b"3")]
-        assert await _events(client, b"/c/", 4, 6) == [
+        assert await watch_events(client, b"/c/", 4, 6) == [
             WatchEvent(PUT, b"/c/k", b"3", 4),
             WatchEvent(PUT, b"/c/k", b"4", 5),
             WatchEvent(DELETE, b"/c/k", b"", 6),
         ]
         with pytest.raises(EtcdCompactedError):
             await client.compact(4)
+
+
+async def test_compaction_drops_a_deletion_at_its_revision(etcd_backend: EtcdBackend) -> None:
+    """Compacting at a deletion's revision forgets it: a watch from there starts after it."""
+    async with EtcdClient(etcd_backend.config()) as client:
+        await client.put(b"/d/k", b"1")  # 2
+        await client.delete(b"/d/k")  # 3
+        await client.compact(3)
+        await client.put(b"/d/j", b"1")  # 4
+        assert await watch_events(client, b"/d/", 3, 4) == [WatchEvent(PUT, b"/d/j", b"1", 4)]
 
 
 async def test_lease_expiry_deletes_its_keys_with_delete_events(
@@ -148,7 +142,7 @@ async def test_lease_expiry_deletes_its_keys_with_delete_events(
         await client.put(b"/l/a", b"1", lease=lease)  # 3
         await client.put(b"/l/keep", b"1")  # 4
         await etcd_backend.age_lease(client, lease, -1)
-        assert await _events(client, b"/l/", 5, 5) == [
+        assert await watch_events(client, b"/l/", 5, 5) == [
             WatchEvent(DELETE, b"/l/a", b"", 5),
             WatchEvent(DELETE, b"/l/b", b"", 5),
         ]
@@ -168,9 +162,9 @@ async def test_revoking_a_lease_deletes_its_keys_at_once(etcd_backend: EtcdBacke
         lease, empty = await client.lease_grant(60), await client.lease_grant(60)
         await client.put_many([(b"/v/a", b"1"), (b"/v/b", b"1")], lease=lease)  # 2
         await client.lease_revoke(empty)
-        assert await _revision(client) == 2
+        assert await header_revision(client) == 2
         await client.lease_revoke(lease)
-        assert await _revision(client) == 3
+        assert await header_revision(client) == 3
         assert await client.get_prefix(b"/v/") == ([], 3)
 
 
@@ -197,7 +191,7 @@ async def test_transaction_compares(etcd_backend: EtcdBackend) -> None:
         assert not await _txn(client, older)
         missing = cmp(key=b"/t/none", target=cmp.MOD, result=cmp.LESS, mod_revision=1)
         assert await _txn(client, missing)  # 8
-        assert await _revision(client) == 8
+        assert await header_revision(client) == 8
 
 
 async def test_keep_alive_extends_a_lease(etcd_backend: EtcdBackend) -> None:
