@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, settings
 pytest_plugins = (
     "tests.fixtures.requirements",  # first: the others import it
     "tests.fixtures.etcd",
+    "tests.fixtures.etcd_backends",
     "tests.fixtures.envoy",
     "tests.fixtures.dns",
     "tests.fixtures.dnsmasq",

@@ -9,11 +9,15 @@
   would, checking the protocol's invariants on every response (nonces increase, versions and
   type URLs are right, no name twice, no empty delta response); `cluster_snapshot`: a
   snapshot of clusters and their load assignments to drive them with.
+- `FakeEtcd`: an in-process etcd (KV, Watch, Lease over grpc.aio on 127.0.0.1) that
+  `EtcdClient` talks to unchanged; with a `ManualClock`, leases expire on `advance()`.
 
-Nothing here starts a process or opens a socket beyond `free_port`'s probe.
+Nothing here starts a process; only `FakeEtcd` (when started) and `free_port`'s probe
+open a socket.
 """
 
 from xdscp.procs import free_port
+from xdscp.testing.etcd_server import FakeEtcd, ManualClock
 from xdscp.testing.publish import Recorder, running, wait_for, wait_until
 from xdscp.testing.streams import (
     CheckedDeltaStream,
@@ -26,6 +30,8 @@ from xdscp.testing.streams import (
 __all__ = [
     "CheckedDeltaStream",
     "CheckedStream",
+    "FakeEtcd",
+    "ManualClock",
     "Recorder",
     "check_delta",
     "check_sotw",

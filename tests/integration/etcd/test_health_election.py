@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.etcd_backends import EtcdBackend
 from xdscp.etcd import EtcdClient
 from xdscp.health import Election, HealthLayout
 from xdscp.testing import wait_for
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.etcd
 KEY = HealthLayout().leader_key
 
 
-async def test_put_if_absent_creates_once(etcd_server: EtcdServer) -> None:
+async def test_put_if_absent_creates_once(etcd_backend: EtcdBackend) -> None:
     """The first writer creates the key; the second is refused and the value is kept."""
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         assert (await client.put_if_absent(b"/t/k", b"one"))[0]
         created, _ = await client.put_if_absent(b"/t/k", b"two")
         assert not created
@@ -29,10 +29,10 @@ async def test_put_if_absent_creates_once(etcd_server: EtcdServer) -> None:
         assert held.value == b"one"
 
 
-async def test_one_leader_and_a_prompt_handover(etcd_server: EtcdServer) -> None:
+async def test_one_leader_and_a_prompt_handover(etcd_backend: EtcdBackend) -> None:
     """Two candidates: exactly one runs its work and holds the key with its lease. Cancelled,
     it revokes the lease: the other leads without waiting for the TTL (60 s here)."""
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         working: list[str] = []
 
         def work(name: str) -> Callable[[], Coroutine[Any, Any, None]]:
@@ -64,9 +64,9 @@ async def test_one_leader_and_a_prompt_handover(etcd_server: EtcdServer) -> None
         assert await client.get(KEY) is None
 
 
-async def test_deleting_the_key_ends_leadership(etcd_server: EtcdServer) -> None:
+async def test_deleting_the_key_ends_leadership(etcd_backend: EtcdBackend) -> None:
     """An operator deleting the leader key stops the leader's work; it campaigns again."""
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         runs: list[int] = []
 
         async def work() -> None:

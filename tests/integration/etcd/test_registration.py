@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.etcd_backends import EtcdBackend
 from xdscp.cli.registry import commands
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, Locality
@@ -54,11 +55,11 @@ async def test_context_manager_registers_keeps_alive_and_revokes(etcd_server: Et
         assert await client.get(done.key.encode()) is None
 
 
-async def test_grpc_go_placement_writes_the_go_format(etcd_server: EtcdServer) -> None:
+async def test_grpc_go_placement_writes_the_go_format(etcd_backend: EtcdBackend) -> None:
     """`--format grpc-go` writes `<target>/<id>` with the Go Manager's JSON."""
     registration = build_registration("greeter", "127.0.0.1", 50051, endpoint_id="a")
     async with (
-        EtcdClient(etcd_server.config()) as client,
+        EtcdClient(etcd_backend.config()) as client,
         register(client, registration, Placement(Format.GRPC_GO), ttl=5) as done,
     ):
         kv = await client.get(b"greeter/a")
@@ -132,11 +133,13 @@ def test_cli_deregister_and_bad_input(etcd_server: EtcdServer) -> None:
     assert "port" in bad.output
 
 
-async def test_a_lost_lease_is_replaced_and_the_key_written_again(etcd_server: EtcdServer) -> None:
+async def test_a_lost_lease_is_replaced_and_the_key_written_again(
+    etcd_backend: EtcdBackend,
+) -> None:
     """If the lease disappears (revoked, or expired in a long outage) the registrar re-registers."""
     registration = build_registration("api", "10.0.0.6", 80)
     async with (
-        EtcdClient(etcd_server.config()) as client,
+        EtcdClient(etcd_backend.config()) as client,
         register(client, registration, ttl=2) as done,
     ):
         first = done.lease_id

@@ -10,6 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.etcd import EtcdServer
+from tests.fixtures.etcd_backends import EtcdBackend
 from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, ServiceSet
@@ -19,9 +20,9 @@ from xdscp.testing import Recorder, running, wait_for
 pytestmark = pytest.mark.etcd
 
 
-async def test_services_policies_and_malformed_entries(etcd_server: EtcdServer) -> None:
+async def test_services_policies_and_malformed_entries(etcd_backend: EtcdBackend) -> None:
     """Good entries are published with their policy; bad ones are skipped, logged, counted."""
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         await client.put(f"{ROOT}api/1".encode(), endpoint_json("10.0.0.1", 80, weight=3))
         await client.put(f"{ROOT}api/2".encode(), endpoint_json("10.0.0.2", 80))
         await client.put(f"{ROOT}api/bad".encode(), endpoint_json("10.0.0.3", 70000))
@@ -56,10 +57,10 @@ class TimedRecorder(Recorder):
         super().__call__(services)
 
 
-async def test_a_transaction_burst_is_one_publish(etcd_server: EtcdServer) -> None:
+async def test_a_transaction_burst_is_one_publish(etcd_backend: EtcdBackend) -> None:
     """Fifty registrations written in one transaction produce exactly one publish: the first
     after it holds all fifty, and nothing else is published before a later write's set."""
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         source, recorder = EtcdRegistrySource(client), Recorder()
         async with running(source, recorder):
             await wait_for(lambda: source.ready)
@@ -73,11 +74,11 @@ async def test_a_transaction_burst_is_one_publish(etcd_server: EtcdServer) -> No
         assert [len(s["s"].endpoints) for s in burst] == [50]
 
 
-async def test_a_write_burst_is_gathered_by_the_throttle(etcd_server: EtcdServer) -> None:
+async def test_a_write_burst_is_gathered_by_the_throttle(etcd_backend: EtcdBackend) -> None:
     """Thirty separate writes: no two publishes closer than the throttle interval, so the
     writes are gathered (with a 2 s interval, into one or two sets on an idle machine)."""
     interval = 2.0
-    async with EtcdClient(etcd_server.config()) as client:
+    async with EtcdClient(etcd_backend.config()) as client:
         source, recorder = EtcdRegistrySource(client, min_interval=interval), TimedRecorder()
         async with running(source, recorder):
             await wait_for(lambda: source.ready)
