@@ -84,6 +84,31 @@ class EtcdCompactedError(EtcdError):
         self.compact_revision = compact_revision
 
 
+class RegistrationError(XdscpError):
+    """A registration's key is not its own: held by another lease, or removed under it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class KeyHeldError(RegistrationError):
+    """The key is held by another lease (another registrar) or by none (written by hand):
+    a registration never overwrites it. `holder` is that lease (0: none), `ttl_left` its
+    seconds left (-1: none or unknown)."""
+
+    def __init__(self, key: str, holder: int, ttl_left: int, message: str) -> None:
+        super().__init__(key, message)
+        self.holder = holder
+        self.ttl_left = ttl_left
+
+
+class KeyRemovedError(RegistrationError):
+    """The key was deleted by someone else (`xdscp deregister`, a delete) while its lease
+    lived: the registration ends, and is not written back."""
+
+
 class DnsError(SourceError):
     """A DNS lookup failed (SERVFAIL, timeout, refused, NXDOMAIN)."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import signal
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from rich.table import Table
 from xdscp.cli.params import key_values
 from xdscp.cli.policy_edit import MissingLbError, PolicyWrite, changes, delete_policy, set_merged
 from xdscp.cli.policy_flags import flag_error, policy_patch, resilience_options
+from xdscp.cli.registrar import RegistrarOptions, run_registrar
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
 from xdscp.model import (
@@ -49,7 +50,6 @@ from xdscp.sources import (
     deregister,
     get_policy,
     policy_value,
-    register,
     split_host_port,
 )
 
@@ -121,23 +121,6 @@ def _registration(params: dict[str, Any]) -> Registration:
         raise click.BadParameter(str(exc)) from None
 
 
-def _stop_on_signals() -> asyncio.Event:
-    """An event SIGINT or SIGTERM sets, in the running loop; a second signal cancels the
-    current task (no more draining: the lease is revoked at once)."""
-    stop = asyncio.Event()
-    task = asyncio.current_task()
-
-    def on_signal() -> None:
-        if stop.is_set() and task is not None:
-            task.cancel()
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    return stop
-
-
 @click.command("register")
 @click.argument("service")
 @click.argument("address", metavar="HOST:PORT")
@@ -160,31 +143,23 @@ def _stop_on_signals() -> asyncio.Event:
 @etcd_options
 def register_command(**params: Any) -> None:
     """Register SERVICE at HOST:PORT until interrupted: SIGINT/SIGTERM mark the endpoint
-    DRAINING for --drain seconds, then revoke the lease (a second signal revokes at once)."""
+    DRAINING for --drain seconds, then revoke the lease (a second signal revokes at once).
+    The key is never overwritten: a key someone else holds is refused (exit status 3). A
+    registrar whose key is deleted by someone else (`xdscp deregister`) stops (status 0)."""
     config = etcd_config(params)
     registration = _registration(params)
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
     drain = params["drain"]
     if drain is None:
         drain = DEFAULT_DRAIN if placement.format is Format.NATIVE else 0.0
-
-    async def work(client: EtcdClient) -> None:
-        stop = _stop_on_signals()
-        async with register(
-            client, registration, placement, ttl=params["ttl"], drain=drain
-        ) as done:
-            click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
-            await stop.wait()
-            if drain:
-                click.echo(f"draining {done.key} for {drain:g} s")
-        if not done.revoked:
-            raise click.ClickException(
-                f"could not deregister {done.key} ({done.revoke_error}): it stays until its"
-                f" lease expires, within {params['ttl']} s"
-            )
-        click.echo(f"deregistered {done.key}")
-
-    _run(work, config)
+    undo = ["xdscp", "deregister", registration.service, registration.endpoint_id]
+    if placement.format is Format.GRPC_GO:
+        undo += ["--format", "grpc-go"]
+        undo += ["--grpc-target", placement.grpc_target] if placement.grpc_target else []
+    options = RegistrarOptions(
+        config, registration, placement, params["ttl"], drain, shlex.join(undo)
+    )
+    run_registrar(options)
 
 
 @click.command("deregister")

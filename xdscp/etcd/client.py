@@ -46,7 +46,13 @@ class AuthExpiredError(EtcdError):
     """etcd rejected the auth token (expired, or etcd restarted); authenticate again."""
 
 
+class LeaseExpiredError(EtcdError):
+    """The lease is gone (expired or revoked): its keys have been deleted by etcd."""
+
+
 def _error_class(code: grpc.StatusCode, details: str) -> type[EtcdError]:
+    if code is grpc.StatusCode.NOT_FOUND and "lease not found" in details:
+        return LeaseExpiredError  # a write or keep-alive naming a lease that is gone
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
         return EtcdTooLargeError  # our own receive limit, not etcd's "too many requests"
     if code in _UNAVAILABLE or code is grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -333,11 +339,25 @@ class EtcdClient:
         """Overwrite `key` only while it exists attached to `lease` (one transaction); False
         when it was deleted or is held by another lease meanwhile. Retrying is safe: the
         same value under the same lease."""
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease))
+        return await self._if_leased(key, lease, put)
+
+    async def delete_if_leased(self, key: bytes, *, lease: int) -> bool:
+        """Delete `key` only while it is attached to `lease` (one transaction); False when it
+        is gone or held by another lease. Retrying is safe: a retry finds it gone."""
+        delete = rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=key))
+        return await self._if_leased(key, lease, delete)
+
+    async def _if_leased(self, key: bytes, lease: int, op: Any) -> bool:
+        """Run `op` in a transaction that requires `key` to exist attached to `lease`."""
+        exists = rpc_pb2.Compare(
+            key=key, target=rpc_pb2.Compare.CREATE, result=rpc_pb2.Compare.GREATER,
+            create_revision=0,
+        )  # fmt: skip
         held = rpc_pb2.Compare(
             key=key, target=rpc_pb2.Compare.LEASE, result=rpc_pb2.Compare.EQUAL, lease=lease
         )
-        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease))
-        request = rpc_pb2.TxnRequest(compare=[held], success=[put])
+        request = rpc_pb2.TxnRequest(compare=[exists, held], success=[op])
         response = await self.call("KV", "Txn", request, idempotent=True)
         return bool(response.succeeded)
 

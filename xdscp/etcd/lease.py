@@ -10,13 +10,9 @@ import structlog
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, etcd_errors
+from xdscp.etcd.client import AuthExpiredError, EtcdClient, LeaseExpiredError, etcd_errors
 
 log = structlog.get_logger("xdscp.etcd")
-
-
-class LeaseExpiredError(EtcdError):
-    """The lease is gone (expired or revoked): its keys have been deleted by etcd."""
 
 
 async def _keep_alive_once(

@@ -8,7 +8,8 @@ Applications register themselves with an async context manager:
             ...  # registered.key stays in etcd while the block runs
 
 The key is attached to a lease kept alive in the background and revoked on exit, so a crashed
-process's endpoint vanishes when the TTL runs out.
+process's endpoint vanishes when the TTL runs out. A registration owns its key: it never
+overwrites or deletes one it does not hold (see `xdscp.sources.registrar` for the rules).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from enum import StrEnum
 
 import structlog
 
-from xdscp.errors import EtcdAuthError, EtcdError, ValidationError
-from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError, keep_alive
+from xdscp.errors import EtcdError, KeyHeldError, RegistrationError, ValidationError
+from xdscp.etcd import Backoff, EtcdClient
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
+from xdscp.sources.registrar import Verdict, claim, ended, watch_over
 from xdscp.sources.registry_format import (
     Registration,
     grpc_go_value,
@@ -50,11 +52,17 @@ class Registered:
 
     The registrar updates it as it goes: `lease_id` changes when the lease was lost (an etcd
     outage longer than the TTL) and the key written again under a new one, which `rewrites`
-    counts; `revoked` says, after the block, whether the lease was revoked on exit (when it
-    was not, `revoke_error` says why and the key lives until its TTL runs out).
+    counts; `end` says why the registration ended on its own while the block ran (the key
+    deleted by someone else: KeyRemovedError; held by another lease: KeyHeldError), and
+    `wait_ended()` waits for it; `revoked` says, after the block, whether the lease was
+    revoked on exit (when it was not, `revoke_error` says why and the key lives until its
+    TTL runs out).
     """
 
-    __slots__ = ("key", "lease_id", "registration", "revoke_error", "revoked", "rewrites", "value")
+    __slots__ = (
+        "_ended", "end", "key", "lease_id", "registration", "revoke_error", "revoked",
+        "rewrites", "value",
+    )  # fmt: skip
 
     def __init__(self, key: str, value: bytes, lease_id: int, registration: Registration) -> None:
         self.key = key
@@ -64,6 +72,19 @@ class Registered:
         self.rewrites = 0
         self.revoked = False
         self.revoke_error: str | None = None
+        self.end: RegistrationError | None = None
+        self._ended = asyncio.Event()
+
+    async def wait_ended(self) -> RegistrationError:
+        """Return, once the registration ended on its own, why (the key is not ours)."""
+        await self._ended.wait()
+        assert self.end is not None  # noqa: S101  # set before the event
+        return self.end
+
+    def finish(self, end: RegistrationError) -> None:
+        """Record that the registration ended on its own (the registrar calls it)."""
+        self.end = end
+        self._ended.set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,50 +138,33 @@ def encode(registration: Registration, placement: Placement) -> tuple[str, bytes
     return key, native_value(registration)
 
 
-async def _write(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
-    lease_id = await client.lease_grant(ttl)
-    await client.put(key.encode(), value, lease=lease_id)
-    return lease_id
+async def _hold(client: EtcdClient, done: Registered, ttl: int) -> None:
+    """Keep the registration for as long as the block runs, whatever etcd does meanwhile,
+    until it ends on its own (`done.finish`): the key deleted or taken by someone else.
 
-
-def _permanent(error: EtcdError) -> bool:
-    """Errors no retry can fix: the configuration (credentials, permissions) is wrong."""
-    return isinstance(error, EtcdAuthError)
-
-
-async def _write_until_done(client: EtcdClient, key: str, value: bytes, ttl: int) -> int:
-    """Grant a lease and write the key, retrying with backoff while etcd cannot be reached.
-
-    Raises only for errors no retry can fix (EtcdAuthError) and on cancellation.
+    When etcd lost the lease (an outage longer than the TTL, a revocation) the key, gone
+    with it, is created again under a new lease — unless someone else holds it by then. An
+    unexpected error is logged with its traceback and the keeper carries on after a backoff.
     """
     backoff = Backoff(0.1, client.config.max_backoff)
     while True:
         try:
-            return await _write(client, key, value, ttl)
-        except EtcdError as exc:
-            if _permanent(exc):
-                raise
-            log.warning("registration_retry", key=key, error=str(exc))
-        await asyncio.sleep(backoff.next_delay())
-
-
-async def _keep(client: EtcdClient, done: Registered, ttl: int) -> None:
-    """Keep the lease alive for as long as the block runs, whatever etcd does meanwhile.
-
-    When etcd lost the lease (an outage longer than the TTL, or a revocation by someone else)
-    the key is written again under a new lease. An unexpected error is logged with its
-    traceback and the keeper carries on after a backoff: it ends only when cancelled.
-    """
-    backoff = Backoff(0.1, client.config.max_backoff)
-    while True:
-        try:
-            await keep_alive(client, done.lease_id, ttl)
-        except LeaseExpiredError:
-            log.warning("registration_lease_lost", key=done.key, lease=f"{done.lease_id:x}")
-            done.lease_id = await _write_until_done(client, done.key, done.value, ttl)
-            done.rewrites += 1
-            log.info("registration_rewritten", key=done.key, lease=f"{done.lease_id:x}")
-            backoff.reset()
+            verdict, holder = await watch_over(client, done.key, done.lease_id, ttl)
+            end = ended(done.key, done.lease_id, verdict, holder)
+            if end is None and verdict is Verdict.LEASE_LOST:
+                log.warning("registration_lease_lost", key=done.key, lease=f"{done.lease_id:x}")
+                try:
+                    done.lease_id = await claim(client, done.key, done.value, ttl)
+                except KeyHeldError as exc:
+                    end = exc
+                else:
+                    done.rewrites += 1
+                    log.info("registration_rewritten", key=done.key, lease=f"{done.lease_id:x}")
+                    backoff.reset()
+            if end is not None:
+                log.warning("registration_ended", key=done.key, reason=end.message)
+                done.finish(end)
+                return
         except Exception:
             log.exception("registration_keeper_error", key=done.key)
             await asyncio.sleep(backoff.next_delay())
@@ -174,7 +178,8 @@ async def _revoke(client: EtcdClient, done: Registered) -> None:
         log.warning("deregister_failed", key=done.key, error=str(exc))
     else:
         done.revoked = True
-        log.info("deregistered", key=done.key)
+        if done.end is None:  # else the key was not ours any more: nothing deregistered
+            log.info("deregistered", key=done.key)
 
 
 def draining_value(registration: Registration, placement: Placement) -> bytes:
@@ -194,7 +199,7 @@ async def _drain(
     client: EtcdClient, done: Registered, placement: Placement, seconds: float
 ) -> None:
     """Mark the endpoint DRAINING under its lease (kept alive meanwhile), then wait."""
-    if seconds <= 0:
+    if seconds <= 0 or done.end is not None:
         return
     value = draining_value(done.registration, placement)
     try:
@@ -219,11 +224,14 @@ async def register(
     ttl: int = 10,
     drain: float = 0.0,
 ) -> AsyncIterator[Registered]:
-    """Register while the block runs: grant a lease, write the key, keep it alive, revoke.
+    """Register while the block runs: grant a lease, create the key, keep it alive, revoke.
 
-    Entering waits (retrying with backoff) until etcd accepts the write; it raises only for an
-    invalid registration or errors no retry can fix (wrong credentials). While the block runs
-    the registration survives etcd restarts, leader changes and lost leases. With `drain`
+    Entering waits (retrying with backoff) until etcd accepts the write; it raises for an
+    invalid registration, a key someone else holds (KeyHeldError: never overwritten) and
+    errors no retry can fix (wrong credentials). While the block runs the registration
+    survives etcd restarts, leader changes and lost leases; if its key is deleted or taken
+    by someone else it ends (`Registered.end`, `wait_ended()`; the block goes on, the key
+    is not written back). With `drain`
     seconds (native format), leaving first marks the endpoint DRAINING (clients stop sending
     it new requests, in-flight ones finish) and keeps the lease that long, then revokes it;
     a cancellation during the drain revokes at once.
@@ -233,9 +241,9 @@ async def register(
     if drain > 0:
         require_native_for_drain(placement)
     key, value = encode(registration, placement)
-    done = Registered(key, value, await _write_until_done(client, key, value, ttl), registration)
+    done = Registered(key, value, await claim(client, key, value, ttl), registration)
     log.info("registered", key=key, lease=f"{done.lease_id:x}", ttl=ttl)
-    task = asyncio.create_task(_keep(client, done, ttl))
+    task = asyncio.create_task(_hold(client, done, ttl))
     try:
         yield done
     finally:
@@ -255,8 +263,10 @@ async def deregister(
     *,
     drain: float = 0.0,
 ) -> bool:
-    """Delete one registration's key; True when it existed. With `drain` seconds (native
-    format) the endpoint is first marked DRAINING under its own lease, then deleted."""
+    """Delete one registration's key, whoever holds it; True when it existed. With `drain`
+    seconds (native format) the endpoint is first marked DRAINING under its own lease, then
+    deleted only if that lease still holds it (a registrar that took the key meanwhile
+    keeps it)."""
     key = placement.key(service, endpoint_id).encode()
     if drain > 0:
         require_native_for_drain(placement)
@@ -269,6 +279,7 @@ async def deregister(
             return False  # gone (or replaced) since it was read: nothing to drain
         log.info("draining", key=key.decode(), seconds=drain)
         await asyncio.sleep(drain)  # the drain itself: in-flight work finishes meanwhile
+        return await client.delete_if_leased(key, lease=kv.lease)
     return await client.delete(key) > 0
 
 

@@ -1,0 +1,143 @@
+"""`xdscp register`'s run: register, hold until a signal or until the key is not ours, leave.
+
+Every ending is one line and a documented exit status:
+
+- 0: stopped by SIGINT/SIGTERM — after draining and revoking, or before anything was
+  registered (etcd unreachable: nothing left behind); or the key was deleted by someone
+  else (`xdscp deregister`): the registrar stops and does not write it back.
+- 1: the lease could not be revoked on the way out (the key stays until its TTL runs out),
+  or an error no retry fixes (wrong credentials).
+- 3: the key is held by another lease — refused at start (another registrar of the same
+  endpoint), or overwritten while registered: the registrar stops without touching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import click
+
+from xdscp.errors import KeyHeldError, KeyRemovedError, XdscpError
+from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.signals import Interrupted, Stopper, run_until_stopped
+from xdscp.sources import Placement, Registered, Registration, register
+
+EXIT_HELD = 3
+
+
+class KeyHeldExit(click.ClickException):
+    """The key is someone else's: exit status 3."""
+
+    exit_code = EXIT_HELD
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarOptions:
+    """What `xdscp register` was asked to do."""
+
+    config: EtcdConfig
+    registration: Registration
+    placement: Placement
+    ttl: int
+    drain: float
+    deregister_command: str  # the command line that removes the key (said to the user)
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far the run got (read when a signal cut it short)."""
+
+    done: Registered | None = None
+
+
+def run_registrar(options: RegistrarOptions) -> None:
+    """Run `xdscp register`; raises click's exceptions (or returns: status 0)."""
+    progress = Progress()
+    try:
+        run_until_stopped(lambda stopper: _registrar(options, progress, stopper))
+    except Interrupted as stop:
+        _interrupted(options, progress, stop)
+    except KeyHeldError as exc:
+        raise KeyHeldExit(_held_message(options, exc)) from None
+    except XdscpError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _registrar(options: RegistrarOptions, progress: Progress, stopper: Stopper) -> None:
+    async with (
+        EtcdClient(options.config) as client,
+        register(
+            client, options.registration, options.placement, ttl=options.ttl, drain=options.drain
+        ) as done,
+    ):
+        progress.done = done
+        stopper.graceful()  # from now on a signal drains and revokes; a second, at once
+        click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
+        await _stopped_or_ended(stopper, done)
+        if done.end is None and options.drain:
+            click.echo(f"draining {done.key} for {options.drain:g} s")
+    _left(options, done)
+
+
+async def _stopped_or_ended(stopper: Stopper, done: Registered) -> None:
+    """Return at the first signal, or when the registration ended on its own."""
+    waits = [asyncio.create_task(stopper.wait()), asyncio.create_task(done.wait_ended())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+def _left(options: RegistrarOptions, done: Registered) -> None:
+    """The last line, after the block: why it ended and what stays in etcd."""
+    if isinstance(done.end, KeyRemovedError):
+        click.echo(
+            f"{done.key} was deleted by someone else (xdscp deregister?) while registered:"
+            " stopping without registering it again"
+        )
+        return
+    if isinstance(done.end, KeyHeldError):
+        raise KeyHeldExit(
+            f"{done.key} was {done.end.message.removeprefix('overwritten ')}: stopping"
+            " without touching it"
+        )
+    if not done.revoked:
+        raise click.ClickException(
+            f"could not deregister {done.key} ({done.revoke_error}): it stays until its"
+            f" lease expires, within {options.ttl} s"
+        )
+    click.echo(f"deregistered {done.key}")
+
+
+def _interrupted(options: RegistrarOptions, progress: Progress, stop: Interrupted) -> None:
+    """A signal cancelled the run: before registering, or (a second one) on the way out."""
+    done = progress.done
+    name = stop.signal.name
+    if done is None:
+        endpoints = ", ".join(options.config.endpoints)
+        click.echo(f"stopped by {name} before registering (etcd: {endpoints}): nothing registered")
+        return
+    if done.revoked:
+        click.echo(f"deregistered {done.key} (drain cut short by {name})")
+        return
+    raise click.ClickException(
+        f"stopped by {name} before revoking the lease of {done.key}: it stays until its"
+        f" lease expires, within {options.ttl} s"
+    )
+
+
+def _held_message(options: RegistrarOptions, error: KeyHeldError) -> str:
+    """One line: the key, its holder, and what to do."""
+    if not error.holder:
+        return (
+            f"{error.key} already exists without a lease (written by hand?): not overwriting it;"
+            f" remove it with `{options.deregister_command}`, then register again"
+        )
+    left = f", {error.ttl_left} s left" if error.ttl_left >= 0 else ""
+    return (
+        f"{error.key} is already registered by another registrar (lease {error.holder:x}{left});"
+        f" stop that one, or remove its key with `{options.deregister_command}`, then register"
+        " again (a registrar killed without deregistering holds it until its lease expires)"
+    )
