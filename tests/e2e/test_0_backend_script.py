@@ -65,6 +65,7 @@ async def test_a_signal_during_start_is_said_and_leaves_nothing_registered(
     finally:
         if process.returncode is None:
             process.kill()
+            await process.wait()
     output = head + rest
     assert "got SIGTERM: stopping" in output, output
     assert "stopped by SIGTERM" in output, output
