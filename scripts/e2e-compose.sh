@@ -201,6 +201,13 @@ run_stack() {
   "${COMPOSE[@]}" up --detach --no-build --force-recreate --renew-anon-volumes \
     >"$OUT/up.log" 2>&1 || { cat "$OUT/up.log"; record_states; diagnose; return 1; }
   phase up
+  # Every service was started (and the backends registered: see docker-compose.yml); one that
+  # exited meanwhile fails the run now, with the diagnosis, not the suite's setup later.
+  if [[ -n $(docker ps --all --quiet --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --filter status=exited) ]]; then
+    log "a container exited while the stack started"
+    record_states; diagnose; return 1
+  fi
   local runner
   runner=$("${COMPOSE[@]}" ps -q test-runner)
   RUNNER_RC=$(timeout "$TIMEOUT" docker wait "$runner" || echo 124)
