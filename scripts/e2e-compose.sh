@@ -170,7 +170,7 @@ diagnose() {
   for id in $(stack_containers); do
     name=$(docker inspect --format '{{.Name}}' "$id" 2>/dev/null || echo "$id")
     log "diagnosis: last log lines of ${name#/}"
-    docker logs --timestamps --tail 25 "$id" 2>&1 | sed 's/^/    /' || true
+    docker logs --timestamps --tail 15 "$id" 2>&1 | sed 's/^/    /' || true
   done
   log "diagnosis: the engine's kill, stop, die and oom events ($OUT/events.log)"
   grep -E ' (kill|stop|die|oom) ' "$OUT/events.log" || echo "    (none)"
