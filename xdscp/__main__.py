@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from xdscp.signals import Interrupted, handle_from_start
+from xdscp.signals import Interrupted, handle_from_start, handled
 
 
 def main() -> None:
@@ -23,8 +23,9 @@ def main() -> None:
 
         cli()
     except Interrupted as stop:
+        for sig in handled():  # from here a signal ends the process at once, never raises
+            signal.signal(sig, signal.SIG_DFL)
         print(f"xdscp: {stop}", file=sys.stderr, flush=True)  # no logging yet
-        signal.signal(stop.signal, signal.SIG_DFL)
         os.kill(os.getpid(), stop.signal)
         sys.exit(128 + stop.signal)  # only if the signal is not delivered at once
 

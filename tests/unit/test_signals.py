@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +48,39 @@ def test_interrupted_names_its_signal_and_is_no_exception() -> None:
     stop = Interrupted(signal.SIGTERM)
     assert str(stop) == "stopped by SIGTERM"
     assert not isinstance(stop, Exception)
+
+
+_SECOND_SIGNAL_WHILE_LEAVING = """
+import signal, sys
+import xdscp.cli
+from xdscp import __main__
+from xdscp.signals import Interrupted
+
+def cli():
+    raise Interrupted(signal.SIGTERM)
+
+class Stderr:  # a SIGINT arrives while the one line about the SIGTERM is written
+    sent = False
+    def write(self, text):
+        if not Stderr.sent:
+            Stderr.sent = True
+            signal.raise_signal(signal.SIGINT)
+        return sys.__stderr__.write(text)
+    def flush(self):
+        sys.__stderr__.flush()
+
+xdscp.cli.main = cli
+sys.stderr = Stderr()
+__main__.main()
+"""
+
+
+def test_a_second_signal_while_leaving_ends_the_process_without_a_traceback() -> None:
+    """`xdscp` stopped by one signal and given another while it says so: the process ends
+    by a signal, never with an `Interrupted` traceback and status 1."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SECOND_SIGNAL_WHILE_LEAVING],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (-signal.SIGINT, -signal.SIGTERM), (done.returncode, done.stderr)

@@ -33,6 +33,7 @@ from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.plane.control import listen_addresses
 from xdscp.server import grouper
 from xdscp.server.listen import check_all
+from xdscp.signals import Stopper, run_until_stopped
 from xdscp.sources import (
     DnsSource,
     EtcdRegistrySource,
@@ -220,7 +221,12 @@ async def _sources(
     return sources, None
 
 
-async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int) -> None:
+async def _serve(
+    config: ServerConfig, loaded: ServerConfig, health_lease_ttl: int, stopper: Stopper
+) -> None:
+    """Start, serve until SIGINT/SIGTERM (or a fatal source error), stop. A signal before
+    serving began cancels the start; once serving, the first stops gracefully (streams end,
+    sources stop) and a second cuts that short."""
     options = config.serve
     check_all(listen_addresses(options))  # before any source connects or any port listens
     # No `*_created` series; process-wide, so the entry point and not an import does it.
@@ -234,16 +240,13 @@ async def _serve(config: ServerConfig, loaded: ServerConfig, health_lease_ttl: i
             f"xdscp serving xDS on {format_host_port(options.xds_host, plane.xds_port)},"
             f" admin on {format_host_port(options.admin_host, plane.admin.port)}"
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
+        stopper.graceful()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
         waiter = asyncio.create_task(plane.wait())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopping = asyncio.create_task(stopper.wait())
+        await asyncio.wait([waiter, stopping], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-        stopper.cancel()
+        stopping.cancel()
         await plane.stop()
         if not waiter.cancelled() and waiter.exception() is not None:
             raise waiter.exception()  # type: ignore[misc]  # a fatal source error: exit non-zero
@@ -365,6 +368,6 @@ def command(
             " or --config FILE with a sources: section"
         )
     try:
-        asyncio.run(_serve(config, loaded, health_lease_ttl))
+        run_until_stopped(lambda stopper: _serve(config, loaded, health_lease_ttl, stopper))
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None

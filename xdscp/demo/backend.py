@@ -281,7 +281,7 @@ class Backend:
             self.http_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, daemon=True).start()
         if self.config.grpc_port >= 0:
-            self._grpc = grpc.aio.server()
+            self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a port in use fails
             self._grpc.add_generic_rpc_handlers(
                 (_who_handler(self.config, self.faults, self._calls),)
             )

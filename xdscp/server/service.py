@@ -67,7 +67,8 @@ _DELTA = {
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
 WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is closed
-HALF_CLOSE_GRACE_S = 0.5  # a stream whose requests ended is closed (OK) this much later
+HALF_CLOSE_GRACE_S = 2.0  # a stream whose requests ended is closed (OK) this much later: grpc
+# cancels a cancelled stream a moment after ending its requests, later on a loaded machine
 
 
 # The stream states, chosen once per stream: delta or not → (the state, the service's label).

@@ -23,7 +23,7 @@ from enum import StrEnum
 import structlog
 
 from xdscp.errors import EtcdError, KeyHeldError, RegistrationError, ValidationError
-from xdscp.etcd import Backoff, EtcdClient
+from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
 from xdscp.sources.registrar import Verdict, claim, ended, watch_over
 from xdscp.sources.registry_format import (
@@ -171,15 +171,19 @@ async def _hold(client: EtcdClient, done: Registered, ttl: int) -> None:
 
 
 async def _revoke(client: EtcdClient, done: Registered) -> None:
+    """Revoke the lease (its key goes with it). A lease etcd no longer has (lost in an
+    outage and not yet replaced when the block ended) took its key with it: revoked too."""
     try:
         await client.lease_revoke(done.lease_id)
+    except LeaseExpiredError:
+        pass  # nothing of ours is left in etcd
     except EtcdError as exc:
         done.revoke_error = str(exc)
         log.warning("deregister_failed", key=done.key, error=str(exc))
-    else:
-        done.revoked = True
-        if done.end is None:  # else the key was not ours any more: nothing deregistered
-            log.info("deregistered", key=done.key)
+        return
+    done.revoked = True
+    if done.end is None:  # else the key was not ours any more: nothing deregistered
+        log.info("deregistered", key=done.key)
 
 
 def draining_value(registration: Registration, placement: Placement) -> bytes:

@@ -10,6 +10,10 @@
 | timeout             | route `timeout` (0 = none)               | `max_stream_duration` (A31)  |
 | hash_balance_factor | ring / maglev consistent-hashing config  | not sent                     |
 
+An Envoy cluster with outlier detection or a health check also gets
+`common_lb_config.update_merge_window` 0, so that an ejection reaches the load balancers at
+once (`envoy_cluster_resilience`).
+
 What gRPC ignores or approximates is said by `resilience_notes` (logged, and shown as a
 node's `policy_notes`); nothing here is sent to a gRPC client that it would NACK: grpc-go
 refuses `num_retries` 0 and a zero backoff, so a policy without retries sends none.
@@ -186,7 +190,16 @@ def grpc_route_action(action: Any, policy: BalancingPolicy) -> None:
 
 
 def envoy_cluster_resilience(cluster: Any, policy: BalancingPolicy) -> None:
-    """Set outlier detection, health checks and circuit breakers on an Envoy Cluster."""
+    """Set outlier detection, health checks and circuit breakers on an Envoy Cluster.
+
+    A cluster whose hosts can be ejected or fail a check has no update merge window
+    (`common_lb_config.update_merge_window` 0). With Envoy's default, 1 s, a host's health
+    change within 1 s of the cluster's previous one reaches the workers' load balancers only
+    when that second ends (`ClusterManagerImpl::scheduleUpdate`): a host ejected just after
+    another host came back kept its place in the rotation until then, though /clusters
+    already flagged it."""
+    if policy.outlier_detection is not None or policy.health_check is not None:
+        cluster.common_lb_config.update_merge_window.CopyFrom(duration(0))
     if policy.outlier_detection is not None:
         cluster.outlier_detection.CopyFrom(outlier_detection(policy.outlier_detection))
     if policy.health_check is not None:

@@ -3,7 +3,9 @@ waits on a line (readiness) instead of a sleep."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +25,7 @@ class Cli:
         command = [*prefix, sys.executable, "-m", "xdscp", "--log-format", "json", *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # a group: see __exit__
         )  # fmt: skip
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -40,8 +42,10 @@ class Cli:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        # the whole group: with a prefix (`timeout 8`) killing the process alone would leave
+        # xdscp running, holding the output pipes the readers wait on
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
         for reader in self._readers:
             reader.join()

