@@ -30,6 +30,7 @@ QS=(env XDSCP_IMAGE="$RUNTIME_IMAGE" TRY_ENVOY_PORT= TRY_ENVOY_ADMIN_PORT= TRY_X
   docker-compose -p xdscp-quickstart -f deploy/quickstart/docker-compose.yml)
 QUICKSTART_RC=0
 STARTED_PID=""
+EVENTS_PID=""
 PHASE_START=$(date +%s.%N)
 
 log() { echo "e2e-compose: $*"; }
@@ -46,6 +47,7 @@ phase() {
 
 teardown() {
   local rc=$?
+  [[ -z "$EVENTS_PID" ]] || kill "$EVENTS_PID" 2>/dev/null || true
   if [[ -n "${DOCKER_HOST:-}" ]] && docker info >/dev/null 2>&1; then
     "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 5 >/dev/null 2>&1 || true
     docker rm --force xdscp-quickstart-test >/dev/null 2>&1 || true
@@ -139,18 +141,83 @@ build_image() {
   docker image prune --force --filter label=io.xdscp.image >/dev/null
 }
 
-# compose up (detached) and wait for the runner alone (with a timeout): the run ends when the
-# suite does, whatever another service does meanwhile.
+# The stack's containers, every one (running or not).
+stack_containers() {
+  docker ps --all --quiet --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME"
+}
+
+# Each container's exit state into $OUT/containers.txt: how it ended (exit code, OOM kill,
+# the engine's error), when, its health, and its restarts.
+record_states() {
+  local ids
+  ids=$(stack_containers)
+  [[ -n "$ids" ]] || { echo "(no container)" >"$OUT/containers.txt"; return 0; }
+  local format='{{.Name}} status={{.State.Status}} exit={{.State.ExitCode}}'
+  format+=' oom_killed={{.State.OOMKilled}} error="{{.State.Error}}"'
+  format+=' started={{.State.StartedAt}} finished={{.State.FinishedAt}}'
+  format+=' health={{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}}'
+  format+=' restarts={{.RestartCount}}'
+  # shellcheck disable=SC2086  # one argument per container id
+  docker inspect --format "$format" $ids >"$OUT/containers.txt" 2>&1 || true
+}
+
+# When the stack did not come up or the suite failed: every container's exit state, its last
+# log lines, and the engine's kill/stop/die/oom events (who signalled what, and when).
+diagnose() {
+  log "diagnosis: each container's exit state ($OUT/containers.txt)"
+  cat "$OUT/containers.txt"
+  local id name
+  for id in $(stack_containers); do
+    name=$(docker inspect --format '{{.Name}}' "$id" 2>/dev/null || echo "$id")
+    log "diagnosis: last log lines of ${name#/}"
+    docker logs --timestamps --tail 15 "$id" 2>&1 | sed 's/^/    /' || true
+  done
+  log "diagnosis: the engine's kill, stop, die and oom events ($OUT/events.log)"
+  grep -E ' (kill|stop|die|oom) ' "$OUT/events.log" || echo "    (none)"
+}
+
+# The engine's container events for the stack, from before `up` until the suite ends: a
+# container that received a signal shows who sent it (a kill event from the API) or not.
+watch_events() {
+  docker events --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --filter type=container --filter event=create --filter event=start --filter event=kill \
+    --filter event=stop --filter event=die --filter event=oom --filter event=health_status \
+    --format '{{.TimeNano}} {{.Action}} {{index .Actor.Attributes "name"}} signal={{index .Actor.Attributes "signal"}} exit={{index .Actor.Attributes "exitCode"}}' \
+    >"$OUT/events.log" 2>&1 &
+  EVENTS_PID=$!
+}
+
+# compose up (detached) on fresh containers and volumes — whatever a killed earlier run left
+# behind (a stack, its etcd data, its registrations) is removed first — and wait for the runner
+# alone (with a timeout): the run ends when the suite does, whatever another service does.
 run_stack() {
-  "${COMPOSE[@]}" up --detach --no-build >"$OUT/up.log" 2>&1 || { cat "$OUT/up.log"; return 1; }
+  local stale
+  stale=$(stack_containers | wc -l)
+  if [[ $stale -gt 0 ]]; then
+    log "removing $stale container(s) an earlier run left behind"
+  fi
+  "${COMPOSE[@]}" down --volumes --remove-orphans --timeout 1 >/dev/null 2>&1 || true
+  watch_events
+  "${COMPOSE[@]}" up --detach --no-build --force-recreate --renew-anon-volumes \
+    >"$OUT/up.log" 2>&1 || { cat "$OUT/up.log"; record_states; diagnose; return 1; }
   phase up
+  # Every service was started (and the backends registered: see docker-compose.yml); one that
+  # exited meanwhile fails the run now, with the diagnosis, not the suite's setup later.
+  if [[ -n $(docker ps --all --quiet --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+    --filter status=exited) ]]; then
+    log "a container exited while the stack started"
+    record_states; diagnose; return 1
+  fi
   local runner
   runner=$("${COMPOSE[@]}" ps -q test-runner)
   RUNNER_RC=$(timeout "$TIMEOUT" docker wait "$runner" || echo 124)
   phase suite
+  record_states
+  kill "$EVENTS_PID" 2>/dev/null || true
   docker logs "$runner" >"$OUT/runner.log" 2>&1 || true
-  "${COMPOSE[@]}" logs --no-color >"$OUT/compose.log" 2>&1 || true
+  "${COMPOSE[@]}" logs --no-color --timestamps >"$OUT/compose.log" 2>&1 || true
   docker cp "$runner:/results/." "$OUT/" >/dev/null 2>&1 || true
+  [[ $RUNNER_RC -eq 0 ]] || diagnose
 }
 
 # The quick-start stack (deploy/quickstart): its whole file validated (the observability
@@ -231,7 +298,8 @@ report_quickstart() {
 report() {
   sed -n '/short test summary/,$p' "$OUT/runner.log" | grep -v '^PASSED' || tail -n 40 "$OUT/runner.log"
   [[ -f "$OUT/figures.jsonl" ]] && { echo "e2e-compose: figures"; cat "$OUT/figures.jsonl"; }
-  log "logs: $OUT/runner.log (suite), $OUT/compose.log (every service), $OUT/phases.txt"
+  log "logs: $OUT/runner.log (suite), $OUT/compose.log (every service), $OUT/phases.txt," \
+    "$OUT/containers.txt (exit states), $OUT/events.log (the engine's events)"
   log "test-runner exit code $RUNNER_RC"
 }
 
@@ -243,7 +311,7 @@ main() {
     flock -w "$TIMEOUT" 9 || { log "another e2e-compose run holds $STATE/lock"; return 1; }
   fi
   rm -f "$OUT"/*.log "$OUT/phases.txt" "$OUT/figures.jsonl" "$OUT/junit.xml" \
-    "$OUT/quickstart-figures.jsonl"
+    "$OUT/quickstart-figures.jsonl" "$OUT/containers.txt"
   trap teardown EXIT
   install_packages
   phase install

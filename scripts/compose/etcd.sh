@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # One member of the compose stack's three-member etcd cluster: `etcd ARGS...` on this
 # container's data directory. The e2e runner kills it the way `docker kill` would (SIGKILL, no
 # clean shutdown) by creating the file $XDSCP_KILL_FILE on the shared /control volume; once the

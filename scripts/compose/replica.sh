@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # One xdscp replica of the compose stack: `xdscp ARGS...`, stopped with SIGTERM (as
 # `docker stop` would) once the file $XDSCP_STOP_FILE appears on the shared /control volume.
 # The e2e runner stops a replica that way, so it needs no Docker socket and no host help.

@@ -49,7 +49,11 @@ async def _registered(stack: Stack, etcd: EtcdClient) -> Expected:
     expected = await registry(etcd)
     names = {r.metadata.get("backend") for r in expected.registrations}
     if names != set(stack.backends):
-        raise LookupError(f"registered backends {sorted(map(str, names))}")
+        missing = sorted(set(stack.backends) - names)
+        raise LookupError(
+            f"registered backends {sorted(map(str, names))}, missing {missing} (`make"
+            " e2e-compose` prints each container's exit state and last log lines)"
+        )
     return expected
 
 
