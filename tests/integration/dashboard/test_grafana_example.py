@@ -49,15 +49,11 @@ def serve_all(
         running.stop()
 
 
-async def _streams(channel: grpc.aio.Channel) -> list[Any]:
-    """Two ADS streams on Clusters: one ACKs its response, one NACKs it (kept open)."""
-    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-    calls = []
-    for index, accept in enumerate((True, False)):
-        call = stub.StreamAggregatedResources()
-        node = base_pb2.Node(id=f"grafana-{index}", user_agent_name="envoy")
-        await call.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
-        response = await asyncio.wait_for(call.read(), 10)
+async def _answer_each(call: Any, accept: bool) -> None:
+    """ACK (or NACK) every response the stream gets: a snapshot that changes again after the
+    first response (the DNS source publishing after etcd) makes the first answer stale, and a
+    stale nonce is no ACK or NACK."""
+    async for response in call:
         answer = discovery_pb2.DiscoveryRequest(
             type_url=TypeUrl.CLUSTER, response_nonce=response.nonce,
             version_info=response.version_info if accept else "",
@@ -65,8 +61,19 @@ async def _streams(channel: grpc.aio.Channel) -> list[Any]:
         if not accept:
             answer.error_detail.message = "deliberate NACK"
         await call.write(answer)
+
+
+async def _streams(channel: grpc.aio.Channel) -> list[Any]:
+    """Two ADS streams on Clusters: one ACKs every response, one NACKs every one (kept open)."""
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+    calls, answering = [], []
+    for index, accept in enumerate((True, False)):
+        call = stub.StreamAggregatedResources()
+        node = base_pb2.Node(id=f"grafana-{index}", user_agent_name="envoy")
+        await call.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
+        answering.append(asyncio.create_task(_answer_each(call, accept)))
         calls.append(call)
-    return calls
+    return [*calls, *answering]
 
 
 def _scrape(base: str) -> str:
@@ -98,6 +105,9 @@ async def test_every_panel_metric_is_on_a_running_serve(
         text = await _scraped_with(serve_all.base, STREAM_SERIES)
         for call in calls:
             call.cancel()
+        await asyncio.gather(
+            *(c for c in calls if isinstance(c, asyncio.Task)), return_exceptions=True
+        )
     assert grafana.metric_names(grafana.load()) - grafana.exposed_names(text) == set()
     assert [line for line in text.splitlines() if "_created" in line] == []
     build = re.search(r"^xdscp_build_info\{(.*)\} 1\.0$", text, re.MULTILINE)
