@@ -313,7 +313,11 @@ class AdminServer:
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()  # a failed bind leaves nothing set up behind it
+            raise
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         log.info("admin_listening", host=self.host, port=self.port)

@@ -88,6 +88,7 @@ async def _stopped_or_ended(stopper: Stopper, done: Registered) -> None:
     finally:
         for wait in waits:
             wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)  # nothing left pending
 
 
 def _left(options: RegistrarOptions, done: Registered) -> None:

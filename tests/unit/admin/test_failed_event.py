@@ -4,9 +4,11 @@ stream carries the other topics and stays open, so the page can say what failed.
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry
 
 from xdscp.admin import AdminServer, ChangeFeed, PredictQuery
@@ -79,3 +81,27 @@ async def test_a_topic_that_cannot_be_encoded_is_a_failed_event() -> None:
         await server.stop()
     assert events[0] == ("failed", {"topic": "services", "error": "internal error (logged)"})
     assert [name for name, _ in events[1:]] == ["nodes", "sources"]
+
+
+async def test_a_failed_bind_cleans_up_what_it_set_up() -> None:
+    """The admin port in use: `start` raises, and the aiohttp runner it set up is cleaned up
+    (the app's cleanup hooks ran), not left behind."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        server = AdminServer(
+            "127.0.0.1",
+            taken.getsockname()[1],
+            registry=CollectorRegistry(),
+            view=BrokenServices(),
+            feed=ChangeFeed(),  # type: ignore[arg-type]
+        )
+        cleaned: list[bool] = []
+
+        async def note(_app: object) -> None:
+            cleaned.append(True)
+
+        server.app.on_cleanup.append(note)
+        with pytest.raises(OSError, match="in use"):
+            await server.start()
+    assert cleaned == [True]
