@@ -8,8 +8,7 @@ endpoints until `request_timeout`; Txn and LeaseGrant are never retried blindly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -17,84 +16,25 @@ from typing import Any, Self
 import grpc
 import structlog
 
-from xdscp.errors import (
-    EtcdAuthError,
-    EtcdCompactedError,
-    EtcdError,
-    EtcdTooLargeError,
-    EtcdUnavailableError,
-)
+from xdscp.errors import EtcdError, EtcdTooLargeError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.config import EtcdConfig, EtcdEndpoint
+from xdscp.etcd.rpc_errors import (
+    AuthExpiredError,
+    etcd_errors,
+    map_rpc_error,
+)
 from xdscp.etcd.types import KeyValue, kv_from_pb, prefix_range_end
 
 log = structlog.get_logger("xdscp.etcd")
 
-_UNAVAILABLE = frozenset(
-    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED}
-)
 _STUBS = {
     "KV": rpc_pb2_grpc.KVStub,
     "Lease": rpc_pb2_grpc.LeaseStub,
     "Auth": rpc_pb2_grpc.AuthStub,
     "Watch": rpc_pb2_grpc.WatchStub,
 }
-
-
-class AuthExpiredError(EtcdError):
-    """etcd rejected the auth token (expired, or etcd restarted); authenticate again."""
-
-
-class LeaseExpiredError(EtcdError):
-    """The lease is gone (expired or revoked): its keys have been deleted by etcd."""
-
-
-def _error_class(code: grpc.StatusCode, details: str) -> type[EtcdError]:
-    if code is grpc.StatusCode.NOT_FOUND and "lease not found" in details:
-        return LeaseExpiredError  # a write or keep-alive naming a lease that is gone
-    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details:
-        return EtcdTooLargeError  # our own receive limit, not etcd's "too many requests"
-    if code in _UNAVAILABLE or code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return EtcdUnavailableError
-    if code is grpc.StatusCode.UNAUTHENTICATED or "auth token" in details:
-        return AuthExpiredError
-    if code is grpc.StatusCode.PERMISSION_DENIED or "authentication failed" in details:
-        return EtcdAuthError
-    return EtcdError
-
-
-def map_rpc_error(method: str, error: grpc.aio.AioRpcError) -> EtcdError:
-    """Map a gRPC error from etcd into the xdscp hierarchy."""
-    code, details = error.code(), error.details() or ""
-    if "compacted" in details and code not in _UNAVAILABLE:
-        return EtcdCompactedError(0)
-    return _error_class(code, details)(f"{method}: {code.name}: {details}")
-
-
-def closed_under_us(method: str) -> EtcdUnavailableError:
-    """Map a `CancelledError` raised by a pending call into `EtcdUnavailableError` when it
-    was not this task that was cancelled — grpc.aio cancels the calls of a channel another
-    task closed (failing over to the next member) — and re-raise it otherwise."""
-    task = asyncio.current_task()
-    if task is None or task.cancelling():
-        raise asyncio.CancelledError
-    return EtcdUnavailableError(f"{method}: the channel was closed (failover)")
-
-
-@contextlib.contextmanager
-def etcd_errors(method: str) -> Iterator[None]:
-    """Map what a call to etcd raises into the xdscp hierarchy: an RPC error
-    (`map_rpc_error`), a channel another task closed (failover) or a cancellation that was
-    not this task's (`closed_under_us`) become `EtcdError`s; anything else passes."""
-    try:
-        yield
-    except grpc.aio.AioRpcError as exc:
-        raise map_rpc_error(method, exc) from None
-    except grpc.aio.UsageError:
-        raise EtcdUnavailableError(f"{method}: channel closed by failover") from None
-    except asyncio.CancelledError:
-        raise closed_under_us(method) from None  # re-raised when it is ours
 
 
 async def _connect(channel: grpc.aio.Channel, *, leave_on_failure: bool) -> bool:

@@ -10,7 +10,8 @@ import structlog
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.etcd.backoff import Backoff
-from xdscp.etcd.client import AuthExpiredError, EtcdClient, LeaseExpiredError, etcd_errors
+from xdscp.etcd.client import EtcdClient
+from xdscp.etcd.rpc_errors import AuthExpiredError, LeaseExpiredError, etcd_errors
 
 log = structlog.get_logger("xdscp.etcd")
 
