@@ -10,7 +10,6 @@ the reference balancer's prediction on the same resources. Every child is stoppe
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from rich.console import Console
 from xdscp.demo import BACKENDS, DemoOptions, StackOptions, run
 from xdscp.errors import XdscpError
 from xdscp.logs import configure_logging
+from xdscp.signals import Interrupted, run_until_stopped
 
 PORT = click.IntRange(0, 65535)  # 0: a free port
 
@@ -74,8 +74,11 @@ def command(
         workdir, BACKENDS, listener_port, xds_port, admin_port, envoy_bin, etcd_bin, delta
     )
     console = Console()
+    options = DemoOptions(once, requests, report, stack)
     try:
-        ok = asyncio.run(run(DemoOptions(once, requests, report, stack), console))
+        # a signal at any step cancels the demo (every child stopped); once it stays up, the
+        # first signal ends it gracefully (exit 0)
+        ok = run_until_stopped(lambda stopper: run(options, console, stopper))
     except XdscpError as exc:
         kept = any(workdir.iterdir())
         if not kept:
@@ -83,9 +86,9 @@ def command(
         raise click.ClickException(
             f"{exc}\n  (logs kept in {workdir})" if kept else str(exc)
         ) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         shutil.rmtree(workdir, ignore_errors=True)
-        raise SystemExit(130) from None
+        raise
     shutil.rmtree(workdir, ignore_errors=True)
     if not ok:
         raise click.ClickException("a measured split did not match the reference balancer")

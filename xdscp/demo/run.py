@@ -37,6 +37,7 @@ from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, LbPolicy
 from xdscp.procs import free_port
+from xdscp.signals import Stopper
 from xdscp.sources import RegistryLayout, build_registration, register
 from xdscp.translate import TranslateOptions
 
@@ -126,25 +127,19 @@ async def _tour(setup: TourSetup, console: Console) -> tuple[list[Outcome], Fail
     return outcomes, failure
 
 
-async def _stay_up(stack: Stack) -> None:
-    """Until SIGINT / SIGTERM; a child that dies ends the demo with its reason."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.5):
-                    await stop.wait()
-            if not stop.is_set():
-                stack.check_alive()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+async def _stay_up(stack: Stack, stopper: Stopper) -> None:
+    """Until SIGINT / SIGTERM (the first one ends the demo gracefully: exit 0); a child that
+    dies ends the demo with its reason."""
+    stopper.graceful()
+    while not stopper.stopping:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await stopper.wait()
+        if not stopper.stopping:
+            stack.check_alive()
 
 
-async def _play(options: DemoOptions, stack: Stack, console: Console) -> bool:
+async def _play(options: DemoOptions, stack: Stack, console: Console, stopper: Stopper) -> bool:
     """Register, tour, and (unless --once) stay up; True when every prediction held."""
     async with EtcdClient(stack.etcd.config()) as etcd, contextlib.AsyncExitStack() as held:
         names = await _register(etcd, stack, held, console)
@@ -168,7 +163,7 @@ async def _play(options: DemoOptions, stack: Stack, console: Console) -> bool:
             await apply_policy(setup, BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))
             console.print(f"the policy of {SERVICE!r} is weighted_round_robin again")
             print_instructions(console, _endpoints(stack))
-            await _stay_up(stack)
+            await _stay_up(stack, stopper)
     return ok
 
 
@@ -194,14 +189,14 @@ def _ignoring_sigint() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-async def run(options: DemoOptions, console: Console) -> bool:
+async def run(options: DemoOptions, console: Console, stopper: Stopper) -> bool:
     """Check, start, tour, (unless --once) stay up, and stop every child whatever happens;
     True when every measured split, and the failure scene, matched its prediction."""
     stack = Stack(options.stack)  # checks binaries and ports before anything starts
     try:
         with Steps(console) as steps:
             await _start(stack, steps)
-        return await _play(options, stack, console)
+        return await _play(options, stack, console, stopper)
     finally:
         started = [c for c in stack.children() if c["pid"] is not None]
         console.print("stopping Envoy, the control plane, the backends and etcd ...")

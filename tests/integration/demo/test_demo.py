@@ -367,3 +367,32 @@ def test_listener_port_taken_after_the_check_fails_with_envoys_reason(tmp_path: 
     assert "--listener-port" in stderr
     assert "stopped 6 processes" in rest
     assert not session_members(process.pid)
+
+
+def test_sigterm_during_the_tour_stops_every_child(tmp_path: Path) -> None:
+    """SIGTERM while the tour runs (after its first strategy's table): the demo stops at once,
+    every child with it, and ends by that signal with one line and no traceback; its work
+    directory is removed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "demo", "--once", "--requests", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), "COLUMNS": "200"},
+    )
+    try:
+        assert process.stdout is not None
+        read_until(process.stdout, "[1/8] round_robin", timeout=90)
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
+    assert process.returncode == -signal.SIGTERM, rest
+    assert "Traceback" not in rest, rest
+    assert rest.rstrip().splitlines()[-1] == "xdscp: stopped by SIGTERM", rest
+    assert "stopped 6 processes" in rest
+    assert not session_members(process.pid)
+    assert list(tmp_path.glob("xdscp-demo-*")) == []
