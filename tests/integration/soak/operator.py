@@ -31,7 +31,8 @@ from xdscp.demo.backend import WHO_METHOD
 
 BACKEND_LINE = re.compile(r"^backend (\S+): http \S+:(\d+) grpc \S+:(\d+)$")
 PACE_S = 0.25  # between two requests of one loop: a few per second in all, CPU stays low
-POLL_PACE_S = 2.0  # between two rounds of admin GETs
+POLL_PACE_S = 2.0
+REQUESTS_PER_CONNECTION = 10  # between two rounds of admin GETs
 
 
 def xdscp_json(*args: str) -> dict[str, Any]:
@@ -85,19 +86,29 @@ class Loop:
         return sum(self.answers.values()) + len(self.failures)
 
     async def through_envoy(self, listener_port: int) -> None:
+        """Through the Envoys' listener, a new connection every REQUESTS_PER_CONNECTION
+        requests: every Envoy binds the listener (reuse_port) and the kernel gives each new
+        connection to one of them, so over the run's ~100 connections each gets some."""
         options = [("grpc.default_authority", "web")]
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{listener_port}", options) as channel:
-            who = channel.unary_unary(
-                WHO_METHOD,
-                request_serializer=wrappers_pb2.StringValue.SerializeToString,
-                response_deserializer=wrappers_pb2.StringValue.FromString,
-            )
-            while not self.stop.is_set():
-                try:
-                    self.answers[(await who(wrappers_pb2.StringValue(), timeout=10)).value] += 1
-                except grpc.aio.AioRpcError as exc:
-                    self.failures.append(f"{self._at()} {exc.code().name}: {exc.details()}")
-                await self._pace()
+        while not self.stop.is_set():
+            address = f"127.0.0.1:{listener_port}"
+            async with grpc.aio.insecure_channel(address, options) as channel:
+                who = channel.unary_unary(
+                    WHO_METHOD,
+                    request_serializer=wrappers_pb2.StringValue.SerializeToString,
+                    response_deserializer=wrappers_pb2.StringValue.FromString,
+                )
+                for _ in range(REQUESTS_PER_CONNECTION):
+                    if self.stop.is_set():
+                        break
+                    await self._ask(who)
+
+    async def _ask(self, who: Any) -> None:
+        try:
+            self.answers[(await who(wrappers_pb2.StringValue(), timeout=10)).value] += 1
+        except grpc.aio.AioRpcError as exc:
+            self.failures.append(f"{self._at()} {exc.code().name}: {exc.details()}")
+        await self._pace()
 
     async def through_client(self, client: GrpcClient) -> None:
         while not self.stop.is_set():
