@@ -17,8 +17,8 @@ from typing import Any
 
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient
-from xdscp.model import RESILIENCE_POLICIES, BalancingPolicy, HashOn, check_service_name
-from xdscp.sources import parse_policy, policy_value
+from xdscp.model import RESILIENCE_POLICIES, BalancingPolicy, HashOn
+from xdscp.sources import parse_policy, policy_key, policy_value
 
 _UNSET = "unset"
 _CAS_ATTEMPTS = 8  # read-merge-write rounds before giving up under concurrent writers
@@ -151,7 +151,7 @@ async def set_merged(
 
     `ValidationError` for an invalid result (nothing is written); `MissingLbError` when
     there is nothing to merge into and no `--lb`."""
-    key = f"{policies_prefix}{check_service_name(service)}"
+    key = policy_key(service, policies_prefix)
     for _ in range(_CAS_ATTEMPTS):
         kv = await client.get(key.encode())
         stored = None if kv is None else parse_policy(kv.value)
@@ -200,5 +200,5 @@ async def _unregistered(client: EtcdClient, service: str, services_prefix: str) 
 
 async def delete_policy(client: EtcdClient, service: str, policies_prefix: str) -> str | None:
     """Delete `service`'s stored policy; the key deleted, or None when there was none."""
-    key = f"{policies_prefix}{check_service_name(service)}"
+    key = policy_key(service, policies_prefix)
     return key if await client.delete(key.encode()) else None

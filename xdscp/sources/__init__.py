@@ -17,6 +17,7 @@ from xdscp.sources.registration import (
     build_registration,
     deregister,
     get_policy,
+    policy_key,
     register,
     set_policy,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "load_object",
     "load_services",
     "parse_policy",
+    "policy_key",
     "policy_value",
     "read_services_file",
     "register",

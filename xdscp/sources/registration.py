@@ -287,6 +287,11 @@ async def deregister(
     return await client.delete(key) > 0
 
 
+def policy_key(service: str, policies_prefix: str = DEFAULT_POLICIES_PREFIX) -> str:
+    """The etcd key of `service`'s stored policy (the name checked first)."""
+    return f"{policies_prefix}{check_service_name(service)}"
+
+
 async def set_policy(
     client: EtcdClient,
     service: str,
@@ -294,7 +299,7 @@ async def set_policy(
     policies_prefix: str = DEFAULT_POLICIES_PREFIX,
 ) -> str:
     """Store `service`'s balancing policy; returns the key written."""
-    key = f"{policies_prefix}{check_service_name(service)}"
+    key = policy_key(service, policies_prefix)
     await client.put(key.encode(), policy_value(policy))
     return key
 
@@ -303,5 +308,5 @@ async def get_policy(
     client: EtcdClient, service: str, policies_prefix: str = DEFAULT_POLICIES_PREFIX
 ) -> BalancingPolicy | None:
     """`service`'s stored policy, or None when it has none (the default applies)."""
-    kv = await client.get(f"{policies_prefix}{check_service_name(service)}".encode())
+    kv = await client.get(policy_key(service, policies_prefix).encode())
     return None if kv is None else parse_policy(kv.value)

@@ -63,17 +63,18 @@ async def _answer_each(call: Any, accept: bool) -> None:
         await call.write(answer)
 
 
-async def _streams(channel: grpc.aio.Channel) -> list[Any]:
+async def _streams(channel: grpc.aio.Channel) -> tuple[list[Any], list[asyncio.Task[None]]]:
     """Two ADS streams on Clusters: one ACKs every response, one NACKs every one (kept open)."""
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-    calls, answering = [], []
+    calls: list[Any] = []
+    answering: list[asyncio.Task[None]] = []
     for index, accept in enumerate((True, False)):
         call = stub.StreamAggregatedResources()
         node = base_pb2.Node(id=f"grafana-{index}", user_agent_name="envoy")
         await call.write(discovery_pb2.DiscoveryRequest(node=node, type_url=TypeUrl.CLUSTER))
         answering.append(asyncio.create_task(_answer_each(call, accept)))
         calls.append(call)
-    return [*calls, *answering]
+    return calls, answering
 
 
 def _scrape(base: str) -> str:
@@ -101,13 +102,11 @@ async def test_every_panel_metric_is_on_a_running_serve(
         await client.put(b"/xdscp/services/web/1", json.dumps(value).encode())
     await until(f"{serve_all.base}/readyz", lambda body: body["ready"])
     async with grpc.aio.insecure_channel(f"127.0.0.1:{serve_all.xds}") as channel:
-        calls = await _streams(channel)
+        calls, answering = await _streams(channel)
         text = await _scraped_with(serve_all.base, STREAM_SERIES)
         for call in calls:
             call.cancel()
-        await asyncio.gather(
-            *(c for c in calls if isinstance(c, asyncio.Task)), return_exceptions=True
-        )
+        await asyncio.gather(*answering, return_exceptions=True)
     assert grafana.metric_names(grafana.load()) - grafana.exposed_names(text) == set()
     assert [line for line in text.splitlines() if "_created" in line] == []
     build = re.search(r"^xdscp_build_info\{(.*)\} 1\.0$", text, re.MULTILINE)

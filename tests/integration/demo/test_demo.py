@@ -7,6 +7,7 @@ besides the pids and ports the demo reports.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import math
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,6 +66,26 @@ def run_demo(*args: str, tmp: Path, timeout: float = 90) -> subprocess.Completed
         os.killpg(process.pid, 9)
     assert not left, f"processes left running: {left}"
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def demo_session(*args: str, tmp: Path) -> Iterator[subprocess.Popen[str]]:
+    """`python -m xdscp demo ARGS` in a new session, stdout and stderr merged (its work
+    directory under `tmp`); killed with its whole session if it is still running at the end."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xdscp", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp), "COLUMNS": "200"},
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)
+            process.wait()
 
 
 def session_members(session: int) -> list[str]:
@@ -299,15 +321,7 @@ def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
     """Without --once the demo stays up and prints commands with its real ports: curl
     through Envoy gets the weighted split, the printed `policy set` makes a user stick to one
     backend; SIGINT then stops every child and the demo exits 0."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "xdscp", "demo", "--requests", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "TMPDIR": str(tmp_path), "COLUMNS": "200"},
-    )
-    try:
+    with demo_session("--requests", "20", tmp=tmp_path) as process:
         assert process.stdout is not None
         printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=60)
         port = int(re.findall(r"curl -H 'Host: web' http://127\.0\.0\.1:(\d+)/", printed)[0])
@@ -323,10 +337,6 @@ def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
         check_printed_failure_commands(printed, port)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 9)
-            process.wait()
     assert process.returncode == 0, rest
     assert "stopped 6 processes" in rest
     assert not session_members(process.pid)
@@ -373,23 +383,11 @@ def test_sigterm_during_the_tour_stops_every_child(tmp_path: Path) -> None:
     """SIGTERM while the tour runs (after its first strategy's table): the demo stops at once,
     every child with it, and ends by that signal with one line and no traceback; its work
     directory is removed."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "xdscp", "demo", "--once", "--requests", "20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "TMPDIR": str(tmp_path), "COLUMNS": "200"},
-    )
-    try:
+    with demo_session("--once", "--requests", "20", tmp=tmp_path) as process:
         assert process.stdout is not None
         read_until(process.stdout, "[1/8] round_robin", timeout=90)
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, 9)
-            process.wait()
     assert process.returncode == -signal.SIGTERM, rest
     assert "Traceback" not in rest, rest
     assert rest.rstrip().splitlines()[-1] == "xdscp: stopped by SIGTERM", rest
