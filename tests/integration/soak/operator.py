@@ -88,8 +88,11 @@ class Loop:
     async def through_envoy(self, listener_port: int) -> None:
         """Through the Envoys' listener, a new connection every REQUESTS_PER_CONNECTION
         requests: every Envoy binds the listener (reuse_port) and the kernel gives each new
-        connection to one of them, so over the run's ~100 connections each gets some."""
-        options = [("grpc.default_authority", "web")]
+        connection to one of them, so over the run's ~100 connections each gets some. The
+        channel has its own subchannel pool: grpc shares one subchannel (one TCP connection)
+        between channels to the same target otherwise, and the kernel would give the whole
+        run to whichever Envoy took that one connection."""
+        options = [("grpc.default_authority", "web"), ("grpc.use_local_subchannel_pool", 1)]
         while not self.stop.is_set():
             address = f"127.0.0.1:{listener_port}"
             async with grpc.aio.insecure_channel(address, options) as channel:

@@ -86,6 +86,7 @@ NODES = ("soak-envoy-sotw", "soak-envoy-delta", "soak-go", "soak-python")
 CHORE_AT = {"duplicate": 0.05, "reload": 0.12, "drain": 0.25}
 XDS_CONNECTIONS = "cluster.xdscp_xds.upstream_cx_total"  # Envoy's connections to xdscp, ever
 UPSTREAM_RQ = "cluster.web.upstream_rq_total"
+DOWNSTREAM_CX = "http.xdscp.downstream_cx_total"  # connections the loops opened to this Envoy
 CLI_EVERY_S = 30.0  # `xdscp status` / `xdscp nacks`
 
 
@@ -401,6 +402,10 @@ async def _soak(stack: Stack, poller: AdminPoller, events: EventStream) -> dict[
     return rss
 
 
+def _stat(envoy: EnvoyProcess, name: str) -> int:
+    return int(envoy.admin(f"/stats?filter=^{name}$").strip().rpartition(" ")[2])
+
+
 async def test_every_feature_at_once_for_minutes(stack: Stack) -> None:
     """Run for SOAK_S with everything on, then: no admin route ever 5xx, /readyz always 200,
     the event stream never ended nor sent an unreadable or `failed` event; serve logged no
@@ -420,9 +425,14 @@ async def test_every_feature_at_once_for_minutes(stack: Stack) -> None:
     print(f"serve RSS KiB {rss}; growth after warm-up {rss['end'] - rss['warm']} KiB;"
           f" {poller.rounds} admin rounds; events {dict(events.events)}")  # fmt: skip
     print(f"findings {stack.findings}")
-    for envoy in stack.envoys:  # both bind the listener (reuse_port): the kernel splits the loops
+    opened = [_stat(envoy, DOWNSTREAM_CX) for envoy in stack.envoys]
+    # The loops open a connection every REQUESTS_PER_CONNECTION requests (~100 in a run); the
+    # kernel gives each to one of the two Envoys binding the listener (reuse_port). Fewer
+    # would mean connections were shared, and the split below would be a coin toss.
+    assert sum(opened) >= 20, opened
+    for envoy in stack.envoys:
         requests = envoy.admin(f"/stats?filter=^{UPSTREAM_RQ}$").strip()
-        print(envoy.workdir.name, requests)
+        print(envoy.workdir.name, requests, f"{DOWNSTREAM_CX} {_stat(envoy, DOWNSTREAM_CX)}")
         assert int(requests.rpartition(" ")[2]) > 0, (envoy.workdir.name, requests)
         connections = envoy.admin(f"/stats?filter=^{XDS_CONNECTIONS}$").strip()
         assert connections == f"{XDS_CONNECTIONS}: 1", (envoy.workdir.name, connections)
