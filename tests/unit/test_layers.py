@@ -13,7 +13,7 @@ LAYERS = (
     "errors", "logs", "keepalive", "signals",     # every stage may use these
     "model",                                      # the data every stage speaks
     "etcd", "dns",                                # the backends' own clients
-    "sources", "health",                          # watch, check: ServiceSets
+    "sources", "health", "load",                  # watch, check, weigh: ServiceSets
     "cache", "translate", "server",               # resources, snapshots, xDS streams
     "balancer", "admin",                          # beside the pipeline: predict, show
     "config", "plane",                            # compose the pipeline

@@ -1,0 +1,171 @@
+"""Computed weights: converge to the capacities whatever the load, stably, and fall back."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from xdscp.errors import ValidationError
+from xdscp.load import RESOLUTION, AdaptiveSettings, AdaptiveWeights, LoadSample
+
+SETTINGS = AdaptiveSettings()
+EVERY = SETTINGS.min_push_interval_s
+
+
+def _report(weights: AdaptiveWeights, capacity: dict[str, float], load: float, at: float) -> None:
+    """Each backend reports what it serves of `load` (its share of the current weights) and
+    the utilization that is for its capacity, as `xdscp backend --capacity` does."""
+    current = weights.current
+    total = sum(current.values())
+    for key, share in current.items():
+        rps = load * share / total
+        assert weights.observe(LoadSample(key, at, rps, rps / capacity[key])) is None
+
+
+def _run(
+    weights: AdaptiveWeights, capacity: dict[str, float], load: float, rounds: int
+) -> list[dict[str, int]]:
+    pushed = []
+    for i in range(rounds):
+        _report(weights, capacity, load, i * EVERY)
+        push = weights.decide(i * EVERY)
+        if push is not None:
+            pushed.append(dict(push.weights))
+    return pushed
+
+
+capacities = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d", "e"]), st.floats(1, 10), min_size=1, max_size=5
+)
+
+
+@given(capacities, st.floats(0.01, 3), st.integers(1, 5))
+def test_weights_converge_to_the_capacities_whatever_the_load(
+    capacity: dict[str, float], busy: float, registered: int
+) -> None:
+    """Whatever the load (`busy`: a fraction of the fleet's capacity, over it too)."""
+    weights = AdaptiveWeights(SETTINGS, dict.fromkeys(capacity, registered))
+    pushed = _run(weights, capacity, busy * sum(capacity.values()), 20)
+    last, top = pushed[-1], max(capacity.values())
+    for key, c in capacity.items():
+        assert last[key] == pytest.approx(c / top * RESOLUTION, abs=1), (last, capacity)
+    assert sum(weights.current.values()) == pytest.approx(registered * len(capacity))
+
+
+@given(capacities, st.floats(0.01, 3))
+def test_every_push_moves_a_weight_at_most_one_step(
+    capacity: dict[str, float], busy: float
+) -> None:
+    weights = AdaptiveWeights(SETTINGS, dict.fromkeys(capacity, 1))
+    for i in range(12):
+        before = weights.current
+        _report(weights, capacity, busy * sum(capacity.values()), i * EVERY)
+        if weights.decide(i * EVERY) is None:
+            continue
+        for key, w in weights.current.items():
+            assert before[key] / SETTINGS.max_step - 1e-9 <= w <= before[key] * SETTINGS.max_step
+
+
+def test_once_converged_noise_inside_the_band_pushes_nothing() -> None:
+    capacity = {"a": 1.0, "b": 2.0, "c": 4.0}
+    weights = AdaptiveWeights(SETTINGS, dict.fromkeys(capacity, 1))
+    _run(weights, capacity, 700, 10)
+    pushes = 0
+    for i, wobble in enumerate([1.03, 0.97, 1.05, 0.95] * 5, start=10):
+        _report(weights, {k: c * wobble for k, c in capacity.items()}, 700, i * EVERY)
+        pushes += weights.decide(i * EVERY) is not None
+    assert pushes == 0
+
+
+def test_nothing_is_pushed_before_the_minimum_interval() -> None:
+    weights = AdaptiveWeights(SETTINGS, {"a": 1, "b": 1})
+    assert weights.decide(0.0) is not None  # the first decision always pushes
+    _report(weights, {"a": 1.0, "b": 8.0}, 100, 1.0)
+    assert weights.decide(EVERY - 0.001) is None
+    push = weights.decide(EVERY)
+    assert push is not None
+    assert push.reporting == {"a", "b"}
+    assert push.weights["b"] > push.weights["a"]
+
+
+def test_the_floor_keeps_a_nearly_dead_endpoint_in_rotation() -> None:
+    capacity = {"a": 1.0, "b": 1000.0}
+    weights = AdaptiveWeights(SETTINGS, {"a": 1, "b": 1})
+    pushed = _run(weights, capacity, 500, 40)
+    least = SETTINGS.floor * sum(weights.current.values()) / 2
+    assert weights.current["a"] == pytest.approx(least)
+    assert pushed[-1]["a"] >= 1
+
+
+def test_endpoints_that_do_not_report_keep_their_registered_weight() -> None:
+    weights = AdaptiveWeights(SETTINGS, {"a": 2, "b": 2, "silent": 4})
+    for i in range(10):
+        for key, rps in (("a", 10.0), ("b", 30.0)):
+            weights.observe(LoadSample(key, i * EVERY, rps, rps / {"a": 1, "b": 3}[key]))
+        weights.decide(i * EVERY)
+    assert weights.current == pytest.approx({"a": 1.0, "b": 3.0, "silent": 4.0})
+
+
+def test_reports_that_stop_fall_back_to_the_registered_weights() -> None:
+    weights = AdaptiveWeights(SETTINGS, {"a": 1, "b": 3})
+    _run(weights, {"a": 5.0, "b": 1.0}, 60, 10)
+    assert weights.current["a"] > weights.current["b"]
+    quiet = 9 * EVERY + SETTINGS.stale_after_s + 1
+    push = weights.decide(quiet)
+    assert push is not None
+    assert push.reporting == frozenset()
+    assert dict(push.weights) == {"a": round(RESOLUTION / 3), "b": RESOLUTION}
+
+
+UNUSABLE = [math.nan, math.inf, -math.inf, -1.0]
+bad_values = st.one_of(
+    st.tuples(st.just("at"), st.sampled_from(UNUSABLE)),
+    st.tuples(st.just("rps"), st.sampled_from([*UNUSABLE, 0.0, 2e9])),
+    st.tuples(st.just("utilization"), st.sampled_from([*UNUSABLE, 0.0, 1001.0])),
+    st.tuples(st.just("eps"), st.sampled_from([*UNUSABLE, 10.5])),  # above the rps
+)
+
+
+@given(st.lists(bad_values))
+def test_implausible_samples_are_refused_and_change_nothing(
+    bad: list[tuple[str, float]],
+) -> None:
+    clean = AdaptiveWeights(SETTINGS, {"a": 1, "b": 1})
+    noisy = AdaptiveWeights(SETTINGS, {"a": 1, "b": 1})
+    for field, value in bad:
+        sample = {"endpoint": "a", "at": 1.0, "rps": 10.0, "utilization": 0.5, "eps": 0.0}
+        sample[field] = value
+        reason = noisy.observe(LoadSample(**sample))  # type: ignore[arg-type]
+        assert reason is not None, sample
+    for weights in (clean, noisy):
+        weights.observe(LoadSample("b", 2.0, 10.0, 0.25))
+    assert clean.decide(5.0) == noisy.decide(5.0)
+    assert clean.current == noisy.current
+
+
+def test_a_sample_for_another_endpoint_is_refused() -> None:
+    weights = AdaptiveWeights(SETTINGS, {"a": 1})
+    assert weights.observe(LoadSample("zz", 1.0, 10, 0.5)) == "not an endpoint of this service"
+
+
+def test_removed_endpoints_are_forgotten_and_added_ones_start_registered() -> None:
+    weights = AdaptiveWeights(SETTINGS, {"a": 1, "b": 1})
+    _run(weights, {"a": 1.0, "b": 4.0}, 50, 8)
+    weights.set_registered({"b": 1, "c": 3})
+    assert set(weights.current) == {"b", "c"}
+    assert weights.current["c"] == 3.0
+    assert weights.observe(LoadSample("a", 99.0, 10, 0.5)) == "not an endpoint of this service"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("smoothing", 0.0), ("max_step", 1.0), ("floor", math.nan), ("stale_after_s", -1.0),
+     ("hysteresis", 2.0), ("min_push_interval_s", math.inf), ("error_penalty", -0.1)],
+)  # fmt: skip
+def test_settings_out_of_range_are_refused_by_name(field: str, value: float) -> None:
+    with pytest.raises(ValidationError) as error:
+        AdaptiveSettings(**{field: value})
+    assert error.value.field == f"adaptive_weights.{field}"
