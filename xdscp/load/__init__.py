@@ -1,12 +1,15 @@
 """Load: what endpoints report about their load, and the weights xdscp computes from it.
 
 Sans I/O: `samples` (one endpoint's load over an interval, and whether it can be believed)
-and `adaptive` (one service's weights, following the reported capacities with smoothing, a
+`reports` (many clients' LRS reports summed into one sample per endpoint, bounded) and
+`adaptive` (one service's weights, following the reported capacities with smoothing, a
 bounded step, a floor, hysteresis, a minimum interval and a fall-back to the registered
-weights). The load reports that feed it (LRS, registrations) arrive in later stages.
+weights); `wire` decodes LRS's protobuf. The LRS stream and the plane's use of the weights
+arrive in later stages.
 """
 
 from xdscp.load.adaptive import RESOLUTION, AdaptiveSettings, AdaptiveWeights, WeightPush
+from xdscp.load.reports import EndpointLoad, LoadBook, LoadReport
 from xdscp.load.samples import MAX_RPS, MAX_UTILIZATION, LoadSample, capacity_of, implausible
 
 __all__ = [
@@ -15,6 +18,9 @@ __all__ = [
     "RESOLUTION",
     "AdaptiveSettings",
     "AdaptiveWeights",
+    "EndpointLoad",
+    "LoadBook",
+    "LoadReport",
     "LoadSample",
     "WeightPush",
     "capacity_of",

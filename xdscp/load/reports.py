@@ -1,0 +1,133 @@
+"""Load reports from many clients, summed into one sample per endpoint: sans I/O.
+
+Each client (an Envoy, a gRPC client) reports, every interval, what it sent to each endpoint
+of each cluster it uses (LRS: successful, errors, issued, in progress, and the utilization
+the backends reported through ORCA where the client propagates it). One endpoint's load is
+what every client sent it: `LoadBook` keeps each client's latest report per endpoint and sums
+them (rates add up; the utilization, the backend's own figure, is the mean over the requests
+that carried one).
+
+Bounded whatever the clients send: a report is taken only for endpoints the caller knows
+(`known(cluster, endpoint)`: the services served), at most `max_entries` (client, endpoint)
+pairs are kept, a client's entries go with its stream (`forget`), and entries older than
+`stale_after_s` are dropped when samples are taken. What was refused is counted, by reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from xdscp.load.samples import LoadSample, implausible
+
+MAX_ENTRIES = 100_000
+MAX_INTERVAL_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointLoad:
+    """What one client sent one endpoint of one cluster over one interval."""
+
+    cluster: str
+    endpoint: str
+    successful: int
+    errors: int
+    utilization_total: float = 0.0  # the sum of the utilizations the requests carried
+    utilization_requests: int = 0  # how many requests carried one
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    """One client's report: its node, the interval it covers, and the endpoints' loads."""
+
+    node: str
+    interval_s: float
+    loads: tuple[EndpointLoad, ...]
+
+
+@dataclass(slots=True)
+class _Entry:
+    at: float
+    rps: float
+    eps: float
+    utilization_total: float
+    utilization_requests: int
+
+
+Known = Callable[[str, str], bool]
+
+
+class LoadBook:
+    """The latest load each client reported for each endpoint; `samples` sums them."""
+
+    def __init__(self, stale_after_s: float, max_entries: int = MAX_ENTRIES) -> None:
+        self._stale_after_s = stale_after_s
+        self._max_entries = max_entries
+        self._entries: dict[tuple[str, str, str], _Entry] = {}  # (node, cluster, endpoint)
+        self.refused: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(self, report: LoadReport, now: float, known: Known) -> None:
+        """Take `report` at `now`: each load of a known endpoint replaces that client's last."""
+        if not (math.isfinite(report.interval_s) and 0 < report.interval_s <= MAX_INTERVAL_S):
+            self.refused["interval"] += len(report.loads) or 1
+            return
+        for load in report.loads:
+            reason = self._record_one(report.node, report.interval_s, load, now, known)
+            if reason is not None:
+                self.refused[reason] += 1
+
+    def _record_one(
+        self, node: str, interval_s: float, load: EndpointLoad, now: float, known: Known
+    ) -> str | None:
+        if not known(load.cluster, load.endpoint):
+            return "unknown_endpoint"
+        counts = (load.successful, load.errors, load.utilization_requests)
+        if min(counts) < 0 or not math.isfinite(load.utilization_total):
+            return "implausible"
+        key = (node, load.cluster, load.endpoint)
+        if key not in self._entries and len(self._entries) >= self._max_entries:
+            return "full"
+        requests = load.successful + load.errors
+        self._entries[key] = _Entry(now, requests / interval_s, load.errors / interval_s,
+                                    load.utilization_total, load.utilization_requests)  # fmt: skip
+        return None
+
+    def forget(self, node: str) -> None:
+        """A client's stream ended: its reports no longer count."""
+        for key in [k for k in self._entries if k[0] == node]:
+            del self._entries[key]
+
+    def samples(self, now: float) -> dict[str, list[LoadSample]]:
+        """Per cluster, one sample per endpoint: every fresh client's load summed."""
+        self._drop_stale(now)
+        summed: dict[tuple[str, str], list[_Entry]] = {}
+        for (_, cluster, endpoint), entry in self._entries.items():
+            summed.setdefault((cluster, endpoint), []).append(entry)
+        out: dict[str, list[LoadSample]] = {}
+        for (cluster, endpoint), entries in sorted(summed.items()):
+            sample = _sum(endpoint, entries)
+            if implausible(sample) is None:
+                out.setdefault(cluster, []).append(sample)
+        return out
+
+    def _drop_stale(self, now: float) -> None:
+        for key in [k for k, e in self._entries.items() if now - e.at > self._stale_after_s]:
+            del self._entries[key]
+
+
+def _sum(endpoint: str, entries: Iterable[_Entry]) -> LoadSample:
+    entries = list(entries)
+    carried = sum(e.utilization_requests for e in entries)
+    utilization = sum(e.utilization_total for e in entries) / carried if carried else 0.0
+    return LoadSample(
+        endpoint,
+        at=max(e.at for e in entries),
+        rps=sum(e.rps for e in entries),
+        utilization=utilization,
+        eps=sum(e.eps for e in entries),
+    )
