@@ -65,31 +65,32 @@ class LoadBook:
     def __init__(self, stale_after_s: float, max_entries: int = MAX_ENTRIES) -> None:
         self._stale_after_s = stale_after_s
         self._max_entries = max_entries
-        self._entries: dict[tuple[str, str, str], _Entry] = {}  # (node, cluster, endpoint)
+        self._entries: dict[tuple[str, str, str], _Entry] = {}  # (reporter, cluster, endpoint)
         self.refused: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def record(self, report: LoadReport, now: float, known: Known) -> None:
-        """Take `report` at `now`: each load of a known endpoint replaces that client's last."""
+    def record(self, reporter: str, report: LoadReport, now: float, known: Known) -> None:
+        """Take `report` from `reporter` (one client's stream) at `now`: each load of a known
+        endpoint replaces that reporter's last."""
         if not (math.isfinite(report.interval_s) and 0 < report.interval_s <= MAX_INTERVAL_S):
             self.refused["interval"] += len(report.loads) or 1
             return
         for load in report.loads:
-            reason = self._record_one(report.node, report.interval_s, load, now, known)
+            reason = self._record_one(reporter, report.interval_s, load, now, known)
             if reason is not None:
                 self.refused[reason] += 1
 
     def _record_one(
-        self, node: str, interval_s: float, load: EndpointLoad, now: float, known: Known
+        self, reporter: str, interval_s: float, load: EndpointLoad, now: float, known: Known
     ) -> str | None:
         if not known(load.cluster, load.endpoint):
             return "unknown_endpoint"
         counts = (load.successful, load.errors, load.utilization_requests)
         if min(counts) < 0 or not math.isfinite(load.utilization_total):
             return "implausible"
-        key = (node, load.cluster, load.endpoint)
+        key = (reporter, load.cluster, load.endpoint)
         if key not in self._entries and len(self._entries) >= self._max_entries:
             return "full"
         requests = load.successful + load.errors
@@ -97,9 +98,9 @@ class LoadBook:
                                     load.utilization_total, load.utilization_requests)  # fmt: skip
         return None
 
-    def forget(self, node: str) -> None:
+    def forget(self, reporter: str) -> None:
         """A client's stream ended: its reports no longer count."""
-        for key in [k for k in self._entries if k[0] == node]:
+        for key in [k for k in self._entries if k[0] == reporter]:
             del self._entries[key]
 
     def samples(self, now: float) -> dict[str, list[LoadSample]]:

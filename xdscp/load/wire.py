@@ -23,9 +23,12 @@ MAX_LOADS = 10_000  # per request: a larger report is cut here (counted by the c
 EndpointOf = Callable[[str, Any], str | None]  # (cluster, Locality proto) -> endpoint key
 
 
-def decode_report(request: Any, endpoint_of: EndpointOf) -> list[LoadReport]:
-    """One `LoadReport` per cluster of an LRS `LoadStatsRequest`."""
-    node = str(request.node.id)
+def decode_report(
+    request: Any, endpoint_of: EndpointOf, node: str | None = None
+) -> list[LoadReport]:
+    """One `LoadReport` per cluster of an LRS `LoadStatsRequest`, from `node` (by default
+    the request's own: clients name it in the first request of a stream only)."""
+    node = str(request.node.id) if node is None else node
     out = []
     for stats in request.cluster_stats:
         interval = stats.load_report_interval

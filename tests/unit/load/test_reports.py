@@ -14,7 +14,7 @@ def _known(cluster: str, endpoint: str) -> bool:
 
 
 def _record(book: LoadBook, node: str, interval: float, load: EndpointLoad, at: float) -> None:
-    book.record(LoadReport(node, interval, (load,)), at, _known)
+    book.record(node, LoadReport(node, interval, (load,)), at, _known)
 
 
 def test_clients_rates_add_up_and_the_utilization_is_the_backends_mean() -> None:
@@ -33,7 +33,7 @@ def test_a_clients_next_report_replaces_its_last() -> None:
     book = LoadBook(stale_after_s=30)
     for at, successful in ((1.0, 100), (11.0, 300)):
         load = EndpointLoad("web", "10.0.0.2:80", successful, 0, 0.5 * successful, successful)
-        book.record(LoadReport("envoy-a", 10.0, (load,)), at, _known)
+        book.record("envoy-a#1", LoadReport("envoy-a", 10.0, (load,)), at, _known)
     assert [s.rps for s in book.samples(12.0)["web"]] == [30.0]
     assert len(book) == 1
 
@@ -41,20 +41,20 @@ def test_a_clients_next_report_replaces_its_last() -> None:
 def test_unknown_endpoints_and_bad_intervals_are_refused_and_counted() -> None:
     book = LoadBook(stale_after_s=30)
     stranger = EndpointLoad("other", "10.0.0.1:80", 5, 0)
-    book.record(LoadReport("n", 10.0, (stranger, stranger)), 1.0, _known)
+    book.record("n", LoadReport("n", 10.0, (stranger, stranger)), 1.0, _known)
     _record(book, "n", float("nan"), EndpointLoad("web", "10.0.0.1:80", 5, 0), 1.0)
     _record(book, "n", 10.0, EndpointLoad("web", "10.0.0.1:80", -5, 0), 1.0)
     assert book.refused == {"unknown_endpoint": 2, "interval": 1, "implausible": 1}
     assert len(book) == 0
 
 
-def test_a_closed_stream_and_old_reports_stop_counting() -> None:
+def test_a_closed_stream_and_old_reports_stop_counting_even_for_one_node_id() -> None:
     book = LoadBook(stale_after_s=30)
     load = EndpointLoad("web", "10.0.0.1:80", 100, 0, 50.0, 100)
-    book.record(LoadReport("a", 10.0, (load,)), 0.0, _known)
-    book.record(LoadReport("b", 10.0, (load,)), 20.0, _known)
+    book.record("a#1", LoadReport("a", 10.0, (load,)), 0.0, _known)
+    book.record("a#2", LoadReport("a", 10.0, (load,)), 20.0, _known)
     assert [s.rps for s in book.samples(25.0)["web"]] == [20.0]
-    book.forget("b")
+    book.forget("a#2")
     assert [s.rps for s in book.samples(25.0)["web"]] == [10.0]
     assert book.samples(31.0) == {}
     assert len(book) == 0
@@ -62,7 +62,9 @@ def test_a_closed_stream_and_old_reports_stop_counting() -> None:
 
 def test_without_a_utilization_an_endpoint_gives_no_sample() -> None:
     book = LoadBook(stale_after_s=30)
-    book.record(LoadReport("a", 10.0, (EndpointLoad("web", "10.0.0.1:80", 100, 0),)), 0.0, _known)
+    book.record(
+        "a#1", LoadReport("a", 10.0, (EndpointLoad("web", "10.0.0.1:80", 100, 0),)), 0.0, _known
+    )
     assert book.samples(1.0) == {}
 
 
@@ -89,7 +91,7 @@ def test_hostile_reports_stay_bounded_and_every_sample_is_plausible(
 ) -> None:
     book = LoadBook(stale_after_s=30, max_entries=4)
     for i, report in enumerate(reports):
-        book.record(report, float(i), _known)
+        book.record(report.node, report, float(i), _known)
         assert len(book) <= 4
     for samples in book.samples(float(len(reports))).values():
         for sample in samples:
