@@ -14,8 +14,9 @@ long-run share of each host from a balancer's state.
 
 Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local
 cluster), retry host predicates, ORCA load reports (client-side weighted round robin runs
-with equal weights, as before any report), and peeking / preconnect. One balancer is one
-Envoy worker: exact sequences differ per worker seed.
+with equal weights, as before any report; `load_aware` models the weights ORCA reports give,
+and where the loop between weights and reports converges), and peeking / preconnect. One
+balancer is one Envoy worker: exact sequences differ per worker seed.
 """
 
 from xdscp.balancer.base import Balancer

@@ -1,0 +1,158 @@
+"""Weights that follow load, as the clients and xdscp compute them, and where they converge.
+
+`OrcaWeight` is one endpoint's weight in gRPC's `weighted_round_robin` (gRFC A58) and Envoy's
+`client_side_weighted_round_robin`: from each ORCA report, `qps / (utilization + eps / qps *
+error_utilization_penalty)`, used only after reports have arrived for `blackout_period` and
+until none arrived for `weight_expiration_period`. `scheduler_weights` is what the picker
+then schedules: endpoints without a weight get the mean of the others; with fewer than two
+weights, every endpoint weighs the same (round robin).
+
+`converge` runs the loop between the weights and what backends report: each backend reports
+the rate it served over its last window and a utilization of rate / capacity, the weights
+follow, the shares follow the weights. It predicts the shares the clients converge to (the
+capacities' shares, whatever the load) and when: after the blackout, within a window.
+`converge_adaptive` runs the same loop with xdscp's own computed weights (`xdscp.load`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from xdscp.load import AdaptiveSettings, AdaptiveWeights, LoadSample
+
+DEFAULT_ADAPTIVE = AdaptiveSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class OrcaSettings:
+    """The clients' parameters (A58's names and defaults)."""
+
+    blackout_period_s: float = 10.0
+    weight_expiration_period_s: float = 180.0
+    weight_update_period_s: float = 1.0
+    error_utilization_penalty: float = 1.0
+
+
+class OrcaWeight:
+    """One endpoint's weight in a client, as A58's pseudo-code keeps it."""
+
+    def __init__(self, settings: OrcaSettings) -> None:
+        self._settings = settings
+        self._weight = 0.0
+        self._non_empty_since = math.inf
+        self._last_updated = -math.inf
+
+    def update(self, now: float, qps: float, eps: float, utilization: float) -> None:
+        """A report arrived (`utilization`: the application's if set, else the CPU's)."""
+        if utilization > 0 and qps > 0:
+            utilization += eps / qps * self._settings.error_utilization_penalty
+        weight = 0.0 if utilization == 0 else qps / utilization
+        if weight == 0:
+            return
+        if self._non_empty_since == math.inf:
+            self._non_empty_since = now
+        self._last_updated, self._weight = now, weight
+
+    def ready(self) -> None:
+        """The connection became ready again: the blackout starts over."""
+        self._non_empty_since = math.inf
+
+    def get(self, now: float) -> float:
+        """The weight the picker uses at `now` (0: none)."""
+        if now - self._last_updated >= self._settings.weight_expiration_period_s:
+            self._non_empty_since = math.inf
+            return 0.0
+        blackout = self._settings.blackout_period_s
+        if blackout > 0 and now - self._non_empty_since < blackout:
+            return 0.0
+        return self._weight
+
+
+def scheduler_weights(weights: Sequence[float]) -> list[float]:
+    """The weights the picker schedules with: no weight → the mean; fewer than two → equal."""
+    known = [w for w in weights if w > 0]
+    if len(known) < 2:
+        return [1.0] * len(weights)
+    mean = sum(known) / len(known)
+    return [w if w > 0 else mean for w in weights]
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    """Each endpoint's share over time (`shares[i]` at `times[i]`), and the time the shares
+    came within `tolerance` of the capacities' shares for good (None: never)."""
+
+    times: list[float]
+    shares: list[dict[str, float]]
+    settled_at: float | None
+
+
+def converge(
+    capacity: Mapping[str, float],
+    load: float,
+    settings: OrcaSettings = OrcaSettings(),
+    *,
+    window_s: float = 1.0,
+    duration_s: float = 60.0,
+    tolerance: float = 0.02,
+) -> Convergence:
+    """Clients weighing by ORCA: `load` requests per second spread over backends of
+    `capacity` requests per second, each reporting every `window_s` what it served."""
+    weights = {k: OrcaWeight(settings) for k in capacity}
+    share = dict.fromkeys(capacity, 1 / len(capacity))
+    times, shares = [], []
+    for step in range(1, int(duration_s / window_s) + 1):
+        now = step * window_s
+        for key, weight in weights.items():
+            rps = load * share[key]
+            weight.update(now, rps, 0.0, rps / capacity[key])
+        scheduled = scheduler_weights([weights[k].get(now) for k in capacity])
+        share = {k: w / sum(scheduled) for k, w in zip(capacity, scheduled, strict=True)}
+        times.append(now)
+        shares.append(share)
+    return Convergence(times, shares, _settled(times, shares, capacity, tolerance))
+
+
+def converge_adaptive(
+    capacity: Mapping[str, float],
+    load: float,
+    settings: AdaptiveSettings = DEFAULT_ADAPTIVE,
+    *,
+    report_every_s: float = 1.0,
+    duration_s: float = 120.0,
+    tolerance: float = 0.02,
+) -> Convergence:
+    """xdscp's computed weights, registered equal: the same loop, with the weights pushed
+    at most every `min_push_interval_s` and every client following them."""
+    adaptive = AdaptiveWeights(settings, dict.fromkeys(capacity, 1))
+    weights = dict.fromkeys(capacity, 1.0)
+    times, shares = [], []
+    for step in range(1, int(duration_s / report_every_s) + 1):
+        now = step * report_every_s
+        share = {k: w / sum(weights.values()) for k, w in weights.items()}
+        for key in capacity:
+            rps = load * share[key]
+            adaptive.observe(LoadSample(key, now, rps, rps / capacity[key]))
+        push = adaptive.decide(now)
+        if push is not None:
+            weights = {k: float(w) for k, w in push.weights.items()}
+        times.append(now)
+        shares.append({k: w / sum(weights.values()) for k, w in weights.items()})
+    return Convergence(times, shares, _settled(times, shares, capacity, tolerance))
+
+
+def _settled(
+    times: list[float],
+    shares: list[dict[str, float]],
+    capacity: Mapping[str, float],
+    tolerance: float,
+) -> float | None:
+    total = sum(capacity.values())
+    target = {k: c / total for k, c in capacity.items()}
+    settled = None
+    for now, share in zip(times, shares, strict=True):
+        close = all(abs(share[k] - target[k]) <= tolerance for k in capacity)
+        settled = (settled if settled is not None else now) if close else None
+    return settled
