@@ -22,8 +22,8 @@ from tests.e2e.stack import ENVOY_NODE, HOST, Stack, get_json, xdscp
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.model import Service
-from xdscp.sources.registry_format import Registration
-from xdscp.sources.registry_state import RegistryState
+from xdscp.registry import RegistryState
+from xdscp.registry.schema import Registration
 from xdscp.translate import cluster_for, load_assignment_for, translate
 
 

@@ -36,7 +36,7 @@ from xdscp.model import (
     format_host_port,
     parse_health,
 )
-from xdscp.sources import (
+from xdscp.registry import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     Format,

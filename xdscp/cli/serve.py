@@ -31,15 +31,14 @@ from xdscp.health import HealthCoordination, HealthLayout, health_prefix
 from xdscp.model import format_host_port, parse_host_port
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.plane.control import listen_addresses
+from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.server import grouper
 from xdscp.server.listen import check_all
 from xdscp.signals import Stopper, run_until_stopped
 from xdscp.sources import (
     DnsSource,
     EtcdRegistrySource,
-    GrpcGoTarget,
     MemorySource,
-    RegistryLayout,
     RegistryMetrics,
     Source,
     StaticSource,

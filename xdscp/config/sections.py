@@ -24,13 +24,13 @@ from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
 from xdscp.model import check_service_name, parse_host_port
-from xdscp.server import grouper
-from xdscp.sources import (
+from xdscp.registry import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     GrpcGoTarget,
     RegistryLayout,
 )
+from xdscp.server import grouper
 from xdscp.translate import TranslateOptions
 
 SCHEMA: dict[str, Any] = {

@@ -29,7 +29,7 @@ from xdscp.demo.traffic import USER_HEADER, Request, plan, send
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy, Service
-from xdscp.sources import RegistryLayout, RegistryState, set_policy
+from xdscp.registry import RegistryLayout, RegistryState, set_policy
 from xdscp.translate import TranslateOptions, envoy_service_resources
 
 REFERENCE_PICKS = 20_000

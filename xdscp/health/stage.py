@@ -32,7 +32,7 @@ from xdscp.health.probes import Prober
 from xdscp.health.results import HealthLayout, encode_result, parse_result
 from xdscp.health.targets import HealthOverlay, Target, TargetKey, targets_of
 from xdscp.model import ServiceSet
-from xdscp.sources import display_key
+from xdscp.registry import display_key
 
 log = structlog.get_logger(__name__)
 RESTART_MAX_BACKOFF_S = 30.0

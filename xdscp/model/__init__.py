@@ -13,6 +13,7 @@ from xdscp.model.checks import (
     is_prime,
 )
 from xdscp.model.client import ClientKind
+from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     DEFAULT_MAGLEV_TABLE,
     ENVOY_MAX_RING,
@@ -91,6 +92,7 @@ __all__ = [
     "HealthCheckKind",
     "LbPolicy",
     "Locality",
+    "NameClaims",
     "OutlierDetection",
     "PriorityCounts",
     "PriorityLoad",

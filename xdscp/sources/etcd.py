@@ -1,6 +1,6 @@
 """The etcd registry source: watches the registry prefixes and publishes whole service sets.
 
-Key layout and value formats: see `xdscp.sources.registry_format`. Behaviour:
+Key layout and value formats: see `xdscp.registry.schema`. Behaviour:
 
 - every watched prefix is listed, then watched (`xdscp.etcd.PrefixWatcher`: nothing lost across
   restarts, compactions re-listed and diffed); `ready` turns True at the first publish, once
@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xdscp.errors import DnsError
 from xdscp.etcd import EtcdClient, PrefixWatcher, WatchEvent
 from xdscp.model import ServiceSet, ServiceUpdate
+from xdscp.registry import RegistryLayout, RegistryState, Rejection
 from xdscp.sources.base import Publish, SourceStatus
-from xdscp.sources.registry_state import RegistryLayout, RegistryState, Rejection
 
 log = structlog.get_logger("xdscp.sources.etcd")
 

@@ -31,12 +31,12 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
-from tests.unit.sources.test_registry_hostile import registry_documents
+from tests.unit.registry.test_hostile import registry_documents
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry.codec import MAX_VALUE_BYTES
 from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]

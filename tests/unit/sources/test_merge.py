@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdscp.model import Endpoint, Service, ServiceUpdate
+from xdscp.model.names import NameClaims
 from xdscp.sources.merge import ClashKind, SourceMerge
-from xdscp.sources.registry_names import NameClaims
 
 
 def svc(name: str, port: int = 80) -> Service:

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from xdscp.errors import ValidationError
 from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import LbPolicy
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
-from xdscp.sources.registry_format import (
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState, Rejection
+from xdscp.registry.codec import MAX_VALUE_BYTES
+from xdscp.registry.schema import (
     REJECTION_REASONS,
     parse_grpc_go_value,
     parse_policy,
 )
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState, Rejection
 
 ROOT, POLICIES = b"/xdscp/services/", b"/xdscp/policies/"
 TARGET = GrpcGoTarget.parse("gsvc=team/gtarget")

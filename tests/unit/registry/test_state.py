@@ -6,7 +6,7 @@ import json
 
 from xdscp.etcd import EventKind, WatchEvent
 from xdscp.model import LbPolicy
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState
 
 ROOT = "/xdscp/services/"
 
