@@ -13,7 +13,7 @@ import xdscp
 
 ROOT = Path(xdscp.__file__).parent
 LAYERS = (
-    "errors", "logs", "signals", "keepalive",
+    "errors", "logs", "signals", "keepalive", "retry",
     "model",
     "etcd", "dns",
     "registry",

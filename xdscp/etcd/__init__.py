@@ -1,6 +1,5 @@
 """xdscp's own etcd v3 client (grpc.aio on a generated subset of etcd's API)."""
 
-from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.client import EtcdClient
 from xdscp.etcd.config import DEFAULT_ENDPOINT, EtcdConfig, EtcdEndpoint, parse_endpoint
 from xdscp.etcd.lease import keep_alive
@@ -11,7 +10,6 @@ from xdscp.etcd.watch import PrefixWatcher, WatchBatch, watch_prefix
 
 __all__ = [
     "DEFAULT_ENDPOINT",
-    "Backoff",
     "EtcdClient",
     "EtcdConfig",
     "EtcdEndpoint",

@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 
 from xdscp.errors import EtcdError, EtcdUnavailableError
-from xdscp.etcd import Backoff, EtcdClient, EventKind, LeaseExpiredError, keep_alive, watch_prefix
+from xdscp.etcd import EtcdClient, EventKind, LeaseExpiredError, keep_alive, watch_prefix
+from xdscp.retry import Backoff
 
 log = structlog.get_logger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from xdscp.errors import ValidationError
-from xdscp.etcd import Backoff, EtcdClient, EventKind, PrefixWatcher, WatchEvent
+from xdscp.etcd import EtcdClient, EventKind, PrefixWatcher, WatchEvent
 from xdscp.health.checker import Checker
 from xdscp.health.election import Election
 from xdscp.health.machine import Verdict
@@ -33,6 +33,7 @@ from xdscp.health.results import HealthLayout, encode_result, parse_result
 from xdscp.health.targets import HealthOverlay, Target, TargetKey, targets_of
 from xdscp.model import ServiceSet
 from xdscp.registry import display_key
+from xdscp.retry import Backoff
 
 log = structlog.get_logger(__name__)
 RESTART_MAX_BACKOFF_S = 30.0

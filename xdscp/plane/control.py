@@ -23,13 +23,13 @@ from xdscp.admin.metrics import register_process_metrics
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
-from xdscp.etcd import Backoff
 from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
 from xdscp.keepalive import server_options
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import Predictor, describe_services
+from xdscp.retry import Backoff
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.server.listen import Listen, check_all, check_listen
 from xdscp.sources import Publish, Source, SourceMerge

@@ -23,7 +23,7 @@ from enum import StrEnum
 import structlog
 
 from xdscp.errors import EtcdError, KeyHeldError, RegistrationError, ValidationError
-from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError
+from xdscp.etcd import EtcdClient, LeaseExpiredError
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
 from xdscp.registry.layout import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX
 from xdscp.registry.ownership import Verdict, claim, ended, watch_over
@@ -36,6 +36,7 @@ from xdscp.registry.schema import (
     parse_policy,
     policy_value,
 )
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.registration")
 
