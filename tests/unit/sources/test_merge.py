@@ -6,8 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.model import Endpoint, Service, ServiceUpdate
-from xdscp.model.names import NameClaims
+from xdscp.model import Endpoint, NameClaims, Service, ServiceUpdate
 from xdscp.sources.merge import ClashKind, SourceMerge
 
 
