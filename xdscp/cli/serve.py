@@ -23,7 +23,7 @@ from click.core import ParameterSource
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from xdscp.cli.registry import etcd_options
-from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config
+from xdscp.config import ConfigServicesSource, EtcdRegistryConfig, ServerConfig, load_config
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
@@ -120,15 +120,18 @@ def _serve_flags(params: dict[str, Any], given: set[str], options: ServeOptions)
 
 
 def _etcd_flags(
-    params: dict[str, Any], given: set[str], current: EtcdSource | None, use_etcd: bool | None
-) -> EtcdSource | None:
+    params: dict[str, Any],
+    given: set[str],
+    current: EtcdRegistryConfig | None,
+    use_etcd: bool | None,
+) -> EtcdRegistryConfig | None:
     """The etcd source: the file's, with the flags given; on when --etcd (or XDSCP_ETCD) or
     the file's `sources.etcd` says so, off with --no-registry."""
     if use_etcd is None:
         use_etcd = current is not None or bool(params["etcd_urls"])
     if not use_etcd:
         return None
-    base = current or EtcdSource(EtcdConfig(), RegistryLayout())
+    base = current or EtcdRegistryConfig(EtcdConfig(), RegistryLayout())
     client = {new: params[flag] for flag, new in _ETCD_CLIENT_FLAGS.items() if flag in given}
     if "etcd_urls" in given:
         urls = [u for text in params["etcd_urls"] for u in text.split(",") if u.strip()]
@@ -137,7 +140,7 @@ def _etcd_flags(
     layout: dict[str, Any] = {name: params[name] for name in prefixes if name in given}
     if "grpc_targets" in given:
         layout["grpc_targets"] = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
-    return EtcdSource(
+    return EtcdRegistryConfig(
         dataclasses.replace(base.client, **client), dataclasses.replace(base.layout, **layout)
     )
 

@@ -5,7 +5,7 @@ from xdscp.etcd.config import DEFAULT_ENDPOINT, EtcdConfig, EtcdEndpoint, parse_
 from xdscp.etcd.lease import keep_alive
 from xdscp.etcd.mirror import PrefixMirror
 from xdscp.etcd.rpc_errors import LeaseExpiredError
-from xdscp.etcd.types import EventKind, KeyValue, WatchEvent, prefix_range_end
+from xdscp.etcd.types import KeyValue, WatchEvent, WatchEventType, prefix_range_end
 from xdscp.etcd.watch import PrefixWatcher, WatchBatch, watch_prefix
 
 __all__ = [
@@ -13,13 +13,13 @@ __all__ = [
     "EtcdClient",
     "EtcdConfig",
     "EtcdEndpoint",
-    "EventKind",
     "KeyValue",
     "LeaseExpiredError",
     "PrefixMirror",
     "PrefixWatcher",
     "WatchBatch",
     "WatchEvent",
+    "WatchEventType",
     "keep_alive",
     "parse_endpoint",
     "prefix_range_end",

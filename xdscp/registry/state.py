@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import immutables
 
 from xdscp.errors import ValidationError
-from xdscp.etcd import EventKind, WatchEvent
+from xdscp.etcd import WatchEvent, WatchEventType
 from xdscp.model import (
     BalancingPolicy,
     Endpoint,
@@ -124,12 +124,12 @@ class RegistryState:
         (reported once per reason and value); a DELETE or an accepted PUT clears it."""
         rejections: list[Rejection] = []
         for event in events:
-            if event.kind is EventKind.DELETE:
+            if event.kind is WatchEventType.DELETE:
                 self._rejected.pop(event.key, None)
             try:
                 take(event)
             except ValidationError as exc:
-                if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
+                if event.kind is WatchEventType.PUT and (found := self._reject(event, exc)):
                     rejections.append(found)
                 continue
             self._rejected.pop(event.key, None)
@@ -139,7 +139,7 @@ class RegistryState:
         def take(event: WatchEvent) -> None:
             key = decode_key(event.key)  # a key that fails was never stored
             self._remove(key)
-            if event.kind is EventKind.DELETE:
+            if event.kind is WatchEventType.DELETE:
                 return
             registration = parse(key, event.value)
             if registration is not None:
@@ -184,7 +184,7 @@ class RegistryState:
         key = decode_key(event.key)
         service = key.removeprefix(self.layout.policies_prefix)
         check_service_name(service, "key")
-        if event.kind is EventKind.DELETE:
+        if event.kind is WatchEventType.DELETE:
             if self._policies.pop(service, None) is not None:
                 self._dirty.add(service)
             return None
