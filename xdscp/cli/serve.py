@@ -181,33 +181,33 @@ def _static_sources(config: ServerConfig, loaded: ServerConfig) -> list[Source]:
     return sources
 
 
-def _dns(config: DnsConfig, registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
+def _dns(config: DnsConfig, metrics_registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
     """The DNS source and its resolver (also used for etcd hostnames)."""
     resolver = DnsResolver(config.resolver)
     source = DnsSource(
         config.services,
         refresh=config.refresh,
         resolver=resolver,
-        metrics=DnsMetrics(registry),
+        metrics=DnsMetrics(metrics_registry),
     )
     return source, resolver
 
 
 async def _sources(
-    config: ServerConfig, loaded: ServerConfig, registry: CollectorRegistry,
+    config: ServerConfig, loaded: ServerConfig, metrics_registry: CollectorRegistry,
     stack: contextlib.AsyncExitStack, lease_ttl: int,
 ) -> tuple[list[Source], HealthCoordination | None]:  # fmt: skip
-    """Every configured source, their metrics in `registry`, in precedence order; with etcd,
+    """Every configured source, their metrics in `metrics_registry`, in precedence order; with etcd,
     how the replicas share one health checker (its keys beside the registry's)."""
     sources = _static_sources(config, loaded)
     resolver = None
     if config.dns is not None:
-        dns_source, resolver = _dns(config.dns, registry)
+        dns_source, resolver = _dns(config.dns, metrics_registry)
         sources.append(dns_source)
     if config.etcd is not None:
         client = await stack.enter_async_context(EtcdClient(config.etcd.client))
         # With a dns: section, hostnames in registrations use the same resolver.
-        metrics = RegistryMetrics(registry)
+        metrics = RegistryMetrics(metrics_registry)
         # Names equal through a domain suffix clash in Envoy's route table: the registry
         # refuses the later one, so it needs the suffixes the translator will use.
         layout = dataclasses.replace(
@@ -250,9 +250,9 @@ async def _serve(
     # No `*_created` series; process-wide, so the entry point and not an import does it.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     async with contextlib.AsyncExitStack() as stack:
-        registry = CollectorRegistry()
-        sources, health = await _sources(config, loaded, registry, stack, health_lease_ttl)
-        plane = ControlPlane(sources, options, registry=registry, health=health)
+        metrics_registry = CollectorRegistry()
+        sources, health = await _sources(config, loaded, metrics_registry, stack, health_lease_ttl)
+        plane = ControlPlane(sources, options, metrics_registry=metrics_registry, health=health)
         await plane.start()
         click.echo(
             f"xdscp serving xDS on {format_host_port(options.xds_host, plane.xds_port)},"

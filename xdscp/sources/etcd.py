@@ -56,31 +56,33 @@ class StdlibResolver:
 
 
 class RegistryMetrics:
-    """The registry's Prometheus metrics, registered in `registry`."""
+    """The registry's Prometheus metrics, registered in `metrics_registry`."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, metrics_registry: CollectorRegistry) -> None:
         self.rejected = Counter(
             "xdscp_registry_rejected",
             "Registry entries skipped because they are invalid, by reason.",
             ["reason"],
-            registry=registry,
+            registry=metrics_registry,
         )
         self.etcd_up = Gauge(
             "xdscp_registry_etcd_up",
             "1 while etcd answers the registry watches.",
-            registry=registry,
+            registry=metrics_registry,
         )
         self.etcd_failures = Counter(
             "xdscp_registry_etcd_failures",
             "Times the registry lost etcd (last known services kept).",
-            registry=registry,
+            registry=metrics_registry,
         )
         self.publishes = Counter(
-            "xdscp_registry_publishes", "Service sets published.", registry=registry
+            "xdscp_registry_publishes", "Service sets published.", registry=metrics_registry
         )
-        self.services = Gauge("xdscp_registry_services", "Services published.", registry=registry)
+        self.services = Gauge(
+            "xdscp_registry_services", "Services published.", registry=metrics_registry
+        )
         self.endpoints = Gauge(
-            "xdscp_registry_endpoints", "Endpoints published.", registry=registry
+            "xdscp_registry_endpoints", "Endpoints published.", registry=metrics_registry
         )
 
 

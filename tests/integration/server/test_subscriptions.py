@@ -176,7 +176,7 @@ async def test_a_nack_repeated_is_logged_and_counted_once_then_counted_as_duplic
                 lambda: sum(e.kind is duplicates for e in recorder.events) == NACK_FLOOD - 1
             )
         call.cancel()
-    sample = control.registry.get_sample_value
+    sample = control.metrics_registry.get_sample_value
     assert sample("xdscp_nacks_total", {"type": "Cluster"}) == 1
     assert sample("xdscp_nacks_duplicate_total", {"type": "Cluster"}) == NACK_FLOOD - 1
     assert [e["event"] for e in logs].count("nack_received") == 1
