@@ -118,7 +118,7 @@ async def xdscp_phase(
 def server_metrics(plane: ControlPlane) -> dict[str, float]:
     """xdscp's own histograms over the phase: mean snapshot build (both client kinds) and
     mean push -> ACK of ClusterLoadAssignments, in ms (a cross-check of the probe)."""
-    sample = plane.registry.get_sample_value
+    sample = plane.metrics_registry.get_sample_value
     out: dict[str, float] = {}
     for name, metric, labels in (
         ("snapshot_build_mean_ms", "xdscp_snapshot_build_seconds", {}),

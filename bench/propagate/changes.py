@@ -3,7 +3,7 @@
 Service `bench` always holds one endpoint. Change K registers endpoint `eK` (a demo backend
 `b{K % P}`, so each change's endpoint is one Envoy does not have) and deregisters `e{K-1}` in
 one etcd transaction: one revision, one watch response, no moment without an endpoint. The
-key and value are what `xdscp register` writes (`xdscp.sources.registration`).
+key and value are what `xdscp register` writes (`xdscp.registry.registration`).
 
 The writes and the raw watch (the baseline) run in the driver process, `driver.py`.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from xdscp.etcd import EtcdClient
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
-from xdscp.sources.registration import Placement, build_registration, encode
+from xdscp.registry.registration import Placement, build_registration, encode
 
 SERVICE = "bench"
 PREFIX = f"/xdscp/services/{SERVICE}/"

@@ -20,10 +20,10 @@ from google.protobuf import json_format
 
 from tests.e2e.stack import ENVOY_NODE, HOST, Stack, get_json, xdscp
 from xdscp.cache import TypeUrl
-from xdscp.etcd import EtcdClient, EventKind, WatchEvent
+from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.model import Service
-from xdscp.sources.registry_format import Registration
-from xdscp.sources.registry_state import RegistryState
+from xdscp.registry import RegistryState
+from xdscp.registry.schema import Registration
 from xdscp.translate import cluster_for, load_assignment_for, translate
 
 
@@ -67,7 +67,7 @@ async def registry(client: EtcdClient) -> Expected:
         (state.layout.policies_prefix, state.apply_policies),
     ):
         kvs, _ = await client.get_prefix(prefix.encode())
-        apply([WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs])
+        apply([WatchEvent(WatchEventType.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs])
     services, _ = state.build(lambda host: None)  # backends register IP literals
     snapshot = translate(services).snapshot
     versions = {

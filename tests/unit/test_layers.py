@@ -11,8 +11,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "xdscp"
 LAYERS = (
     "errors", "logs", "keepalive", "signals",     # every stage may use these
+    "retry",                                      # backoff for whatever retries
     "model",                                      # the data every stage speaks
     "etcd", "dns",                                # the backends' own clients
+    "registry",                                   # the etcd registry's schema; registering
     "sources", "health", "load",                  # watch, check, weigh: ServiceSets
     "cache", "translate", "server",               # resources, snapshots, xDS streams
     "balancer", "admin",                          # beside the pipeline: predict, show

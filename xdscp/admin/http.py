@@ -134,12 +134,12 @@ class AdminServer:
         host: str,
         port: int,
         *,
-        registry: CollectorRegistry,
+        metrics_registry: CollectorRegistry,
         view: AdminView,
         feed: ChangeFeed,
     ) -> None:
         self.host, self.port = host, port
-        self._registry, self._view, self._feed = registry, view, feed
+        self._metrics_registry, self._view, self._feed = metrics_registry, view, feed
         self._runner: web.AppRunner | None = None
         self._encoded: dict[str, tuple[int, str]] = {}  # topic -> (revision, its JSON)
         self.app = web.Application(middlewares=[self._errors])
@@ -226,7 +226,7 @@ class AdminServer:
         return _json(body, 200 if ready else 503)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
-        response = web.Response(body=generate_latest(self._registry))
+        response = web.Response(body=generate_latest(self._metrics_registry))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 

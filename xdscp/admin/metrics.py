@@ -1,4 +1,4 @@
-"""The process's own metrics on the plane's registry: CPU, memory, file descriptors, garbage
+"""The process's own metrics on the plane's metrics registry: CPU, memory, file descriptors, garbage
 collection, the platform, and `xdscp_build_info`.
 
 prometheus_client's collectors register on its global registry unless given another; xdscp
@@ -40,13 +40,15 @@ def build_labels() -> dict[str, str]:
     }
 
 
-def register_process_metrics(registry: CollectorRegistry) -> None:
+def register_process_metrics(metrics_registry: CollectorRegistry) -> None:
     """`process_*`, `python_gc_*`, `python_info` and `xdscp_build_info` (value 1, the
-    versions as labels) on `registry`."""
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
+    versions as labels) on `metrics_registry`."""
+    ProcessCollector(registry=metrics_registry)
+    PlatformCollector(registry=metrics_registry)
+    GCCollector(registry=metrics_registry)
     build = Info(
-        "xdscp_build", "The xdscp build: its version and its dependencies'", registry=registry
+        "xdscp_build",
+        "The xdscp build: its version and its dependencies'",
+        registry=metrics_registry,
     )
     build.info(build_labels())

@@ -22,7 +22,7 @@ from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hash.modulo import ModuloTable, sample_hashes
 from xdscp.balancer.hosts import Host
-from xdscp.model import Endpoint, HashOn, HashSource, Service
+from xdscp.model import Endpoint, HashInput, HashOn, Service
 
 Resources = Callable[[Service], tuple[Any, Any]]
 """Builds the (Cluster, ClusterLoadAssignment) a client receives for a service."""
@@ -54,12 +54,12 @@ def synthetic_request(hash_on: Sequence[HashOn], index: int) -> dict[str, Any]:
     query: dict[str, str] = {}
     source_ip = str(ipaddress.IPv4Address(0x0A000000 + index % 0xFFFFFF))  # 10.x.y.z clients
     for item in hash_on:
-        if item.source is HashSource.HEADER:
+        if item.source is HashInput.HEADER:
             headers[item.name] = f"user-{index}"
-        elif item.source is HashSource.COOKIE:
+        elif item.source is HashInput.COOKIE:
             cookies[item.name] = f"session-{index}"
             headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        elif item.source is HashSource.QUERY_PARAMETER:
+        elif item.source is HashInput.QUERY_PARAMETER:
             query[item.name] = f"q{index}"
     return {"headers": headers, "cookies": cookies, "query": query, "source_ip": source_ip}
 
@@ -208,9 +208,9 @@ class HotKeyResult:
 def _keyed_request(hash_on: Sequence[HashOn], key: str) -> dict[str, Any]:
     """`Balancer.request_hash` arguments with every hash input set to `key` (the source IP
     too, when `key` is an IP address)."""
-    names = {source: {h.name: key for h in hash_on if h.source is source} for source in HashSource}
-    cookies = names[HashSource.COOKIE]
-    headers = names[HashSource.HEADER] | (
+    names = {source: {h.name: key for h in hash_on if h.source is source} for source in HashInput}
+    cookies = names[HashInput.COOKIE]
+    headers = names[HashInput.HEADER] | (
         {"cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())} if cookies else {}
     )
     try:
@@ -220,7 +220,7 @@ def _keyed_request(hash_on: Sequence[HashOn], key: str) -> dict[str, Any]:
     return {
         "headers": headers,
         "cookies": cookies,
-        "query": names[HashSource.QUERY_PARAMETER],
+        "query": names[HashInput.QUERY_PARAMETER],
         "source_ip": source_ip,
     }
 

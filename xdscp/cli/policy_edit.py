@@ -18,7 +18,7 @@ from typing import Any
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient
 from xdscp.model import RESILIENCE_POLICIES, BalancingPolicy, HashOn
-from xdscp.sources import parse_policy, policy_key, policy_value
+from xdscp.registry import parse_policy, policy_key, policy_value
 
 _UNSET = "unset"
 _CAS_ATTEMPTS = 8  # read-merge-write rounds before giving up under concurrent writers

@@ -20,8 +20,8 @@ import click
 
 from xdscp.errors import KeyHeldError, KeyRemovedError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
+from xdscp.registry import Placement, Registered, Registration, register
 from xdscp.signals import Interrupted, Stopper, run_until_stopped
-from xdscp.sources import Placement, Registered, Registration, register
 
 EXIT_HELD = 3
 

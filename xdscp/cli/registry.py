@@ -24,7 +24,7 @@ from xdscp.cli.policy_edit import MissingLbError, PolicyWrite, changes, delete_p
 from xdscp.cli.policy_flags import flag_error, policy_patch, resilience_options
 from xdscp.cli.registrar import RegistrarOptions, run_registrar
 from xdscp.errors import ValidationError, XdscpError
-from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, WatchEvent
+from xdscp.etcd import EtcdClient, EtcdConfig, WatchEvent, WatchEventType
 from xdscp.model import (
     BalancingPolicy,
     HashFunction,
@@ -36,7 +36,7 @@ from xdscp.model import (
     format_host_port,
     parse_health,
 )
-from xdscp.sources import (
+from xdscp.registry import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     Format,
@@ -209,7 +209,7 @@ async def _list(client: EtcdClient, layout: RegistryLayout) -> Listed:
         kvs, _ = await client.get_prefix(prefix.encode())
         lease_of.update((kv.key, kv.lease) for kv in kvs if kv.lease)
         rejections += apply(
-            [WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs]
+            [WatchEvent(WatchEventType.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs]
         )
     left = {lease: await client.lease_time_to_live(lease) for lease in set(lease_of.values())}
     leases = {key.decode(errors="replace"): (lease, left[lease]) for key, lease in lease_of.items()}
@@ -330,7 +330,7 @@ def _ejection_note(
         state = RegistryState(RegistryLayout(services_prefix))
         kvs, _ = await client.get_prefix(f"{services_prefix}{service}/".encode())
         state.apply_native(
-            WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs
+            WatchEvent(WatchEventType.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs
         )
         return sum(1 for _, reg in state.registrations() if reg.service == service)
 

@@ -23,7 +23,7 @@ from click.core import ParameterSource
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from xdscp.cli.registry import etcd_options
-from xdscp.config import ConfigServicesSource, EtcdSource, ServerConfig, load_config
+from xdscp.config import ConfigServicesSource, EtcdRegistryConfig, ServerConfig, load_config
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
@@ -31,15 +31,14 @@ from xdscp.health import HealthCoordination, HealthLayout, health_prefix
 from xdscp.model import format_host_port, parse_host_port
 from xdscp.plane import ControlPlane, ServeOptions, XdsTls
 from xdscp.plane.control import listen_addresses
+from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.server import grouper
 from xdscp.server.listen import check_all
 from xdscp.signals import Stopper, run_until_stopped
 from xdscp.sources import (
     DnsSource,
     EtcdRegistrySource,
-    GrpcGoTarget,
     MemorySource,
-    RegistryLayout,
     RegistryMetrics,
     Source,
     StaticSource,
@@ -121,15 +120,18 @@ def _serve_flags(params: dict[str, Any], given: set[str], options: ServeOptions)
 
 
 def _etcd_flags(
-    params: dict[str, Any], given: set[str], current: EtcdSource | None, use_etcd: bool | None
-) -> EtcdSource | None:
+    params: dict[str, Any],
+    given: set[str],
+    current: EtcdRegistryConfig | None,
+    use_etcd: bool | None,
+) -> EtcdRegistryConfig | None:
     """The etcd source: the file's, with the flags given; on when --etcd (or XDSCP_ETCD) or
     the file's `sources.etcd` says so, off with --no-registry."""
     if use_etcd is None:
         use_etcd = current is not None or bool(params["etcd_urls"])
     if not use_etcd:
         return None
-    base = current or EtcdSource(EtcdConfig(), RegistryLayout())
+    base = current or EtcdRegistryConfig(EtcdConfig(), RegistryLayout())
     client = {new: params[flag] for flag, new in _ETCD_CLIENT_FLAGS.items() if flag in given}
     if "etcd_urls" in given:
         urls = [u for text in params["etcd_urls"] for u in text.split(",") if u.strip()]
@@ -138,7 +140,7 @@ def _etcd_flags(
     layout: dict[str, Any] = {name: params[name] for name in prefixes if name in given}
     if "grpc_targets" in given:
         layout["grpc_targets"] = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
-    return EtcdSource(
+    return EtcdRegistryConfig(
         dataclasses.replace(base.client, **client), dataclasses.replace(base.layout, **layout)
     )
 
@@ -179,33 +181,33 @@ def _static_sources(config: ServerConfig, loaded: ServerConfig) -> list[Source]:
     return sources
 
 
-def _dns(config: DnsConfig, registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
+def _dns(config: DnsConfig, metrics_registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
     """The DNS source and its resolver (also used for etcd hostnames)."""
     resolver = DnsResolver(config.resolver)
     source = DnsSource(
         config.services,
         refresh=config.refresh,
         resolver=resolver,
-        metrics=DnsMetrics(registry),
+        metrics=DnsMetrics(metrics_registry),
     )
     return source, resolver
 
 
 async def _sources(
-    config: ServerConfig, loaded: ServerConfig, registry: CollectorRegistry,
+    config: ServerConfig, loaded: ServerConfig, metrics_registry: CollectorRegistry,
     stack: contextlib.AsyncExitStack, lease_ttl: int,
 ) -> tuple[list[Source], HealthCoordination | None]:  # fmt: skip
-    """Every configured source, their metrics in `registry`, in precedence order; with etcd,
+    """Every configured source, their metrics in `metrics_registry`, in precedence order; with etcd,
     how the replicas share one health checker (its keys beside the registry's)."""
     sources = _static_sources(config, loaded)
     resolver = None
     if config.dns is not None:
-        dns_source, resolver = _dns(config.dns, registry)
+        dns_source, resolver = _dns(config.dns, metrics_registry)
         sources.append(dns_source)
     if config.etcd is not None:
         client = await stack.enter_async_context(EtcdClient(config.etcd.client))
         # With a dns: section, hostnames in registrations use the same resolver.
-        metrics = RegistryMetrics(registry)
+        metrics = RegistryMetrics(metrics_registry)
         # Names equal through a domain suffix clash in Envoy's route table: the registry
         # refuses the later one, so it needs the suffixes the translator will use.
         layout = dataclasses.replace(
@@ -248,9 +250,9 @@ async def _serve(
     # No `*_created` series; process-wide, so the entry point and not an import does it.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     async with contextlib.AsyncExitStack() as stack:
-        registry = CollectorRegistry()
-        sources, health = await _sources(config, loaded, registry, stack, health_lease_ttl)
-        plane = ControlPlane(sources, options, registry=registry, health=health)
+        metrics_registry = CollectorRegistry()
+        sources, health = await _sources(config, loaded, metrics_registry, stack, health_lease_ttl)
+        plane = ControlPlane(sources, options, metrics_registry=metrics_registry, health=health)
         await plane.start()
         click.echo(
             f"xdscp serving xDS on {format_host_port(options.xds_host, plane.xds_port)},"

@@ -8,12 +8,12 @@ reverse).
 
 from xdscp.config.load import ConfigServicesSource, ServerConfig, load_config
 from xdscp.config.options import ServeOptions, XdsTls
-from xdscp.config.sections import SCHEMA, EtcdSource
+from xdscp.config.sections import SCHEMA, EtcdRegistryConfig
 
 __all__ = [
     "SCHEMA",
     "ConfigServicesSource",
-    "EtcdSource",
+    "EtcdRegistryConfig",
     "ServeOptions",
     "ServerConfig",
     "XdsTls",

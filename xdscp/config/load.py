@@ -61,7 +61,7 @@ from xdscp.config.options import ServeOptions
 from xdscp.config.raw import RawConfig, apply_environment, parse_yaml
 from xdscp.config.sections import (
     SCHEMA,
-    EtcdSource,
+    EtcdRegistryConfig,
     dns_section,
     etcd_section,
     serve_options,
@@ -82,7 +82,7 @@ class ServerConfig:
     serve: ServeOptions = dataclasses.field(default_factory=ServeOptions)
     static_services: Mapping[str, Service] | None = None
     static_file: str | None = None
-    etcd: EtcdSource | None = None
+    etcd: EtcdRegistryConfig | None = None
     dns: DnsConfig | None = None
     path: Path | None = None
 

@@ -1,6 +1,6 @@
 """The sections of `serve`'s configuration file: its `SCHEMA`, and each section checked
 into the typed value it configures (`xds`/`admin`/`listener` → `ServeOptions`, the `sources`
-→ static services, `EtcdSource`, `DnsConfig`). `load.py` assembles them (see its docstring
+→ static services, `EtcdRegistryConfig`, `DnsConfig`). `load.py` assembles them (see its docstring
 for the file's layout).
 """
 
@@ -24,13 +24,13 @@ from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError
 from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
 from xdscp.model import check_service_name, parse_host_port
-from xdscp.server import grouper
-from xdscp.sources import (
+from xdscp.registry import (
     DEFAULT_POLICIES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     GrpcGoTarget,
     RegistryLayout,
 )
+from xdscp.server import grouper
 from xdscp.translate import TranslateOptions
 
 SCHEMA: dict[str, Any] = {
@@ -68,7 +68,7 @@ _DNS_KEYS = ("services", "resolver", "refresh")
 
 
 @dataclass(frozen=True)
-class EtcdSource:
+class EtcdRegistryConfig:
     """How to reach etcd and where the registry lives in it."""
 
     client: EtcdConfig
@@ -146,7 +146,7 @@ def _xds_tls(raw: RawConfig) -> XdsTls | None:
     return XdsTls(cert, key, raw.file((*path, "client_ca")))
 
 
-def etcd_section(raw: RawConfig, path: FieldPath) -> EtcdSource:
+def etcd_section(raw: RawConfig, path: FieldPath) -> EtcdRegistryConfig:
     raw.mapping(path, SCHEMA["sources"]["etcd"])
     endpoints = raw.strings((*path, "endpoints"))
     if endpoints == ():
@@ -183,7 +183,7 @@ def etcd_section(raw: RawConfig, path: FieldPath) -> EtcdSource:
         client = EtcdConfig(**settings)
     except ConfigError as exc:
         raise raw.wrap(path, exc) from None
-    return EtcdSource(client, layout)
+    return EtcdRegistryConfig(client, layout)
 
 
 def dns_section(raw: RawConfig, path: FieldPath) -> DnsConfig:

@@ -37,8 +37,8 @@ from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, LbPolicy
 from xdscp.procs import free_port
+from xdscp.registry import RegistryLayout, build_registration, register
 from xdscp.signals import Stopper
-from xdscp.sources import RegistryLayout, build_registration, register
 from xdscp.translate import TranslateOptions
 
 BACKENDS = (DemoBackend("b1", 1), DemoBackend("b2", 2), DemoBackend("b3", 7))

@@ -27,9 +27,9 @@ from xdscp.demo.admin import AdminClient
 from xdscp.demo.stack import problem
 from xdscp.demo.traffic import USER_HEADER, Request, plan, send
 from xdscp.errors import ProcessError
-from xdscp.etcd import EtcdClient, EventKind, WatchEvent
+from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy, Service
-from xdscp.sources import RegistryLayout, RegistryState, set_policy
+from xdscp.registry import RegistryLayout, RegistryState, set_policy
 from xdscp.translate import TranslateOptions, envoy_service_resources
 
 REFERENCE_PICKS = 20_000
@@ -104,7 +104,7 @@ async def read_service(client: EtcdClient, name: str, layout: RegistryLayout) ->
         (layout.policies_prefix, state.apply_policies),
     ):
         kvs, _ = await client.get_prefix(prefix.encode())
-        apply([WatchEvent(EventKind.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs])
+        apply([WatchEvent(WatchEventType.PUT, kv.key, kv.value, kv.mod_revision) for kv in kvs])
     services, _ = state.build(lambda _host: None)
     if name not in services:
         raise ProcessError(f"{name} has no registration in etcd")

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from xdscp.model import BalancingPolicy, HashSource
+from xdscp.model import BalancingPolicy, HashInput
 
 USER_HEADER = "x-user"
 MAX_SOURCE_ADDRESSES = 64
@@ -36,11 +36,11 @@ def plan(policy: BalancingPolicy, count: int) -> list[Request]:
     """`count` requests that exercise `policy`: distinct header values or source addresses
     for hash policies, plain requests otherwise."""
     sources = {h.source for h in policy.hash_on}
-    if HashSource.SOURCE_IP in sources:
+    if HashInput.SOURCE_IP in sources:
         addresses = max(1, min(MAX_SOURCE_ADDRESSES, count // 10))
         return [Request(source_ip=source_address(i * addresses // count)) for i in range(count)]
-    if HashSource.HEADER in sources:
-        names = [h.name for h in policy.hash_on if h.source is HashSource.HEADER]
+    if HashInput.HEADER in sources:
+        names = [h.name for h in policy.hash_on if h.source is HashInput.HEADER]
         return [Request(dict.fromkeys(names, f"user-{i}")) for i in range(count)]
     return [Request() for _ in range(count)]
 

@@ -18,7 +18,6 @@ import structlog
 
 from xdscp.errors import EtcdError, EtcdTooLargeError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.config import EtcdConfig, EtcdEndpoint
 from xdscp.etcd.rpc_errors import (
     AuthExpiredError,
@@ -26,6 +25,7 @@ from xdscp.etcd.rpc_errors import (
     map_rpc_error,
 )
 from xdscp.etcd.types import KeyValue, kv_from_pb, prefix_range_end
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.etcd")
 

@@ -9,9 +9,9 @@ import structlog
 
 from xdscp.errors import EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
-from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.client import EtcdClient
 from xdscp.etcd.rpc_errors import AuthExpiredError, LeaseExpiredError, etcd_errors
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.etcd")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from xdscp.etcd.types import EventKind, KeyValue, WatchEvent
+from xdscp.etcd.types import KeyValue, WatchEvent, WatchEventType
 
 
 class PrefixMirror:
@@ -55,13 +55,13 @@ class PrefixMirror:
         """Replace the content by a full listing taken at `header_revision`; return the diff."""
         fresh = {kv.key: kv for kv in kvs}
         changes = [
-            WatchEvent(EventKind.DELETE, key, b"", header_revision)
+            WatchEvent(WatchEventType.DELETE, key, b"", header_revision)
             for key in sorted(self._revisions.keys() - fresh.keys())
         ]
         for key in sorted(fresh):
             kv = fresh[key]
             if self._revisions.get(key) != kv.mod_revision:
-                changes.append(WatchEvent(EventKind.PUT, key, kv.value, kv.mod_revision))
+                changes.append(WatchEvent(WatchEventType.PUT, key, kv.value, kv.mod_revision))
         self._revisions = {key: kv.mod_revision for key, kv in fresh.items()}
         self._revision = header_revision
         self._loaded = True
@@ -78,7 +78,7 @@ class PrefixMirror:
         for event in events:
             if event.mod_revision <= floor:
                 continue
-            if event.kind is EventKind.PUT:
+            if event.kind is WatchEventType.PUT:
                 self._revisions[event.key] = event.mod_revision
             elif self._revisions.pop(event.key, None) is None:
                 self._revision = event.mod_revision

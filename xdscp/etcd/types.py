@@ -7,7 +7,7 @@ from enum import IntEnum
 from typing import Any
 
 
-class EventKind(IntEnum):
+class WatchEventType(IntEnum):
     """What happened to a key (the numbers are etcd's `mvccpb.Event.EventType`)."""
 
     PUT = 0
@@ -30,7 +30,7 @@ class KeyValue:
 class WatchEvent:
     """A change to one key. For DELETE, `value` is empty and `mod_revision` is the deletion's."""
 
-    kind: EventKind
+    kind: WatchEventType
     key: bytes
     value: bytes
     mod_revision: int
@@ -64,6 +64,6 @@ def kv_from_pb(message: Any) -> KeyValue:
 
 def event_from_pb(message: Any) -> WatchEvent:
     """Convert an `mvccpb.Event` message."""
-    kind = EventKind(int(message.type))
-    value = b"" if kind is EventKind.DELETE else bytes(message.kv.value)
+    kind = WatchEventType(int(message.type))
+    value = b"" if kind is WatchEventType.DELETE else bytes(message.kv.value)
     return WatchEvent(kind, bytes(message.kv.key), value, int(message.kv.mod_revision))

@@ -14,11 +14,11 @@ import structlog
 
 from xdscp.errors import EtcdCompactedError, EtcdError, EtcdUnavailableError
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
-from xdscp.etcd.backoff import Backoff
 from xdscp.etcd.client import EtcdClient
 from xdscp.etcd.mirror import PrefixMirror
 from xdscp.etcd.rpc_errors import AuthExpiredError, etcd_errors
 from xdscp.etcd.types import WatchEvent, event_from_pb, prefix_range_end
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.etcd")
 

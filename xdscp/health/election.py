@@ -22,7 +22,8 @@ from typing import Any
 import structlog
 
 from xdscp.errors import EtcdError, EtcdUnavailableError
-from xdscp.etcd import Backoff, EtcdClient, EventKind, LeaseExpiredError, keep_alive, watch_prefix
+from xdscp.etcd import EtcdClient, LeaseExpiredError, WatchEventType, keep_alive, watch_prefix
+from xdscp.retry import Backoff
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +77,7 @@ class Election:
         if revision == 0:
             return
         async for batch in watch_prefix(self._client, self._key, revision + 1):
-            if any(e.key == self._key and e.kind is EventKind.DELETE for e in batch.events):
+            if any(e.key == self._key and e.kind is WatchEventType.DELETE for e in batch.events):
                 self.leader = None
                 return
 

@@ -18,7 +18,7 @@ from xdscp.errors import ValidationError
 from xdscp.health.machine import Verdict
 from xdscp.health.targets import TargetKey
 from xdscp.model import check_service_name, format_host_port, parse_host_port
-from xdscp.sources import decode_key, load_object
+from xdscp.registry import decode_key, load_object
 
 MAX_RESULT_BYTES = 1024
 

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from xdscp.errors import ValidationError
-from xdscp.etcd import Backoff, EtcdClient, EventKind, PrefixWatcher, WatchEvent
+from xdscp.etcd import EtcdClient, PrefixWatcher, WatchEvent, WatchEventType
 from xdscp.health.checker import Checker
 from xdscp.health.election import Election
 from xdscp.health.machine import Verdict
@@ -32,7 +32,8 @@ from xdscp.health.probes import Prober
 from xdscp.health.results import HealthLayout, encode_result, parse_result
 from xdscp.health.targets import HealthOverlay, Target, TargetKey, targets_of
 from xdscp.model import ServiceSet
-from xdscp.sources import display_key
+from xdscp.registry import display_key
+from xdscp.retry import Backoff
 
 log = structlog.get_logger(__name__)
 RESTART_MAX_BACKOFF_S = 30.0
@@ -193,7 +194,7 @@ class HealthStage:
     def _parse(layout: HealthLayout, event: WatchEvent) -> tuple[TargetKey, Verdict | None] | None:
         try:
             key = layout.parse_key(event.key)
-            return key, None if event.kind is EventKind.DELETE else parse_result(event.value)
+            return key, None if event.kind is WatchEventType.DELETE else parse_result(event.value)
         except ValidationError as exc:
             log.warning("health_result_rejected", key=display_key(event.key), error=str(exc))
             return None

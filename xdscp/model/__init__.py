@@ -13,6 +13,7 @@ from xdscp.model.checks import (
     is_prime,
 )
 from xdscp.model.client import ClientKind
+from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     DEFAULT_MAGLEV_TABLE,
     ENVOY_MAX_RING,
@@ -21,11 +22,11 @@ from xdscp.model.policy import (
     MAGLEV_MAX_TABLE,
     BalancingPolicy,
     HashFunction,
+    HashInput,
     HashOn,
-    HashSource,
     LbPolicy,
     UpstreamProtocol,
-    parse_hash_source,
+    parse_hash_input,
     parse_lb_policy,
 )
 from xdscp.model.priority_load import (
@@ -84,13 +85,14 @@ __all__ = [
     "Endpoint",
     "FailurePercentageEjection",
     "HashFunction",
+    "HashInput",
     "HashOn",
-    "HashSource",
     "Health",
     "HealthCheck",
     "HealthCheckKind",
     "LbPolicy",
     "Locality",
+    "NameClaims",
     "OutlierDetection",
     "PriorityCounts",
     "PriorityLoad",
@@ -113,7 +115,7 @@ __all__ = [
     "is_prime",
     "panic_threshold_percent",
     "parse_duration",
-    "parse_hash_source",
+    "parse_hash_input",
     "parse_health",
     "parse_host_port",
     "parse_lb_policy",

@@ -61,7 +61,7 @@ class HashFunction(StrEnum):
     MURMUR_HASH_2 = "murmur_hash_2"
 
 
-class HashSource(StrEnum):
+class HashInput(StrEnum):
     """What a request hash is computed from."""
 
     HEADER = "header"
@@ -74,14 +74,14 @@ class HashSource(StrEnum):
 class HashOn:
     """One input of the request hash. `name` is the header, cookie or query parameter name."""
 
-    source: HashSource
+    source: HashInput
     name: str = ""
     terminal: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.source, HashSource):
-            object.__setattr__(self, "source", parse_hash_source(self.source))
-        if self.source is HashSource.SOURCE_IP:
+        if not isinstance(self.source, HashInput):
+            object.__setattr__(self, "source", parse_hash_input(self.source))
+        if self.source is HashInput.SOURCE_IP:
             if self.name:
                 raise ValidationError("hash_on.name", "source_ip takes no name")
         elif not isinstance(self.name, str) or not _TOKEN.fullmatch(self.name):
@@ -93,15 +93,15 @@ class HashOn:
     def parse(cls, text: str) -> HashOn:
         """Parse `header:x-user`, `cookie:session`, `query_parameter:u` or `source_ip`."""
         source, _, name = text.partition(":")
-        return cls(parse_hash_source(source.strip()), name.strip())
+        return cls(parse_hash_input(source.strip()), name.strip())
 
     def __str__(self) -> str:
         return f"{self.source}:{self.name}" if self.name else str(self.source)
 
 
-def parse_hash_source(value: object) -> HashSource:
+def parse_hash_input(value: object) -> HashInput:
     """Parse a hash source name, rejecting unknown values with the allowed set."""
-    return choice(HashSource, "hash_on.source", value, dashes=True)
+    return choice(HashInput, "hash_on.source", value, dashes=True)
 
 
 class UpstreamProtocol(StrEnum):
@@ -204,12 +204,12 @@ class BalancingPolicy:
         return out
 
     def _check_hash_on(self) -> None:
-        if self.lb is LbPolicy.SOURCE_IP_HASH and self.hash_on != (HashOn(HashSource.SOURCE_IP),):
+        if self.lb is LbPolicy.SOURCE_IP_HASH and self.hash_on != (HashOn(HashInput.SOURCE_IP),):
             if self.hash_on:
                 raise ValidationError(
                     "hash_on", "source_ip_hash always hashes on source_ip; leave it unset"
                 )
-            object.__setattr__(self, "hash_on", (HashOn(HashSource.SOURCE_IP),))
+            object.__setattr__(self, "hash_on", (HashOn(HashInput.SOURCE_IP),))
         if self.hash_on and self.lb not in _HASH_ON_POLICIES:
             raise ValidationError("hash_on", f"is used by ring_hash and maglev only, not {self.lb}")
 

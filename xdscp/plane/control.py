@@ -23,13 +23,13 @@ from xdscp.admin.metrics import register_process_metrics
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
-from xdscp.etcd import Backoff
 from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
 from xdscp.keepalive import server_options
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import Predictor, describe_services
+from xdscp.retry import Backoff
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.server.listen import Listen, check_all, check_listen
 from xdscp.sources import Publish, Source, SourceMerge
@@ -78,24 +78,26 @@ class ControlPlane:
         sources: Sequence[Source],
         options: ServeOptions | None = None,
         *,
-        registry: CollectorRegistry | None = None,
+        metrics_registry: CollectorRegistry | None = None,
         health: HealthCoordination | None = None,
     ) -> None:
         """`health`: how replicas share one health checker (etcd); None: this one checks."""
         self.options = options or ServeOptions()
         self.sources = tuple(sources)
-        self.registry = registry or CollectorRegistry()  # shared with the sources' metrics
+        self.metrics_registry = (
+            metrics_registry or CollectorRegistry()
+        )  # shared with the sources' metrics
         self.source_failures = Counter(
             "xdscp_source_failures",
             "Times a source failed unexpectedly and was restarted (its last services kept).",
             ["source"],
-            registry=self.registry,
+            registry=self.metrics_registry,
         )
         self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
-        register_process_metrics(self.registry)
+        register_process_metrics(self.metrics_registry)
         self._build_serving()
         self.source_health = SourceMonitor(
-            self.sources, self.registry, lambda: self.feed.notify(SOURCES)
+            self.sources, self.metrics_registry, lambda: self.feed.notify(SOURCES)
         )
         self._build_pipeline(health)
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,7 +105,7 @@ class ControlPlane:
         self.admin = AdminServer(
             self.options.admin_host,
             self.options.admin_port,
-            registry=self.registry,
+            metrics_registry=self.metrics_registry,
             view=self,
             feed=self.feed,
         )
@@ -113,7 +115,7 @@ class ControlPlane:
     def _build_serving(self) -> None:
         """The xDS side: metrics, the snapshot cache, per-node status (feeding the dashboard's
         live updates), the ADS and CSDS services."""
-        self.metrics = XdsMetrics(self.registry)
+        self.metrics = XdsMetrics(self.metrics_registry)
         self.cache = SnapshotCache()
         self.feed = ChangeFeed()  # the dashboard's live updates
         self.status = StatusBoard(on_change=lambda: self.feed.notify(NODES))
@@ -138,7 +140,9 @@ class ControlPlane:
         self._merge = merge
         self._schedule = RebuildSchedule(merge, tuple(self.translators))
         # between the merge and the translation: failing endpoints served UNHEALTHY
-        self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
+        self.health = HealthStage(
+            HealthMetrics(self.metrics_registry), self._health_changed, health
+        )
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how

@@ -59,7 +59,7 @@ class SourceMonitor:
     def __init__(
         self,
         sources: Sequence[Source],
-        registry: CollectorRegistry,
+        metrics_registry: CollectorRegistry,
         on_change: Callable[[], None],
         *,
         clock: Callable[[], float] = time.time,
@@ -73,7 +73,7 @@ class SourceMonitor:
             " reads); 0 while it cannot (its last known services are served) or before its"
             " first set.",
             ["source"],
-            registry=registry,
+            registry=metrics_registry,
         )
         self._states: dict[str, SourceState] = {}
 

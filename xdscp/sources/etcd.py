@@ -1,6 +1,6 @@
 """The etcd registry source: watches the registry prefixes and publishes whole service sets.
 
-Key layout and value formats: see `xdscp.sources.registry_format`. Behaviour:
+Key layout and value formats: see `xdscp.registry.schema`. Behaviour:
 
 - every watched prefix is listed, then watched (`xdscp.etcd.PrefixWatcher`: nothing lost across
   restarts, compactions re-listed and diffed); `ready` turns True at the first publish, once
@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xdscp.errors import DnsError
 from xdscp.etcd import EtcdClient, PrefixWatcher, WatchEvent
 from xdscp.model import ServiceSet, ServiceUpdate
+from xdscp.registry import RegistryLayout, RegistryState, Rejection
 from xdscp.sources.base import Publish, SourceStatus
-from xdscp.sources.registry_state import RegistryLayout, RegistryState, Rejection
 
 log = structlog.get_logger("xdscp.sources.etcd")
 
@@ -56,31 +56,33 @@ class StdlibResolver:
 
 
 class RegistryMetrics:
-    """The registry's Prometheus metrics, registered in `registry`."""
+    """The registry's Prometheus metrics, registered in `metrics_registry`."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, metrics_registry: CollectorRegistry) -> None:
         self.rejected = Counter(
             "xdscp_registry_rejected",
             "Registry entries skipped because they are invalid, by reason.",
             ["reason"],
-            registry=registry,
+            registry=metrics_registry,
         )
         self.etcd_up = Gauge(
             "xdscp_registry_etcd_up",
             "1 while etcd answers the registry watches.",
-            registry=registry,
+            registry=metrics_registry,
         )
         self.etcd_failures = Counter(
             "xdscp_registry_etcd_failures",
             "Times the registry lost etcd (last known services kept).",
-            registry=registry,
+            registry=metrics_registry,
         )
         self.publishes = Counter(
-            "xdscp_registry_publishes", "Service sets published.", registry=registry
+            "xdscp_registry_publishes", "Service sets published.", registry=metrics_registry
         )
-        self.services = Gauge("xdscp_registry_services", "Services published.", registry=registry)
+        self.services = Gauge(
+            "xdscp_registry_services", "Services published.", registry=metrics_registry
+        )
         self.endpoints = Gauge(
-            "xdscp_registry_endpoints", "Endpoints published.", registry=registry
+            "xdscp_registry_endpoints", "Endpoints published.", registry=metrics_registry
         )
 
 

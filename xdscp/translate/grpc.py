@@ -55,7 +55,7 @@ from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from xdscp.model import Endpoint, HashSource, Health, LbPolicy, Locality, Service
+from xdscp.model import Endpoint, HashInput, Health, LbPolicy, Locality, Service
 from xdscp.translate.envoy import ads_config_source, lb_endpoint
 from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
 from xdscp.translate.lb import hash_policy, maglev_config, set_policies
@@ -85,7 +85,7 @@ def grpc_warnings(service: Service) -> list[str]:
         notes.append("maglev: gRPC clients use ring hash (same keys stick, other placement)")
     if policy.hash_function.value == "murmur_hash_2" and policy.lb in _RING_POLICIES:
         notes.append("ring_hash: gRPC clients hash with XX_HASH only")
-    if any(h.source is not HashSource.HEADER for h in policy.hash_on):
+    if any(h.source is not HashInput.HEADER for h in policy.hash_on):
         notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
     notes.extend(resilience_notes(policy))
     return notes
@@ -225,7 +225,7 @@ def route_hash_policies_for(service: Service) -> list[Any]:
     policy = service.policy
     if policy.lb not in {LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOURCE_IP_HASH}:
         return []
-    headers = [hash_policy(h) for h in policy.hash_on if h.source is HashSource.HEADER]
+    headers = [hash_policy(h) for h in policy.hash_on if h.source is HashInput.HEADER]
     if len(headers) < len(policy.hash_on) or policy.lb is LbPolicy.SOURCE_IP_HASH:
         headers.append(_HashPolicy(filter_state=_HashPolicy.FilterState(key=CHANNEL_ID)))
     return headers

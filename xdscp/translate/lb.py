@@ -27,7 +27,7 @@ from envoy.extensions.load_balancing_policies.random.v3 import random_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
-from xdscp.model import BalancingPolicy, HashFunction, HashOn, HashSource, LbPolicy
+from xdscp.model import BalancingPolicy, HashFunction, HashInput, HashOn, LbPolicy
 from xdscp.translate.resilience import slow_start_config
 
 _PREFIX = "envoy.load_balancing_policies."
@@ -43,13 +43,13 @@ def sends_weights(policy: BalancingPolicy) -> bool:
 def hash_policy(hash_on: HashOn) -> Any:
     """One route `HashPolicy` for one hash input."""
     match hash_on.source:
-        case HashSource.HEADER:
+        case HashInput.HEADER:
             hp = _HashPolicy(header=_HashPolicy.Header(header_name=hash_on.name))
-        case HashSource.COOKIE:
+        case HashInput.COOKIE:
             hp = _HashPolicy(cookie=_HashPolicy.Cookie(name=hash_on.name))
-        case HashSource.QUERY_PARAMETER:
+        case HashInput.QUERY_PARAMETER:
             hp = _HashPolicy(query_parameter=_HashPolicy.QueryParameter(name=hash_on.name))
-        case HashSource.SOURCE_IP:
+        case HashInput.SOURCE_IP:
             hp = _HashPolicy(connection_properties=_HashPolicy.ConnectionProperties(source_ip=True))
     hp.terminal = hash_on.terminal
     return hp

@@ -36,7 +36,7 @@ from tests.integration.docs.isolated import (
     run_isolated,
 )
 from xdscp.demo.failure import GUARDED, GUARDED_FLAGS
-from xdscp.sources.registry_format import policy_value
+from xdscp.registry import policy_value
 
 pytestmark = [
     pytest.mark.etcd, pytest.mark.envoy, pytest.mark.grpc, pytest.mark.slow,

@@ -23,8 +23,8 @@ from tests.integration.envoy.test_xds_envoy import served_until
 from xdscp.demo.backend import Backend
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy
+from xdscp.registry.registration import build_registration, register, set_policy
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.sources.registration import build_registration, register, set_policy
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd]
 

@@ -31,12 +31,12 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
-from tests.unit.sources.test_registry_hostile import registry_documents
+from tests.unit.registry.test_hostile import registry_documents
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
-from xdscp.etcd import EtcdClient, EventKind, WatchEvent
+from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry.codec import MAX_VALUE_BYTES
 from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
@@ -236,7 +236,7 @@ def _oracle_rejections(writes: list[tuple[bytes, bytes]]) -> tuple[int, int]:
     state = RegistryState(LAYOUT)
     revision = 0
 
-    def apply(key: bytes, value: bytes, kind: EventKind = EventKind.PUT) -> int:
+    def apply(key: bytes, value: bytes, kind: WatchEventType = WatchEventType.PUT) -> int:
         nonlocal revision
         revision += 1
         event = [WatchEvent(kind, key, value, revision)]

@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.etcd import EtcdCluster, EtcdServer
 from xdscp.errors import EtcdUnavailableError
-from xdscp.etcd import EtcdClient, EtcdConfig, EventKind, PrefixWatcher, watch_prefix
+from xdscp.etcd import EtcdClient, EtcdConfig, PrefixWatcher, WatchEventType, watch_prefix
 from xdscp.testing import free_port
 
 pytestmark = pytest.mark.etcd
@@ -91,8 +91,8 @@ async def test_watch_resumes_after_kill_without_losing_events(etcd_server: EtcdS
         while len(seen) < 2:
             seen += await asyncio.wait_for(anext(changes), 10)
         assert [(e.kind, e.key) for e in seen] == [
-            (EventKind.PUT, b"/w/1"),
-            (EventKind.DELETE, b"/w/0"),
+            (WatchEventType.PUT, b"/w/1"),
+            (WatchEventType.DELETE, b"/w/0"),
         ]
         assert set(watcher.mirror.revisions) == {b"/w/1"}
         await changes.aclose()

@@ -12,14 +12,14 @@ from tests.integration.etcd.test_registration import cli
 from xdscp.errors import ValidationError
 from xdscp.etcd import EtcdClient
 from xdscp.model import Health
-from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.sources.registration import (
+from xdscp.registry.registration import (
     Format,
     Placement,
     build_registration,
     deregister,
     register,
 )
+from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd

@@ -10,10 +10,10 @@ import pytest
 
 from tests.fixtures.etcd_backends import EtcdBackend, header_revision, watch_events
 from xdscp.errors import EtcdCompactedError, EtcdError
-from xdscp.etcd import EtcdClient, EventKind, KeyValue, WatchEvent
+from xdscp.etcd import EtcdClient, KeyValue, WatchEvent, WatchEventType
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 
-PUT, DELETE = EventKind.PUT, EventKind.DELETE
+PUT, DELETE = WatchEventType.PUT, WatchEventType.DELETE
 
 
 async def _range_at(client: EtcdClient, prefix: bytes, revision: int) -> list[tuple[bytes, bytes]]:

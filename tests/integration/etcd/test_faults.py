@@ -43,7 +43,7 @@ from tests.integration.etcd.helpers import etcd_content
 from xdscp.errors import EtcdError
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.sources.registration import Registered, build_registration, register
+from xdscp.registry.registration import Registered, build_registration, register
 from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.slow]

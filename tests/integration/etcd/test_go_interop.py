@@ -18,8 +18,8 @@ import pytest
 from tests.fixtures.etcd import EtcdServer
 from tests.fixtures.go import build_go
 from xdscp.etcd import EtcdClient
+from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout
 from xdscp.testing import Recorder, free_port, running, wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.go]

@@ -19,7 +19,7 @@ from tests.fixtures.etcd import EtcdServer
 from xdscp.errors import KeyHeldError, KeyRemovedError
 from xdscp.etcd import EtcdClient
 from xdscp.model import Locality
-from xdscp.sources.registration import (
+from xdscp.registry.registration import (
     Format,
     Placement,
     Registered,
@@ -27,7 +27,7 @@ from xdscp.sources.registration import (
     deregister,
     register,
 )
-from xdscp.sources.registry_format import Registration
+from xdscp.registry.schema import Registration
 from xdscp.testing import wait_for
 
 pytestmark = pytest.mark.etcd

@@ -14,7 +14,7 @@ from xdscp.cli import main
 from xdscp.cli.policy_edit import PolicyPatch, set_merged
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.model import LbPolicy
-from xdscp.sources import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX, get_policy
+from xdscp.registry import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX, get_policy
 
 
 def _policy(url: str, *args: str) -> Result:

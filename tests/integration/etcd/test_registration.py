@@ -20,8 +20,8 @@ from tests.fixtures.etcd_backends import EtcdBackend
 from xdscp.cli.registry import commands
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, Locality
+from xdscp.registry.registration import Format, Placement, build_registration, register
 from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.sources.registration import Format, Placement, build_registration, register
 from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd

@@ -20,7 +20,7 @@ from tests.fixtures.etcd import EtcdServer
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.model import BalancingPolicy, HealthCheck
-from xdscp.sources import policy_value
+from xdscp.registry import policy_value
 from xdscp.testing import free_port
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]

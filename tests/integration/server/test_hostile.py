@@ -85,7 +85,10 @@ async def _plane(write_timeout_s: float = 30.0) -> ControlPlane:
 
 
 def _errors(plane: ControlPlane, reason: str) -> float:
-    return plane.registry.get_sample_value("xdscp_stream_errors_total", {"reason": reason}) or 0
+    return (
+        plane.metrics_registry.get_sample_value("xdscp_stream_errors_total", {"reason": reason})
+        or 0
+    )
 
 
 async def test_an_undecodable_request_ends_the_stream_with_invalid_argument() -> None:

@@ -113,7 +113,7 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
                 if any(e.kind is EventKind.ACK for e in events):
                     break
                 await asyncio.sleep(0.01)
-            observed = plane.registry.get_sample_value(
+            observed = plane.metrics_registry.get_sample_value(
                 "xdscp_push_ack_seconds_count", {"type": "Cluster"}
             )
             assert observed == 1  # the ACK of the latest push is timed

@@ -33,7 +33,7 @@ async def plane() -> AsyncIterator[ControlPlane]:
 
 
 def _sample(plane: ControlPlane, name: str, **labels: str) -> float:
-    return plane.registry.get_sample_value(name, {"client": "envoy", **labels}) or 0.0
+    return plane.metrics_registry.get_sample_value(name, {"client": "envoy", **labels}) or 0.0
 
 
 async def _closed(plane: ControlPlane, logs: list[dict[str, Any]], node: str) -> dict[str, Any]:
@@ -122,7 +122,7 @@ async def test_an_invalid_request_is_logged_as_a_warning_with_the_details(
         "invalid_request", "INVALID_ARGUMENT", "warning",
     )  # fmt: skip
     assert "type" in record["details"]
-    errors = plane.registry.get_sample_value(
+    errors = plane.metrics_registry.get_sample_value(
         "xdscp_stream_errors_total", {"reason": "invalid_request"}
     )
     assert errors == 1

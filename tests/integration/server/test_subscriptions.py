@@ -18,7 +18,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from structlog.testing import capture_logs
 
 from xdscp.cache import TypeUrl
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, HashSource, LbPolicy, Service
+from xdscp.model import BalancingPolicy, Endpoint, HashInput, HashOn, LbPolicy, Service
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.server import EventKind, StreamEvent
 from xdscp.sources.memory import MemorySource
@@ -28,7 +28,7 @@ BOUND = 10.0  # seconds any single expected event may take on a loaded 2-core ma
 
 def policy(header: str) -> dict[str, Service]:
     """One service whose route hashes on `header` (a change of it changes the route)."""
-    hashing = BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn(HashSource.HEADER, header),))
+    hashing = BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn(HashInput.HEADER, header),))
     return {"svc": Service("svc", (Endpoint("10.0.0.1", 80),), hashing)}
 
 
@@ -176,7 +176,7 @@ async def test_a_nack_repeated_is_logged_and_counted_once_then_counted_as_duplic
                 lambda: sum(e.kind is duplicates for e in recorder.events) == NACK_FLOOD - 1
             )
         call.cancel()
-    sample = control.registry.get_sample_value
+    sample = control.metrics_registry.get_sample_value
     assert sample("xdscp_nacks_total", {"type": "Cluster"}) == 1
     assert sample("xdscp_nacks_duplicate_total", {"type": "Cluster"}) == NACK_FLOOD - 1
     assert [e["event"] for e in logs].count("nack_received") == 1

@@ -15,8 +15,8 @@ from tests.fixtures.policies import covering_policies, field_paths, set_paths
 from xdscp.admin.http import readiness_body
 from xdscp.model import BalancingPolicy, Endpoint, Locality, Service
 from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.registry.schema import parse_policy
 from xdscp.sources.memory import MemorySource
-from xdscp.sources.registry_format import parse_policy
 from xdscp.testing import wait_for
 
 SERVICES = {

@@ -12,7 +12,7 @@ from hypothesis import given
 from tests.fixtures.policies import policies
 from xdscp.admin.encode import dumps
 from xdscp.model import BalancingPolicy, Endpoint, Locality
-from xdscp.sources.registry_format import parse_policy
+from xdscp.registry.schema import parse_policy
 
 
 @given(policies())

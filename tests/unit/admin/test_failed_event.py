@@ -54,7 +54,7 @@ async def test_a_topic_that_cannot_be_encoded_is_a_failed_event() -> None:
     server = AdminServer(
         "127.0.0.1",
         0,
-        registry=CollectorRegistry(),
+        metrics_registry=CollectorRegistry(),
         view=BrokenServices(),
         feed=ChangeFeed(),  # type: ignore[arg-type]
     )
@@ -92,7 +92,7 @@ async def test_a_failed_bind_cleans_up_what_it_set_up() -> None:
         server = AdminServer(
             "127.0.0.1",
             taken.getsockname()[1],
-            registry=CollectorRegistry(),
+            metrics_registry=CollectorRegistry(),
             view=BrokenServices(),
             feed=ChangeFeed(),  # type: ignore[arg-type]
         )

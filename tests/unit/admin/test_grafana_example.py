@@ -14,11 +14,11 @@ from xdscp.sources import RegistryMetrics
 
 def _exposed() -> set[str]:
     """Every name on serve's /metrics (plane, process, etcd registry and DNS)."""
-    registry = CollectorRegistry()
-    ControlPlane([], registry=registry)
-    RegistryMetrics(registry)
-    DnsMetrics(registry)
-    return grafana.exposed_names(generate_latest(registry).decode())
+    metrics_registry = CollectorRegistry()
+    ControlPlane([], metrics_registry=metrics_registry)
+    RegistryMetrics(metrics_registry)
+    DnsMetrics(metrics_registry)
+    return grafana.exposed_names(generate_latest(metrics_registry).decode())
 
 
 def test_the_dashboard_lints_clean() -> None:

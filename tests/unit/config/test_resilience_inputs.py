@@ -19,7 +19,7 @@ from xdscp.config import load_config
 from xdscp.dns import load_dns_config
 from xdscp.errors import ConfigFieldError, ValidationError
 from xdscp.model import BalancingPolicy
-from xdscp.sources.registry_format import parse_policy, policy_value
+from xdscp.registry.schema import parse_policy, policy_value
 from xdscp.sources.static import load_services
 
 CONFIG = """\

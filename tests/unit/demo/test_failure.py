@@ -23,7 +23,7 @@ from xdscp.demo.report import failure_table
 from xdscp.demo.tour import TourSetup
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
-from xdscp.sources import RegistryLayout
+from xdscp.registry import RegistryLayout
 from xdscp.translate import TranslateOptions
 
 THIRDS = {"b1": 30.0, "b2": 0.0, "b3": 30.0}

@@ -13,8 +13,8 @@ from xdscp.demo.tour import TourSetup, wait_accepted, wait_registered
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, KeyValue
 from xdscp.model import BalancingPolicy, Endpoint, Service
-from xdscp.sources.registration import Placement, build_registration, encode
-from xdscp.sources.registry_state import RegistryLayout
+from xdscp.registry import RegistryLayout
+from xdscp.registry.registration import Placement, build_registration, encode
 from xdscp.translate import TranslateOptions
 
 NAMES = {"127.0.0.1:9001": "b1", "127.0.0.1:9002": "b2", "127.0.0.1:9003": "b3"}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from xdscp.etcd import EventKind, KeyValue, PrefixMirror, WatchEvent, prefix_range_end
+from xdscp.etcd import KeyValue, PrefixMirror, WatchEvent, WatchEventType, prefix_range_end
 
 
 def put(key: bytes, value: bytes, revision: int) -> WatchEvent:
-    return WatchEvent(EventKind.PUT, key, value, revision)
+    return WatchEvent(WatchEventType.PUT, key, value, revision)
 
 
 def delete(key: bytes, revision: int) -> WatchEvent:
-    return WatchEvent(EventKind.DELETE, key, b"", revision)
+    return WatchEvent(WatchEventType.DELETE, key, b"", revision)
 
 
 def test_watch_starts_after_the_list_header_revision_not_the_highest_mod_revision() -> None:

@@ -6,7 +6,6 @@ import pytest
 
 from xdscp.errors import ConfigError
 from xdscp.etcd import EtcdConfig, parse_endpoint
-from xdscp.etcd.backoff import Backoff
 
 
 def test_endpoint_parsing_accepts_urls_and_host_port() -> None:
@@ -39,18 +38,6 @@ def test_tls_is_on_for_https_or_a_ca() -> None:
     """TLS is used when an endpoint says https."""
     assert EtcdConfig(endpoints=("https://127.0.0.1:1",)).tls
     assert not EtcdConfig(endpoints=("http://127.0.0.1:1",)).tls
-
-
-def test_backoff_doubles_up_to_the_bound_and_resets() -> None:
-    """Delays grow exponentially within +-20 % jitter, never beyond the maximum."""
-    backoff = Backoff(0.1, 1.0)
-    delays = [backoff.next_delay() for _ in range(8)]
-    assert 0.08 <= delays[0] <= 0.12
-    assert 0.16 <= delays[1] <= 0.24
-    assert all(d <= 1.0 for d in delays)
-    assert delays[-1] >= 0.8
-    backoff.reset()
-    assert backoff.next_delay() <= 0.12
 
 
 def test_committed_generated_code_is_fresh() -> None:

@@ -114,9 +114,9 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
     """Without etcd the plane's own stage checks: after `unhealthy_threshold` failures the
     endpoint is served UNHEALTHY and the plane is told; after `healthy_threshold` successes
     it is back. Metrics follow."""
-    registry = CollectorRegistry()
+    metrics_registry = CollectorRegistry()
     changes: list[set[str]] = []
-    stage = HealthStage(HealthMetrics(registry), changes.append)
+    stage = HealthStage(HealthMetrics(metrics_registry), changes.append)
     async with HttpBackend() as bad, HttpBackend() as good:
         check = HealthCheck(
             kind="http", interval=0.02, timeout=1.0, unhealthy_threshold=2,
@@ -141,13 +141,16 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
             assert bad.requests - failing_from >= 2
             assert {"web"} in changes
             labels = {"service": "web", "endpoint": bad_key}
-            assert registry.get_sample_value("xdscp_health_endpoint_healthy", labels) == 0
+            assert metrics_registry.get_sample_value("xdscp_health_endpoint_healthy", labels) == 0
             bad.status = 200
             passing_from = bad.requests
             await wait_for(lambda: health_of_bad() == "healthy")
             assert bad.requests - passing_from >= 3
             transitions = {"service": "web", "to": "unhealthy"}
-            assert registry.get_sample_value("xdscp_health_transitions_total", transitions) == 1
+            assert (
+                metrics_registry.get_sample_value("xdscp_health_transitions_total", transitions)
+                == 1
+            )
             status = stage.status()
             assert status["mode"] == "local"
             assert status["checks"]["web"][bad_key]["verdict"] == "healthy"

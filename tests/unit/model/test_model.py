@@ -10,8 +10,8 @@ from xdscp.errors import ValidationError
 from xdscp.model import (
     BalancingPolicy,
     Endpoint,
+    HashInput,
     HashOn,
-    HashSource,
     Health,
     LbPolicy,
     Locality,
@@ -71,12 +71,12 @@ def test_endpoint_rejects(kwargs: dict[str, object], field: str, fragment: str) 
         ({"panic_threshold": 101}, "panic_threshold", "[0.0, 100.0]"),
         ({"locality_weighted": "yes"}, "locality_weighted", "true or false"),
         (
-            {"lb": "round_robin", "hash_on": (HashOn(HashSource.HEADER, "x-user"),)},
+            {"lb": "round_robin", "hash_on": (HashOn(HashInput.HEADER, "x-user"),)},
             "hash_on",
             "ring_hash and maglev",
         ),
         (
-            {"lb": "source_ip_hash", "hash_on": (HashOn(HashSource.HEADER, "x-user"),)},
+            {"lb": "source_ip_hash", "hash_on": (HashOn(HashInput.HEADER, "x-user"),)},
             "hash_on",
             "source_ip",
         ),
@@ -93,14 +93,14 @@ def test_policy_rejects(kwargs: dict[str, object], field: str, fragment: str) ->
 def test_source_ip_hash_implies_source_ip_hash_on() -> None:
     """source_ip_hash fills in its hash input itself."""
     policy = BalancingPolicy(lb=LbPolicy.SOURCE_IP_HASH)
-    assert policy.hash_on == (HashOn(HashSource.SOURCE_IP),)
+    assert policy.hash_on == (HashOn(HashInput.SOURCE_IP),)
     assert policy.is_hashing
 
 
 def test_hash_on_parse() -> None:
     """`header:x-user` and `source_ip` parse; a header without a name does not."""
-    assert HashOn.parse("header:x-user") == HashOn(HashSource.HEADER, "x-user")
-    assert HashOn.parse("source-ip") == HashOn(HashSource.SOURCE_IP)
+    assert HashOn.parse("header:x-user") == HashOn(HashInput.HEADER, "x-user")
+    assert HashOn.parse("source-ip") == HashOn(HashInput.SOURCE_IP)
     with pytest.raises(ValidationError, match="needs a name"):
         HashOn.parse("cookie")
     with pytest.raises(ValidationError, match="header, cookie, source_ip, query_parameter"):
@@ -148,7 +148,7 @@ def test_service_names_are_matched_whole(name: str) -> None:
 def test_hash_header_names_are_matched_whole(name: str) -> None:
     """A header name with a trailing newline would make Envoy NACK the cluster."""
     with pytest.raises(ValidationError, match="needs a name"):
-        HashOn(HashSource.HEADER, name)
+        HashOn(HashInput.HEADER, name)
 
 
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=12))

@@ -61,7 +61,9 @@ async def _running(source: FlakySource) -> ControlPlane:
 
 
 def _failures(plane: ControlPlane) -> float | None:
-    return plane.registry.get_sample_value("xdscp_source_failures_total", {"source": "flaky"})
+    return plane.metrics_registry.get_sample_value(
+        "xdscp_source_failures_total", {"source": "flaky"}
+    )
 
 
 async def test_a_crashing_source_is_restarted_and_its_services_kept_meanwhile() -> None:

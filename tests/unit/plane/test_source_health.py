@@ -31,12 +31,14 @@ class Source:
 def test_states_their_start_and_the_gauge() -> None:
     """starting → ok → degraded (since the clock then; a new error text keeps `since`) → ok;
     each change calls back once and sets `xdscp_source_up`."""
-    registry, now, changes = CollectorRegistry(), [100.0], []
+    metrics_registry, now, changes = CollectorRegistry(), [100.0], []
     etcd = Source("etcd")
-    monitor = SourceMonitor([etcd], registry, lambda: changes.append(1), clock=lambda: now[0])
+    monitor = SourceMonitor(
+        [etcd], metrics_registry, lambda: changes.append(1), clock=lambda: now[0]
+    )
 
     def up() -> float | None:
-        return registry.get_sample_value("xdscp_source_up", {"source": "etcd"})
+        return metrics_registry.get_sample_value("xdscp_source_up", {"source": "etcd"})
 
     assert [(s.state, s.since) for s in monitor.check()] == [("starting", 100.0)]
     assert up() == 0

@@ -6,9 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.model import Endpoint, Service, ServiceUpdate
+from xdscp.model import Endpoint, NameClaims, Service, ServiceUpdate
 from xdscp.sources.merge import ClashKind, SourceMerge
-from xdscp.sources.registry_names import NameClaims
 
 
 def svc(name: str, port: int = 80) -> Service:

@@ -9,7 +9,7 @@ from xdscp.errors import DnsError
 from xdscp.sources.etcd import RegistryMetrics, StdlibResolver
 
 
-def test_metrics_are_registered_in_the_given_registry_only() -> None:
+def test_metrics_are_registered_in_the_given_metrics_registry_only() -> None:
     """Two sources with their own registries do not clash; names follow the docs."""
     first, second = CollectorRegistry(), CollectorRegistry()
     metrics = RegistryMetrics(first)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdscp.errors import EtcdError
-from xdscp.etcd import EtcdClient, EventKind, watch_prefix
+from xdscp.etcd import EtcdClient, WatchEventType, watch_prefix
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2
 from xdscp.testing import FakeEtcd, ManualClock
 from xdscp.testing.etcd_store import Store, StoreError, StoreErrorKind
@@ -93,7 +93,7 @@ async def test_a_manual_clock_expires_leases_only_when_advanced() -> None:
         batch = await anext(watch)
         await watch.aclose()
         assert [(e.kind, e.key, e.mod_revision) for e in batch.events] == [
-            (EventKind.DELETE, b"/m/k", 3)
+            (WatchEventType.DELETE, b"/m/k", 3)
         ]
         with pytest.raises(TypeError):
             FakeEtcd().advance(1)
@@ -109,7 +109,7 @@ async def test_the_default_clock_expires_leases_by_itself() -> None:
         async with asyncio.timeout(20):
             batches = [await anext(watch), await anext(watch)]
         await watch.aclose()
-        assert [(e.kind, e.key) for e in batches[1].events] == [(EventKind.DELETE, b"/e/k")]
+        assert [(e.kind, e.key) for e in batches[1].events] == [(WatchEventType.DELETE, b"/e/k")]
         assert await client.lease_time_to_live(lease) == -1
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from xdscp.cli.policy_flags import flag_for, resilience_fields
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, ClientKind, Endpoint, OutlierDetection, Service
-from xdscp.sources.registry_format import parse_policy, policy_value
+from xdscp.registry.schema import parse_policy, policy_value
 from xdscp.translate import Translator, cluster_for
 from xdscp.translate.grpc import grpc_cluster, grpc_warnings
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xdscp.errors import KeyHeldError, KeyRemovedError
-from xdscp.sources.registrar import Verdict, ended, judge
+from xdscp.registry.ownership import Verdict, ended, judge
 
 OURS = 0x694D
 

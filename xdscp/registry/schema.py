@@ -18,7 +18,7 @@ UTF-8 and control characters before it is split; a value for size (`max_value_by
 strict UTF-8 and JSON nesting depth (`MAX_JSON_DEPTH`, scanned on the bytes) before it is
 parsed, and its strings must be Unicode text (no unpaired surrogate escapes). Names follow
 the model's full-match rules (no trailing newline, no control characters). The byte-level
-checks are `registry_bytes.py`.
+checks are `codec.py`.
 
 Every parser raises `ValidationError` whose `field` names what was wrong; `rejection_reason`
 turns that into the bounded label of `xdscp_registry_rejected_total`. The labels:
@@ -67,7 +67,7 @@ from xdscp.model import (
     parse_health,
     parse_host_port,
 )
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES, load_object
+from xdscp.registry.codec import MAX_VALUE_BYTES, load_object
 
 MAX_HOST_LENGTH = 253
 MAX_ID_LENGTH = 512

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, HashOn, Health, LbPolicy, Locality
-from xdscp.sources.registry_bytes import (
+from xdscp.registry.codec import (
     MAX_JSON_DEPTH,
     MAX_KEY_BYTES,
     decode_key,
     json_depth_exceeds,
 )
-from xdscp.sources.registry_format import (
+from xdscp.registry.schema import (
     REJECTION_REASONS,
     Registration,
     grpc_go_value,
@@ -32,7 +32,7 @@ from xdscp.sources.registry_format import (
     policy_value,
     rejection_reason,
 )
-from xdscp.sources.registry_state import is_ip
+from xdscp.registry.state import is_ip
 
 
 def native(**fields: object) -> bytes:

@@ -1,7 +1,7 @@
 """Registry input is bytes until proven otherwise: a key is checked for length, strict UTF-8
 and control characters before it is split; a value for size, strict UTF-8 and JSON nesting
 depth (scanned on the bytes, so `json.loads` never recurses on hostile input) before it is
-parsed, and its strings must be Unicode text. The formats themselves are `registry_format`.
+parsed, and its strings must be Unicode text. The formats themselves are `schema.py`.
 """
 
 from __future__ import annotations

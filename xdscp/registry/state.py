@@ -9,17 +9,24 @@ whole registry. Hostnames are looked up through a callback supplied by the async
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import immutables
 
 from xdscp.errors import ValidationError
-from xdscp.etcd import EventKind, WatchEvent
-from xdscp.model import BalancingPolicy, Endpoint, Service, ServiceUpdate, check_service_name
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES, decode_key, display_key
-from xdscp.sources.registry_format import (
+from xdscp.etcd import WatchEvent, WatchEventType
+from xdscp.model import (
+    BalancingPolicy,
+    Endpoint,
+    NameClaims,
+    Service,
+    ServiceUpdate,
+    check_service_name,
+)
+from xdscp.registry.codec import decode_key, display_key
+from xdscp.registry.layout import GrpcGoTarget, RegistryLayout
+from xdscp.registry.schema import (
     Registration,
     is_ip_literal,
     parse_grpc_go_key,
@@ -29,63 +36,9 @@ from xdscp.sources.registry_format import (
     parse_policy,
     rejection_reason,
 )
-from xdscp.sources.registry_names import NameClaims
-
-DEFAULT_SERVICES_PREFIX = "/xdscp/services/"
-DEFAULT_POLICIES_PREFIX = "/xdscp/policies/"
-
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 Lookup = Callable[[str], str | None]
 """Hostname -> IP literal (None when it does not resolve)."""
-
-
-@dataclass(frozen=True, slots=True)
-class GrpcGoTarget:
-    """A grpc-go naming target (`<target>/<id>` keys) and the service it feeds."""
-
-    target: str
-    service: str
-
-    @classmethod
-    def parse(cls, text: str) -> GrpcGoTarget:
-        """`SERVICE=TARGET`, or `TARGET` alone: the service is then named after the target's
-        last path segment (`foo/bar/my-service` feeds `my-service`, which gRPC clients dial
-        as `xds:///my-service`)."""
-        service, sep, target = text.partition("=")
-        if not sep:
-            target, service = text, text.rpartition("/")[2]
-        if not target or target.endswith("/"):
-            raise ValidationError("grpc_target", f"needs a target without trailing /: {text!r}")
-        if _CONTROL.search(target):
-            raise ValidationError("grpc_target", f"must not hold control characters: {text!r}")
-        try:
-            check_service_name(service, "grpc_target")
-        except ValidationError as exc:
-            origin = "" if sep else f"the service name is derived from the target ({service!r}); "
-            raise ValidationError(
-                "grpc_target",
-                f"{text!r}: {origin}service names {exc.message.partition(', got')[0]};"
-                " name the service explicitly as SERVICE=TARGET",
-            ) from None
-        return cls(target, service)
-
-    @property
-    def prefix(self) -> str:
-        """The key prefix, `<target>/` (so `svc` never matches `svc2/...`)."""
-        return f"{self.target}/"
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryLayout:
-    """Where the registry lives in etcd, and the domain suffixes clients add to names
-    (`TranslateOptions.domain_suffixes`: names equal through them clash)."""
-
-    services_prefix: str = DEFAULT_SERVICES_PREFIX
-    policies_prefix: str = DEFAULT_POLICIES_PREFIX
-    grpc_targets: tuple[GrpcGoTarget, ...] = ()
-    max_value_bytes: int = MAX_VALUE_BYTES
-    domain_suffixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +124,12 @@ class RegistryState:
         (reported once per reason and value); a DELETE or an accepted PUT clears it."""
         rejections: list[Rejection] = []
         for event in events:
-            if event.kind is EventKind.DELETE:
+            if event.kind is WatchEventType.DELETE:
                 self._rejected.pop(event.key, None)
             try:
                 take(event)
             except ValidationError as exc:
-                if event.kind is EventKind.PUT and (found := self._reject(event, exc)):
+                if event.kind is WatchEventType.PUT and (found := self._reject(event, exc)):
                     rejections.append(found)
                 continue
             self._rejected.pop(event.key, None)
@@ -186,7 +139,7 @@ class RegistryState:
         def take(event: WatchEvent) -> None:
             key = decode_key(event.key)  # a key that fails was never stored
             self._remove(key)
-            if event.kind is EventKind.DELETE:
+            if event.kind is WatchEventType.DELETE:
                 return
             registration = parse(key, event.value)
             if registration is not None:
@@ -231,7 +184,7 @@ class RegistryState:
         key = decode_key(event.key)
         service = key.removeprefix(self.layout.policies_prefix)
         check_service_name(service, "key")
-        if event.kind is EventKind.DELETE:
+        if event.kind is WatchEventType.DELETE:
             if self._policies.pop(service, None) is not None:
                 self._dirty.add(service)
             return None

@@ -9,15 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xdscp.errors import ValidationError
-from xdscp.etcd import EventKind, WatchEvent
+from xdscp.etcd import WatchEvent, WatchEventType
 from xdscp.model import LbPolicy
-from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
-from xdscp.sources.registry_format import (
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState, Rejection
+from xdscp.registry.codec import MAX_VALUE_BYTES
+from xdscp.registry.schema import (
     REJECTION_REASONS,
     parse_grpc_go_value,
     parse_policy,
 )
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState, Rejection
 
 ROOT, POLICIES = b"/xdscp/services/", b"/xdscp/policies/"
 TARGET = GrpcGoTarget.parse("gsvc=team/gtarget")
@@ -35,10 +35,10 @@ class Feed:
 
     def put(self, key: bytes, value: object) -> list[Rejection]:
         raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-        return self._send(WatchEvent(EventKind.PUT, key, raw, self._next()), key)
+        return self._send(WatchEvent(WatchEventType.PUT, key, raw, self._next()), key)
 
     def delete(self, key: bytes) -> list[Rejection]:
-        return self._send(WatchEvent(EventKind.DELETE, key, b"", self._next()), key)
+        return self._send(WatchEvent(WatchEventType.DELETE, key, b"", self._next()), key)
 
     def _next(self) -> int:
         self.revision += 1
@@ -160,8 +160,8 @@ def test_a_clash_seen_at_once_keeps_the_service_written_first() -> None:
     lower revision keeps serving, whatever the names' order."""
     state = RegistryState()
     events = [
-        WatchEvent(EventKind.PUT, ROOT + b"WEB/1", json.dumps(good("10.0.0.2")).encode(), 9),
-        WatchEvent(EventKind.PUT, ROOT + b"web/1", json.dumps(good("10.0.0.1")).encode(), 4),
+        WatchEvent(WatchEventType.PUT, ROOT + b"WEB/1", json.dumps(good("10.0.0.2")).encode(), 9),
+        WatchEvent(WatchEventType.PUT, ROOT + b"web/1", json.dumps(good("10.0.0.1")).encode(), 4),
     ]
     state.apply_native(events)
     services, rejections = state.build(lambda h: None)

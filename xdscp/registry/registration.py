@@ -9,7 +9,7 @@ Applications register themselves with an async context manager:
 
 The key is attached to a lease kept alive in the background and revoked on exit, so a crashed
 process's endpoint vanishes when the TTL runs out. A registration owns its key: it never
-overwrites or deletes one it does not hold (see `xdscp.sources.registrar` for the rules).
+overwrites or deletes one it does not hold (see `xdscp.registry.ownership` for the rules).
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from enum import StrEnum
 import structlog
 
 from xdscp.errors import EtcdError, KeyHeldError, RegistrationError, ValidationError
-from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError
+from xdscp.etcd import EtcdClient, LeaseExpiredError
 from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
-from xdscp.sources.registrar import Verdict, claim, ended, watch_over
-from xdscp.sources.registry_format import (
+from xdscp.registry.layout import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX
+from xdscp.registry.ownership import Verdict, claim, ended, watch_over
+from xdscp.registry.schema import (
     Registration,
     grpc_go_value,
     native_value,
@@ -35,7 +36,7 @@ from xdscp.sources.registry_format import (
     parse_policy,
     policy_value,
 )
-from xdscp.sources.registry_state import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.registration")
 

@@ -30,7 +30,8 @@ from xdscp.errors import (
     KeyRemovedError,
     RegistrationError,
 )
-from xdscp.etcd import Backoff, EtcdClient, LeaseExpiredError, keep_alive, watch_prefix
+from xdscp.etcd import EtcdClient, LeaseExpiredError, keep_alive, watch_prefix
+from xdscp.retry import Backoff
 
 log = structlog.get_logger("xdscp.registration")
 FORGET_TIMEOUT = 2.0  # seconds spent revoking a lease that holds nothing, at most

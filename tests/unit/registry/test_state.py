@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import json
 
-from xdscp.etcd import EventKind, WatchEvent
+from xdscp.etcd import WatchEvent, WatchEventType
 from xdscp.model import LbPolicy
-from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
+from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState
 
 ROOT = "/xdscp/services/"
 
 
 def put(key: str, value: object, revision: int = 1) -> WatchEvent:
     raw = value if isinstance(value, bytes) else json.dumps(value).encode()
-    return WatchEvent(EventKind.PUT, key.encode(), raw, revision)
+    return WatchEvent(WatchEventType.PUT, key.encode(), raw, revision)
 
 
 def delete(key: str, revision: int = 1) -> WatchEvent:
-    return WatchEvent(EventKind.DELETE, key.encode(), b"", revision)
+    return WatchEvent(WatchEventType.DELETE, key.encode(), b"", revision)
 
 
 def no_dns(host: str) -> str | None:

@@ -1,4 +1,6 @@
-"""Bounded exponential backoff with jitter (I/O-free: the caller sleeps)."""
+"""Bounded exponential backoff with jitter (I/O-free: the caller sleeps), for every loop that
+reconnects or retries: the etcd client, watches and leases, the registration client, the
+health election, the plane's source supervisor."""
 
 from __future__ import annotations
 

@@ -1,0 +1,65 @@
+"""The service registry in etcd, and the client that writes it.
+
+The schema: where the registry lives (`RegistryLayout`, grpc-go naming targets), the key and
+value formats (xdscp's native JSON, grpc-go's naming `endpoints.Manager` values, balancing
+policies), the byte-level checks every key and value passes first, and `RegistryState`, the
+I/O-free reading of the registry's changes into services. The client: `register` (a key
+owned by its lease, watched while held), `deregister`, and the policy keys (`set_policy`,
+`get_policy`, `policy_key`).
+
+It sits after `etcd` and `model`, before `sources`: the etcd source reads what it defines.
+"""
+
+from xdscp.registry.codec import MAX_VALUE_BYTES, decode_key, display_key, load_object
+from xdscp.registry.layout import (
+    DEFAULT_POLICIES_PREFIX,
+    DEFAULT_SERVICES_PREFIX,
+    GrpcGoTarget,
+    RegistryLayout,
+)
+from xdscp.registry.registration import (
+    Format,
+    Placement,
+    Registered,
+    build_registration,
+    deregister,
+    get_policy,
+    policy_key,
+    register,
+    set_policy,
+)
+from xdscp.registry.schema import (
+    REJECTION_REASONS,
+    Registration,
+    parse_policy,
+    policy_value,
+    split_host_port,
+)
+from xdscp.registry.state import RegistryState, Rejection
+
+__all__ = [
+    "DEFAULT_POLICIES_PREFIX",
+    "DEFAULT_SERVICES_PREFIX",
+    "MAX_VALUE_BYTES",
+    "REJECTION_REASONS",
+    "Format",
+    "GrpcGoTarget",
+    "Placement",
+    "Registered",
+    "Registration",
+    "RegistryLayout",
+    "RegistryState",
+    "Rejection",
+    "build_registration",
+    "decode_key",
+    "deregister",
+    "display_key",
+    "get_policy",
+    "load_object",
+    "parse_policy",
+    "policy_key",
+    "policy_value",
+    "register",
+    "set_policy",
+    "split_host_port",
+]
