@@ -19,7 +19,7 @@ Envoy worker: exact sequences differ per worker seed.
 """
 
 from xdscp.balancer.base import Balancer
-from xdscp.balancer.build import Client, build_balancer
+from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
 from xdscp.balancer.shares import expected_shares
@@ -40,7 +40,6 @@ from xdscp.errors import BalancerError
 __all__ = [
     "Balancer",
     "BalancerError",
-    "Client",
     "Conditions",
     "Host",
     "HotKeyResult",

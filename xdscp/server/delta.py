@@ -31,10 +31,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdscp.cache import Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.cache import WILDCARD_TYPES, Resource, Snapshot, TypeUrl, entry_digest, set_version
 from xdscp.server.rules import (
     WILDCARD,
-    WILDCARD_TYPES,
     Kind,
     Outcome,
     StreamShell,

@@ -39,10 +39,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from xdscp.cache import Resource, Snapshot, TypeUrl, combined_digest, entry_digest, set_version
+from xdscp.cache import (
+    FULL_STATE,
+    WILDCARD_TYPES,
+    Resource,
+    Snapshot,
+    TypeUrl,
+    combined_digest,
+    entry_digest,
+    set_version,
+)
 from xdscp.server.rules import (
     WILDCARD,
-    WILDCARD_TYPES,
     Kind,
     Outcome,
     StreamShell,
@@ -68,8 +76,6 @@ __all__ = [
     "derived_from",
 ]
 
-# Types whose every response must list all the stream's resources (state of the world).
-FULL_STATE = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
 EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
 
 

@@ -2,7 +2,7 @@
 
 `StreamState` (`protocol.py`) and `DeltaStreamState` (`delta.py`) differ in what they send;
 they agree on what a request means (`Kind`), which type it names (`served_type`), which
-types have a wildcard (`WILDCARD_TYPES`), when a new snapshot's change list says it all
+types have a wildcard (`xdscp.cache.WILDCARD_TYPES`), when a new snapshot's change list says it all
 (`derived_from`), and in which order a push visits the types, EDS after every CDS push
 (`push_order`). Handling a request gives one `Outcome` in both: its responses and its `Kind`.
 Both are a `StreamShell` (the allowed types, the snapshot, the per-type records, the nonce
@@ -22,8 +22,6 @@ from xdscp.cache import TYPE_ORDER, Resource, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
 
 WILDCARD = "*"
-# Types the protocol gives a wildcard subscription (RDS and EDS have none).
-WILDCARD_TYPES = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
 
 
 class Kind(StrEnum):

@@ -42,27 +42,24 @@ log = structlog.get_logger(__name__)
 _Event = tuple[str, Any]
 _END = ("end", None)
 _V3 = "envoy.service"
-SERVICES: dict[str, tuple[str, frozenset[TypeUrl]]] = {
-    # gRPC service → (streaming method, the types it serves)
+SERVICES: dict[str, tuple[str, str, frozenset[TypeUrl]]] = {
+    # gRPC service → (state-of-the-world method, delta method, the types it serves)
     f"{_V3}.discovery.v3.AggregatedDiscoveryService": (
-        "StreamAggregatedResources", frozenset(TypeUrl),
+        "StreamAggregatedResources", "DeltaAggregatedResources", frozenset(TypeUrl),
     ),
-    f"{_V3}.cluster.v3.ClusterDiscoveryService": ("StreamClusters", frozenset({TypeUrl.CLUSTER})),
+    f"{_V3}.cluster.v3.ClusterDiscoveryService": (
+        "StreamClusters", "DeltaClusters", frozenset({TypeUrl.CLUSTER}),
+    ),
     f"{_V3}.endpoint.v3.EndpointDiscoveryService": (
-        "StreamEndpoints", frozenset({TypeUrl.ENDPOINT}),
+        "StreamEndpoints", "DeltaEndpoints", frozenset({TypeUrl.ENDPOINT}),
     ),
     f"{_V3}.listener.v3.ListenerDiscoveryService": (
-        "StreamListeners", frozenset({TypeUrl.LISTENER}),
+        "StreamListeners", "DeltaListeners", frozenset({TypeUrl.LISTENER}),
     ),
-    f"{_V3}.route.v3.RouteDiscoveryService": ("StreamRoutes", frozenset({TypeUrl.ROUTE})),
+    f"{_V3}.route.v3.RouteDiscoveryService": (
+        "StreamRoutes", "DeltaRoutes", frozenset({TypeUrl.ROUTE}),
+    ),
 }  # fmt: skip
-_DELTA = {
-    "envoy.service.discovery.v3.AggregatedDiscoveryService": "DeltaAggregatedResources",
-    "envoy.service.cluster.v3.ClusterDiscoveryService": "DeltaClusters",
-    "envoy.service.endpoint.v3.EndpointDiscoveryService": "DeltaEndpoints",
-    "envoy.service.listener.v3.ListenerDiscoveryService": "DeltaListeners",
-    "envoy.service.route.v3.RouteDiscoveryService": "DeltaRoutes",
-}
 
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
@@ -140,15 +137,15 @@ class XdsService:
         self._control_plane = control_plane.SerializeToString()
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        """Generic handlers for every discovery service (delta variants: UNIMPLEMENTED)."""
+        """Generic handlers for every discovery service, state of the world and delta."""
         result = []
-        for service, (method, allowed) in SERVICES.items():
+        for service, (method, delta_method, allowed) in SERVICES.items():
             stream = self._stream_method(service, allowed)
             handlers = {
                 method: grpc.stream_stream_rpc_method_handler(
                     stream, request_deserializer=discovery_pb2.DiscoveryRequest.FromString
                 ),
-                _DELTA[service]: grpc.stream_stream_rpc_method_handler(
+                delta_method: grpc.stream_stream_rpc_method_handler(
                     self._stream_method(service, allowed, delta=True),
                     request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
                 ),

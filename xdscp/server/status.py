@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from xdscp.cache import Snapshot, TypeUrl
+from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.rules import Kind
 from xdscp.server.seams import StreamProtocol, TypeView
@@ -42,11 +42,6 @@ def truncate(text: str, head: int = ERROR_HEAD, tail: int = ERROR_TAIL) -> str:
 def iso(at: float) -> str:
     """A wall-clock time as the status JSON shows it (UTC, milliseconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
-
-
-def short_name(type_url: str) -> str:
-    """`Cluster` for `type.googleapis.com/envoy.config.cluster.v3.Cluster`."""
-    return type_url.rsplit(".", 1)[-1]
 
 
 class ClientStatus(StrEnum):
