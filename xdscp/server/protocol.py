@@ -51,6 +51,7 @@ from xdscp.cache import (
     set_version,
 )
 from xdscp.server.messages import Request, Response
+from xdscp.server.phases import Phase, Step, moved
 from xdscp.server.rules import (
     WILDCARD,
     Answer,
@@ -93,6 +94,7 @@ class TypeState(TypeRecord):
     stale_sent: bool = False  # `sent` lags the snapshot (a rejected version held back)
     nacked_nonce: str = ""
     answer_next_ack: bool = False
+    phase: Phase = Phase.UNSUBSCRIBED  # moves only along `phases.TRANSITIONS`
     # Names whose version in `sent` the client has not accepted: name → the version it
     # accepted (None: none). Empty once the latest response is ACKed: costs O(changes).
     unacked: dict[str, str | None] = field(default_factory=dict)
@@ -140,6 +142,7 @@ class StreamState(StreamCore[TypeState]):
         if kind is RequestKind.NACK:
             error = self._nack(ts, request)
         elif kind is RequestKind.ACK:
+            ts.phase = moved(ts.phase, Step.ACK)
             ts.acked_version = request.version_info
             ts.unacked.clear()
         warming = kind is RequestKind.ACK and ts.answer_next_ack
@@ -160,6 +163,7 @@ class StreamState(StreamCore[TypeState]):
         return Handled(answer, (empty,))
 
     def _nack(self, ts: TypeState, request: Request) -> str:
+        ts.phase = moved(ts.phase, Step.NACK)
         ts.nacked_nonce = request.response_nonce
         return ts.note_nack(request.error_message)
 
@@ -167,6 +171,8 @@ class StreamState(StreamCore[TypeState]):
         """Make `requested` the subscription; True when it gained names."""
         first, old = not ts.subscribed, ts.names
         names = _names(ts, type_url, requested, first=first)
+        if first:
+            ts.phase = moved(ts.phase, Step.SUBSCRIBE)
         ts.subscribed, ts.names = True, names
         if first:
             return True  # a first subscription is answered, whatever its nonce says
@@ -294,6 +300,7 @@ class StreamState(StreamCore[TypeState]):
             eds = self.types.get(TypeUrl.ENDPOINT)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
+        ts.phase = moved(ts.phase, Step.SEND)
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
         ts.sent, ts.sent_digest, ts.stale_sent = sent, digest, False
         return Response(type_url, version, ts.sent_nonce, out)
