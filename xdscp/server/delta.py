@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from xdscp.cache import WILDCARD_TYPES, Resource, Snapshot, TypeUrl, entry_digest, set_version
 from xdscp.server.messages import DeltaRequest, DeltaResponse
 from xdscp.server.rules import (
+    ACCEPTED,
+    REJECTED,
     WILDCARD,
     Answer,
     Handled,
@@ -138,9 +140,9 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if first or added:
             responses = self._respond([type_url], candidates={type_url: added}, force=set())
         version = ""
-        if kind in {RequestKind.ACK, RequestKind.RESUBSCRIBE}:
+        if kind in ACCEPTED:
             version = ts.acked_version
-        elif kind in {RequestKind.NACK, RequestKind.DUPLICATE_NACK}:
+        elif kind in REJECTED:
             version = ts.nacked_version
         answer = Answer(kind, type_url, request.response_nonce, version, error)
         return Handled(answer, responses)

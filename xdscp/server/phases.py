@@ -66,6 +66,12 @@ def moved(phase: Phase, step: Step) -> Phase:
         raise IllegalTransitionError(f"xdscp: no move {step} from {phase}") from None
 
 
+def moves(step: Step) -> dict[Phase, Phase]:
+    """The phase `step` leads to from each phase it may be taken in (for hot paths:
+    a phase it is missing is an illegal move, which `moved` reports)."""
+    return {phase: to for (phase, taken), to in TRANSITIONS.items() if taken is step}
+
+
 def violations(ts: TypeState, type_url: TypeUrl) -> list[str]:
     """The rules tying `ts`'s fields to its phase that it breaks (none, in a legal state)."""
     phase, sent_any = ts.phase, bool(ts.sent_nonce)

@@ -51,8 +51,10 @@ from xdscp.cache import (
     set_version,
 )
 from xdscp.server.messages import Request, Response
-from xdscp.server.phases import Phase, Step, moved
+from xdscp.server.phases import Phase, Step, moved, moves
 from xdscp.server.rules import (
+    ACCEPTED,
+    REJECTED,
     WILDCARD,
     Answer,
     Handled,
@@ -78,6 +80,9 @@ __all__ = [
     "derived_from",
 ]
 
+_ON_SUBSCRIBE, _ON_SEND, _ON_ACK, _ON_NACK = (
+    moves(Step.SUBSCRIBE), moves(Step.SEND), moves(Step.ACK), moves(Step.NACK)
+)  # fmt: skip
 EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
 
 
@@ -142,7 +147,7 @@ class StreamState(StreamCore[TypeState]):
         if kind is RequestKind.NACK:
             error = self._nack(ts, request)
         elif kind is RequestKind.ACK:
-            ts.phase = moved(ts.phase, Step.ACK)
+            ts.phase = _ON_ACK.get(ts.phase) or moved(ts.phase, Step.ACK)
             ts.acked_version = request.version_info
             ts.unacked.clear()
         warming = kind is RequestKind.ACK and ts.answer_next_ack
@@ -163,7 +168,7 @@ class StreamState(StreamCore[TypeState]):
         return Handled(answer, (empty,))
 
     def _nack(self, ts: TypeState, request: Request) -> str:
-        ts.phase = moved(ts.phase, Step.NACK)
+        ts.phase = _ON_NACK.get(ts.phase) or moved(ts.phase, Step.NACK)
         ts.nacked_nonce = request.response_nonce
         return ts.note_nack(request.error_message)
 
@@ -172,7 +177,7 @@ class StreamState(StreamCore[TypeState]):
         first, old = not ts.subscribed, ts.names
         names = _names(ts, type_url, requested, first=first)
         if first:
-            ts.phase = moved(ts.phase, Step.SUBSCRIBE)
+            ts.phase = _ON_SUBSCRIBE.get(ts.phase) or moved(ts.phase, Step.SUBSCRIBE)
         ts.subscribed, ts.names = True, names
         if first:
             return True  # a first subscription is answered, whatever its nonce says
@@ -300,7 +305,7 @@ class StreamState(StreamCore[TypeState]):
             eds = self.types.get(TypeUrl.ENDPOINT)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
-        ts.phase = moved(ts.phase, Step.SEND)
+        ts.phase = _ON_SEND.get(ts.phase) or moved(ts.phase, Step.SEND)
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
         ts.sent, ts.sent_digest, ts.stale_sent = sent, digest, False
         return Response(type_url, version, ts.sent_nonce, out)
@@ -318,18 +323,14 @@ def _kind(ts: TypeState, request: Request) -> RequestKind:
     return RequestKind.DUPLICATE_NACK if nonce == ts.nacked_nonce else RequestKind.NACK
 
 
-_ACCEPTED = frozenset({RequestKind.ACK, RequestKind.RESUBSCRIBE})
-_REJECTED = frozenset({RequestKind.NACK, RequestKind.DUPLICATE_NACK})
-
-
 def _answer(
     ts: TypeState, type_url: TypeUrl, request: Request, kind: RequestKind, error: str
 ) -> Answer:
     """The request as an event: the version an ACK accepted or a NACK rejected."""
     version = ""
-    if kind in _ACCEPTED:
+    if kind in ACCEPTED:
         version = ts.acked_version
-    elif kind in _REJECTED:
+    elif kind in REJECTED:
         version = ts.nacked_version
     return Answer(kind, type_url, request.response_nonce, version, error)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from xdscp.cache import TYPE_ORDER, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
@@ -39,12 +39,16 @@ class RequestKind(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+ACCEPTED = frozenset({RequestKind.ACK, RequestKind.RESUBSCRIBE})  # an answer that ACKs
+REJECTED = frozenset({RequestKind.NACK, RequestKind.DUPLICATE_NACK})  # one that NACKs
+
+
+class Answer(NamedTuple):
     """One request as an event: what it meant, for which type, and what it answered.
 
     `version` is the version an ACK accepted or a NACK rejected (empty otherwise); `error`
-    a NACK's whole error detail (empty otherwise).
+    a NACK's whole error detail (empty otherwise). Immutable (a named tuple: one is made
+    per request, so it is cheap to make).
     """
 
     kind: RequestKind
@@ -57,8 +61,7 @@ class Answer:
 R_co = TypeVar("R_co", covariant=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Handled(Generic[R_co]):
+class Handled(NamedTuple, Generic[R_co]):
     """What handling one request produced, in either variant: the responses to send (of
     the variant's response type `R_co`, each one push), and the request's `Answer`."""
 

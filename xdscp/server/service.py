@@ -36,7 +36,7 @@ from xdscp.server.messages import DeltaRequest, DeltaResponse, Request, Response
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.protocol import StreamState
-from xdscp.server.rules import Answer, RequestKind
+from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 from xdscp.server.seams import SnapshotSource, StreamProtocol
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
 from xdscp.server.wire import decode_delta_request, decode_request, encode
@@ -406,7 +406,7 @@ class XdsService:
         if told is not None:
             record.on_answer(answer, time.time())
             self._tell(StreamEvent(told, record, type_url, nonce))
-        if kind in {RequestKind.ACK, RequestKind.RESUBSCRIBE}:
+        if kind in ACCEPTED:
             self.metrics.acks.labels(label).inc()
             if started is not None:
                 self.metrics.push_to_ack.labels(label).observe(time.perf_counter() - started)

@@ -21,7 +21,7 @@ from typing import Any
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.rules import Answer, RequestKind
+from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 from xdscp.server.seams import StreamView, TypeView
 
 ERROR_HEAD = 256
@@ -136,7 +136,7 @@ class StreamRecord:
 
     def on_answer(self, answer: Answer, now: float) -> None:
         """The client answered a response at `now`: an ACK, or a NACK (kept in the history)."""
-        if answer.kind in {RequestKind.ACK, RequestKind.RESUBSCRIBE}:
+        if answer.kind in ACCEPTED:
             self.times.setdefault(answer.type_url, Times()).acked = now
         elif answer.kind is RequestKind.NACK:
             self.times.setdefault(answer.type_url, Times()).nacked = now
