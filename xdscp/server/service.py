@@ -3,9 +3,9 @@
 Each stream runs one loop over two event sources — requests from the client and snapshot
 changes from the cache — feeding the stream's state through one face, `seams.StreamProtocol`
 (`StreamState` for state of the world, `DeltaStreamState` for delta, chosen once when the
-stream opens with its `Variant`: how `wire.py` decodes its requests and encodes its
-responses), and writing the responses it returns. A response is encoded from shared,
-pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
+stream opens with its `variants.Variant`, which also says how `wire.py` decodes its
+requests), and writing the responses it returns. A response is encoded (`wire.encode`) from
+shared, pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
 event is counted, logged, recorded on the status board and told to observers. The cache is
 reached through `seams.SnapshotSource` only.
 """
@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import grpc
 import structlog
@@ -30,16 +30,15 @@ from xdscp import __version__
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.errors import SlowClientError, StreamAbortError, UndecodableRequestError
 from xdscp.server.closing import ABORTS, Close, close_of
-from xdscp.server.delta import DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
-from xdscp.server.messages import DeltaRequest, DeltaResponse, Request, Response
+from xdscp.server.messages import DeltaResponse, Response
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
-from xdscp.server.protocol import StreamState
 from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 from xdscp.server.seams import SnapshotSource, StreamProtocol
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
-from xdscp.server.wire import decode_delta_request, decode_request, encode
+from xdscp.server.variants import DELTA, SOTW, Q, R, Variant
+from xdscp.server.wire import encode
 
 log = structlog.get_logger(__name__)
 
@@ -70,30 +69,6 @@ ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other stre
 WRITE_TIMEOUT_S = 30.0  # a stream whose client reads nothing for this long is closed
 HALF_CLOSE_GRACE_S = 2.0  # a stream whose requests ended is closed (OK) this much later: grpc
 # cancels a cancelled stream a moment after ending its requests, later on a loaded machine
-
-
-Q = TypeVar("Q")
-R = TypeVar("R", Response, DeltaResponse)
-
-
-@dataclass(frozen=True, slots=True)
-class Variant(Generic[Q, R]):
-    """A stream variant, chosen once per stream: its state, how its requests are decoded,
-    and the label its service gets (` (delta)`)."""
-
-    new: Callable[[frozenset[TypeUrl], Snapshot | None], StreamProtocol[Q, R]]
-    decode: Callable[[Any], Q]
-    label: str
-
-
-SOTW: Variant[Request, Response] = Variant(
-    lambda allowed, snapshot: StreamState(allowed=allowed, snapshot=snapshot), decode_request, ""
-)
-DELTA: Variant[DeltaRequest, DeltaResponse] = Variant(
-    lambda allowed, snapshot: DeltaStreamState(allowed=allowed, snapshot=snapshot),
-    decode_delta_request,
-    " (delta)",
-)
 
 
 class StreamEventKind(StrEnum):
