@@ -23,7 +23,6 @@ from xdscp.server import NACK_HISTORY, StatusBoard
 from xdscp.server.csds import client_status
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import Request, StreamState
-from xdscp.server.rules import Kind
 from xdscp.server.status import ERROR_HEAD, ERROR_TAIL, Nack, StreamRecord, truncate
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
@@ -42,8 +41,8 @@ def board(nodes: int) -> StatusBoard:
         record = StreamRecord(NodeInfo(f"node-{i}"), "ADS", state, "envoy")
         for type_url, names in ((C, ()), (E, tuple(NAMES))):
             (response,) = state.on_request(Request(type_url, resource_names=names)).responses
-            state.on_request(Request(type_url, response.version_info, response.nonce, names))
-            record.on_answer(Kind.ACK, type_url, response.nonce, "", time.time())
+            ack = Request(type_url, response.version_info, response.nonce, names)
+            record.on_answer(state.on_request(ack).answer, time.time())
         out.add(record)
     return out
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.model import ServiceSet
 from xdscp.plane import ControlPlane
-from xdscp.server import EventKind, StreamEvent
+from xdscp.server import StreamEvent, StreamEventKind
 from xdscp.server.metrics import short_type
 from xdscp.sources.base import Publish, Source
 
@@ -91,9 +91,9 @@ class Probe:
     def on_event(self, event: StreamEvent) -> None:
         """A stream pushed a response or recorded the client's answer (`XdsService.observers`)."""
         label = short_type(event.type_url)
-        if event.kind is EventKind.PUSH:
+        if event.kind is StreamEventKind.PUSH:
             self.on_push(label)
-        elif event.kind is EventKind.ACK:
+        elif event.kind is StreamEventKind.ACK:
             self.on_ack(label)
 
     def expect(self, change: int, port: int, old_port: int | None) -> None:

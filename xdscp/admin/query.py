@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xdscp.errors import ValidationError
-from xdscp.model import check_ip, check_service_name
+from xdscp.model import ClientKind, check_ip, check_service_name
 
 DEFAULT_REQUESTS = 10_000
 MAX_REQUESTS = 100_000
-CLIENTS = ("envoy", "grpc")
 PAIRS = ("header", "cookie", "query")
 KNOWN = frozenset({"service", "client", "requests", "ip", *PAIRS})
 
@@ -33,7 +32,7 @@ class PredictQuery:
     one request with these attributes goes (when any is given)."""
 
     service: str
-    client: str = "envoy"
+    client: ClientKind = ClientKind.ENVOY
     requests: int = DEFAULT_REQUESTS
     headers: Mapping[str, str] = field(default_factory=dict)
     cookies: Mapping[str, str] = field(default_factory=dict)
@@ -85,9 +84,7 @@ def parse_predict_query(params: Mapping[str, Sequence[str]]) -> PredictQuery:
     if not service:
         raise ValidationError("service", "required: /api/predict?service=NAME")
     check_service_name(service)
-    client = _one(params, "client") or "envoy"
-    if client not in CLIENTS:
-        raise ValidationError("client", f"must be one of {', '.join(CLIENTS)}, got {client!r}")
+    client = _client(_one(params, "client") or ClientKind.ENVOY)
     ip = _one(params, "ip")
     return PredictQuery(
         service=service,
@@ -98,3 +95,11 @@ def parse_predict_query(params: Mapping[str, Sequence[str]]) -> PredictQuery:
         query=_pairs(params, "query"),
         source_ip=None if not ip else check_ip("ip", ip),
     )
+
+
+def _client(value: str) -> ClientKind:
+    try:
+        return ClientKind(value)
+    except ValueError:
+        known = ", ".join(ClientKind)
+        raise ValidationError("client", f"must be one of {known}, got {value!r}") from None

@@ -20,7 +20,7 @@ balancer is one Envoy worker: exact sequences differ per worker seed.
 """
 
 from xdscp.balancer.base import Balancer
-from xdscp.balancer.build import Client, build_balancer
+from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
 from xdscp.balancer.shares import expected_shares
@@ -41,7 +41,6 @@ from xdscp.errors import BalancerError
 __all__ = [
     "Balancer",
     "BalancerError",
-    "Client",
     "Conditions",
     "Host",
     "HotKeyResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from xdscp.balancer.base import Balancer, PriorityBalancer
 from xdscp.balancer.consistent import HashBalancer
@@ -18,15 +18,14 @@ from xdscp.balancer.hosts import (
 )
 from xdscp.balancer.policy import Kind, envoy_policy, grpc_policy
 from xdscp.errors import BalancerError
-
-Client = Literal["envoy", "grpc"]
+from xdscp.model import ClientKind
 
 
 def build_balancer(
     cluster: Any,
     cla: Any,
     *,
-    client: Client = "envoy",
+    client: ClientKind = ClientKind.ENVOY,
     rng: random.Random | None = None,
     ejected: Collection[str] = (),
     ages: Mapping[str, float] | None = None,
@@ -39,10 +38,12 @@ def build_balancer(
     they joined, for the cluster's slow start (hosts not named joined long ago).
     """
     rng = rng if rng is not None else random.Random()
-    if client == "grpc":
+    try:
+        kind = ClientKind(client)
+    except ValueError:
+        raise BalancerError(f"client must be 'envoy' or 'grpc', got {client!r}") from None
+    if kind is ClientKind.GRPC:
         return GrpcBalancer(cla, grpc_policy(cluster), rng, ejected=frozenset(ejected))
-    if client != "envoy":
-        raise BalancerError(f"client must be 'envoy' or 'grpc', got {client!r}")
     settings = envoy_policy(cluster)
     hosts = hosts_from_cla(cla)
     apply_conditions(hosts, ejected=ejected, ages=ages)

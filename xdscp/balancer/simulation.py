@@ -22,7 +22,7 @@ from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hash.modulo import ModuloTable, sample_hashes
 from xdscp.balancer.hosts import Host
-from xdscp.model import Endpoint, HashInput, HashOn, Service
+from xdscp.model import ClientKind, Endpoint, HashInput, HashOn, Service
 
 Resources = Callable[[Service], tuple[Any, Any]]
 """Builds the (Cluster, ClusterLoadAssignment) a client receives for a service."""
@@ -86,7 +86,7 @@ def simulate(
     resources: Resources,
     *,
     requests: int,
-    client: str = "envoy",
+    client: ClientKind = ClientKind.ENVOY,
     seed: int | None = None,
     route_policies: Sequence[Any] = (),
     conditions: Conditions | None = None,
@@ -183,14 +183,14 @@ class Conditions:
 def _balancer(
     service: Service,
     resources: Resources,
-    client: str,
+    client: ClientKind,
     seed: int | None,
     conditions: Conditions | None,
 ) -> Balancer:
     cluster, cla = resources(service)
     conditions = conditions or Conditions()
     return build_balancer(
-        cluster, cla, client=client, rng=random.Random(seed),  # type: ignore[arg-type]
+        cluster, cla, client=client, rng=random.Random(seed),
         ejected=conditions.ejected, ages=conditions.ages,
     )  # fmt: skip
 
@@ -232,7 +232,7 @@ def simulate_hot_key(
     key: str,
     concurrency: int,
     requests: int,
-    client: str = "envoy",
+    client: ClientKind = ClientKind.ENVOY,
     seed: int | None = None,
     route_policies: Sequence[Any] = (),
     conditions: Conditions | None = None,
@@ -282,7 +282,7 @@ def remap_fractions(
     service: Service,
     resources: Resources,
     *,
-    client: str = "envoy",
+    client: ClientKind = ClientKind.ENVOY,
     samples: int = 20_000,
 ) -> Mapping[str, tuple[float, float]]:
     """Fraction of request hashes that change endpoint when one endpoint is added / removed.
@@ -297,7 +297,7 @@ def remap_fractions(
 
     def picker(endpoints: Sequence[Endpoint]) -> Callable[[int], str]:
         cluster, cla = resources(replace(service, endpoints=tuple(endpoints)))
-        lb = build_balancer(cluster, cla, client=client, rng=random.Random(0))  # type: ignore[arg-type]
+        lb = build_balancer(cluster, cla, client=client, rng=random.Random(0))
         return lambda h: str(lb.choose(h))
 
     def modulo(endpoints: Sequence[Endpoint]) -> Callable[[int], str]:

@@ -6,21 +6,30 @@ tells watchers (the open streams) when their group's snapshot changes.
 """
 
 from xdscp.cache.resources import (
+    FULL_STATE,
+    RESOURCE_TYPES,
     TYPE_ORDER,
+    WILDCARD_TYPES,
     Resource,
+    ResourceType,
     TypeUrl,
     combined_digest,
     content_version,
     entry_digest,
     set_version,
+    short_name,
 )
 from xdscp.cache.snapshot import Changes, Snapshot
 from xdscp.cache.snapshots import SnapshotCache, Watcher
 
 __all__ = [
+    "FULL_STATE",
+    "RESOURCE_TYPES",
     "TYPE_ORDER",
+    "WILDCARD_TYPES",
     "Changes",
     "Resource",
+    "ResourceType",
     "Snapshot",
     "SnapshotCache",
     "TypeUrl",
@@ -29,4 +38,5 @@ __all__ = [
     "content_version",
     "entry_digest",
     "set_version",
+    "short_name",
 ]

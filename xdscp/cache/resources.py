@@ -22,8 +22,49 @@ class TypeUrl(StrEnum):
     ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 
-TYPE_ORDER: Mapping[TypeUrl, int] = MappingProxyType({t: i for i, t in enumerate(TypeUrl)})
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """What the protocol and the tools say of one resource type (`RESOURCE_TYPES`)."""
+
+    url: TypeUrl
+    short_name: str  # the message name: status, metrics, CSDS filters and the CLI show it
+    api: str  # the discovery service's usual name (CDS, EDS, LDS, RDS)
+    option: str  # the CLI's name for it (`xdscp config --type`)
+    wildcard: bool  # has a wildcard subscription (no names, or `*`): Listener and Cluster
+    full_state: bool  # every state-of-the-world response lists all the stream's resources
+    order: int  # the order a client must receive the types in (CDS before EDS, ...)
+
+
+RESOURCE_TYPES: Mapping[TypeUrl, ResourceType] = MappingProxyType({
+    t.url: t
+    for t in (
+        ResourceType(TypeUrl.CLUSTER, "Cluster", "CDS", "cluster", True, True, 0),
+        ResourceType(
+            TypeUrl.ENDPOINT, "ClusterLoadAssignment", "EDS", "endpoint", False, False, 1
+        ),
+        ResourceType(TypeUrl.LISTENER, "Listener", "LDS", "listener", True, True, 2),
+        ResourceType(TypeUrl.ROUTE, "RouteConfiguration", "RDS", "route", False, False, 3),
+    )
+})  # fmt: skip
+"""Every resource type xdscp serves, one row each: the one place their properties live."""
+
+TYPE_ORDER: Mapping[TypeUrl, int] = MappingProxyType(
+    {u: t.order for u, t in RESOURCE_TYPES.items()}
+)
 """Sort key for sending types in the order a client must receive them (`TYPE_ORDER.get`)."""
+WILDCARD_TYPES = frozenset(u for u, t in RESOURCE_TYPES.items() if t.wildcard)
+"""Types the protocol gives a wildcard subscription (RDS and EDS have none)."""
+FULL_STATE = frozenset(u for u, t in RESOURCE_TYPES.items() if t.full_state)
+"""Types whose every state-of-the-world response must list all the stream's resources."""
+
+
+def short_name(type_url: str) -> str:
+    """`Cluster` for `type.googleapis.com/envoy.config.cluster.v3.Cluster`; for a type xdscp
+    does not serve, the last dotted part of its URL."""
+    try:
+        return RESOURCE_TYPES[TypeUrl(type_url)].short_name
+    except ValueError:
+        return type_url.rsplit(".", 1)[-1]
 
 
 def content_version(data: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from xdscp.cache.resources import short_name
 from xdscp.cache.snapshot import Snapshot
 
 Watcher = Callable[[Snapshot], None]
@@ -61,7 +62,7 @@ class SnapshotCache:
     def groups(self) -> dict[str, dict[str, str]]:
         """Each group's per-type versions (for the status endpoint)."""
         return {
-            group: {str(t).rsplit(".", 1)[-1]: v for t, v in snap.versions.items()}
+            group: {short_name(t): v for t, v in snap.versions.items()}
             for group, snap in sorted(self._snapshots.items())
         }
 
@@ -69,9 +70,7 @@ class SnapshotCache:
         """Every resource name and version per group and type (for /debug/resources)."""
         return {
             group: {
-                str(t).rsplit(".", 1)[-1]: {
-                    n: r.version for n, r in sorted(snap.resources[t].items())
-                }
+                short_name(t): {n: r.version for n, r in sorted(snap.resources[t].items())}
                 for t in snap.resources
             }
             for group, snap in sorted(self._snapshots.items())

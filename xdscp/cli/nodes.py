@@ -15,14 +15,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from xdscp.cache import RESOURCE_TYPES
 from xdscp.cli.admin_http import DEFAULT_ADMIN, admin_get, connected, no_such_node
 
-TYPES = {
-    "cluster": "Cluster",
-    "endpoint": "ClusterLoadAssignment",
-    "listener": "Listener",
-    "route": "RouteConfiguration",
-}
+TYPES = {t.option: t.short_name for t in RESOURCE_TYPES.values()}
 ADMIN = click.option(
     "--admin",
     default=DEFAULT_ADMIN,

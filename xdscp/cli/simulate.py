@@ -30,6 +30,7 @@ from xdscp.balancer import (
 from xdscp.errors import BalancerError, ConfigError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
+    ClientKind,
     Endpoint,
     HashOn,
     Health,
@@ -117,10 +118,10 @@ def _located(located: Located, path: FieldPath, parse: Callable[[Any], T]) -> T:
         raise located.error(path, exc.message) from None
 
 
-def _client(value: object) -> str:
-    if value not in ("envoy", "grpc"):
+def _client(value: object) -> ClientKind:
+    if not isinstance(value, str) or value not in set(ClientKind):
         raise ValidationError("client", f"must be envoy or grpc, got {value!r}")
-    return str(value)
+    return ClientKind(value)
 
 
 def _seconds(value: object) -> float:
@@ -277,7 +278,10 @@ def render_hot_key(result: HotKeyResult, title: str) -> Table:
     "--requests", type=click.IntRange(1, 10_000_000), default=None, help="Requests [10000]."
 )
 @click.option(
-    "--client", type=click.Choice(["envoy", "grpc"]), default=None, help="Client [envoy]."
+    "--client",
+    type=click.Choice([str(k) for k in ClientKind]),
+    default=None,
+    help="Client [envoy].",
 )
 @click.option(
     "--file",
@@ -332,7 +336,7 @@ def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> 
         service, _added(document, params["added"]), params["at_seconds"], params["eject"]
     )
     count = params["requests"] or int(document.get("requests", 10_000))
-    client = params["client"] or str(document.get("client", "envoy"))
+    client = ClientKind(params["client"] or document.get("client", ClientKind.ENVOY))
     seed = params["seed"] if params["seed"] is not None else document.get("seed")
     resources = client_resources(client)
     options: dict[str, Any] = {

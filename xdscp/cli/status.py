@@ -11,15 +11,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from xdscp.cache import RESOURCE_TYPES
 from xdscp.cli.admin_http import admin_get
 from xdscp.cli.nodes import ADMIN
 
-_TYPES = (
-    ("Cluster", "CDS"),
-    ("ClusterLoadAssignment", "EDS"),
-    ("Listener", "LDS"),
-    ("RouteConfiguration", "RDS"),
-)
+_TYPES = tuple((t.short_name, t.api) for t in RESOURCE_TYPES.values())
 
 
 def fetch_nodes(admin: str) -> list[dict[str, Any]]:

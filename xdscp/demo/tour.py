@@ -22,7 +22,7 @@ from typing import Any
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
 from xdscp.balancer import Balancer, build_balancer, sequential_picks
-from xdscp.cache import Resource, TypeUrl
+from xdscp.cache import Resource, TypeUrl, short_name
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.stack import problem
 from xdscp.demo.traffic import USER_HEADER, Request, plan, send
@@ -296,7 +296,7 @@ async def apply_policy(setup: TourSetup, policy: BalancingPolicy) -> Applied:
     await set_policy(setup.etcd, setup.service, policy, setup.layout.policies_prefix)
     service = await wait_registered(setup, SYNC_TIMEOUT_S)
     built = envoy_service_resources(service, setup.translate)
-    expected = {str(r.type_url).rsplit(".", 1)[-1]: r.version for r in built}
+    expected = {short_name(r.type_url): r.version for r in built}
     waited = await wait_accepted(setup.admin, service, expected, SYNC_TIMEOUT_S)
     return Applied(service, built, waited)
 

@@ -19,7 +19,7 @@ from typing import Any
 from xdscp.admin import PredictQuery
 from xdscp.admin.encode import plain
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
-from xdscp.model import Endpoint, Service
+from xdscp.model import ClientKind, Endpoint, Service
 from xdscp.translate import client_resources, route_hash_policies
 
 SEED = 0
@@ -81,7 +81,7 @@ class Predictor:
             while len(table) > self._size:
                 table.popitem(last=False)
 
-    def split(self, service: Service, client: str, requests: int) -> dict[str, Any]:
+    def split(self, service: Service, client: ClientKind, requests: int) -> dict[str, Any]:
         """The split `xdscp simulate --client CLIENT --requests N --seed 0` prints."""
         key = (service, client, requests)
         found = self._splits.get(key)
@@ -98,13 +98,13 @@ class Predictor:
             self._remember(self._splits, key, found)
         return found
 
-    def balancer(self, service: Service, client: str) -> Balancer:
+    def balancer(self, service: Service, client: ClientKind) -> Balancer:
         """The reference balancer `client` builds from the service's resources."""
         key = (service, client)
         lb = self._balancers.get(key)
         if lb is None:
             cluster, cla = client_resources(client)(service)
-            lb = build_balancer(cluster, cla, client=client, rng=random.Random(SEED))  # type: ignore[arg-type]
+            lb = build_balancer(cluster, cla, client=client, rng=random.Random(SEED))
             self._remember(self._balancers, key, lb)
         return lb
 

@@ -23,10 +23,11 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.status.v3 import csds_pb2
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 
+from xdscp.cache import short_name
 from xdscp.errors import InvalidMatcherError
 from xdscp.server.node_match import node_filter
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.status import ResourceStatus, StatusBoard, short_name
+from xdscp.server.status import ResourceStatus, StatusBoard
 
 log = structlog.get_logger(__name__)
 

@@ -1,9 +1,10 @@
 """The incremental (delta) xDS conversation of one stream, as synchronous, I/O-free code.
 
 Like `StreamState` for state of the world, `DeltaStreamState` is driven by two events — a
-request arrived, the snapshot changed — and returns the responses to send. Per type it keeps
-what the client holds (name → version), so each response carries only resources the client
-lacks or holds in another version, and the names it holds that are gone:
+request arrived (a `messages.DeltaRequest`), the snapshot changed — and returns the
+responses to send (`messages.DeltaResponse`s) and, for a request, its `Answer` event. Per
+type it keeps what the client holds (name → version), so each response carries only
+resources the client lacks or holds in another version, and the names it holds that are gone:
 
 - names are added and removed with subscribe/unsubscribe, whatever the nonce says; only
   Listener and Cluster have a wildcard: their first request with no names, or `*` among
@@ -26,70 +27,32 @@ lacks or holds in another version, and the names it holds that are gone:
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from xdscp.cache import Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.cache import WILDCARD_TYPES, Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.server.messages import DeltaRequest, DeltaResponse
 from xdscp.server.rules import (
+    ACCEPTED,
+    REJECTED,
     WILDCARD,
-    WILDCARD_TYPES,
-    Kind,
-    Outcome,
-    StreamShell,
+    Answer,
+    Handled,
+    RequestKind,
+    StreamCore,
     TypeRecord,
-    contents_key,
     derived_from,
     eds_after_cds,
-    nack_error,
     push_order,
+    served_type,
 )
-from xdscp.server.wire import encode_delta_response
+
+__all__ = ["MAX_PENDING", "DeltaRequest", "DeltaResponse", "DeltaStreamState", "DeltaTypeState"]
 
 _Held = dict[str, str]  # resource name → version the client holds
 # resource name → (version held before a response, version it sent); None: none, removed
 _Undo = dict[str, tuple[str | None, str | None]]
 MAX_PENDING = 64  # responses awaiting an ACK that a stream remembers
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaRequest:
-    """The parts of a DeltaDiscoveryRequest the protocol needs."""
-
-    type_url: str
-    subscribe: tuple[str, ...] = ()
-    unsubscribe: tuple[str, ...] = ()
-    initial_versions: Mapping[str, str] = field(default_factory=dict)
-    response_nonce: str = ""
-    error_message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeltaResponse:
-    """A DeltaDiscoveryResponse to send: changed resources (shared bytes) and removed names."""
-
-    type_url: str  # a TypeUrl, or the unserved type a request named
-    nonce: str
-    system_version: str
-    resources: tuple[Resource, ...]
-    removed: tuple[str, ...]
-
-    def cache_key(self) -> tuple[Any, ...]:
-        """Equal keys mean equal bytes: every resource by name and content version."""
-        key = contents_key(self.resources)
-        return ("delta", self.type_url, self.system_version, self.nonce, key, self.removed)
-
-    def encode(self, control_plane: bytes) -> bytes:
-        """The DeltaDiscoveryResponse's bytes, around the resources' shared ones."""
-        return encode_delta_response(
-            self.system_version,
-            self.type_url,
-            self.nonce,
-            self.resources,
-            removed=self.removed,
-            control_plane=control_plane,
-        )
 
 
 @dataclass(slots=True)
@@ -146,78 +109,69 @@ class DeltaTypeState(TypeRecord):
 
 
 @dataclass
-class DeltaStreamState(StreamShell[DeltaTypeState, DeltaRequest, DeltaResponse]):
+class DeltaStreamState(StreamCore[DeltaTypeState]):
     """One delta xDS stream's protocol state. `allowed` limits the types (per-type services)."""
 
-    def _new_record(self) -> DeltaTypeState:
-        return DeltaTypeState()
+    def state(self, type_url: TypeUrl) -> DeltaTypeState:
+        """The per-type state (created on first use)."""
+        return self._record(type_url, DeltaTypeState)
+
+    def on_request(self, request: DeltaRequest) -> Handled[DeltaResponse]:
+        """Handle one request: its `Answer` and the responses it calls for."""
+        type_url = served_type(request.type_url, self.allowed)
+        if type_url is None:
+            return self._unserved(request)
+        return self._handle(self.state(type_url), type_url, request)
 
     def _handle(
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest
-    ) -> Outcome[DeltaResponse]:
+    ) -> Handled[DeltaResponse]:
         """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
-        kind, error = Kind.NONE, ""
+        kind, error = RequestKind.NONE, ""
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
         added = self._subscribe(ts, type_url, request, first=first)
         if first:
-            kind = Kind.INITIAL
-        elif added and kind in {Kind.NONE, Kind.ACK}:
-            kind = Kind.RESUBSCRIBE
-        if not (first or added):
-            return Outcome(kind=kind, error=error, type_url=type_url)
-        responses = self._respond([type_url], candidates={type_url: added}, force=set())
-        return Outcome(responses, kind=kind, error=error, type_url=type_url)
+            kind = RequestKind.INITIAL
+        elif added and kind in {RequestKind.NONE, RequestKind.ACK}:
+            kind = RequestKind.RESUBSCRIBE
+        responses: tuple[DeltaResponse, ...] = ()
+        if first or added:
+            responses = self._respond([type_url], candidates={type_url: added}, force=set())
+        version = ""
+        if kind in ACCEPTED:
+            version = ts.acked_version
+        elif kind in REJECTED:
+            version = ts.nacked_version
+        answer = Answer(kind, type_url, request.response_nonce, version, error)
+        return Handled(answer, responses)
 
-    @staticmethod
-    def decode(message: Any) -> DeltaRequest:
-        """The protocol's view of a DeltaDiscoveryRequest (a NACK carries `error_detail`)."""
-        return DeltaRequest(
-            type_url=message.type_url,
-            subscribe=tuple(map(sys.intern, message.resource_names_subscribe)),  # shared strings
-            unsubscribe=tuple(message.resource_names_unsubscribe),
-            initial_versions=dict(message.initial_resource_versions),
-            response_nonce=message.response_nonce,
-            error_message=nack_error(message),
-        )
-
-    def _unserved(self, request: DeltaRequest) -> Outcome[DeltaResponse]:
+    def _unserved(self, request: DeltaRequest) -> Handled[DeltaResponse]:
         """A type this stream does not serve: every name it subscribes does not exist."""
-        outcome: Outcome[DeltaResponse] = Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        answer = Answer(RequestKind.UNKNOWN_TYPE, request.type_url, request.response_nonce)
         if request.response_nonce and not request.subscribe:
-            return outcome
+            return Handled(answer)
         removed = tuple(n for n in request.subscribe if n != WILDCARD)
         empty = DeltaResponse(request.type_url, self._next_nonce(), "", (), removed)
-        return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        return Handled(answer, (empty,))
 
-    def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[Kind, str]:
+    def _answer(self, ts: DeltaTypeState, request: DeltaRequest) -> tuple[RequestKind, str]:
         """An ACK or NACK of one of our responses (or a stale one we no longer track)."""
         nonce = request.response_nonce
         undo = ts.pending.pop(nonce, None)
         if undo is None:
             nacked = request.error_message is not None and nonce in ts.nacked_nonces
-            return (Kind.DUPLICATE_NACK if nacked else Kind.STALE), ""
+            return (RequestKind.DUPLICATE_NACK if nacked else RequestKind.STALE), ""
         if request.error_message is None:
             if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
-            return Kind.ACK, ""
+            return RequestKind.ACK, ""
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
-        later = [undo for n, undo in ts.pending.items() if int(n) > int(nonce)]
-        for name, (previous, sent) in undo.items():
-            after = next((u for u in later if name in u), None)
-            if after is None:
-                if ts.held.get(name) == sent:
-                    ts.hold(name, previous)
-            elif after[name][0] == sent:  # a later response replaced the rejected version
-                after[name] = (previous, after[name][1])
-            if sent is not None and sent != previous and ts.wants(name):
-                ts.rejected[name] = sent  # never sent again; a newer version is
-                ts.blocked.add(name)
-        ts.acked_version = ts.held_version
-        return Kind.NACK, ts.note_nack(request.error_message)
+        ts.acked_version = _put_back(ts, nonce, undo)
+        return RequestKind.NACK, ts.note_nack(request.error_message)
 
     def _subscribe(
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest, *, first: bool
@@ -325,6 +279,23 @@ class DeltaStreamState(StreamShell[DeltaTypeState, DeltaRequest, DeltaResponse])
         ts.sent_version = ts.held_version
         version = self.snapshot.versions[type_url]
         return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
+
+
+def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
+    """The client NACKed response `nonce`: it holds again what it held before it, and each
+    version it rejected is never sent again (a newer one is). Returns the held version."""
+    later = [undo for n, undo in ts.pending.items() if int(n) > int(nonce)]
+    for name, (previous, sent) in undo.items():
+        after = next((u for u in later if name in u), None)
+        if after is None:
+            if ts.held.get(name) == sent:
+                ts.hold(name, previous)
+        elif after[name][0] == sent:  # a later response replaced the rejected version
+            after[name] = (previous, after[name][1])
+        if sent is not None and sent != previous and ts.wants(name):
+            ts.rejected[name] = sent  # never sent again; a newer version is
+            ts.blocked.add(name)
+    return ts.held_version
 
 
 def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from xdscp.cache import TypeUrl
+from xdscp.cache import RESOURCE_TYPES, TypeUrl
 
 
 class XdsMetrics:
@@ -67,6 +67,6 @@ def short_type(type_url: str) -> str:
     """`Cluster`, `ClusterLoadAssignment`, ... for metric labels; `unknown` for a type xdscp
     does not serve (a label per type URL a client makes up would grow without bound)."""
     try:
-        return TypeUrl(type_url).rsplit(".", 1)[-1]
+        return RESOURCE_TYPES[TypeUrl(type_url)].short_name
     except ValueError:
         return "unknown"

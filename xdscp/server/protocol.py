@@ -1,7 +1,9 @@
 """The state-of-the-world xDS conversation of one stream, as synchronous, I/O-free code.
 
-`StreamState` is driven by two events — a request arrived, the snapshot changed — and
-returns the responses to send. It never awaits and never touches a socket, so every rule
+`StreamState` is driven by two events — a request arrived (a `messages.Request`, decoded by
+`wire.py`), the snapshot changed — and returns the responses to send (plain
+`messages.Response`s, encoded by `wire.py`) and, for a request, its `Answer` event. It never
+awaits and never touches a socket, so every rule
 below is tested with plain function calls:
 
 - every request's `resource_names` is the stream's current subscription for its type,
@@ -37,72 +39,51 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from xdscp.cache import Resource, Snapshot, TypeUrl, combined_digest, entry_digest, set_version
-from xdscp.server.rules import (
-    WILDCARD,
+from xdscp.cache import (
+    FULL_STATE,
     WILDCARD_TYPES,
-    Kind,
-    Outcome,
-    StreamShell,
+    Resource,
+    Snapshot,
+    TypeUrl,
+    combined_digest,
+    entry_digest,
+    set_version,
+)
+from xdscp.server.messages import Request, Response
+from xdscp.server.phases import Phase, Step, moved, moves
+from xdscp.server.rules import (
+    ACCEPTED,
+    REJECTED,
+    WILDCARD,
+    Answer,
+    Handled,
+    RequestKind,
+    StreamCore,
     TypeRecord,
-    contents_key,
     derived_from,
     eds_after_cds,
-    nack_error,
     push_order,
+    served_type,
 )
-from xdscp.server.wire import encode_response
 
 __all__ = [
     "EMPTY_VERSION",
     "FULL_STATE",
     "WILDCARD",
-    "Kind",
-    "Outcome",
+    "Handled",
     "Request",
+    "RequestKind",
     "Response",
     "StreamState",
     "TypeState",
     "derived_from",
 ]
 
-# Types whose every response must list all the stream's resources (state of the world).
-FULL_STATE = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
+_ON_SUBSCRIBE, _ON_SEND, _ON_ACK, _ON_NACK = (
+    moves(Step.SUBSCRIBE), moves(Step.SEND), moves(Step.ACK), moves(Step.NACK)
+)  # fmt: skip
 EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """The parts of a DiscoveryRequest the protocol needs."""
-
-    type_url: str
-    version_info: str = ""
-    response_nonce: str = ""
-    resource_names: tuple[str, ...] = ()
-    error_message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A DiscoveryResponse to send: its resources are shared, already serialized."""
-
-    type_url: str  # a TypeUrl, or the unserved type a request named
-    version_info: str
-    nonce: str
-    resources: tuple[Resource, ...]
-
-    def cache_key(self) -> tuple[Any, ...]:
-        """Equal keys mean equal bytes: every resource by name and content version."""
-        key = contents_key(self.resources)
-        return ("sotw", self.type_url, self.version_info, self.nonce, key)
-
-    def encode(self, control_plane: bytes) -> bytes:
-        """The DiscoveryResponse's bytes, around the resources' shared ones."""
-        return encode_response(
-            self.version_info, self.type_url, self.nonce, self.resources, control_plane
-        )
 
 
 @dataclass(slots=True)
@@ -118,6 +99,7 @@ class TypeState(TypeRecord):
     stale_sent: bool = False  # `sent` lags the snapshot (a rejected version held back)
     nacked_nonce: str = ""
     answer_next_ack: bool = False
+    phase: Phase = Phase.UNSUBSCRIBED  # moves only along `phases.TRANSITIONS`
     # Names whose version in `sent` the client has not accepted: name → the version it
     # accepted (None: none). Empty once the latest response is ACKed: costs O(changes).
     unacked: dict[str, str | None] = field(default_factory=dict)
@@ -143,50 +125,50 @@ class TypeState(TypeRecord):
 
 
 @dataclass
-class StreamState(StreamShell[TypeState, Request, Response]):
+class StreamState(StreamCore[TypeState]):
     """One xDS stream's protocol state. `allowed` limits the types (standalone services)."""
 
-    def _new_record(self) -> TypeState:
-        return TypeState()
+    def state(self, type_url: TypeUrl) -> TypeState:
+        """The per-type state (created on first use)."""
+        return self._record(type_url, TypeState)
 
-    def _handle(self, ts: TypeState, type_url: TypeUrl, request: Request) -> Outcome[Response]:
+    def on_request(self, request: Request) -> Handled[Response]:
+        """Handle one request: its `Answer` and the responses it calls for."""
+        type_url = served_type(request.type_url, self.allowed)
+        if type_url is None:
+            return self._unserved(request)
+        return self._handle(self.state(type_url), type_url, request)
+
+    def _handle(self, ts: TypeState, type_url: TypeUrl, request: Request) -> Handled[Response]:
         """A DiscoveryRequest for a served type: the responses it calls for."""
         kind = _kind(ts, request)
         added = self._subscribe(ts, type_url, request.resource_names)
         error = ""
-        if kind is Kind.NACK:
+        if kind is RequestKind.NACK:
             error = self._nack(ts, request)
-        elif kind is Kind.ACK:
+        elif kind is RequestKind.ACK:
+            ts.phase = _ON_ACK.get(ts.phase) or moved(ts.phase, Step.ACK)
             ts.acked_version = request.version_info
             ts.unacked.clear()
-        warming = kind is Kind.ACK and ts.answer_next_ack
-        if not (kind is Kind.INITIAL or added or warming):
-            return Outcome(kind=kind, error=error, type_url=type_url)
-        if kind is Kind.ACK:
-            ts.answer_next_ack = False
-            kind = Kind.RESUBSCRIBE if added else kind
-        responses = self._respond([type_url], force=True)
-        return Outcome(responses, kind=kind, error=error, type_url=type_url)
+        warming = kind is RequestKind.ACK and ts.answer_next_ack
+        responses: tuple[Response, ...] = ()
+        if kind is RequestKind.INITIAL or added or warming:
+            if kind is RequestKind.ACK:
+                ts.answer_next_ack = False
+                kind = RequestKind.RESUBSCRIBE if added else kind
+            responses = self._respond([type_url], force=True)
+        return Handled(_answer(ts, type_url, request, kind, error), responses)
 
-    @staticmethod
-    def decode(message: Any) -> Request:
-        """The protocol's view of a DiscoveryRequest (a NACK carries `error_detail`)."""
-        return Request(
-            type_url=message.type_url,
-            version_info=message.version_info,
-            response_nonce=message.response_nonce,
-            resource_names=tuple(message.resource_names),
-            error_message=nack_error(message),
-        )
-
-    def _unserved(self, request: Request) -> Outcome[Response]:
+    def _unserved(self, request: Request) -> Handled[Response]:
         """A type this stream does not serve: its first request gets an empty answer."""
+        answer = Answer(RequestKind.UNKNOWN_TYPE, request.type_url, request.response_nonce)
         if request.response_nonce:
-            return Outcome(kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+            return Handled(answer)
         empty = Response(request.type_url, EMPTY_VERSION, self._next_nonce(), ())
-        return Outcome((empty,), kind=Kind.UNKNOWN_TYPE, type_url=request.type_url)
+        return Handled(answer, (empty,))
 
     def _nack(self, ts: TypeState, request: Request) -> str:
+        ts.phase = _ON_NACK.get(ts.phase) or moved(ts.phase, Step.NACK)
         ts.nacked_nonce = request.response_nonce
         return ts.note_nack(request.error_message)
 
@@ -194,6 +176,8 @@ class StreamState(StreamShell[TypeState, Request, Response]):
         """Make `requested` the subscription; True when it gained names."""
         first, old = not ts.subscribed, ts.names
         names = _names(ts, type_url, requested, first=first)
+        if first:
+            ts.phase = _ON_SUBSCRIBE.get(ts.phase) or moved(ts.phase, Step.SUBSCRIBE)
         ts.subscribed, ts.names = True, names
         if first:
             return True  # a first subscription is answered, whatever its nonce says
@@ -321,21 +305,34 @@ class StreamState(StreamShell[TypeState, Request, Response]):
             eds = self.types.get(TypeUrl.ENDPOINT)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
+        ts.phase = _ON_SEND.get(ts.phase) or moved(ts.phase, Step.SEND)
         ts.sent_nonce, ts.sent_version = self._next_nonce(), version
         ts.sent, ts.sent_digest, ts.stale_sent = sent, digest, False
         return Response(type_url, version, ts.sent_nonce, out)
 
 
-def _kind(ts: TypeState, request: Request) -> Kind:
+def _kind(ts: TypeState, request: Request) -> RequestKind:
     """What a request's nonce says it answers."""
     nonce = request.response_nonce
     if not nonce:
-        return Kind.INITIAL
+        return RequestKind.INITIAL
     if nonce != ts.sent_nonce:
-        return Kind.STALE
+        return RequestKind.STALE
     if request.error_message is None:
-        return Kind.ACK
-    return Kind.DUPLICATE_NACK if nonce == ts.nacked_nonce else Kind.NACK
+        return RequestKind.ACK
+    return RequestKind.DUPLICATE_NACK if nonce == ts.nacked_nonce else RequestKind.NACK
+
+
+def _answer(
+    ts: TypeState, type_url: TypeUrl, request: Request, kind: RequestKind, error: str
+) -> Answer:
+    """The request as an event: the version an ACK accepted or a NACK rejected."""
+    version = ""
+    if kind in ACCEPTED:
+        version = ts.acked_version
+    elif kind in REJECTED:
+        version = ts.nacked_version
+    return Answer(kind, type_url, request.response_nonce, version, error)
 
 
 def _names(

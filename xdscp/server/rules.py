@@ -1,32 +1,32 @@
 """The rules both stream states follow (state of the world and delta), in one place.
 
 `StreamState` (`protocol.py`) and `DeltaStreamState` (`delta.py`) differ in what they send;
-they agree on what a request means (`Kind`), which type it names (`served_type`), which
-types have a wildcard (`WILDCARD_TYPES`), when a new snapshot's change list says it all
-(`derived_from`), and in which order a push visits the types, EDS after every CDS push
-(`push_order`). Handling a request gives one `Outcome` in both: its responses and its `Kind`.
-Both are a `StreamShell` (the allowed types, the snapshot, the per-type records, the nonce
-counter) over their own per-type record, a `TypeRecord` (subscribed, the latest response's
-nonce and version, the versions accepted and rejected, the last NACK's error).
+they agree on what a request means (`RequestKind`), which type it names (`served_type`),
+which types have a wildcard (`xdscp.cache.WILDCARD_TYPES`), when a new snapshot's change
+list says it all (`derived_from`), and in which order a push visits the types, EDS after
+every CDS push (`push_order`). Handling a request gives one `Handled` in both: the responses
+to send (each a push: its type, nonce and version) and the request's `Answer` event (what it
+meant, the nonce it answers, the version it accepted or rejected, a NACK's error), which is
+all the grpc.aio shell, the metrics and the status board are told. Both are a `StreamCore`
+(the allowed types, the snapshot, the per-type records, the nonce counter) over their own
+per-type record, a `TypeRecord` (subscribed, the latest response's nonce and version, the
+versions accepted and rejected, the last NACK's error).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
-from xdscp.cache import TYPE_ORDER, Resource, Snapshot, TypeUrl
+from xdscp.cache import TYPE_ORDER, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
 
 WILDCARD = "*"
-# Types the protocol gives a wildcard subscription (RDS and EDS have none).
-WILDCARD_TYPES = frozenset({TypeUrl.CLUSTER, TypeUrl.LISTENER})
 
 
-class Kind(StrEnum):
+class RequestKind(StrEnum):
     """What a request meant to the protocol (for metrics, logs and observers)."""
 
     INITIAL = "initial"  # no nonce: the client holds no response of this type yet
@@ -39,23 +39,34 @@ class Kind(StrEnum):
     NONE = "none"
 
 
+ACCEPTED = frozenset({RequestKind.ACK, RequestKind.RESUBSCRIBE})  # an answer that ACKs
+REJECTED = frozenset({RequestKind.NACK, RequestKind.DUPLICATE_NACK})  # one that NACKs
+
+
+class Answer(NamedTuple):
+    """One request as an event: what it meant, for which type, and what it answered.
+
+    `version` is the version an ACK accepted or a NACK rejected (empty otherwise); `error`
+    a NACK's whole error detail (empty otherwise). Immutable (a named tuple: one is made
+    per request, so it is cheap to make).
+    """
+
+    kind: RequestKind
+    type_url: str  # the type the request was taken for (a TypeUrl, or an unserved type)
+    nonce: str = ""  # the response it answers (its `response_nonce`)
+    version: str = ""
+    error: str = ""
+
+
 R_co = TypeVar("R_co", covariant=True)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome(Generic[R_co]):
-    """What handling one request produced, in either variant: the responses to send (of the
-    variant's response type `R_co`), and what the request meant."""
+class Handled(NamedTuple, Generic[R_co]):
+    """What handling one request produced, in either variant: the responses to send (of
+    the variant's response type `R_co`, each one push), and the request's `Answer`."""
 
+    answer: Answer
     responses: tuple[R_co, ...] = ()
-    kind: Kind = Kind.NONE
-    error: str = ""  # a NACK's error message
-    type_url: str = ""  # the type the request was taken for
-
-
-def contents_key(resources: Iterable[Resource]) -> tuple[tuple[str, str], ...]:
-    """A response's resources by name and content version: equal keys, equal bytes."""
-    return tuple((r.name, r.version) for r in resources)
 
 
 def served_type(type_url: str, allowed: frozenset[TypeUrl]) -> TypeUrl | None:
@@ -118,65 +129,26 @@ class TypeRecord:
         return self.last_error
 
 
-class TypedRequest(Protocol):
-    """A plain request of either variant: what the shell reads of it."""
-
-    @property
-    def type_url(self) -> str:
-        """The type it names (empty: the single type of a per-type service)."""
-        ...
-
-
 T = TypeVar("T", bound=TypeRecord)
-Q = TypeVar("Q", bound=TypedRequest)
-R = TypeVar("R")
 
 
 @dataclass
-class StreamShell(ABC, Generic[T, Q, R]):
+class StreamCore(Generic[T]):
     """What both stream states hold: the types served (`allowed`: a single-type service
-    limits them), the snapshot served from, one record `T` per type, the nonce counter; and
-    how a request `Q` is taken: its type, then the variant's `_unserved` or `_handle`."""
+    limits them), the snapshot served from, one record `T` per type, the nonce counter."""
 
     allowed: frozenset[TypeUrl] = frozenset(TypeUrl)
     snapshot: Snapshot | None = None
     types: dict[TypeUrl, T] = field(default_factory=dict)
     _nonce: int = 0
 
-    @abstractmethod
-    def _new_record(self) -> T:
-        """A fresh per-type record of the variant."""
-        raise NotImplementedError
-
-    def state(self, type_url: TypeUrl) -> T:
-        """The per-type state (created on first use)."""
+    def _record(self, type_url: TypeUrl, new: Callable[[], T]) -> T:
+        """The per-type record (made by `new` on first use)."""
         record = self.types.get(type_url)
         if record is None:
-            record = self.types[type_url] = self._new_record()
+            record = self.types[type_url] = new()
         return record
 
     def _next_nonce(self) -> str:
         self._nonce += 1
         return str(self._nonce)
-
-    def on_request(self, request: Q) -> Outcome[R]:
-        """Handle one request; return the responses it calls for."""
-        type_url = served_type(request.type_url, self.allowed)
-        if type_url is None:
-            return self._unserved(request)
-        return self._handle(self.state(type_url), type_url, request)
-
-    @abstractmethod
-    def _unserved(self, request: Q) -> Outcome[R]:
-        """A request for a type this stream does not serve."""
-        raise NotImplementedError
-
-    @abstractmethod
-    def _handle(self, ts: T, type_url: TypeUrl, request: Q) -> Outcome[R]:
-        """A request for a served type, with its record."""
-        raise NotImplementedError
-
-
-def nack_error(message: Any) -> str | None:
-    """A wire request's `error_detail` message: None unless the request is a NACK."""
-    return message.error_detail.message if message.HasField("error_detail") else None

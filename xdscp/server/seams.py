@@ -1,9 +1,11 @@
 """What the grpc.aio shell (`service.py`) needs of the parts it drives, as `typing.Protocol`s.
 
-- `StreamProtocol`: one stream's sans-I/O state, either variant (`StreamState` for state
-  of the world, `DeltaStreamState` for delta): `decode` a wire request into its plain
-  request, `on_request` (an `Outcome`: the responses and what the request meant, `Kind`)
-  / `on_snapshot` for the responses to send;
+- `StreamProtocol[Q, R]`: one stream's sans-I/O state, either variant (`StreamState` over
+  `Request`/`Response` for state of the world, `DeltaStreamState` over
+  `DeltaRequest`/`DeltaResponse` for delta): `on_request` (a `Handled`: the responses and
+  the request's `Answer` event) / `on_snapshot` for the responses to send; `wire.py`
+  decodes its requests and encodes its responses;
+- `StreamView`: what the status board reads of a stream (its snapshot and per-type views);
 - `ServedResponse`: a response the shell writes (and encodes once for every stream);
 - `SnapshotSource`: the cache the streams are served from (`xdscp.cache.SnapshotCache`).
 """
@@ -14,9 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from xdscp.cache import Snapshot, TypeUrl, Watcher
-from xdscp.server.rules import Outcome
-
-Q = TypeVar("Q")
+from xdscp.server.rules import Handled
 
 
 class SnapshotSource(Protocol):
@@ -32,7 +32,7 @@ class SnapshotSource(Protocol):
 
 
 class ServedResponse(Protocol):
-    """A response to write: what the shell counts, and its bytes."""
+    """A response to write: what the shell counts and tells, and its cache key."""
 
     @property
     def type_url(self) -> str:
@@ -44,12 +44,13 @@ class ServedResponse(Protocol):
         """Its nonce (what an ACK or NACK of it names)."""
         ...
 
-    def cache_key(self) -> tuple[Any, ...]:
-        """Equal keys mean equal bytes (names and versions of every resource)."""
+    @property
+    def version(self) -> str:
+        """The version it carries."""
         ...
 
-    def encode(self, control_plane: bytes) -> bytes:
-        """The serialized response, around the shared bytes of its resources."""
+    def cache_key(self) -> tuple[Any, ...]:
+        """Equal keys mean equal bytes (names and versions of every resource)."""
         ...
 
 
@@ -87,8 +88,12 @@ class TypeView(Protocol):
         ...
 
 
-class StreamProtocol(Protocol[Q]):
-    """One stream's protocol state, either variant; `Q` is its plain request."""
+Q_contra = TypeVar("Q_contra", contravariant=True)
+R_co = TypeVar("R_co", bound=ServedResponse, covariant=True)
+
+
+class StreamView(Protocol):
+    """What the status board reads of one stream: its snapshot and each type's view."""
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -100,18 +105,15 @@ class StreamProtocol(Protocol[Q]):
         """Each type's state."""
         ...
 
-    def state(self, type_url: TypeUrl) -> TypeView:
-        """One type's state (created on first use)."""
+
+class StreamProtocol(StreamView, Protocol[Q_contra, R_co]):
+    """One stream's protocol state, either variant: it takes plain requests `Q_contra` and
+    emits responses `R_co` (`wire.py` decodes and encodes them)."""
+
+    def on_request(self, request: Q_contra) -> Handled[R_co]:
+        """Handle one request: its `Answer` and the responses it calls for."""
         ...
 
-    def decode(self, message: Any) -> Q:
-        """The protocol's view of a request off the wire."""
-        ...
-
-    def on_request(self, request: Q) -> Outcome[ServedResponse]:
-        """Handle one request; the responses it calls for."""
-        ...
-
-    def on_snapshot(self, snapshot: Snapshot) -> Sequence[ServedResponse]:
+    def on_snapshot(self, snapshot: Snapshot) -> Sequence[R_co]:
         """A new snapshot: the responses it calls for."""
         ...

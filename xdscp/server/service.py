@@ -3,9 +3,11 @@
 Each stream runs one loop over two event sources — requests from the client and snapshot
 changes from the cache — feeding the stream's state through one face, `seams.StreamProtocol`
 (`StreamState` for state of the world, `DeltaStreamState` for delta, chosen once when the
-stream opens), and writing the responses it returns. Each response encodes itself from
-shared, pre-serialized resources (`ServedResponse.encode`, with `wire.py`), once for every
-stream sent the same one. The cache is reached through `seams.SnapshotSource` only.
+stream opens with its `variants.Variant`, which also says how `wire.py` decodes its
+requests), and writing the responses it returns. A response is encoded (`wire.encode`) from
+shared, pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
+event is counted, logged, recorded on the status board and told to observers. The cache is
+reached through `seams.SnapshotSource` only.
 """
 
 from __future__ import annotations
@@ -28,41 +30,39 @@ from xdscp import __version__
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.errors import SlowClientError, StreamAbortError, UndecodableRequestError
 from xdscp.server.closing import ABORTS, Close, close_of
-from xdscp.server.delta import DeltaStreamState
 from xdscp.server.mailbox import REQUEST, Mailbox
+from xdscp.server.messages import DeltaResponse, Response
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
-from xdscp.server.protocol import StreamState
-from xdscp.server.rules import Kind, Outcome
-from xdscp.server.seams import ServedResponse, SnapshotSource, StreamProtocol
+from xdscp.server.rules import ACCEPTED, Answer, RequestKind
+from xdscp.server.seams import SnapshotSource, StreamProtocol
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
+from xdscp.server.variants import DELTA, SOTW, Q, R, Variant
+from xdscp.server.wire import encode
 
 log = structlog.get_logger(__name__)
 
 _Event = tuple[str, Any]
 _END = ("end", None)
 _V3 = "envoy.service"
-SERVICES: dict[str, tuple[str, frozenset[TypeUrl]]] = {
-    # gRPC service → (streaming method, the types it serves)
+SERVICES: dict[str, tuple[str, str, frozenset[TypeUrl]]] = {
+    # gRPC service → (state-of-the-world method, delta method, the types it serves)
     f"{_V3}.discovery.v3.AggregatedDiscoveryService": (
-        "StreamAggregatedResources", frozenset(TypeUrl),
+        "StreamAggregatedResources", "DeltaAggregatedResources", frozenset(TypeUrl),
     ),
-    f"{_V3}.cluster.v3.ClusterDiscoveryService": ("StreamClusters", frozenset({TypeUrl.CLUSTER})),
+    f"{_V3}.cluster.v3.ClusterDiscoveryService": (
+        "StreamClusters", "DeltaClusters", frozenset({TypeUrl.CLUSTER}),
+    ),
     f"{_V3}.endpoint.v3.EndpointDiscoveryService": (
-        "StreamEndpoints", frozenset({TypeUrl.ENDPOINT}),
+        "StreamEndpoints", "DeltaEndpoints", frozenset({TypeUrl.ENDPOINT}),
     ),
     f"{_V3}.listener.v3.ListenerDiscoveryService": (
-        "StreamListeners", frozenset({TypeUrl.LISTENER}),
+        "StreamListeners", "DeltaListeners", frozenset({TypeUrl.LISTENER}),
     ),
-    f"{_V3}.route.v3.RouteDiscoveryService": ("StreamRoutes", frozenset({TypeUrl.ROUTE})),
+    f"{_V3}.route.v3.RouteDiscoveryService": (
+        "StreamRoutes", "DeltaRoutes", frozenset({TypeUrl.ROUTE}),
+    ),
 }  # fmt: skip
-_DELTA = {
-    "envoy.service.discovery.v3.AggregatedDiscoveryService": "DeltaAggregatedResources",
-    "envoy.service.cluster.v3.ClusterDiscoveryService": "DeltaClusters",
-    "envoy.service.endpoint.v3.EndpointDiscoveryService": "DeltaEndpoints",
-    "envoy.service.listener.v3.ListenerDiscoveryService": "DeltaListeners",
-    "envoy.service.route.v3.RouteDiscoveryService": "DeltaRoutes",
-}
 
 
 ENCODED_CACHE_BYTES = 16 << 20  # encoded responses kept for reuse by other streams
@@ -71,18 +71,11 @@ HALF_CLOSE_GRACE_S = 2.0  # a stream whose requests ended is closed (OK) this mu
 # cancels a cancelled stream a moment after ending its requests, later on a loaded machine
 
 
-# The stream states, chosen once per stream: delta or not → (the state, the service's label).
-_VARIANTS: dict[bool, tuple[type[StreamState] | type[DeltaStreamState], str]] = {
-    False: (StreamState, ""),
-    True: (DeltaStreamState, " (delta)"),
-}
-
-
-class EventKind(StrEnum):
+class StreamEventKind(StrEnum):
     """What a `StreamEvent` tells: a response pushed, or the client's answer to one."""
 
     PUSH = "push"
-    ACK = "ack"  # also an ACK that added names (`Kind.RESUBSCRIBE`)
+    ACK = "ack"  # also an ACK that added names (`RequestKind.RESUBSCRIBE`)
     NACK = "nack"
     DUPLICATE_NACK = "duplicate_nack"
     STALE = "stale"
@@ -92,23 +85,23 @@ class EventKind(StrEnum):
 class StreamEvent:
     """What happened on a stream: a response pushed, or the client's answer to one.
 
-    For answers, `record.state` already holds what the answer changed (the accepted
+    For answers, `record.view` already shows what the answer changed (the accepted
     version, the NACK).
     """
 
-    kind: EventKind
+    kind: StreamEventKind
     record: StreamRecord
     type_url: str
     nonce: str
 
 
 # The request kinds observers are told of, as the events they are told.
-_ANSWERS: dict[Kind, EventKind] = {
-    Kind.ACK: EventKind.ACK,
-    Kind.RESUBSCRIBE: EventKind.ACK,
-    Kind.NACK: EventKind.NACK,
-    Kind.DUPLICATE_NACK: EventKind.DUPLICATE_NACK,
-    Kind.STALE: EventKind.STALE,
+_ANSWERS: dict[RequestKind, StreamEventKind] = {
+    RequestKind.ACK: StreamEventKind.ACK,
+    RequestKind.RESUBSCRIBE: StreamEventKind.ACK,
+    RequestKind.NACK: StreamEventKind.NACK,
+    RequestKind.DUPLICATE_NACK: StreamEventKind.DUPLICATE_NACK,
+    RequestKind.STALE: StreamEventKind.STALE,
 }
 
 
@@ -140,15 +133,15 @@ class XdsService:
         self._control_plane = control_plane.SerializeToString()
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
-        """Generic handlers for every discovery service (delta variants: UNIMPLEMENTED)."""
+        """Generic handlers for every discovery service, state of the world and delta."""
         result = []
-        for service, (method, allowed) in SERVICES.items():
+        for service, (method, delta_method, allowed) in SERVICES.items():
             stream = self._stream_method(service, allowed)
             handlers = {
                 method: grpc.stream_stream_rpc_method_handler(
                     stream, request_deserializer=discovery_pb2.DiscoveryRequest.FromString
                 ),
-                _DELTA[service]: grpc.stream_stream_rpc_method_handler(
+                delta_method: grpc.stream_stream_rpc_method_handler(
                     self._stream_method(service, allowed, delta=True),
                     request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
                 ),
@@ -191,8 +184,10 @@ class XdsService:
             kind, first = await self._first(queue, service)
             if kind != REQUEST:
                 return  # ended before its first request: never opened
-            record, bound, close = self._open(first, queue, service, allowed, delta=delta)
-            loop = self._loop(queue, record, (REQUEST, first), bound)
+            if delta:
+                loop, close = self._open(DELTA, first, queue, service, allowed)
+            else:
+                loop, close = self._open(SOTW, first, queue, service, allowed)
             del first  # the node (kilobytes for Envoy) is not kept for the stream's lifetime
             error: BaseException | None = None
             try:
@@ -233,20 +228,29 @@ class XdsService:
 
     def _open(
         self,
+        variant: Variant[Q, R],
         first: Any,
         queue: Mailbox[Any, Snapshot],
         service: str,
         allowed: frozenset[TypeUrl],
-        *,
-        delta: bool,
-    ) -> tuple[StreamRecord, Any, Callable[[Close], None]]:
-        """Register the stream opened by request `first`: (record, bound logger, close)."""
+    ) -> tuple[AsyncGenerator[bytes, None], Callable[[Close], None]]:
+        """Open the stream request `first` starts: (the loop of its responses' bytes, close)."""
         node = node_info(first.node)
         group = self.grouper(node)
-        variant, suffix = _VARIANTS[delta]
-        state: StreamProtocol[Any] = variant(allowed=allowed, snapshot=self.cache.get(group))
-        name = service.rsplit(".", 1)[-1] + suffix
-        record = StreamRecord(node, name, state, group)
+        state = variant.new(allowed, self.cache.get(group))
+        record = StreamRecord(node, service.rsplit(".", 1)[-1] + variant.label, state, group)
+        bound, close = self._register(record, queue)
+        loop = self._loop(
+            queue, state, variant.decode, record=record, event=(REQUEST, first), bound=bound
+        )
+        return loop, close
+
+    def _register(
+        self, record: StreamRecord, queue: Mailbox[Any, Snapshot]
+    ) -> tuple[Any, Callable[[Close], None]]:
+        """Put an opened stream on the status board, the metrics and the log; watch its
+        group's snapshots. Returns (its bound logger, how to close it)."""
+        node, group = record.node, record.group
         stream_id = self.status.add(record)
         stop = self.cache.watch(group, queue.put_snapshot)  # coalesced: the latest one waits
         client = str(node.kind)
@@ -268,7 +272,7 @@ class XdsService:
                 details=truncate(how.details), seconds=round(time.monotonic() - opened, 3),
             )  # fmt: skip
 
-        return record, bound, close
+        return bound, close
 
     async def _write(self, write: Callable[[bytes], Awaitable[None]], chunk: bytes) -> None:
         """Write one response; a client that reads none of it for the timeout is cut off."""
@@ -304,7 +308,14 @@ class XdsService:
             queue.end(error)
 
     async def _loop(
-        self, queue: Mailbox[Any, Snapshot], record: StreamRecord, event: _Event, bound: Any
+        self,
+        queue: Mailbox[Any, Snapshot],
+        state: StreamProtocol[Q, R],
+        decode: Callable[[Any], Q],
+        *,
+        record: StreamRecord,
+        event: _Event,
+        bound: Any,
     ) -> AsyncGenerator[bytes, None]:
         # type -> (nonce, time) of its latest push: only the latest can be ACKed, so a client
         # that never answers costs one entry per type, not one per push
@@ -312,12 +323,11 @@ class XdsService:
         while event != _END:
             kind, payload = event
             event = _END  # drop the reference while handling (the first request holds the node)
-            state = record.state
-            responses: Sequence[ServedResponse]
+            responses: Sequence[R]
             if kind == REQUEST:
-                outcome = state.on_request(state.decode(payload))
-                self._account(record, payload, outcome, sent_at, bound)
-                responses = outcome.responses
+                handled = state.on_request(decode(payload))
+                self._account(record, handled.answer, sent_at, bound)
+                responses = handled.responses
             else:
                 responses = state.on_snapshot(payload)
             payload = None  # the request is not held while a write blocks
@@ -325,7 +335,8 @@ class XdsService:
                 sent_at[response.type_url] = (response.nonce, time.perf_counter())
                 record.on_push(response.type_url, time.time())
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
-                self._tell(StreamEvent(EventKind.PUSH, record, response.type_url, response.nonce))
+                push = StreamEvent(StreamEventKind.PUSH, record, response.type_url, response.nonce)
+                self._tell(push)
                 yield self._encode(response)
             payload, responses = None, ()  # hold nothing of this event while waiting
             event = await queue.get()
@@ -334,7 +345,7 @@ class XdsService:
         for observer in self.observers:
             observer(event)
 
-    def _encode(self, response: ServedResponse) -> bytes:
+    def _encode(self, response: Response | DeltaResponse) -> bytes:
         """The response's bytes, encoded once for every stream that is sent the same one.
 
         Streams with the same subscriptions and history get byte-identical responses (same
@@ -344,7 +355,7 @@ class XdsService:
         key = response.cache_key()
         data = self._encoded.get(key)
         if data is None:
-            data = response.encode(self._control_plane)
+            data = encode(response, self._control_plane)
             if len(data) <= ENCODED_CACHE_BYTES // 8:
                 self._encoded[key] = data
                 self._encoded_bytes += len(data)
@@ -355,12 +366,12 @@ class XdsService:
     def _account(
         self,
         record: StreamRecord,
-        message: Any,
-        outcome: Outcome[ServedResponse],
+        answer: Answer,
         sent_at: dict[str, tuple[str, float]],
         bound: Any,
     ) -> None:
-        type_url, nonce, kind = outcome.type_url, message.response_nonce, outcome.kind
+        """Count, log, record and tell one request's `Answer`."""
+        type_url, nonce, kind = answer.type_url, answer.nonce, answer.kind
         label = short_type(type_url)
         pushed = sent_at.get(type_url)
         started = None
@@ -368,17 +379,17 @@ class XdsService:
             started = sent_at.pop(type_url)[1]
         told = _ANSWERS.get(kind)
         if told is not None:
-            record.on_answer(kind, type_url, nonce, outcome.error, time.time())
+            record.on_answer(answer, time.time())
             self._tell(StreamEvent(told, record, type_url, nonce))
-        if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
+        if kind in ACCEPTED:
             self.metrics.acks.labels(label).inc()
             if started is not None:
                 self.metrics.push_to_ack.labels(label).observe(time.perf_counter() - started)
-        elif kind is Kind.NACK:  # logged once per rejected response: repeats are duplicates
+        elif kind is RequestKind.NACK:  # logged once per rejected response: repeats are duplicates
             self.metrics.nacks.labels(label).inc()
-            error = truncate(outcome.error)
+            error = truncate(answer.error)
             bound.warning("nack_received", type=label, nonce=nonce, error=error)
-        elif kind is Kind.DUPLICATE_NACK:
+        elif kind is RequestKind.DUPLICATE_NACK:
             self.metrics.nacks_duplicate.labels(label).inc()
-        elif kind is Kind.STALE:
+        elif kind is RequestKind.STALE:
             self.metrics.stale.labels(label).inc()

@@ -1,11 +1,13 @@
 """Per-stream status: what each connected node has been sent, accepted and rejected.
 
-Sans I/O: the grpc.aio shell tells a `StreamRecord` of each push and each answer, with the
-time (`on_push`, `on_answer`); everything else is read from the stream's protocol state
-when asked (`resources`), so a connected node costs a few fields plus its NACK history
-(at most `NACK_HISTORY` entries, each error within `truncate`'s limit), not a copy of
-what it holds. Per resource the client's status is one of `ClientStatus` (as CSDS's
-`ClientResourceStatus`) and the server's view of it one of `ConfigStatus` (as CSDS's).
+Sans I/O: the grpc.aio shell tells a `StreamRecord` of each push and each answer (the
+stream state's `Answer` event: the version a NACK rejected and its error ride on it), with
+the time (`on_push`, `on_answer`); what each type's client holds is read from the stream's
+read-only `StreamView` when asked (`resources`), so a connected node costs a few fields
+plus its NACK history (at most `NACK_HISTORY` entries, each error within `truncate`'s
+limit), not a copy of what it holds. Per resource the client's status is one of
+`ClientStatus` (as CSDS's `ClientResourceStatus`) and the server's view of it one of
+`ConfigStatus` (as CSDS's).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from xdscp.cache import Snapshot, TypeUrl
+from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.nodes import NodeInfo
-from xdscp.server.rules import Kind
-from xdscp.server.seams import StreamProtocol, TypeView
+from xdscp.server.rules import ACCEPTED, Answer, RequestKind
+from xdscp.server.seams import StreamView, TypeView
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -42,11 +44,6 @@ def truncate(text: str, head: int = ERROR_HEAD, tail: int = ERROR_TAIL) -> str:
 def iso(at: float) -> str:
     """A wall-clock time as the status JSON shows it (UTC, milliseconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
-
-
-def short_name(type_url: str) -> str:
-    """`Cluster` for `type.googleapis.com/envoy.config.cluster.v3.Cluster`."""
-    return type_url.rsplit(".", 1)[-1]
 
 
 class ClientStatus(StrEnum):
@@ -123,11 +120,11 @@ class ResourceStatus:
 
 @dataclass
 class StreamRecord:
-    """One open stream, its node and protocol state, and what happened on it when."""
+    """One open stream, its node, a read-only view of its state, and what happened when."""
 
     node: NodeInfo
     service: str
-    state: StreamProtocol[Any]
+    view: StreamView
     group: str
     connected_at: float = field(default_factory=time.time)
     nacks: deque[Nack] = field(default_factory=lambda: deque(maxlen=NACK_HISTORY))
@@ -137,14 +134,14 @@ class StreamRecord:
         """A response of `type_url` was sent at `now`."""
         self.times.setdefault(type_url, Times()).pushed = now
 
-    def on_answer(self, kind: Kind, type_url: str, nonce: str, error: str, now: float) -> None:
-        """The client answered a response (the protocol state holds what it changed)."""
-        if kind in {Kind.ACK, Kind.RESUBSCRIBE}:
-            self.times.setdefault(type_url, Times()).acked = now
-        elif kind is Kind.NACK:
-            self.times.setdefault(type_url, Times()).nacked = now
-            version = self.state.state(TypeUrl(type_url)).nacked_version
-            self.nacks.append(Nack(now, type_url, version, nonce, truncate(error)))
+    def on_answer(self, answer: Answer, now: float) -> None:
+        """The client answered a response at `now`: an ACK, or a NACK (kept in the history)."""
+        if answer.kind in ACCEPTED:
+            self.times.setdefault(answer.type_url, Times()).acked = now
+        elif answer.kind is RequestKind.NACK:
+            self.times.setdefault(answer.type_url, Times()).nacked = now
+            error = truncate(answer.error)
+            self.nacks.append(Nack(now, answer.type_url, answer.version, answer.nonce, error))
 
     def last_nacks(self) -> dict[str, dict[str, str]]:
         """The latest NACK of each type still in the history, by short type name."""
@@ -155,8 +152,8 @@ class StreamRecord:
 
     def resources(self) -> Iterator[ResourceStatus]:
         """Every resource the client is subscribed to, holds or was sent, type by type."""
-        snapshot = self.state.snapshot
-        for type_url, ts in self.state.types.items():
+        snapshot = self.view.snapshot
+        for type_url, ts in self.view.types.items():
             if ts.subscribed:
                 latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
                 times = self.times.get(type_url, Times())
@@ -171,7 +168,7 @@ class StreamRecord:
                 "acked_version": ts.acked_version,
                 "in_sync": bool(ts.sent_version) and ts.acked_version == ts.sent_version,
             }
-            for t, ts in self.state.types.items()
+            for t, ts in self.view.types.items()
             if ts.subscribed
         }
         return {

@@ -14,8 +14,8 @@ from xdscp.server import (
     DeltaRequest,
     DeltaResponse,
     DeltaStreamState,
-    Kind,
     Request,
+    RequestKind,
     Response,
     StreamState,
 )
@@ -92,7 +92,7 @@ class CheckedStream:
     ) -> None:
         self.state = StreamState(allowed=allowed, snapshot=snapshot)
         self.nonces: dict[str, int] = {}
-        self.last_kind: Kind = Kind.NONE
+        self.last_kind: RequestKind = RequestKind.NONE
 
     def ask(
         self,
@@ -104,7 +104,7 @@ class CheckedStream:
     ) -> tuple[Response, ...]:
         """Send one DiscoveryRequest; its checked responses."""
         outcome = self.state.on_request(Request(type_url, version, nonce, names, error))
-        self.last_kind = outcome.kind
+        self.last_kind = outcome.answer.kind
         return check_sotw(self.nonces, outcome.responses)
 
     def push(self, snapshot: Snapshot) -> tuple[Response, ...]:
@@ -124,7 +124,7 @@ class CheckedDeltaStream:
     ) -> None:
         self.state = DeltaStreamState(allowed=allowed, snapshot=snapshot)
         self.nonces: dict[str, int] = {}
-        self.last_kind: Kind = Kind.NONE
+        self.last_kind: RequestKind = RequestKind.NONE
 
     def ask(
         self,
@@ -141,7 +141,7 @@ class CheckedDeltaStream:
             type_url, subscribe, unsubscribe, dict(initial_versions or {}), nonce, error
         )
         outcome = self.state.on_request(request)
-        self.last_kind = outcome.kind
+        self.last_kind = outcome.answer.kind
         return check_delta(self.nonces, outcome.responses)
 
     def push(self, snapshot: Snapshot) -> tuple[DeltaResponse, ...]:

@@ -19,7 +19,7 @@ from tests.integration.server.serve_process import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.server import EventKind, StreamEvent
+from xdscp.server import StreamEvent, StreamEventKind
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import free_port, wait_until
 
@@ -110,7 +110,7 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
             )  # fmt: skip
             await call.write(ack)
             for _ in range(200):  # the server has read the ACK before the next change
-                if any(e.kind is EventKind.ACK for e in events):
+                if any(e.kind is StreamEventKind.ACK for e in events):
                     break
                 await asyncio.sleep(0.01)
             observed = plane.metrics_registry.get_sample_value(

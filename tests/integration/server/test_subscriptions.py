@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashInput, HashOn, LbPolicy, Service
 from xdscp.plane import ControlPlane, ServeOptions
-from xdscp.server import EventKind, StreamEvent
+from xdscp.server import StreamEvent, StreamEventKind
 from xdscp.sources.memory import MemorySource
 
 BOUND = 10.0  # seconds any single expected event may take on a loaded 2-core machine
@@ -96,10 +96,12 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
             two = await call.read()  # pushed, never ACKed
         assert int(two.nonce) > int(one.nonce)
         await call.write(rds([], one.nonce, one.version_info))  # crosses the push
-        await recorder.until(lambda: events[-1].kind is EventKind.STALE)  # the unsubscribe handled
+        await recorder.until(
+            lambda: events[-1].kind is StreamEventKind.STALE
+        )  # the unsubscribe handled
         (record,) = control.status.streams.values()
-        assert record.state.state(TypeUrl.ROUTE).names == frozenset()
-        cache, before = control.service.cache, record.state.snapshot
+        assert record.view.types[TypeUrl.ROUTE].names == frozenset()
+        cache, before = control.service.cache, record.view.snapshot
         assert before is cache.get(record.group)  # the stream holds the x-two snapshot
         stop = cache.watch(record.group, lambda _: recorder.changed.set())
         source.set(policy("x-three"))
@@ -112,11 +114,11 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
         assert len(answer.resources) == 1
         assert answer.version_info not in {one.version_info, two.version_info}
         assert int(answer.nonce) > int(two.nonce)
-        assert record.state.snapshot is cache.get(record.group)  # the x-three route
-        pushes = [e.nonce for e in events if e.kind is EventKind.PUSH]
+        assert record.view.snapshot is cache.get(record.group)  # the x-three route
+        pushes = [e.nonce for e in events if e.kind is StreamEventKind.PUSH]
         assert pushes == [one.nonce, two.nonce, answer.nonce], "no push for an unwatched route"
         await call.write(rds(["svc"], answer.nonce, answer.version_info))
-        await recorder.until(lambda: events[-1].kind is EventKind.ACK)  # the answer ACKed
+        await recorder.until(lambda: events[-1].kind is StreamEventKind.ACK)  # the answer ACKed
         call.cancel()
 
 
@@ -171,7 +173,7 @@ async def test_a_nack_repeated_is_logged_and_counted_once_then_counted_as_duplic
             nack.error_detail.message = "maglev table size not prime"
             for _ in range(NACK_FLOOD):
                 await call.write(nack)
-            duplicates = EventKind.DUPLICATE_NACK
+            duplicates = StreamEventKind.DUPLICATE_NACK
             await recorder.until(
                 lambda: sum(e.kind is duplicates for e in recorder.events) == NACK_FLOOD - 1
             )

@@ -20,7 +20,7 @@ from xdscp.server import CsdsService, StatusBoard
 from xdscp.server.node_match import node_filter
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import Request, StreamState
-from xdscp.server.rules import Kind
+from xdscp.server.rules import RequestKind
 from xdscp.server.status import StreamRecord
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
@@ -156,20 +156,17 @@ def _any(type_url: str, value: bytes) -> bytes:
 
 def _record(node_id: str, metadata: dict[str, Any]) -> StreamRecord:
     snapshot = Snapshot.of([Resource(C, "web", _any(C, b"c1")), Resource(E, "web", _any(E, b"e1"))])
-    record = StreamRecord(
-        NodeInfo(node_id, metadata=metadata), "ADS", StreamState(snapshot=snapshot), "envoy"
-    )
-    (cds,) = record.state.on_request(Request(C)).responses
+    state = StreamState(snapshot=snapshot)
+    record = StreamRecord(NodeInfo(node_id, metadata=metadata), "ADS", state, "envoy")
+    (cds,) = state.on_request(Request(C)).responses
     record.on_push(C, 10.0)
-    outcome = record.state.on_request(Request(C, cds.version_info, cds.nonce))
-    record.on_answer(outcome.kind, C, cds.nonce, "", 11.0)
-    (eds,) = record.state.on_request(Request(E, resource_names=("web", "gone"))).responses
+    outcome = state.on_request(Request(C, cds.version_info, cds.nonce))
+    record.on_answer(outcome.answer, 11.0)
+    (eds,) = state.on_request(Request(E, resource_names=("web", "gone"))).responses
     record.on_push(E, 12.0)
-    outcome = record.state.on_request(
-        Request(E, "", eds.nonce, ("web", "gone"), "rejected: bad CLA")
-    )
-    assert outcome.kind is Kind.NACK
-    record.on_answer(outcome.kind, E, eds.nonce, outcome.error, 13.0)
+    outcome = state.on_request(Request(E, "", eds.nonce, ("web", "gone"), "rejected: bad CLA"))
+    assert outcome.answer.kind is RequestKind.NACK
+    record.on_answer(outcome.answer, 13.0)
     return record  # fmt: skip
 
 

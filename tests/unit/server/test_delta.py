@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaResponse, DeltaStreamState
-from xdscp.server.rules import Kind
+from xdscp.server.rules import RequestKind
 from xdscp.testing import cluster_snapshot
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
@@ -27,7 +27,7 @@ def test_wildcard_then_names_then_ack_is_in_sync() -> None:
     """CDS with no names is a wildcard: every cluster; EDS by name; ACKs bring both in sync."""
     state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"1", "b": b"1"}))
     outcome = state.on_request(DeltaRequest(C))
-    assert outcome.kind is Kind.INITIAL
+    assert outcome.answer.kind is RequestKind.INITIAL
     (cds,) = outcome.responses
     assert names(cds) == ["a", "b"]
     assert state.state(C).names is None
@@ -103,7 +103,7 @@ def test_nack_restores_what_was_held_and_never_resends_the_rejected_version() ->
     (cds,) = state.on_snapshot(bad)
     outcome = state.on_request(DeltaRequest(C, response_nonce=cds.nonce, error_message="no"))
     ts = state.state(C)
-    assert outcome.kind is Kind.NACK
+    assert outcome.answer.kind is RequestKind.NACK
     assert ts.held["a"] == first.resources[0].version
     assert ts.sent_version != ts.acked_version
     assert state.on_snapshot(Snapshot.of(bad.resources[C].values())) == ()

@@ -10,9 +10,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.cache import Resource, Snapshot, TypeUrl
+from xdscp.cache import FULL_STATE, Resource, Snapshot, TypeUrl
 from xdscp.model import BalancingPolicy, ClientKind, Endpoint, LbPolicy, Service
-from xdscp.server.protocol import FULL_STATE, Request, Response, StreamState
+from xdscp.server.protocol import Request, Response, StreamState
 from xdscp.translate import Translator, translate
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaResponse, DeltaStreamState
-from xdscp.server.protocol import WILDCARD, Kind, Request, Response, StreamState
+from xdscp.server.protocol import WILDCARD, Request, RequestKind, Response, StreamState
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
 NAMES = ("a", "b", "c")
@@ -206,7 +206,7 @@ class SotwModel(ModelBase):
         error = "rejected" if nack and nonce else None
         outcome = self.state.on_request(Request(t, version, nonce, names, error))
         assert self.state.state(t).names == self.sub[t], "subscription as the protocol says"
-        if outcome.kind is Kind.NACK:
+        if outcome.answer.kind is RequestKind.NACK:
             self.nacked[t] = seen[-1].version
             if nonce == seen[-1].nonce:  # the client keeps what it held before
                 self.holds[t] = {n: v for n, v in seen[-1].before.items() if self.wants(t, n)}
@@ -320,7 +320,7 @@ class DeltaModel(ModelBase):
         outcome = self.state.on_request(DeltaRequest(t, subscribe, drop, {}, nonce, error))
         want: Sub = None if self.wildcard[t] else frozenset(self.explicit[t])
         assert self.state.state(t).names == want, "subscription as the protocol says"
-        if outcome.kind is Kind.NACK:
+        if outcome.answer.kind is RequestKind.NACK:
             self.nack(t, nonce, wanted)
         self.emit(outcome.responses)
         added = {n for n in pool if self.wants(t, n)} - before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server.protocol import Request, StreamState
-from xdscp.server.rules import Kind
+from xdscp.server.rules import RequestKind
 from xdscp.testing import CheckedStream, cluster_snapshot
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
@@ -103,5 +103,7 @@ def test_unchanged_content_for_this_stream_is_not_pushed() -> None:
 def test_standalone_stream_serves_only_its_type() -> None:
     """A CDS-only stream ignores other types."""
     state = StreamState(allowed=frozenset({C}), snapshot=snap({"a": b"1"}))
-    assert state.on_request(Request(E, resource_names=("a",))).kind is Kind.UNKNOWN_TYPE
+    assert (
+        state.on_request(Request(E, resource_names=("a",))).answer.kind is RequestKind.UNKNOWN_TYPE
+    )
     assert len(state.on_request(Request(C)).responses) == 1

@@ -14,6 +14,7 @@ from xdscp.cache import TYPE_ORDER, Resource, Snapshot, SnapshotCache, TypeUrl
 from xdscp.errors import InvalidRequestError
 from xdscp.server import DeltaStreamState, SnapshotSource, StreamProtocol, StreamState
 from xdscp.server.rules import eds_after_cds, push_order, served_type
+from xdscp.server.wire import decode_delta_request, decode_request
 
 C, E = TypeUrl.CLUSTER, TypeUrl.ENDPOINT
 
@@ -47,27 +48,27 @@ def test_served_type_names_the_single_type_of_a_per_type_service_and_requires_on
     assert served_type(str(C), frozenset({E})) is None
 
 
-def _drive(state: StreamProtocol[Any], message: Any, snapshot: Snapshot) -> list[str]:
-    """What the servicer does with either variant: decode, on_request, on_snapshot."""
-    outcome = state.on_request(state.decode(message))
+def _drive(state: StreamProtocol[Any, Any], request: Any, snapshot: Snapshot) -> list[str]:
+    """What the servicer does with either variant: on_request, on_snapshot."""
+    outcome = state.on_request(request)
     later = state.on_snapshot(snapshot)
-    return [str(outcome.kind), *(r.type_url for r in (*outcome.responses, *later))]
+    return [str(outcome.answer.kind), *(r.type_url for r in (*outcome.responses, *later))]
 
 
 def test_both_stream_states_are_driven_through_the_one_face() -> None:
-    """SotW and delta states decode their wire request and answer through `StreamProtocol`;
-    a NACK's error detail is decoded as its error message."""
+    """SotW and delta states take their decoded wire request and answer through
+    `StreamProtocol`; a NACK's error detail is decoded as its error message."""
     first = Snapshot.of([Resource(C, "a", b"1")])
     second = Snapshot.of([Resource(C, "a", b"2")])
-    sotw = discovery_pb2.DiscoveryRequest(type_url=str(C))
-    delta = discovery_pb2.DeltaDiscoveryRequest(type_url=str(C))
+    sotw = decode_request(discovery_pb2.DiscoveryRequest(type_url=str(C)))
+    delta = decode_delta_request(discovery_pb2.DeltaDiscoveryRequest(type_url=str(C)))
     assert _drive(StreamState(snapshot=first), sotw, second) == ["initial", str(C), str(C)]
     assert _drive(DeltaStreamState(snapshot=first), delta, second) == ["initial", str(C), str(C)]
     nack = discovery_pb2.DiscoveryRequest(
         type_url=str(C), error_detail=status_pb2.Status(message="bad")
     )
-    assert StreamState.decode(nack).error_message == "bad"
-    assert DeltaStreamState.decode(delta).error_message is None
+    assert decode_request(nack).error_message == "bad"
+    assert delta.error_message is None
 
 
 def test_the_snapshot_cache_is_a_snapshot_source() -> None:

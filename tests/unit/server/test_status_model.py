@@ -12,7 +12,7 @@ from xdscp.cache import Resource, Snapshot, TypeUrl, content_version
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import Request, StreamState
-from xdscp.server.rules import Kind
+from xdscp.server.rules import RequestKind
 from xdscp.server.status import (
     NACK_HISTORY,
     ClientStatus,
@@ -32,16 +32,18 @@ def snap(world: dict[str, int]) -> Snapshot:
     )
 
 
-def record(delta: bool, snapshot: Snapshot | None) -> StreamRecord:
+def stream(delta: bool, snapshot: Snapshot | None) -> tuple[Any, StreamRecord]:
+    """A stream state and its status record, which reads it through its `StreamView`."""
     state: Any = (DeltaStreamState if delta else StreamState)(snapshot=snapshot)
-    return StreamRecord(NodeInfo("n1"), "ADS", state, "envoy")
+    return state, StreamRecord(NodeInfo("n1"), "ADS", state, "envoy")
 
 
 class Driver:
     """Drives a record's stream like a client that answers each response in order."""
 
     def __init__(self, delta: bool, snapshot: Snapshot | None) -> None:
-        self.delta, self.rec, self.clock = delta, record(delta, snapshot), 1000.0
+        self.delta, self.clock = delta, 1000.0
+        self.state, self.rec = stream(delta, snapshot)
         self.outstanding: list[Any] = []  # responses not answered yet, oldest first
         self.holds: dict[str, dict[str, str]] = {C: {}, E: {}}  # what the client runs
         self.subscribed: dict[str, set[str] | None] = {}
@@ -55,7 +57,7 @@ class Driver:
             self.outstanding.append(response)
 
     def subscribe(self, type_url: str, names: tuple[str, ...]) -> None:
-        state = self.rec.state
+        state = self.state
         if self.delta:
             old = self.subscribed.get(type_url) or set()
             outcome = state.on_request(DeltaRequest(type_url, names, tuple(old - set(names))))
@@ -74,7 +76,7 @@ class Driver:
         return names is None or name in names
 
     def push(self, snapshot: Snapshot) -> None:
-        self._sent(self.rec.state.on_snapshot(snapshot))
+        self._sent(self.state.on_snapshot(snapshot))
 
     def answer(self, accept: bool | None = None) -> None:
         """Answer the oldest response; by default NACK it iff it holds content 3 (a
@@ -91,13 +93,12 @@ class Driver:
         else:
             names = tuple(sorted(self.subscribed.get(response.type_url) or ()))
             request = Request(response.type_url, "", response.nonce, names, error)
-        outcome = self.rec.state.on_request(request)
-        if outcome.kind in {Kind.ACK, Kind.RESUBSCRIBE, Kind.NACK}:
-            self.rec.on_answer(
-                outcome.kind, outcome.type_url, response.nonce, error or "", self.clock
-            )
-        self.nacks += outcome.kind is Kind.NACK
-        self.stale += outcome.kind is Kind.STALE
+        outcome = self.state.on_request(request)
+        if outcome.answer.kind in {RequestKind.ACK, RequestKind.RESUBSCRIBE, RequestKind.NACK}:
+            assert outcome.answer.nonce == response.nonce  # the event names what it answers
+            self.rec.on_answer(outcome.answer, self.clock)
+        self.nacks += outcome.answer.kind is RequestKind.NACK
+        self.stale += outcome.answer.kind is RequestKind.STALE
         self._sent(outcome.responses)
         if accept:
             self._apply(response)
@@ -146,7 +147,7 @@ def test_acked_requested_does_not_exist_and_nacked_with_error_state() -> None:
     assert nacked.resource is None  # the snapshot no longer has the version it runs
     assert nacked.error is not None
     assert nacked.error.error == "bad config: test"
-    assert nacked.error.version == d.rec.state.state(C).nacked_version
+    assert nacked.error.version == d.state.state(C).nacked_version
     assert nacked.last_updated == nacked.error.at
     (entry,) = d.rec.as_json()["nacks"]
     assert entry["type"] == "Cluster"

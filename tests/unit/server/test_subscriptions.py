@@ -12,7 +12,7 @@ import pytest
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.errors import InvalidRequestError
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
-from xdscp.server.protocol import EMPTY_VERSION, Kind, Request, Response, StreamState
+from xdscp.server.protocol import EMPTY_VERSION, Request, RequestKind, Response, StreamState
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
@@ -41,10 +41,13 @@ def test_grpc_go_reproduction_unsubscribe_crossing_a_push_then_resubscribe() -> 
     sent) is answered with svc."""
     state = StreamState(snapshot=world(b"r1"))
     first = ask(state, R, ("svc",))
-    assert state.on_request(Request(R, first.version_info, first.nonce, ("svc",))).kind is Kind.ACK
+    assert (
+        state.on_request(Request(R, first.version_info, first.nonce, ("svc",))).answer.kind
+        is RequestKind.ACK
+    )
     (second,) = state.on_snapshot(world(b"r2"))
     unsubscribe = state.on_request(Request(R, first.version_info, first.nonce, ()))
-    assert (unsubscribe.kind, unsubscribe.responses) == (Kind.STALE, ())
+    assert (unsubscribe.answer.kind, unsubscribe.responses) == (RequestKind.STALE, ())
     assert state.state(R).names == frozenset()
     assert state.on_snapshot(world(b"r3")) == ()  # nobody watches svc: nothing pushed
     again = state.on_request(Request(R, second.version_info, "3", ("svc",)))
@@ -100,10 +103,12 @@ def test_duplicate_nack_is_its_own_kind_sotw() -> None:
     state = StreamState(snapshot=world())
     cds = ask(state, C, ())
     nack = Request(C, "", cds.nonce, (), "bad cluster")
-    assert state.on_request(nack).kind is Kind.NACK
-    assert [state.on_request(nack).kind for _ in range(3)] == [Kind.DUPLICATE_NACK] * 3
+    assert state.on_request(nack).answer.kind is RequestKind.NACK
+    assert [state.on_request(nack).answer.kind for _ in range(3)] == [
+        RequestKind.DUPLICATE_NACK
+    ] * 3
     (newer,) = state.on_snapshot(world(b"r", "more"))[:1]
-    assert state.on_request(Request(C, "", newer.nonce, (), "bad")).kind is Kind.NACK
+    assert state.on_request(Request(C, "", newer.nonce, (), "bad")).answer.kind is RequestKind.NACK
 
 
 def test_duplicate_nack_is_its_own_kind_delta() -> None:
@@ -111,9 +116,9 @@ def test_duplicate_nack_is_its_own_kind_delta() -> None:
     state = DeltaStreamState(snapshot=world())
     (cds,) = state.on_request(DeltaRequest(C)).responses
     nack = DeltaRequest(C, response_nonce=cds.nonce, error_message="bad")
-    assert state.on_request(nack).kind is Kind.NACK
-    assert state.on_request(nack).kind is Kind.DUPLICATE_NACK
-    assert state.on_request(DeltaRequest(C, response_nonce="77")).kind is Kind.STALE
+    assert state.on_request(nack).answer.kind is RequestKind.NACK
+    assert state.on_request(nack).answer.kind is RequestKind.DUPLICATE_NACK
+    assert state.on_request(DeltaRequest(C, response_nonce="77")).answer.kind is RequestKind.STALE
 
 
 def test_unserved_type_gets_an_empty_answer_once_sotw() -> None:
@@ -122,7 +127,7 @@ def test_unserved_type_gets_an_empty_answer_once_sotw() -> None:
     state = StreamState(snapshot=world())
     outcome = state.on_request(Request(SECRET, "", "", ("cert",)))
     (empty,) = outcome.responses
-    assert outcome.kind is Kind.UNKNOWN_TYPE
+    assert outcome.answer.kind is RequestKind.UNKNOWN_TYPE
     assert (empty.type_url, empty.version_info, empty.resources) == (SECRET, EMPTY_VERSION, ())
     assert state.on_request(Request(SECRET, EMPTY_VERSION, empty.nonce, ("cert",))).responses == ()
     assert ask(state, C, ()).resources
@@ -179,7 +184,7 @@ def test_delta_nack_of_an_older_response_keeps_what_a_later_one_sent() -> None:
     (two,) = state.on_snapshot(v2)
     (three,) = state.on_snapshot(v2.updated([Resource(C, "svc", b"v3")], {}))
     nack = DeltaRequest(C, response_nonce=two.nonce, error_message="bad v2")
-    assert state.on_request(nack).kind is Kind.NACK
+    assert state.on_request(nack).answer.kind is RequestKind.NACK
     ts = state.state(C)
     assert ts.held["svc"] == three.resources[0].version
     assert ts.rejected["svc"] == two.resources[0].version
