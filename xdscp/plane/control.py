@@ -1,10 +1,12 @@
-"""`xdscp serve`: sources → model → translate → cache → xDS server, plus the admin endpoint.
+"""`xdscp serve`'s runtime: sources → `Pipeline` → cache → xDS server, plus the admin endpoint.
 
-Each source publishes the complete set of services it owns; the control plane merges the
-sets (a name already owned by an earlier source is kept there, and the clash is logged),
-translates the result once per client kind and stores the snapshots in the cache, whose
-watchers are the open streams. A service whose new input cannot be translated keeps its last
-good resources (see `Translator`).
+Each source publishes the complete set of services it owns, and the health stage its
+verdicts; the control plane hands both to its `Pipeline` (the merge, the health overlay and
+the translation, I/O-free) and decides when the pipeline works: a burst of publications costs
+one merge, a loop turn after the first of them; Envoy's snapshot is built at once, the other
+client kinds' a loop turn later (once the woken Envoy streams have written). Each snapshot
+goes to the cache, whose watchers are the open streams. A service whose new input cannot be
+translated keeps its last good resources (see `Translator`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import grpc
@@ -24,15 +27,15 @@ from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
 from xdscp.etcd import Backoff
-from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
+from xdscp.health import HealthCoordination, HealthMetrics, HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
-from xdscp.model import ClientKind, Service, ServiceSet
-from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
+from xdscp.model import ClientKind, ServiceSet
+from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import Predictor, describe_services
 from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
 from xdscp.server.listen import Listen, check_all, check_listen
-from xdscp.sources import Publish, Source, SourceMerge
+from xdscp.sources import Source
 from xdscp.translate import Translator
 
 log = structlog.get_logger(__name__)
@@ -129,22 +132,22 @@ class ControlPlane:
         self.csds = CsdsService(self.status)
 
     def _build_pipeline(self, health: HealthCoordination | None) -> None:
-        """From the sources to the resources: the merge, the rebuild schedule, the health
-        stage between them and the translation, and one translator per client kind."""
-        self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        merge = SourceMerge(
-            [source.name for source in self.sources], self.options.translate.domain_suffixes
+        """From the sources to the resources: the pipeline (merge, health overlay, one
+        translator per client kind) and the health stage whose verdicts it applies."""
+        translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
+        self.pipeline = Pipeline(
+            [source.name for source in self.sources],
+            translators,
+            domain_suffixes=self.options.translate.domain_suffixes,
         )
-        self._merge = merge
-        self._schedule = RebuildSchedule(merge, tuple(self.translators))
-        # between the merge and the translation: failing endpoints served UNHEALTHY
-        self.health = HealthStage(HealthMetrics(self.registry), self._health_changed, health)
+        self.health = HealthStage(HealthMetrics(self.registry), self.pipeline.overlay, health)
+        self._merge_scheduled = False
 
     def nodes_status(self) -> list[dict[str, Any]]:
         """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how
         gRPC clients behave differently from the policy of each service it subscribes to."""
         nodes = self.status.as_json()
-        notes = self.translators[ClientKind.GRPC].notes
+        notes = self.pipeline.notes(ClientKind.GRPC)
         for node in nodes:
             if node["client"] != str(ClientKind.GRPC):
                 continue
@@ -165,12 +168,12 @@ class ControlPlane:
 
     def services_view(self) -> list[dict[str, Any]]:
         """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return describe_services(self.health.services, self._merge.source_of)
+        return describe_services(self.pipeline.services, self.pipeline.source_of)
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The reference balancer's split for a served service (`/api/predict`); None if
         no such service is served."""
-        service = self.health.services.get(query.service)
+        service = self.pipeline.services.get(query.service)
         return None if service is None else self._predictor.predict(service, query)
 
     def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
@@ -208,65 +211,64 @@ class ControlPlane:
         error = source.last_error or self._source_errors.get(index)
         return f"{source.name} ({error})" if error else source.name
 
-    def _publisher(self, index: int) -> Publish:
-        def publish(services: ServiceSet) -> None:
-            if self._schedule.publish(index - 1, services):
-                asyncio.get_running_loop().call_soon(self.rebuild)
-
-        return publish
-
-    def merged(self) -> dict[str, Service]:
-        """The services being translated: every source's, without clashing names."""
-        return dict(self._schedule.merged)
+    def _published(self, position: int, services: ServiceSet) -> None:
+        """Source number `position` (0-based) published: merged a loop turn later, once
+        for a whole burst of publications."""
+        self.pipeline.publish(position, services)
+        if not self._merge_scheduled:
+            self._merge_scheduled = True
+            asyncio.get_running_loop().call_soon(self.rebuild)
 
     def rebuild(self) -> None:
-        """Merge what the sources published and carry out the `RebuildPlan`: report the
-        clashes, translate Envoy's snapshot now and the other kinds a loop turn later."""
-        plan = self._schedule.rebuild()
-        for clash in plan.clashes:
+        """Merge what the sources published, report the new clashes, let the health stage
+        follow the merged set, and bring the snapshots up to date."""
+        self._merge_scheduled = False
+        result = self.pipeline.merge()
+        for clash in result.clashes:
             log.warning(
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        self.health.update(self._schedule.merged, plan.changed)
-        self._carry_out(plan)
+        self.health.follow(self.pipeline.merged, result.changed)
+        self._push(result.changed)
 
-    def _health_changed(self, names: set[str]) -> None:
-        """Health verdicts changed how `names` are served: translate just those."""
-        self._carry_out(self._schedule.invalidate(frozenset(names)))
+    def _verdicts(self, verdicts: Sequence[tuple[TargetKey, Verdict | None]]) -> None:
+        """The health stage judged endpoints: serve the services they change anew."""
+        changed = self.pipeline.apply_verdicts(verdicts)
+        if changed:
+            self._push(changed)
 
-    def _carry_out(self, plan: RebuildPlan) -> None:
-        """Tell the dashboard, then translate turn by turn (Envoy first)."""
-        if plan.changed is None or plan.changed:
+    def _push(self, changed: frozenset[str] | None) -> None:
+        """Tell the dashboard, then build each kind's snapshot, turn by turn (Envoy first)."""
+        if changed is None or changed:
             self.feed.notify(SERVICES)
-        self._run_turns(plan.turns)
+        self._build_turns(self.pipeline.turns)
 
-    def _run_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
-        """Translate `turns[0]`'s kinds now, the rest one loop turn after another."""
+    def _build_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
+        """Build `turns[0]`'s kinds now, the rest one loop turn after another."""
         if not turns:
             return
         for kind in turns[0]:
             self.translate(kind)
         if turns[1:]:
-            asyncio.get_running_loop().call_soon(self._run_turns, turns[1:])
+            asyncio.get_running_loop().call_soon(self._build_turns, turns[1:])
 
     def translate(self, kind: ClientKind) -> None:
-        """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""
-        step = self._schedule.take(kind)
-        if step is None:
-            return
+        """Bring `kind`'s snapshot in the cache up to date (no-op if it is)."""
         started = time.perf_counter()
-        result = self.translators[kind].translate(self.health.services, step.names)
+        built = self.pipeline.build(kind)
+        if built is None:
+            return
         if kind is ClientKind.ENVOY:
-            self.metrics.translation_rejected.inc(len(result.rejected))
-        self.cache.set(str(kind), result.snapshot)
+            self.metrics.translation_rejected.inc(len(built.result.rejected))
+        self.cache.set(str(kind), built.result.snapshot)
         seconds = time.perf_counter() - started
         self.metrics.snapshot_build.observe(seconds)
         log.info(
             "snapshot_built",
             client=str(kind),
-            services=len(self._schedule.merged),
-            changed="all" if step.names is None else len(step.names),
+            services=len(self.pipeline.merged),
+            changed="all" if built.changed is None else built.changed,
             seconds=round(seconds, 4),
         )
 
@@ -299,7 +301,7 @@ class ControlPlane:
         for index, source in enumerate(self.sources, 1):
             task = asyncio.create_task(self._supervise(index, source), name=source.name)
             self._tasks.append(task)
-        self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
+        self._tasks.append(asyncio.create_task(self.health.run(self._verdicts), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
 
     def _xds_server(
@@ -325,7 +327,7 @@ class ControlPlane:
         Its last published services stay in force meanwhile. Only a configuration error
         (`ConfigError`) is fatal: it ends `wait()` with that error.
         """
-        publish = self._publisher(index)
+        publish = partial(self._published, index - 1)
         backoff = Backoff(0.1, SOURCE_MAX_BACKOFF_S)
         while True:
             started = time.monotonic()

@@ -1,15 +1,14 @@
 """Discovery sources: etcd, DNS, static files and memory, each publishing the services it owns.
 
-The face of the stage: the `Source` seam and `Publish`, every source, the merge of their
-sets, the etcd registry's layout, format and state, and the registration client
-applications use (`register`).
+The face of the stage: the `Source` seam and `Publish`, every source, the etcd registry's
+layout, format and state, and the registration client applications use (`register`). The
+sources' sets are merged by the plane (`xdscp.plane.merge`).
 """
 
 from xdscp.sources.base import Publish, Source
 from xdscp.sources.dns import DnsSource
 from xdscp.sources.etcd import EtcdRegistrySource, RegistryMetrics, Resolver, StdlibResolver
 from xdscp.sources.memory import MemorySource
-from xdscp.sources.merge import Clash, ClashKind, MergeResult, SourceMerge
 from xdscp.sources.registration import (
     Format,
     Placement,
@@ -42,14 +41,11 @@ from xdscp.sources.static import StaticSource, read_services_file
 __all__ = [
     "DEFAULT_POLICIES_PREFIX",
     "DEFAULT_SERVICES_PREFIX",
-    "Clash",
-    "ClashKind",
     "DnsSource",
     "EtcdRegistrySource",
     "Format",
     "GrpcGoTarget",
     "MemorySource",
-    "MergeResult",
     "Placement",
     "Publish",
     "Registered",
@@ -60,7 +56,6 @@ __all__ = [
     "Rejection",
     "Resolver",
     "Source",
-    "SourceMerge",
     "StaticSource",
     "StdlibResolver",
     "build_registration",

@@ -75,12 +75,12 @@ async def test_a_crashing_source_is_restarted_and_its_services_kept_meanwhile() 
             await source.failed.wait()
             await source.restarted.wait()  # after the supervisor's backoff (0.1 s)
         assert _failures(plane) == 1
-        assert set(plane.merged()) == {"web"}  # kept while the source restarts
+        assert set(plane.pipeline.merged) == {"web"}  # kept while the source restarts
         assert plane.readiness() == (True, "")
         source.release.set()
         async with asyncio.timeout(10):
             await source.rerun.wait()
-        assert set(plane.merged()) == {"api"}
+        assert set(plane.pipeline.merged) == {"api"}
         assert not plane._tasks[0].done()
     finally:
         await plane.stop()

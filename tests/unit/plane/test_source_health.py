@@ -102,7 +102,7 @@ async def test_an_unreadable_file_and_a_failing_dns_name_are_degraded(tmp_path: 
         assert (body["ready"], body["status"]) == (True, "degraded")
         assert "static degraded since" in body["reason"]
         assert "dns degraded since" in body["reason"]
-        assert set(plane.merged()) == {"web", "api"}  # the last known services, still served
+        assert set(plane.pipeline.merged) == {"web", "api"}  # the last known services, still served
         path.write_text("services:\n  web:\n    endpoints: [{address: 10.0.0.1, port: 80}]\n")
         resolver.answers["api"] = ["10.0.0.2"]
         await _until(plane, lambda body: body["status"] == "ok")

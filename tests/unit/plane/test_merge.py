@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdscp.model import Endpoint, Service, ServiceUpdate
-from xdscp.sources.merge import ClashKind, SourceMerge
+from xdscp.plane.merge import ClashKind, SourceMerge
 from xdscp.sources.registry_names import NameClaims
 
 
