@@ -21,9 +21,10 @@ The counts are of code, not time: the same on every run, with nothing else runni
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -36,7 +37,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient
 from xdscp.etcd._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources import EtcdRegistrySource
 from xdscp.sources.registration import Placement, build_registration, encode
 from xdscp.testing import FakeEtcd, wait_for
@@ -109,7 +110,7 @@ def registration(port: int) -> tuple[bytes, bytes]:
     return key.encode(), value
 
 
-async def subscribe(port: int) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+async def subscribe(port: int) -> AsyncGenerator[discovery_pb2.DiscoveryResponse, None]:
     """An Envoy-like ADS stream subscribed to web's ClusterLoadAssignment, ACKing each."""
     requests: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
     node = base_pb2.Node(id="path", cluster="bench", user_agent_name="envoy")
@@ -142,7 +143,10 @@ async def trace() -> PathTrace:
     found = PathTrace()
     async with FakeEtcd() as etcd, EtcdClient(etcd.config()) as client:
         await client.put(*registration(8080))
-        plane = ControlPlane([EtcdRegistrySource(client)], ServeOptions(xds_port=0, admin_port=0))
+        plane = build_plane(
+            ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)),
+            sources=[EtcdRegistrySource(client)],
+        )
         await plane.start()
         try:
             stream = subscribe(plane.xds_port)
@@ -161,8 +165,15 @@ async def trace() -> PathTrace:
     return found
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (none: the path is counted, not timed)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    return parser.parse_args(argv)
+
+
 def main() -> None:
     """Print the counts and the functions on the path."""
+    parse_args()
     print(asyncio.run(trace()).report())
 
 

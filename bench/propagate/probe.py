@@ -83,10 +83,10 @@ class Probe:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self, plane: ControlPlane) -> None:
-        """Watch `plane`'s cache and observe its streams (before `plane.start()`)."""
+        """Watch `plane`'s cache (before `plane.start()`); its streams are observed by
+        `on_event`, given to `build_plane` as an observer."""
         self.plane = plane
         plane.cache.watch("envoy", self.on_snapshot)
-        plane.service.observers.append(self.on_event)
 
     def on_event(self, event: StreamEvent) -> None:
         """A stream pushed a response or recorded the client's answer (`XdsService.observers`)."""

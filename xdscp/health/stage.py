@@ -50,7 +50,7 @@ class HealthCoordination:
     client: EtcdClient
     layout: HealthLayout
     identity: str
-    lease_ttl: int = 5
+    lease_ttl: int  # seconds (`ServeOptions.health_lease_ttl_s`)
 
 
 class _EtcdSink:

@@ -13,30 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
-from xdscp.admin import NODES, SERVICES, SOURCES, AdminServer, ChangeFeed, PredictQuery
-from xdscp.admin.metrics import register_process_metrics
+from xdscp.admin import SERVICES, AdminServer, ChangeFeed
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
 from xdscp.etcd import Backoff
-from xdscp.health import HealthCoordination, HealthMetrics, HealthStage, TargetKey, Verdict
+from xdscp.health import HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
 from xdscp.model import ClientKind, ServiceSet
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
-from xdscp.plane.view import Predictor, describe_services
-from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
+from xdscp.plane.view import PlaneView
+from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService
 from xdscp.server.listen import Listen, check_all, check_listen
-from xdscp.sources import Source
-from xdscp.translate import Translator
+from xdscp.sources import Source, StaticSource
 
 log = structlog.get_logger(__name__)
 
@@ -73,143 +71,54 @@ def listen_addresses(options: ServeOptions) -> list[Listen]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """The xDS side: metrics, the snapshot cache, per-node status, the dashboard's change
+    feed, the ADS and CSDS services."""
+
+    metrics: XdsMetrics
+    cache: SnapshotCache
+    feed: ChangeFeed
+    status: StatusBoard
+    service: XdsService
+    csds: CsdsService
+
+
 class ControlPlane:
-    """The running pipeline. `start()`, then `wait()` or `stop()`."""
+    """The running plane, built by `build_plane`: `start()`, then `wait()` or `stop()`."""
 
     def __init__(
         self,
-        sources: Sequence[Source],
-        options: ServeOptions | None = None,
         *,
-        registry: CollectorRegistry | None = None,
-        health: HealthCoordination | None = None,
+        options: ServeOptions,
+        sources: Sequence[Source],
+        pipeline: Pipeline,
+        health: HealthStage,
+        serving: Serving,
+        monitor: SourceMonitor,
+        view: PlaneView,
+        admin: AdminServer,
+        registry: CollectorRegistry,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
-        """`health`: how replicas share one health checker (etcd); None: this one checks."""
-        self.options = options or ServeOptions()
-        self.sources = tuple(sources)
-        self.registry = registry or CollectorRegistry()  # shared with the sources' metrics
-        self.source_failures = Counter(
-            "xdscp_source_failures",
-            "Times a source failed unexpectedly and was restarted (its last services kept).",
-            ["source"],
-            registry=self.registry,
-        )
-        self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
-        register_process_metrics(self.registry)
-        self._build_serving()
-        self.source_health = SourceMonitor(
-            self.sources, self.registry, lambda: self.feed.notify(SOURCES)
-        )
-        self._build_pipeline(health)
+        """`closers`: what `stop()` closes last (the etcd client the parts share)."""
+        self.options, self.sources, self.registry = options, tuple(sources), registry
+        self.pipeline, self.health, self.admin = pipeline, health, admin
+        self.source_health, self.view = monitor, view  # the view: what the admin server shows
+        self.metrics, self.cache, self.feed = serving.metrics, serving.cache, serving.feed
+        self.status, self.service, self.csds = serving.status, serving.service, serving.csds
+        self._closers = tuple(closers)
+        self._merge_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
-        self.admin = AdminServer(
-            self.options.admin_host,
-            self.options.admin_port,
-            registry=self.registry,
-            view=self,
-            feed=self.feed,
-        )
-        self._predictor = Predictor()
-        self.xds_port = self.options.xds_port
+        self.xds_port = options.xds_port
 
-    def _build_serving(self) -> None:
-        """The xDS side: metrics, the snapshot cache, per-node status (feeding the dashboard's
-        live updates), the ADS and CSDS services."""
-        self.metrics = XdsMetrics(self.registry)
-        self.cache = SnapshotCache()
-        self.feed = ChangeFeed()  # the dashboard's live updates
-        self.status = StatusBoard(on_change=lambda: self.feed.notify(NODES))
-        self.service = XdsService(
-            self.cache,
-            self.metrics,
-            self.status,
-            grouper=grouper(self.options.group_by),
-            identifier=self.options.identifier,
-            write_timeout_s=self.options.write_timeout_s,
-            observers=[lambda _: self.feed.notify(NODES)],
-        )
-        self.csds = CsdsService(self.status)
-
-    def _build_pipeline(self, health: HealthCoordination | None) -> None:
-        """From the sources to the resources: the pipeline (merge, health overlay, one
-        translator per client kind) and the health stage whose verdicts it applies."""
-        translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        self.pipeline = Pipeline(
-            [source.name for source in self.sources],
-            translators,
-            domain_suffixes=self.options.translate.domain_suffixes,
-        )
-        self.health = HealthStage(HealthMetrics(self.registry), self.pipeline.overlay, health)
-        self._merge_scheduled = False
-
-    def nodes_status(self) -> list[dict[str, Any]]:
-        """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how
-        gRPC clients behave differently from the policy of each service it subscribes to."""
-        nodes = self.status.as_json()
-        notes = self.pipeline.notes(ClientKind.GRPC)
-        for node in nodes:
-            if node["client"] != str(ClientKind.GRPC):
-                continue
-            subscribed = node["types"].get("Cluster", {}).get("subscribed", [])
-            names = notes.keys() if subscribed == "*" else subscribed
-            found = {name: list(notes[name]) for name in names if name in notes}
-            if found:
-                node["policy_notes"] = found
-        return nodes
-
-    def snapshots_status(self) -> dict[str, Any]:
-        """Per-type versions per node group (`/status/snapshots`)."""
-        return self.cache.groups()
-
-    def resources_status(self) -> dict[str, Any]:
-        """Every resource name and version per node group and type (`/debug/resources`)."""
-        return self.cache.resources()
-
-    def services_view(self) -> list[dict[str, Any]]:
-        """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return describe_services(self.pipeline.services, self.pipeline.source_of)
-
-    def predict(self, query: PredictQuery) -> dict[str, Any] | None:
-        """The reference balancer's split for a served service (`/api/predict`); None if
-        no such service is served."""
-        service = self.pipeline.services.get(query.service)
-        return None if service is None else self._predictor.predict(service, query)
-
-    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
-        """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None
-        when no such node is connected."""
-        return config_dump(self.status, node_id, type_name)
-
-    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
-        """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
-        return self.status.nack_history(node_id)
-
-    def health_status(self) -> dict[str, Any]:
-        """xdscp's own health checks (`/debug/health`)."""
-        return self.health.status()
-
-    def sources_status(self) -> list[dict[str, Any]]:
-        """Every source: ok, starting or degraded, since when and why (`/api/sources`)."""
-        return [state.as_json() for state in self.source_health.check()]
-
-    def readiness(self) -> tuple[bool, str]:
-        """Ready once every source has published and snapshots exist."""
-        waiting = [
-            self._describe(index, source)
-            for index, source in enumerate(self.sources, 1)
-            if not source.ready
-        ]
-        if waiting:
-            return False, f"waiting for sources: {'; '.join(waiting)}"
-        if self.cache.get(str(ClientKind.ENVOY)) is None:
-            return False, "no snapshot yet"
-        return True, ""
-
-    def _describe(self, index: int, source: Source) -> str:
-        """A waiting source's name with its last error, if any."""
-        error = source.last_error or self._source_errors.get(index)
-        return f"{source.name} ({error})" if error else source.name
+    def reload(self) -> None:
+        """SIGHUP: file sources re-read their file at once (etcd and DNS follow on their own)."""
+        log.info("reload_requested")
+        for source in self.sources:
+            if isinstance(source, StaticSource):
+                source.reload()
 
     def _published(self, position: int, services: ServiceSet) -> None:
         """Source number `position` (0-based) published: merged a loop turn later, once
@@ -298,8 +207,8 @@ class ControlPlane:
             raise
         await self._server.start()
         log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)
-        for index, source in enumerate(self.sources, 1):
-            task = asyncio.create_task(self._supervise(index, source), name=source.name)
+        for position, source in enumerate(self.sources):
+            task = asyncio.create_task(self._supervise(position, source), name=source.name)
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(self._verdicts), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
@@ -321,13 +230,13 @@ class ControlPlane:
             raise xds.error("it could not be listened on; choose another address") from None
         return server
 
-    async def _supervise(self, index: int, source: Source) -> None:
+    async def _supervise(self, position: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
 
         Its last published services stay in force meanwhile. Only a configuration error
         (`ConfigError`) is fatal: it ends `wait()` with that error.
         """
-        publish = partial(self._published, index - 1)
+        publish = partial(self._published, position)
         backoff = Backoff(0.1, SOURCE_MAX_BACKOFF_S)
         while True:
             started = time.monotonic()
@@ -340,8 +249,7 @@ class ControlPlane:
             except Exception as exc:  # one source's bug must not stop serving
                 log.exception("source_failed", source=source.name)
                 error = f"{type(exc).__name__}: {exc}"
-            self._source_errors[index] = error
-            self.source_failures.labels(source.name).inc()
+            self.source_health.failed(position, error)
             if time.monotonic() - started > SOURCE_MAX_BACKOFF_S:
                 backoff.reset()  # it ran well for a while: this is a new failure
             delay = backoff.next_delay()
@@ -378,3 +286,6 @@ class ControlPlane:
             except TimeoutError:
                 log.warning("xds_server_stop_timeout")
             log.info("control_plane_stopped")
+        closers, self._closers = self._closers, ()
+        for close in closers:
+            await close()

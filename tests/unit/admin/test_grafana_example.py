@@ -8,14 +8,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.fixtures import grafana
 from xdscp.dns import DnsMetrics
-from xdscp.plane import ControlPlane
+from xdscp.plane import ServerConfig, build_plane
 from xdscp.sources import RegistryMetrics
 
 
 def _exposed() -> set[str]:
     """Every name on serve's /metrics (plane, process, etcd registry and DNS)."""
     registry = CollectorRegistry()
-    ControlPlane([], registry=registry)
+    build_plane(ServerConfig(), registry=registry)
     RegistryMetrics(registry)
     DnsMetrics(registry)
     return grafana.exposed_names(generate_latest(registry).decode())
