@@ -88,7 +88,7 @@ async def xdscp_phase(
         probe = Probe(SERVICE)
         plane = build_plane(
             ServerConfig(serve=options),
-            sources=[TimedSource(EtcdRegistrySource(client), probe)],
+            sources=[TimedSource(EtcdRegistrySource(client), probe.on_publish)],
             observers=[probe.on_event],
         )
         probe.install(plane)

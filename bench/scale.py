@@ -41,13 +41,13 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
+from bench.propagate.probe import TimedSource
 from bench.registry import percentile, populate, rss_mib
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, watch_prefix
-from xdscp.model import ClientKind, ServiceSet
+from xdscp.model import ClientKind
 from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.procs.etcd import EtcdServer, etcd_binary
-from xdscp.sources.base import Publish
 from xdscp.sources.etcd import EtcdRegistrySource
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
@@ -64,43 +64,15 @@ class Timings:
     rebuild_s: list[float] = field(default_factory=list)
 
 
-class TimedSource:
-    """The etcd source, noting when it publishes (through the `Publish` it is given)."""
-
-    def __init__(self, inner: EtcdRegistrySource, timings: Timings) -> None:
-        self.inner, self.timings = inner, timings
-
-    @property
-    def name(self) -> str:
-        """The wrapped source's name."""
-        return self.inner.name
-
-    @property
-    def ready(self) -> bool:
-        """The wrapped source's readiness."""
-        return self.inner.ready
-
-    @property
-    def last_error(self) -> str | None:
-        """The wrapped source's last error."""
-        return self.inner.last_error
-
-    async def run(self, publish: Publish) -> None:
-        """Run the wrapped source, noting each publication."""
-
-        def timed(services: ServiceSet) -> None:
-            self.timings.published_at.append(time.perf_counter())
-            publish(services)
-
-        await self.inner.run(timed)
-
-
 def timed_plane(source_client: EtcdClient) -> tuple[ControlPlane, Timings]:
     """The plane `build_plane` builds for the etcd source, its merge (+ Envoy's build) and
     the other kinds' builds timed: instrumentation of this instance's two steps only."""
     timings = Timings()
     options = ServeOptions(xds_port=0, admin_port=0)
-    source = TimedSource(EtcdRegistrySource(source_client), timings)
+    source = TimedSource(
+        EtcdRegistrySource(source_client),
+        lambda _: timings.published_at.append(time.perf_counter()),
+    )
     plane = build_plane(ServerConfig(serve=options), sources=[source])
     rebuild, translate = plane.rebuild, plane.translate
 
