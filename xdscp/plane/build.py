@@ -40,7 +40,7 @@ from xdscp.sources import (
     Source,
     StaticSource,
 )
-from xdscp.translate import Translator
+from xdscp.translate import translator_for
 
 StreamObserver = Callable[[StreamEvent], None]
 
@@ -78,7 +78,7 @@ def build_plane(
     every_source = (*configured.sources, *sources)
     options = config.serve
     serving = _serving(config, registry, observers)
-    translators = {kind: Translator(options.translate, kind) for kind in ClientKind}
+    translators = {kind: translator_for(kind, options.translate) for kind in ClientKind}
     pipeline = Pipeline(
         [source.name for source in every_source],
         translators,

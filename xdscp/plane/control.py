@@ -6,7 +6,7 @@ the translation, I/O-free) and decides when the pipeline works: a burst of publi
 one merge, a loop turn after the first of them; Envoy's snapshot is built at once, the other
 client kinds' a loop turn later (once the woken Envoy streams have written). Each snapshot
 goes to the cache, whose watchers are the open streams. A service whose new input cannot be
-translated keeps its last good resources (see `Translator`).
+translated keeps its last good resources (see `xdscp.translate.incremental`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from xdscp.health import HealthOverlay, TargetKey, Verdict
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.merge import MergeResult, SourceMerge
-from xdscp.translate import TranslationResult, Translator
+from xdscp.translate import ClientTranslator, TranslationResult
 
 # Built in the merge's own loop turn; every other kind a turn later (see `ControlPlane`).
 FIRST = ClientKind.ENVOY
@@ -51,7 +51,7 @@ class Pipeline:
     def __init__(
         self,
         source_names: Sequence[str],
-        translators: Mapping[ClientKind, Translator],
+        translators: Mapping[ClientKind, ClientTranslator],
         *,
         domain_suffixes: tuple[str, ...] = (),
     ) -> None:

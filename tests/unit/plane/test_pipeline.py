@@ -19,7 +19,7 @@ from xdscp.model import (
 )
 from xdscp.plane.merge import ClashKind
 from xdscp.plane.pipeline import Pipeline
-from xdscp.translate import Translator
+from xdscp.translate import translator_for
 
 CHECKED = BalancingPolicy(health_check=HealthCheck(kind="tcp", control_plane=True))
 
@@ -29,7 +29,7 @@ def svc(name: str, port: int = 80) -> Service:
 
 
 def pipeline(*sources: str, kinds: tuple[ClientKind, ...] = tuple(ClientKind)) -> Pipeline:
-    translators = {kind: Translator(None, kind) for kind in kinds}
+    translators = {kind: translator_for(kind) for kind in kinds}
     return Pipeline(sources or ("static",), translators)
 
 
@@ -192,5 +192,5 @@ def test_every_kind_is_told_every_change_it_missed(
             build(pipe, ClientKind.GRPC, last)
     for kind in ClientKind:
         build(pipe, kind, last)
-        fresh = Translator(None, kind).translate(dict(pipe.services)).snapshot
+        fresh = translator_for(kind).translate(dict(pipe.services)).snapshot
         assert contents(last[kind]) == contents(fresh)
