@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast e2e-compose lint demo simulate bench bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-scale protos clean
+.PHONY: venv test test-fast e2e-compose lint demo simulate bench bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-path bench-scale protos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ bench-registry: $(STAMP)
 bench-fanout: $(STAMP)
 	$(BIN)/python -m bench.fanout --n 100,1000,5000 --repeat 5 $(BENCH_ARGS)
 
+## One registration's path from the etcd watch to the stream's write: files, functions, hand-offs.
+bench-path: $(STAMP)
+	$(BIN)/python -m bench.registration_path $(BENCH_ARGS)
+
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scale $(BENCH_ARGS)
 
@@ -88,7 +92,7 @@ bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign $(BENCH_ARGS)
 
 ## Every benchmark above, one after the other.
-bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-scale bench-hostile bench-csds
+bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-path bench-scale bench-hostile bench-csds
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen

@@ -61,7 +61,7 @@ from bench.propagate.rig import (
 from xdscp.cache import Snapshot
 from xdscp.etcd import EtcdClient
 from xdscp.logs import configure_logging
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.procs.etcd import EtcdServer, etcd_binary
 from xdscp.sources.etcd import EtcdRegistrySource
@@ -86,7 +86,11 @@ async def xdscp_phase(
     envoy: EnvoyProcess | None = None
     async with EtcdClient(etcd.config()) as client:
         probe = Probe(SERVICE)
-        plane = ControlPlane([TimedSource(EtcdRegistrySource(client), probe)], options)
+        plane = build_plane(
+            ServerConfig(serve=options),
+            sources=[TimedSource(EtcdRegistrySource(client), probe.on_publish)],
+            observers=[probe.on_event],
+        )
         probe.install(plane)
         probe.expect(0, rig.port_of(0), None)
         await plane.start()

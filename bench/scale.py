@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,13 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
+from bench.propagate.probe import TimedSource
 from bench.registry import percentile, populate, rss_mib
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, watch_prefix
-from xdscp.model import ClientKind, ServiceSet
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.model import ClientKind
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.procs.etcd import EtcdServer, etcd_binary
-from xdscp.sources.base import Publish
 from xdscp.sources.etcd import EtcdRegistrySource
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
@@ -55,33 +56,40 @@ RATIO_TARGET = 2.0
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
 
-class TimedPlane(ControlPlane):
-    """The control plane, noting when each source publishes and how long rebuilds take."""
+@dataclass
+class Timings:
+    """When the source published, and how long each merge + build took (seconds)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.published_at: list[float] = []
-        self.rebuild_s: list[float] = []
+    published_at: list[float] = field(default_factory=list)
+    rebuild_s: list[float] = field(default_factory=list)
 
-    def _publisher(self, index: int) -> Publish:
-        inner = super()._publisher(index)
 
-        def publish(services: ServiceSet) -> None:
-            self.published_at.append(time.perf_counter())
-            inner(services)
+def timed_plane(source_client: EtcdClient) -> tuple[ControlPlane, Timings]:
+    """The plane `build_plane` builds for the etcd source, its merge (+ Envoy's build) and
+    the other kinds' builds timed: instrumentation of this instance's two steps only."""
+    timings = Timings()
+    options = ServeOptions(xds_port=0, admin_port=0)
+    source = TimedSource(
+        EtcdRegistrySource(source_client),
+        lambda _: timings.published_at.append(time.perf_counter()),
+    )
+    plane = build_plane(ServerConfig(serve=options), sources=[source])
+    rebuild, translate = plane.rebuild, plane.translate
 
-        return publish
-
-    def rebuild(self) -> None:
+    def timed_rebuild() -> None:
         started = time.perf_counter()
-        super().rebuild()  # merge + Envoy's translation; the others follow in a later turn
-        self.rebuild_s.append(time.perf_counter() - started)
+        rebuild()  # merge + Envoy's translation; the others follow in a later turn
+        timings.rebuild_s.append(time.perf_counter() - started)
 
-    def translate(self, kind: Any) -> None:
+    def timed_translate(kind: ClientKind) -> None:
         started = time.perf_counter()
-        super().translate(kind)
+        translate(kind)
         if kind is not ClientKind.ENVOY:
-            self.rebuild_s.append(time.perf_counter() - started)
+            timings.rebuild_s.append(time.perf_counter() - started)
+
+    plane.rebuild = timed_rebuild  # type: ignore[method-assign]
+    plane.translate = timed_translate  # type: ignore[method-assign]
+    return plane, timings
 
 
 class AdsClient:
@@ -166,7 +174,7 @@ async def raw_watch(client: EtcdClient, revision: int, seen: dict[bytes, float])
 
 
 async def measure_changes(
-    plane: TimedPlane, client: AdsClient, writer: EtcdClient, watcher: EtcdClient, args: Any
+    timings: Timings, client: AdsClient, writer: EtcdClient, watcher: EtcdClient, args: Any
 ) -> list[dict[str, float]]:
     _, revision = await writer.get_prefix(b"/none/")
     seen: dict[bytes, float] = {}
@@ -178,17 +186,17 @@ async def measure_changes(
             service = (index * 7919) % args.size
             name, key = f"svc-{service:05}", f"{ROOT}svc-{service:05}/ep-0".encode()
             value = registration(service, 0, weight=10 + index)
-            before, rebuilds = client.clas.get(name, (b"", 0.0))[0], len(plane.rebuild_s)
+            before, rebuilds = client.clas.get(name, (b"", 0.0))[0], len(timings.rebuild_s)
             start = time.perf_counter()
             await writer.put(key, value)
             await client.until(lambda n=name, b=before: client.clas[n][0] != b, within=30)
-            arrived, published = client.clas[name][1], plane.published_at[-1]
+            arrived, published = client.clas[name][1], timings.published_at[-1]
             await asyncio.sleep(0.06)  # beyond the registry's 50 ms publish throttle
             samples.append({
                 "watch_ms": (seen[key + b"@" + value] - start) * 1e3,
                 "publish_to_client_ms": (arrived - published) * 1e3,
                 "write_to_client_ms": (arrived - start) * 1e3,
-                "rebuild_ms": sum(plane.rebuild_s[rebuilds:]) * 1e3,
+                "rebuild_ms": sum(timings.rebuild_s[rebuilds:]) * 1e3,
             })  # fmt: skip
     finally:
         raw.cancel()
@@ -208,13 +216,10 @@ async def one_size(size: int, args: Any) -> dict[str, Any]:
             async with EtcdClient(config) as writer, EtcdClient(config) as source_client:
                 await populate(writer, size, args.per_service)
                 rss_before = rss_mib()
-                plane = TimedPlane(
-                    [EtcdRegistrySource(source_client)],
-                    ServeOptions(xds_port=0, admin_port=0),
-                )
+                plane, timings = timed_plane(source_client)
                 started = time.perf_counter()
                 await plane.start()
-                while not plane.readiness()[0]:  # noqa: ASYNC110 - readiness has no event
+                while not plane.view.readiness()[0]:  # noqa: ASYNC110 - readiness has no event
                     await asyncio.sleep(0.005)
                 cold_s = time.perf_counter() - started
                 client = AdsClient(f"127.0.0.1:{plane.xds_port}")
@@ -224,7 +229,7 @@ async def one_size(size: int, args: Any) -> dict[str, Any]:
                 synced_s = time.perf_counter() - connected
                 rss_after = rss_mib()
                 async with EtcdClient(config) as watcher:
-                    samples = await measure_changes(plane, client, writer, watcher, args)
+                    samples = await measure_changes(timings, client, writer, watcher, args)
                 await client.close()
                 await plane.stop()
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from xdscp.cache import Snapshot, TypeUrl
@@ -34,11 +35,11 @@ def port_marker(port: int) -> bytes:
 
 
 class TimedSource:
-    """A `Source` that tells the probe when the wrapped source publishes (the seam's own
+    """A `Source` that tells `note` when the wrapped source publishes (the seam's own
     callback, `xdscp.sources.base.Publish`): splits the source's part from the rest."""
 
-    def __init__(self, inner: Source, probe: Probe) -> None:
-        self.inner, self.probe = inner, probe
+    def __init__(self, inner: Source, note: Callable[[ServiceSet], None]) -> None:
+        self.inner, self.note = inner, note
 
     @property
     def name(self) -> str:
@@ -59,7 +60,7 @@ class TimedSource:
         """Run the wrapped source, noting each publish before passing it on."""
 
         def timed(services: ServiceSet) -> None:
-            self.probe.on_publish(services)
+            self.note(services)
             publish(services)
 
         await self.inner.run(timed)
@@ -83,10 +84,10 @@ class Probe:
     acked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def install(self, plane: ControlPlane) -> None:
-        """Watch `plane`'s cache and observe its streams (before `plane.start()`)."""
+        """Watch `plane`'s cache (before `plane.start()`); its streams are observed by
+        `on_event`, given to `build_plane` as an observer."""
         self.plane = plane
         plane.cache.watch("envoy", self.on_snapshot)
-        plane.service.observers.append(self.on_event)
 
     def on_event(self, event: StreamEvent) -> None:
         """A stream pushed a response or recorded the client's answer (`XdsService.observers`)."""

@@ -8,11 +8,8 @@ line or through its own variable such as `XDSCP_ETCD`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import os
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -20,33 +17,31 @@ import click
 import structlog
 import yaml
 from click.core import ParameterSource
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import disable_created_metrics
 
 from xdscp.cli.registry import etcd_options
-from xdscp.config import ConfigServicesSource, EtcdRegistryConfig, ServerConfig, load_config
-from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver, load_dns_config
+from xdscp.config import EtcdRegistryConfig, ServerConfig, load_config
+from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError, XdscpError
-from xdscp.etcd import EtcdClient, EtcdConfig
-from xdscp.health import HealthCoordination, HealthLayout, health_prefix
+from xdscp.etcd import EtcdConfig
 from xdscp.model import format_host_port, parse_host_port
-from xdscp.plane import ControlPlane, ServeOptions, XdsTls
+from xdscp.plane import ServeOptions, XdsTls, build_plane
 from xdscp.plane.control import listen_addresses
 from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.server import grouper
 from xdscp.server.listen import check_all
 from xdscp.signals import Stopper, run_until_stopped
-from xdscp.sources import (
-    DnsSource,
-    EtcdRegistrySource,
-    MemorySource,
-    RegistryMetrics,
-    Source,
-    StaticSource,
-    read_services_file,
-)
+from xdscp.sources import read_services_file
 
 log = structlog.get_logger(__name__)
 _FILE = click.Path(exists=True, dir_okay=False)
+# The defaults are `ServeOptions`'s own, shown in the help (a flag counts only when given).
+_DEFAULTS = ServeOptions()
+_xds_default = format_host_port(_DEFAULTS.xds_host, _DEFAULTS.xds_port)
+_admin_default = format_host_port(_DEFAULTS.admin_host, _DEFAULTS.admin_port)
+_listener_default = format_host_port(
+    _DEFAULTS.translate.listener_address, _DEFAULTS.translate.listener_port
+)
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
 _ETCD_CLIENT_FLAGS = {
     "etcd_ca": "ca_file",
@@ -55,14 +50,6 @@ _ETCD_CLIENT_FLAGS = {
     "etcd_user": "username",
     "etcd_password": "password",
 }
-
-
-def _reload(sources: list[Source]) -> None:
-    """SIGHUP: file sources re-read their file at once (etcd and DNS follow on their own)."""
-    log.info("reload_requested")
-    for source in sources:
-        if isinstance(source, StaticSource):
-            source.reload()
 
 
 def _address(value: str, option: str) -> tuple[str, int]:
@@ -168,61 +155,6 @@ def resolve(
     )
 
 
-def _static_sources(config: ServerConfig, loaded: ServerConfig) -> list[Source]:
-    """The file's own services (re-read when it changes), then the `--static` file."""
-    sources: list[Source] = []
-    if config.static_services is not None:
-        if config.path is not None:
-            sources.append(ConfigServicesSource(config.path, dict(os.environ), loaded))
-        else:  # declared in the environment only
-            sources.append(MemorySource(config.static_services, name="config"))
-    if config.static_file is not None:
-        sources.append(StaticSource(Path(config.static_file)))
-    return sources
-
-
-def _dns(config: DnsConfig, metrics_registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
-    """The DNS source and its resolver (also used for etcd hostnames)."""
-    resolver = DnsResolver(config.resolver)
-    source = DnsSource(
-        config.services,
-        refresh=config.refresh,
-        resolver=resolver,
-        metrics=DnsMetrics(metrics_registry),
-    )
-    return source, resolver
-
-
-async def _sources(
-    config: ServerConfig, loaded: ServerConfig, metrics_registry: CollectorRegistry,
-    stack: contextlib.AsyncExitStack, lease_ttl: int,
-) -> tuple[list[Source], HealthCoordination | None]:  # fmt: skip
-    """Every configured source, their metrics in `metrics_registry`, in precedence order; with etcd,
-    how the replicas share one health checker (its keys beside the registry's)."""
-    sources = _static_sources(config, loaded)
-    resolver = None
-    if config.dns is not None:
-        dns_source, resolver = _dns(config.dns, metrics_registry)
-        sources.append(dns_source)
-    if config.etcd is not None:
-        client = await stack.enter_async_context(EtcdClient(config.etcd.client))
-        # With a dns: section, hostnames in registrations use the same resolver.
-        metrics = RegistryMetrics(metrics_registry)
-        # Names equal through a domain suffix clash in Envoy's route table: the registry
-        # refuses the later one, so it needs the suffixes the translator will use.
-        layout = dataclasses.replace(
-            config.etcd.layout, domain_suffixes=config.serve.translate.domain_suffixes
-        )
-        registry_source = EtcdRegistrySource(client, layout, resolver=resolver, metrics=metrics)
-        sources.append(registry_source)
-        identity = f"{socket.gethostname()}:{os.getpid()}"
-        coordination = HealthCoordination(
-            client, HealthLayout(health_prefix(layout.services_prefix)), identity, lease_ttl
-        )
-        return sources, coordination
-    return sources, None
-
-
 class _EarlyHangup:
     """SIGHUP before serve can reload (while it reads its configuration and starts): kept
     for later instead of ending the process (SIGHUP's default action)."""
@@ -236,11 +168,7 @@ class _EarlyHangup:
 
 
 async def _serve(
-    config: ServerConfig,
-    loaded: ServerConfig,
-    health_lease_ttl: int,
-    stopper: Stopper,
-    early_hangup: _EarlyHangup,
+    config: ServerConfig, loaded: ServerConfig, stopper: Stopper, early_hangup: _EarlyHangup
 ) -> None:
     """Start, serve until SIGINT/SIGTERM (or a fatal source error), stop. A signal before
     serving began cancels the start; once serving, the first stops gracefully (streams end,
@@ -249,27 +177,26 @@ async def _serve(
     check_all(listen_addresses(options))  # before any source connects or any port listens
     # No `*_created` series; process-wide, so the entry point and not an import does it.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    async with contextlib.AsyncExitStack() as stack:
-        metrics_registry = CollectorRegistry()
-        sources, health = await _sources(config, loaded, metrics_registry, stack, health_lease_ttl)
-        plane = ControlPlane(sources, options, metrics_registry=metrics_registry, health=health)
+    plane = build_plane(config, loaded=loaded)
+    try:
         await plane.start()
         click.echo(
             f"xdscp serving xDS on {format_host_port(options.xds_host, plane.xds_port)},"
             f" admin on {format_host_port(options.admin_host, plane.admin.port)}"
         )
         stopper.graceful()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: _reload(sources))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, plane.reload)
         if early_hangup.received:
-            _reload(sources)  # asked for while starting: the files may have changed since read
+            plane.reload()  # asked for while starting: the files may have changed since read
         waiter = asyncio.create_task(plane.wait())
         stopping = asyncio.create_task(stopper.wait())
         await asyncio.wait([waiter, stopping], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopping.cancel()
+    finally:
         await plane.stop()
-        if not waiter.cancelled() and waiter.exception() is not None:
-            raise waiter.exception()  # type: ignore[misc]  # a fatal source error: exit non-zero
+    if not waiter.cancelled() and waiter.exception() is not None:
+        raise waiter.exception()  # type: ignore[misc]  # a fatal source error: exit non-zero
 
 
 def _check_static_file(path: Path) -> None:
@@ -286,26 +213,20 @@ def _check_static_file(path: Path) -> None:
 @click.command("serve")
 @click.option(
     "--xds",
-    default="127.0.0.1:18000",
-    show_default=True,
     metavar="HOST:PORT",
-    help="xDS gRPC address.",
+    help=f"xDS gRPC address [default: {_xds_default}].",
 )
 @click.option(
     "--admin",
-    default="127.0.0.1:18001",
-    show_default=True,
     metavar="HOST:PORT",
     help="Admin HTTP address: the dashboard at /, /healthz, /readyz, /metrics, /debug/nodes,"
     " /debug/resources, /status/snapshots and the JSON API /api/services, /api/nodes,"
-    " /api/predict, /api/events (README, Operations).",
+    f" /api/predict, /api/events (README, Operations) [default: {_admin_default}].",
 )
 @click.option(
     "--listener",
-    default="0.0.0.0:10000",
-    show_default=True,
     metavar="HOST:PORT",
-    help="The HTTP listener xdscp gives Envoy.",
+    help=f"The HTTP listener xdscp gives Envoy [default: {_listener_default}].",
 )
 @click.option("--domain-suffix", multiple=True, help="Extra Host domain per service: NAME<suffix>.")
 @click.option("--default-service", default=None, help="Route unknown Host headers to this service.")
@@ -334,7 +255,9 @@ def _check_static_file(path: Path) -> None:
     " last path segment (foo/bar/my-service: my-service).",
 )
 @click.option(
-    "--group-by", metavar="kind|cluster|id|metadata:KEY", help="Node grouping [default: kind]."
+    "--group-by",
+    metavar="kind|cluster|id|metadata:KEY",
+    help=f"Node grouping [default: {_DEFAULTS.group_by}].",
 )
 @click.option("--tls-cert", type=_FILE, help="Serve xDS over TLS with this certificate (PEM).")
 @click.option("--tls-key", type=_FILE, help="The certificate's private key (PEM).")
@@ -347,16 +270,15 @@ def _check_static_file(path: Path) -> None:
     "--write-timeout",
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
-    help="Close a stream whose client has read nothing for this long [default: 30].",
+    help="Close a stream whose client has read nothing for this long"
+    f" [default: {_DEFAULTS.write_timeout_s:g}].",
 )
 @click.option(
     "--health-lease-ttl",
     type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
     metavar="SECONDS",
     help="With etcd, replicas elect one health checker with a lease this long: a dead"
-    " checker is replaced within it.",
+    f" checker is replaced within it [default: {_DEFAULTS.health_lease_ttl_s}].",
 )
 @click.option(
     "--config",
@@ -371,7 +293,7 @@ def command(
     /,
     use_etcd: bool | None,
     config_file: str | None,
-    health_lease_ttl: int,
+    health_lease_ttl: int | None,
     **params: Any,
 ) -> None:
     """Run the control plane: watch the sources, serve xDS to Envoy and gRPC clients."""
@@ -388,9 +310,11 @@ def command(
             "give at least one source: --etcd URL, --static FILE, --dns-config FILE"
             " or --config FILE with a sources: section"
         )
-    try:
-        run_until_stopped(
-            lambda stopper: _serve(config, loaded, health_lease_ttl, stopper, early_hangup)
+    if health_lease_ttl is not None:
+        config = dataclasses.replace(
+            config, serve=dataclasses.replace(config.serve, health_lease_ttl_s=health_lease_ttl)
         )
+    try:
+        run_until_stopped(lambda stopper: _serve(config, loaded, stopper, early_hangup))
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None

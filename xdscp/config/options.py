@@ -27,6 +27,7 @@ class ServeOptions:
     group_by: str = "kind"  # kind | cluster | id | metadata:KEY (see xdscp.server.nodes)
     tls: XdsTls | None = None
     write_timeout_s: float = 30.0  # a stream whose client reads nothing this long is closed
+    health_lease_ttl_s: int = 5  # with etcd: the health checker's leader lease
 
 
 @dataclass(frozen=True)

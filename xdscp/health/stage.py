@@ -1,13 +1,14 @@
-"""The health stage: checks endpoints, applies verdicts to the merged services.
+"""The health stage: checks endpoints and reports the verdicts.
 
-Between the sources and the translation: `update(merged, changed)` follows the merged set
-(which endpoints to check), `services` is the set the translator reads (failing endpoints
-UNHEALTHY, see `HealthOverlay`), and `on_change(names)` is called whenever verdicts change
-how a service is served.
+Between the sources and the translation: `follow(merged, changed)` follows the merged set
+(which endpoints to check); `run(report)` checks and hands every batch of verdicts to
+`report` (the plane gives them to its `Pipeline`, whose `HealthOverlay` serves failing
+endpoints UNHEALTHY). The stage reads that overlay (its verdicts seed the checker and show in
+`status()`), never writes it.
 
-- Without etcd, this replica checks and applies its own verdicts.
+- Without etcd, this replica checks and reports its own verdicts.
 - With etcd, the replicas elect one checker (`Election`); it writes verdicts under
-  `<health>/results/`, and every replica, the checker too, applies what it watches there.
+  `<health>/results/`, and every replica, the checker too, reports what it watches there.
 
 Nothing runs until a service asks for control-plane checks.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,9 @@ from xdscp.retry import Backoff
 log = structlog.get_logger(__name__)
 RESTART_MAX_BACKOFF_S = 30.0
 
+Report = Callable[[Sequence[tuple[TargetKey, Verdict | None]]], object]
+"""Where a batch of verdicts goes (None: the endpoint is no longer judged)."""
+
 
 @dataclass(frozen=True, slots=True)
 class HealthCoordination:
@@ -47,7 +51,7 @@ class HealthCoordination:
     client: EtcdClient
     layout: HealthLayout
     identity: str
-    lease_ttl: int = 5
+    lease_ttl: int  # seconds (`ServeOptions.health_lease_ttl_s`)
 
 
 class _EtcdSink:
@@ -83,13 +87,14 @@ class HealthStage:
     def __init__(
         self,
         metrics: HealthMetrics,
-        on_change: Callable[[set[str]], None],
+        overlay: HealthOverlay,
         coordination: HealthCoordination | None = None,
         *,
         prober: Prober | None = None,
     ) -> None:
-        self._metrics, self._on_change, self._coordination = metrics, on_change, coordination
-        self.overlay = HealthOverlay()
+        """`overlay`: the verdicts as applied (read only: `report` applies them)."""
+        self._metrics, self._overlay, self._coordination = metrics, overlay, coordination
+        self._report: Report = _unstarted
         self._targets: dict[TargetKey, Target] = {}
         self._by_service: dict[str, set[TargetKey]] = {}
         self._wanted = asyncio.Event()
@@ -103,15 +108,10 @@ class HealthStage:
                 coordination.identity, coordination.lease_ttl,
             )  # fmt: skip
 
-    @property
-    def services(self) -> ServiceSet:
-        """The merged services as served: failing endpoints UNHEALTHY."""
-        return self.overlay.services
-
-    def update(self, merged: ServiceSet, names: Iterable[str] | None) -> None:
-        """Follow the merged set; `names` changed (None: anything may have)."""
-        self.overlay.update(merged, names)
-        self._metrics.failed_open.set(len(self.overlay.failed_open))
+    def follow(self, merged: ServiceSet, names: Iterable[str] | None) -> None:
+        """Follow the merged set (the overlay already does); `names` changed (None:
+        anything may have)."""
+        self._metrics.failed_open.set(len(self._overlay.failed_open))
         names = set(merged) | set(self._by_service) if names is None else set(names)
         changed = False
         for name in names:
@@ -127,16 +127,16 @@ class HealthStage:
                 self._wanted.set()
 
     def _seed(self, key: TargetKey) -> Verdict:
-        return self.overlay.verdict(key)
+        return self._overlay.verdict(key)
 
     def _apply_one(self, key: TargetKey, verdict: Verdict | None) -> None:
         self._apply([(key, verdict)])
 
     def _apply(self, verdicts: Iterable[tuple[TargetKey, Verdict | None]]) -> None:
-        """Record verdicts; tell the plane which services are now served differently."""
-        changed: set[str] = set()
-        for (service, endpoint), verdict in verdicts:
-            gauge = self._metrics.endpoint_state
+        """Count the verdicts and report them; note services that began failing open."""
+        batch = list(verdicts)
+        gauge = self._metrics.endpoint_state
+        for (service, endpoint), verdict in batch:
             if verdict is None:
                 if (service, endpoint) in self._seen:
                     gauge.remove(service, endpoint)
@@ -144,18 +144,17 @@ class HealthStage:
             else:
                 gauge.labels(service, endpoint).set(1 if verdict is Verdict.HEALTHY else 0)
                 self._seen.add((service, endpoint))
-            failed_open = service in self.overlay.failed_open
-            if self.overlay.set_verdict(service, endpoint, verdict):
-                changed.add(service)
-            if not failed_open and service in self.overlay.failed_open:
-                log.warning("health_failed_open", service=service)
-        self._metrics.failed_open.set(len(self.overlay.failed_open))
-        if changed:
-            self._on_change(changed)
+        failed_open = set(self._overlay.failed_open)
+        self._report(batch)
+        for service in sorted(self._overlay.failed_open - failed_open):
+            log.warning("health_failed_open", service=service)
+        self._metrics.failed_open.set(len(self._overlay.failed_open))
 
-    async def run(self) -> None:
-        """Check (or follow the checker) until cancelled, once a service asks for checks;
-        an unexpected failure is logged and the stage restarts (verdicts kept)."""
+    async def run(self, report: Report) -> None:
+        """Check (or follow the checker) until cancelled, once a service asks for checks,
+        handing every batch of verdicts to `report`; an unexpected failure is logged and
+        the stage restarts (verdicts kept)."""
+        self._report = report
         await self._wanted.wait()
         backoff = Backoff(0.1, RESTART_MAX_BACKOFF_S)
         while True:
@@ -209,8 +208,12 @@ class HealthStage:
             "targets": len(self._targets),
             "verdicts": {
                 service: {endpoint: str(v) for endpoint, v in sorted(found.items())}
-                for service, found in sorted(self.overlay.verdicts().items())
+                for service, found in sorted(self._overlay.verdicts().items())
             },
-            "failed_open": sorted(self.overlay.failed_open),
+            "failed_open": sorted(self._overlay.failed_open),
             "checks": self.checker.status(),
         }
+
+
+def _unstarted(_verdicts: Sequence[tuple[TargetKey, Verdict | None]]) -> None:
+    """No verdict is reported before `run()`: nothing checks before it."""

@@ -1,39 +1,40 @@
-"""`xdscp serve`: sources → model → translate → cache → xDS server, plus the admin endpoint.
+"""`xdscp serve`'s runtime: sources → `Pipeline` → cache → xDS server, plus the admin endpoint.
 
-Each source publishes the complete set of services it owns; the control plane merges the
-sets (a name already owned by an earlier source is kept there, and the clash is logged),
-translates the result once per client kind and stores the snapshots in the cache, whose
-watchers are the open streams. A service whose new input cannot be translated keeps its last
-good resources (see `Translator`).
+Each source publishes the complete set of services it owns, and the health stage its
+verdicts; the control plane hands both to its `Pipeline` (the merge, the health overlay and
+the translation, I/O-free) and decides when the pipeline works: a burst of publications costs
+one merge, a loop turn after the first of them; Envoy's snapshot is built at once, the other
+client kinds' a loop turn later (once the woken Envoy streams have written). Each snapshot
+goes to the cache, whose watchers are the open streams. A service whose new input cannot be
+translated keeps its last good resources (see `xdscp.translate.incremental`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
-from xdscp.admin import NODES, SERVICES, SOURCES, AdminServer, ChangeFeed, PredictQuery
-from xdscp.admin.metrics import register_process_metrics
+from xdscp.admin import SERVICES, AdminServer, ChangeFeed
 from xdscp.cache import SnapshotCache
 from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
-from xdscp.health import HealthCoordination, HealthMetrics, HealthStage
+from xdscp.health import HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
-from xdscp.model import ClientKind, Service, ServiceSet
-from xdscp.plane.rebuild import RebuildPlan, RebuildSchedule
+from xdscp.model import ClientKind, ServiceSet
+from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
-from xdscp.plane.view import Predictor, describe_services
+from xdscp.plane.view import PlaneView
 from xdscp.retry import Backoff
-from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService, config_dump, grouper
+from xdscp.server import CsdsService, StatusBoard, XdsMetrics, XdsService
 from xdscp.server.listen import Listen, check_all, check_listen
-from xdscp.sources import Publish, Source, SourceMerge
-from xdscp.translate import Translator
+from xdscp.sources import Source, StaticSource
 
 log = structlog.get_logger(__name__)
 
@@ -70,207 +71,114 @@ def listen_addresses(options: ServeOptions) -> list[Listen]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """The xDS side: metrics, the snapshot cache, per-node status, the dashboard's change
+    feed, the ADS and CSDS services."""
+
+    metrics: XdsMetrics
+    cache: SnapshotCache
+    feed: ChangeFeed
+    status: StatusBoard
+    service: XdsService
+    csds: CsdsService
+
+
 class ControlPlane:
-    """The running pipeline. `start()`, then `wait()` or `stop()`."""
+    """The running plane, built by `build_plane`: `start()`, then `wait()` or `stop()`."""
 
     def __init__(
         self,
-        sources: Sequence[Source],
-        options: ServeOptions | None = None,
         *,
-        metrics_registry: CollectorRegistry | None = None,
-        health: HealthCoordination | None = None,
+        options: ServeOptions,
+        sources: Sequence[Source],
+        pipeline: Pipeline,
+        health: HealthStage,
+        serving: Serving,
+        monitor: SourceMonitor,
+        view: PlaneView,
+        admin: AdminServer,
+        metrics_registry: CollectorRegistry,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
-        """`health`: how replicas share one health checker (etcd); None: this one checks."""
-        self.options = options or ServeOptions()
-        self.sources = tuple(sources)
-        self.metrics_registry = (
-            metrics_registry or CollectorRegistry()
-        )  # shared with the sources' metrics
-        self.source_failures = Counter(
-            "xdscp_source_failures",
-            "Times a source failed unexpectedly and was restarted (its last services kept).",
-            ["source"],
-            registry=self.metrics_registry,
-        )
-        self._source_errors: dict[int, str] = {}  # index -> the last unexpected failure
-        register_process_metrics(self.metrics_registry)
-        self._build_serving()
-        self.source_health = SourceMonitor(
-            self.sources, self.metrics_registry, lambda: self.feed.notify(SOURCES)
-        )
-        self._build_pipeline(health)
+        """`closers`: what `stop()` closes last (the etcd client the parts share)."""
+        self.options, self.sources = options, tuple(sources)
+        self.metrics_registry = metrics_registry
+        self.pipeline, self.health, self.admin = pipeline, health, admin
+        self.source_health, self.view = monitor, view  # the view: what the admin server shows
+        self.metrics, self.cache, self.feed = serving.metrics, serving.cache, serving.feed
+        self.status, self.service, self.csds = serving.status, serving.service, serving.csds
+        self._closers = tuple(closers)
+        self._merge_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
-        self.admin = AdminServer(
-            self.options.admin_host,
-            self.options.admin_port,
-            metrics_registry=self.metrics_registry,
-            view=self,
-            feed=self.feed,
-        )
-        self._predictor = Predictor()
-        self.xds_port = self.options.xds_port
+        self.xds_port = options.xds_port
 
-    def _build_serving(self) -> None:
-        """The xDS side: metrics, the snapshot cache, per-node status (feeding the dashboard's
-        live updates), the ADS and CSDS services."""
-        self.metrics = XdsMetrics(self.metrics_registry)
-        self.cache = SnapshotCache()
-        self.feed = ChangeFeed()  # the dashboard's live updates
-        self.status = StatusBoard(on_change=lambda: self.feed.notify(NODES))
-        self.service = XdsService(
-            self.cache,
-            self.metrics,
-            self.status,
-            grouper=grouper(self.options.group_by),
-            identifier=self.options.identifier,
-            write_timeout_s=self.options.write_timeout_s,
-            observers=[lambda _: self.feed.notify(NODES)],
-        )
-        self.csds = CsdsService(self.status)
+    def reload(self) -> None:
+        """SIGHUP: file sources re-read their file at once (etcd and DNS follow on their own)."""
+        log.info("reload_requested")
+        for source in self.sources:
+            if isinstance(source, StaticSource):
+                source.reload()
 
-    def _build_pipeline(self, health: HealthCoordination | None) -> None:
-        """From the sources to the resources: the merge, the rebuild schedule, the health
-        stage between them and the translation, and one translator per client kind."""
-        self.translators = {kind: Translator(self.options.translate, kind) for kind in ClientKind}
-        merge = SourceMerge(
-            [source.name for source in self.sources], self.options.translate.domain_suffixes
-        )
-        self._merge = merge
-        self._schedule = RebuildSchedule(merge, tuple(self.translators))
-        # between the merge and the translation: failing endpoints served UNHEALTHY
-        self.health = HealthStage(
-            HealthMetrics(self.metrics_registry), self._health_changed, health
-        )
-
-    def nodes_status(self) -> list[dict[str, Any]]:
-        """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how
-        gRPC clients behave differently from the policy of each service it subscribes to."""
-        nodes = self.status.as_json()
-        notes = self.translators[ClientKind.GRPC].notes
-        for node in nodes:
-            if node["client"] != str(ClientKind.GRPC):
-                continue
-            subscribed = node["types"].get("Cluster", {}).get("subscribed", [])
-            names = notes.keys() if subscribed == "*" else subscribed
-            found = {name: list(notes[name]) for name in names if name in notes}
-            if found:
-                node["policy_notes"] = found
-        return nodes
-
-    def snapshots_status(self) -> dict[str, Any]:
-        """Per-type versions per node group (`/status/snapshots`)."""
-        return self.cache.groups()
-
-    def resources_status(self) -> dict[str, Any]:
-        """Every resource name and version per node group and type (`/debug/resources`)."""
-        return self.cache.resources()
-
-    def services_view(self) -> list[dict[str, Any]]:
-        """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return describe_services(self.health.services, self._merge.source_of)
-
-    def predict(self, query: PredictQuery) -> dict[str, Any] | None:
-        """The reference balancer's split for a served service (`/api/predict`); None if
-        no such service is served."""
-        service = self.health.services.get(query.service)
-        return None if service is None else self._predictor.predict(service, query)
-
-    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
-        """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None
-        when no such node is connected."""
-        return config_dump(self.status, node_id, type_name)
-
-    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
-        """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
-        return self.status.nack_history(node_id)
-
-    def health_status(self) -> dict[str, Any]:
-        """xdscp's own health checks (`/debug/health`)."""
-        return self.health.status()
-
-    def sources_status(self) -> list[dict[str, Any]]:
-        """Every source: ok, starting or degraded, since when and why (`/api/sources`)."""
-        return [state.as_json() for state in self.source_health.check()]
-
-    def readiness(self) -> tuple[bool, str]:
-        """Ready once every source has published and snapshots exist."""
-        waiting = [
-            self._describe(index, source)
-            for index, source in enumerate(self.sources, 1)
-            if not source.ready
-        ]
-        if waiting:
-            return False, f"waiting for sources: {'; '.join(waiting)}"
-        if self.cache.get(str(ClientKind.ENVOY)) is None:
-            return False, "no snapshot yet"
-        return True, ""
-
-    def _describe(self, index: int, source: Source) -> str:
-        """A waiting source's name with its last error, if any."""
-        error = source.last_error or self._source_errors.get(index)
-        return f"{source.name} ({error})" if error else source.name
-
-    def _publisher(self, index: int) -> Publish:
-        def publish(services: ServiceSet) -> None:
-            if self._schedule.publish(index - 1, services):
-                asyncio.get_running_loop().call_soon(self.rebuild)
-
-        return publish
-
-    def merged(self) -> dict[str, Service]:
-        """The services being translated: every source's, without clashing names."""
-        return dict(self._schedule.merged)
+    def _published(self, position: int, services: ServiceSet) -> None:
+        """Source number `position` (0-based) published: merged a loop turn later, once
+        for a whole burst of publications."""
+        self.pipeline.publish(position, services)
+        if not self._merge_scheduled:
+            self._merge_scheduled = True
+            asyncio.get_running_loop().call_soon(self.rebuild)
 
     def rebuild(self) -> None:
-        """Merge what the sources published and carry out the `RebuildPlan`: report the
-        clashes, translate Envoy's snapshot now and the other kinds a loop turn later."""
-        plan = self._schedule.rebuild()
-        for clash in plan.clashes:
+        """Merge what the sources published, report the new clashes, let the health stage
+        follow the merged set, and bring the snapshots up to date."""
+        self._merge_scheduled = False
+        result = self.pipeline.merge()
+        for clash in result.clashes:
             log.warning(
                 "service_name_clash", service=clash.service, source=clash.source,
                 kind=str(clash.kind), kept_by=clash.kept_by, client_name=clash.client_name,
             )  # fmt: skip
-        self.health.update(self._schedule.merged, plan.changed)
-        self._carry_out(plan)
+        self.health.follow(self.pipeline.merged, result.changed)
+        self._push(result.changed)
 
-    def _health_changed(self, names: set[str]) -> None:
-        """Health verdicts changed how `names` are served: translate just those."""
-        self._carry_out(self._schedule.invalidate(frozenset(names)))
+    def _verdicts(self, verdicts: Sequence[tuple[TargetKey, Verdict | None]]) -> None:
+        """The health stage judged endpoints: serve the services they change anew."""
+        changed = self.pipeline.apply_verdicts(verdicts)
+        if changed:
+            self._push(changed)
 
-    def _carry_out(self, plan: RebuildPlan) -> None:
-        """Tell the dashboard, then translate turn by turn (Envoy first)."""
-        if plan.changed is None or plan.changed:
+    def _push(self, changed: frozenset[str] | None) -> None:
+        """Tell the dashboard, then build each kind's snapshot, turn by turn (Envoy first)."""
+        if changed is None or changed:
             self.feed.notify(SERVICES)
-        self._run_turns(plan.turns)
+        self._build_turns(self.pipeline.turns)
 
-    def _run_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
-        """Translate `turns[0]`'s kinds now, the rest one loop turn after another."""
+    def _build_turns(self, turns: tuple[tuple[ClientKind, ...], ...]) -> None:
+        """Build `turns[0]`'s kinds now, the rest one loop turn after another."""
         if not turns:
             return
         for kind in turns[0]:
             self.translate(kind)
         if turns[1:]:
-            asyncio.get_running_loop().call_soon(self._run_turns, turns[1:])
+            asyncio.get_running_loop().call_soon(self._build_turns, turns[1:])
 
     def translate(self, kind: ClientKind) -> None:
-        """Bring `kind`'s snapshot up to date with the merged services (no-op if it is)."""
-        step = self._schedule.take(kind)
-        if step is None:
-            return
+        """Bring `kind`'s snapshot in the cache up to date (no-op if it is)."""
         started = time.perf_counter()
-        result = self.translators[kind].translate(self.health.services, step.names)
+        built = self.pipeline.build(kind)
+        if built is None:
+            return
         if kind is ClientKind.ENVOY:
-            self.metrics.translation_rejected.inc(len(result.rejected))
-        self.cache.set(str(kind), result.snapshot)
+            self.metrics.translation_rejected.inc(len(built.result.rejected))
+        self.cache.set(str(kind), built.result.snapshot)
         seconds = time.perf_counter() - started
         self.metrics.snapshot_build.observe(seconds)
         log.info(
             "snapshot_built",
             client=str(kind),
-            services=len(self._schedule.merged),
-            changed="all" if step.names is None else len(step.names),
+            services=len(self.pipeline.merged),
+            changed="all" if built.changed is None else built.changed,
             seconds=round(seconds, 4),
         )
 
@@ -300,10 +208,10 @@ class ControlPlane:
             raise
         await self._server.start()
         log.info("xds_listening", host=self.options.xds_host, port=self.xds_port)
-        for index, source in enumerate(self.sources, 1):
-            task = asyncio.create_task(self._supervise(index, source), name=source.name)
+        for position, source in enumerate(self.sources):
+            task = asyncio.create_task(self._supervise(position, source), name=source.name)
             self._tasks.append(task)
-        self._tasks.append(asyncio.create_task(self.health.run(), name="health"))
+        self._tasks.append(asyncio.create_task(self.health.run(self._verdicts), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
 
     def _xds_server(
@@ -323,13 +231,13 @@ class ControlPlane:
             raise xds.error("it could not be listened on; choose another address") from None
         return server
 
-    async def _supervise(self, index: int, source: Source) -> None:
+    async def _supervise(self, position: int, source: Source) -> None:
         """Run `source` until cancelled; restart it with backoff when it fails unexpectedly.
 
         Its last published services stay in force meanwhile. Only a configuration error
         (`ConfigError`) is fatal: it ends `wait()` with that error.
         """
-        publish = self._publisher(index)
+        publish = partial(self._published, position)
         backoff = Backoff(0.1, SOURCE_MAX_BACKOFF_S)
         while True:
             started = time.monotonic()
@@ -342,8 +250,7 @@ class ControlPlane:
             except Exception as exc:  # one source's bug must not stop serving
                 log.exception("source_failed", source=source.name)
                 error = f"{type(exc).__name__}: {exc}"
-            self._source_errors[index] = error
-            self.source_failures.labels(source.name).inc()
+            self.source_health.failed(position, error)
             if time.monotonic() - started > SOURCE_MAX_BACKOFF_S:
                 backoff.reset()  # it ran well for a while: this is a new failure
             delay = backoff.next_delay()
@@ -380,3 +287,6 @@ class ControlPlane:
             except TimeoutError:
                 log.warning("xds_server_stop_timeout")
             log.info("control_plane_stopped")
+        closers, self._closers = self._closers, ()
+        for close in closers:
+            await close()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from xdscp.sources import Source
 
@@ -54,7 +54,8 @@ def state_of(source: Source) -> tuple[str, str | None]:
 
 class SourceMonitor:
     """Looks at every source (`check`, also every second in `run`) and remembers when each
-    state began."""
+    state began; counts a source's unexpected failures (`failed`, from the plane's
+    supervisor) and says which sources readiness waits for (`waiting`)."""
 
     def __init__(
         self,
@@ -76,6 +77,29 @@ class SourceMonitor:
             registry=metrics_registry,
         )
         self._states: dict[str, SourceState] = {}
+        self._failures = Counter(
+            "xdscp_source_failures",
+            "Times a source failed unexpectedly and was restarted (its last services kept).",
+            ["source"],
+            registry=metrics_registry,
+        )
+        self._errors: dict[int, str] = {}  # position -> the last unexpected failure
+
+    def failed(self, position: int, error: str) -> None:
+        """Source number `position` (0-based) failed unexpectedly with `error` (it is
+        restarted): counted, and named by readiness while it is not ready."""
+        self._errors[position] = error
+        self._failures.labels(self._sources[position].name).inc()
+
+    def waiting(self) -> list[str]:
+        """The sources not ready yet, each with its last error when there is one."""
+        waiting = []
+        for position, source in enumerate(self._sources):
+            if source.ready:
+                continue
+            error = source.last_error or self._errors.get(position)
+            waiting.append(f"{source.name} ({error})" if error else source.name)
+        return waiting
 
     def check(self) -> list[SourceState]:
         """Every source's state now (a change is logged, counted and announced)."""

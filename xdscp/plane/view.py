@@ -1,6 +1,8 @@
-"""The operators' view of the plane: services and predictions for the admin API.
+"""The operators' view of the plane: what the admin server shows (`PlaneView`).
 
-The admin server's `/api/services` and `/api/predict` (and the dashboard) read these. Values
+`PlaneView` is the admin server's `AdminView`, built once from the plane's parts (the status
+board, the cache, the pipeline, the health stage, the source monitor). The admin server's
+`/api/services` and `/api/predict` (and the dashboard) read services and predictions. Values
 hold model objects as they are (a policy, an endpoint's locality); the admin server's one
 encoder (`xdscp.admin.encode`) writes them in the model's own form. A
 prediction is the reference balancer run over the very Cluster and ClusterLoadAssignment the
@@ -19,7 +21,12 @@ from typing import Any
 from xdscp.admin import PredictQuery
 from xdscp.admin.encode import plain
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
+from xdscp.cache import SnapshotCache
+from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
+from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.source_health import SourceMonitor
+from xdscp.server import StatusBoard, config_dump
 from xdscp.translate import client_resources, route_hash_policies
 
 SEED = 0
@@ -147,3 +154,79 @@ class Predictor:
             return {**asked, "hash": None, "endpoint": None, "note": note}
         note = "" if route.endpoint else "no endpoint can take the request"
         return {**asked, "hash": str(route.hash), "endpoint": route.endpoint, "note": note}
+
+
+class PlaneView:
+    """What the admin server asks of the plane (`xdscp.admin.AdminView`), from its parts."""
+
+    def __init__(
+        self,
+        *,
+        status: StatusBoard,
+        cache: SnapshotCache,
+        pipeline: Pipeline,
+        health: HealthStage,
+        sources: SourceMonitor,
+    ) -> None:
+        self._status, self._cache, self._pipeline = status, cache, pipeline
+        self._health, self._sources = health, sources
+        self._predictor = Predictor()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once every source has published and snapshots exist."""
+        waiting = self._sources.waiting()
+        if waiting:
+            return False, f"waiting for sources: {'; '.join(waiting)}"
+        if self._cache.get(str(ClientKind.ENVOY)) is None:
+            return False, "no snapshot yet"
+        return True, ""
+
+    def sources_status(self) -> list[dict[str, Any]]:
+        """Every source: ok, starting or degraded, since when and why (`/api/sources`)."""
+        return [state.as_json() for state in self._sources.check()]
+
+    def nodes_status(self) -> list[dict[str, Any]]:
+        """Every connected node (`/debug/nodes`); a gRPC node also gets `policy_notes`: how
+        gRPC clients behave differently from the policy of each service it subscribes to."""
+        nodes = self._status.as_json()
+        notes = self._pipeline.notes(ClientKind.GRPC)
+        for node in nodes:
+            if node["client"] != str(ClientKind.GRPC):
+                continue
+            subscribed = node["types"].get("Cluster", {}).get("subscribed", [])
+            names = notes.keys() if subscribed == "*" else subscribed
+            found = {name: list(notes[name]) for name in names if name in notes}
+            if found:
+                node["policy_notes"] = found
+        return nodes
+
+    def snapshots_status(self) -> dict[str, Any]:
+        """Per-type versions per node group (`/status/snapshots`)."""
+        return self._cache.groups()
+
+    def resources_status(self) -> dict[str, Any]:
+        """Every resource name and version per node group and type (`/debug/resources`)."""
+        return self._cache.resources()
+
+    def services_view(self) -> list[dict[str, Any]]:
+        """Every served service: its source, policy and endpoints (`/api/services`)."""
+        return describe_services(self._pipeline.services, self._pipeline.source_of)
+
+    def predict(self, query: PredictQuery) -> dict[str, Any] | None:
+        """The reference balancer's split for a served service (`/api/predict`); None if
+        no such service is served."""
+        service = self._pipeline.services.get(query.service)
+        return None if service is None else self._predictor.predict(service, query)
+
+    def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
+        """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None
+        when no such node is connected."""
+        return config_dump(self._status, node_id, type_name)
+
+    def nack_history(self, node_id: str | None = None) -> list[dict[str, str]]:
+        """The NACKs of every connected node (or one), oldest first (`/debug/nacks`)."""
+        return self._status.nack_history(node_id)
+
+    def health_status(self) -> dict[str, Any]:
+        """xdscp's own health checks (`/debug/health`)."""
+        return self._health.status()

@@ -12,21 +12,24 @@ from xdscp.translate.envoy import (
     route_configuration,
 )
 from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_route_configuration
+from xdscp.translate.incremental import ClientTranslator, Rejection, TranslationResult
 from xdscp.translate.options import TranslateOptions
 from xdscp.translate.translator import (
-    Rejection,
-    TranslationResult,
-    Translator,
+    EnvoyTranslator,
+    GrpcTranslator,
     envoy_service_resources,
     translate,
+    translator_for,
 )
 
 __all__ = [
     "ClientResources",
+    "ClientTranslator",
+    "EnvoyTranslator",
+    "GrpcTranslator",
     "Rejection",
     "TranslateOptions",
     "TranslationResult",
-    "Translator",
     "client_resources",
     "cluster_for",
     "envoy_service_resources",
@@ -38,4 +41,5 @@ __all__ = [
     "route_configuration",
     "route_hash_policies",
     "translate",
+    "translator_for",
 ]

@@ -40,6 +40,7 @@ RUN_HERE = {
     "bench.hash_tables",
     "bench.hostile",
     "bench.propagation",
+    "bench.registration_path",
     "bench.registry",
     "bench.scale",
 }
@@ -150,6 +151,17 @@ def test_hash_tables() -> None:
         r"^maglev build M=2053 hosts=1024\s+lopsided", r"baseline: literal Envoy loop",
         r"^ring lookup\s+[\d,]+ /s$", r"^maglev lookup", r"baseline: ketama search",
         r"^request_hash \(1 header\)",
+    )  # fmt: skip
+
+
+def test_registration_path() -> None:
+    """One registration's path through xdscp, counted: files, functions, hand-offs, and
+    the functions from the etcd watch response to the stream's write."""
+    stdout = run("bench.registration_path")
+    assert_lines(
+        stdout, r"^files \d+  functions \d+  async hand-offs \d+$",
+        r"^  xdscp/etcd/watch\.py:\d+ _batch$", r"^  xdscp/plane/pipeline\.py:\d+ Pipeline\.build$",
+        r"^  xdscp/server/service\.py:\d+ XdsService\._write$",
     )  # fmt: skip
 
 

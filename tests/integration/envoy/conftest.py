@@ -15,7 +15,7 @@ import pytest
 
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources import Source
 from xdscp.sources.memory import MemorySource
@@ -42,7 +42,7 @@ async def running_plane(source: Source, memory: MemorySource | None = None) -> A
         admin_port=0,
         translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
     )
-    control = ControlPlane([source], options)
+    control = build_plane(ServerConfig(serve=options), sources=[source])
     await control.start()
     running = Plane(control, memory or MemorySource(), listener_port)
     try:

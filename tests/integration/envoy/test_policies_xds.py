@@ -22,7 +22,7 @@ from tests.integration.parity.stats import (
 from xdscp.balancer import sequential_picks
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn, LbPolicy
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_for
 from xdscp.translate import cluster_for, load_assignment_for
@@ -161,7 +161,7 @@ async def test_restart_keeps_envoy_serving_with_identical_versions(
         options = ServeOptions(
             xds_port=plane.plane.xds_port, admin_port=0, translate=plane.plane.options.translate
         )
-        plane.plane = ControlPlane([plane.source], options)
+        plane.plane = build_plane(ServerConfig(serve=options), sources=[plane.source])
         await plane.plane.start()
         started = time.monotonic()
         while not await plane_admin(plane, "/debug/nodes"):

@@ -12,7 +12,7 @@ from tests.fixtures.etcd import EtcdServer, make_tls_files
 from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, running, wait_for
 
@@ -92,11 +92,13 @@ async def test_wrong_password_is_named_in_readiness(secure_etcd: EtcdServer) -> 
     config = secure_etcd.config(username="root", password="wrong")
     async with EtcdClient(config) as client:
         source = EtcdRegistrySource(client, min_interval=0.0)
-        plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+        plane = build_plane(
+            ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)), sources=[source]
+        )
         await plane.start()
         try:
             await wait_for(lambda: source.last_error is not None)
-            ready, reason = plane.readiness()
+            ready, reason = plane.view.readiness()
             assert not ready
             assert reason.startswith("waiting for sources: etcd (")
             assert "authentication failed" in reason

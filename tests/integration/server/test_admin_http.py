@@ -16,7 +16,7 @@ import pytest
 
 from xdscp.balancer import build_balancer, simulate
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Locality, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import wait_for
 from xdscp.translate import client_resources
@@ -54,9 +54,11 @@ JSON_ROUTES = [
 async def plane() -> AsyncIterator[tuple[ControlPlane, MemorySource, str]]:
     """A control plane on free ports serving `web` and `api`; its admin base URL."""
     source = MemorySource({"web": HASHED, "api": WRR})
-    control = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    control = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)), sources=[source]
+    )
     await control.start()
-    await wait_for(lambda: control.readiness()[0])
+    await wait_for(lambda: control.view.readiness()[0])
     try:
         yield control, source, f"http://127.0.0.1:{control.admin.port}"
     finally:

@@ -19,7 +19,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from bench.hostile import ADS, run
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources.memory import MemorySource
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -76,9 +76,9 @@ async def _plane(write_timeout_s: float = 30.0) -> ControlPlane:
         f"s{i:03d}": Service(f"s{i:03d}", (Endpoint(f"10.1.0.{i % 250 + 1}", 80 + i),))
         for i in range(200)
     }
-    plane = ControlPlane(
-        [MemorySource(services)],
-        ServeOptions(xds_port=0, admin_port=0, write_timeout_s=write_timeout_s),
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0, write_timeout_s=write_timeout_s)),
+        sources=[MemorySource(services)],
     )
     await plane.start()
     return plane

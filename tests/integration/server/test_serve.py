@@ -18,7 +18,7 @@ from tests.fixtures.files import rewrite
 from tests.integration.server.serve_process import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 from xdscp.server import StreamEvent, StreamEventKind
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import free_port, wait_until
@@ -90,9 +90,12 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
     (observers see push, ACK, push); its delta variant sends the cluster, then only its
     removal (`removed_resources`)."""
     source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
-    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
     events: list[StreamEvent] = []
-    plane.service.observers.append(events.append)
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)),
+        sources=[source],
+        observers=[events.append],
+    )
     await plane.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:
@@ -158,7 +161,9 @@ async def test_mutual_tls_on_the_xds_port(tmp_path: Path) -> None:
     files = make_tls_files(tmp_path)
     tls = XdsTls(str(files.server_cert), str(files.server_key), str(files.ca))
     source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
-    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0, tls=tls))
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0, tls=tls)), sources=[source]
+    )
     await plane.start()
     request = discovery_pb2.DiscoveryRequest(
         node=base_pb2.Node(id="tls", user_agent_name="envoy"), type_url=TypeUrl.CLUSTER
@@ -191,7 +196,9 @@ async def test_status_command_shows_each_node() -> None:
     from xdscp.cli import main
 
     source = MemorySource({"web": Service("web", (Endpoint("10.0.0.1", 80),))})
-    plane = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)), sources=[source]
+    )
     await plane.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{plane.xds_port}") as channel:

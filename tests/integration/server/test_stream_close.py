@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import wait_for
 
@@ -24,7 +24,9 @@ WEB = {"web": Service("web", (Endpoint("10.0.0.1", 80),))}
 
 @pytest.fixture
 async def plane() -> AsyncIterator[ControlPlane]:
-    control = ControlPlane([MemorySource(WEB)], ServeOptions(xds_port=0, admin_port=0))
+    control = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)), sources=[MemorySource(WEB)]
+    )
     await control.start()
     try:
         yield control
@@ -130,7 +132,9 @@ async def test_an_invalid_request_is_logged_as_a_warning_with_the_details(
 
 async def test_server_shutdown_is_the_reason_when_xdscp_stops() -> None:
     """Streams still open when the control plane stops close as `server_shutdown`."""
-    control = ControlPlane([MemorySource(WEB)], ServeOptions(xds_port=0, admin_port=0))
+    control = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)), sources=[MemorySource(WEB)]
+    )
     await control.start()
     stopped = asyncio.Event()
 

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashInput, HashOn, LbPolicy, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.server import StreamEvent, StreamEventKind
 from xdscp.sources.memory import MemorySource
 
@@ -57,9 +57,12 @@ class Recorder:
 async def plane() -> AsyncIterator[tuple[ControlPlane, MemorySource, Recorder]]:
     """xdscp on free loopback ports; observers record every push and answer."""
     source = MemorySource(policy("x-one"))
-    control = ControlPlane([source], ServeOptions(xds_port=0, admin_port=0))
     recorder = Recorder()
-    control.service.observers.append(recorder)
+    control = build_plane(
+        ServerConfig(serve=ServeOptions(xds_port=0, admin_port=0)),
+        sources=[source],
+        observers=[recorder],
+    )
     await control.start()
     try:
         yield control, source, recorder

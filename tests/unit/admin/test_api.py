@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures.policies import covering_policies, field_paths, set_paths
 from xdscp.admin.http import readiness_body
 from xdscp.model import BalancingPolicy, Endpoint, Locality, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 from xdscp.registry.schema import parse_policy
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import wait_for
@@ -37,12 +37,13 @@ REQUEST = "header=x-user:alice&cookie=session:s1&query=u:1&ip=10.9.9.9"
 @pytest.fixture
 async def base() -> AsyncIterator[str]:
     """A control plane serving the maximal services; its admin base URL."""
-    plane = ControlPlane(
-        [MemorySource(SERVICES)], ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)),
+        sources=[MemorySource(SERVICES)],
     )
     await plane.start()
     try:
-        await wait_for(lambda: plane.readiness()[0])
+        await wait_for(lambda: plane.view.readiness()[0])
         yield f"http://127.0.0.1:{plane.admin.port}"
     finally:
         await plane.stop()

@@ -8,14 +8,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.fixtures import grafana
 from xdscp.dns import DnsMetrics
-from xdscp.plane import ControlPlane
+from xdscp.plane import ServerConfig, build_plane
 from xdscp.sources import RegistryMetrics
 
 
 def _exposed() -> set[str]:
     """Every name on serve's /metrics (plane, process, etcd registry and DNS)."""
     metrics_registry = CollectorRegistry()
-    ControlPlane([], metrics_registry=metrics_registry)
+    build_plane(ServerConfig(), metrics_registry=metrics_registry)
     RegistryMetrics(metrics_registry)
     DnsMetrics(metrics_registry)
     return grafana.exposed_names(generate_latest(metrics_registry).decode())

@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from xdscp.cache import TypeUrl
 from xdscp.cli import main
 from xdscp.model import Endpoint, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources.memory import MemorySource
 
 COMMANDS = (["status"], ["config", "envoy-1"], ["nacks"], ["nacks", "envoy-1"])
@@ -39,7 +39,7 @@ async def _invoke(*args: str) -> Said:
 async def plane() -> AsyncIterator[ControlPlane]:
     services = {"web": Service("web", (Endpoint("10.0.0.1", 80),))}
     options = ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)
-    control = ControlPlane([MemorySource(services)], options)
+    control = build_plane(ServerConfig(serve=options), sources=[MemorySource(services)])
     await control.start()
     try:
         yield control

@@ -7,13 +7,15 @@ import asyncio
 from click.testing import CliRunner
 
 from xdscp.cli import main
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 
 
 async def test_config_and_nacks_read_the_admin_json() -> None:
     """No node connected: `nacks` prints an empty history (table and JSON); `config` of an
     unknown node fails with the admin's reason, exit status 1."""
-    plane = ControlPlane([], ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0))
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)), sources=[]
+    )
     await plane.start()
     admin = f"127.0.0.1:{plane.admin.port}"
     runner = CliRunner()

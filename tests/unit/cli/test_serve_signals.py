@@ -10,17 +10,17 @@ import sys
 from pathlib import Path
 
 # SIGTERM lands while one of the loop's callbacks runs (as grpc's and the sockets' do while
-# sources start): a handler raising there, rather than the loop's own, is caught by asyncio.
+# the plane starts): a handler raising there, rather than the loop's own, is caught by asyncio.
 _SIGNAL_WHILE_SOURCES_START = """
 import asyncio, signal, sys
-import xdscp.cli.serve
 from xdscp import __main__
+from xdscp.plane import ControlPlane
 
-async def sources(*args, **kwargs):
+async def start(self):
     asyncio.get_running_loop().call_soon(signal.raise_signal, signal.SIGTERM)
-    await asyncio.Event().wait()  # a source that never finishes starting
+    await asyncio.Event().wait()  # a plane that never finishes starting
 
-xdscp.cli.serve._sources = sources
+ControlPlane.start = start
 sys.argv = ["xdscp", "serve", "--static", sys.argv[1], "--xds", "127.0.0.1:0",
             "--admin", "127.0.0.1:0"]
 __main__.main()
@@ -46,19 +46,19 @@ def test_a_signal_while_sources_start_stops_serve(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr, done.stderr
 
 
-# SIGHUP lands while the sources start, before serve's reload handler exists.
+# SIGHUP lands while the plane starts, before serve's reload handler exists.
 _HANGUP_WHILE_SOURCES_START = """
 import asyncio, signal, sys
-import xdscp.cli.serve
 from xdscp import __main__
+from xdscp.plane import ControlPlane
 
-real_sources = xdscp.cli.serve._sources
+real_start = ControlPlane.start
 
-async def sources(*args, **kwargs):
+async def start(self):
     signal.raise_signal(signal.SIGHUP)
-    return await real_sources(*args, **kwargs)
+    return await real_start(self)
 
-xdscp.cli.serve._sources = sources
+ControlPlane.start = start
 sys.argv = ["xdscp", "--log-format", "json", "serve", "--static", sys.argv[1],
             "--xds", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
 __main__.main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import pytest
@@ -13,7 +13,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from prometheus_client import CollectorRegistry
 
-from xdscp.health import HealthMetrics, HealthStage, Prober, Target
+from xdscp.health import (
+    HealthMetrics,
+    HealthOverlay,
+    HealthStage,
+    Prober,
+    Target,
+    TargetKey,
+    Verdict,
+)
 from xdscp.model import BalancingPolicy, Endpoint, HealthCheck, Service
 from xdscp.testing import free_port, wait_for
 
@@ -116,7 +124,17 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
     it is back. Metrics follow."""
     metrics_registry = CollectorRegistry()
     changes: list[set[str]] = []
-    stage = HealthStage(HealthMetrics(metrics_registry), changes.append)
+    overlay = HealthOverlay()
+    stage = HealthStage(HealthMetrics(metrics_registry), overlay)
+
+    def apply(verdicts: Sequence[tuple[TargetKey, Verdict | None]]) -> None:
+        """What the plane's pipeline does with a batch: apply it, note what it changed."""
+        changed = set()
+        for (service, endpoint), verdict in verdicts:
+            if overlay.set_verdict(service, endpoint, verdict):
+                changed.add(service)
+        changes.append(changed)
+
     async with HttpBackend() as bad, HttpBackend() as good:
         check = HealthCheck(
             kind="http", interval=0.02, timeout=1.0, unhealthy_threshold=2,
@@ -124,13 +142,14 @@ async def test_local_stage_marks_and_restores_an_endpoint() -> None:
         )  # fmt: skip
         endpoints = (Endpoint("127.0.0.1", bad.port), Endpoint("127.0.0.1", good.port))
         merged = {"web": Service("web", endpoints, BalancingPolicy(health_check=check))}
-        stage.update(merged, None)
-        task = asyncio.create_task(stage.run())
+        overlay.update(merged, None)
+        stage.follow(merged, None)
+        task = asyncio.create_task(stage.run(apply))
         try:
             bad_key = f"127.0.0.1:{bad.port}"
 
             def health_of_bad() -> str:
-                return next(str(e.health) for e in stage.services["web"].endpoints
+                return next(str(e.health) for e in overlay.services["web"].endpoints
                             if e.key == bad_key)  # fmt: skip
 
             await wait_for(lambda: good.requests >= 1 and bad.requests >= 1)

@@ -10,7 +10,7 @@ import pytest
 
 from xdscp.errors import BindError
 from xdscp.model import Endpoint, Service
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ServeOptions, ServerConfig, build_plane
 from xdscp.server.listen import Listen, check_all, check_listen
 from xdscp.sources.memory import MemorySource
 
@@ -90,7 +90,7 @@ async def test_admin_port_in_use_leaves_the_xds_port_free(
     xds_port = _port()
     monkeypatch.setattr("xdscp.plane.control.check_all", lambda _: None)
     options = ServeOptions(xds_host="127.0.0.1", xds_port=xds_port, admin_port=held)
-    plane = ControlPlane([MemorySource(WEB)], options)
+    plane = build_plane(ServerConfig(serve=options), sources=[MemorySource(WEB)])
     with pytest.raises(BindError) as caught:
         await plane.start()
     _one_line(caught.value, f"127.0.0.1:{held}", "in use", "--admin")
@@ -104,7 +104,7 @@ async def test_xds_port_taken_after_the_check(held: int, monkeypatch: pytest.Mon
     admin_port = _port()
     monkeypatch.setattr("xdscp.plane.control.check_all", lambda _: None)
     options = ServeOptions(xds_host="127.0.0.1", xds_port=held, admin_port=admin_port)
-    plane = ControlPlane([MemorySource(WEB)], options)
+    plane = build_plane(ServerConfig(serve=options), sources=[MemorySource(WEB)])
     with pytest.raises(BindError) as caught:
         await plane.start()
     _one_line(caught.value, f"127.0.0.1:{held}", "in use", "--xds")

@@ -8,7 +8,7 @@ import pytest
 
 from xdscp.errors import ConfigError
 from xdscp.model import Endpoint, Service, ServiceSet
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.sources.base import Publish
 
 WEB = {"web": Service("web", (Endpoint("10.0.0.1", 80),))}
@@ -55,7 +55,10 @@ class FlakySource:
 
 
 async def _running(source: FlakySource) -> ControlPlane:
-    plane = ControlPlane([source], ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0))
+    plane = build_plane(
+        ServerConfig(serve=ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)),
+        sources=[source],
+    )
     await plane.start()
     return plane
 
@@ -77,12 +80,12 @@ async def test_a_crashing_source_is_restarted_and_its_services_kept_meanwhile() 
             await source.failed.wait()
             await source.restarted.wait()  # after the supervisor's backoff (0.1 s)
         assert _failures(plane) == 1
-        assert set(plane.merged()) == {"web"}  # kept while the source restarts
-        assert plane.readiness() == (True, "")
+        assert set(plane.pipeline.merged) == {"web"}  # kept while the source restarts
+        assert plane.view.readiness() == (True, "")
         source.release.set()
         async with asyncio.timeout(10):
             await source.rerun.wait()
-        assert set(plane.merged()) == {"api"}
+        assert set(plane.pipeline.merged) == {"api"}
         assert not plane._tasks[0].done()
     finally:
         await plane.stop()
@@ -96,7 +99,7 @@ async def test_a_source_failing_before_it_is_ready_says_why_in_readiness() -> No
         async with asyncio.timeout(10):
             await source.restarted.wait()
         assert _failures(plane) == 1
-        ready, reason = plane.readiness()
+        ready, reason = plane.view.readiness()
         assert not ready
         assert reason == "waiting for sources: flaky (ValueError: boom)"
     finally:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from tests.unit.dns.test_source_fake import FAST, ScriptedResolver
 from xdscp.dns import DnsService
 from xdscp.dns.errors import DnsServfailError
-from xdscp.plane import ControlPlane, ServeOptions
+from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.sources.dns import DnsSource
 from xdscp.sources.static import StaticSource
@@ -94,7 +94,7 @@ async def test_an_unreadable_file_and_a_failing_dns_name_are_degraded(tmp_path: 
     resolver.answers = {"api": ["10.0.0.2"]}
     dns = DnsSource([DnsService("api", "api.test", port=80)], refresh=FAST, resolver=resolver)
     options = ServeOptions(xds_host="127.0.0.1", xds_port=0, admin_port=0)
-    plane = ControlPlane([StaticSource(path, poll_s=0.01), dns], options)
+    plane = build_plane(ServerConfig(serve=options), sources=[StaticSource(path, poll_s=0.01), dns])
     await plane.start()
     try:
         await _until(plane, lambda body: body["status"] == "ok")
@@ -104,7 +104,7 @@ async def test_an_unreadable_file_and_a_failing_dns_name_are_degraded(tmp_path: 
         assert (body["ready"], body["status"]) == (True, "degraded")
         assert "static degraded since" in body["reason"]
         assert "dns degraded since" in body["reason"]
-        assert set(plane.merged()) == {"web", "api"}  # the last known services, still served
+        assert set(plane.pipeline.merged) == {"web", "api"}  # the last known services, still served
         path.write_text("services:\n  web:\n    endpoints: [{address: 10.0.0.1, port: 80}]\n")
         resolver.answers["api"] = ["10.0.0.2"]
         await _until(plane, lambda body: body["status"] == "ok")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from xdscp.cache import FULL_STATE, Resource, Snapshot, TypeUrl
 from xdscp.model import BalancingPolicy, ClientKind, Endpoint, LbPolicy, Service
 from xdscp.server.protocol import Request, Response, StreamState
-from xdscp.translate import Translator, translate
+from xdscp.translate import translate, translator_for
 
 C, E, L, R = TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER, TypeUrl.ROUTE
 NAMES = [f"s{i}" for i in range(6)]
@@ -119,7 +119,7 @@ def test_incremental_translation_equals_one_shot(
 ) -> None:
     """Translating a sequence of service sets incrementally gives, at every step, the very
     snapshot a fresh translator gives for that step's set."""
-    translator = Translator(client=kind)
+    translator = translator_for(kind)
     kept: dict[str, Service] = {}
     for step in steps:
         services = {}

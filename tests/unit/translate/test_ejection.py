@@ -12,7 +12,7 @@ from xdscp.cli.policy_flags import flag_for, resilience_fields
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, ClientKind, Endpoint, OutlierDetection, Service
 from xdscp.registry.schema import parse_policy, policy_value
-from xdscp.translate import Translator, cluster_for
+from xdscp.translate import cluster_for, translator_for
 from xdscp.translate.grpc import grpc_cluster, grpc_warnings
 
 
@@ -128,7 +128,7 @@ def test_the_note_is_exactly_envoys_rule(percent: int, hosts: int) -> None:
 def test_serve_warns_once_while_the_note_holds() -> None:
     """The Envoy translator logs `outlier_ejection_impossible` when a policy meets an endpoint
     count it can eject none of, not again for the same count, and again after a change."""
-    translator = Translator(client=ClientKind.ENVOY)
+    translator = translator_for(ClientKind.ENVOY)
     with structlog.testing.capture_logs() as logs:
         translator.translate({"web": _service(3)})
         translator.translate({"web": _service(3, interval=5)})  # same note: no new warning

@@ -24,7 +24,7 @@ from xdscp.model import (
     Locality,
     Service,
 )
-from xdscp.translate import Translator, cluster_for, load_assignment_for
+from xdscp.translate import cluster_for, load_assignment_for, translator_for
 from xdscp.translate.grpc import (
     grpc_cluster,
     grpc_listener,
@@ -149,7 +149,7 @@ def test_unhealthy_dropped_priorities_contiguous_localities_weighted() -> None:
 def test_grpc_snapshot_names_every_resource_after_the_service() -> None:
     """A gRPC snapshot holds Listener, Route, Cluster and CLA per service, named as it."""
     snapshot = (
-        Translator(client=ClientKind.GRPC).translate({"greeter": _service("ring_hash")}).snapshot
+        translator_for(ClientKind.GRPC).translate({"greeter": _service("ring_hash")}).snapshot
     )
     assert {t: sorted(snapshot.resources[t]) for t in TypeUrl} == {t: ["greeter"] for t in TypeUrl}
 
@@ -188,10 +188,10 @@ def test_translator_keeps_the_grpc_notes_of_each_service() -> None:
     """The gRPC translator remembers each service's approximation notes (shown in status)
     while the policy needs them, and forgets them when it changes or the service goes."""
     from xdscp.model import ClientKind
-    from xdscp.translate import Translator
+    from xdscp.translate import translator_for
 
     endpoints = (Endpoint("10.0.0.1", 80),)
-    translator = Translator(client=ClientKind.GRPC)
+    translator = translator_for(ClientKind.GRPC)
     least = Service("web", endpoints, BalancingPolicy(lb=LbPolicy.LEAST_REQUEST))
     translator.translate({"web": least})
     assert "least_request" in translator.notes["web"][0]

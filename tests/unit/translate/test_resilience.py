@@ -22,7 +22,7 @@ from xdscp.model import (
     LbPolicy,
     Service,
 )
-from xdscp.translate import TranslateOptions, Translator, cluster_for, route_configuration
+from xdscp.translate import TranslateOptions, cluster_for, route_configuration, translator_for
 from xdscp.translate.grpc import grpc_cluster, grpc_route_configuration, grpc_warnings
 from xdscp.translate.resilience import GRPC_MAX_ATTEMPTS
 
@@ -170,7 +170,7 @@ def test_grpc_gets_no_outlier_detection_it_cannot_run() -> None:
 def test_translator_rebuilds_the_route_table_when_retries_change() -> None:
     """Changing a service's retries or timeout re-sends the route table; changing its
     endpoints does not."""
-    translator = Translator(TranslateOptions())
+    translator = translator_for(options=TranslateOptions())
     first = translator.translate({"web": _service()}).snapshot
     moved = Service("web", ENDPOINTS[:1], BalancingPolicy())
     second = translator.translate({"web": moved}).snapshot
@@ -184,13 +184,13 @@ def test_translator_rebuilds_the_route_table_when_retries_change() -> None:
     )
     assert wrapped.Unpack(table)
     assert table.virtual_hosts[0].routes[0].route.retry_policy.num_retries.value == 2
-    fresh = Translator(TranslateOptions()).translate({"web": retried}).snapshot
+    fresh = translator_for(options=TranslateOptions()).translate({"web": retried}).snapshot
     assert fresh.versions == third.versions, "incremental and one-shot agree"
 
 
 def test_grpc_translator_notes_the_resilience_gaps() -> None:
     """The gRPC translator records the notes `/debug/nodes` shows as policy_notes."""
-    translator = Translator(TranslateOptions(), ClientKind.GRPC)
+    translator = translator_for(ClientKind.GRPC, TranslateOptions())
     translator.translate({"web": _service(**FULL)})
     assert any("health_check" in note for note in translator.notes["web"])
 
@@ -238,8 +238,8 @@ def test_any_valid_policy_translates_deterministically_and_acceptably(
     grpc-go's checks; the gRPC cluster never carries a health check or slow start."""
     service = Service("web", ENDPOINTS, policy)
     for client in (ClientKind.ENVOY, ClientKind.GRPC):
-        first = Translator(TranslateOptions(), client).translate({"web": service}).snapshot
-        again = Translator(TranslateOptions(), client).translate({"web": service}).snapshot
+        first = translator_for(client, TranslateOptions()).translate({"web": service}).snapshot
+        again = translator_for(client, TranslateOptions()).translate({"web": service}).snapshot
         assert first.versions == again.versions
         for type_url, named in first.resources.items():
             for name, resource in named.items():

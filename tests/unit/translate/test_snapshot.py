@@ -15,7 +15,7 @@ from google.protobuf import any_pb2, text_format
 
 from xdscp.cache import TypeUrl
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
-from xdscp.translate import TranslateOptions, Translator, translate
+from xdscp.translate import TranslateOptions, translate, translator_for
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"  # regenerate: XDSCP_UPDATE_GOLDEN=1 pytest
@@ -89,7 +89,7 @@ def test_versions_are_identical_across_processes() -> None:
 
 def test_unchanged_services_reuse_their_resources() -> None:
     """Changing one service rebuilds only it; the others keep the very same Resource objects."""
-    translator = Translator()
+    translator = translator_for()
     world = _world()
     first = translator.translate(world).snapshot
     changed = dict(world)
@@ -111,7 +111,7 @@ def test_unchanged_services_reuse_their_resources() -> None:
 def test_rejected_service_keeps_its_last_good_resources() -> None:
     """A service that turns untranslatable keeps its last good version and is reported;
     the others move on; a service never translated is left out."""
-    translator = Translator()
+    translator = translator_for()
     world = _world()
     good = translator.translate(world).snapshot
     heavy = tuple(Endpoint(f"10.9.0.{i}", 80, weight=2**31) for i in (1, 2))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdscp.model import Endpoint, NameClaims, Service, ServiceUpdate
-from xdscp.sources.merge import ClashKind, SourceMerge
+from xdscp.plane.merge import ClashKind, SourceMerge
 
 
 def svc(name: str, port: int = 80) -> Service:

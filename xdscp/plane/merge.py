@@ -1,4 +1,5 @@
-"""Merging what the sources publish into one service set: I/O-free, returns data.
+"""Merging what the sources publish into one service set: I/O-free, returns data (the
+first stage of the `Pipeline`).
 
 Every source publishes its complete set (optionally naming what changed, `ServiceUpdate`).
 `SourceMerge` keeps the last set of each source and, on `merge()`, brings the merged set up to
@@ -21,8 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from xdscp.model import Service, ServiceSet, changed_names
-from xdscp.sources.registry_names import NameClaims
+from xdscp.model import NameClaims, Service, ServiceSet, changed_names
 
 
 class ClashKind(StrEnum):

@@ -1,0 +1,190 @@
+"""The one composition root: `build_plane(config)` builds the plane `xdscp serve` runs.
+
+Every part is built once, here, and handed what it needs: the configured sources (the
+configuration file's services, the `--static` file, DNS, the etcd registry with its client
+and layout, the registry told the translator's domain suffixes for its clash check), the
+health stage (sharing one checker through etcd when the registry is etcd's), the pipeline,
+the xDS services, the source monitor and the admin server with its view. `xdscp serve`, the
+benchmarks and the tests all build their plane here, so each gets the same plane; sources
+the caller built itself (`sources=`) come after the configured ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from xdscp.admin import NODES, SOURCES, AdminServer, ChangeFeed
+from xdscp.admin.metrics import register_process_metrics
+from xdscp.cache import SnapshotCache
+from xdscp.config import ConfigServicesSource, ServerConfig
+from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver
+from xdscp.etcd import EtcdClient
+from xdscp.health import HealthCoordination, HealthLayout, HealthMetrics, HealthStage, health_prefix
+from xdscp.model import ClientKind
+from xdscp.plane.control import ControlPlane, Serving
+from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.source_health import SourceMonitor
+from xdscp.plane.view import PlaneView
+from xdscp.server import CsdsService, StatusBoard, StreamEvent, XdsMetrics, XdsService, grouper
+from xdscp.sources import (
+    DnsSource,
+    EtcdRegistrySource,
+    MemorySource,
+    RegistryMetrics,
+    Source,
+    StaticSource,
+)
+from xdscp.translate import translator_for
+
+StreamObserver = Callable[[StreamEvent], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Configured:
+    """The configured sources, in precedence order, and what they share: the etcd client
+    (closed when the plane stops) and how replicas share one health checker."""
+
+    sources: tuple[Source, ...]
+    etcd: EtcdClient | None = None
+    coordination: HealthCoordination | None = None
+
+
+def build_plane(
+    config: ServerConfig,
+    *,
+    sources: Sequence[Source] = (),
+    loaded: ServerConfig | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    observers: Sequence[StreamObserver] = (),
+    environ: Mapping[str, str] | None = None,
+) -> ControlPlane:
+    """The plane `config` describes, not started.
+
+    `sources`: built by the caller, after the configured ones. `loaded`: the configuration
+    as the file and environment gave it, before flags (a change of the file is compared with
+    it; default `config`). `observers`: told of every stream event. `environ`: the
+    environment the configuration file is read again with (default `os.environ`).
+    """
+    metrics_registry = metrics_registry or CollectorRegistry()  # shared with the sources' metrics
+    register_process_metrics(metrics_registry)
+    environment = dict(os.environ if environ is None else environ)
+    configured = configured_sources(config, loaded or config, metrics_registry, environment)
+    every_source = (*configured.sources, *sources)
+    options = config.serve
+    serving = _serving(config, metrics_registry, observers)
+    translators = {kind: translator_for(kind, options.translate) for kind in ClientKind}
+    pipeline = Pipeline(
+        [source.name for source in every_source],
+        translators,
+        domain_suffixes=options.translate.domain_suffixes,
+    )
+    health = HealthStage(HealthMetrics(metrics_registry), pipeline.overlay, configured.coordination)
+    monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
+    view = PlaneView(
+        status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
+        sources=monitor,
+    )  # fmt: skip
+    admin = AdminServer(
+        options.admin_host,
+        options.admin_port,
+        metrics_registry=metrics_registry,
+        view=view,
+        feed=serving.feed,
+    )
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    if configured.etcd is not None:
+        closers = (configured.etcd.close,)
+    return ControlPlane(
+        options=options, sources=every_source, pipeline=pipeline, health=health,
+        serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
+        closers=closers,
+    )  # fmt: skip
+
+
+def _serving(
+    config: ServerConfig, metrics_registry: CollectorRegistry, observers: Sequence[StreamObserver]
+) -> Serving:
+    """The xDS side; node changes and stream events reach the dashboard's feed."""
+    options = config.serve
+    feed = ChangeFeed()
+    status = StatusBoard(on_change=lambda: feed.notify(NODES))
+    cache = SnapshotCache()
+    metrics = XdsMetrics(metrics_registry)
+    service = XdsService(
+        cache,
+        metrics,
+        status,
+        grouper=grouper(options.group_by),
+        identifier=options.identifier,
+        write_timeout_s=options.write_timeout_s,
+        observers=[lambda _: feed.notify(NODES), *observers],
+    )
+    return Serving(metrics, cache, feed, status, service, CsdsService(status))
+
+
+def configured_sources(
+    config: ServerConfig,
+    loaded: ServerConfig,
+    metrics_registry: CollectorRegistry,
+    environ: Mapping[str, str],
+) -> Configured:
+    """Every configured source, their metrics in `metrics_registry`, in precedence order: the
+    file's services, the `--static` file, DNS, etcd; with etcd, its client and how the
+    replicas share one health checker (its keys beside the registry's)."""
+    sources = _static_sources(config, loaded, environ)
+    resolver = None
+    if config.dns is not None:
+        dns_source, resolver = _dns(config.dns, metrics_registry)
+        sources.append(dns_source)
+    if config.etcd is None:
+        return Configured(tuple(sources))
+    client = EtcdClient(config.etcd.client)
+    # Names equal through a domain suffix clash in Envoy's route table: the registry refuses
+    # the later one, so it needs the suffixes the translator will use. With a dns: section,
+    # hostnames in registrations use the same resolver.
+    layout = dataclasses.replace(
+        config.etcd.layout, domain_suffixes=config.serve.translate.domain_suffixes
+    )
+    metrics = RegistryMetrics(metrics_registry)
+    sources.append(EtcdRegistrySource(client, layout, resolver=resolver, metrics=metrics))
+    identity = f"{socket.gethostname()}:{os.getpid()}"
+    coordination = HealthCoordination(
+        client,
+        HealthLayout(health_prefix(layout.services_prefix)),
+        identity,
+        config.serve.health_lease_ttl_s,
+    )
+    return Configured(tuple(sources), client, coordination)
+
+
+def _static_sources(
+    config: ServerConfig, loaded: ServerConfig, environ: Mapping[str, str]
+) -> list[Source]:
+    """The file's own services (re-read when it changes), then the `--static` file."""
+    sources: list[Source] = []
+    if config.static_services is not None:
+        if config.path is not None:
+            sources.append(ConfigServicesSource(config.path, environ, loaded))
+        else:  # declared in the environment only
+            sources.append(MemorySource(config.static_services, name="config"))
+    if config.static_file is not None:
+        sources.append(StaticSource(Path(config.static_file)))
+    return sources
+
+
+def _dns(config: DnsConfig, metrics_registry: CollectorRegistry) -> tuple[Source, DnsResolver]:
+    """The DNS source and its resolver (also used for etcd hostnames)."""
+    resolver = DnsResolver(config.resolver)
+    source = DnsSource(
+        config.services,
+        refresh=config.refresh,
+        resolver=resolver,
+        metrics=DnsMetrics(metrics_registry),
+    )
+    return source, resolver
