@@ -96,7 +96,7 @@ class PathTrace:
 def acks(plane: ControlPlane) -> float:
     """The ClusterLoadAssignment ACKs the plane has recorded."""
     labels = {"type": "ClusterLoadAssignment"}
-    return plane.registry.get_sample_value("xdscp_push_ack_seconds_count", labels) or 0.0
+    return plane.metrics_registry.get_sample_value("xdscp_push_ack_seconds_count", labels) or 0.0
 
 
 async def raw_put(url: str, key: bytes, value: bytes) -> None:
