@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "xdscp"
 LAYERS = (
     "errors", "logs", "keepalive", "signals",     # every stage may use these
     "model",                                      # the data every stage speaks
+    "orca",                                       # backends reporting their load (ORCA)
     "etcd", "dns",                                # the backends' own clients
     "sources", "health",                          # watch, check: ServiceSets
     "cache", "translate", "server",               # resources, snapshots, xDS streams
