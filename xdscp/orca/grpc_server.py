@@ -21,7 +21,6 @@ from typing import Any, Protocol
 import grpc
 import structlog
 from google.protobuf import duration_pb2
-from xds.data.orca.v3 import orca_load_report_pb2
 from xds.service.orca.v3 import orca_pb2
 
 from xdscp.errors import ValidationError
@@ -62,14 +61,16 @@ class OpenRcaService:
 
     async def stream_core_metrics(
         self, request: orca_pb2.OrcaLoadReportRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[orca_load_report_pb2.OrcaLoadReport]:
-        """The current report now, then one every interval until the client leaves."""
+    ) -> AsyncIterator[bytes]:
+        """The current report now, then one every interval until the client leaves (each
+        serialized by `LoadReport.serialize`: never an empty message, which Envoy 1.40 takes
+        for no report at all and drops the stream after three intervals of them)."""
         interval = reporting_interval(request.report_interval, self.min_interval)
         self.streams += 1
         log.debug("orca_stream_opened", peer=context.peer(), interval=interval)
         try:
             while True:
-                yield self.source.report().to_proto()
+                yield self.source.report().serialize()
                 await asyncio.sleep(interval)
         finally:
             self.streams -= 1
@@ -79,7 +80,7 @@ class OpenRcaService:
         method = grpc.unary_stream_rpc_method_handler(
             self.stream_core_metrics,
             request_deserializer=orca_pb2.OrcaLoadReportRequest.FromString,
-            response_serializer=orca_load_report_pb2.OrcaLoadReport.SerializeToString,
+            response_serializer=None,  # the bytes of LoadReport.serialize
         )
         return grpc.method_handlers_generic_handler(SERVICE, {"StreamCoreMetrics": method})
 

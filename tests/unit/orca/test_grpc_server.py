@@ -166,3 +166,24 @@ def test_the_interval_is_raised_to_the_minimum() -> None:
     assert reporting_interval(duration_pb2.Duration(seconds=45, nanos=500_000_000), 30.0) == 45.5
     with pytest.raises(ValidationError, match="min_interval"):
         OpenRcaService(Fixed(), min_interval=0)
+
+
+async def test_an_idle_backend_still_sends_a_nonempty_message() -> None:
+    """An all-zero report is not an empty message (Envoy 1.40 takes those for silence and
+    drops the stream after three intervals: seen before this was fixed)."""
+    server = grpc.aio.server()
+    OpenRcaService(LoadMeter(capacity=5), min_interval=0.01).add_to(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stream = channel.unary_stream(
+                "/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics",
+                request_serializer=orca_pb2.OrcaLoadReportRequest.SerializeToString,
+            )(orca_pb2.OrcaLoadReportRequest())
+            raw = await stream.read()
+            stream.cancel()
+    finally:
+        await server.stop(None)
+    assert raw
+    assert OrcaLoadReport.FromString(raw) == OrcaLoadReport()
