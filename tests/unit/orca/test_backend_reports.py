@@ -129,3 +129,25 @@ def test_a_bad_capacity_is_refused(capacity: str) -> None:
     result = CliRunner().invoke(command, ["--name", "x", "--capacity", capacity])
     assert result.exit_code == 2
     assert "--capacity" in result.output
+
+
+async def test_report_cpu_reports_the_process_cpu() -> None:
+    """`--report-cpu`: the header carries the rate and the measured CPU, no capacity; the
+    capacity cannot be set then."""
+    backend = Backend(BackendConfig("b-cpu", report_cpu=True, orca_format=HeaderFormat.BIN))
+    await backend.start()
+    try:
+        for _ in range(3):
+            _, headers, _ = await asyncio.to_thread(_request, backend.http_port, "/x")
+        status, _, answer = await asyncio.to_thread(
+            _request, backend.http_port, "/_demo/capacity?rps=5", "POST"
+        )
+    finally:
+        await backend.stop()
+    report = parse_headers({HEADER: headers[HEADER]})
+    assert report.rps_fractional > 0
+    assert report.application_utilization == 0.0
+    assert backend.meter is not None
+    assert backend.meter.capacity is None
+    assert status == 400
+    assert "reports the CPU" in str(answer["error"])
