@@ -90,7 +90,7 @@ async def test_grpc_calls_carry_the_trailer_and_oob_streams(
         )(orca_pb2.OrcaLoadReportRequest())
         first = await stream.read()
         stream.cancel()
-    assert first.rps_fractional > 0
+    assert first.application_utilization == pytest.approx(first.rps_fractional / 10)
 
 
 async def test_without_a_capacity_nothing_changes(tmp_path: Path) -> None:

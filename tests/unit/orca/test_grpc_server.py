@@ -31,6 +31,7 @@ from xdscp.orca import (
     OpenRcaService,
     reporting_interval,
 )
+from xdscp.testing import wait_for
 
 OrcaLoadReport = orca_load_report_pb2.OrcaLoadReport
 
@@ -63,7 +64,7 @@ async def _count(
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, LoadMeter, Fixed]]:
-    meter = LoadMeter(capacity=100)
+    meter = LoadMeter(capacity=100, window=3600)  # rates that cannot fall back to 0 mid-test
     source = Fixed()
     server = grpc.aio.server(interceptors=[CallReporter(meter)])
     handlers = {
@@ -118,12 +119,13 @@ async def test_every_call_carries_the_report_in_its_trailer(
 async def test_an_aborted_call_keeps_its_report_and_counts_as_an_error(
     server: tuple[str, LoadMeter, Fixed], tmp_path: Path
 ) -> None:
-    """The trailer is set before the handler runs, so `context.abort` keeps it."""
+    """The trailer is set before the handler runs, so `context.abort` keeps it. (The status
+    reaches the client before the abort's exception leaves the handler: wait for the count.)"""
     target, meter, _ = server
     trailers = await _trailers(target, "/t.T/Echo", b"fail", tmp_path)
     assert trailers["grpc-status"] == str(grpc.StatusCode.UNAVAILABLE.value[0])
     assert _report_in(trailers).rps_fractional > 0
-    assert meter.report().eps > 0
+    await wait_for(lambda: meter.report().eps > 0, 60)
 
 
 async def test_grpcio_clients_still_get_their_answer(server: tuple[str, LoadMeter, Fixed]) -> None:
