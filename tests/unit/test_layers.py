@@ -13,6 +13,7 @@ LAYERS = (
     "errors", "logs", "keepalive", "signals",     # every stage may use these
     "retry",                                      # backoff for whatever retries
     "model",                                      # the data every stage speaks
+    "orca",                                       # backends reporting their load (ORCA)
     "etcd", "dns",                                # the backends' own clients
     "registry",                                   # the etcd registry's schema; registering
     "sources", "health", "load",                  # watch, check, weigh: ServiceSets

@@ -16,6 +16,12 @@ its own port, under `/_demo/` (never counted as requests): `POST /_demo/fail?sta
 
 It also serves `grpc.health.v1.Health` (overall and for `xdscp.demo.Echo`: SERVING until
 `set_serving(False)`), and counts the gRPC calls it answers.
+
+Load reports (ORCA, `xdscp.orca`), with a `capacity` (requests/s) or `report_cpu`: every
+answered request (not `/healthz` or `/_demo/`) carries the `endpoint-load-metrics` header and
+every `Who` call the `endpoint-load-metrics-bin` trailer, and the gRPC port serves
+`OpenRcaService` (reports at most once a second). `POST /_demo/capacity?rps=N` changes the
+capacity while it runs; `GET /_demo/load` answers the current report.
 """
 
 from __future__ import annotations
@@ -35,6 +41,16 @@ from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from xdscp.errors import ValidationError
+from xdscp.orca import (
+    HEADER,
+    CallReporter,
+    HeaderFormat,
+    LoadMeter,
+    OpenRcaService,
+    header_value,
+)
+
 WHO_METHOD = "/xdscp.demo.Echo/Who"
 _SERVICE = "xdscp.demo.Echo"
 log = structlog.get_logger(__name__)
@@ -49,6 +65,18 @@ class BackendConfig:
     http_port: int = 0
     grpc_port: int = 0
     delay_s: float = 0.0
+    capacity: float | None = None  # requests/s: report utilization = rate / capacity (ORCA)
+    report_cpu: bool = False  # report the process's CPU instead
+    orca_format: HeaderFormat = HeaderFormat.TEXT
+
+    def meter(self) -> LoadMeter | None:
+        """The load meter reports come from (None: this backend reports no load)."""
+        if self.capacity is None and not self.report_cpu:
+            return None
+        return LoadMeter(self.capacity, report_cpu=self.report_cpu)
+
+
+ORCA_MIN_INTERVAL = 1.0  # seconds between out-of-band reports, at the least
 
 
 HEALTH_PATH = "/healthz"
@@ -147,11 +175,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._control("GET")
             return
         status = faults.begin()
+        meter = self.server.meter
+        if meter is not None:
+            meter.record(error=status >= 500)
         try:
             faults.wait_released()
             if self.server.delay_s:
                 threading.Event().wait(self.server.delay_s)
-            self._answer(status or 200)
+            report = (
+                None if meter is None else header_value(meter.report(), self.server.orca_format)
+            )
+            self._answer(status or 200, report=report)
         finally:
             faults.end()
 
@@ -174,17 +208,46 @@ class _Handler(BaseHTTPRequestHandler):
         elif action == ("POST", "recover"):
             faults.recover()
             log.info("backend_recovered", name=self.server.name)
+        elif action in {("POST", "capacity"), ("GET", "load")}:
+            self._load(action[1], urllib.parse.parse_qs(url.query))
+            return
         elif action != ("GET", "counts"):
             self._answer(404, {"error": f"{method} {url.path}: no such control"})
             return
         self._answer(200, faults.counts())
 
-    def _answer(self, status: int, document: dict[str, Any] | None = None) -> None:
+    def _load(self, action: str, query: dict[str, list[str]]) -> None:
+        """`POST /_demo/capacity?rps=N` (a new capacity), `GET /_demo/load`: the report."""
+        meter = self.server.meter
+        if meter is None:
+            self._answer(409, {"error": "this backend reports no load (no --capacity)"})
+            return
+        if action == "capacity":
+            try:
+                meter.set_capacity(float(query.get("rps", ["?"])[0]))
+            except (ValueError, ValidationError) as exc:  # float("x") is a ValueError too
+                self._answer(400, {"error": str(exc)})
+                return
+            log.info("backend_capacity_changed", name=self.server.name, capacity=meter.capacity)
+        report = meter.report()
+        utilization = report.application_utilization or report.cpu_utilization
+        load = {
+            "capacity": meter.capacity,
+            "rps": report.rps_fractional,
+            "utilization": utilization,
+        }
+        self._answer(200, load)
+
+    def _answer(
+        self, status: int, document: dict[str, Any] | None = None, *, report: str | None = None
+    ) -> None:
         body = json.dumps({"backend": self.server.name, **(document or {})}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.send_header("x-backend", self.server.name)
+        if report is not None:
+            self.send_header(HEADER, report)
         self.end_headers()
         self.wfile.write(body)
 
@@ -195,11 +258,13 @@ class _Handler(BaseHTTPRequestHandler):
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, config: BackendConfig, faults: Faults) -> None:
+    def __init__(self, config: BackendConfig, faults: Faults, meter: LoadMeter | None) -> None:
         super().__init__((config.host, config.http_port), _Handler)
         self.name = config.name
         self.delay_s = config.delay_s
         self.faults = faults
+        self.meter = meter
+        self.orca_format = config.orca_format
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client (a proxy that timed out) closing first is normal: stay quiet about it."""
@@ -253,6 +318,7 @@ class Backend:
         self._grpc: grpc.aio.Server | None = None  # keep a reference: it stops when collected
         self._health = _CountingHealth()
         self._calls = [0]
+        self.meter = config.meter()  # None: no load reports
 
     @property
     def grpc_calls(self) -> int:
@@ -277,14 +343,11 @@ class Backend:
     async def start(self) -> None:
         """Bind the configured ports (0 picks a free one) and start serving."""
         if self.config.http_port >= 0:
-            self._http = _HttpServer(self.config, self.faults)
+            self._http = _HttpServer(self.config, self.faults, self.meter)
             self.http_port = self._http.server_address[1]
             threading.Thread(target=self._http.serve_forever, daemon=True).start()
         if self.config.grpc_port >= 0:
-            self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])  # a port in use fails
-            self._grpc.add_generic_rpc_handlers(
-                (_who_handler(self.config, self.faults, self._calls),)
-            )
+            self._grpc = self._grpc_server()
             health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
             await self.set_serving(True)
             self.grpc_port = self._grpc.add_insecure_port(
@@ -297,6 +360,18 @@ class Backend:
             http_port=self.http_port,
             grpc_port=self.grpc_port,
         )
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        """The gRPC server: Who (+ per-call load reports and OpenRcaService with a meter)."""
+        interceptors = [] if self.meter is None else [CallReporter(self.meter)]
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)],  # a port in use fails
+            interceptors=interceptors,
+        )
+        server.add_generic_rpc_handlers((_who_handler(self.config, self.faults, self._calls),))
+        if self.meter is not None:
+            OpenRcaService(self.meter, min_interval=ORCA_MIN_INTERVAL).add_to(server)
+        return server
 
     async def stop(self) -> None:
         """Stop both servers (held requests are released first)."""
