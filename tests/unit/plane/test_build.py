@@ -56,7 +56,9 @@ async def test_an_etcd_plane_refuses_names_equal_through_a_suffix_and_shares_hea
             await wait_for(lambda: plane.view.readiness()[0])
             assert len(plane.pipeline.merged) == 1
             clashes = {"reason": "name_clash"}  # refused by the registry, before the merge
-            rejected = plane.metrics_registry.get_sample_value("xdscp_registry_rejected_total", clashes)
+            rejected = plane.metrics_registry.get_sample_value(
+                "xdscp_registry_rejected_total", clashes
+            )
             assert rejected == 1
             assert plane.view.health_status()["mode"] == "etcd"
         finally:
