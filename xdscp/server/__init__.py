@@ -7,7 +7,7 @@ from xdscp.server.metrics import XdsMetrics
 from xdscp.server.nodes import NodeGrouper, NodeInfo, grouper, node_info
 from xdscp.server.protocol import StreamState
 from xdscp.server.rules import Answer, Handled, RequestKind
-from xdscp.server.seams import ServedResponse, SnapshotSource, StreamProtocol, StreamView
+from xdscp.server.seams import ServedResponse, SnapshotFeed, StreamProtocol, StreamView
 from xdscp.server.service import StreamEvent, StreamEventKind, XdsService
 from xdscp.server.status import NACK_HISTORY, ClientStatus, ConfigStatus, StatusBoard
 from xdscp.server.tls import load_server_tls
@@ -28,7 +28,7 @@ __all__ = [
     "RequestKind",
     "Response",
     "ServedResponse",
-    "SnapshotSource",
+    "SnapshotFeed",
     "StatusBoard",
     "StreamEvent",
     "StreamEventKind",

@@ -7,7 +7,7 @@
   decodes its requests and encodes its responses;
 - `StreamView`: what the status board reads of a stream (its snapshot and per-type views);
 - `ServedResponse`: a response the shell writes (and encodes once for every stream);
-- `SnapshotSource`: the cache the streams are served from (`xdscp.cache.SnapshotCache`).
+- `SnapshotFeed`: the cache the streams are served from (`xdscp.cache.SnapshotCache`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from xdscp.cache import Snapshot, TypeUrl, Watcher
 from xdscp.server.rules import Handled
 
 
-class SnapshotSource(Protocol):
+class SnapshotFeed(Protocol):
     """The snapshots of each node group, and word of each new one."""
 
     def get(self, group: str) -> Snapshot | None:

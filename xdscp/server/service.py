@@ -7,7 +7,7 @@ stream opens with its `variants.Variant`, which also says how `wire.py` decodes 
 requests), and writing the responses it returns. A response is encoded (`wire.encode`) from
 shared, pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
 event is counted, logged, recorded on the status board and told to observers. The cache is
-reached through `seams.SnapshotSource` only.
+reached through `seams.SnapshotFeed` only.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from xdscp.server.messages import DeltaResponse, Response
 from xdscp.server.metrics import XdsMetrics, short_type
 from xdscp.server.nodes import NodeGrouper, group_by_client_kind, node_info
 from xdscp.server.rules import ACCEPTED, Answer, RequestKind
-from xdscp.server.seams import SnapshotSource, StreamProtocol
+from xdscp.server.seams import SnapshotFeed, StreamProtocol
 from xdscp.server.status import StatusBoard, StreamRecord, truncate
 from xdscp.server.variants import DELTA, SOTW, Q, R, Variant
 from xdscp.server.wire import encode
@@ -110,7 +110,7 @@ class XdsService:
 
     def __init__(
         self,
-        cache: SnapshotSource,
+        cache: SnapshotFeed,
         metrics: XdsMetrics,
         status: StatusBoard,
         *,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from xdscp.cache import TYPE_ORDER, Resource, Snapshot, SnapshotCache, TypeUrl
 from xdscp.errors import InvalidRequestError
-from xdscp.server import DeltaStreamState, SnapshotSource, StreamProtocol, StreamState
+from xdscp.server import DeltaStreamState, SnapshotFeed, StreamProtocol, StreamState
 from xdscp.server.rules import eds_after_cds, push_order, served_type
 from xdscp.server.wire import decode_delta_request, decode_request
 
@@ -74,7 +74,7 @@ def test_both_stream_states_are_driven_through_the_one_face() -> None:
 def test_the_snapshot_cache_is_a_snapshot_source() -> None:
     """The server needs only `get` and `watch` of the cache: `SnapshotCache` provides them."""
     concrete = SnapshotCache()
-    cache: SnapshotSource = concrete
+    cache: SnapshotFeed = concrete
     seen: list[Snapshot] = []
     stop = cache.watch("envoy", seen.append)
     assert cache.get("envoy") is None
