@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, plane_admin, running_backends
+from tests.harness.plane import EnvoyStarter, Plane, plane_admin, running_backends
 from xdscp.demo.backend import WHO_METHOD, BackendConfig
 from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service, UpstreamProtocol
 

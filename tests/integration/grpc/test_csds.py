@@ -19,9 +19,9 @@ import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from google.protobuf import any_pb2, json_format
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, plane_admin
-from tests.integration.grpc.conftest import ROOT
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
+from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync
+from tests.harness.paths import ROOT
+from tests.harness.plane import EnvoyStarter, Plane, plane_admin
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend
@@ -111,7 +111,7 @@ async def missing_client(plane: Plane) -> AsyncIterator[Callable[[], Any]]:
             "python-missing", (XdsServer("127.0.0.1", plane.plane.xds_port),)
         )
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.grpc.client", "xds:///missing",
+            sys.executable, "-m", "tests.harness.grpc_client", "xds:///missing",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
             env={"GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap), "PATH": "/usr/bin:/bin"},

@@ -27,8 +27,8 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import running_backends
-from tests.integration.grpc.harness import ClientProcesses, GrpcClient
+from tests.harness.grpc_clients import ClientProcesses, GrpcClient
+from tests.harness.plane import running_backends
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap, grpc_bootstrap
 from xdscp.demo.admin import get_json
 from xdscp.demo.backend import WHO_METHOD, Backend, BackendConfig

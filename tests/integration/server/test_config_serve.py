@@ -13,9 +13,9 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tests.fixtures.etcd import make_tls_files
-from tests.fixtures.files import rewrite
-from tests.integration.server.serve_process import LogEvents, get_json
+from tests.harness.certs import make_tls_files
+from tests.harness.files import rewrite
+from tests.harness.serve import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.testing import free_port, wait_until
 

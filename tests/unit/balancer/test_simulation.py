@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.unit.balancer.builders import Ep, balancer, eps
+from tests.harness.balancer import Ep, balancer, eps
 from xdscp.balancer import build_balancer, sequential_picks
 from xdscp.balancer.simulation import remap_fractions, simulate, synthetic_request
 from xdscp.cli import main
