@@ -10,17 +10,18 @@ import contextlib
 import http.client
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.harness.model import local_endpoints, service
 from xdscp.demo.backend import Backend, BackendConfig
-from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service
+from xdscp.model import Endpoint, LbPolicy, Service
 from xdscp.plane import ControlPlane, ServeOptions
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources import Source
 from xdscp.sources.memory import MemorySource
-from xdscp.testing import free_port
+from xdscp.testing import free_port, wait_for
 from xdscp.translate import TranslateOptions
 
 
@@ -69,15 +70,16 @@ async def running_backends(configs: list[BackendConfig]) -> AsyncIterator[list[B
             await backend.stop()
 
 
+def endpoints_on(backends: Iterable[Backend], weights: Iterable[int] = ()) -> tuple[Endpoint, ...]:
+    """An endpoint on 127.0.0.1 at each backend's HTTP port (weighted as `local_endpoints`)."""
+    return local_endpoints((b.http_port for b in backends), weights)
+
+
 def web(backends: list[Backend], weights: tuple[int, ...], **policy: object) -> Service:
     """The service `web` on the first `len(weights)` backends' HTTP ports, so weighted; the
     policy's fields as keywords (`lb` defaults to weighted round robin)."""
-    endpoints = tuple(
-        Endpoint("127.0.0.1", b.http_port, weight=w)
-        for b, w in zip(backends, weights, strict=False)
-    )
     lb = policy.pop("lb", LbPolicy.WEIGHTED_ROUND_ROBIN)
-    return Service("web", endpoints, BalancingPolicy(lb=lb, **policy))  # type: ignore[arg-type]
+    return service(endpoints_on(backends, weights), lb=lb, **policy)
 
 
 def get(port: int, host: str, path: str = "/") -> tuple[int, str]:
@@ -144,9 +146,4 @@ async def envoys_in_sync(plane: Plane, within: float = 30.0) -> None:
         nodes = await plane_admin(plane, "/debug/nodes")
         return bool(nodes) and all(t["in_sync"] for n in nodes for t in n["types"].values())
 
-    try:
-        async with asyncio.timeout(within):
-            while not await synced():  # noqa: ASYNC110 - polls another server's view
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError("Envoy did not accept the change") from None
+    await wait_for(synced, within, interval=0.01, what="Envoy accepting the change")

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO, Any
 
-from xdscp.testing import free_port, wait_until
+from xdscp.testing import free_port, wait_for, wait_until
 
 
 def get_json(url: str) -> tuple[int, Any]:
@@ -83,16 +83,13 @@ START_LIMIT_S = 30.0
 
 
 async def until(url: str, predicate: Callable[[Any], bool], limit: float = 30.0) -> Any:
-    """Poll an admin JSON route (from a thread) until `predicate(json)` holds."""
-    async with asyncio.timeout(limit):
-        while True:
-            try:
-                _, value = await asyncio.to_thread(get_json, url)
-            except OSError:
-                value = None
-            if value is not None and predicate(value):
-                return value
-            await asyncio.sleep(0.05)
+    """Poll an admin JSON route (from a thread) until `predicate(json)` holds; the JSON."""
+
+    async def holds() -> Any:
+        _, value = await asyncio.to_thread(get_json, url)
+        return value if value is not None and predicate(value) else None
+
+    return await wait_for(holds, limit, interval=0.05, retry_on=(OSError,), what=url)
 
 
 class Serve:

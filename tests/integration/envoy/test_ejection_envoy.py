@@ -14,11 +14,11 @@ import dataclasses
 
 import pytest
 
-from tests.harness.plane import EnvoyStarter, Plane
+from tests.harness.plane import EnvoyStarter, Plane, endpoints_on
 from tests.harness.traffic import envoy_stats, host_flags, send, serving
 from xdscp.demo.backend import Backend
 from xdscp.demo.failure import GUARDED
-from xdscp.model import Endpoint, Service
+from xdscp.model import Service
 from xdscp.procs.envoy import EnvoyProcess
 
 pytestmark = pytest.mark.envoy
@@ -33,7 +33,7 @@ def _service(backends: list[Backend], always_eject_one_host: bool) -> Service:
         GUARDED.outlier_detection, always_eject_one_host=always_eject_one_host
     )
     policy = dataclasses.replace(GUARDED, outlier_detection=outlier)
-    return Service("web", tuple(Endpoint("127.0.0.1", b.http_port) for b in backends), policy)
+    return Service("web", endpoints_on(backends), policy)
 
 
 async def _until_stat(plane: Plane, proxy: EnvoyProcess, stat: str) -> tuple[int, int]:

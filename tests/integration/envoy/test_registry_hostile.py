@@ -37,7 +37,7 @@ from xdscp.etcd import EtcdClient, EventKind, WatchEvent
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.sources.registry_bytes import MAX_VALUE_BYTES
 from xdscp.sources.registry_state import GrpcGoTarget, RegistryLayout, RegistryState
-from xdscp.testing import free_port
+from xdscp.testing import free_port, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
 
@@ -136,18 +136,9 @@ def _get(url: str) -> tuple[int, str]:
 
 
 async def until(predicate: Callable[[], Any], what: str, limit: float = 15.0) -> Any:
-    """Poll `predicate` until it returns something truthy (bounded); its value."""
-    deadline = time.monotonic() + limit
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except OSError as exc:
-            last = exc
-        if last and not isinstance(last, OSError):
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not reached in {limit} s (last: {last!r})")
+    """Poll `predicate` until it returns something truthy (bounded; `OSError`: not yet); its
+    value."""
+    return await wait_for(predicate, limit, interval=0.05, retry_on=(OSError,), what=what)
 
 
 @dataclass

@@ -15,26 +15,23 @@ from typing import Any
 
 import pytest
 
+from tests.harness import model
 from tests.harness.plane import (
     EnvoyStarter,
     Plane,
+    endpoints_on,
     envoys_in_sync,
     running_backends,
 )
 from tests.harness.traffic import concurrent, envoy_stats, host_flags, send, sequential, serving
 from xdscp.balancer import simulate_hot_key
 from xdscp.demo.backend import Backend, BackendConfig
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Service
+from xdscp.model import HashOn, LbPolicy
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_for
 from xdscp.translate import client_resources
 
 pytestmark = pytest.mark.envoy
-
-
-def _service(backends: list[Backend], **policy: Any) -> Service:
-    endpoints = tuple(Endpoint("127.0.0.1", b.http_port) for b in backends)
-    return Service("web", endpoints, BalancingPolicy(**policy))
 
 
 async def test_outlier_detection_ejects_a_failing_backend(
@@ -45,7 +42,9 @@ async def test_outlier_detection_ejects_a_failing_backend(
     client sees exactly those errors and every later request succeeds."""
     outlier = {"consecutive_5xx": 3, "interval": "1s", "base_ejection_time": "5m",
                "max_ejection_percent": 50}  # fmt: skip
-    proxy = await serving(plane, envoy, _service(backends[:3], outlier_detection=outlier))
+    proxy = await serving(
+        plane, envoy, model.service(endpoints_on(backends[:3]), outlier_detection=outlier)
+    )
     bad = backends[1]
     bad.faults.fail(503)
     results = await send(plane, 90)
@@ -76,7 +75,9 @@ async def test_active_health_check_takes_a_backend_out_before_requests_fail(
     requests fail too and no client sees it; healthy again, it is back after 2 checks."""
     check = {"kind": "http", "path": "/healthz", "interval": "200ms", "timeout": "1s",
              "healthy_threshold": 2, "unhealthy_threshold": 2}  # fmt: skip
-    proxy = await serving(plane, envoy, _service(backends[:3], health_check=check))
+    proxy = await serving(
+        plane, envoy, model.service(endpoints_on(backends[:3]), health_check=check)
+    )
     bad = backends[2]
     before = bad.faults.health_checks
     bad.faults.set_healthy(False)
@@ -135,7 +136,9 @@ async def test_circuit_breaker_overflows_requests_over_the_limit(
     configs = [BackendConfig(f"s{i}", grpc_port=-1, delay_s=0.5) for i in range(2)]
     async with running_backends(configs) as slow:
         limits = {"max_requests": 2, "max_pending_requests": 2}
-        proxy = await serving(plane, envoy, _service(slow, circuit_breakers=limits))
+        proxy = await serving(
+            plane, envoy, model.service(endpoints_on(slow), circuit_breakers=limits)
+        )
         for backend in slow:
             backend.faults.reset_max_in_flight()
         results = await asyncio.to_thread(concurrent, plane.listener_port, 12)
@@ -161,10 +164,12 @@ async def test_retries_hide_a_failing_backend(
 ) -> None:
     """One of three backends answers 503: 90 requests without retries see about a third
     fail; with `retries: {retry_on: [5xx], num_retries: 2}` (to other hosts) none do."""
-    await serving(plane, envoy, _service(backends[:3]))
+    await serving(plane, envoy, model.service(endpoints_on(backends[:3])))
     backends[0].faults.fail(503)
     without = sum(1 for status, _, _ in await send(plane, 90) if status != 200)
-    retried = _service(backends[:3], retries={"retry_on": ["5xx"], "num_retries": 2})
+    retried = model.service(
+        endpoints_on(backends[:3]), retries={"retry_on": ["5xx"], "num_retries": 2}
+    )
     plane.source.set({"web": retried})
     await envoys_in_sync(plane)
     before = backends[0].faults.failed
@@ -195,11 +200,11 @@ async def test_slow_start_ramps_a_new_backend(plane: Plane, envoy: EnvoyStarter)
     async with running_backends(configs) as warm:
         slow = {"window": "4s", "aggression": 1.0, "min_weight_percent": 10}
         policy = {"lb": LbPolicy.ROUND_ROBIN, "slow_start": slow}
-        await serving(plane, envoy, _service(warm[:2], **policy))
+        await serving(plane, envoy, model.service(endpoints_on(warm[:2]), **policy))
         warmed = time.monotonic()
         while time.monotonic() - warmed < 4.5:  # the first two leave their own slow start
             await send(plane, 50)
-        plane.source.set({"web": _service(warm, **policy)})
+        plane.source.set({"web": model.service(endpoints_on(warm), **policy)})
         await envoys_in_sync(plane)
         added = time.monotonic()
         results = []
@@ -276,7 +281,7 @@ async def test_bounded_load_spreads_a_hot_key_where_the_reference_predicts(
     async with running_backends(configs) as hosts:
         policy = {"lb": LbPolicy.RING_HASH, "hash_on": (HashOn.parse("header:x-key"),),
                   "hash_balance_factor": factor}  # fmt: skip
-        service = _service(hosts, **policy)
+        service = model.service(endpoints_on(hosts), **policy)
         proxy = await serving(plane, envoy, service)
         await _release(proxy, hosts, [])
         names = {f"127.0.0.1:{b.http_port}": b.config.name for b in hosts}

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend
 from xdscp.model import LbPolicy
+from xdscp.testing import wait_for
 from xdscp.translate import cluster_for
 
 pytestmark = [pytest.mark.grpc, pytest.mark.envoy, pytest.mark.go, pytest.mark.slow]
@@ -87,13 +87,12 @@ async def go_csds(binary: str, plane: Plane, *matcher: str) -> tuple[Statuses, S
 
 async def until(plane: Plane, test: Callable[[Statuses], bool], within: float = 20.0) -> Statuses:
     """Fetch over CSDS until `test` holds (the clients answer at their own pace)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def holds() -> Statuses | None:
         statuses = await python_csds(plane)
-        if test(statuses):
-            return statuses
-        assert time.monotonic() < deadline, json.dumps({n: list(s) for n, s in statuses.items()})
-        await asyncio.sleep(0.02)
+        return statuses if test(statuses) else None
+
+    return await wait_for(holds, within, what="the CSDS statuses")
 
 
 def all_acked(statuses: Statuses, node: str) -> bool:

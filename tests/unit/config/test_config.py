@@ -14,12 +14,14 @@ import yaml
 from structlog.testing import capture_logs
 
 from tests.harness.files import WEB_CONFIG, rewrite, write_config
+from tests.harness.paths import ROOT
 from xdscp.config import SCHEMA, ConfigServicesSource, load_config
 from xdscp.errors import ConfigError, ConfigFieldError
 from xdscp.model import LbPolicy, ServiceSet
 from xdscp.sources.static import load_services
+from xdscp.testing import wait_for
 
-EXAMPLE = Path(__file__).parents[3] / "examples" / "xdscp.yaml"
+EXAMPLE = ROOT / "examples" / "xdscp.yaml"
 
 # (file text, line, field, message): every message is checked exactly.
 BAD_FILES = [
@@ -341,13 +343,6 @@ def test_the_example_file_loads_and_shows_every_key(tmp_path: Path) -> None:
 # --- the file's services, live ---------------------------------------------------------------
 
 
-async def _until(predicate: Any, limit: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_file_services_reload_and_keep_the_last_good(tmp_path: Path) -> None:
     """An edit of the static services is published; a bad edit keeps the last good set and
     logs the line and field; an edit elsewhere is logged as needing a restart."""
@@ -358,16 +353,16 @@ async def test_the_file_services_reload_and_keep_the_last_good(tmp_path: Path) -
     with capture_logs() as logs:
         task = asyncio.create_task(source.run(published.append))
         try:
-            await _until(lambda: len(published) == 1)
+            await wait_for(lambda: len(published) == 1)
             assert source.ready
             assert source.name == "config"
             rewrite(path, WEB_CONFIG % 4)
-            await _until(lambda: len(published) == 2)
+            await wait_for(lambda: len(published) == 2)
             assert {e.weight for e in published[1]["web"].endpoints} == {1, 4}
             rewrite(path, WEB_CONFIG % -1)
-            await _until(lambda: any(e["event"] == "static_services_invalid" for e in logs))
+            await wait_for(lambda: any(e["event"] == "static_services_invalid" for e in logs))
             rewrite(path, WEB_CONFIG % 4 + "admin: {address: 127.0.0.1:9}\n")
-            await _until(lambda: len(published) == 3)
+            await wait_for(lambda: len(published) == 3)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

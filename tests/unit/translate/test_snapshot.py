@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
@@ -14,12 +13,11 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import any_pb2, text_format
 
 from tests.harness.model import policy_world
-from tests.harness.paths import ROOT
+from tests.harness.paths import GOLDEN, ROOT
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.translate import TranslateOptions, Translator, translate
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"  # regenerate: XDSCP_UPDATE_GOLDEN=1 pytest
 
 
