@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack, requires_stack
+from tests.harness.paths import ROOT
+from tests.harness.stack import Stack, requires_stack
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compose" / "backend.sh"
+SCRIPT = ROOT / "scripts" / "compose" / "backend.sh"
 SERVICE = "script-check"
 PREFIX = f"/xdscp/services/{SERVICE}/".encode()
 WITHIN_S = 120.0  # start-up and a 5 s drain on a loaded 2-core machine

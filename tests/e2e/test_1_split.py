@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.expect import Expected, applied, set_policy
-from tests.e2e.stack import Stack, count_backends, requires_stack
-from tests.integration.parity.stats import (
+from tests.harness.expect import Expected, applied, set_policy
+from tests.harness.stack import Stack, count_backends, requires_stack
+from tests.harness.stats import (
     SPLIT_CASES,
     assert_shares,
     reference,

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.e2e.expect import Expected, applied, registry, set_policy
-from tests.e2e.stack import Stack, count_backends, get, get_json, requires_stack, xdscp
+from tests.harness.expect import Expected, applied, registry, set_policy
+from tests.harness.stack import Stack, count_backends, get, get_json, requires_stack, xdscp
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]

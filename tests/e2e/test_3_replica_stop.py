@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 
-from tests.e2e.expect import Expected, applied, connected_replica, envoy_node, set_policy
-from tests.e2e.stack import (
+from tests.harness.expect import Expected, applied, connected_replica, envoy_node, set_policy
+from tests.harness.stack import (
     BadStatusError,
     Client,
     Load,

@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from tests.e2e.expect import Expected, applied, registry, set_policy
-from tests.e2e.stack import Load, Stack, requires_stack, wait_until
 from tests.fixtures.etcd import leader_url, member_status, move_leader, watch_streams
+from tests.harness.expect import Expected, applied, registry, set_policy
+from tests.harness.stack import Load, Stack, requires_stack, wait_until
 from xdscp.etcd import EtcdClient
 
 pytestmark = [pytest.mark.compose, requires_stack]

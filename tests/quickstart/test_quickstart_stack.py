@@ -14,9 +14,9 @@ import os
 
 import pytest
 
-from tests.e2e.expect import Expected, applied, set_policy
-from tests.e2e.stack import Stack, count_backends, get, wait_until
-from tests.integration.parity.stats import reference, shares
+from tests.harness.expect import Expected, applied, set_policy
+from tests.harness.stack import Stack, count_backends, get, wait_until
+from tests.harness.stats import reference, shares
 from xdscp.balancer import sequential_picks
 from xdscp.etcd import EtcdClient
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar, overload
 
 from xdscp.model import ServiceSet
 from xdscp.sources import Publish, Source
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -31,20 +34,56 @@ class Recorder:
         return {n: [e.key for e in s.endpoints] for n, s in self.sets[-1].items()}
 
 
+@overload
 async def wait_for(
-    predicate: Callable[[], object], limit: float = 10.0, *, interval: float = 0.02
-) -> None:
-    """Re-check `predicate` every `interval` seconds until it holds; `AssertionError` if it
-    does not within `limit` seconds."""
+    predicate: Callable[[], Awaitable[T]],
+    limit: float = 10.0,
+    *,
+    interval: float = 0.02,
+    retry_on: tuple[type[Exception], ...] = (),
+    what: str = "condition",
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    predicate: Callable[[], T],
+    limit: float = 10.0,
+    *,
+    interval: float = 0.02,
+    retry_on: tuple[type[Exception], ...] = (),
+    what: str = "condition",
+) -> T: ...
+
+
+async def wait_for(
+    predicate: Callable[[], object],
+    limit: float = 10.0,
+    *,
+    interval: float = 0.02,
+    retry_on: tuple[type[Exception], ...] = (),
+    what: str = "condition",
+) -> object:
+    """Re-check `predicate` every `interval` seconds until it returns a true value, and return
+    it; `predicate` may be a coroutine function (e.g. a read of an admin route). An exception
+    of `retry_on` (e.g. `OSError`: the server is not listening yet) counts as not yet.
+    `AssertionError` naming `what` and the last value if it does not hold within `limit`
+    seconds."""
+    last: object = None
     try:
         async with asyncio.timeout(limit):
-            while not predicate():  # noqa: ASYNC110 - any predicate, not only an Event
+            while True:
+                try:
+                    value = predicate()
+                    last = await value if inspect.isawaitable(value) else value
+                except retry_on as error:
+                    last = error
+                else:
+                    if last:
+                        return last
                 await asyncio.sleep(interval)
     except TimeoutError:
-        raise AssertionError("condition not reached in time") from None
-
-
-T = TypeVar("T")
+        raise AssertionError(f"{what} not reached in time (last: {last!r:.500})") from None
 
 
 def wait_until(

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from bench.fanout.servers import go_toolchain
+from tests.harness.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 BENCH = ROOT / "bench"
 # Children the entry points start themselves (exercised through them, not alone).
 CHILDREN = {

@@ -22,7 +22,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.dashboard.conftest import Serve, until
+from tests.harness.paths import ROOT
+from tests.harness.serve import Serve, until
 from xdscp.balancer import build_balancer, route_request
 from xdscp.cache import TypeUrl
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
@@ -33,7 +34,6 @@ from xdscp.translate import client_resources
 
 pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.browser]
 
-ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "build" / "dashboard.png"
 POLICY = {"lb": "maglev", "hash_on": ["header:x-user"]}
 WEIGHTS = {"10.0.0.1": 1, "10.0.0.2": 2, "10.0.0.3": 7}

@@ -1,5 +1,5 @@
 """The dashboard in a real browser (chromium, Playwright) on a running `xdscp serve` whose
-services set every policy part at once (`tests.fixtures.policies`, built from the model), with
+services set every policy part at once (`tests.harness.policies`, built from the model), with
 a real Envoy accepting them: the first paint says "loading…", every policy field is shown with
 its value, a dead etcd is named in a banner (and `/readyz` says `degraded`, still 200), an
 API answering 500 is said on the page instead of "No services yet", and a page whose server
@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.fixtures.policies import covering_policies
-from tests.integration.dashboard.conftest import Serve, get_json, until
+from tests.harness.paths import ROOT
+from tests.harness.policies import covering_policies
+from tests.harness.serve import Serve, get_json, until
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient
 from xdscp.procs.envoy import EnvoyProcess
@@ -27,7 +28,6 @@ pytestmark = [pytest.mark.etcd, pytest.mark.envoy, pytest.mark.browser]
 POLICIES = {f"full-{i}": policy for i, policy in enumerate(covering_policies())}
 ADDRESSES = ("10.0.0.1", "10.0.0.2")
 NODE = "envoy-every-policy"
-ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "build" / "dashboard-policies.png"
 
 

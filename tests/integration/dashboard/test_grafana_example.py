@@ -17,10 +17,10 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from tests.fixtures import grafana
 from tests.fixtures.dnsmasq import DnsmasqServer
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.dashboard.conftest import Serve, until
+from tests.harness import grafana
+from tests.harness.serve import Serve, until
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient
 

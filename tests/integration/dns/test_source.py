@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import FAST, SRV_NAME, add_srv_targets, make_source
+from tests.harness.dns import FAST, SRV_NAME, add_srv_targets, make_source
 from xdscp.dns import (
     DnsResolver,
     DnsService,

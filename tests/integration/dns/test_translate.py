@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import SRV_NAME, add_srv_targets, make_source
+from tests.harness.dns import SRV_NAME, add_srv_targets, make_source
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.dns import DnsService, RecordType
 from xdscp.model import ServiceSet

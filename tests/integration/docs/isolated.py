@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.harness.paths import ROOT
+
 VENV_BIN = ROOT / ".venv" / "bin"
 # Loopback up, and a private /dev/shm: Envoy's default base id keeps its hot-restart memory
 # there, which another Envoy on the machine could hold.

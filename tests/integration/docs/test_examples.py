@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.paths import ROOT
 from tests.integration.docs.isolated import (
     ETCD_PRELUDE,
     VENV_BIN,
@@ -23,7 +24,6 @@ from tests.integration.docs.isolated import (
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow, pytest.mark.requires("curl")]
 
-ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "examples" / "xdscp.yaml"
 READY = "curl -sf --retry 60 --retry-connrefused http://127.0.0.1:18001/readyz > /dev/null\n"
 

@@ -1,10 +1,11 @@
 """The same real-Envoy conversations as `test_xds_envoy`, over incremental (delta) xDS.
 
-Envoy's bootstrap says `api_type: DELTA_GRPC`; every test below is the state-of-the-world
-test of the same name, run unchanged against that Envoy: weighted traffic from xDS alone,
-endpoint changes, a cluster change that must not wait out `initial_fetch_timeout`, a NACK
-that is counted, shown and never re-sent, and xdscp restarted under load (Envoy reconnects
-with `initial_resource_versions`; nothing it holds is sent again, so `last_updated` stays).
+Envoy's bootstrap says `api_type: DELTA_GRPC`. The state-of-the-world tests that run
+unchanged against that Envoy are parametrized by the `envoy` fixture (their `[delta]` cases in
+test_xds_envoy.py and test_policies_xds.py): weighted traffic from xDS alone, endpoint changes,
+a cluster change that must not wait out `initial_fetch_timeout`, a NACK that is counted, shown
+and never re-sent, and xdscp restarted under load (Envoy reconnects with
+`initial_resource_versions`; nothing it holds is sent again, so `last_updated` stays).
 """
 
 from __future__ import annotations
@@ -16,18 +17,7 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, plane_admin
-from tests.integration.envoy.test_policies_xds import (  # noqa: F401 - collected here too
-    test_restart_keeps_envoy_serving_with_identical_versions,
-)
-from tests.integration.envoy.test_xds_envoy import (  # noqa: F401 - collected here too
-    served_until,
-    test_cluster_change_does_not_wait_out_initial_fetch_timeout,
-    test_endpoint_change_reaches_traffic_quickly,
-    test_envoy_serves_weighted_traffic_from_xds_alone,
-    test_nack_is_counted_shown_and_not_resent,
-    web,
-)
+from tests.harness.plane import EnvoyStarter, Plane, aget, plane_admin, served_until, web
 from xdscp.demo.backend import Backend
 
 pytestmark = pytest.mark.envoy

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fixtures.dns import DnsTestServer
-from tests.integration.dns.helpers import make_source
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, aget, running_plane
-from tests.integration.envoy.test_xds_envoy import served_until
+from tests.harness.dns import make_source
+from tests.harness.plane import EnvoyStarter, Plane, aget, running_plane, served_until
 from xdscp.demo.backend import Backend
 from xdscp.dns import DnsService, RecordType
 

@@ -14,11 +14,11 @@ import dataclasses
 
 import pytest
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane
-from tests.integration.envoy.test_resilience_envoy import _host_flags, _send, _start, _stats
+from tests.harness.plane import EnvoyStarter, Plane, endpoints_on
+from tests.harness.traffic import envoy_stats, host_flags, send, serving
 from xdscp.demo.backend import Backend
 from xdscp.demo.failure import GUARDED
-from xdscp.model import Endpoint, Service
+from xdscp.model import Service
 from xdscp.procs.envoy import EnvoyProcess
 
 pytestmark = pytest.mark.envoy
@@ -33,15 +33,15 @@ def _service(backends: list[Backend], always_eject_one_host: bool) -> Service:
         GUARDED.outlier_detection, always_eject_one_host=always_eject_one_host
     )
     policy = dataclasses.replace(GUARDED, outlier_detection=outlier)
-    return Service("web", tuple(Endpoint("127.0.0.1", b.http_port) for b in backends), policy)
+    return Service("web", endpoints_on(backends), policy)
 
 
 async def _until_stat(plane: Plane, proxy: EnvoyProcess, stat: str) -> tuple[int, int]:
     """Requests one at a time until Envoy's outlier `stat` is at least 1: (requests, errors)."""
     sent = errors = 0
-    while (await _stats(proxy, OUTLIER + stat)).get(OUTLIER + stat, 0) == 0:
+    while (await envoy_stats(proxy, OUTLIER + stat)).get(OUTLIER + stat, 0) == 0:
         assert sent < MAX_REQUESTS, f"no {stat} after {sent} requests"
-        status, _, _ = (await _send(plane, 1))[0]
+        status, _, _ = (await send(plane, 1))[0]
         sent, errors = sent + 1, errors + (status != 200)
     return sent, errors
 
@@ -51,14 +51,14 @@ async def test_readme_policy_ejects_one_of_three_backends(
 ) -> None:
     """GUARDED with 3 backends: the failing one is ejected after its 3 failures (one more at
     most, in flight), retries hide them, and then it receives none of 30 requests."""
-    proxy = await _start(plane, envoy, _service(backends[:3], always_eject_one_host=True))
+    proxy = await serving(plane, envoy, _service(backends[:3], always_eject_one_host=True))
     bad = backends[1]
     bad.faults.fail(503)
     sent, errors = await _until_stat(plane, proxy, "ejections_enforced_total")
     failed_until = bad.faults.failed
-    after = await _send(plane, 30)
-    stats = await _stats(proxy, OUTLIER)
-    flags = await _host_flags(proxy, bad.http_port)
+    after = await send(plane, 30)
+    stats = await envoy_stats(proxy, OUTLIER)
+    flags = await host_flags(proxy, bad.http_port)
     print(
         f"\nalways_eject_one_host, 3 backends: ejected after {sent} requests, the failing"
         f" backend failed {failed_until} (threshold 3), client errors {errors}; then"
@@ -83,13 +83,13 @@ async def test_without_always_eject_one_host_nothing_is_ejected(
     """The same policy without `always_eject_one_host` (max_ejection_percent 10, one host of
     3 is 33 %): Envoy detects the failing backend but ejects nothing (`ejections_overflow`),
     and the backend keeps receiving its third of the requests."""
-    proxy = await _start(plane, envoy, _service(backends[:3], always_eject_one_host=False))
+    proxy = await serving(plane, envoy, _service(backends[:3], always_eject_one_host=False))
     bad = backends[1]
     bad.faults.fail(503)
     sent, errors = await _until_stat(plane, proxy, "ejections_overflow")
-    after = await _send(plane, 30)
-    stats = await _stats(proxy, OUTLIER)
-    flags = await _host_flags(proxy, bad.http_port)
+    after = await send(plane, 30)
+    stats = await envoy_stats(proxy, OUTLIER)
+    flags = await host_flags(proxy, bad.http_port)
     print(
         f"\nmax_ejection_percent 10, 3 backends: overflow after {sent} requests; the failing"
         f" backend failed {bad.faults.failed} in all; flags {flags};"
@@ -113,22 +113,20 @@ async def test_a_second_ejection_keeps_the_host_out(
     receives none of 30 requests either time. With Envoy's default `update_merge_window`
     (1 s) that second ejection waited for the end of the second to reach the workers, and
     the host kept its round-robin turn meanwhile: 15 of the 30 (each retried elsewhere)."""
-    proxy = await _start(plane, envoy, _service(backends[:3], always_eject_one_host=True))
+    proxy = await serving(plane, envoy, _service(backends[:3], always_eject_one_host=True))
     received = []
     for bad in (backends[1], backends[second]):
         bad.faults.fail(503)
-        while "failed_outlier_check" not in await _host_flags(proxy, bad.http_port):
-            await _send(plane, 1)
+        while "failed_outlier_check" not in await host_flags(proxy, bad.http_port):
+            await send(plane, 1)
         before = bad.faults.failed
-        await _send(plane, 30)
+        await send(plane, 30)
         received.append(bad.faults.failed - before)
-        assert "failed_outlier_check" in await _host_flags(proxy, bad.http_port)
+        assert "failed_outlier_check" in await host_flags(proxy, bad.http_port)
         bad.faults.recover()
-        while not received[1:] and "failed_outlier_check" in await _host_flags(
-            proxy, bad.http_port
-        ):
-            await _send(plane, 1)
-    merges = await _stats(proxy, "cluster_manager.")
+        while not received[1:] and "failed_outlier_check" in await host_flags(proxy, bad.http_port):
+            await send(plane, 1)
+    merges = await envoy_stats(proxy, "cluster_manager.")
     print(
         f"\nrequests reaching the ejected backend: first ejection, second (b{second}):"
         f" {received}; updates merged {merges.get('cluster_manager.cluster_updated_via_merge')},"
@@ -139,5 +137,5 @@ async def test_a_second_ejection_keeps_the_host_out(
     # when one is set): every health change went to the workers as it happened.
     assert merges["cluster_manager.cluster_updated_via_merge"] == 0
     assert merges["cluster_manager.update_out_of_merge_window"] == 0
-    stats = await _stats(proxy, OUTLIER)
+    stats = await envoy_stats(proxy, OUTLIER)
     assert stats[OUTLIER + "ejections_enforced_total"] == 2

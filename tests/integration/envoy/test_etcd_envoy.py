@@ -12,14 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import (
-    EnvoyStarter,
-    Plane,
-    aget,
-    plane_admin,
-    running_plane,
-)
-from tests.integration.envoy.test_xds_envoy import served_until
+from tests.harness.plane import EnvoyStarter, Plane, aget, plane_admin, running_plane, served_until
 from xdscp.demo.backend import Backend
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, plane_admin, running_backends
+from tests.harness.plane import EnvoyStarter, Plane, plane_admin, running_backends
 from xdscp.demo.backend import WHO_METHOD, BackendConfig
 from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service, UpstreamProtocol
+from xdscp.testing import wait_for
 
 pytestmark = pytest.mark.envoy
 
@@ -27,16 +27,18 @@ async def _who(channel: grpc.aio.Channel) -> str:
 
 
 async def _in_sync(plane: Plane, cluster_version: str | None = None) -> str:
-    """Wait until Envoy accepted everything sent; the Cluster version it holds."""
-    for _ in range(500):
+    """Wait until Envoy accepted everything sent; the Cluster version it holds (one other
+    than `cluster_version`, when given)."""
+
+    async def accepted() -> str | None:
         nodes = await plane_admin(plane, "/debug/nodes")
         types = nodes[0]["types"] if nodes else {}
-        if types and all(t["in_sync"] for t in types.values()):
-            version = str(types["Cluster"]["acked_version"])
-            if version != cluster_version:
-                return version
-        await asyncio.sleep(0.01)
-    raise AssertionError("Envoy did not accept the change")
+        if not types or not all(t["in_sync"] for t in types.values()):
+            return None
+        version = str(types["Cluster"]["acked_version"])
+        return version if version != cluster_version else None
+
+    return await wait_for(accepted, 30.0, interval=0.01, what="Envoy accepting the change")
 
 
 async def test_grpc_through_envoy_needs_and_gets_http2_upstreams(

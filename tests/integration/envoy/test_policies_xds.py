@@ -10,10 +10,18 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, plane_admin
-from tests.integration.envoy.test_xds_envoy import served_until, web
-from tests.integration.parity.harness import Client
-from tests.integration.parity.stats import (
+from tests.harness.parity import Client
+from tests.harness.plane import (
+    XDS_APIS,
+    EnvoyStarter,
+    Plane,
+    admin_json,
+    envoys_in_sync,
+    plane_admin,
+    served_until,
+    web,
+)
+from tests.harness.stats import (
     SPLIT_CASES,
     assert_shares,
     reference,
@@ -59,15 +67,6 @@ def _connected(proxy: EnvoyProcess) -> int:
     """Envoy's `control_plane.connected_state` gauge: 1 while its ADS stream is up."""
     stat = proxy.admin("/stats?filter=^control_plane.connected_state$")
     return int(stat.rpartition(":")[2])
-
-
-async def _in_sync(plane: Plane) -> None:
-    for _ in range(500):
-        nodes = await plane_admin(plane, "/debug/nodes")
-        if nodes and all(t["in_sync"] for n in nodes for t in n["types"].values()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("Envoy did not accept the change")
 
 
 @pytest.mark.parametrize(("lb", "wrong"), SPLIT_CASES)
@@ -133,6 +132,7 @@ async def test_source_ip_hash_over_xds_sticks_per_client_address(
         assert await asyncio.to_thread(from_ip, ip) == {want: 5}
 
 
+@pytest.mark.parametrize("envoy", XDS_APIS, indirect=True)  # delta: test_delta_envoy.py
 async def test_restart_keeps_envoy_serving_with_identical_versions(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter
 ) -> None:
@@ -167,7 +167,7 @@ async def test_restart_keeps_envoy_serving_with_identical_versions(
         while not await plane_admin(plane, "/debug/nodes"):
             assert time.monotonic() - started < 30, "Envoy did not reconnect"
             await asyncio.sleep(0.05)
-        await _in_sync(plane)
+        await envoys_in_sync(plane)
     finally:
         stop.set()
         await asyncio.to_thread(worker.join)

@@ -31,13 +31,13 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fixtures.etcd import EtcdServer
-from tests.unit.registry.test_hostile import registry_documents
+from tests.harness.hostile import registry_documents
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.registry import GrpcGoTarget, RegistryLayout, RegistryState
 from xdscp.registry.codec import MAX_VALUE_BYTES
-from xdscp.testing import free_port
+from xdscp.testing import free_port, wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
 
@@ -136,18 +136,9 @@ def _get(url: str) -> tuple[int, str]:
 
 
 async def until(predicate: Callable[[], Any], what: str, limit: float = 15.0) -> Any:
-    """Poll `predicate` until it returns something truthy (bounded); its value."""
-    deadline = time.monotonic() + limit
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except OSError as exc:
-            last = exc
-        if last and not isinstance(last, OSError):
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not reached in {limit} s (last: {last!r})")
+    """Poll `predicate` until it returns something truthy (bounded; `OSError`: not yet); its
+    value."""
+    return await wait_for(predicate, limit, interval=0.05, retry_on=(OSError,), what=what)
 
 
 @dataclass

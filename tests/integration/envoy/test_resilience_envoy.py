@@ -7,7 +7,6 @@ events (Envoy's /clusters flags, xdscp's in-sync view, request counts), never on
 from __future__ import annotations
 
 import asyncio
-import http.client
 import math
 import threading
 import time
@@ -16,114 +15,23 @@ from typing import Any
 
 import pytest
 
-from tests.integration.envoy.conftest import (
+from tests.harness import model
+from tests.harness.plane import (
     EnvoyStarter,
     Plane,
-    admin_json,
-    plane_admin,
+    endpoints_on,
+    envoys_in_sync,
     running_backends,
 )
+from tests.harness.traffic import concurrent, envoy_stats, host_flags, send, sequential, serving
 from xdscp.balancer import simulate_hot_key
 from xdscp.demo.backend import Backend, BackendConfig
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Service
+from xdscp.model import HashOn, LbPolicy
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_for
 from xdscp.translate import client_resources
 
 pytestmark = pytest.mark.envoy
-
-
-def _service(backends: list[Backend], **policy: Any) -> Service:
-    endpoints = tuple(Endpoint("127.0.0.1", b.http_port) for b in backends)
-    return Service("web", endpoints, BalancingPolicy(**policy))
-
-
-def _sequential(port: int, count: int, headers: dict[str, str] | None = None) -> list[Any]:
-    """`count` GETs on one keep-alive connection: (status, backend or None, monotonic time)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    out = []
-    try:
-        for _ in range(count):
-            conn.request("GET", "/", headers={"Host": "web", **(headers or {})})
-            response = conn.getresponse()
-            response.read()
-            out.append((response.status, response.getheader("x-backend"), time.monotonic()))
-    finally:
-        conn.close()
-    return out
-
-
-async def _send(plane: Plane, count: int, headers: dict[str, str] | None = None) -> list[Any]:
-    return await asyncio.to_thread(_sequential, plane.listener_port, count, headers)
-
-
-def _concurrent(port: int, count: int, headers: dict[str, str] | None = None) -> list[Any]:
-    """`count` GETs started together (a barrier), one connection each: (status, headers)."""
-    barrier = threading.Barrier(count)
-    results: list[Any] = [None] * count
-
-    def one(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            barrier.wait()
-            conn.request("GET", "/", headers={"Host": "web", **(headers or {})})
-            response = conn.getresponse()
-            response.read()
-            results[i] = (response.status, dict(response.getheaders()))
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
-async def _in_sync(plane: Plane) -> None:
-    async def synced() -> bool:
-        nodes = await plane_admin(plane, "/debug/nodes")
-        return bool(nodes) and all(t["in_sync"] for n in nodes for t in n["types"].values())
-
-    for _ in range(1000):
-        if await synced():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("Envoy did not accept the change")
-
-
-async def _stats(proxy: EnvoyProcess, prefix: str) -> dict[str, int]:
-    text = await asyncio.to_thread(proxy.admin, f"/stats?filter={prefix}")
-    out = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(": ")
-        if value.strip().isdigit():
-            out[name.strip()] = int(value)
-    return out
-
-
-async def _host_flags(proxy: EnvoyProcess, port: int) -> str:
-    """The health flags Envoy's /clusters shows for the host on `port` ("healthy" if none)."""
-    data = await admin_json(proxy, "/clusters?format=json")
-    for cluster in data.get("cluster_statuses", []):
-        for host in cluster.get("host_statuses", []):
-            if host["address"]["socket_address"]["port_value"] == port:
-                status = host.get("health_status", {})
-                flags = [k for k, v in status.items() if v is True]
-                return ",".join(sorted(flags)) or "healthy"
-    return "absent"
-
-
-async def _start(plane: Plane, envoy: EnvoyStarter, service: Service) -> EnvoyProcess:
-    plane.source.set({"web": service})
-    proxy = await envoy()
-    await _in_sync(plane)
-    for _ in range(200):  # the route and cluster are live once a request is answered
-        status, who, _ = (await _send(plane, 1))[0]
-        if who is not None:
-            return proxy
-    raise AssertionError(f"no backend answered (last status {status})")
 
 
 async def test_outlier_detection_ejects_a_failing_backend(
@@ -134,14 +42,18 @@ async def test_outlier_detection_ejects_a_failing_backend(
     client sees exactly those errors and every later request succeeds."""
     outlier = {"consecutive_5xx": 3, "interval": "1s", "base_ejection_time": "5m",
                "max_ejection_percent": 50}  # fmt: skip
-    proxy = await _start(plane, envoy, _service(backends[:3], outlier_detection=outlier))
+    proxy = await serving(
+        plane, envoy, model.service(endpoints_on(backends[:3]), outlier_detection=outlier)
+    )
     bad = backends[1]
     bad.faults.fail(503)
-    results = await _send(plane, 90)
+    results = await send(plane, 90)
     errors = sum(1 for status, _, _ in results if status != 200)
     tail_errors = sum(1 for status, _, _ in results[30:] if status != 200)
-    stats = await _stats(proxy, "cluster.web.outlier_detection.ejections_enforced_consecutive_5xx")
-    ejected = await _host_flags(proxy, bad.http_port)
+    stats = await envoy_stats(
+        proxy, "cluster.web.outlier_detection.ejections_enforced_consecutive_5xx"
+    )
+    ejected = await host_flags(proxy, bad.http_port)
     print(
         f"\noutlier: failing backend received {bad.faults.failed} requests after failing "
         f"(threshold 3); client errors {errors}/90; errors in the last 60: {tail_errors}; "
@@ -163,7 +75,9 @@ async def test_active_health_check_takes_a_backend_out_before_requests_fail(
     requests fail too and no client sees it; healthy again, it is back after 2 checks."""
     check = {"kind": "http", "path": "/healthz", "interval": "200ms", "timeout": "1s",
              "healthy_threshold": 2, "unhealthy_threshold": 2}  # fmt: skip
-    proxy = await _start(plane, envoy, _service(backends[:3], health_check=check))
+    proxy = await serving(
+        plane, envoy, model.service(endpoints_on(backends[:3]), health_check=check)
+    )
     bad = backends[2]
     before = bad.faults.health_checks
     bad.faults.set_healthy(False)
@@ -171,7 +85,7 @@ async def test_active_health_check_takes_a_backend_out_before_requests_fail(
     flags: list[str] = []
 
     async def out() -> bool:
-        flags[:] = [await _host_flags(proxy, bad.http_port)]
+        flags[:] = [await host_flags(proxy, bad.http_port)]
         return "failed_active_health_check" in flags[0]
 
     while not await out():
@@ -181,24 +95,24 @@ async def test_active_health_check_takes_a_backend_out_before_requests_fail(
     checks_to_leave = bad.faults.health_checks - before
     bad.faults.fail(503)  # the backend now really fails: nobody should notice
     received = bad.faults.requests
-    results = await _send(plane, 60)
+    results = await send(plane, 60)
     errors = sum(1 for status, _, _ in results if status != 200)
     reached = bad.faults.requests - received
     bad.faults.recover()
     back_from = bad.faults.health_checks
     bad.faults.set_healthy(True)
     started = time.monotonic()
-    while "failed_active_health_check" in await _host_flags(proxy, bad.http_port):
+    while "failed_active_health_check" in await host_flags(proxy, bad.http_port):
         assert time.monotonic() - started < 15
         await asyncio.sleep(0.02)
     flag_cleared = time.monotonic() - started
     checks_to_return = bad.faults.health_checks - back_from
     waited, received = 0, bad.faults.requests
     while bad.faults.requests == received:  # Envoy's workers pick the change up
-        waited += len(await _send(plane, 1))
+        waited += len(await send(plane, 1))
         assert waited < 2000
     back_after = time.monotonic() - started
-    served = Counter(who for _, who, _ in await _send(plane, 30))
+    served = Counter(who for _, who, _ in await send(plane, 30))
     print(
         f"\nhealth check: out of rotation {left_after:.2f} s after /healthz failed "
         f"({checks_to_leave} checks at 0.2 s); then 60 requests: {errors} errors, "
@@ -222,13 +136,15 @@ async def test_circuit_breaker_overflows_requests_over_the_limit(
     configs = [BackendConfig(f"s{i}", grpc_port=-1, delay_s=0.5) for i in range(2)]
     async with running_backends(configs) as slow:
         limits = {"max_requests": 2, "max_pending_requests": 2}
-        proxy = await _start(plane, envoy, _service(slow, circuit_breakers=limits))
+        proxy = await serving(
+            plane, envoy, model.service(endpoints_on(slow), circuit_breakers=limits)
+        )
         for backend in slow:
             backend.faults.reset_max_in_flight()
-        results = await asyncio.to_thread(_concurrent, plane.listener_port, 12)
+        results = await asyncio.to_thread(concurrent, plane.listener_port, 12)
         passed = sum(1 for status, _ in results if status == 200)
         overflowed = [h for status, h in results if status == 503]
-        stats = await _stats(proxy, "cluster.web.upstream_rq_")
+        stats = await envoy_stats(proxy, "cluster.web.upstream_rq_")
         overflow = {k: v for k, v in stats.items() if k.endswith("overflow")}
         most = sum(b.faults.max_in_flight for b in slow)
         print(
@@ -248,14 +164,16 @@ async def test_retries_hide_a_failing_backend(
 ) -> None:
     """One of three backends answers 503: 90 requests without retries see about a third
     fail; with `retries: {retry_on: [5xx], num_retries: 2}` (to other hosts) none do."""
-    await _start(plane, envoy, _service(backends[:3]))
+    await serving(plane, envoy, model.service(endpoints_on(backends[:3])))
     backends[0].faults.fail(503)
-    without = sum(1 for status, _, _ in await _send(plane, 90) if status != 200)
-    retried = _service(backends[:3], retries={"retry_on": ["5xx"], "num_retries": 2})
+    without = sum(1 for status, _, _ in await send(plane, 90) if status != 200)
+    retried = model.service(
+        endpoints_on(backends[:3]), retries={"retry_on": ["5xx"], "num_retries": 2}
+    )
     plane.source.set({"web": retried})
-    await _in_sync(plane)
+    await envoys_in_sync(plane)
     before = backends[0].faults.failed
-    with_retries = sum(1 for status, _, _ in await _send(plane, 90) if status != 200)
+    with_retries = sum(1 for status, _, _ in await send(plane, 90) if status != 200)
     print(
         f"\nretries: 90 requests, 1 of 3 backends failing: {without} errors without retries, "
         f"{with_retries} with 2 retries ({backends[0].faults.failed - before} tries failed "
@@ -282,16 +200,16 @@ async def test_slow_start_ramps_a_new_backend(plane: Plane, envoy: EnvoyStarter)
     async with running_backends(configs) as warm:
         slow = {"window": "4s", "aggression": 1.0, "min_weight_percent": 10}
         policy = {"lb": LbPolicy.ROUND_ROBIN, "slow_start": slow}
-        await _start(plane, envoy, _service(warm[:2], **policy))
+        await serving(plane, envoy, model.service(endpoints_on(warm[:2]), **policy))
         warmed = time.monotonic()
         while time.monotonic() - warmed < 4.5:  # the first two leave their own slow start
-            await _send(plane, 50)
-        plane.source.set({"web": _service(warm, **policy)})
-        await _in_sync(plane)
+            await send(plane, 50)
+        plane.source.set({"web": model.service(endpoints_on(warm), **policy)})
+        await envoys_in_sync(plane)
         added = time.monotonic()
         results = []
         while time.monotonic() - added < 5.0:
-            results.extend(await _send(plane, 100))
+            results.extend(await send(plane, 100))
     new = warm[2].config.name
     rows = []
     for start in range(5):
@@ -328,7 +246,7 @@ async def _hold_hot_key(
         backend.faults.hold()
     threads = []
     for i in range(n):
-        thread = threading.Thread(target=_sequential, args=(plane.listener_port, 1, {"x-key": key}))
+        thread = threading.Thread(target=sequential, args=(plane.listener_port, 1, {"x-key": key}))
         thread.start()
         threads.append(thread)
         await wait_for(lambda i=i: sum(b.faults.requests for b in hosts) - sum(before.values()) > i)
@@ -341,7 +259,7 @@ async def _release(proxy: EnvoyProcess, hosts: list[Backend], threads: list[Any]
         backend.faults.release()
     await asyncio.to_thread(lambda: [t.join() for t in threads])
     for _ in range(500):
-        if (await _stats(proxy, "cluster.web.upstream_rq_active")).get(
+        if (await envoy_stats(proxy, "cluster.web.upstream_rq_active")).get(
             "cluster.web.upstream_rq_active"
         ) == 0:
             return
@@ -363,8 +281,8 @@ async def test_bounded_load_spreads_a_hot_key_where_the_reference_predicts(
     async with running_backends(configs) as hosts:
         policy = {"lb": LbPolicy.RING_HASH, "hash_on": (HashOn.parse("header:x-key"),),
                   "hash_balance_factor": factor}  # fmt: skip
-        service = _service(hosts, **policy)
-        proxy = await _start(plane, envoy, service)
+        service = model.service(endpoints_on(hosts), **policy)
+        proxy = await serving(plane, envoy, service)
         await _release(proxy, hosts, [])
         names = {f"127.0.0.1:{b.http_port}": b.config.name for b in hosts}
         rows = []

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane, aget
-from tests.integration.envoy.test_xds_envoy import web
+from tests.harness.plane import Plane, aget, web
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.demo.backend import Backend
 from xdscp.procs.envoy import EnvoyProcess

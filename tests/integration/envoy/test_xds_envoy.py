@@ -9,42 +9,27 @@ from collections import Counter
 import pytest
 from google.protobuf import any_pb2
 
-from tests.integration.envoy.conftest import (
+from tests.harness.plane import (
+    XDS_APIS,
     EnvoyStarter,
     Plane,
     admin_json,
     aget,
     envoy_hosts,
     plane_admin,
+    served_until,
+    web,
 )
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.demo.backend import Backend
-from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service
+from xdscp.model import LbPolicy
 from xdscp.testing import wait_for
 from xdscp.translate import cluster_for
 
 pytestmark = pytest.mark.envoy
 
 
-def web(backends: list[Backend], weights: tuple[int, ...], **policy: object) -> Service:
-    endpoints = tuple(
-        Endpoint("127.0.0.1", b.http_port, weight=w)
-        for b, w in zip(backends, weights, strict=False)
-    )
-    lb = policy.pop("lb", LbPolicy.WEIGHTED_ROUND_ROBIN)
-    return Service("web", endpoints, BalancingPolicy(lb=lb, **policy))  # type: ignore[arg-type]
-
-
-async def served_until(plane: Plane, wanted: str | None, within: float = 5.0) -> float:
-    """Send requests until `wanted` (any backend when None) answers; seconds it took."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < within:
-        status, who = await aget(plane.listener_port, "web")
-        if status == 200 and (wanted is None or who == wanted):
-            return time.perf_counter() - started
-    raise AssertionError(f"{wanted or 'no backend'} never answered within {within} s")
-
-
+@pytest.mark.parametrize("envoy", XDS_APIS, indirect=True)  # delta: test_delta_envoy.py
 async def test_envoy_serves_weighted_traffic_from_xds_alone(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter
 ) -> None:
@@ -64,6 +49,7 @@ async def test_envoy_serves_weighted_traffic_from_xds_alone(
     assert dump["configs"][0]["cluster"]["name"] == "web"
 
 
+@pytest.mark.parametrize("envoy", XDS_APIS, indirect=True)  # delta: test_delta_envoy.py
 async def test_endpoint_change_reaches_traffic_quickly(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter
 ) -> None:
@@ -81,6 +67,7 @@ async def test_endpoint_change_reaches_traffic_quickly(
     assert after == {"b2": 20}
 
 
+@pytest.mark.parametrize("envoy", XDS_APIS, indirect=True)  # delta: test_delta_envoy.py
 async def test_cluster_change_does_not_wait_out_initial_fetch_timeout(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter
 ) -> None:
@@ -105,6 +92,7 @@ async def test_cluster_change_does_not_wait_out_initial_fetch_timeout(
     assert status == 200
 
 
+@pytest.mark.parametrize("envoy", XDS_APIS, indirect=True)  # delta: test_delta_envoy.py
 async def test_nack_is_counted_shown_and_not_resent(
     plane: Plane, backends: list[Backend], envoy: EnvoyStarter
 ) -> None:

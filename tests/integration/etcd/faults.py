@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.harness.cli import child_env
 from tests.integration.etcd.helpers import ROOT, endpoint_json, endpoint_order
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.errors import EtcdError
@@ -35,11 +35,6 @@ from xdscp.testing import free_port
 
 CONVERGE_S = 30.0  # the bound on every convergence wait
 REGISTERED = "reg"  # the service the registrars register in
-
-
-def _env() -> dict[str, str]:
-    """The environment of child processes: no XDSCP_* or ETCD* settings of the caller's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("XDSCP_", "ETCD"))}
 
 
 def _wait(
@@ -167,7 +162,9 @@ class Serve:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for attempt in range(3):
             with self.log_path.open("ab") as out:
-                self.process = subprocess.Popen(self._command(), stdout=out, stderr=out, env=_env())
+                self.process = subprocess.Popen(
+                    self._command(), stdout=out, stderr=out, env=child_env()
+                )
             try:
                 ready = lambda: self.admin("/readyz")[0] == 200  # noqa: E731
                 _wait("serve ready", ready, CONVERGE_S, self.process, self.log_path)
@@ -256,7 +253,7 @@ class Registrar:
             self.endpoint, "--ttl", str(self.ttl), *etcd,
         ]  # fmt: skip
         with self.log_path.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=out, env=_env())
+            self.process = subprocess.Popen(command, stdout=out, stderr=out, env=child_env())
         if wait:
             self.wait_registered()
 

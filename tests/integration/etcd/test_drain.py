@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.test_registration import cli
+from tests.harness.cli import cli
 from xdscp.errors import ValidationError
 from xdscp.etcd import EtcdClient
 from xdscp.model import Health

@@ -11,19 +11,19 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
 from tests.fixtures.go import build_go
+from tests.harness.paths import ROOT
 from xdscp.etcd import EtcdClient
 from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, free_port, running, wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.go]
-MODULE = Path(__file__).resolve().parents[2] / "interop" / "go" / "etcdnaming"
+MODULE = ROOT / "tests" / "interop" / "go" / "etcdnaming"
 
 
 @pytest.fixture(scope="session")

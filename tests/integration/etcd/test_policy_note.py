@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.test_registration import cli
+from tests.harness.cli import cli
 from xdscp.etcd import EtcdClient
 
 pytestmark = pytest.mark.etcd

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.etcd.cli_process import Cli
+from tests.harness.cli import Cli
 from xdscp.etcd import EtcdClient
 from xdscp.testing import free_port, wait_until
 

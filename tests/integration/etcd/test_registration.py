@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from tests.fixtures.etcd import EtcdServer
 from tests.fixtures.etcd_backends import EtcdBackend
-from xdscp.cli.registry import commands
+from tests.harness.cli import cli
 from xdscp.etcd import EtcdClient
 from xdscp.model import LbPolicy, Locality
 from xdscp.registry.registration import Format, Placement, build_registration, register
@@ -25,13 +24,6 @@ from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, running, wait_for
 
 pytestmark = pytest.mark.etcd
-
-
-def cli() -> click.Group:
-    group = click.Group("xdscp")
-    for command in commands:
-        group.add_command(command)
-    return group
 
 
 async def test_context_manager_registers_keeps_alive_and_revokes(etcd_server: EtcdServer) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.etcd import EtcdServer, make_tls_files
+from tests.fixtures.etcd import EtcdServer
+from tests.harness.certs import make_tls_files
 from tests.integration.etcd.helpers import ROOT, endpoint_json
 from xdscp.errors import EtcdAuthError, EtcdUnavailableError
 from xdscp.etcd import EtcdClient

@@ -8,21 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.go import build_go
-
-# Reused as they are (fixtures must be importable names in this conftest).
-from tests.integration.envoy.conftest import Plane, envoy, plane, running_backends  # noqa: F401
-from tests.integration.grpc.harness import ROOT, SERVICE, ClientProcesses, ClientStarter, GrpcClient
+from tests.fixtures.go import go_client_binary
+from tests.fixtures.plane import envoy, plane
+from tests.harness.grpc_clients import SERVICE, ClientProcesses, ClientStarter, GrpcClient
+from tests.harness.plane import Plane, running_backends
 from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
 
-GO_MODULE = ROOT / "tests" / "interop" / "go" / "xdsclient"
-
-
-@pytest.fixture(scope="session")
-def go_client_binary(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The grpc-go client (tests/interop/go/xdsclient), built once; skip without Go."""
-    return build_go(tmp_path_factory, GO_MODULE, "the grpc-go client tests")
+__all__ = ["envoy", "go_client_binary", "grpc_backends", "grpc_client", "plane"]
 
 
 def _go_binary(request: pytest.FixtureRequest) -> str:
@@ -39,7 +32,7 @@ def _go_binary(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def grpc_client(
-    plane: Plane,  # noqa: F811
+    plane: Plane,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[ClientStarter]:

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tests.integration.parity.stats import SEED, shares
+from tests.harness.stats import SEED, shares
 from xdscp.balancer import Balancer, build_balancer, sequential_picks
 from xdscp.demo.backend import Backend
 from xdscp.model import Service

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,13 +18,14 @@ import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from google.protobuf import any_pb2, json_format
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, plane_admin
-from tests.integration.grpc.conftest import ROOT
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
+from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync
+from tests.harness.paths import ROOT
+from tests.harness.plane import EnvoyStarter, Plane, plane_admin
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend
 from xdscp.model import LbPolicy
+from xdscp.testing import wait_for
 from xdscp.translate import cluster_for
 
 pytestmark = [pytest.mark.grpc, pytest.mark.envoy, pytest.mark.go, pytest.mark.slow]
@@ -87,13 +87,12 @@ async def go_csds(binary: str, plane: Plane, *matcher: str) -> tuple[Statuses, S
 
 async def until(plane: Plane, test: Callable[[Statuses], bool], within: float = 20.0) -> Statuses:
     """Fetch over CSDS until `test` holds (the clients answer at their own pace)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def holds() -> Statuses | None:
         statuses = await python_csds(plane)
-        if test(statuses):
-            return statuses
-        assert time.monotonic() < deadline, json.dumps({n: list(s) for n, s in statuses.items()})
-        await asyncio.sleep(0.02)
+        return statuses if test(statuses) else None
+
+    return await wait_for(holds, within, what="the CSDS statuses")
 
 
 def all_acked(statuses: Statuses, node: str) -> bool:
@@ -111,7 +110,7 @@ async def missing_client(plane: Plane) -> AsyncIterator[Callable[[], Any]]:
             "python-missing", (XdsServer("127.0.0.1", plane.plane.xds_port),)
         )
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.grpc.client", "xds:///missing",
+            sys.executable, "-m", "tests.harness.grpc_client", "xds:///missing",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
             env={"GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap), "PATH": "/usr/bin:/bin"},

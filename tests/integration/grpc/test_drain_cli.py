@@ -27,8 +27,8 @@ import pytest
 from google.protobuf import wrappers_pb2
 
 from tests.fixtures.etcd import EtcdServer
-from tests.integration.envoy.conftest import running_backends
-from tests.integration.grpc.harness import ClientProcesses, GrpcClient
+from tests.harness.grpc_clients import ClientProcesses, GrpcClient
+from tests.harness.plane import running_backends
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap, grpc_bootstrap
 from xdscp.demo.admin import get_json
 from xdscp.demo.backend import WHO_METHOD, Backend, BackendConfig
@@ -135,7 +135,7 @@ class Stack:
                     return False
             return True
 
-        await wait_until_async(moved, 20)
+        await wait_for(moved, 20)
 
     async def rounds(self, more: int) -> None:
         """Wait until each loop finished `more` more rounds."""
@@ -148,13 +148,6 @@ class Stack:
         targets = [loop.answers[name] + more for loop in self.loops]
         loops = list(zip(self.loops, targets, strict=True))
         await wait_for(lambda: all(loop.answers[name] >= t for loop, t in loops), 60)
-
-
-async def wait_until_async(predicate: Any, limit: float) -> None:
-    """Re-check an async predicate until it holds (AssertionError after `limit` seconds)."""
-    async with asyncio.timeout(limit):
-        while not await predicate():  # noqa: ASYNC110 - xdscp's admin, polled over HTTP
-            await asyncio.sleep(0.01)
 
 
 async def _serve(etcd: EtcdServer, tmp: Path) -> tuple[subprocess.Popen[bytes], int, int, int]:

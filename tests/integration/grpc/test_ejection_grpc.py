@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
+from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync
+from tests.harness.plane import Plane
 from xdscp.demo.backend import Backend
 
 pytestmark = pytest.mark.grpc

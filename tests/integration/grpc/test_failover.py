@@ -14,8 +14,8 @@ from collections import Counter
 import grpc
 import pytest
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane
-from tests.integration.grpc.harness import ClientStarter, in_sync, who_through_envoy
+from tests.harness.grpc_clients import ClientStarter, in_sync, who_through_envoy
+from tests.harness.plane import EnvoyStarter, Plane
 from xdscp.balancer import build_balancer, expected_shares
 from xdscp.demo.backend import Backend
 from xdscp.model import BalancingPolicy, Endpoint, Health, Service, UpstreamProtocol

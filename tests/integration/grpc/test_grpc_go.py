@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane
+from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync
+from tests.harness.plane import Plane
+from tests.harness.stats import SIGMAS, assert_shares, sigma
 from tests.integration.grpc.expect import REFERENCE_PICKS, predicted_backend, predicted_shares
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
-from tests.integration.parity.stats import SIGMAS, assert_shares, sigma
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.model import HashOn, LbPolicy
 

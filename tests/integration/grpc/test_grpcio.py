@@ -9,7 +9,9 @@ import pytest
 import xxhash
 from google.protobuf import wrappers_pb2
 
-from tests.integration.envoy.conftest import Plane
+from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync
+from tests.harness.plane import Plane
+from tests.harness.stats import EQUAL, SPLIT_CASES, WEIGHTED, assert_shares
 from tests.integration.grpc.expect import (
     REFERENCE_PICKS,
     grpc_reference,
@@ -17,8 +19,6 @@ from tests.integration.grpc.expect import (
     predicted_shares,
     route_hash_policies,
 )
-from tests.integration.grpc.harness import ClientStarter, grpc_service, in_sync
-from tests.integration.parity.stats import EQUAL, SPLIT_CASES, WEIGHTED, assert_shares
 from xdscp.demo.backend import WHO_METHOD, Backend
 from xdscp.model import HashOn
 
@@ -36,7 +36,7 @@ async def test_split_of_1000_rpcs_matches_the_reference(
 ) -> None:
     """Backends weighted 1:2:7, 1000 sequential RPCs: each backend's count is within 5 sigma
     of the reference's gRPC-mode share (binomial, with the reference's own sampling error;
-    see tests/integration/parity/stats.py), and the band excludes the plausible wrong split
+    see tests/harness/stats.py), and the band excludes the plausible wrong split
     (weights ignored, or honoured where they should not be). Round robin rotates exactly."""
     service = grpc_service(grpc_backends, (1, 2, 7), lb=lb)
     plane.source.set({"web": service})

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane, plane_admin
-from tests.integration.grpc.harness import ClientStarter, GrpcClient, grpc_service, in_sync
+from tests.harness.grpc_clients import ClientStarter, GrpcClient, grpc_service, in_sync
+from tests.harness.plane import Plane, plane_admin
 from xdscp.demo.backend import Backend
 from xdscp.model import HealthCheck, UpstreamProtocol
 

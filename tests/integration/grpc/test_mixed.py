@@ -9,15 +9,15 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.envoy.conftest import EnvoyStarter, Plane, admin_json, plane_admin
-from tests.integration.grpc.expect import REFERENCE_PICKS, predicted_shares
-from tests.integration.grpc.harness import (
+from tests.harness.grpc_clients import (
     ClientStarter,
     grpc_service,
     in_sync,
     who_through_envoy,
 )
-from tests.integration.parity.stats import assert_shares
+from tests.harness.plane import EnvoyStarter, Plane, admin_json, plane_admin
+from tests.harness.stats import assert_shares
+from tests.integration.grpc.expect import REFERENCE_PICKS, predicted_shares
 from xdscp.demo.backend import Backend
 from xdscp.model import LbPolicy, UpstreamProtocol
 

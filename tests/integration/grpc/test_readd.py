@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.envoy.conftest import Plane
-from tests.integration.grpc.harness import ClientStarter, GrpcClient, grpc_service, in_sync, node
+from tests.harness.grpc_clients import ClientStarter, GrpcClient, grpc_service, in_sync, node
+from tests.harness.plane import Plane
 from xdscp.demo.backend import Backend
 from xdscp.model import HashOn
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.etcd import make_tls_files
-from tests.integration.grpc.harness import ClientProcesses, GrpcClient
-from tests.integration.server.test_tls_serve import (
+from tests.harness.certs import make_tls_files
+from tests.harness.grpc_clients import ClientProcesses, GrpcClient
+from tests.harness.tls import (
     Served,
     bootstrap,
     client_flags,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.integration.parity.harness import Case, bootstrap, listener_ports
+from tests.harness.parity import Backends, Case, Deployment, EnvoyFactory, bootstrap, listener_ports
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.procs.envoy import EnvoyProcess
 
@@ -17,18 +16,6 @@ BACKEND_COUNT = 6
 # Longer than any test runs: a request pinned on the slow host stays pinned until its Envoy
 # stops (the backend's handler threads are daemons, so stopping the backend never waits).
 SLOW_DELAY_S = 3600.0
-
-
-@dataclass(frozen=True)
-class Backends:
-    """Running demo backends: their HTTP ports in order and each port's backend name."""
-
-    ports: tuple[int, ...]
-    names: dict[int, str]
-
-    def name_of(self, host: object) -> str:
-        """The backend name behind a reference-balancer host (`str(host)` is `ip:port`)."""
-        return self.names[int(str(host).rpartition(":")[2])]
 
 
 def _start(configs: Sequence[BackendConfig]) -> tuple[list[Backend], Backends]:
@@ -67,20 +54,6 @@ def slow_backend() -> Iterator[Backends]:
         yield info
     finally:
         _stop(running)
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A running Envoy and the port of each case's listener (`deployment[case.name]`)."""
-
-    envoy: EnvoyProcess
-    ports: dict[str, int]
-
-    def __getitem__(self, name: str) -> int:
-        return self.ports[name]
-
-
-EnvoyFactory = Callable[[Sequence[Case]], Deployment]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from envoy.extensions.load_balancing_policies.random.v3 import random_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
-from tests.unit.balancer.builders import locality_group
+from tests.harness.balancer import locality_group
 
 HashPolicy = route_components_pb2.RouteAction.HashPolicy
 UNHEALTHY = health_check_pb2.UNHEALTHY

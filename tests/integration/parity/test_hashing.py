@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts, picks_from
+from tests.harness.parity import Backends, Case, Client, EnvoyFactory, counts, picks_from
+from tests.harness.stats import assert_shares, reference
 from tests.integration.parity.protos import (
     Ep,
     Maglev,
@@ -27,7 +27,6 @@ from tests.integration.parity.protos import (
     source_ip_policy,
     typed_cluster,
 )
-from tests.integration.parity.stats import assert_shares, reference
 
 pytestmark = pytest.mark.envoy
 

@@ -21,10 +21,9 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts, listener_ports
+from tests.harness.parity import Backends, Case, Client, EnvoyFactory, counts, listener_ports
+from tests.harness.stats import assert_shares, reference, shares
 from tests.integration.parity.protos import Ep, cla, enum_cluster
-from tests.integration.parity.stats import assert_shares, reference, shares
 from xdscp.balancer import sequential_picks
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import wait_until

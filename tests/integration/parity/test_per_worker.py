@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, counts, picks_from
+from tests.harness.parity import Backends, Case, EnvoyFactory, counts, picks_from
+from tests.harness.stats import assert_shares, reference, shares
 from tests.integration.parity.protos import (
     Ep,
     LeastRequest,
@@ -22,7 +22,6 @@ from tests.integration.parity.protos import (
     enum_cluster,
     typed_cluster,
 )
-from tests.integration.parity.stats import assert_shares, reference, shares
 from xdscp.balancer import sequential_picks
 
 pytestmark = pytest.mark.envoy

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, counts, hashed_picks, picks_from
+from tests.harness.parity import Backends, Case, EnvoyFactory, counts, hashed_picks, picks_from
+from tests.harness.stats import assert_shares, reference, shares
 from tests.integration.parity.protos import (
     DEGRADED,
     DRAINING,
@@ -25,7 +25,6 @@ from tests.integration.parity.protos import (
     header_policy,
     typed_cluster,
 )
-from tests.integration.parity.stats import assert_shares, reference, shares
 from xdscp.balancer import sequential_picks
 
 pytestmark = pytest.mark.envoy

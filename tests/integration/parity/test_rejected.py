@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 
-from tests.integration.parity.harness import Case, validate
+from tests.harness.parity import Case, validate
+from tests.harness.stats import reference
 from tests.integration.parity.protos import Ep, Maglev, RingHash, cla, enum_cluster, typed_cluster
-from tests.integration.parity.stats import reference
 from xdscp.errors import BalancerError
 
 pytestmark = pytest.mark.envoy

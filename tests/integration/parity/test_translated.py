@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, EnvoyFactory
-from tests.integration.parity.harness import Case, Client, counts, picks_from
-from tests.integration.parity.stats import assert_shares, reference, shares
+from tests.harness.parity import Backends, Case, Client, EnvoyFactory, counts, picks_from
+from tests.harness.stats import assert_shares, reference, shares
 from xdscp.balancer import sequential_picks
 from xdscp.model import BalancingPolicy, Endpoint, HashOn, Health, LbPolicy, Service
 from xdscp.testing import free_port

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.parity.conftest import Backends, Deployment, EnvoyFactory
-from tests.integration.parity.harness import Case, counts, hashed_picks
+from tests.harness.parity import Backends, Case, Deployment, EnvoyFactory, counts, hashed_picks
+from tests.harness.stats import reference
 from tests.integration.parity.protos import Ep, Maglev, RingHash, cla, header_policy, typed_cluster
-from tests.integration.parity.stats import reference
 from xdscp.balancer import Balancer
 
 pytestmark = pytest.mark.envoy

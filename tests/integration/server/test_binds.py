@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.server.serve_process import get_json
+from tests.harness.serve import get_json
 from xdscp.testing import free_port, wait_until
 
 SERVICES = "services: {web: {endpoints: [{address: 10.0.0.1, port: 80}]}}\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,9 +12,10 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tests.fixtures.etcd import make_tls_files
-from tests.fixtures.files import rewrite
-from tests.integration.server.serve_process import LogEvents, get_json
+from tests.harness.certs import make_tls_files
+from tests.harness.cli import child_env
+from tests.harness.files import rewrite
+from tests.harness.serve import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.testing import free_port, wait_until
 
@@ -33,11 +33,6 @@ sources:
             port: 80
             weight: %(weight)s
 """
-
-
-def _env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
-    return env | overrides
 
 
 def _serve(config: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], LogEvents]:
@@ -66,7 +61,7 @@ def test_config_file_serves_its_services_reloads_them_and_stops_on_sigterm(
     ports = {"xds": free_port(), "file_admin": free_port()}
     path.write_text(CONFIG % {**ports, "weight": 1})
     admin = free_port()
-    proc, logs = _serve(path, _env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
+    proc, logs = _serve(path, child_env(XDSCP_ADMIN__ADDRESS=f"127.0.0.1:{admin}"))
     base = f"http://127.0.0.1:{admin}"
     try:
         wait_until(lambda: get_json(f"{base}/readyz")[0] == 200)
@@ -96,7 +91,7 @@ def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None
     path.write_text(CONFIG % {"xds": free_port(), "file_admin": free_port(), "weight": 0})
     done = subprocess.run(
         [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+        capture_output=True, text=True, timeout=60, check=False, env=child_env(),
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip() == (
@@ -107,7 +102,7 @@ def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None
     done = subprocess.run(
         [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
-        env=_env(XDSCP_XDS__GROUP_BY="zone"),
+        env=child_env(XDSCP_XDS__GROUP_BY="zone"),
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip() == (
@@ -117,7 +112,7 @@ def test_a_bad_config_file_exits_with_the_line_and_field(tmp_path: Path) -> None
     path.write_text("xds: {address: 127.0.0.1:0}\n")
     done = subprocess.run(
         [sys.executable, "-m", "xdscp", "serve", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+        capture_output=True, text=True, timeout=60, check=False, env=child_env(),
     )  # fmt: skip
     assert done.returncode == 2
     assert "--config FILE with a sources: section" in done.stderr
@@ -135,7 +130,7 @@ def test_xds_mutual_tls_from_the_config_file(tmp_path: Path) -> None:
         f"admin: {{address: 127.0.0.1:{admin}}}\n"
         "sources: {static: {services: {web: {endpoints: [{address: 10.0.0.1, port: 80}]}}}}\n"
     )
-    proc, logs = _serve(path, _env())
+    proc, logs = _serve(path, child_env())
     request = discovery_pb2.DiscoveryRequest(
         node=base_pb2.Node(id="tls", user_agent_name="envoy"), type_url=TypeUrl.CLUSTER
     )

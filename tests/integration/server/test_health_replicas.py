@@ -21,7 +21,7 @@ from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.etcd import EtcdClient, EtcdConfig
 from xdscp.model import BalancingPolicy, HealthCheck
 from xdscp.registry import policy_value
-from xdscp.testing import free_port
+from xdscp.testing import free_port, wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.slow]
 INTERVAL_S = 0.2
@@ -54,16 +54,12 @@ async def start_replica(etcd: str) -> Replica:
 
 async def until(replica: Replica, predicate: Any, limit: float = 30.0) -> dict[str, Any]:
     """Poll the replica's /debug/health until `predicate(status)` holds; the status."""
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            status = await replica.health()
-        except OSError:
-            status = {}
-        if status and predicate(status):
-            return status
-        assert time.monotonic() < deadline, status
-        await asyncio.sleep(0.02)
+
+    async def holds() -> dict[str, Any] | None:
+        status = await replica.health()
+        return status if status and predicate(status) else None
+
+    return await wait_for(holds, limit, retry_on=(OSError,), what="the replica's health")
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.cluster.v3 import cds_pb2_grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tests.fixtures.files import rewrite
-from tests.integration.server.serve_process import LogEvents, get_json
+from tests.harness.files import rewrite
+from tests.harness.serve import LogEvents, get_json
 from xdscp.cache import TypeUrl
 from xdscp.model import Endpoint, Service
 from xdscp.plane import ServeOptions, ServerConfig, build_plane
@@ -155,7 +155,7 @@ async def test_standalone_cds_and_delta_over_grpc() -> None:
 async def test_mutual_tls_on_the_xds_port(tmp_path: Path) -> None:
     """With TLS and a client CA, a client presenting a signed certificate is served; one
     without a certificate is refused."""
-    from tests.fixtures.etcd import make_tls_files
+    from tests.harness.certs import make_tls_files
     from xdscp.plane import XdsTls
 
     files = make_tls_files(tmp_path)

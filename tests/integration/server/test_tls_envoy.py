@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.etcd import make_tls_files
-from tests.integration.envoy.conftest import aget, backends  # noqa: F401
-from tests.integration.server.test_tls_serve import (
+from tests.fixtures.plane import backends  # noqa: F401 - the fixture
+from tests.harness.certs import make_tls_files
+from tests.harness.plane import aget
+from tests.harness.tls import (
     Served,
     bootstrap,
     client_flags,

@@ -1,121 +1,25 @@
 """`xdscp serve --tls-cert --tls-key [--tls-client-ca]` as users run it: bad files stop it at
 start with one line naming the file; good ones serve clients whose bootstraps come from
-`xdscp bootstrap ... --tls-ca` (helpers here, used by the Envoy and gRPC TLS tests)."""
+`xdscp bootstrap ... --tls-ca` (helpers in tests/harness/tls.py, used by the Envoy and gRPC
+TLS tests too)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import selectors
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.fixtures.etcd import make_tls_files
-from tests.integration.server.serve_process import get_json
-from xdscp.procs import terminate
-from xdscp.procs.etcd import TlsFiles
-from xdscp.testing import wait_until
-
-XDSCP = (sys.executable, "-m", "xdscp")
-STARTED_S = 30.0
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("XDSCP_")}
-
-
-def static_file(path: Path, endpoints: list[tuple[str, int]], name: str = "web") -> Path:
-    """A `--static` services file: one service over `endpoints` (host, port)."""
-    lines = [f"services:\n  {name}:\n    endpoints:\n"]
-    lines += [f"      - {{address: {host}, port: {port}}}\n" for host, port in endpoints]
-    path.write_text("".join(lines))
-    return path
-
-
-def tls_flags(files: TlsFiles, *, mutual: bool) -> list[str]:
-    """serve's flags for TLS with the server certificate (and the CA for clients, if mutual)."""
-    flags = ["--tls-cert", str(files.server_cert), "--tls-key", str(files.server_key)]
-    return [*flags, "--tls-client-ca", str(files.ca)] if mutual else flags
-
-
-def client_flags(files: TlsFiles, *, mutual: bool) -> list[str]:
-    """bootstrap's flags: trust the CA (and present the client certificate, if mutual)."""
-    flags = ["--tls-ca", str(files.ca)]
-    if mutual:
-        flags += ["--tls-cert", str(files.client_cert), "--tls-key", str(files.client_key)]
-    return flags
-
-
-def bootstrap(*args: str) -> dict[str, Any]:
-    """The JSON `xdscp bootstrap ARGS` prints (run as a user would, in its own process)."""
-    done = subprocess.run(
-        [*XDSCP, "bootstrap", *args], capture_output=True, text=True, timeout=60, check=True
-    )
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
-
-
-@dataclass
-class Served:
-    """A running `xdscp serve`: its ports (it picked them: `127.0.0.1:0`) and its log."""
-
-    process: subprocess.Popen[bytes]
-    xds_port: int
-    admin_port: int
-    log: Path
-
-    def admin(self, path: str) -> Any:
-        """GET an admin path's JSON."""
-        return get_json(f"http://127.0.0.1:{self.admin_port}{path}")[1]
-
-
-def _banner(process: subprocess.Popen[bytes], log: Path) -> str:
-    """serve's first stdout line (printed once it listens), within STARTED_S."""
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(STARTED_S):
-            raise AssertionError(f"serve did not start: {log.read_text()[-2000:]}")
-    line = process.stdout.readline().decode()
-    assert line, f"serve exited with {process.wait()}: {log.read_text()[-2000:]}"
-    return line
-
-
-@contextlib.contextmanager
-def serve(workdir: Path, *flags: str) -> Iterator[Served]:
-    """`xdscp serve FLAGS --xds 127.0.0.1:0 --admin 127.0.0.1:0`, ready; stopped after."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / "xdscp.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [*XDSCP, "--log-format", "json", "serve", *flags,
-             "--xds", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=sink, env=_env(),
-        )  # fmt: skip
-    try:
-        # "xdscp serving xDS on 127.0.0.1:PORT, admin on 127.0.0.1:PORT"
-        words = _banner(process, log).replace(",", " ").split()
-        xds, admin = (int(w.rsplit(":", 1)[1]) for w in words if w.startswith("127.0.0.1:"))
-        served = Served(process, xds, admin, log)
-        wait_until(lambda: get_json(f"http://127.0.0.1:{admin}/readyz")[0] == 200)
-        yield served
-    finally:
-        terminate(process, grace_s=10)
-
-
-def node_status(served: Served, node_id: str) -> dict[str, Any]:
-    """xdscp's /debug/nodes entry for `node_id` ({} while it is not connected)."""
-    nodes = [n for n in served.admin("/debug/nodes") if n["node"] == node_id]
-    return dict(nodes[0]) if nodes else {}
-
+from tests.harness.certs import make_tls_files
+from tests.harness.tls import (
+    STARTED_S,
+    XDSCP,
+    child_env,
+    serve,
+    static_file,
+)
 
 # -- bad TLS files: one line naming the file, exit 1, before anything binds ------------------
 
@@ -181,7 +85,7 @@ def _run_serve(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*XDSCP, "serve", "--static", str(static), "--xds", "127.0.0.1:0",
          "--admin", "127.0.0.1:0", *flags],
-        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+        capture_output=True, text=True, timeout=60, check=False, env=child_env(),
     )  # fmt: skip
 
 
@@ -222,7 +126,7 @@ def test_bad_tls_in_the_config_file_stops_serve_the_same_way(
     )
     done = subprocess.run(
         [*XDSCP, "serve", "--config", str(config)],
-        capture_output=True, text=True, timeout=60, check=False, env=_env(),
+        capture_output=True, text=True, timeout=60, check=False, env=child_env(),
     )  # fmt: skip
     expected = (
         f"Error: xDS TLS key {certs['other_key']}: does not match the certificate {certs['cert']}"

@@ -25,8 +25,8 @@ import aiohttp
 import grpc
 from google.protobuf import wrappers_pb2
 
-from tests.integration.etcd.cli_process import Cli
-from tests.integration.grpc.harness import GrpcClient
+from tests.harness.cli import Cli
+from tests.harness.grpc_clients import GrpcClient
 from xdscp.demo.backend import WHO_METHOD
 
 BACKEND_LINE = re.compile(r"^backend (\S+): http \S+:(\d+) grpc \S+:(\d+)$")

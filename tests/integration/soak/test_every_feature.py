@@ -36,10 +36,11 @@ import yaml
 
 from tests.fixtures.dnsmasq import DnsmasqServer
 from tests.fixtures.etcd import EtcdServer
-from tests.fixtures.policies import covering_policies
-from tests.integration.etcd.cli_process import Cli
-from tests.integration.grpc.harness import ClientProcesses
-from tests.integration.server.serve_process import get_json
+from tests.harness.cli import Cli
+from tests.harness.grpc_clients import ClientProcesses
+from tests.harness.policies import covering_policies
+from tests.harness.serve import get_json
+from tests.harness.soak import SOAK_S
 from tests.integration.soak.operator import (
     AdminPoller,
     BackendProc,
@@ -49,7 +50,6 @@ from tests.integration.soak.operator import (
     xdscp_json,
     xdscp_run,
 )
-from tests.integration.soak.test_idle_streams import SOAK_S
 from xdscp.model import BalancingPolicy
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.testing import free_port, wait_for, wait_until

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -25,26 +24,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.integration.envoy.conftest import running_backends
-from tests.integration.grpc.harness import ClientProcesses
-from tests.integration.server.serve_process import LogEvents, get_json
-from xdscp import keepalive
+from tests.harness.grpc_clients import ClientProcesses
+from tests.harness.plane import running_backends
+from tests.harness.serve import LogEvents, get_json
+from tests.harness.soak import SOAK_S
 from xdscp.cli import main
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.procs.envoy import EnvoyProcess
-from xdscp.server.service import WRITE_TIMEOUT_S
 from xdscp.testing import free_port, wait_until
 
-# The longest time after which an idle stream could be ended: a too-strict server refusing
-# Envoy's pings (the first is free, then MAX_PING_STRIKES + 1 early ones, each at most the
-# interval plus Envoy's jitter apart), xdscp's own ping and its timeout, the write timeout.
-WINDOW_S = max(
-    (keepalive.MAX_PING_STRIKES + 2) * keepalive.ENVOY_PING_INTERVAL_S
-    * (1 + keepalive.ENVOY_PING_JITTER),
-    keepalive.SERVER_PING_INTERVAL_S + keepalive.SERVER_PING_TIMEOUT_S,
-    WRITE_TIMEOUT_S,
-)  # fmt: skip
-SOAK_S = max(2.5 * WINDOW_S, float(os.environ.get("XDSCP_SOAK_SECONDS", "0")))
 NODES = {"soak-envoy-sotw": "envoy", "soak-envoy-delta": "envoy", "soak-python": "grpc",
          "soak-go": "grpc"}  # fmt: skip
 SERVICES = "services:\n  web:\n    endpoints:\n{}"

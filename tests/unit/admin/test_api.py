@@ -1,5 +1,5 @@
 """Every admin route of a running control plane whose services set every policy part at once
-(`tests.fixtures.policies`: a new model field is included without editing this test): no
+(`tests.harness.policies`: a new model field is included without editing this test): no
 route fails, the policy reads back as the policy served, and the event stream carries it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.fixtures.policies import covering_policies, field_paths, set_paths
+from tests.harness.policies import covering_policies, field_paths, set_paths
 from xdscp.admin.http import readiness_body
 from xdscp.model import BalancingPolicy, Endpoint, Locality, Service
 from xdscp.plane import ServeOptions, ServerConfig, build_plane

@@ -9,7 +9,7 @@ import json
 import pytest
 from hypothesis import given
 
-from tests.fixtures.policies import policies
+from tests.harness.policies import policies
 from xdscp.admin.encode import dumps
 from xdscp.model import BalancingPolicy, Endpoint, Locality
 from xdscp.registry.schema import parse_policy

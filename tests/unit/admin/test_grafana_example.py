@@ -1,4 +1,4 @@
-"""examples/grafana-dashboard.json passes the Grafana linter (`tests.fixtures.grafana`) and
+"""examples/grafana-dashboard.json passes the Grafana linter (`tests.harness.grafana`) and
 queries only metric names xdscp's registries expose; every xdscp family is on a panel.
 (tests/integration/dashboard/test_grafana_example.py checks the names on a running serve.)"""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from tests.fixtures import grafana
+from tests.harness import grafana
 from xdscp.dns import DnsMetrics
 from xdscp.plane import ServerConfig, build_plane
 from xdscp.sources import RegistryMetrics

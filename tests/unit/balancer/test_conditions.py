@@ -12,12 +12,11 @@ from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.harness.balancer import Ep, cla, cluster, eps
 from xdscp.balancer import build_balancer, expected_shares
 from xdscp.balancer.bounded import MT19937, bounded_choice, overload_factor
 from xdscp.balancer.slow_start import SlowStart, slow_start_factor
 from xdscp.errors import BalancerError
-
-from .builders import Ep, cla, cluster, eps
 
 
 @pytest.mark.parametrize(

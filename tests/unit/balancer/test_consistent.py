@@ -8,7 +8,7 @@ import pytest
 from envoy.extensions.load_balancing_policies.maglev.v3 import maglev_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 
-from tests.unit.balancer.builders import Ep, balancer, cla, cluster, counts, eps
+from tests.harness.balancer import Ep, balancer, cla, cluster, counts, eps
 from xdscp.balancer import BalancerError, build_balancer
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.hash.functions import xxh64

@@ -9,7 +9,7 @@ import pytest
 from envoy.extensions.load_balancing_policies.least_request.v3 import least_request_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
-from tests.unit.balancer.builders import Ep, balancer, cla, cluster, counts, eps
+from tests.harness.balancer import Ep, balancer, cla, cluster, counts, eps
 from xdscp.balancer import build_balancer
 from xdscp.balancer.edf import EdfScheduler
 from xdscp.balancer.envoy_lb import LeastRequestBalancer, RoundRobinBalancer

@@ -11,7 +11,7 @@ from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from tests.unit.balancer.builders import Ep, balancer, cla, cluster, counts
+from tests.harness.balancer import Ep, balancer, cla, cluster, counts
 from xdscp.balancer import BalancerError, Kind, build_balancer
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.grpc_lb import GrpcBalancer

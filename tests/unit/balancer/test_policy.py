@@ -10,7 +10,7 @@ from envoy.extensions.load_balancing_policies.random.v3 import random_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from tests.unit.balancer.builders import Ep, cla, cluster, eps
+from tests.harness.balancer import Ep, cla, cluster, eps
 from xdscp.balancer import BalancerError, Kind, build_balancer
 from xdscp.balancer.hosts import host_sets, hosts_from_cla
 from xdscp.balancer.policy import envoy_policy

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.balancer.builders import Ep, balancer, cla, counts
+from tests.harness.balancer import Ep, balancer, cla, counts
 from xdscp.balancer.priority import choose_priority
 from xdscp.model import PriorityCounts, priority_loads
 
@@ -107,7 +107,7 @@ def test_overprovisioning_factor_from_cla() -> None:
     ]
     import random
 
-    from tests.unit.balancer.builders import cluster
+    from tests.harness.balancer import cluster
     from xdscp.balancer import build_balancer
 
     lb = build_balancer(cluster(), cla(endpoints, overprovisioning=100), rng=random.Random(1))

@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.balancer.builders import Ep, balancer, eps
+from tests.harness.balancer import Ep, balancer, eps
 from xdscp.balancer.consistent import HashBalancer
 from xdscp.balancer.envoy_lb import ZoneAwareBalancer
 from xdscp.model import Health

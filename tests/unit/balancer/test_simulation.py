@@ -7,19 +7,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.unit.balancer.builders import Ep, balancer, eps
+from tests.harness import model
+from tests.harness.balancer import Ep, balancer, eps
+from tests.harness.model import endpoints
 from xdscp.balancer import build_balancer, sequential_picks
 from xdscp.balancer.simulation import remap_fractions, simulate, synthetic_request
 from xdscp.cli import main
 from xdscp.cli.simulate import build_service, parse_endpoint
 from xdscp.errors import ValidationError
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+from xdscp.model import Endpoint, HashOn, Locality
 from xdscp.translate import client_resources
-
-
-def _service(lb: str, *weights: int, hash_on: tuple[HashOn, ...] = ()) -> Service:
-    endpoints = tuple(Endpoint(f"10.0.0.{i}", 80, weight=w) for i, w in enumerate(weights, 1))
-    return Service("svc", endpoints, BalancingPolicy(lb=LbPolicy(lb), hash_on=hash_on))
 
 
 def test_parse_endpoint_forms() -> None:
@@ -38,18 +35,30 @@ def test_round_robin_simulation_is_exact_for_weights() -> None:
     """Weighted round robin over 1:2:7 gives exactly 10/20/70 % of 10,000 requests; plain
     round robin, translated without endpoint weights, rotates in equal shares."""
     resources = client_resources()
-    result = simulate(_service("weighted_round_robin", 1, 2, 7), resources, requests=10_000, seed=1)
+    result = simulate(
+        model.service(endpoints(1, 2, 7), "svc", lb="weighted_round_robin"),
+        resources,
+        requests=10_000,
+        seed=1,
+    )
     assert [r.requests for r in result.endpoints] == [1000, 2000, 7000]
     assert [r.weight_share for r in result.endpoints] == pytest.approx([0.1, 0.2, 0.7])
     assert result.unserved == 0
-    plain = simulate(_service("round_robin", 1, 2, 7), resources, requests=9_000, seed=1)
+    plain = simulate(
+        model.service(endpoints(1, 2, 7), "svc", lb="round_robin"),
+        resources,
+        requests=9_000,
+        seed=1,
+    )
     assert [r.requests for r in plain.endpoints] == [3000, 3000, 3000]
 
 
 def test_hashed_requests_follow_the_hash_policy() -> None:
     """With hash_on header:x-user, request i carries x-user: user-i and lands where the
     balancer sends that hash — the same endpoint on every run, whatever the seed."""
-    service = _service("ring_hash", 1, 1, 1, hash_on=(HashOn.parse("header:x-user"),))
+    service = model.service(
+        endpoints(1, 1, 1), "svc", lb="ring_hash", hash_on=(HashOn.parse("header:x-user"),)
+    )
     resources = client_resources()
     a = simulate(service, resources, requests=2000, seed=1)
     b = simulate(service, resources, requests=2000, seed=99)
@@ -61,7 +70,9 @@ def test_hashed_requests_follow_the_hash_policy() -> None:
 
 def test_remap_fractions_consistent_vs_modulo() -> None:
     """Adding a 9th equal endpoint moves ~1/9 of keys under Maglev but ~8/9 under mod n."""
-    service = _service("maglev", *([1] * 8), hash_on=(HashOn.parse("source_ip"),))
+    service = model.service(
+        endpoints(*[1] * 8), "svc", lb="maglev", hash_on=(HashOn.parse("source_ip"),)
+    )
     resources = client_resources()
     fractions = remap_fractions(service, resources, samples=5000)
     added, removed = fractions["policy"]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fixtures.etcd import make_tls_files
+from tests.harness.certs import make_tls_files
 from xdscp.cli import main
 from xdscp.clients import ClientTls, locality_json, parse_locality
 from xdscp.errors import ConfigError

@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.harness.paths import ROOT
 from xdscp.cli import main
 from xdscp.procs import find_binary
 
-ENVOY_DIR = Path(__file__).resolve().parents[3] / "envoy"
+ENVOY_DIR = ROOT / "envoy"
 _ROW = re.compile(r"^\| `(?P<file>[\w.]+)` \|.*\| `xdscp (?P<args>[^`]+)` \|$", re.MULTILINE)
 
 

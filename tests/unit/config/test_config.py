@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,38 +13,21 @@ import pytest
 import yaml
 from structlog.testing import capture_logs
 
-from tests.fixtures.files import rewrite
+from tests.harness.files import WEB_CONFIG, rewrite, write_config
+from tests.harness.paths import ROOT
 from xdscp.config import SCHEMA, ConfigServicesSource, load_config
 from xdscp.errors import ConfigError, ConfigFieldError
 from xdscp.model import LbPolicy, ServiceSet
 from xdscp.sources.static import load_services
+from xdscp.testing import wait_for
 
-EXAMPLE = Path(__file__).parents[3] / "examples" / "xdscp.yaml"
-
-WEB = """\
-sources:
-  static:
-    services:
-      web:
-        endpoints:
-          - {address: 10.0.0.1, port: 80}
-          - address: 10.0.0.2
-            port: 80
-            weight: %s
-"""
-
-
-def _write(directory: Path, text: str, name: str = "xdscp.yaml") -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
+EXAMPLE = ROOT / "examples" / "xdscp.yaml"
 
 # (file text, line, field, message): every message is checked exactly.
 BAD_FILES = [
-    (WEB % 0, 9, "sources.static.services.web.endpoints[1].weight",
+    (WEB_CONFIG % 0, 9, "sources.static.services.web.endpoints[1].weight",
      "must be in [1, 4294967295], got 0"),
-    (WEB % "'3'", 9, "sources.static.services.web.endpoints[1].weight",
+    (WEB_CONFIG % "'3'", 9, "sources.static.services.web.endpoints[1].weight",
      "must be an integer in [1, 4294967295], got '3'"),
     ("xds:\n  adress: 127.0.0.1:1\n", 2, "xds", "unknown field 'adress', did you mean 'address'?"),
     ("sourcs: {}\n", 1, "", "unknown field 'sourcs', did you mean 'sources'?"),
@@ -140,7 +122,7 @@ def test_a_bad_file_names_the_line_and_the_field(
 ) -> None:
     """Each invalid file is refused with FILE:LINE, the field's path and the model's reason."""
     (tmp_path / "c.pem").write_text("not checked here")
-    path = _write(tmp_path, text)
+    path = write_config(tmp_path, text)
     with pytest.raises(ConfigFieldError) as caught:
         load_config(path, {})
     where = f"{path}:{line}"
@@ -163,7 +145,7 @@ def test_a_good_file_becomes_the_server_settings(tmp_path: Path) -> None:
     (tmp_path / "certs").mkdir()
     for name in ("xds.pem", "xds-key.pem"):
         (tmp_path / "certs" / name).write_text("pem")
-    path = _write(tmp_path, """\
+    path = write_config(tmp_path, """\
         xds: {address: "[::1]:0", group_by: "metadata:team", tls: {cert: certs/xds.pem,
               key: certs/xds-key.pem}}
         admin: {address: 127.0.0.1:9}
@@ -203,7 +185,7 @@ def test_a_good_file_becomes_the_server_settings(tmp_path: Path) -> None:
 
 def test_an_empty_file_is_the_defaults_without_sources(tmp_path: Path) -> None:
     """Nothing declared: the flags' defaults, and no source (serve then asks for one)."""
-    config = load_config(_write(tmp_path, "# nothing yet\n"), {})
+    config = load_config(write_config(tmp_path, "# nothing yet\n"), {})
     assert config.serve.xds_port == 18000
     assert config.serve.admin_port == 18001
     assert config.serve.translate.listener_port == 10000
@@ -216,7 +198,7 @@ def test_an_empty_file_is_the_defaults_without_sources(tmp_path: Path) -> None:
 def test_environment_overrides_keys_at_any_depth(tmp_path: Path) -> None:
     """`XDSCP_A__B` replaces the file's value; lists split on commas; inside services the
     value is YAML and keys match case-insensitively; names without `__` are ignored."""
-    path = _write(tmp_path, WEB % 1 + "  etcd: {endpoints: [http://10.9.9.9:2379]}\n")
+    path = write_config(tmp_path, WEB_CONFIG % 1 + "  etcd: {endpoints: [http://10.9.9.9:2379]}\n")
     env = {
         "XDSCP_XDS__ADDRESS": "0.0.0.0:19000",
         "XDSCP_LISTENER__PORT": "10080",
@@ -255,11 +237,11 @@ def test_environment_alone_configures_the_server() -> None:
 def test_an_empty_override_restores_the_default(tmp_path: Path) -> None:
     """`XDSCP_LISTENER__DEFAULT_SERVICE=` removes the file's value; an empty section
     variable removes the section (here: no etcd source)."""
-    path = _write(tmp_path, "listener: {default_service: web}\n")
+    path = write_config(tmp_path, "listener: {default_service: web}\n")
     assert load_config(path, {}).serve.translate.default_service == "web"
     config = load_config(path, {"XDSCP_LISTENER__DEFAULT_SERVICE": ""})
     assert config.serve.translate.default_service is None
-    with_etcd = _write(tmp_path, WEB % 1 + "  etcd: {}\n", "etcd.yaml")
+    with_etcd = write_config(tmp_path, WEB_CONFIG % 1 + "  etcd: {}\n", "etcd.yaml")
     assert load_config(with_etcd, {}).etcd is not None
     assert load_config(with_etcd, {"XDSCP_SOURCES__ETCD": " "}).etcd is None
 
@@ -291,7 +273,7 @@ def test_a_bad_override_names_the_variable(
     tmp_path: Path, name: str, value: str, message: str
 ) -> None:
     """The error of an override starts with the variable's name, then the field."""
-    path = _write(tmp_path, WEB % 1)
+    path = write_config(tmp_path, WEB_CONFIG % 1)
     with pytest.raises(ConfigFieldError) as caught:
         load_config(path, {name: value})
     assert str(caught.value) == message
@@ -361,33 +343,26 @@ def test_the_example_file_loads_and_shows_every_key(tmp_path: Path) -> None:
 # --- the file's services, live ---------------------------------------------------------------
 
 
-async def _until(predicate: Any, limit: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + limit
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_file_services_reload_and_keep_the_last_good(tmp_path: Path) -> None:
     """An edit of the static services is published; a bad edit keeps the last good set and
     logs the line and field; an edit elsewhere is logged as needing a restart."""
-    path = _write(tmp_path, WEB % 1)
+    path = write_config(tmp_path, WEB_CONFIG % 1)
     loaded = load_config(path, {})
     source = ConfigServicesSource(path, {}, loaded, poll_s=0.01)
     published: list[ServiceSet] = []
     with capture_logs() as logs:
         task = asyncio.create_task(source.run(published.append))
         try:
-            await _until(lambda: len(published) == 1)
+            await wait_for(lambda: len(published) == 1)
             assert source.ready
             assert source.name == "config"
-            rewrite(path, WEB % 4)
-            await _until(lambda: len(published) == 2)
+            rewrite(path, WEB_CONFIG % 4)
+            await wait_for(lambda: len(published) == 2)
             assert {e.weight for e in published[1]["web"].endpoints} == {1, 4}
-            rewrite(path, WEB % -1)
-            await _until(lambda: any(e["event"] == "static_services_invalid" for e in logs))
-            rewrite(path, WEB % 4 + "admin: {address: 127.0.0.1:9}\n")
-            await _until(lambda: len(published) == 3)
+            rewrite(path, WEB_CONFIG % -1)
+            await wait_for(lambda: any(e["event"] == "static_services_invalid" for e in logs))
+            rewrite(path, WEB_CONFIG % 4 + "admin: {address: 127.0.0.1:9}\n")
+            await wait_for(lambda: len(published) == 3)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

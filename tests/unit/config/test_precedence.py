@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.config.test_config import WEB, _write
+from tests.harness.files import WEB_CONFIG, write_config
 from xdscp.cli.serve import command, resolve
 from xdscp.config import ServerConfig, load_config
 from xdscp.errors import ConfigFieldError
@@ -27,7 +27,7 @@ def test_precedence_flag_over_environment_over_file_over_default(tmp_path: Path)
         "xds: {address: 127.0.0.1:1000}\nadmin: {address: 127.0.0.1:2000}\n"
         "listener: {port: 3000, domain_suffixes: [.file]}\n"
     )
-    path = _write(tmp_path, WEB % 1 + more)
+    path = write_config(tmp_path, WEB_CONFIG % 1 + more)
     env = {"XDSCP_XDS__ADDRESS": "127.0.0.1:1001", "XDSCP_ADMIN__ADDRESS": "127.0.0.1:2001"}
     flags = ["--config", str(path), "--xds", "127.0.0.1:1002", "--domain-suffix", ".flag"]
     config = _resolved(flags, env)
@@ -46,7 +46,7 @@ def test_precedence_of_the_etcd_flags(tmp_path: Path, monkeypatch: pytest.Monkey
     """`--etcd` (or its variable XDSCP_ETCD) replaces the file's endpoints, other etcd keys
     stay; `--no-registry` turns the file's etcd source off; without a section or a flag there
     is none."""
-    path = _write(tmp_path, "sources:\n  etcd:\n    endpoints: [http://10.0.0.9:2379]\n"
+    path = write_config(tmp_path, "sources:\n  etcd:\n    endpoints: [http://10.0.0.9:2379]\n"
                   "    services_prefix: /file/\n")  # fmt: skip
     config = _resolved(["--config", str(path), "--etcd", "http://10.0.0.1:2379,10.0.0.2:2379"], {})
     assert config.etcd is not None
@@ -63,7 +63,10 @@ def test_precedence_of_the_etcd_flags(tmp_path: Path, monkeypatch: pytest.Monkey
     assert from_env.etcd is not None
     assert from_env.etcd.client.endpoints == ("http://10.0.0.3:2379",)
     monkeypatch.delenv("XDSCP_ETCD")
-    assert _resolved(["--config", str(_write(tmp_path, WEB % 1, "s.yaml"))], {}).etcd is None
+    assert (
+        _resolved(["--config", str(write_config(tmp_path, WEB_CONFIG % 1, "s.yaml"))], {}).etcd
+        is None
+    )
 
 
 def test_flags_add_to_the_file_sources_and_tls(tmp_path: Path) -> None:
@@ -71,7 +74,9 @@ def test_flags_add_to_the_file_sources_and_tls(tmp_path: Path) -> None:
     `--tls-cert`/`--tls-key` keep the file's client CA; `--group-by` is checked."""
     for name in ("a.pem", "b.pem", "ca.pem", "live.yaml"):
         (tmp_path / name).write_text("x")
-    path = _write(tmp_path, WEB % 1 + "xds: {tls: {cert: a.pem, key: a.pem, client_ca: ca.pem}}\n")
+    path = write_config(
+        tmp_path, WEB_CONFIG % 1 + "xds: {tls: {cert: a.pem, key: a.pem, client_ca: ca.pem}}\n"
+    )
     live = str(tmp_path / "live.yaml")
     args = ["--config", str(path), "--static", live, "--tls-cert", str(tmp_path / "b.pem"),
             "--group-by", "cluster"]  # fmt: skip
@@ -95,7 +100,7 @@ def test_flags_add_to_the_file_sources_and_tls(tmp_path: Path) -> None:
 def test_write_timeout_from_file_environment_and_flag(tmp_path: Path) -> None:
     """`xds.write_timeout` (seconds, default 30) is overridden by XDSCP_XDS__WRITE_TIMEOUT and
     by `--write-timeout`; zero, negative or non-numbers name the field."""
-    path = _write(tmp_path, WEB % 1 + "xds: {write_timeout: 12.5}\n")
+    path = write_config(tmp_path, WEB_CONFIG % 1 + "xds: {write_timeout: 12.5}\n")
     assert load_config(None, {}).serve.write_timeout_s == 30.0
     assert load_config(path, {}).serve.write_timeout_s == 12.5
     assert load_config(path, {"XDSCP_XDS__WRITE_TIMEOUT": "3"}).serve.write_timeout_s == 3.0

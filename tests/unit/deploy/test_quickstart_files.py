@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.harness.paths import ROOT
+
 QUICKSTART = ROOT / "deploy" / "quickstart"
 COMPOSE = QUICKSTART / "docker-compose.yml"
 EXAMPLE_DASHBOARD = ROOT / "examples" / "grafana-dashboard.json"

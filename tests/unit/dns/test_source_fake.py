@@ -9,31 +9,12 @@ from contextlib import asynccontextmanager
 import pytest
 from structlog.testing import capture_logs
 
-from xdscp.dns import DnsResolver, DnsService, Lookup, RefreshPolicy
-from xdscp.dns.errors import DnsLookupError, DnsServfailError
-from xdscp.model import Endpoint, ServiceSet
+from tests.harness.dns import SCRIPTED_REFRESH, ScriptedResolver
+from xdscp.dns import DnsService, RefreshPolicy
+from xdscp.dns.errors import DnsServfailError
+from xdscp.model import ServiceSet
 from xdscp.sources.dns import DnsSource
 from xdscp.testing import wait_for
-
-FAST = RefreshPolicy(min_interval=0.01, max_interval=0.01, backoff_initial=0.01, backoff_max=0.02)
-
-
-class ScriptedResolver(DnsResolver):
-    """Answers each service from a dict the test edits (an address list or an error)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answers: dict[str, list[str] | DnsLookupError] = {}
-        self.calls = 0
-
-    async def lookup(self, declaration: DnsService) -> Lookup:
-        """The scripted answer for the declared service."""
-        self.calls += 1
-        await asyncio.sleep(0)
-        answer = self.answers[declaration.service]
-        if isinstance(answer, DnsLookupError):
-            raise answer
-        return Lookup(tuple(Endpoint(a, 80) for a in answer), 0.01)
 
 
 @asynccontextmanager
@@ -57,7 +38,9 @@ async def test_unchanged_answers_publish_once() -> None:
     """Many identical answers give exactly one publish; a change gives one more."""
     resolver = ScriptedResolver()
     resolver.answers = {"api": ["10.0.0.2", "10.0.0.1"]}
-    source = DnsSource([DnsService("api", "api.test", port=80)], refresh=FAST, resolver=resolver)
+    source = DnsSource(
+        [DnsService("api", "api.test", port=80)], refresh=SCRIPTED_REFRESH, resolver=resolver
+    )
     sets: list[ServiceSet] = []
     async with running(source, sets):
         await wait_for(lambda: resolver.calls >= 10)
@@ -77,7 +60,7 @@ async def test_startup_waits_for_every_declaration_then_gives_up_after_grace() -
     resolver = ScriptedResolver()
     resolver.answers = {"ok": ["10.0.0.1"], "bad": DnsServfailError("bad.test.")}
     decls = [DnsService("ok", "ok.test", port=80), DnsService("bad", "bad.test", port=80)]
-    source = DnsSource(decls, refresh=FAST, resolver=resolver, startup_grace=0.3)
+    source = DnsSource(decls, refresh=SCRIPTED_REFRESH, resolver=resolver, startup_grace=0.3)
     sets: list[ServiceSet] = []
     with capture_logs() as logs:
         async with running(source, sets):

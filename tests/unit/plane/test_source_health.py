@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 from prometheus_client import CollectorRegistry
 
-from tests.unit.dns.test_source_fake import FAST, ScriptedResolver
+from tests.harness.dns import SCRIPTED_REFRESH as FAST
+from tests.harness.dns import ScriptedResolver
 from xdscp.dns import DnsService
 from xdscp.dns.errors import DnsServfailError
 from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.harness.hostile import registry_documents
 from xdscp.errors import ValidationError
 from xdscp.etcd import WatchEvent, WatchEventType
 from xdscp.model import LbPolicy
@@ -193,24 +194,6 @@ json_leaves = (
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
     | st.sampled_from(["10.9.9.9", "::1", "host.invalid", "\ud800", 0, 65536, "maglev"])
 )  # fmt: skip
-FIELDS = ["address", "port", "weight", "Op", "Addr", "Metadata", "lb", "hash_on", "health",
-          "priority", "locality", "metadata", "hash_key", "min_ring_size"]  # fmt: skip
-
-
-def registry_documents(
-    leaves: st.SearchStrategy[object], max_leaves: int
-) -> st.SearchStrategy[object]:
-    """JSON documents of `leaves`: lists, and objects keyed by the registry's field names."""
-    return st.recursive(
-        leaves,
-        lambda inner: (
-            st.lists(inner, max_size=3)
-            | st.dictionaries(st.sampled_from(FIELDS), inner, max_size=5)
-        ),
-        max_leaves=max_leaves,
-    )
-
-
 json_docs = registry_documents(json_leaves, max_leaves=10)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fixtures.etcd import make_tls_files
+from tests.harness.certs import make_tls_files
 from xdscp.errors import ConfigError
 from xdscp.procs.etcd import TlsFiles
 from xdscp.server.tls import load_server_tls

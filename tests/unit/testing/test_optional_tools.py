@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.requirements import TOOLS
+from tests.harness.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 CASES = [
     ("tests/integration/dashboard/test_browser.py", "chromium"),
     ("tests/integration/server/test_metrics_lint.py", "promtool"),

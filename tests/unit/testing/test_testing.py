@@ -115,6 +115,26 @@ async def test_recorder_and_wait_for() -> None:
         await wait_for(lambda: False, limit=0.05)
 
 
+async def test_wait_for_awaits_a_coroutine_predicate_retries_and_returns_its_value() -> None:
+    """An async predicate is awaited; the first true value is returned; an exception of
+    `retry_on` counts as not yet, any other fails at once; the timeout names `what` and the
+    last value seen."""
+    calls: list[int] = []
+
+    async def third_time() -> dict[str, int] | None:
+        calls.append(len(calls))
+        if len(calls) < 3:
+            raise OSError("not listening yet")
+        return {"calls": len(calls)}
+
+    assert await wait_for(third_time, 5.0, retry_on=(OSError,)) == {"calls": 3}
+    calls.clear()
+    with pytest.raises(OSError, match="not listening"):
+        await wait_for(third_time, 5.0)
+    with pytest.raises(AssertionError, match=r"the answer not reached .*last: 0"):
+        await wait_for(lambda: 0, limit=0.05, what="the answer")
+
+
 def test_free_port_is_bindable() -> None:
     """free_port returns a port on 127.0.0.1 that can be bound right away."""
     port = free_port()

@@ -8,6 +8,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness.model import endpoints, service
 from xdscp.cli.policy_flags import flag_for, resilience_fields
 from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, ClientKind, Endpoint, OutlierDetection, Service
@@ -17,8 +18,7 @@ from xdscp.translate.grpc import grpc_cluster, grpc_warnings
 
 
 def _service(hosts: int, **outlier: object) -> Service:
-    endpoints = tuple(Endpoint(f"10.0.0.{i + 1}", 80) for i in range(hosts))
-    return Service("web", endpoints, BalancingPolicy(outlier_detection=outlier))  # type: ignore[arg-type]
+    return service(endpoints(*[1] * hosts), outlier_detection=outlier)
 
 
 def test_envoy_gets_always_eject_one_host_only_when_asked() -> None:

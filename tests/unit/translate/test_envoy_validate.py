@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.harness.model import policy_world
 from tests.unit.translate.resilience_strategies import policies
-from tests.unit.translate.test_snapshot import _world
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.model import BalancingPolicy, Service
 from xdscp.procs import find_binary
@@ -31,7 +31,7 @@ def test_envoy_validates_every_translated_cluster_and_the_listener(tmp_path: Pat
     def as_json(message: object) -> dict[str, object]:
         return dict(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[arg-type]
 
-    services = list(_world().values())
+    services = list(policy_world().values())
     grpc = Service("grpc", services[0].endpoints, BalancingPolicy(upstream_protocol="http2"))  # type: ignore[arg-type]
     doc["static_resources"]["clusters"].extend(as_json(cluster_for(s)) for s in [*services, grpc])
     listener = http_listener(TranslateOptions(listener_address="127.0.0.1", listener_port=10000))
@@ -71,7 +71,7 @@ def test_envoy_validates_any_resilience_policy(
     doc = envoy_bootstrap(
         EnvoyBootstrapOptions("validate", (XdsServer("127.0.0.1", 18000),), admin_port=0)
     )
-    endpoints = next(iter(_world().values())).endpoints
+    endpoints = next(iter(policy_world().values())).endpoints
     services = [Service(f"s{i}", endpoints, policy) for i, policy in enumerate(drawn)]
     doc["static_resources"]["clusters"].extend(_as_json(cluster_for(s)) for s in services)
     listener = _as_json(

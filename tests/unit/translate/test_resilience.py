@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +11,8 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import any_pb2, text_format
 from hypothesis import given, settings
 
+from tests.harness import model
+from tests.harness.paths import GOLDEN
 from tests.unit.translate.resilience_strategies import policies
 from xdscp.cache import TypeUrl
 from xdscp.model import (
@@ -26,7 +27,6 @@ from xdscp.translate import TranslateOptions, cluster_for, route_configuration, 
 from xdscp.translate.grpc import grpc_cluster, grpc_route_configuration, grpc_warnings
 from xdscp.translate.resilience import GRPC_MAX_ATTEMPTS
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"
 ENDPOINTS = (Endpoint("10.0.0.1", 8080), Endpoint("10.0.0.2", 8080))
 
@@ -51,10 +51,6 @@ FULL = {
 }
 
 
-def _service(**policy: object) -> Service:
-    return Service("web", ENDPOINTS, BalancingPolicy(**policy))  # type: ignore[arg-type]
-
-
 def _route_action(config: Any) -> Any:
     return config.virtual_hosts[0].routes[0].route
 
@@ -63,7 +59,7 @@ def test_envoy_cluster_carries_every_part() -> None:
     """Outlier detection (only the detectors asked for enforce), one HTTP health check run at
     its interval even without traffic, slow start in the typed least_request
     policy, DEFAULT-priority circuit breakers with only the limits given."""
-    cluster = cluster_for(_service(**FULL))
+    cluster = cluster_for(model.service(ENDPOINTS, **FULL))
     od = cluster.outlier_detection
     assert (od.consecutive_5xx.value, od.enforcing_consecutive_5xx.value) == (3, 100)
     assert od.enforcing_consecutive_gateway_failure.value == 0
@@ -96,7 +92,7 @@ def test_envoy_route_has_retries_and_timeout() -> None:
     """The service's virtual host retries on every name given, to other hosts, with its
     per-try timeout and backoff; the route timeout is set; other services are untouched."""
     config = route_configuration(
-        ["web", "api"], TranslateOptions(), {"web": _service(**FULL).policy}
+        ["web", "api"], TranslateOptions(), {"web": model.service(ENDPOINTS, **FULL).policy}
     )
     api, web = (host.routes[0].route for host in config.virtual_hosts)
     assert web.retry_policy.retry_on == "5xx,reset,unavailable"
@@ -112,7 +108,9 @@ def test_envoy_route_has_retries_and_timeout() -> None:
 def test_zero_timeout_disables_envoys_default_and_zero_retries_send_none() -> None:
     """timeout 0 is sent (Envoy's 15 s default would apply otherwise); num_retries 0 sends
     no retry policy to either client (grpc-go NACKs num_retries 0)."""
-    policy = _service(timeout=0, retries={"num_retries": 0, "retry_on": ["unavailable"]}).policy
+    policy = model.service(
+        ENDPOINTS, timeout=0, retries={"num_retries": 0, "retry_on": ["unavailable"]}
+    ).policy
     web = _route_action(route_configuration(["web"], TranslateOptions(), {"web": policy}))
     assert web.HasField("timeout")
     assert web.timeout.seconds == 0
@@ -128,7 +126,7 @@ def test_hash_balance_factor_reaches_ring_and_maglev() -> None:
     from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 
     for lb, message in (("ring_hash", ring_hash_pb2.RingHash()), ("maglev", maglev_pb2.Maglev())):
-        cluster = cluster_for(_service(lb=lb, hash_on=(), hash_balance_factor=150))
+        cluster = cluster_for(model.service(ENDPOINTS, lb=lb, hash_on=(), hash_balance_factor=150))
         entry = cluster.load_balancing_policy.policies[0].typed_extension_config
         assert entry.typed_config.Unpack(message)
         assert message.consistent_hashing_lb_config.hash_balance_factor.value == 150
@@ -138,7 +136,7 @@ def test_grpc_gets_what_it_implements() -> None:
     """gRPC: failure percentage without the consecutive detectors, max_requests only, retries
     on gRPC status names only, attempts capped, timeout as max_stream_duration; no health
     check and no slow start reach it, and the notes say so."""
-    service = _service(**FULL)
+    service = model.service(ENDPOINTS, **FULL)
     cluster = grpc_cluster(service)
     od = cluster.outlier_detection
     assert not od.HasField("consecutive_5xx")
@@ -162,16 +160,16 @@ def test_grpc_gets_what_it_implements() -> None:
 def test_grpc_gets_no_outlier_detection_it_cannot_run() -> None:
     """consecutive_5xx alone sends no outlier_detection to gRPC (it would otherwise run
     nothing, or, with enforcing_success_rate unset, success-rate ejection by default)."""
-    cluster = grpc_cluster(_service(outlier_detection={"consecutive_5xx": 5}))
+    cluster = grpc_cluster(model.service(ENDPOINTS, outlier_detection={"consecutive_5xx": 5}))
     assert not cluster.HasField("outlier_detection")
-    assert not grpc_warnings(_service()), "a plain policy has no notes"
+    assert not grpc_warnings(model.service(ENDPOINTS)), "a plain policy has no notes"
 
 
 def test_translator_rebuilds_the_route_table_when_retries_change() -> None:
     """Changing a service's retries or timeout re-sends the route table; changing its
     endpoints does not."""
     translator = translator_for(options=TranslateOptions())
-    first = translator.translate({"web": _service()}).snapshot
+    first = translator.translate({"web": model.service(ENDPOINTS)}).snapshot
     moved = Service("web", ENDPOINTS[:1], BalancingPolicy())
     second = translator.translate({"web": moved}).snapshot
     assert second.versions[TypeUrl.ROUTE] == first.versions[TypeUrl.ROUTE]
@@ -191,14 +189,14 @@ def test_translator_rebuilds_the_route_table_when_retries_change() -> None:
 def test_grpc_translator_notes_the_resilience_gaps() -> None:
     """The gRPC translator records the notes `/debug/nodes` shows as policy_notes."""
     translator = translator_for(ClientKind.GRPC, TranslateOptions())
-    translator.translate({"web": _service(**FULL)})
+    translator.translate({"web": model.service(ENDPOINTS, **FULL)})
     assert any("health_check" in note for note in translator.notes["web"])
 
 
 @pytest.mark.parametrize("client", ["envoy", "grpc"])
 def test_golden_resilient_resources(client: str) -> None:
     """The full policy's Cluster and route, per client, equal the reviewed golden text."""
-    service = _service(**FULL)
+    service = model.service(ENDPOINTS, **FULL)
     if client == "envoy":
         cluster = cluster_for(service)
         route = route_configuration(["web"], TranslateOptions(), {"web": service.policy})

@@ -6,38 +6,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import any_pb2, text_format
 
+from tests.harness.model import policy_world
+from tests.harness.paths import GOLDEN, ROOT
 from xdscp.cache import TypeUrl
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+from xdscp.model import Endpoint, Service
 from xdscp.translate import TranslateOptions, translate, translator_for
 
-GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "translate"
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"  # regenerate: XDSCP_UPDATE_GOLDEN=1 pytest
-
-
-def _world() -> dict[str, Service]:
-    eps = (
-        Endpoint("10.0.0.1", 8080, weight=1, locality=Locality("eu", "a")),
-        Endpoint("10.0.0.2", 8080, weight=2, locality=Locality("eu", "b")),
-        Endpoint("10.0.0.3", 8080, weight=7, priority=1),
-    )
-    policies = {
-        "rr": BalancingPolicy(),
-        "wrr": BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN),
-        "random": BalancingPolicy(lb=LbPolicy.RANDOM),
-        "wrandom": BalancingPolicy(lb=LbPolicy.WEIGHTED_RANDOM),
-        "lr": BalancingPolicy(lb=LbPolicy.LEAST_REQUEST, choice_count=3),
-        "ring": BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn.parse("header:x-user"),)),
-        "maglev": BalancingPolicy(lb=LbPolicy.MAGLEV, hash_on=(HashOn.parse("cookie:sid"),)),
-        "srcip": BalancingPolicy(lb=LbPolicy.SOURCE_IP_HASH),
-    }
-    return {name: Service(name, eps, policy) for name, policy in policies.items()}
 
 
 def _text(resource_bytes: bytes, message: object) -> str:
@@ -46,11 +27,11 @@ def _text(resource_bytes: bytes, message: object) -> str:
     return text_format.MessageToString(message)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", sorted(_world()))
+@pytest.mark.parametrize("name", sorted(policy_world()))
 def test_golden_resources(name: str) -> None:
     """Each policy's Cluster and CLA equal the reviewed golden text (XDSCP_UPDATE_GOLDEN=1
     rewrites them after an intended change)."""
-    snapshot = translate(_world()).snapshot
+    snapshot = translate(policy_world()).snapshot
     text = (
         _text(snapshot.resources[TypeUrl.CLUSTER][name].any_bytes, cluster_pb2.Cluster())
         + "---\n"
@@ -68,14 +49,13 @@ def test_golden_resources(name: str) -> None:
 def _versions_in_subprocess() -> dict[str, str]:
     code = (
         "import json, sys; sys.path.insert(0, '.');"
-        "from tests.unit.translate.test_snapshot import _world;"
+        "from tests.harness.model import policy_world;"
         "from xdscp.translate import translate;"
-        "s = translate(_world()).snapshot;"
+        "s = translate(policy_world()).snapshot;"
         "print(json.dumps({str(t): v for t, v in s.versions.items()}))"
     )
-    root = Path(__file__).resolve().parents[3]
     out = subprocess.run(
-        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True,
         env={**os.environ, "PYTHONHASHSEED": "12345"},
     )  # fmt: skip
     return dict(json.loads(out.stdout))
@@ -83,14 +63,14 @@ def _versions_in_subprocess() -> dict[str, str]:
 
 def test_versions_are_identical_across_processes() -> None:
     """Another process (another hash seed: a restart or a replica) computes the same versions."""
-    here = {str(t): v for t, v in translate(_world()).snapshot.versions.items()}
+    here = {str(t): v for t, v in translate(policy_world()).snapshot.versions.items()}
     assert _versions_in_subprocess() == here
 
 
 def test_unchanged_services_reuse_their_resources() -> None:
     """Changing one service rebuilds only it; the others keep the very same Resource objects."""
     translator = translator_for()
-    world = _world()
+    world = policy_world()
     first = translator.translate(world).snapshot
     changed = dict(world)
     changed["rr"] = Service("rr", world["rr"].endpoints[:2], world["rr"].policy)
@@ -112,7 +92,7 @@ def test_rejected_service_keeps_its_last_good_resources() -> None:
     """A service that turns untranslatable keeps its last good version and is reported;
     the others move on; a service never translated is left out."""
     translator = translator_for()
-    world = _world()
+    world = policy_world()
     good = translator.translate(world).snapshot
     heavy = tuple(Endpoint(f"10.9.0.{i}", 80, weight=2**31) for i in (1, 2))
     bad = dict(world)
@@ -131,7 +111,7 @@ def test_routes_only_name_clusters_in_the_snapshot() -> None:
     """The route configuration names exactly the clusters of the same snapshot."""
     from envoy.config.route.v3 import route_pb2
 
-    snapshot = translate(_world(), TranslateOptions()).snapshot
+    snapshot = translate(policy_world(), TranslateOptions()).snapshot
     routes = route_pb2.RouteConfiguration()
     any_pb2.Any.FromString(snapshot.resources[TypeUrl.ROUTE]["xdscp_routes"].any_bytes).Unpack(
         routes

@@ -4,7 +4,7 @@
 // GRPC_XDS_BOOTSTRAP_CONFIG, read once per process.
 //
 // It speaks the same stdin/stdout protocol as the tests' grpcio client
-// (tests/integration/grpc/client.py): after dialing it makes one call and prints
+// (tests/harness/grpc_client.py): after dialing it makes one call and prints
 // {"ready": bool, "error": str}; then each JSON command line on stdin
 //
 //	{"n": 100, "concurrency": 4}              n calls, `concurrency` in flight at a time

@@ -18,7 +18,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import json_format
 
-from tests.e2e.stack import ENVOY_NODE, HOST, Stack, get_json, xdscp
+from tests.harness.stack import ENVOY_NODE, HOST, Stack, get_json, xdscp
 from xdscp.cache import TypeUrl
 from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.model import Service

@@ -1,4 +1,4 @@
-"""A proxyless grpcio client driven over stdin: `python -m tests.integration.grpc.client TARGET`.
+"""A proxyless grpcio client driven over stdin: `python -m tests.harness.grpc_client TARGET`.
 
 grpcio builds its xDS client once per process from `GRPC_XDS_BOOTSTRAP_CONFIG`, so every
 client (every node id) is its own process. It dials `TARGET` (`xds:///SERVICE`) once, then

@@ -12,16 +12,36 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Self
 
+import click
+
+from xdscp.cli.registry import commands
 from xdscp.testing import wait_until
 
 EXIT_LIMIT = 60.0  # seconds a stopped command may take to end: generous, the machine is shared
+
+
+def child_env(**overrides: str) -> dict[str, str]:
+    """The environment for an `xdscp` (or etcd) child process: this one's, without any
+    XDSCP_* or ETCD* setting of the caller's (so the test's flags are all it gets), plus
+    `overrides`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("XDSCP_", "ETCD"))}
+    return inherited | overrides
+
+
+def cli() -> click.Group:
+    """The registry's commands (`register`, `deregister`, `list`, `policy`...) in a group of
+    their own, for click's `CliRunner` (in this process)."""
+    group = click.Group("xdscp")
+    for command in commands:
+        group.add_command(command)
+    return group
 
 
 class Cli:
     """`python -m xdscp --log-format json ARGS` (or `prefix ARGS`), lines of both streams."""
 
     def __init__(self, *args: str, prefix: Sequence[str] = ()) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDSCP_", "ETCD_"))}
+        env = child_env()
         command = [*prefix, sys.executable, "-m", "xdscp", "--log-format", "json", *args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,

@@ -1,6 +1,6 @@
 """Driving proxyless gRPC client processes and reading xdscp's view of them.
 
-Each client (grpcio: tests/integration/grpc/client.py; grpc-go: tests/interop/go/xdsclient)
+Each client (grpcio: tests/harness/grpc_client.py; grpc-go: tests/interop/go/xdsclient)
 is its own process, because gRPC reads its xDS bootstrap once per process. Both answer JSON
 commands on stdin with one JSON line on stdout (the protocol is in client.py).
 """
@@ -21,12 +21,12 @@ from typing import Any
 import grpc
 from google.protobuf import wrappers_pb2
 
-from tests.integration.envoy.conftest import Plane, plane_admin
+from tests.harness.paths import ROOT
+from tests.harness.plane import Plane, plane_admin
 from xdscp.demo.backend import WHO_METHOD, Backend
 from xdscp.model import BalancingPolicy, Endpoint, Service
 
 SERVICE = "web"
-ROOT = Path(__file__).resolve().parents[3]
 
 # What makes each client log the balancing policy its channel builds for a cluster: grpcio's
 # cds_lb tracer prints the child policy config, grpc-go at info level the policies it creates.
@@ -98,7 +98,7 @@ ClientStarter = Callable[..., Awaitable[GrpcClient]]
 
 def _command(kind: str, target: str, go_binary: str | None) -> list[str]:
     if kind == "python":
-        return [sys.executable, "-m", "tests.integration.grpc.client", target]
+        return [sys.executable, "-m", "tests.harness.grpc_client", target]
     assert go_binary is not None
     return [go_binary, target]
 

@@ -12,7 +12,7 @@ import http.client
 import json
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,3 +166,29 @@ def hashed_picks(port: int, keys: Iterable[str], header: str = "x-user") -> list
 def counts(names: Iterable[object]) -> Counter[str]:
     """How many picks went to each name (`str()` of each pick)."""
     return Counter(str(n) for n in names)
+
+
+@dataclass(frozen=True)
+class Backends:
+    """Running demo backends: their HTTP ports in order and each port's backend name."""
+
+    ports: tuple[int, ...]
+    names: dict[int, str]
+
+    def name_of(self, host: object) -> str:
+        """The backend name behind a reference-balancer host (`str(host)` is `ip:port`)."""
+        return self.names[int(str(host).rpartition(":")[2])]
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A running Envoy and the port of each case's listener (`deployment[case.name]`)."""
+
+    envoy: EnvoyProcess
+    ports: dict[str, int]
+
+    def __getitem__(self, name: str) -> int:
+        return self.ports[name]
+
+
+EnvoyFactory = Callable[[Sequence[Case]], Deployment]
