@@ -135,9 +135,9 @@ class Probe:
         if label != CLA or snapshot is None or self.change in self.t_ack or self.plane is None:
             return
         for record in self.plane.status.streams.values():
-            state = record.state.types.get(TypeUrl.ENDPOINT)
+            state = record.view.types.get(TypeUrl.ENDPOINT)
             if (
-                record.state.snapshot is snapshot
+                record.view.snapshot is snapshot
                 and state is not None
                 and state.acked_version == state.sent_version
             ):

@@ -17,7 +17,7 @@ from xds.data.orca.v3 import orca_load_report_pb2
 from xds.service.orca.v3 import orca_pb2
 
 from tests.unit.orca.envoy_parser import parse_headers
-from tests.unit.orca.test_grpc_server import _report_in, _trailers
+from tests.unit.orca.wire_reads import report_in, trailers_of
 from xdscp.cli.backend import command
 from xdscp.demo.backend import WHO_METHOD, Backend, BackendConfig
 from xdscp.orca import HEADER, HeaderFormat
@@ -80,7 +80,7 @@ async def test_grpc_calls_carry_the_trailer_and_oob_streams(
 ) -> None:
     """Who ends with `endpoint-load-metrics-bin`; OpenRcaService streams the same meter."""
     target = f"127.0.0.1:{backend.grpc_port}"
-    report = _report_in(await _trailers(target, WHO_METHOD, b"", tmp_path))
+    report = report_in(await trailers_of(target, WHO_METHOD, b"", tmp_path))
     assert report.application_utilization == pytest.approx(report.rps_fractional / 10)
     async with grpc.aio.insecure_channel(target) as channel:
         stream = channel.unary_stream(
@@ -102,7 +102,7 @@ async def test_without_a_capacity_nothing_changes(tmp_path: Path) -> None:
         status, _, answer = await asyncio.to_thread(
             _request, plain.http_port, "/_demo/capacity?rps=5", "POST"
         )
-        trailers = await _trailers(f"127.0.0.1:{plain.grpc_port}", WHO_METHOD, b"", tmp_path)
+        trailers = await trailers_of(f"127.0.0.1:{plain.grpc_port}", WHO_METHOD, b"", tmp_path)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{plain.grpc_port}") as channel:
             stream = channel.unary_stream(OOB)(b"")
             with pytest.raises(grpc.aio.AioRpcError) as oob:

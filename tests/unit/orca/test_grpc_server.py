@@ -8,10 +8,6 @@ curl's HTTP/2; the stream is read by a grpcio client.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +18,9 @@ from google.protobuf import duration_pb2
 from xds.data.orca.v3 import orca_load_report_pb2
 from xds.service.orca.v3 import orca_pb2
 
+from tests.unit.orca.wire_reads import report_in, trailers_of
 from xdscp.errors import ValidationError
 from xdscp.orca import (
-    TRAILER,
     CallReporter,
     LoadMeter,
     LoadReport,
@@ -79,38 +75,15 @@ async def server() -> AsyncIterator[tuple[str, LoadMeter, Fixed]]:
     await server.stop(None)
 
 
-async def _trailers(target: str, method: str, message: bytes, tmp_path: Path) -> dict[str, str]:
-    """The HTTP/2 headers and trailers of one gRPC call, as curl prints them (a failed call
-    answers with headers alone: "trailers-only")."""
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("no curl: the trailer is read off the wire with curl's HTTP/2")
-    body = tmp_path / "body"
-    body.write_bytes(b"\0" + len(message).to_bytes(4, "big") + message)
-    args = [
-        curl, "-sv", "--http2-prior-knowledge", "-H", "content-type: application/grpc",
-        "-H", "te: trailers", "--data-binary", f"@{body}", "-o", "/dev/null",
-        f"http://{target}{method}",
-    ]  # fmt: skip
-    done = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, timeout=60)
-    lines = [line[2:] for line in done.stderr.splitlines() if line.startswith("< ")]
-    return dict(line.split(": ", 1) for line in lines if ": " in line)
-
-
-def _report_in(trailers: dict[str, str]) -> OrcaLoadReport:
-    value = trailers[TRAILER]
-    return OrcaLoadReport.FromString(base64.b64decode(value + "=" * (-len(value) % 4)))
-
-
 async def test_every_call_carries_the_report_in_its_trailer(
     server: tuple[str, LoadMeter, Fixed], tmp_path: Path
 ) -> None:
     """Unary and streamed calls end with `endpoint-load-metrics-bin`; each call is counted."""
     target, meter, _ = server
-    first = await _trailers(target, "/t.T/Echo", b"hi", tmp_path)
-    second = await _trailers(target, "/t.T/Count", b"x", tmp_path)
+    first = await trailers_of(target, "/t.T/Echo", b"hi", tmp_path)
+    second = await trailers_of(target, "/t.T/Count", b"x", tmp_path)
     assert first["grpc-status"] == second["grpc-status"] == "0"
-    one, two = _report_in(first), _report_in(second)
+    one, two = report_in(first), report_in(second)
     assert one.rps_fractional > 0
     assert two.application_utilization == pytest.approx(two.rps_fractional / 100)
     assert meter.report().rps_fractional > 0
@@ -122,9 +95,9 @@ async def test_an_aborted_call_keeps_its_report_and_counts_as_an_error(
     """The trailer is set before the handler runs, so `context.abort` keeps it. (The status
     reaches the client before the abort's exception leaves the handler: wait for the count.)"""
     target, meter, _ = server
-    trailers = await _trailers(target, "/t.T/Echo", b"fail", tmp_path)
+    trailers = await trailers_of(target, "/t.T/Echo", b"fail", tmp_path)
     assert trailers["grpc-status"] == str(grpc.StatusCode.UNAVAILABLE.value[0])
-    assert _report_in(trailers).rps_fractional > 0
+    assert report_in(trailers).rps_fractional > 0
     await wait_for(lambda: meter.report().eps > 0, 60)
 
 
