@@ -16,7 +16,9 @@ resources the client lacks or holds in another version, and the names it holds t
 - a subscribed name that does not exist is answered in `removed_resources`, so the client
   stops waiting for it;
 - resources are taken as held when sent; a NACK puts back what the client held before that
-  response, and the rejected version of each resource is never sent again (a newer one is);
+  response, of the names it still subscribes to (an unsubscribed name is forgotten, in the
+  responses awaiting an answer too), and the rejected version of each resource is never
+  sent again (a newer one is);
   a NACK of a nonce already NACKed is a `DUPLICATE_NACK` (counted, not logged again);
 - a type the stream does not serve is answered with its subscribed names as removed (to
   the first request, and to each that subscribes names), so the client stops waiting;
@@ -313,3 +315,7 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
             ts.hold(name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
+    if names:  # a NACK of an earlier response cannot put back what the client forgot
+        for undo in ts.pending.values():
+            for name in [n for n in undo if not ts.wants(n)]:
+                del undo[name]
