@@ -55,13 +55,13 @@ TRANSITIONS: Mapping[tuple[Phase, Step], Phase] = MappingProxyType({
 
 
 class IllegalTransitionError(XdscpError):
-    """A stream state tried a move `TRANSITIONS` does not have (a defect in xdscp)."""
+    """A stream state tried a move its transition table does not have (a defect in xdscp)."""
 
 
-S = TypeVar("S", bound=StrEnum)
+StepT = TypeVar("StepT", bound=StrEnum)  # the steps of one table (SotW or delta)
 
 
-def move_in(table: Mapping[tuple[Phase, S], Phase], phase: Phase, step: S) -> Phase:
+def move_in(table: Mapping[tuple[Phase, StepT], Phase], phase: Phase, step: StepT) -> Phase:
     """The phase `step` leads to from `phase` in `table` (`IllegalTransitionError`: none)."""
     try:
         return table[phase, step]
@@ -69,7 +69,7 @@ def move_in(table: Mapping[tuple[Phase, S], Phase], phase: Phase, step: S) -> Ph
         raise IllegalTransitionError(f"xdscp: no move {step} from {phase}") from None
 
 
-def moves_in(table: Mapping[tuple[Phase, S], Phase], step: S) -> dict[Phase, Phase]:
+def moves_in(table: Mapping[tuple[Phase, StepT], Phase], step: StepT) -> dict[Phase, Phase]:
     """The phase `step` leads to in `table` from each phase it may be taken in (for hot
     paths: a phase it is missing is an illegal move, which `move_in` reports)."""
     return {phase: to for (phase, taken), to in table.items() if taken is step}
