@@ -16,13 +16,18 @@ resources the client lacks or holds in another version, and the names it holds t
 - a subscribed name that does not exist is answered in `removed_resources`, so the client
   stops waiting for it;
 - resources are taken as held when sent; a NACK puts back what the client held before that
-  response, and the rejected version of each resource is never sent again (a newer one is);
+  response, of the names it still subscribes to (an unsubscribed name is forgotten, in the
+  responses awaiting an answer too), and the rejected version of each resource is never
+  sent again (a newer one is);
   a NACK of a nonce already NACKed is a `DUPLICATE_NACK` (counted, not logged again);
 - a type the stream does not serve is answered with its subscribed names as removed (to
   the first request, and to each that subscribes names), so the client stops waiting;
 - every Cluster sent is followed by its ClusterLoadAssignment, even an unchanged one, so a
   changed cluster never waits out `initial_fetch_timeout` while warming;
-- a snapshot derived from the one held (`Snapshot.updated`) is handled from its change list.
+- a snapshot derived from the one held (`Snapshot.updated`) is handled from its change list;
+- each type's `Phase` (where its latest response stands) moves only along
+  `delta_phases.DELTA_TRANSITIONS`, and `delta_phases.delta_violations` names the rules
+  tying the other fields to it that a state breaks (none: the property tests check it).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xdscp.cache import WILDCARD_TYPES, Resource, Snapshot, TypeUrl, entry_digest, set_version
+from xdscp.server.delta_phases import MAX_PENDING, DeltaStep, delta_moved, delta_moves
 from xdscp.server.messages import DeltaRequest, DeltaResponse
+from xdscp.server.phases import Phase
 from xdscp.server.rules import (
     ACCEPTED,
     REJECTED,
@@ -52,7 +59,8 @@ __all__ = ["MAX_PENDING", "DeltaRequest", "DeltaResponse", "DeltaStreamState", "
 _Held = dict[str, str]  # resource name → version the client holds
 # resource name → (version held before a response, version it sent); None: none, removed
 _Undo = dict[str, tuple[str | None, str | None]]
-MAX_PENDING = 64  # responses awaiting an ACK that a stream remembers
+_ON = {step: delta_moves(step) for step in DeltaStep}
+_ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
 
 
 @dataclass(slots=True)
@@ -67,6 +75,7 @@ class DeltaTypeState(TypeRecord):
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
     rejected: _Held = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
+    phase: Phase = Phase.UNSUBSCRIBED  # moves only along `delta_phases.DELTA_TRANSITIONS`
 
     @property
     def names(self) -> frozenset[str] | None:
@@ -101,6 +110,10 @@ class DeltaTypeState(TypeRecord):
                 yield name, accepted[name], held, False
             elif held is not None:
                 yield name, held, None, False
+
+    def move(self, step: DeltaStep) -> None:
+        """Take `step` (`IllegalTransitionError` if the table has no such move)."""
+        self.phase = _ON[step].get(self.phase) or delta_moved(self.phase, step)
 
     @property
     def held_version(self) -> str:
@@ -166,7 +179,9 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if request.error_message is None:
             if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
+                ts.phase = _ON_ACK.get(ts.phase) or delta_moved(ts.phase, DeltaStep.ACK)
             return RequestKind.ACK, ""
+        ts.move(DeltaStep.NACK if nonce == ts.sent_nonce else DeltaStep.NACK_EARLIER)
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
@@ -182,6 +197,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         pool = self.snapshot.resources[type_url] if self.snapshot is not None else {}
         if first:
             ts.subscribed = True
+            ts.move(DeltaStep.SUBSCRIBE)
             ts.wildcard = wildcard_type and not request.subscribe
             for name, version in request.initial_versions.items():
                 ts.hold(name, version)
@@ -271,12 +287,14 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if not resources and not removed:
             if not ts.blocked and not ts.pending:
                 ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
+                ts.phase = _ON_SETTLE.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SETTLE)
             return None
         ts.sent_nonce = self._next_nonce()
         ts.pending[ts.sent_nonce] = undo
         while len(ts.pending) > MAX_PENDING:
             del ts.pending[next(iter(ts.pending))]
         ts.sent_version = ts.held_version
+        ts.phase = _ON_SEND.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SEND)
         version = self.snapshot.versions[type_url]
         return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
 
@@ -313,3 +331,7 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
             ts.hold(name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
+    if names:  # a NACK of an earlier response cannot put back what the client forgot
+        for undo in ts.pending.values():
+            for name in [n for n in undo if not ts.wants(n)]:
+                del undo[name]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from xdscp.cache import WILDCARD_TYPES, TypeUrl, entry_digest
 from xdscp.errors import XdscpError
@@ -55,21 +55,34 @@ TRANSITIONS: Mapping[tuple[Phase, Step], Phase] = MappingProxyType({
 
 
 class IllegalTransitionError(XdscpError):
-    """A stream state tried a move `TRANSITIONS` does not have (a defect in xdscp)."""
+    """A stream state tried a move its transition table does not have (a defect in xdscp)."""
 
 
-def moved(phase: Phase, step: Step) -> Phase:
-    """The phase `step` leads to from `phase`."""
+StepT = TypeVar("StepT", bound=StrEnum)  # the steps of one table (SotW or delta)
+
+
+def move_in(table: Mapping[tuple[Phase, StepT], Phase], phase: Phase, step: StepT) -> Phase:
+    """The phase `step` leads to from `phase` in `table` (`IllegalTransitionError`: none)."""
     try:
-        return TRANSITIONS[phase, step]
+        return table[phase, step]
     except KeyError:
         raise IllegalTransitionError(f"xdscp: no move {step} from {phase}") from None
 
 
+def moves_in(table: Mapping[tuple[Phase, StepT], Phase], step: StepT) -> dict[Phase, Phase]:
+    """The phase `step` leads to in `table` from each phase it may be taken in (for hot
+    paths: a phase it is missing is an illegal move, which `move_in` reports)."""
+    return {phase: to for (phase, taken), to in table.items() if taken is step}
+
+
+def moved(phase: Phase, step: Step) -> Phase:
+    """The phase `step` leads to from `phase`."""
+    return move_in(TRANSITIONS, phase, step)
+
+
 def moves(step: Step) -> dict[Phase, Phase]:
-    """The phase `step` leads to from each phase it may be taken in (for hot paths:
-    a phase it is missing is an illegal move, which `moved` reports)."""
-    return {phase: to for (phase, taken), to in TRANSITIONS.items() if taken is step}
+    """The phase `step` leads to from each phase it may be taken in (see `moves_in`)."""
+    return moves_in(TRANSITIONS, step)
 
 
 def violations(ts: TypeState, type_url: TypeUrl) -> list[str]:

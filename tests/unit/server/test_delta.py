@@ -185,3 +185,37 @@ def test_change_lists_and_whole_snapshots_leave_the_client_with_the_same(
         for client in (incremental, whole):
             assert client.view == {C: want_c, E: want_e}
         current, previous = derived, world
+
+
+def test_a_nack_does_not_put_back_names_the_client_unsubscribed() -> None:
+    """Wildcard CDS; a snapshot removes a and b; the client unsubscribes `a` and `*`, then
+    NACKs the removal: it keeps what it held before that response, but only of what it
+    still subscribes to, so the stream takes it as holding neither a nor b."""
+    world = cluster_snapshot({"a": b"1", "b": b"1"})
+    state = DeltaStreamState(snapshot=world)
+    (cds,) = [r for r in state.on_request(DeltaRequest(C)).responses if r.type_url is C]
+    ack(state, cds)
+    (removal,) = [r for r in state.on_snapshot(Snapshot.of([])) if r.type_url is C]
+    assert sorted(removal.removed) == ["a", "b"]
+    state.on_request(DeltaRequest(C, unsubscribe=("a", "*")))
+    outcome = state.on_request(DeltaRequest(C, response_nonce=removal.nonce, error_message="no"))
+    assert outcome.answer.kind is RequestKind.NACK
+    ts = state.state(C)
+    assert (ts.held, list(ts.client_view())) == ({}, [])
+    assert ts.held_version == DeltaStreamState().state(C).held_version  # nothing held
+
+
+def test_a_name_unsubscribed_and_subscribed_again_is_sent_after_a_nack_of_its_removal() -> None:
+    """The client forgot a name it unsubscribed, so a NACK of an older response cannot make
+    the stream take it as held again: when it comes back, a re-subscribed client gets it."""
+    world = cluster_snapshot({"a": b"1"})
+    state = DeltaStreamState(snapshot=world)
+    (cds,) = [r for r in state.on_request(DeltaRequest(C)).responses if r.type_url is C]
+    ack(state, cds)
+    (removal,) = [r for r in state.on_snapshot(Snapshot.of([])) if r.type_url is C]
+    state.on_request(DeltaRequest(C, unsubscribe=("*",)))
+    state.on_request(DeltaRequest(C, subscribe=("*",)))  # a is gone: nothing to answer
+    state.on_request(DeltaRequest(C, response_nonce=removal.nonce, error_message="no"))
+    assert "a" not in state.state(C).held
+    (again,) = [r for r in state.on_snapshot(world) if r.type_url is C]
+    assert names(again) == ["a"]

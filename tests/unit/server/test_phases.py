@@ -9,36 +9,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdscp.cache import Resource, Snapshot, TypeUrl
+from tests.unit.server.conversations import TYPES, names, snapshots, world
+from xdscp.cache import TypeUrl
 from xdscp.server.messages import Request
 from xdscp.server.phases import TRANSITIONS, IllegalTransitionError, Phase, Step, moved, violations
 from xdscp.server.protocol import StreamState
 from xdscp.server.rules import RequestKind
 
-NAMES = ("a", "b", "c")
-TYPES = (TypeUrl.CLUSTER, TypeUrl.ENDPOINT, TypeUrl.LISTENER)
 _AFTER = {  # the phase an answer leaves, unless the request was answered with a response
     RequestKind.ACK: Phase.ACKED,
     RequestKind.NACK: Phase.NACKED,
 }
 
 
-def _world(contents: dict[str, int]) -> Snapshot:
-    return Snapshot.of([
-        Resource(t, name, b"%s-%d" % (name.encode(), version))
-        for t in TypeUrl for name, version in contents.items()
-    ])  # fmt: skip
-
-
 _requests = st.tuples(
     st.just("request"),
     st.sampled_from(TYPES),
-    st.lists(st.sampled_from((*NAMES, "*")), max_size=3, unique=True).map(tuple),
+    names,
     st.sampled_from(("none", "latest", "older", "bogus")),
     st.booleans(),  # a NACK
-)
-_snapshots = st.tuples(
-    st.just("snapshot"), st.dictionaries(st.sampled_from(NAMES), st.integers(0, 2))
 )
 
 
@@ -50,14 +39,14 @@ def _nonce(state: StreamState, type_url: TypeUrl, choice: str) -> str:
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.lists(_requests | _snapshots, max_size=25))
+@given(st.lists(_requests | snapshots, max_size=25))
 def test_no_conversation_reaches_an_illegal_state(steps: list[tuple[Any, ...]]) -> None:
     """After every request and every snapshot, each type's fields agree with its phase; an
     answer leaves the phase its kind says (SENT when the request was answered at once)."""
-    state = StreamState(snapshot=_world({"a": 0, "b": 0}))
+    state = StreamState(snapshot=world({"a": 0, "b": 0}))
     for step in steps:
         if step[0] == "snapshot":
-            state.on_snapshot(_world(step[1]))
+            state.on_snapshot(world(step[1]))
         else:
             _, type_url, names, choice, nack = step
             nonce = _nonce(state, type_url, choice)
@@ -85,7 +74,7 @@ def test_every_phase_but_the_first_is_reached_only_by_listed_moves() -> None:
 
 def test_a_broken_state_is_reported() -> None:
     """The checker is not vacuous: a state whose fields disagree with its phase is caught."""
-    state = StreamState(snapshot=_world({"a": 0}))
+    state = StreamState(snapshot=world({"a": 0}))
     (sent,) = state.on_request(Request(TypeUrl.CLUSTER)).responses
     ts = state.types[TypeUrl.CLUSTER]
     assert violations(ts, TypeUrl.CLUSTER) == []
