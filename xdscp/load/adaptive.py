@@ -23,8 +23,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from xdscp.errors import ValidationError
 from xdscp.load.samples import LoadSample, capacity_of, implausible
+from xdscp.model import check_float
 
 RESOLUTION = 1000  # the heaviest endpoint's pushed weight; the others in proportion
 
@@ -52,8 +52,7 @@ class AdaptiveSettings:
 
 
 def _check(name: str, value: float, low: float, high: float) -> None:
-    if not (math.isfinite(value) and low <= value <= high):
-        raise ValidationError(f"adaptive_weights.{name}", f"{value} is not in [{low}, {high}]")
+    check_float(f"adaptive_weights.{name}", value, low, high)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdscp.load.samples import LoadSample, implausible
@@ -121,8 +121,7 @@ class LoadBook:
             del self._entries[key]
 
 
-def _sum(endpoint: str, entries: Iterable[_Entry]) -> LoadSample:
-    entries = list(entries)
+def _sum(endpoint: str, entries: list[_Entry]) -> LoadSample:
     carried = sum(e.utilization_requests for e in entries)
     utilization = sum(e.utilization_total for e in entries) / carried if carried else 0.0
     return LoadSample(
