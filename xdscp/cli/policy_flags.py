@@ -45,6 +45,13 @@ SHORT_FLAGS: dict[str, tuple[str | None, str]] = {
     "per_try_timeout": ("retries", "per_try_timeout"),
     "retry_backoff_base": ("retries", "backoff_base"),
     "retry_backoff_max": ("retries", "backoff_max"),
+    "blackout_period": ("client_side_wrr", "blackout_period"),
+    "weight_expiration_period": ("client_side_wrr", "weight_expiration_period"),
+    "weight_update_period": ("client_side_wrr", "weight_update_period"),
+    "error_utilization_penalty": ("client_side_wrr", "error_utilization_penalty"),
+    "utilization_metrics": ("client_side_wrr", "metric_names_for_computing_utilization"),
+    "oob_load_report": ("client_side_wrr", "enable_oob_load_report"),
+    "oob_reporting_period": ("client_side_wrr", "oob_reporting_period"),
     "timeout": (None, "timeout"),
     "hash_balance_factor": (None, "hash_balance_factor"),
 }
@@ -54,6 +61,7 @@ JSON_FLAGS = {
     "slow_start": "--slow-start",
     "circuit_breakers": "--circuit-breakers",
     "retries": "--retries",
+    "client_side_wrr": "--client-side-wrr",
 }
 _SPECIAL = {
     "outlier_detection.failure_percentage": "--failure-percentage",
@@ -75,6 +83,7 @@ def resilience_options(func: F) -> F:
         *_health_options(),
         *_slow_start_options(),
         *_limit_and_retry_options(),
+        *_client_side_wrr_options(),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -140,6 +149,25 @@ def _limit_and_retry_options() -> list[Decorator]:
         _duration("--timeout", "route timeout (0 = none; Envoy's default is 15s)"),
         click.option("--hash-balance-factor", type=int,
                      help="bounded load for ring_hash / maglev, >= 100 (150 = 1.5 x average)"),
+    ]  # fmt: skip
+
+
+def _client_side_wrr_options() -> list[Decorator]:
+    """The settings of client_side_weighted_round_robin (A58's names)."""
+    return [
+        _duration("--blackout-period", "a new endpoint's weight counts after reports for this"
+                  " long (client_side_weighted_round_robin; default 10s)"),
+        _duration("--weight-expiration-period", "a weight without reports for this long is"
+                  " dropped (default 3m)"),
+        _duration("--weight-update-period", "weights recomputed this often (>= 100ms; default 1s)"),
+        click.option("--error-utilization-penalty", type=float,
+                     help="utilization added per error/QPS (default 1.0)"),
+        click.option("--utilization-metrics", metavar="NAMES",
+                     help="Envoy: ORCA metrics for the utilization when application_utilization"
+                     " is unset, comma-separated (cpu_utilization, named_metrics.KEY, ...)"),
+        click.option("--oob-load-report/--no-oob-load-report", default=None,
+                     help="read the backends' OpenRcaService stream instead of each response"),
+        _duration("--oob-reporting-period", "the out-of-band report interval (default 10s)"),
     ]  # fmt: skip
 
 

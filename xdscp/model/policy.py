@@ -17,6 +17,7 @@ from xdscp.model.checks import UINT32_MAX, check_float, check_int, choice, is_pr
 from xdscp.model.resilience import (
     RESILIENCE_POLICIES,
     CircuitBreakers,
+    ClientSideWrr,
     HealthCheck,
     OutlierDetection,
     RetryPolicy,
@@ -42,6 +43,7 @@ class LbPolicy(StrEnum):
     RING_HASH = "ring_hash"
     MAGLEV = "maglev"
     SOURCE_IP_HASH = "source_ip_hash"
+    CLIENT_SIDE_WEIGHTED_ROUND_ROBIN = "client_side_weighted_round_robin"
 
 
 HASHING_POLICIES = frozenset(
@@ -50,7 +52,12 @@ HASHING_POLICIES = frozenset(
 
 _HASH_ON_POLICIES = frozenset({LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOURCE_IP_HASH})
 _SLOW_START_POLICIES = frozenset(
-    {LbPolicy.ROUND_ROBIN, LbPolicy.WEIGHTED_ROUND_ROBIN, LbPolicy.LEAST_REQUEST}
+    {
+        LbPolicy.ROUND_ROBIN,
+        LbPolicy.WEIGHTED_ROUND_ROBIN,
+        LbPolicy.LEAST_REQUEST,
+        LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN,
+    }
 )
 
 
@@ -134,6 +141,7 @@ class BalancingPolicy:
     retries: RetryPolicy | None = None
     timeout: float | None = None
     hash_balance_factor: int | None = None
+    client_side_wrr: ClientSideWrr | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.lb, LbPolicy):
@@ -186,8 +194,22 @@ class BalancingPolicy:
             )
         if self.slow_start is not None and self.lb not in _SLOW_START_POLICIES:
             raise ValidationError(
-                "slow_start", f"is used by round robin and least_request only, not {self.lb}"
+                "slow_start",
+                f"is used by the round robins and least_request only, not {self.lb}",
             )
+        self._check_client_side_wrr()
+
+    def _check_client_side_wrr(self) -> None:
+        """`client_side_wrr` belongs to client_side_weighted_round_robin, which always has it
+        (the defaults when unset), so a stored policy states every setting the clients use."""
+        if self.lb is not LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN:
+            if self.client_side_wrr is not None:
+                raise ValidationError(
+                    "client_side_wrr",
+                    f"is used by client_side_weighted_round_robin only, not {self.lb}",
+                )
+        elif self.client_side_wrr is None:
+            object.__setattr__(self, "client_side_wrr", ClientSideWrr())
 
     def to_mapping(self) -> dict[str, Any]:
         """The JSON / YAML form: every field, nested policies as mappings, hash_on as text."""

@@ -10,6 +10,10 @@ Policy lists sent (the first entry the client supports wins) and locality weight
   shares).
 - weighted_round_robin: [wrr_locality(round_robin)]; one locality per endpoint, weighing the
   endpoint's weight (gRPC's round robin honours locality weights, not endpoint weights).
+- client_side_weighted_round_robin: [wrr_locality([client_side_weighted_round_robin,
+  round_robin])], localities as round_robin's: the endpoints of a locality share one picker,
+  which weighs each by its ORCA reports (one locality per endpoint would leave each picker one
+  endpoint, and the weights nothing to do). No endpoint weights: the reports decide.
 - random / weighted_random: [ring_hash] with no hash policy (a random hash per request),
   endpoint weights 1 / as registered; localities weigh 1.
 - least_request: [wrr_locality([least_request, round_robin])]: grpc-go takes least request,
@@ -55,10 +59,10 @@ from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
-from xdscp.model import Endpoint, HashInput, Health, LbPolicy, Locality, Service
+from xdscp.model import ClientSideWrr, Endpoint, HashInput, Health, LbPolicy, Locality, Service
 from xdscp.translate.envoy import ads_config_source, lb_endpoint
 from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
-from xdscp.translate.lb import hash_policy, maglev_config, set_policies
+from xdscp.translate.lb import client_side_wrr_config, hash_policy, maglev_config, set_policies
 from xdscp.translate.resilience import (
     grpc_cluster_resilience,
     grpc_route_action,
@@ -72,6 +76,7 @@ _RING_POLICIES = {
     LbPolicy.RANDOM, LbPolicy.WEIGHTED_RANDOM, LbPolicy.RING_HASH, LbPolicy.MAGLEV,
     LbPolicy.SOURCE_IP_HASH,
 }  # fmt: skip
+_UNWEIGHTED = {LbPolicy.ROUND_ROBIN, LbPolicy.RANDOM, LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN}
 _Group = tuple[int, Locality, list[Endpoint], int]
 
 
@@ -87,7 +92,30 @@ def grpc_warnings(service: Service) -> list[str]:
         notes.append("ring_hash: gRPC clients hash with XX_HASH only")
     if any(h.source is not HashInput.HEADER for h in policy.hash_on):
         notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
+    notes.extend(_client_side_wrr_notes(policy.client_side_wrr))
     notes.extend(resilience_notes(policy))
+    return notes
+
+
+def _client_side_wrr_notes(settings: ClientSideWrr | None) -> list[str]:
+    """How each gRPC client weighs by load (measured: tests/integration/orca)."""
+    if settings is None:
+        return []
+    reports = (
+        "the out-of-band OpenRcaService stream (per-call trailers ignored)"
+        if settings.enable_oob_load_report
+        else "the endpoint-load-metrics-bin trailer of each call"
+    )
+    notes = [
+        f"client_side_weighted_round_robin: grpc-go and grpcio weigh each endpoint by {reports}:"
+        " rps_fractional / (application_utilization, else cpu_utilization); an endpoint"
+        " reporting no rps_fractional or no utilization gets the mean weight"
+    ]
+    if settings.metric_names_for_computing_utilization:
+        notes.append(
+            "client_side_weighted_round_robin: gRPC ignores"
+            " metric_names_for_computing_utilization (Envoy's alone)"
+        )
     return notes
 
 
@@ -118,6 +146,9 @@ def _policies(service: Service) -> list[tuple[str, Any]]:
     match policy.lb:
         case LbPolicy.ROUND_ROBIN | LbPolicy.WEIGHTED_ROUND_ROBIN:
             return [_by_locality(round_robin)]
+        case LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN:
+            config = client_side_wrr_config(policy.client_side_wrr or ClientSideWrr())
+            return [_by_locality(("client_side_weighted_round_robin", config), round_robin)]
         case LbPolicy.LEAST_REQUEST:
             least = least_request_pb2.LeastRequest()
             if policy.choice_count != 2:
@@ -208,7 +239,7 @@ def _groups(service: Service) -> list[_Group]:
 
 def grpc_load_assignment(service: Service) -> Any:
     """The ClusterLoadAssignment for gRPC: usable endpoints, every locality weighted."""
-    weighted = service.policy.lb not in {LbPolicy.ROUND_ROBIN, LbPolicy.RANDOM}
+    weighted = service.policy.lb not in _UNWEIGHTED
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=service.name)
     for priority, locality, group, weight in _groups(service):
         lle = cla.endpoints.add(priority=priority)

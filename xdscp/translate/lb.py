@@ -10,6 +10,7 @@
 | ring_hash              | ring_hash (+ hash policies)             | yes                   |
 | maglev                 | maglev (+ hash policies)                | yes                   |
 | source_ip_hash         | maglev, hash on the source IP           | yes                   |
+| client_side_weighted_round_robin | the same (`client_side_wrr`, slow start) | no (reports)   |
 
 Hash policies travel in CDS (`consistent_hashing_lb_config.hash_policy` of the typed config),
 so they apply whatever listener and route a request comes through.
@@ -20,6 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.load_balancing_policies.client_side_weighted_round_robin.v3 import (
+    client_side_weighted_round_robin_pb2 as cswrr_pb2,
+)
 from envoy.extensions.load_balancing_policies.common.v3 import common_pb2
 from envoy.extensions.load_balancing_policies.least_request.v3 import least_request_pb2
 from envoy.extensions.load_balancing_policies.maglev.v3 import maglev_pb2
@@ -27,8 +31,8 @@ from envoy.extensions.load_balancing_policies.random.v3 import random_pb2
 from envoy.extensions.load_balancing_policies.ring_hash.v3 import ring_hash_pb2
 from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_pb2
 
-from xdscp.model import BalancingPolicy, HashFunction, HashInput, HashOn, LbPolicy
-from xdscp.translate.resilience import slow_start_config
+from xdscp.model import BalancingPolicy, ClientSideWrr, HashFunction, HashInput, HashOn, LbPolicy
+from xdscp.translate.resilience import duration, slow_start_config
 
 _PREFIX = "envoy.load_balancing_policies."
 _HashPolicy = route_components_pb2.RouteAction.HashPolicy
@@ -36,8 +40,9 @@ BIAS_RUNTIME_KEY = "xdscp.least_request.active_request_bias"
 
 
 def sends_weights(policy: BalancingPolicy) -> bool:
-    """False for plain round robin: every endpoint then weighs 1 (equal shares)."""
-    return policy.lb is not LbPolicy.ROUND_ROBIN
+    """False for plain round robin (every endpoint then weighs 1: equal shares) and for
+    client-side WRR (the clients weigh endpoints by their load reports alone)."""
+    return policy.lb not in {LbPolicy.ROUND_ROBIN, LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN}
 
 
 def hash_policy(hash_on: HashOn) -> Any:
@@ -118,6 +123,29 @@ def _round_robin(policy: BalancingPolicy) -> Any:
     return config
 
 
+def client_side_wrr_config(settings: ClientSideWrr) -> Any:
+    """The typed `ClientSideWeightedRoundRobin` of `settings`, every field explicit (the same
+    message for Envoy and gRPC; gRPC ignores `metric_names_for_computing_utilization`)."""
+    config = cswrr_pb2.ClientSideWeightedRoundRobin()
+    config.enable_oob_load_report.value = settings.enable_oob_load_report
+    config.oob_reporting_period.CopyFrom(duration(settings.oob_reporting_period))
+    config.blackout_period.CopyFrom(duration(settings.blackout_period))
+    config.weight_expiration_period.CopyFrom(duration(settings.weight_expiration_period))
+    config.weight_update_period.CopyFrom(duration(settings.weight_update_period))
+    config.error_utilization_penalty.value = settings.error_utilization_penalty
+    config.metric_names_for_computing_utilization.extend(
+        settings.metric_names_for_computing_utilization
+    )
+    return config
+
+
+def _client_side_wrr(policy: BalancingPolicy) -> Any:
+    config = client_side_wrr_config(policy.client_side_wrr or ClientSideWrr())
+    if policy.slow_start is not None:
+        config.slow_start_config.CopyFrom(slow_start_config(policy.slow_start))
+    return config
+
+
 def envoy_policy(policy: BalancingPolicy) -> tuple[str, Any]:
     """The typed policy (extension name, message) Envoy runs for `policy`."""
     match policy.lb:
@@ -131,6 +159,8 @@ def envoy_policy(policy: BalancingPolicy) -> tuple[str, Any]:
             return "ring_hash", _ring_hash(policy)
         case LbPolicy.MAGLEV | LbPolicy.SOURCE_IP_HASH | LbPolicy.WEIGHTED_RANDOM:
             return "maglev", maglev_config(policy)
+        case LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN:
+            return "client_side_weighted_round_robin", _client_side_wrr(policy)
 
 
 def set_policies(cluster: Any, entries: list[tuple[str, Any]]) -> None:

@@ -64,7 +64,8 @@ BAD_FILES = [
     ("sources:\n  static:\n    services:\n      web:\n        policy:\n          lb: fastest\n",
      6, "sources.static.services.web.policy.lb",
      "must be one of round_robin, weighted_round_robin, random, weighted_random, "
-     "least_request, ring_hash, maglev, source_ip_hash, got 'fastest'"),
+     "least_request, ring_hash, maglev, source_ip_hash, client_side_weighted_round_robin, "
+     "got 'fastest'"),
     ("sources:\n  static:\n    services:\n      web:\n        policy:\n          lb: ring_hash\n"
      "          hash_on:\n            - header:x-user\n            - header\n", 9,
      "sources.static.services.web.policy.hash_on[1]",

@@ -209,7 +209,10 @@ def test_errors_name_the_flag(field: str, flag: str) -> None:
             "unknown health check kind 'htp': expected one of http,"
             " grpc, tcp, did you mean 'http'?",
         ),
-        (["--lb", "maglev", "--slow-start-window", "5s"], "slow_start: is used by round robin"),
+        (
+            ["--lb", "maglev", "--slow-start-window", "5s"],
+            "slow_start: is used by the round robins",
+        ),
     ],
 )
 def test_policy_set_refuses_bad_flags_before_etcd(args: list[str], expected: str) -> None:
