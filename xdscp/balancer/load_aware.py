@@ -11,13 +11,15 @@ weights, every endpoint weighs the same (round robin).
 the rate it served over its last window and a utilization of rate / capacity, the weights
 follow, the shares follow the weights. It predicts the shares the clients converge to (the
 capacities' shares, whatever the load) and when: after the blackout, within a window.
+`follow` predicts how long the shares take to follow a change of capacities (no new
+blackout: the next report and the next weight update).
 `converge_adaptive` runs the same loop with xdscp's own computed weights (`xdscp.load`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from xdscp.load import AdaptiveSettings, AdaptiveWeights, LoadSample
@@ -97,22 +99,76 @@ def converge(
     window_s: float = 1.0,
     duration_s: float = 60.0,
     tolerance: float = 0.02,
+    report_every_s: float | None = None,
 ) -> Convergence:
     """Clients weighing by ORCA: `load` requests per second spread over backends of
-    `capacity` requests per second, each reporting every `window_s` what it served."""
-    weights = {k: OrcaWeight(settings) for k in capacity}
-    share = dict.fromkeys(capacity, 1 / len(capacity))
+    `capacity` requests per second, the weights read every `window_s` (the client's
+    `weight_update_period`) and each backend reporting what it served every `report_every_s`
+    (None: every window, as per-call reports do under load; the out-of-band period else)."""
+    times, shares = _run(
+        lambda _: capacity, load, settings, window_s=window_s, duration_s=duration_s,
+        report_every_s=report_every_s or window_s,
+    )  # fmt: skip
+    return Convergence(times, shares, _settled(times, shares, capacity, tolerance))
+
+
+def follow(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    load: float,
+    settings: OrcaSettings = OrcaSettings(),
+    *,
+    window_s: float = 1.0,
+    report_every_s: float | None = None,
+    tolerance: float = 0.02,
+) -> float | None:
+    """Seconds the shares take to follow a change of capacities from `before` (converged) to
+    `after`, the change landing just after a report (the worst case); None: never within a
+    minute. The endpoints keep reporting, so no blackout starts over: the next report and the
+    next weight update carry it."""
+    every = report_every_s or window_s
+    warm = converge(before, load, settings, window_s=window_s, report_every_s=every).settled_at
+    if warm is None:
+        return None
+    change_at = math.ceil((warm + settings.blackout_period_s) / every) * every
+    times, shares = _run(
+        lambda at: before if at <= change_at + 1e-9 else after, load, settings,
+        window_s=window_s, duration_s=change_at + 60.0, report_every_s=every,
+    )  # fmt: skip
+    kept = [(t, s) for t, s in zip(times, shares, strict=True) if t >= change_at]
+    settled = _settled([t for t, _ in kept], [s for _, s in kept], after, tolerance)
+    return None if settled is None else round(settled - change_at, 9)
+
+
+def _run(
+    capacity_at: Callable[[float], Mapping[str, float]],
+    load: float,
+    settings: OrcaSettings,
+    *,
+    window_s: float,
+    duration_s: float,
+    report_every_s: float,
+) -> tuple[list[float], list[dict[str, float]]]:
+    """The loop: reports every `report_every_s` (with the capacities of that moment),
+    weights read every `window_s`."""
+    keys = list(capacity_at(0.0))
+    weights = {k: OrcaWeight(settings) for k in keys}
+    share = dict.fromkeys(keys, 1 / len(keys))
     times, shares = [], []
-    for step in range(1, int(duration_s / window_s) + 1):
+    next_report = report_every_s
+    for step in range(1, round(duration_s / window_s) + 1):
         now = step * window_s
-        for key, weight in weights.items():
-            rps = load * share[key]
-            weight.update(now, rps, 0.0, rps / capacity[key])
-        scheduled = scheduler_weights([weights[k].get(now) for k in capacity])
-        share = {k: w / sum(scheduled) for k, w in zip(capacity, scheduled, strict=True)}
+        while next_report <= now + 1e-9:
+            capacity = capacity_at(next_report)
+            for key, weight in weights.items():
+                rps = load * share[key]
+                weight.update(next_report, rps, 0.0, rps / capacity[key])
+            next_report += report_every_s
+        scheduled = scheduler_weights([weights[k].get(now) for k in keys])
+        share = {k: w / sum(scheduled) for k, w in zip(keys, scheduled, strict=True)}
         times.append(now)
         shares.append(share)
-    return Convergence(times, shares, _settled(times, shares, capacity, tolerance))
+    return times, shares
 
 
 def converge_adaptive(

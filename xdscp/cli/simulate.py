@@ -27,6 +27,13 @@ from xdscp.balancer import (
     simulate,
     simulate_hot_key,
 )
+from xdscp.cli.simulate_orca import (
+    NO_CAPACITY,
+    capacities,
+    converged_service,
+    convergence_note,
+    parse_capacity,
+)
 from xdscp.errors import BalancerError, ConfigError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
@@ -74,14 +81,18 @@ def parse_endpoint(text: str) -> Endpoint:
     )  # fmt: skip
 
 
-_FILE_KEYS = ("policy", "hash_on", "endpoints", "requests", "client", "seed", "added", "services")
+_FILE_KEYS = (
+    "policy", "hash_on", "endpoints", "requests", "client", "seed", "added", "services",
+    "capacities",
+)  # fmt: skip
 
 
 def load_file(path: Path, service: str | None = None) -> dict[str, Any]:
     """Read a simulation file strictly, every error at its line: `policy` (a name or a
     policy mapping, as `xdscp policy set` stores it), `endpoints` (as in the services file,
     or `IP:PORT:...` strings), and optionally `hash_on`, `requests`, `client`, `seed`,
-    `added` (`ip:port: seconds`). A services file (`services:`) works too: the service is
+    `added` (`ip:port: seconds`), `capacities` (`ip:port: requests/s`, for
+    client_side_weighted_round_robin). A services file (`services:`) works too: the service is
     the only one, or `service` (`--service`)."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -107,6 +118,10 @@ def load_file(path: Path, service: str | None = None) -> dict[str, Any]:
         document["client"] = _located(located, ("client",), _client)
     added = located.mapping(("added",))
     document["added"] = {str(k): _located(located, ("added", k), _seconds) for k in added}
+    given = located.mapping(("capacities",))
+    document["capacities"] = {
+        str(k): _located(located, ("capacities", k), parse_capacity) for k in given
+    }
     return document
 
 
@@ -304,6 +319,11 @@ def render_hot_key(result: HotKeyResult, title: str) -> Table:
     default=None,
     help="Simulate at this second: later endpoints are absent, recent ones ramp (slow start).",
 )
+@click.option(
+    "--capacity", "capacity", multiple=True, metavar="IP:PORT=RPS",
+    help="client_side_weighted_round_robin: the requests/s an endpoint serves at full"
+    " utilization (repeat): the shares the clients converge to, and when.",
+)  # fmt: skip
 @click.option("--hot-key", default=None, help="Send every request with this hash key.")
 @click.option(
     "--hash-balance-factor", type=click.IntRange(100), default=None,
@@ -351,8 +371,17 @@ def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> 
         title = f"key {params['hot_key']!r}, {params['concurrency']} in flight, {client}"
         console.print(render_hot_key(hot, title))
         return
+    title = f"{service.policy.lb} on {client}, {count} requests"
+    note = None
+    if service.policy.lb is LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN:
+        capacity = capacities(document, params["capacity"])
+        note = convergence_note(service.policy, capacity) if capacity else NO_CAPACITY
+        if capacity:
+            service, title = converged_service(service, capacity), f"{title}, converged"
     result = simulate(service, resources, requests=count, **options)
-    console.print(render(result, f"{service.policy.lb} on {client}, {count} requests"))
+    console.print(render(result, title))
+    if note is not None:
+        console.print(note)
     if service.policy.is_hashing and len(service.endpoints) > 1:
         fractions = dict(remap_fractions(service, resources, client=client))
         console.print(_remap_table(fractions, service.policy.lb))

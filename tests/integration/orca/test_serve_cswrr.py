@@ -1,0 +1,162 @@
+"""`client_side_weighted_round_robin` through `xdscp serve`, as a user sets it up: three
+`xdscp backend --capacity` processes (100, 200, 400 requests/s) registered with equal weights
+by `xdscp register`, the policy stored by `xdscp policy set web --lb
+client_side_weighted_round_robin --blackout-period 1s --weight-update-period 100ms
+--upstream-protocol http2`, and one client of the plane per test: a real Envoy, a grpc-go
+and a grpcio proxyless client.
+
+Each backend reports (per-call trailer `endpoint-load-metrics-bin`) its rate and utilization
+rate / capacity, so a client's weight rate / utilization is the capacity whatever load it
+sends: the shares converge to 1/7, 2/7, 4/7. Then one capacity changes (100 → 400 by `POST
+/_demo/capacity`) and the shares must follow to 2/5, 1/5, 2/5. The loops are counts of calls
+(windows), never times; the seconds each took are printed beside the prediction of the
+reference model (`xdscp.balancer.load_aware`).
+
+The bound, 0.03 of each share: with fixed weights each client's scheduler (Envoy's EDF,
+gRPC's static stride scheduler) is deterministic and off by under one call per endpoint per
+window; the weights are the capacities (rate / (rate / capacity)) to Envoy's integer
+truncation, 1 % of a weight of 100; a window straddling a change is not the one measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.etcd import EtcdServer
+from tests.harness.grpc_clients import ClientProcesses
+from tests.integration.orca.served import (
+    CSWRR_FLAGS,
+    SERVICE,
+    Send,
+    Served,
+    Settled,
+    served,
+    settle,
+    through_envoy,
+)
+from xdscp.balancer.load_aware import OrcaSettings, converge, follow
+from xdscp.clients import XdsServer, grpc_bootstrap
+
+pytestmark = [pytest.mark.etcd, pytest.mark.grpc, pytest.mark.slow]
+
+BOUND = 0.03
+WINDOW = 350
+MAX_WINDOWS = 20  # 7 000 calls: beyond the 1 s blackout at any speed the machine runs
+SETTINGS = OrcaSettings(blackout_period_s=1.0, weight_update_period_s=0.1)
+BEFORE = {"one": 100.0, "two": 200.0, "four": 400.0}
+AFTER = {"one": 400.0, "two": 200.0, "four": 400.0}
+
+
+def _expected(capacity: dict[str, float]) -> list[float]:
+    return [c / sum(capacity.values()) for c in capacity.values()]
+
+
+def _predicted(report_every_s: float) -> tuple[float | None, float | None]:
+    """The reference model's seconds to settle from equal weights, and to follow the change
+    (weights updated every 0.1 s; reports every `report_every_s`)."""
+    first = converge(
+        BEFORE, 300.0, SETTINGS, window_s=0.1, duration_s=20.0, report_every_s=report_every_s
+    ).settled_at
+    return first, follow(
+        BEFORE, AFTER, 300.0, SETTINGS, window_s=0.1, report_every_s=report_every_s
+    )
+
+
+def _print(
+    label: str, kind: str, settled: Settled, expected: list[float], predicted: float | None
+) -> None:
+    figures = ", ".join(
+        f"{s:.4f} (expected {e:.4f})" for s, e in zip(settled.after, expected, strict=True)
+    )
+    print(
+        f"\n{kind} {label}: settled after {len(settled.windows)} windows of {WINDOW} calls,"
+        f" {settled.seconds:.1f} s (predicted {predicted} s at most, + one window); next"
+        f" window's shares {figures}"
+    )
+
+
+@pytest.fixture
+async def clients(request: pytest.FixtureRequest) -> AsyncIterator[ClientProcesses]:
+    """The proxyless client processes a test starts (the grpc-go binary built first)."""
+    kind = request.node.callspec.params["kind"]
+    binary = request.getfixturevalue("go_client_binary") if kind == "go" else ""
+    started = ClientProcesses(lambda: binary)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+async def _sender(stack: Served, kind: str, clients: ClientProcesses, tmp: Path) -> Send:
+    bootstrap = grpc_bootstrap(f"{kind}-0", (XdsServer("127.0.0.1", stack.xds_port),))
+    client = await clients.start(kind, bootstrap, service=SERVICE, stderr=tmp / f"{kind}.log")
+
+    async def send(n: int) -> Counter[str]:
+        return await client.counts(n, concurrency=4)
+
+    return send
+
+
+def _no_nack(stack: Served) -> None:
+    for node, status in stack.nodes().items():
+        assert not status.get("last_nack"), (node, status)
+        assert all(t["in_sync"] for t in status["types"].values()), (node, status)
+
+
+async def _follow(stack: Served, send: Send, kind: str, report_every_s: float) -> None:
+    """Converge to 1/7, 2/7, 4/7; change a capacity; converge to 2/5, 1/5, 2/5."""
+    predicted = _predicted(report_every_s)
+    first = await settle(
+        send, stack.names, _expected(BEFORE), BOUND, window=WINDOW, max_windows=MAX_WINDOWS
+    )
+    _print("capacities 1:2:4", kind, first, _expected(BEFORE), predicted[0])
+    assert first.after == pytest.approx(_expected(BEFORE), abs=BOUND)
+    if stack.envoy is not None:  # Envoy's own weights are the capacities' ratios
+        weights = list((await asyncio.to_thread(stack.envoy_weights)).values())
+        assert sorted(w / min(weights) for w in weights) == pytest.approx([1, 2, 4], rel=0.02)
+    changed = await asyncio.to_thread(stack.backends[0].post, "/_demo/capacity?rps=400")
+    assert changed["capacity"] == 400
+    second = await settle(
+        send, stack.names, _expected(AFTER), BOUND, window=WINDOW, max_windows=MAX_WINDOWS
+    )
+    # no new blackout (the endpoint keeps reporting): the next report, the next update
+    _print("capacities 4:2:4", kind, second, _expected(AFTER), predicted[1])
+    assert second.after == pytest.approx(_expected(AFTER), abs=BOUND)
+    _no_nack(stack)
+
+
+KINDS = [
+    pytest.param("envoy", marks=pytest.mark.envoy),
+    pytest.param("go", marks=pytest.mark.go),
+    pytest.param("python"),
+]
+OOB_FLAGS = ("--oob-load-report", "--oob-reporting-period", "1s")
+OOB_RECEIVED = f"cluster.{SERVICE}.lb_orca_oob.reports_received"
+
+
+@pytest.mark.parametrize("oob", [False, True], ids=["per-call", "out-of-band"])
+@pytest.mark.parametrize("kind", KINDS)
+async def test_shares_follow_capacities_set_through_serve(
+    etcd_server: EtcdServer, tmp_path: Path, clients: ClientProcesses, kind: str, oob: bool
+) -> None:
+    """Each client, configured by serve alone, splits by the backends' capacities and follows
+    a change of one: by the per-call reports, or by the out-of-band stream (`--oob-load-report`);
+    nothing is NACKed."""
+    policy = (*CSWRR_FLAGS, *(OOB_FLAGS if oob else ()))
+    label = f"{kind} {'OOB' if oob else 'per-call'}"
+    async with served(etcd_server, tmp_path, policy, with_envoy=kind == "envoy") as stack:
+        every = 1.0 if oob else SETTINGS.weight_update_period_s
+        if kind == "envoy":
+            async with through_envoy(stack) as send:
+                await _follow(stack, send, label, every)
+            if oob:  # Envoy read the backends' OpenRcaService streams
+                received = await asyncio.to_thread(stack.envoy_stat, OOB_RECEIVED)
+                print(f"out-of-band reports received by Envoy: {received}")
+                assert received >= len(stack.backends)
+        else:
+            await _follow(stack, await _sender(stack, kind, clients, tmp_path), label, every)
