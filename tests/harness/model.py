@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from xdscp.model import BalancingPolicy, Endpoint, HashOn, LbPolicy, Locality, Service
+from xdscp.model import (
+    BalancingPolicy,
+    ClientSideWrr,
+    Endpoint,
+    HashOn,
+    LbPolicy,
+    Locality,
+    Service,
+)
 
 
 def endpoints(*weights: int, port: int = 80) -> tuple[Endpoint, ...]:
@@ -27,6 +35,15 @@ def service(endpoints: Iterable[Endpoint] = (), name: str = "web", **policy: Any
     return Service(name, tuple(endpoints), BalancingPolicy(**policy))
 
 
+CSWRR = ClientSideWrr(
+    blackout_period=1.0,
+    weight_update_period=0.25,
+    metric_names_for_computing_utilization=("named_metrics.cost",),
+    enable_oob_load_report=True,
+    oob_reporting_period=2.0,
+)
+
+
 def policy_world() -> dict[str, Service]:
     """One service per load-balancing policy (named after it), all on the same three
     endpoints (two localities, a priority-1 one): the golden translation's input."""
@@ -44,5 +61,8 @@ def policy_world() -> dict[str, Service]:
         "ring": BalancingPolicy(lb=LbPolicy.RING_HASH, hash_on=(HashOn.parse("header:x-user"),)),
         "maglev": BalancingPolicy(lb=LbPolicy.MAGLEV, hash_on=(HashOn.parse("cookie:sid"),)),
         "srcip": BalancingPolicy(lb=LbPolicy.SOURCE_IP_HASH),
+        "cswrr": BalancingPolicy(
+            lb=LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN, client_side_wrr=CSWRR
+        ),
     }
     return {name: Service(name, eps, policy) for name, policy in policies.items()}

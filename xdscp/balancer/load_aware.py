@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from xdscp.load import AdaptiveSettings, AdaptiveWeights, LoadSample
 
 DEFAULT_ADAPTIVE = AdaptiveSettings()
+_EPSILON_S = 1e-9  # times are sums of float steps: a blackout ends at its step, not one late
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class OrcaWeight:
             self._non_empty_since = math.inf
             return 0.0
         blackout = self._settings.blackout_period_s
-        if blackout > 0 and now - self._non_empty_since < blackout:
+        if blackout > 0 and now - self._non_empty_since < blackout - _EPSILON_S:
             return 0.0
         return self._weight
 

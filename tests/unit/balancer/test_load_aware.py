@@ -14,6 +14,7 @@ from xdscp.balancer.load_aware import (
     OrcaWeight,
     converge,
     converge_adaptive,
+    follow,
     scheduler_weights,
 )
 from xdscp.load import AdaptiveSettings
@@ -100,3 +101,36 @@ def test_xdscps_weights_converge_too_within_a_few_pushes(
     ratio = max(capacity.values()) / min(capacity.values())
     pushes = math.ceil(math.log(ratio, settings.max_step)) + 2
     assert result.settled_at <= pushes * settings.min_push_interval_s
+
+
+@given(
+    st.floats(min_value=0.0, max_value=20.0).map(lambda s: round(s, 1)),
+    st.sampled_from([0.1, 0.5, 1.0]),
+    st.integers(min_value=1, max_value=10),
+)
+def test_out_of_band_reports_settle_one_report_plus_the_blackout_in(
+    blackout: float, update: float, reports_per: int
+) -> None:
+    """Reports every `every` s (a multiple of the update period): the first comes at `every`,
+    the weights count `blackout` later, at the next update (per-call: every = update)."""
+    every = update * reports_per
+    settings = OrcaSettings(blackout_period_s=blackout, weight_update_period_s=update)
+    settled = converge(
+        {"a": 1.0, "b": 3.0}, 100.0, settings, window_s=update, duration_s=every + blackout + 5,
+        report_every_s=every,
+    ).settled_at  # fmt: skip
+    assert settled is not None
+    expected = math.ceil(round((every + blackout) / update, 6)) * update
+    assert settled == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("every", "expected"), [(None, 0.1), (1.0, 1.0), (2.5, 2.5)])
+def test_a_change_of_capacity_is_followed_within_one_report(
+    every: float | None, expected: float
+) -> None:
+    """No new blackout: the shares follow the change at the first report after it (worst
+    case: a whole report interval), read at the next update."""
+    settings = OrcaSettings(blackout_period_s=1.0, weight_update_period_s=0.1)
+    before, after = {"a": 100.0, "b": 200.0, "c": 400.0}, {"a": 400.0, "b": 200.0, "c": 400.0}
+    took = follow(before, after, 300.0, settings, window_s=0.1, report_every_s=every)
+    assert took == pytest.approx(expected)
