@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.harness.grpc_clients import ClientProcesses
+from tests.harness.grpc_clients import ClientProcesses, GrpcClient
 from tests.integration.orca.served import (
     CSWRR_FLAGS,
     SERVICE,
@@ -92,14 +92,23 @@ async def clients(request: pytest.FixtureRequest) -> AsyncIterator[ClientProcess
         await started.stop()
 
 
-async def _sender(stack: Served, kind: str, clients: ClientProcesses, tmp: Path) -> Send:
+# What each client logs (TRACE_ENV) when it builds its weighted round robin (A58) picker.
+BUILT = {
+    "go": 'Creating child policy of type "weighted_round_robin"',
+    "python": '"weighted_round_robin": {',
+}
+
+
+async def _sender(
+    stack: Served, kind: str, clients: ClientProcesses, tmp: Path
+) -> tuple[Send, GrpcClient]:
     bootstrap = grpc_bootstrap(f"{kind}-0", (XdsServer("127.0.0.1", stack.xds_port),))
     client = await clients.start(kind, bootstrap, service=SERVICE, stderr=tmp / f"{kind}.log")
 
     async def send(n: int) -> Counter[str]:
         return await client.counts(n, concurrency=4)
 
-    return send
+    return send, client
 
 
 def _no_nack(stack: Served) -> None:
@@ -159,4 +168,6 @@ async def test_shares_follow_capacities_set_through_serve(
                 print(f"out-of-band reports received by Envoy: {received}")
                 assert received >= len(stack.backends)
         else:
-            await _follow(stack, await _sender(stack, kind, clients, tmp_path), label, every)
+            send, client = await _sender(stack, kind, clients, tmp_path)
+            await _follow(stack, send, label, every)
+            assert BUILT[kind] in client.log(), client.log()[-3000:]
