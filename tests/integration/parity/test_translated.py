@@ -48,6 +48,8 @@ def _predicted(case: Case, backends: Backends) -> dict[str, float]:
         ("random", 1200, {"b0": 0.1, "b1": 0.2, "b2": 0.7}),  # Envoy's RANDOM ignores weights
         ("weighted_random", 1200, {"b0": 1 / 3, "b1": 1 / 3, "b2": 1 / 3}),
         ("least_request", 600, {"b0": 1 / 3, "b1": 1 / 3, "b2": 1 / 3}),
+        # no load reports (these backends send none): registered weights must NOT apply
+        ("client_side_weighted_round_robin", 300, {"b0": 0.1, "b1": 0.2, "b2": 0.7}),
     ],
 )
 def test_translated_policy_splits_like_the_reference(

@@ -75,6 +75,11 @@ BAD_FILES = [
     ("sources:\n  static:\n    services:\n      web:\n        policy: {maglev_table_size: 100}\n",
      5, "sources.static.services.web.policy.maglev_table_size",
      "must be a prime in [2, 5000011], got 100"),
+    ("sources:\n  static:\n    services:\n      web:\n        policy:\n"
+     "          lb: client_side_weighted_round_robin\n"
+     "          client_side_wrr: {weight_update_period: 50ms}\n", 7,
+     "sources.static.services.web.policy.client_side_wrr.weight_update_period",
+     "must be at least 100ms (the clients' floor), got '50ms'"),
     ("sources:\n  static:\n    services:\n      web:\n        polcy: {}\n", 5,
      "sources.static.services.web", "unknown field 'polcy', did you mean 'policy'?"),
     ("sources:\n  static:\n    services:\n      web: [10.0.0.1]\n", 4,
