@@ -13,6 +13,7 @@ from xdscp.model.checks import (
     is_prime,
 )
 from xdscp.model.client import ClientKind
+from xdscp.model.load_weights import ClientSideWrr
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     DEFAULT_MAGLEV_TABLE,
@@ -20,6 +21,7 @@ from xdscp.model.policy import (
     ENVOY_MIN_RING,
     HASHING_POLICIES,
     MAGLEV_MAX_TABLE,
+    NESTED_POLICIES,
     BalancingPolicy,
     HashFunction,
     HashInput,
@@ -45,7 +47,6 @@ from xdscp.model.resilience import (
     RESILIENCE_POLICIES,
     RETRY_ON,
     CircuitBreakers,
-    ClientSideWrr,
     FailurePercentageEjection,
     HealthCheck,
     HealthCheckKind,
@@ -77,6 +78,7 @@ __all__ = [
     "HASHING_POLICIES",
     "MAGLEV_MAX_TABLE",
     "MAX_PRIORITY",
+    "NESTED_POLICIES",
     "RESILIENCE_POLICIES",
     "RETRY_ON",
     "UINT32_MAX",

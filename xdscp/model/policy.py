@@ -8,16 +8,17 @@ naming the field and the allowed range.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
 from xdscp.errors import ValidationError
 from xdscp.model.checks import UINT32_MAX, check_float, check_int, choice, is_prime
+from xdscp.model.load_weights import ClientSideWrr
 from xdscp.model.resilience import (
     RESILIENCE_POLICIES,
     CircuitBreakers,
-    ClientSideWrr,
     HealthCheck,
     OutlierDetection,
     RetryPolicy,
@@ -59,6 +60,14 @@ _SLOW_START_POLICIES = frozenset(
         LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN,
     }
 )
+
+
+NESTED_POLICIES: Mapping[str, type[Any]] = {
+    **RESILIENCE_POLICIES,
+    "client_side_wrr": ClientSideWrr,
+}
+"""Every nested part of `BalancingPolicy` by field name: the resilience policies and the
+settings of client-side weighted round robin (each with `from_mapping` / `to_mapping`)."""
 
 
 class HashFunction(StrEnum):
@@ -174,7 +183,7 @@ class BalancingPolicy:
         self._check_resilience()
 
     def _check_resilience(self) -> None:
-        for name, kind in RESILIENCE_POLICIES.items():
+        for name, kind in NESTED_POLICIES.items():
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 object.__setattr__(self, name, kind.from_mapping(value, name))
@@ -216,7 +225,7 @@ class BalancingPolicy:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in RESILIENCE_POLICIES and value is not None:
+            if f.name in NESTED_POLICIES and value is not None:
                 value = value.to_mapping()
             elif f.name == "hash_on":
                 value = [str(h) for h in value]

@@ -109,7 +109,7 @@ def test_envoy_converges_to_the_capacities_shares_whatever_the_weights() -> None
     """Capacities 1 : 2 : 4 give 14.3 / 28.6 / 57.1 % (the registered 1 : 9 : 1 do not
     count), after the blackout and one update: 11 s with the defaults."""
     output = _simulate(*ENDPOINTS, *CAPACITIES, "--requests", "7000")
-    assert _rows(output) == {"10.0.0.1:80": 14.3, "10.0.0.2:80": 28.6, "10.0.0.3:80": 57.1}
+    assert list(_rows(output).values()) == pytest.approx([14.3, 28.6, 57.1], abs=0.1)
     assert "reached 11 s after the first requests: blackout 10 s" in _text(output)
 
 
@@ -132,7 +132,8 @@ def test_file_capacities_and_out_of_band_settings(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["simulate", "--file", str(path)])
     assert result.exit_code == 0, result.output
-    assert _rows(result.output) == {"10.0.0.1:80": 75.0, "10.0.0.2:80": 25.0}
+    # the scheduler's start is random (no --seed): a request either way
+    assert list(_rows(result.output).values()) == pytest.approx([75.0, 25.0], abs=0.3)
     assert "reached 3 s after the first requests" in _text(result.output)
 
 
