@@ -107,9 +107,10 @@ def _client_side_wrr_notes(settings: ClientSideWrr | None) -> list[str]:
         else "the endpoint-load-metrics-bin trailer of each call"
     )
     notes = [
-        f"client_side_weighted_round_robin: grpc-go and grpcio weigh each endpoint by {reports}:"
-        " rps_fractional / (application_utilization, else cpu_utilization); an endpoint"
-        " reporting no rps_fractional or no utilization gets the mean weight"
+        f"client_side_weighted_round_robin: grpc-go and grpcio (C-core) both run it, weighing"
+        f" each endpoint by {reports}: rps_fractional / (application_utilization, else"
+        " cpu_utilization); an endpoint whose reports lack rps_fractional or a utilization"
+        " gets the others' mean weight (Envoy rejects such a report: the median weight)"
     ]
     if settings.metric_names_for_computing_utilization:
         notes.append(

@@ -171,3 +171,5 @@ async def test_shares_follow_capacities_set_through_serve(
             send, client = await _sender(stack, kind, clients, tmp_path)
             await _follow(stack, send, label, every)
             assert BUILT[kind] in client.log(), client.log()[-3000:]
+            (note,) = stack.nodes()[f"{kind}-0"]["policy_notes"][SERVICE]
+            assert ("OpenRcaService" if oob else "trailer") in note, note
