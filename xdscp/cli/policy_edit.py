@@ -21,6 +21,7 @@ from xdscp.model import NESTED_POLICIES, BalancingPolicy, HashOn
 from xdscp.registry import parse_policy, policy_key, policy_value
 
 _UNSET = "unset"
+_DEFAULTS = "defaults"  # a part set with every field at its default
 _CAS_ATTEMPTS = 8  # read-merge-write rounds before giving up under concurrent writers
 
 
@@ -113,8 +114,8 @@ def changes(before: BalancingPolicy, after: BalancingPolicy) -> list[str]:
         if isinstance(was, dict) and isinstance(now, dict):
             out += changes_of(_flat(was, f"{key}."), _flat(now, f"{key}."))
         elif key in NESTED_POLICIES:
-            was_text = _text(_part(key, was)) if isinstance(was, dict) else _UNSET
-            now_text = _text(_part(key, now)) if isinstance(now, dict) else _UNSET
+            was_text = _text(_part(key, was) or _DEFAULTS) if isinstance(was, dict) else _UNSET
+            now_text = _text(_part(key, now) or _DEFAULTS) if isinstance(now, dict) else _UNSET
             out.append(f"{key}: {was_text} -> {now_text}")
         else:
             out += changes_of(

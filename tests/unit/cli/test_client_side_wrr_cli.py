@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from xdscp.cli import main
-from xdscp.cli.policy_edit import merge
+from xdscp.cli.policy_edit import changes, merge
 from xdscp.cli.policy_flags import JSON_FLAGS, SHORT_FLAGS, policy_patch
 from xdscp.cli.registry import policy_group
 from xdscp.model import BalancingPolicy, ClientSideWrr, LbPolicy
@@ -158,3 +158,16 @@ def test_bad_capacities_are_refused(capacity: tuple[str, ...], message: str) -> 
     result = CliRunner().invoke(main, ["simulate", "--policy", CSWRR, *ENDPOINTS, *capacity])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_policy_set_says_the_settings_came_with_the_policy() -> None:
+    """`--lb client_side_weighted_round_robin` alone: the settings part appears, at its
+    defaults, and is said so; a later flag shows as one field's change."""
+    before = BalancingPolicy()
+    after = merge(before, _patch(lb=CSWRR))
+    assert changes(before, after) == [
+        f"lb: round_robin -> {CSWRR}",
+        "client_side_wrr: unset -> defaults",
+    ]
+    later = merge(after, _patch(blackout_period="1s"))
+    assert changes(after, later) == ["client_side_wrr.blackout_period: 10.0 -> 1.0"]
