@@ -3,16 +3,21 @@ the stored settings, errors naming the flag) and `simulate`'s prediction from ca
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xdscp.cli import main
 from xdscp.cli.policy_edit import changes, merge
 from xdscp.cli.policy_flags import JSON_FLAGS, SHORT_FLAGS, policy_patch
 from xdscp.cli.registry import policy_group
+from xdscp.cli.simulate_orca import parse_capacity
+from xdscp.errors import ValidationError
 from xdscp.model import BalancingPolicy, ClientSideWrr, LbPolicy
 
 CSWRR = "client_side_weighted_round_robin"
@@ -171,3 +176,24 @@ def test_policy_set_says_the_settings_came_with_the_policy() -> None:
     ]
     later = merge(after, _patch(blackout_period="1s"))
     assert changes(after, later) == ["client_side_wrr.blackout_period: 10.0 -> 1.0"]
+
+
+@given(st.floats(min_value=1e-9, max_value=1e12))
+def test_any_positive_capacity_is_taken(capacity: float) -> None:
+    """Any finite requests/s above 0, as a number or as text (a flag's form)."""
+    assert parse_capacity(capacity) == capacity
+    assert parse_capacity(repr(capacity)) == capacity
+
+
+@given(st.floats(max_value=0) | st.sampled_from([math.nan, math.inf, -math.inf]) | st.text())
+def test_anything_else_is_refused_naming_the_field(value: object) -> None:
+    """0, negatives, NaN, infinities and text that is no number: `capacity` is named."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except ValueError:
+        number = math.nan
+    if math.isfinite(number) and number > 0:
+        return  # text such as "5" is a capacity
+    with pytest.raises(ValidationError) as info:
+        parse_capacity(value)
+    assert info.value.field == "capacity"

@@ -175,3 +175,22 @@ def test_build_reports_whether_anything_changed_and_counts_endpoints() -> None:
     assert state.changed
     assert state.endpoint_count == 0
     assert dict(services) == {}
+
+
+def test_a_bad_client_side_wrr_setting_keeps_the_last_good_policy() -> None:
+    """A stored client-side WRR policy whose setting a client would not take (an update
+    period under 100 ms) is rejected naming the field; the service keeps its last good
+    policy and its endpoints."""
+    state = RegistryState()
+    state.apply_native([put(ROOT + "a/1", {"address": "10.0.0.1", "port": 80})])
+    good = {"lb": "client_side_weighted_round_robin", "client_side_wrr": {"blackout_period": 1}}
+    state.apply_policies([put("/xdscp/policies/a", good)])
+    bad = {**good, "client_side_wrr": {"weight_update_period": "50ms"}}
+    rejections = state.apply_policies([put("/xdscp/policies/a", bad)])
+    assert [r.reason for r in rejections] == ["invalid_policy"]
+    assert "client_side_wrr.weight_update_period" in rejections[0].message
+    services, _ = state.build(no_dns)
+    settings = services["a"].policy.client_side_wrr
+    assert settings is not None
+    assert settings.blackout_period == 1.0
+    assert [e.key for e in services["a"].endpoints] == ["10.0.0.1:80"]
