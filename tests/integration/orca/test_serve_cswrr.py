@@ -5,12 +5,15 @@ client_side_weighted_round_robin --blackout-period 1s --weight-update-period 100
 --upstream-protocol http2`, and one client of the plane per test: a real Envoy, a grpc-go
 and a grpcio proxyless client.
 
-Each backend reports (per-call trailer `endpoint-load-metrics-bin`) its rate and utilization
-rate / capacity, so a client's weight rate / utilization is the capacity whatever load it
-sends: the shares converge to 1/7, 2/7, 4/7. Then one capacity changes (100 → 400 by `POST
+Each backend reports its rate and utilization rate / capacity, with each call (the trailer
+`endpoint-load-metrics-bin`) or, with `--oob-load-report --oob-reporting-period 1s`, over
+its OpenRcaService stream; a client's weight rate / utilization is then the capacity whatever
+load it sends: the shares converge to 1/7, 2/7, 4/7. Then one capacity changes (100 → 400 by `POST
 /_demo/capacity`) and the shares must follow to 2/5, 1/5, 2/5. The loops are counts of calls
 (windows), never times; the seconds each took are printed beside the prediction of the
-reference model (`xdscp.balancer.load_aware`).
+reference model (`xdscp.balancer.load_aware`). No node NACKs; each gRPC client logs the
+`weighted_round_robin` picker it built, and its `policy_notes` name the report path; Envoy
+counts the out-of-band reports it received.
 
 The bound, 0.03 of each share: with fixed weights each client's scheduler (Envoy's EDF,
 gRPC's static stride scheduler) is deterministic and off by under one call per endpoint per
