@@ -377,7 +377,8 @@ def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> 
         capacity = capacities(document, params["capacity"])
         note = convergence_note(service.policy, capacity) if capacity else NO_CAPACITY
         if capacity:
-            service, title = converged_service(service, capacity), f"{title}, converged"
+            service = converged_service(service, capacity, client)
+            title = f"{title}, converged"
     result = simulate(service, resources, requests=count, **options)
     console.print(render(result, title))
     if note is not None:

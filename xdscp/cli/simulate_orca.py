@@ -18,7 +18,7 @@ from typing import Any
 
 from xdscp.balancer.load_aware import OrcaSettings, converge
 from xdscp.errors import ValidationError
-from xdscp.model import BalancingPolicy, ClientSideWrr, LbPolicy, Service
+from xdscp.model import BalancingPolicy, ClientKind, ClientSideWrr, LbPolicy, Locality, Service
 
 _WEIGHT_SCALE = 10_000  # integer weights from the capacities' shares: 0.01 % steps
 TOLERANCE = 0.02
@@ -70,9 +70,12 @@ def report_interval(settings: ClientSideWrr) -> float:
     return settings.weight_update_period
 
 
-def converged_service(service: Service, capacity: dict[str, float]) -> Service:
-    """`service` with the weights the clients converge to (the capacities), as the weighted
-    round robin both clients then run: the picks of the converged picker."""
+def converged_service(
+    service: Service, capacity: dict[str, float], client: ClientKind = ClientKind.ENVOY
+) -> Service:
+    """`service` with the weights the clients converge to, as the weighted round robin they
+    then run: Envoy weighs a priority's endpoints by their capacities; gRPC picks a locality by
+    its weight (its endpoint count) and weighs its endpoints by their capacities."""
     keys = {e.key for e in service.endpoints}
     unknown = sorted(set(capacity) - keys)
     if unknown:
@@ -82,9 +85,10 @@ def converged_service(service: Service, capacity: dict[str, float]) -> Service:
         raise ValidationError(
             "capacity", f"give every endpoint a capacity (IP:PORT=RPS); missing {missing}"
         )
-    total = sum(capacity[k] for k in keys)
+    shares = _grpc_shares(service, capacity) if client is ClientKind.GRPC else capacity
+    total = sum(shares.values())
     endpoints = tuple(
-        replace(e, weight=max(1, round(_WEIGHT_SCALE * capacity[e.key] / total)))
+        replace(e, weight=max(1, round(_WEIGHT_SCALE * shares[e.key] / total)))
         for e in service.endpoints
     )
     policy = BalancingPolicy(
@@ -94,6 +98,23 @@ def converged_service(service: Service, capacity: dict[str, float]) -> Service:
         locality_weighted=service.policy.locality_weighted,
     )
     return replace(service, endpoints=endpoints, policy=policy)
+
+
+def _grpc_shares(service: Service, capacity: dict[str, float]) -> dict[str, float]:
+    """Each endpoint's share in its priority under gRPC: its locality's weight (endpoint
+    count) over the priority's, times its capacity over its locality's."""
+    groups: dict[tuple[int, Locality], list[str]] = {}
+    for e in service.endpoints:
+        groups.setdefault((e.priority, e.locality), []).append(e.key)
+    counts: dict[int, int] = {}
+    for (priority, _), keys in groups.items():
+        counts[priority] = counts.get(priority, 0) + len(keys)
+    shares: dict[str, float] = {}
+    for (priority, _), keys in groups.items():
+        locality_total = sum(capacity[k] for k in keys)
+        for key in keys:
+            shares[key] = len(keys) / counts[priority] * capacity[key] / locality_total
+    return shares
 
 
 def convergence_note(policy: BalancingPolicy, capacity: dict[str, float]) -> str:

@@ -92,12 +92,21 @@ def grpc_warnings(service: Service) -> list[str]:
         notes.append("ring_hash: gRPC clients hash with XX_HASH only")
     if any(h.source is not HashInput.HEADER for h in policy.hash_on):
         notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
-    notes.extend(_client_side_wrr_notes(policy.client_side_wrr))
+    notes.extend(_client_side_wrr_notes(policy.client_side_wrr, _localities_share(service)))
     notes.extend(resilience_notes(policy))
     return notes
 
 
-def _client_side_wrr_notes(settings: ClientSideWrr | None) -> list[str]:
+def _localities_share(service: Service) -> bool:
+    """True when a priority's usable endpoints span several localities."""
+    seen: dict[int, set[Locality]] = {}
+    for e in service.endpoints:
+        if e.health is Health.HEALTHY:
+            seen.setdefault(e.priority, set()).add(e.locality)
+    return any(len(localities) > 1 for localities in seen.values())
+
+
+def _client_side_wrr_notes(settings: ClientSideWrr | None, localities: bool) -> list[str]:
     """How each gRPC client weighs by load (measured: tests/integration/orca)."""
     if settings is None:
         return []
@@ -112,6 +121,12 @@ def _client_side_wrr_notes(settings: ClientSideWrr | None) -> list[str]:
         " cpu_utilization); an endpoint whose reports lack rps_fractional or a utilization"
         " gets the others' mean weight (Envoy rejects such a report: the median weight)"
     ]
+    if localities:
+        notes.append(
+            "client_side_weighted_round_robin: gRPC picks a locality by its weight (its endpoint"
+            " count), then weighs that locality's endpoints by their reports; Envoy weighs all"
+            " the endpoints of a priority together"
+        )
     if settings.metric_names_for_computing_utilization:
         notes.append(
             "client_side_weighted_round_robin: gRPC ignores"

@@ -162,12 +162,14 @@ class GrpcTranslator(IncrementalTranslator):
         return (pack(TypeUrl.ENDPOINT, service.name, grpc_load_assignment(service)),)
 
     def _built_service(self, service: Service, policy_changed: bool) -> None:
-        """A new policy: note (and warn once) where gRPC clients will behave differently."""
-        if not policy_changed:
-            return
+        """Note (and warn once per new note) where gRPC clients will behave differently: on
+        a new policy, and when the endpoints change (client-side WRR's localities)."""
+        del policy_changed  # the endpoints count too
         notes = tuple(grpc_warnings(service))
+        known = self.notes.get(service.name, ())
         for note in notes:
-            log.warning("grpc_policy_approximated", service=service.name, note=note)
+            if note not in known:
+                log.warning("grpc_policy_approximated", service=service.name, note=note)
         if notes:
             self.notes[service.name] = notes
         else:

@@ -94,11 +94,13 @@ class Served:
         assert process.returncode == 0, (self.tmp / "cli.log").read_text()[-2000:]
         return out.decode()
 
-    def register(self, backend: BackendProcess) -> None:
-        """`xdscp register web 127.0.0.1:GRPC_PORT`, kept running (weight 1, the default)."""
+    def register(self, backend: BackendProcess, zone: str = "") -> None:
+        """`xdscp register web 127.0.0.1:GRPC_PORT [--zone ZONE]`, kept running (weight 1,
+        the default)."""
         process = xdscp(
             "register", SERVICE, f"127.0.0.1:{backend.grpc_port}", "--etcd", self.etcd.url,
-            "--ttl", "10", log=self.tmp / f"register-{backend.name}.log",
+            "--ttl", "10", *(("--zone", zone) if zone else ()),
+            log=self.tmp / f"register-{backend.name}.log",
         )  # fmt: skip
         self.processes.append(process)
         assert process.stdout is not None
@@ -151,17 +153,22 @@ async def _serve(stack: Served) -> subprocess.Popen[bytes]:
 
 @contextlib.asynccontextmanager
 async def served(
-    etcd: EtcdServer, tmp: Path, policy: Sequence[str] = CSWRR_FLAGS, *, with_envoy: bool
+    etcd: EtcdServer,
+    tmp: Path,
+    policy: Sequence[str] = CSWRR_FLAGS,
+    *,
+    with_envoy: bool,
+    zones: Sequence[str] = ("", "", ""),
 ) -> AsyncIterator[Served]:
     """The whole stack, `policy` stored by `xdscp policy set web POLICY` before anything
-    registers; every process stopped on leaving."""
+    registers (each backend in its zone of `zones`); every process stopped on leaving."""
     with backends(SPECS) as started:
         stack = Served(etcd, tmp, free_port(), free_port(), free_port(), started)
         try:
             stack.processes.append(await _serve(stack))
             await asyncio.to_thread(stack.cli, "policy", "set", SERVICE, *policy)
-            for backend in started:
-                await asyncio.to_thread(stack.register, backend)
+            for backend, zone in zip(started, zones, strict=True):
+                await asyncio.to_thread(stack.register, backend, zone)
             if with_envoy:
                 options = EnvoyBootstrapOptions(
                     node_id="envoy-0",

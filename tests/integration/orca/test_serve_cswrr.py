@@ -24,6 +24,7 @@ truncation, 1 % of a weight of 100; a window straddling a change is not the one 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,7 +78,7 @@ def _print(
         f"{s:.4f} (expected {e:.4f})" for s, e in zip(settled.after, expected, strict=True)
     )
     print(
-        f"\n{kind} {label}: settled after {len(settled.windows)} windows of {WINDOW} calls,"
+        f"\n{kind} {label}: settled after {len(settled.windows)} windows,"
         f" {settled.seconds:.1f} s (predicted {predicted} s at most, + one window); next"
         f" window's shares {figures}"
     )
@@ -176,3 +177,44 @@ async def test_shares_follow_capacities_set_through_serve(
             assert BUILT[kind] in client.log(), client.log()[-3000:]
             (note,) = stack.nodes()[f"{kind}-0"]["policy_notes"][SERVICE]
             assert ("OpenRcaService" if oob else "trailer") in note, note
+
+
+ZONES = ("a", "a", "b")  # one and two share a locality, four is alone in another
+# gRPC picks the locality at random by weight: over a window of n calls the share of the lone
+# endpoint of b (p = 1/3) has a sigma of sqrt(p (1 - p) / n), the others' less (a's split is
+# deterministic); 5 sigma of it still tells 2/9, 4/9, 1/3 from Envoy's 1/7, 2/7, 4/7 (>= 0.08)
+LOCALITY_WINDOW = 3000
+LOCALITY_BOUND = 5 * math.sqrt(1 / 3 * 2 / 3 / LOCALITY_WINDOW)  # 0.043
+# Envoy weighs a priority's endpoints together; gRPC picks a locality by its endpoint count
+# (a: 2/3, b: 1/3), then weighs the locality's endpoints by their reports (one 1 : two 2).
+LOCALITY_SHARES = {
+    "envoy": _expected(BEFORE),
+    "go": [2 / 3 * 1 / 3, 2 / 3 * 2 / 3, 1 / 3],
+    "python": [2 / 3 * 1 / 3, 2 / 3 * 2 / 3, 1 / 3],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_localities_split_as_each_client_weighs_them(
+    etcd_server: EtcdServer, tmp_path: Path, clients: ClientProcesses, kind: str
+) -> None:
+    """Backends in two zones: Envoy still splits by capacity (1/7, 2/7, 4/7); each gRPC
+    client picks a zone by its endpoint count and splits it by capacity (2/9, 4/9, 1/3), as
+    `xdscp simulate --client grpc` predicts and its `policy_notes` say."""
+    wanted = LOCALITY_SHARES[kind]
+    bound = BOUND if kind == "envoy" else LOCALITY_BOUND  # Envoy's EDF draws nothing at random
+    async with served(etcd_server, tmp_path, with_envoy=kind == "envoy", zones=ZONES) as stack:
+        if kind == "envoy":
+            async with through_envoy(stack) as send:
+                settled = await settle(send, stack.names, wanted, bound, window=WINDOW,
+                                       max_windows=MAX_WINDOWS)  # fmt: skip
+        else:
+            send, _ = await _sender(stack, kind, clients, tmp_path)
+            settled = await settle(
+                send, stack.names, wanted, bound, window=LOCALITY_WINDOW, max_windows=6
+            )
+            notes = stack.nodes()[f"{kind}-0"]["policy_notes"][SERVICE]
+            assert any("picks a locality by its weight" in note for note in notes), notes
+        _print("zones a, a, b", kind, settled, wanted, _predicted(0.1)[0])
+        assert settled.after == pytest.approx(wanted, abs=bound)
+        _no_nack(stack)

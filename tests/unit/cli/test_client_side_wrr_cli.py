@@ -197,3 +197,14 @@ def test_anything_else_is_refused_naming_the_field(value: object) -> None:
     with pytest.raises(ValidationError) as info:
         parse_capacity(value)
     assert info.value.field == "capacity"
+
+
+def test_grpc_picks_a_locality_by_its_endpoint_count_then_weighs_within() -> None:
+    """Capacities 100, 200 in zone a and 400 in zone b: Envoy 1/7, 2/7, 4/7; gRPC gives zone a
+    2/3 (two endpoints of three) split 1 : 2, and zone b 1/3."""
+    zoned = ("--endpoint", "10.0.0.1:80:1:a", "--endpoint", "10.0.0.2:80:1:a",
+             "--endpoint", "10.0.0.3:80:1:b")  # fmt: skip
+    envoy = _rows(_simulate(*zoned, *CAPACITIES, "--requests", "7000"))
+    assert list(envoy.values()) == pytest.approx([14.3, 28.6, 57.1], abs=0.1)
+    grpc = _rows(_simulate(*zoned, *CAPACITIES, "--client", "grpc", "--requests", "20000"))
+    assert list(grpc.values()) == pytest.approx([22.2, 44.4, 33.3], abs=1.5)

@@ -16,8 +16,16 @@ from google.protobuf import text_format
 
 from tests.harness.model import CSWRR, policy_world
 from tests.harness.paths import GOLDEN
-from xdscp.model import BalancingPolicy, ClientSideWrr, Endpoint, LbPolicy, Locality, Service
-from xdscp.translate import cluster_for, load_assignment_for
+from xdscp.model import (
+    BalancingPolicy,
+    ClientKind,
+    ClientSideWrr,
+    Endpoint,
+    LbPolicy,
+    Locality,
+    Service,
+)
+from xdscp.translate import cluster_for, load_assignment_for, translator_for
 from xdscp.translate.grpc import grpc_cluster, grpc_load_assignment, grpc_warnings
 
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"
@@ -108,14 +116,31 @@ def test_grpc_localities_hold_their_endpoints_together() -> None:
 
 
 def test_notes_say_how_grpc_weighs() -> None:
-    """The notes name the report path (trailer or out-of-band) and Envoy-only settings."""
-    per_call = grpc_warnings(_service(ClientSideWrr()))
-    assert len(per_call) == 1
-    assert "endpoint-load-metrics-bin trailer" in per_call[0]
+    """The notes name the report path (trailer or out-of-band), the locality split when a
+    priority spans several localities, and the Envoy-only settings."""
+    (per_call,) = grpc_warnings(Service("web", ENDPOINTS[:2], _service(ClientSideWrr()).policy))
+    assert "endpoint-load-metrics-bin trailer" in per_call
+    trailer, localities = grpc_warnings(_service(ClientSideWrr()))
+    assert trailer == per_call
+    assert "picks a locality by its weight (its endpoint count)" in localities
     oob = grpc_warnings(_service())
     assert "OpenRcaService" in oob[0]
-    assert "metric_names_for_computing_utilization" in oob[1]
+    assert "metric_names_for_computing_utilization" in oob[2]
     assert not grpc_warnings(Service("web", ENDPOINTS, BalancingPolicy()))
+
+
+def test_the_locality_note_follows_the_endpoints() -> None:
+    """The gRPC translator recomputes the notes when only the endpoints change: a second
+    locality adds the note, its removal takes it away."""
+    translator = translator_for(ClientKind.GRPC)
+    one = _service(ClientSideWrr())
+    single = Service("web", ENDPOINTS[:2], one.policy)
+    translator.translate({"web": single})
+    assert len(translator.notes["web"]) == 1
+    translator.translate({"web": one})
+    assert len(translator.notes["web"]) == 2
+    translator.translate({"web": single})
+    assert len(translator.notes["web"]) == 1
 
 
 def test_golden_grpc_resources() -> None:
