@@ -13,7 +13,9 @@ Policy lists sent (the first entry the client supports wins) and locality weight
 - client_side_weighted_round_robin: [wrr_locality([client_side_weighted_round_robin,
   round_robin])], localities as round_robin's: the endpoints of a locality share one picker,
   which weighs each by its ORCA reports (one locality per endpoint would leave each picker one
-  endpoint, and the weights nothing to do). No endpoint weights: the reports decide.
+  endpoint, and the weights nothing to do). No endpoint weights: the reports decide. gRPC
+  picks the locality by its weight (endpoint count) first; Envoy weighs a priority's
+  endpoints together (a note says so when a priority spans several localities).
 - random / weighted_random: [ring_hash] with no hash policy (a random hash per request),
   endpoint weights 1 / as registered; localities weigh 1.
 - least_request: [wrr_locality([least_request, round_robin])]: grpc-go takes least request,
@@ -92,7 +94,7 @@ def grpc_warnings(service: Service) -> list[str]:
         notes.append("ring_hash: gRPC clients hash with XX_HASH only")
     if any(h.source is not HashInput.HEADER for h in policy.hash_on):
         notes.append("hash_on: gRPC hashes headers only; other inputs become the channel id")
-    notes.extend(_client_side_wrr_notes(policy.client_side_wrr, _localities_share(service)))
+    notes.extend(_client_side_wrr_notes(service))
     notes.extend(resilience_notes(policy))
     return notes
 
@@ -106,8 +108,9 @@ def _localities_share(service: Service) -> bool:
     return any(len(localities) > 1 for localities in seen.values())
 
 
-def _client_side_wrr_notes(settings: ClientSideWrr | None, localities: bool) -> list[str]:
+def _client_side_wrr_notes(service: Service) -> list[str]:
     """How each gRPC client weighs by load (measured: tests/integration/orca)."""
+    settings = service.policy.client_side_wrr
     if settings is None:
         return []
     reports = (
@@ -121,7 +124,7 @@ def _client_side_wrr_notes(settings: ClientSideWrr | None, localities: bool) -> 
         " cpu_utilization); an endpoint whose reports lack rps_fractional or a utilization"
         " gets the others' mean weight (Envoy rejects such a report: the median weight)"
     ]
-    if localities:
+    if _localities_share(service):
         notes.append(
             "client_side_weighted_round_robin: gRPC picks a locality by its weight (its endpoint"
             " count), then weighs that locality's endpoints by their reports; Envoy weighs all"
