@@ -125,15 +125,18 @@ def follow(
 ) -> float | None:
     """Seconds the shares take to follow a change of capacities from `before` (converged) to
     `after`, the change landing just after a report (the worst case); None: never within a
-    minute. The endpoints keep reporting, so no blackout starts over: the next report and the
+    minute of it. The endpoints keep reporting, so no blackout starts over: the next report and the
     next weight update carry it."""
     every = report_every_s or window_s
-    warm = converge(before, load, settings, window_s=window_s, report_every_s=every).settled_at
+    horizon = settings.blackout_period_s + 4 * every + 60.0
+    warm = converge(
+        before, load, settings, window_s=window_s, duration_s=horizon, report_every_s=every
+    ).settled_at
     if warm is None:
         return None
     change_at = math.ceil((warm + settings.blackout_period_s) / every) * every
     times, shares = _run(
-        lambda at: before if at <= change_at + 1e-9 else after, load, settings,
+        lambda at: before if at <= change_at + _EPSILON_S else after, load, settings,
         window_s=window_s, duration_s=change_at + 60.0, report_every_s=every,
     )  # fmt: skip
     kept = [(t, s) for t, s in zip(times, shares, strict=True) if t >= change_at]
@@ -159,7 +162,7 @@ def _run(
     next_report = report_every_s
     for step in range(1, round(duration_s / window_s) + 1):
         now = step * window_s
-        while next_report <= now + 1e-9:
+        while next_report <= now + _EPSILON_S:
             capacity = capacity_at(next_report)
             for key, weight in weights.items():
                 rps = load * share[key]
