@@ -20,10 +20,12 @@ from typing import Any
 
 from xdscp.admin import PredictQuery
 from xdscp.admin.encode import plain
+from xdscp.admin.query import DEFAULT_REQUESTS
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
 from xdscp.cache import SnapshotCache
 from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
+from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.server import StatusBoard, config_dump
@@ -69,6 +71,33 @@ def split_json(result: SimulationResult) -> dict[str, Any]:
         for row in result.endpoints
     ]
     return {"requests": result.requests, "unserved": result.unserved, "split": rows}
+
+
+def with_measured(
+    described: dict[str, Any],
+    measured: Mapping[str, tuple[float, float]] | None,
+    service: Service,
+    predictor: Predictor,
+) -> dict[str, Any]:
+    """`described` with each endpoint's `measured_rps` and `measured_share` (its share of
+    the service's reported requests per second, from the load book; null: none reported)
+    beside `predicted_share` (the reference balancer's, Envoy's, as `/api/predict` gives
+    it; computed only for a service with reported load, null otherwise) and its `weight`.
+    `load`: the service's reported requests per second in all, and whose prediction."""
+    if not measured:
+        for endpoint in described["endpoints"]:
+            endpoint.update(measured_rps=None, measured_share=None, predicted_share=None)
+        described["load"] = {"rps": None, "predicted_by": None}
+        return described
+    split = predictor.split(service, ClientKind.ENVOY, DEFAULT_REQUESTS)
+    predicted = {row["endpoint"]: row["share"] for row in split["split"]}
+    for endpoint in described["endpoints"]:
+        rps, share = measured.get(endpoint["key"], (0.0, 0.0))
+        endpoint.update(measured_rps=round(rps, 3), measured_share=round(share, 4),
+                        predicted_share=predicted.get(endpoint["key"]))  # fmt: skip
+    total = sum(rps for rps, _ in measured.values())
+    described["load"] = {"rps": round(total, 3), "predicted_by": str(ClientKind.ENVOY)}
+    return described
 
 
 class Predictor:
@@ -167,9 +196,10 @@ class PlaneView:
         pipeline: Pipeline,
         health: HealthStage,
         sources: SourceMonitor,
+        load: PlaneLoad | None = None,
     ) -> None:
         self._status, self._cache, self._pipeline = status, cache, pipeline
-        self._health, self._sources = health, sources
+        self._health, self._sources, self._load = health, sources, load
         self._predictor = Predictor()
 
     def readiness(self) -> tuple[bool, str]:
@@ -209,8 +239,13 @@ class PlaneView:
         return self._cache.resources()
 
     def services_view(self) -> list[dict[str, Any]]:
-        """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return describe_services(self._pipeline.services, self._pipeline.source_of)
+        """Every served service: its source, policy and endpoints (`/api/services`), each
+        endpoint's measured load beside its predicted share (`with_measured`)."""
+        services = self._pipeline.services
+        described = describe_services(services, self._pipeline.source_of)
+        measured = {} if self._load is None else self._load.measured()
+        return [with_measured(d, measured.get(d["name"]), services[d["name"]], self._predictor)
+                for d in described]  # fmt: skip
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The reference balancer's split for a served service (`/api/predict`); None if

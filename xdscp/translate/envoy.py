@@ -55,6 +55,8 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     cluster.common_lb_config.healthy_panic_threshold.value = service.policy.panic_threshold
     set_policies(cluster, [envoy_policy(service.policy)])
     envoy_cluster_resilience(cluster, service.policy)
+    if options.load_reporting:
+        cluster.lrs_report_endpoint_metrics.extend(LRS_METRICS)
     if service.policy.upstream_protocol is UpstreamProtocol.HTTP2:
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
             _http2_options(), deterministic=True
@@ -63,6 +65,9 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
 
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+# The ORCA utilizations Envoy (1.40) copies into its LRS reports, per endpoint, from the
+# backends' `endpoint-load-metrics` headers: without this list it reports none of them.
+LRS_METRICS = ("application_utilization", "cpu_utilization")
 
 
 def _http2_options() -> Any:

@@ -130,11 +130,17 @@ def _policies(service: Service) -> list[tuple[str, Any]]:
             return [("ring_hash", _ring())]
 
 
-def grpc_cluster(service: Service, connect_timeout_ms: int = 1000) -> Any:
-    """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins."""
+def grpc_cluster(
+    service: Service, connect_timeout_ms: int = 1000, *, load_reporting: bool = True
+) -> Any:
+    """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins;
+    with `load_reporting`, `lrs_server: {self: {}}`: the client reports its load (LRS) to
+    the server it got the cluster from (grpcio and grpc-go, per locality)."""
     cluster = cluster_pb2.Cluster(name=service.name, type=cluster_pb2.Cluster.EDS)
     cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+    if load_reporting:
+        cluster.lrs_server.self.SetInParent()
     set_policies(cluster, _policies(service))
     grpc_cluster_resilience(cluster, service.policy)
     return cluster

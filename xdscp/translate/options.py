@@ -14,6 +14,9 @@ class TranslateOptions:
 
     `domain_suffixes` adds `NAME<suffix>` domains to each service's virtual host (for example
     `.svc.local`); `default_service` also routes any unmatched Host header to that service.
+    `load_reporting`: every cluster asks its clients for load reports (LRS to xdscp itself:
+    gRPC clusters name `lrs_server: self`; Envoy clusters carry the ORCA utilizations into
+    the reports its bootstrap sends to xdscp).
     """
 
     listener_name: str = "xdscp_http"
@@ -23,6 +26,7 @@ class TranslateOptions:
     domain_suffixes: tuple[str, ...] = ()
     default_service: str | None = None
     connect_timeout_ms: int = 1000
+    load_reporting: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(

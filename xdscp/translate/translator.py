@@ -150,7 +150,10 @@ class GrpcTranslator(IncrementalTranslator):
 
     def _policy_part(self, service: Service) -> ServiceResources:
         """Listener (named as the target), RouteConfiguration and Cluster."""
-        cluster = grpc_cluster(service, self.options.connect_timeout_ms)
+        options = self.options
+        cluster = grpc_cluster(
+            service, options.connect_timeout_ms, load_reporting=options.load_reporting
+        )
         return (
             pack(TypeUrl.CLUSTER, service.name, cluster),
             pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),
