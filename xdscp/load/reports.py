@@ -57,6 +57,16 @@ class _Entry:
     total: int  # every request this reporter reported for the endpoint, over its stream
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One reporter's load of one endpoint, as the book holds it."""
+
+    rps: float
+    total: int
+    utilization_total: float
+    utilization_requests: int
+
+
 Known = Callable[[str, str], bool]
 
 
@@ -131,10 +141,14 @@ class LoadBook:
             rates[endpoint] = rates.get(endpoint, 0.0) + entry.rps
         return out
 
-    def totals(self) -> dict[tuple[str, str, str], int]:
-        """(reporter, cluster, endpoint) -> every request that reporter reported for that
-        endpoint since its stream's first report (while its entry lives)."""
-        return {key: entry.total for key, entry in self._entries.items()}
+    def held(self) -> dict[tuple[str, str, str], Held]:
+        """What the book holds, by (reporter, cluster, endpoint): the latest interval's rate
+        and utilization, and every request that reporter reported for that endpoint since
+        its first report (while its entry lives)."""
+        return {
+            key: Held(e.rps, e.total, e.utilization_total, e.utilization_requests)
+            for key, e in self._entries.items()
+        }
 
     def _drop_stale(self, now: float) -> None:
         for key in [k for k, e in self._entries.items() if now - e.at > self._stale_after_s]:
