@@ -109,6 +109,8 @@ class PlaneLoad:
         for report in reports:
             kept = tuple(load for load in report.loads if self._receives(node, load.cluster))
             not_received += len(report.loads) - len(kept)
+            if not kept:
+                continue
             self.book.record(
                 reporter, LoadReport(report.node, report.interval_s, kept), self._clock(),
                 lambda cluster, endpoint: self._known(services, cluster, endpoint),
