@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync, who_through_envoy
 from tests.harness.plane import EnvoyStarter, Plane, plane_admin, running_backends, running_plane
+from xdscp.cli import main
 from xdscp.config.options import LoadReporting
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.load.lrs import LrsStream
@@ -194,6 +196,8 @@ async def _measured_shares_follow_the_clients(
     ]
     try:
         shown = await _measured_while_sending(plane)
+        admin = f"127.0.0.1:{plane.plane.admin.port}"
+        status = await asyncio.to_thread(CliRunner().invoke, main, ["status", "--admin", admin])
     finally:
         running = False
         for task in senders:
@@ -206,6 +210,11 @@ async def _measured_shares_follow_the_clients(
         assert abs(row["measured_share"] - counted[name] / total) <= SHARE_BOUND, (shown, counted)
         assert row["predicted_share"] == pytest.approx(WEIGHTS[int(name[1])] / 10, abs=0.02)
     print(f"measured {shown} counted {dict(counted)}")
+    assert status.exit_code == 0, status.output
+    assert "measured load of 1 of 1 service(s)" in status.output
+    for endpoint in key.values():  # xdscp status: weight, predicted, measured, rps
+        (line,) = [line for line in status.output.splitlines() if endpoint in line]
+        assert line.count("%") == 2, status.output
 
 
 async def _measured_while_sending(plane: Plane) -> dict[str, dict[str, Any]]:
