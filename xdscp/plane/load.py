@@ -14,11 +14,13 @@ for one endpoint when the translation gave it one of its own).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import prometheus_client
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from xdscp.load import LoadBook, LoadReport, LoadSample
 from xdscp.model import Service
@@ -32,15 +34,15 @@ class LoadMetrics:
     """Endpoint loads taken from LRS reports and refused (by reason), streams, the book."""
 
     def __init__(self, metrics_registry: CollectorRegistry) -> None:
-        self.taken = Counter(
+        self.taken = prometheus_client.Counter(
             "xdscp_load_reports_taken_total",
             "Endpoint loads taken from clients' LRS reports into the load book",
             registry=metrics_registry,
         )
-        self.refused = Counter(
+        self.refused = prometheus_client.Counter(
             "xdscp_load_reports_refused_total",
-            "Endpoint loads refused (unknown_endpoint | not_received | implausible | interval"
-            " | full)", ["reason"], registry=metrics_registry,
+            "Endpoint loads refused (unknown_cluster | not_received | unknown_endpoint |"
+            " implausible | interval | full)", ["reason"], registry=metrics_registry,
         )  # fmt: skip
         self.streams = Gauge(
             "xdscp_lrs_streams", "Open LRS streams that have reported (clients' load)",
@@ -104,24 +106,26 @@ class PlaneLoad:
         node = reporter.rpartition("#")[0]
         services = self._services()
         refused_before = dict(self.book.refused)
-        not_received = 0
+        refused: Counter[str] = Counter()
         self._reporting.add(reporter)
         for report in reports:
-            kept = tuple(load for load in report.loads if self._receives(node, load.cluster))
-            not_received += len(report.loads) - len(kept)
+            kept = []
+            for load in report.loads:
+                if load.cluster not in services:
+                    refused["unknown_cluster"] += 1
+                elif not self._receives(node, load.cluster):
+                    refused["not_received"] += 1
+                else:
+                    kept.append(load)
             if not kept:
                 continue
             self.book.record(
-                reporter, LoadReport(report.node, report.interval_s, kept), self._clock(),
+                reporter, LoadReport(report.node, report.interval_s, tuple(kept)), self._clock(),
                 lambda cluster, endpoint: self._known(services, cluster, endpoint),
             )  # fmt: skip
-        refused = {
-            reason: count - refused_before.get(reason, 0)
-            for reason, count in self.book.refused.items()
-            if count != refused_before.get(reason, 0)
-        }
-        if not_received:
-            refused["not_received"] = not_received
+        for reason, count in self.book.refused.items():
+            refused[reason] += count - refused_before.get(reason, 0)
+        refused = +refused  # the reasons that grew
         self._account(reporter, sum(len(r.loads) for r in reports), refused)
         self._changed()
 
@@ -134,7 +138,7 @@ class PlaneLoad:
         self._changed_at = now
         self._on_change()
 
-    def _account(self, reporter: str, loads: int, refused: dict[str, int]) -> None:
+    def _account(self, reporter: str, loads: int, refused: Counter[str]) -> None:
         refused_count = sum(refused.values())
         self._metrics.taken.inc(max(loads - refused_count, 0))
         for reason, count in refused.items():
@@ -142,7 +146,7 @@ class PlaneLoad:
         self._metrics.entries.set(len(self.book))
         self._metrics.streams.set(len(self._reporting))
         if refused:
-            log.debug("load_reports_refused", reporter=reporter, refused=refused)
+            log.debug("load_reports_refused", reporter=reporter, refused=dict(refused))
 
     def _known(self, services: Mapping[str, Service], cluster: str, endpoint: str) -> bool:
         service = services.get(cluster)

@@ -152,8 +152,10 @@ def _state_what_was_sent(captured: Captured, nodes: tuple[str, ...]) -> None:
     metrics: A64 is not exercised). Printed with -s."""
     for node in nodes:
         per_endpoint = per_locality = utilization = named = 0
+        clusters = set()
         for request in captured.requests.get(node, []):
             for stats in request.cluster_stats:
+                clusters.add(stats.cluster_name)
                 if stats.cluster_name != "web":
                     continue
                 for locality in stats.upstream_locality_stats:
@@ -164,7 +166,8 @@ def _state_what_was_sent(captured: Captured, nodes: tuple[str, ...]) -> None:
                     for endpoint in locality.upstream_endpoint_stats:
                         named += len(endpoint.load_metric_stats)
         print(f"LRS {node}: localities={per_locality} endpoints={per_endpoint}"
-              f" locality_application_utilization={utilization} named_metrics={named}")  # fmt: skip
+              f" locality_application_utilization={utilization} named_metrics={named}"
+              f" clusters={sorted(clusters)}")  # fmt: skip
         if node == "envoy-0":
             assert per_endpoint > 0
             assert named > 0

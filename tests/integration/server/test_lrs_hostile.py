@@ -37,9 +37,12 @@ FLOOD_STREAMS = 100
 @pytest.fixture
 async def plane() -> AsyncIterator[ControlPlane]:
     web = Service("web", tuple(Endpoint(k.split(":")[0], 80) for k in ENDPOINTS))
+    api = Service("api", (Endpoint("10.0.1.1", 80),))
     load = LoadReporting(interval_s=1.0, stale_after_s=3600.0, max_entries=MAX_ENTRIES)
     options = ServeOptions(xds_port=0, admin_port=0, load=load)
-    control = build_plane(ServerConfig(serve=options), sources=[MemorySource({"web": web})])
+    control = build_plane(
+        ServerConfig(serve=options), sources=[MemorySource({"web": web, "api": api})]
+    )
     await control.start()
     try:
         await wait_for(lambda: control.view.readiness()[0], 30)
@@ -150,16 +153,17 @@ async def _abuse(channel: grpc.aio.Channel, plane: ControlPlane) -> None:
     bad = Lrs(channel)
     await bad.start("honest")  # the same node id, a stream of its own
     await bad.report(
-        _stats("api", [(ENDPOINTS[0], 5, 0)]),  # a service it does not receive
+        _stats("api", [("10.0.1.1:80", 5, 0)]),  # a service it does not receive
         _stats("web", [("10.9.9.9:80", 5, 0)]),  # not an endpoint of web
         _stats("web", [(ENDPOINTS[0], 2**63 - 1, 2**63 - 1)]),  # absurd counts
         _stats("web", [(ENDPOINTS[0], 5, 0)], seconds=10**9),  # absurd interval
-        _stats("no-such", [(ENDPOINTS[0], 5, 0)]),
+        _stats("no-such", [(ENDPOINTS[0], 5, 0)]),  # no such service
     )
     stranger = Lrs(channel)
     await stranger.start("stranger")  # receives nothing
     await stranger.report(_stats("web", [(ENDPOINTS[0], 5, 0)]))
-    want = {"not_received": 3, "unknown_endpoint": 1, "implausible": 1, "interval": 1}
+    want = {"not_received": 2, "unknown_cluster": 1, "unknown_endpoint": 1, "implausible": 1,
+            "interval": 1}  # fmt: skip
     await wait_for(lambda: _grew(before, _refused(plane)) == want, 30)
 
     flood = Lrs(channel)

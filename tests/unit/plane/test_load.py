@@ -18,7 +18,8 @@ from xdscp.plane.load import LoadMetrics, PlaneLoad
 
 A, B, C = "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
 WEB = Service("web", tuple(Endpoint(k.split(":")[0], 80) for k in (A, B, C)))
-SERVICES = {"web": WEB}
+API = Service("api", (Endpoint("10.0.0.1", 80),))
+SERVICES = {"web": WEB, "api": API}
 
 
 class Clock:
@@ -68,12 +69,14 @@ def test_measured_rates_and_shares_of_a_service() -> None:
 
 def test_unknown_endpoints_clusters_and_services_the_node_does_not_receive_are_refused() -> None:
     load, registry = _load()
-    load.reports("envoy#1", [_report(("web", "10.9.9.9:80", 5), ("api", A, 5))])
+    load.reports("envoy#1", [_report(("web", "10.9.9.9:80", 5), ("api", A, 5), ("xds", A, 1))])
     load.reports("stranger#2", [_report(("web", A, 5))])
     assert load.measured() == {}
     assert len(load.book) == 0
     assert _refused(registry, "unknown_endpoint") == 1
+    assert _refused(registry, "unknown_cluster") == 1  # Envoy's own xDS cluster, say
     assert _refused(registry, "not_received") == 2  # api for envoy, web for the stranger
+    assert registry.get_sample_value("xdscp_load_reports_taken_total") == 0
 
 
 def test_a_service_no_longer_served_is_not_shown() -> None:
@@ -84,6 +87,7 @@ def test_a_service_no_longer_served_is_not_shown() -> None:
         assert load.measured() == {}
     finally:
         SERVICES["web"] = WEB
+    assert load.measured() == {"web": {A: (5.0, 1.0)}}
 
 
 def test_grpc_localities_map_to_the_endpoint_they_stand_for() -> None:
@@ -155,9 +159,16 @@ def test_hostile_reports_change_only_what_they_may_and_stay_bounded(
     taken = registry.get_sample_value("xdscp_load_reports_taken_total") or 0.0
     refused = sum(
         _refused(registry, r)
-        for r in ("unknown_endpoint", "not_received", "implausible", "interval", "full")
+        for r in (
+            "unknown_cluster",
+            "unknown_endpoint",
+            "not_received",
+            "implausible",
+            "interval",
+            "full",
+        )
     )
-    assert taken + refused >= offered  # a bad interval refuses an empty report too
+    assert taken + refused == offered
     for rates in load.measured().values():
         assert all(math.isfinite(rps) and 0 <= rps <= 1e9 * 2 for rps, _ in rates.values())
         shares = [share for _, share in rates.values()]
