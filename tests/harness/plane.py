@@ -24,6 +24,7 @@ from xdscp.sources import Source
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import free_port, wait_for
 from xdscp.translate import TranslateOptions
+from xdscp.translate.options import LRS_METRICS
 
 
 @dataclass
@@ -41,16 +42,21 @@ XDS_APIS = ("sotw", "delta")  # the `envoy` fixture's params: an Envoy's xDS by 
 
 @contextlib.asynccontextmanager
 async def running_plane(
-    source: Source, memory: MemorySource | None = None, *, load: LoadReporting | None = None
+    source: Source,
+    memory: MemorySource | None = None,
+    *,
+    load: LoadReporting | None = None,
+    load_metrics: tuple[str, ...] = LRS_METRICS,
 ) -> AsyncIterator[Plane]:
     """A control plane on free loopback ports fed by `source`, running for the block (`memory`
-    is the MemorySource a test feeds, when `source` is one; `load`: its LRS settings)."""
+    is the MemorySource a test feeds, when `source` is one; `load`: its LRS settings;
+    `load_metrics`: the ORCA metrics its clusters ask the clients' LRS reports to carry)."""
     listener_port = free_port()
+    translate = TranslateOptions(
+        listener_address="127.0.0.1", listener_port=listener_port, load_metrics=load_metrics
+    )
     options = ServeOptions(
-        xds_port=0,
-        admin_port=0,
-        translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
-        load=load or LoadReporting(),
+        xds_port=0, admin_port=0, translate=translate, load=load or LoadReporting()
     )
     control = build_plane(ServerConfig(serve=options), sources=[source])
     await control.start()

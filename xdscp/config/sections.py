@@ -45,6 +45,7 @@ SCHEMA: dict[str, Any] = {
             "interval": YAML,
             "stale_after": YAML,
             "max_entries": YAML,
+            "metrics": LIST,
         },
     },
     "admin": {"address": STR},
@@ -106,20 +107,22 @@ def serve_options(raw: RawConfig) -> ServeOptions:
     timeout = raw.get(("xds", "write_timeout"), default.write_timeout_s)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
-    load, reporting = _load_reporting(raw)
-    translate = dataclasses.replace(_translate(raw), load_reporting=reporting)
+    load, translate = _load_reporting(raw, _translate(raw))
     return ServeOptions(
         *xds, *admin, translate, group_by=group_by, tls=_xds_tls(raw),
         write_timeout_s=float(timeout), load=load,
     )  # fmt: skip
 
 
-def _load_reporting(raw: RawConfig) -> tuple[LoadReporting, bool]:
-    """`xds.load_reporting`: the LRS settings, and whether clients are told to report."""
+def _load_reporting(
+    raw: RawConfig, translate: TranslateOptions
+) -> tuple[LoadReporting, TranslateOptions]:
+    """`xds.load_reporting`: the LRS settings, and the translation told whether clients
+    report and which ORCA metrics their reports carry."""
     path: FieldPath = ("xds", "load_reporting")
     raw.mapping(path, SCHEMA["xds"]["load_reporting"])
     default = LoadReporting()
-    enabled = raw.get((*path, "enabled"), TranslateOptions().load_reporting)
+    enabled = raw.get((*path, "enabled"), translate.load_reporting)
     if not isinstance(enabled, bool):
         raise raw.error((*path, "enabled"), f"must be true or false, got {enabled!r}")
     try:
@@ -133,7 +136,14 @@ def _load_reporting(raw: RawConfig) -> tuple[LoadReporting, bool]:
                    "load_reporting.stale_after": ("stale_after",),
                    "load_reporting.max_entries": ("max_entries",)}  # fmt: skip
         raise raw.wrap(path, exc, renames) from None
-    return load, enabled
+    metrics = raw.strings((*path, "metrics"))
+    try:
+        translate = dataclasses.replace(
+            translate, load_reporting=enabled, load_metrics=metrics or translate.load_metrics
+        )
+    except ValidationError as exc:
+        raise raw.error((*path, "metrics"), exc.message) from None
+    return load, translate
 
 
 def _translate(raw: RawConfig) -> TranslateOptions:

@@ -56,7 +56,7 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     set_policies(cluster, [envoy_policy(service.policy)])
     envoy_cluster_resilience(cluster, service.policy)
     if options.load_reporting:
-        cluster.lrs_report_endpoint_metrics.extend(LRS_METRICS)
+        cluster.lrs_report_endpoint_metrics.extend(options.load_metrics)
     if service.policy.upstream_protocol is UpstreamProtocol.HTTP2:
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
             _http2_options(), deterministic=True
@@ -65,9 +65,6 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
 
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-# The ORCA utilizations Envoy (1.40) copies into its LRS reports, per endpoint, from the
-# backends' `endpoint-load-metrics` headers: without this list it reports none of them.
-LRS_METRICS = ("application_utilization", "cpu_utilization")
 
 
 def _http2_options() -> Any:

@@ -56,9 +56,10 @@ from envoy.extensions.load_balancing_policies.round_robin.v3 import round_robin_
 from envoy.extensions.load_balancing_policies.wrr_locality.v3 import wrr_locality_pb2
 
 from xdscp.model import Endpoint, HashInput, Health, LbPolicy, Locality, Service
-from xdscp.translate.envoy import LRS_METRICS, ads_config_source, lb_endpoint
+from xdscp.translate.envoy import ads_config_source, lb_endpoint
 from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
 from xdscp.translate.lb import hash_policy, maglev_config, set_policies
+from xdscp.translate.options import LRS_METRICS
 from xdscp.translate.resilience import (
     grpc_cluster_resilience,
     grpc_route_action,
@@ -131,18 +132,23 @@ def _policies(service: Service) -> list[tuple[str, Any]]:
 
 
 def grpc_cluster(
-    service: Service, connect_timeout_ms: int = 1000, *, load_reporting: bool = True
+    service: Service,
+    connect_timeout_ms: int = 1000,
+    *,
+    load_reporting: bool = True,
+    load_metrics: tuple[str, ...] = LRS_METRICS,
 ) -> Any:
     """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins;
     with `load_reporting`, `lrs_server: {self: {}}`: the client reports its load (LRS) to
     the server it got the cluster from (grpcio and grpc-go, per locality), with the ORCA
-    utilizations `lrs_report_endpoint_metrics` names in each locality's stats (gRFC A85)."""
+    metrics `load_metrics` names (`lrs_report_endpoint_metrics`) in each locality's stats
+    (gRFC A85)."""
     cluster = cluster_pb2.Cluster(name=service.name, type=cluster_pb2.Cluster.EDS)
     cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
     if load_reporting:
         cluster.lrs_server.self.SetInParent()
-        cluster.lrs_report_endpoint_metrics.extend(LRS_METRICS)
+        cluster.lrs_report_endpoint_metrics.extend(load_metrics)
     set_policies(cluster, _policies(service))
     grpc_cluster_resilience(cluster, service.policy)
     return cluster

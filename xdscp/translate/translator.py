@@ -152,8 +152,9 @@ class GrpcTranslator(IncrementalTranslator):
         """Listener (named as the target), RouteConfiguration and Cluster."""
         options = self.options
         cluster = grpc_cluster(
-            service, options.connect_timeout_ms, load_reporting=options.load_reporting
-        )
+            service, options.connect_timeout_ms, load_reporting=options.load_reporting,
+            load_metrics=options.load_metrics,
+        )  # fmt: skip
         return (
             pack(TypeUrl.CLUSTER, service.name, cluster),
             pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),

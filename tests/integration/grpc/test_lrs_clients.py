@@ -21,18 +21,23 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 from click.testing import CliRunner
+from google.protobuf import wrappers_pb2
 
 from tests.harness.grpc_clients import ClientStarter, grpc_service, in_sync, who_through_envoy
 from tests.harness.plane import EnvoyStarter, Plane, plane_admin, running_backends, running_plane
 from xdscp.cli import main
 from xdscp.config.options import LoadReporting
-from xdscp.demo.backend import Backend, BackendConfig
+from xdscp.demo.backend import WHO_METHOD, Backend, BackendConfig
 from xdscp.load.lrs import LrsStream
-from xdscp.model import LbPolicy, UpstreamProtocol
+from xdscp.model import BalancingPolicy, Endpoint, LbPolicy, Service, UpstreamProtocol
+from xdscp.orca import LoadReport as OrcaReport
+from xdscp.orca.wire import trailer
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import wait_for
+from xdscp.translate.options import LRS_METRICS
 
 pytestmark = [pytest.mark.grpc, pytest.mark.envoy, pytest.mark.go]
 
@@ -67,12 +72,14 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Captured:
 
 
 @pytest.fixture
-async def plane(captured: Captured) -> AsyncIterator[Plane]:
-    """The plane, reports every second, nothing forgotten for an hour (stream ends aside)."""
+async def plane(captured: Captured, request: pytest.FixtureRequest) -> AsyncIterator[Plane]:
+    """The plane, reports every second, nothing forgotten for an hour (stream ends aside);
+    its clusters ask for the ORCA metrics the test's parameter lists (default: xdscp's)."""
     del captured  # installed before the plane starts
     source = MemorySource({})
     load = LoadReporting(interval_s=1.0, stale_after_s=3600.0)
-    async with running_plane(source, source, load=load) as running:
+    metrics = getattr(request, "param", LRS_METRICS)
+    async with running_plane(source, source, load=load, load_metrics=metrics) as running:
         yield running
 
 
@@ -233,3 +240,103 @@ async def _measured_while_sending(plane: Plane) -> dict[str, dict[str, Any]]:
 
     await wait_for(measured, 60)
     return shown
+
+
+NAMED = {"queue_depth": 3.0}  # an ORCA named metric every backend reports with each call
+LISTED = "named_metrics.queue_depth"  # how a cluster asks for it
+
+
+@contextlib.asynccontextmanager
+async def _named_metric_backends(count: int) -> AsyncIterator[list[int]]:
+    """`count` gRPC backends answering `Who` with their name and, in the trailer, an ORCA
+    report with application_utilization 0.5 and the named metric NAMED."""
+    report = OrcaReport(application_utilization=0.5, named_metrics=NAMED)
+    servers, ports = [], []
+    for i in range(count):
+
+        async def who(_: Any, context: Any, name: str = f"n{i}") -> Any:
+            context.set_trailing_metadata(trailer(report))
+            return wrappers_pb2.StringValue(value=name)
+
+        handler = grpc.unary_unary_rpc_method_handler(
+            who,
+            request_deserializer=wrappers_pb2.StringValue.FromString,
+            response_serializer=wrappers_pb2.StringValue.SerializeToString,
+        )
+        server = grpc.aio.server()
+        service, method = WHO_METHOD.strip("/").split("/")
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler(service, {method: handler})]
+        )
+        ports.append(server.add_insecure_port("127.0.0.1:0"))
+        await server.start()
+        servers.append(server)
+    try:
+        yield ports
+    finally:
+        for server in servers:
+            await server.stop(None)
+
+
+def _metric_names(captured: Captured, node: str) -> dict[str, set[str]]:
+    """The metric names `node`'s reports of `web` carried: per endpoint, per locality, and
+    the locality's own utilization fields that were set."""
+    out: dict[str, set[str]] = {"endpoint": set(), "locality": set(), "locality_fields": set()}
+    for request in captured.requests.get(node, []):
+        for stats in request.cluster_stats:
+            if stats.cluster_name != "web":
+                continue
+            for locality in stats.upstream_locality_stats:
+                out["locality"] |= {m.metric_name for m in locality.load_metric_stats}
+                for name in ("cpu_utilization", "mem_utilization", "application_utilization"):
+                    if locality.HasField(name):
+                        out["locality_fields"].add(name)
+                for endpoint in locality.upstream_endpoint_stats:
+                    out["endpoint"] |= {m.metric_name for m in endpoint.load_metric_stats}
+    return out
+
+
+@pytest.mark.parametrize("plane", [LRS_METRICS, (*LRS_METRICS, LISTED)], indirect=True)
+async def test_which_orca_metrics_reach_lrs(
+    plane: Plane,
+    envoy: EnvoyStarter,
+    grpc_client: ClientStarter,
+    go_client_binary: str,
+    captured: Captured,
+) -> None:
+    """Backends report application_utilization and a named metric (ORCA, per call); the
+    clusters xdscp serves ask for the utilizations (`lrs_report_endpoint_metrics`: xdscp's
+    default, application and CPU), then also for the named metric. What reaches LRS: Envoy,
+    the listed metrics as named `load_metric_stats` per endpoint and per locality; grpcio
+    and grpc-go, per locality only, the utilizations in the locality's own fields (gRFC A85)
+    and a listed named metric as the locality's `load_metric_stats`; an unlisted named
+    metric from none of them (A64's "every named metric" does not hold: these versions
+    propagate what the cluster lists, as A85 says)."""
+    del go_client_binary
+    async with _named_metric_backends(3) as ports:
+        endpoints = tuple(Endpoint("127.0.0.1", p, weight=1) for p in ports)
+        policy = BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN,
+                                 upstream_protocol=UpstreamProtocol.HTTP2)  # fmt: skip
+        plane.source.set({"web": Service("web", endpoints, policy)})
+        await envoy()
+        python, go = await grpc_client("python"), await grpc_client("go")
+        nodes = ("envoy-0", python.node_id, go.node_id)
+        for node in nodes:
+            await in_sync(plane, node, within=30)
+        await wait_for(lambda: captured.count("envoy-0") >= 2, 60)
+        await _through_envoy(plane, 30)
+        await python.counts(30)
+        await go.counts(30)
+        for node in nodes:
+            await wait_for(lambda n=node: sum(_reported(plane, n).values()) >= 30, 60)
+        seen = {node: _metric_names(captured, node) for node in nodes}
+    print(f"\nORCA metrics in LRS: {seen}")
+    listed = LISTED in plane.plane.options.translate.load_metrics
+    envoy_seen = seen["envoy-0"]
+    assert "application_utilization" in envoy_seen["endpoint"] & envoy_seen["locality"]
+    assert envoy_seen["locality_fields"] == set()
+    assert (LISTED in envoy_seen["endpoint"] & envoy_seen["locality"]) is listed
+    for node in nodes[1:]:  # per locality only, the utilizations in the locality's fields
+        assert seen[node]["endpoint"] == set()
+        assert seen[node]["locality"] == ({LISTED} if listed else set())
+        assert "application_utilization" in seen[node]["locality_fields"]

@@ -120,6 +120,8 @@ BAD_FILES = [
      "must be true or false, got 'yes please'"),
     ("xds:\n  load_reporting: {max_entries: 0}\n", 2, "xds.load_reporting.max_entries",
      "must be in [1, 10000000], got 0"),
+    ("xds:\n  load_reporting: {metrics: [cpu, named_metrics.q]}\n", 2,
+     "xds.load_reporting.metrics", "not an ORCA metric (or named_metrics.NAME): 'cpu'"),
     ("xds:\n  load_reporting: {intervals: 3}\n", 2, "xds.load_reporting",
      "unknown field 'intervals', did you mean 'interval'?"),
 ]  # fmt: skip
@@ -145,13 +147,16 @@ def test_a_bad_file_names_the_line_and_the_field(
 def test_load_reporting_is_read_into_the_serve_and_translate_options(tmp_path: Path) -> None:
     """`xds.load_reporting`: the LRS interval and bounds in `ServeOptions.load`, whether
     clients are told to report in the translation's options; absent, the defaults (on)."""
-    text = "xds:\n  load_reporting: {enabled: false, interval: 2, stale_after: 7, max_entries: 9}\n"
+    text = "xds:\n  load_reporting: {enabled: false, interval: 2, stale_after: 7, max_entries: 9,"
+    text += " metrics: [mem_utilization, named_metrics.queue]}\n"
     serve = load_config(write_config(tmp_path, text), {}).serve
     assert (serve.load.interval_s, serve.load.stale_after_s, serve.load.max_entries) == (2, 7, 9)
     assert serve.translate.load_reporting is False
+    assert serve.translate.load_metrics == ("mem_utilization", "named_metrics.queue")
     default = load_config(write_config(tmp_path, "xds: {}\n"), {}).serve
     assert default.load == LoadReporting()
     assert default.translate.load_reporting is True
+    assert default.translate.load_metrics == ("application_utilization", "cpu_utilization")
 
 
 def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
