@@ -14,6 +14,8 @@ from xdscp.model import check_float, check_int
 from xdscp.server import load_server_tls
 from xdscp.translate import TranslateOptions
 
+STALE_INTERVALS = 3.5  # a reporter silent this many intervals no longer counts
+
 
 @dataclass(frozen=True)
 class LoadReporting:
@@ -24,7 +26,7 @@ class LoadReporting:
     """
 
     interval_s: float = 10.0  # clients report every interval (LRS's own minimum: 1 s)
-    stale_after_s: float = 35.0  # a reporter silent this long no longer counts
+    stale_after_s: float = STALE_INTERVALS * 10.0  # a reporter silent this long no longer counts
     max_entries: int = 100_000  # (reporter, cluster, endpoint) loads kept at most
 
     def __post_init__(self) -> None:
