@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import prometheus_client
@@ -54,23 +55,35 @@ class LoadMetrics:
         )  # fmt: skip
 
 
+Place = tuple[str, str, str]  # a locality: region, zone, sub_zone
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoints:
+    """One service's endpoint keys, and the keys in each locality."""
+
+    service: Service
+    keys: frozenset[str]
+    by_locality: Mapping[Place, tuple[str, ...]]
+
+
 class _Keys:
-    """Each served service's endpoint keys and localities, recomputed when it changes."""
+    """Each served service's endpoints, recomputed when the service changes."""
 
     def __init__(self) -> None:
-        self._of: dict[str, tuple[Service, frozenset[str], dict[tuple[str, str, str], list[str]]]]
-        self._of = {}
+        self._of: dict[str, _Endpoints] = {}
 
-    def of(self, service: Service) -> tuple[frozenset[str], dict[tuple[str, str, str], list[str]]]:
+    def of(self, service: Service) -> _Endpoints:
         held = self._of.get(service.name)
-        if held is None or held[0] is not service:
-            by_locality: dict[tuple[str, str, str], list[str]] = {}
+        if held is None or held.service is not service:
+            by_locality: dict[Place, list[str]] = {}
             for e in service.endpoints:
                 place = (e.locality.region, e.locality.zone, e.locality.sub_zone)
                 by_locality.setdefault(place, []).append(e.key)
-            held = (service, frozenset(e.key for e in service.endpoints), by_locality)
-            self._of[service.name] = held
-        return held[1], held[2]
+            keys = frozenset(e.key for e in service.endpoints)
+            places = {place: tuple(found) for place, found in by_locality.items()}
+            held = self._of[service.name] = _Endpoints(service, keys, places)
+        return held
 
     def forget_except(self, names: Mapping[str, Service]) -> None:
         for gone in set(self._of) - set(names):
@@ -150,7 +163,7 @@ class PlaneLoad:
 
     def _known(self, services: Mapping[str, Service], cluster: str, endpoint: str) -> bool:
         service = services.get(cluster)
-        return service is not None and endpoint in self._keys.of(service)[0]
+        return service is not None and endpoint in self._keys.of(service).keys
 
     def endpoint_of(self, cluster: str, locality: Any) -> str | None:
         """The endpoint a gRPC client's locality stands for: the one whose own locality
@@ -158,11 +171,12 @@ class PlaneLoad:
         service = self._services().get(cluster)
         if service is None:
             return None
-        keys, by_locality = self._keys.of(service)
+        endpoints = self._keys.of(service)
         named = str(locality.sub_zone).rpartition("/")[2]
-        if named in keys:
+        if named in endpoints.keys:
             return named
-        found = by_locality.get((locality.region, locality.zone, locality.sub_zone), [])
+        place = (str(locality.region), str(locality.zone), str(locality.sub_zone))
+        found = endpoints.by_locality.get(place, ())
         return found[0] if len(found) == 1 else None
 
     def clusters(self) -> list[str]:
