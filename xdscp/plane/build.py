@@ -92,7 +92,7 @@ def build_plane(
     monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
     view = PlaneView(
         status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
-        sources=monitor, load=loads.book,
+        sources=monitor, load=loads.book, on_prediction=lambda: serving.feed.notify(SERVICES),
     )  # fmt: skip
     admin = AdminServer(
         options.admin_host,

@@ -93,9 +93,10 @@ async def test_dashboard_shows_measured_beside_predicted(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{serve.xds}") as channel:
         ads = await _subscribed(channel)
         lrs = await _report(channel)
-        await page.wait_for_selector(
-            '[data-service="web"] [data-endpoint="10.0.0.3:80"] [data-measured-share="0.6"]'
-        )
+        row = '[data-service="web"] [data-endpoint="10.0.0.3:80"]'
+        await page.wait_for_selector(f'{row} [data-measured-share="0.6"]')
+        # The predicted share is computed off serve's event loop, then pushed to the page.
+        await page.wait_for_selector(f'{row} [data-predicted-share]:not([data-predicted-share=""])')
         _, predicted = get_json(f"{base}/api/predict?service=web")
         shares = {row["endpoint"]: row["share"] for row in predicted["split"]}
         for address, requests in REQUESTS.items():

@@ -228,7 +228,8 @@ async def _measured_shares_follow_the_clients(
 
 
 async def _measured_while_sending(plane: Plane) -> dict[str, dict[str, Any]]:
-    """/api/services' endpoints of `web`, once every one shows a measured rate."""
+    """/api/services' endpoints of `web`, once every one shows a measured rate and its
+    predicted share (computed off the event loop, shown once ready)."""
     shown: dict[str, dict[str, Any]] = {}
 
     async def measured() -> bool:
@@ -236,7 +237,10 @@ async def _measured_while_sending(plane: Plane) -> dict[str, dict[str, Any]]:
         (web,) = [s for s in services if s["name"] == "web"]
         shown.clear()
         shown.update({e["key"]: e for e in web["endpoints"]})
-        return all((e["measured_rps"] or 0) > 0 for e in web["endpoints"])
+        return all(
+            (e["measured_rps"] or 0) > 0 and e["predicted_share"] is not None
+            for e in web["endpoints"]
+        )
 
     await wait_for(measured, 60)
     return shown

@@ -4,9 +4,11 @@ service; gRPC localities mapped to the endpoint they stand for; bounded whatever
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import replace
 
+import pytest
 from envoy.config.core.v3 import base_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from xdscp.load import EndpointLoad, LoadBook, LoadReport
 from xdscp.model import Endpoint, Locality, Service
 from xdscp.plane.load import LoadMetrics, PlaneLoad
+from xdscp.plane.view import Predictions, Predictor
 
 A, B, C = "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
 WEB = Service("web", tuple(Endpoint(k.split(":")[0], 80) for k in (A, B, C)))
@@ -185,3 +188,41 @@ def test_a_flood_from_a_stranger_changes_nothing_held() -> None:
         load.reports("stranger#2", [flood, replace(flood, interval_s=math.nan)])
     assert load.book.held() == before
     assert _refused(registry, "not_received") == 100 * 2000
+
+
+async def test_predicted_shares_are_computed_off_the_event_loop_then_announced() -> None:
+    """The services view never computes a split on the event loop: the first ask answers
+    None and starts it in a thread; once done, `on_ready` is called and the shares are
+    there."""
+    ready = asyncio.Event()
+    predictions = Predictions(Predictor(), ready.set)
+    assert predictions.shares(WEB) is None
+    assert predictions.shares(WEB) is None  # one computation, however often asked
+    await asyncio.wait_for(ready.wait(), 30)
+    assert predictions.shares(WEB) == pytest.approx({A: 1 / 3, B: 1 / 3, C: 1 / 3}, abs=0.01)
+
+
+def test_without_an_event_loop_the_shares_are_computed_at_once() -> None:
+    assert Predictions(Predictor(), None).shares(WEB) == pytest.approx(
+        {A: 1 / 3, B: 1 / 3, C: 1 / 3}, abs=0.01
+    )
+
+
+class _Refusing(Predictor):
+    """A predictor whose balancer refuses every service, counting the tries."""
+
+    tries = 0
+
+    def split(self, service: Service, client: object, requests: int) -> dict[str, object]:
+        self.tries += 1
+        raise ValueError("the client would reject this configuration")
+
+
+async def test_a_split_the_balancer_refuses_is_null_and_not_tried_again() -> None:
+    ready = asyncio.Event()
+    predictor = _Refusing()
+    predictions = Predictions(predictor, ready.set)
+    assert predictions.shares(WEB) is None
+    await asyncio.wait_for(ready.wait(), 30)
+    assert predictions.shares(WEB) is None
+    assert predictor.tries == 1
