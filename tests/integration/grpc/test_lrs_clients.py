@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.grpc, pytest.mark.envoy, pytest.mark.go]
 WEIGHTS = (1, 2, 7)
 CALLS = 300  # per client
 SHARE_BOUND = 0.1  # measured share (one 1 s interval, three clients) vs the clients' counts
+WINDOW = 1500  # calls the clients count while /api/services is read
 
 
 class Captured:
@@ -205,7 +206,7 @@ async def _measured_shares_follow_the_clients(
         asyncio.create_task(send(lambda: go.counts(100, concurrency=4))),
     ]
     try:
-        shown = await _measured_while_sending(plane)
+        shown = await _measured_while_sending(plane, lambda: sum(counted.values()) >= WINDOW)
         admin = f"127.0.0.1:{plane.plane.admin.port}"
         status = await asyncio.to_thread(CliRunner().invoke, main, ["status", "--admin", admin])
     finally:
@@ -219,7 +220,11 @@ async def _measured_shares_follow_the_clients(
         assert row["measured_rps"] > 0, row
         assert abs(row["measured_share"] - counted[name] / total) <= SHARE_BOUND, (shown, counted)
         assert row["predicted_share"] == pytest.approx(WEIGHTS[int(name[1])] / 10, abs=0.02)
-    print(f"measured {shown} counted {dict(counted)}")
+    rows = {
+        k: (e["measured_rps"], e["measured_share"], e["predicted_share"]) for k, e in shown.items()
+    }
+    shares = {key[name]: round(n / total, 4) for name, n in counted.items()}
+    print(f"measured (rps, share, predicted) {rows}; counted shares {shares} of {total}")
     assert status.exit_code == 0, status.output
     assert "measured load of 1 of 1 service(s)" in status.output
     for endpoint in key.values():  # xdscp status: weight, predicted, measured, rps
@@ -227,12 +232,17 @@ async def _measured_shares_follow_the_clients(
         assert line.count("%") == 2, status.output
 
 
-async def _measured_while_sending(plane: Plane) -> dict[str, dict[str, Any]]:
+async def _measured_while_sending(
+    plane: Plane, enough: Callable[[], bool]
+) -> dict[str, dict[str, Any]]:
     """/api/services' endpoints of `web`, once every one shows a measured rate and its
-    predicted share (computed off the event loop, shown once ready)."""
+    predicted share (computed off the event loop, shown once ready), once `enough` of the
+    clients' calls were counted."""
     shown: dict[str, dict[str, Any]] = {}
 
     async def measured() -> bool:
+        if not enough():
+            return False
         services = (await plane_admin(plane, "/api/services"))["services"]
         (web,) = [s for s in services if s["name"] == "web"]
         shown.clear()
