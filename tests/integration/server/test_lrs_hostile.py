@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -32,6 +33,15 @@ MAX_ENTRIES = 20
 FLOOD_REQUESTS = 200
 FLOOD_LOADS = 2000  # endpoint stats per flood request
 FLOOD_STREAMS = 100
+PEAK_RSS_BOUND_MIB = 100  # the whole abuse, client and server in this process
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 @pytest.fixture
@@ -131,11 +141,15 @@ async def test_hostile_lrs_reports_are_refused_bounded_and_change_nothing_honest
         await wait_for(lambda: sum(_honest(plane).values()) == 40, 30)
         before = plane.load.book.held()
 
+        peak_before = _peak_rss_mib()
         await _abuse(channel, plane)
+        grown = _peak_rss_mib() - peak_before
+        assert grown < PEAK_RSS_BOUND_MIB, grown
         assert plane.load.book.held() == before  # every abusive entry went with its stream
         assert _honest(plane) == {ENDPOINTS[0]: 10, ENDPOINTS[1]: 30}
         refused = _refused(plane)
-        print(f"\nrefused by reason: {refused}; book: {len(plane.load.book)} entries")
+        print(f"\nrefused by reason: {refused}; book: {len(plane.load.book)} entries;"
+              f" peak RSS grew {grown:.1f} MiB (test and server, one process)")  # fmt: skip
 
         # Still serving: the honest stream's next report is taken, and a new ADS stream answered.
         await honest.report(_stats("web", [(ENDPOINTS[2], 5, 0)]))
