@@ -43,7 +43,8 @@ class LoadMetrics:
         self.refused = prometheus_client.Counter(
             "xdscp_load_reports_refused_total",
             "Endpoint loads refused (unknown_cluster | not_received | unknown_endpoint |"
-            " implausible | interval | full)", ["reason"], registry=metrics_registry,
+            " unmapped_locality | implausible | interval | full)", ["reason"],
+            registry=metrics_registry,
         )  # fmt: skip
         self.streams = Gauge(
             "xdscp_lrs_streams", "Open LRS streams that have reported (clients' load)",
@@ -167,9 +168,11 @@ class PlaneLoad:
 
     def endpoint_of(self, cluster: str, locality: Any) -> str | None:
         """The endpoint a gRPC client's locality stands for: the one whose own locality
-        the translation named after it (`.../HOST:PORT`), or the only endpoint there."""
+        the translation named after it (`.../HOST:PORT`), or the only endpoint there. A
+        locality of several endpoints stands for none (counted `unmapped_locality`)."""
         service = self._services().get(cluster)
         if service is None:
+            self._metrics.refused.labels("unknown_cluster").inc()
             return None
         endpoints = self._keys.of(service)
         named = str(locality.sub_zone).rpartition("/")[2]
@@ -177,7 +180,10 @@ class PlaneLoad:
             return named
         place = (str(locality.region), str(locality.zone), str(locality.sub_zone))
         found = endpoints.by_locality.get(place, ())
-        return found[0] if len(found) == 1 else None
+        if len(found) == 1:
+            return found[0]
+        self._metrics.refused.labels("unmapped_locality").inc()  # several endpoints, or none
+        return None
 
     def clusters(self) -> list[str]:
         """The clusters to ask for (clients that cannot be told "all"): every service."""

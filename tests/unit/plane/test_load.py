@@ -94,15 +94,16 @@ def test_a_service_no_longer_served_is_not_shown() -> None:
 
 
 def test_grpc_localities_map_to_the_endpoint_they_stand_for() -> None:
+    """gRPC reports per locality: one stands for an endpoint when it has a locality of its
+    own (weighted round robin's) or is the only one there; else it is refused, counted."""
     shared = Locality("r", "z", "s")
     alone = Locality("r", "z2", "")
     service = Service("web", (
         Endpoint("10.0.0.1", 80, locality=shared), Endpoint("10.0.0.2", 80, locality=shared),
         Endpoint("10.0.0.3", 80, locality=alone),
     ))  # fmt: skip
-    load = PlaneLoad(
-        LoadBook(30), LoadMetrics(CollectorRegistry()), lambda: {"web": service}, _receives
-    )
+    registry = CollectorRegistry()
+    load = PlaneLoad(LoadBook(30), LoadMetrics(registry), lambda: {"web": service}, _receives)
 
     def of(region: str, zone: str, sub_zone: str, cluster: str = "web") -> str | None:
         locality = base_pb2.Locality(region=region, zone=zone, sub_zone=sub_zone)
@@ -113,6 +114,8 @@ def test_grpc_localities_map_to_the_endpoint_they_stand_for() -> None:
     assert of("r", "z2", "") == C  # the only endpoint there
     assert of("r", "z", "s/10.9.9.9:80") is None
     assert of("r", "z2", "", cluster="api") is None
+    assert _refused(registry, "unmapped_locality") == 2  # a gRPC locality of many: not counted
+    assert _refused(registry, "unknown_cluster") == 1
 
 
 hostile_loads = st.builds(
