@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.harness.model import local_endpoints, service
+from xdscp.config.options import LoadReporting
 from xdscp.demo.backend import Backend, BackendConfig
 from xdscp.model import Endpoint, LbPolicy, Service
 from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
@@ -23,6 +24,7 @@ from xdscp.sources import Source
 from xdscp.sources.memory import MemorySource
 from xdscp.testing import free_port, wait_for
 from xdscp.translate import TranslateOptions
+from xdscp.translate.options import LRS_METRICS
 
 
 @dataclass
@@ -39,14 +41,22 @@ XDS_APIS = ("sotw", "delta")  # the `envoy` fixture's params: an Envoy's xDS by 
 
 
 @contextlib.asynccontextmanager
-async def running_plane(source: Source, memory: MemorySource | None = None) -> AsyncIterator[Plane]:
+async def running_plane(
+    source: Source,
+    memory: MemorySource | None = None,
+    *,
+    load: LoadReporting | None = None,
+    load_metrics: tuple[str, ...] = LRS_METRICS,
+) -> AsyncIterator[Plane]:
     """A control plane on free loopback ports fed by `source`, running for the block (`memory`
-    is the MemorySource a test feeds, when `source` is one)."""
+    is the MemorySource a test feeds, when `source` is one; `load`: its LRS settings;
+    `load_metrics`: the ORCA metrics its clusters ask the clients' LRS reports to carry)."""
     listener_port = free_port()
+    translate = TranslateOptions(
+        listener_address="127.0.0.1", listener_port=listener_port, load_metrics=load_metrics
+    )
     options = ServeOptions(
-        xds_port=0,
-        admin_port=0,
-        translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
+        xds_port=0, admin_port=0, translate=translate, load=load or LoadReporting()
     )
     control = build_plane(ServerConfig(serve=options), sources=[source])
     await control.start()

@@ -122,6 +122,12 @@ def command() -> None:
     show_default=True,
     help="Incremental xDS (DELTA_GRPC) or state of the world (GRPC).",
 )
+@click.option(
+    "--load-reporting/--no-load-reporting",
+    default=True,
+    show_default=True,
+    help="Report load (LRS) to xdscp: the measured split beside the predicted one.",
+)
 @_client_options
 @click.option("--format", "fmt", type=click.Choice(["json", "yaml"]), default="json")
 def envoy(  # noqa: PLR0917 - one parameter per command-line option
@@ -133,6 +139,7 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
     admin_port: int,
     initial_fetch_timeout: float,
     delta: bool,
+    load_reporting: bool,
     tls_ca: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -151,6 +158,7 @@ def envoy(  # noqa: PLR0917 - one parameter per command-line option
         delta=delta,
         tls=_tls(tls_ca, tls_cert, tls_key),
         locality=_locality(locality),
+        load_reporting=load_reporting,
     )
     _emit(envoy_bootstrap(options), fmt)
 

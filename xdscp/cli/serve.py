@@ -21,6 +21,7 @@ from prometheus_client import disable_created_metrics
 
 from xdscp.cli.registry import etcd_options
 from xdscp.config import EtcdRegistryConfig, ServerConfig, load_config
+from xdscp.config.options import STALE_INTERVALS
 from xdscp.dns import DnsConfig, load_dns_config
 from xdscp.errors import ConfigError, ConfigFieldError, ValidationError, XdscpError
 from xdscp.etcd import EtcdConfig
@@ -71,8 +72,20 @@ def _translate_flags(
         changes["domain_suffixes"] = tuple(params["domain_suffix"])
     if "default_service" in given:
         changes["default_service"] = params["default_service"]
+    if "load_reporting" in given:
+        changes["load_reporting"] = params["load_reporting"]
     translate = dataclasses.replace(options.translate, **changes)
     return dataclasses.replace(options, translate=translate)
+
+
+def _load_flags(params: dict[str, Any], given: set[str], options: ServeOptions) -> ServeOptions:
+    """`--load-report-interval`: reporters stay fresh for at least `STALE_INTERVALS` of it."""
+    if "load_report_interval" not in given:
+        return options
+    interval = params["load_report_interval"]
+    stale = max(options.load.stale_after_s, STALE_INTERVALS * interval)
+    load = dataclasses.replace(options.load, interval_s=interval, stale_after_s=stale)
+    return dataclasses.replace(options, load=load)
 
 
 def _tls_flags(params: dict[str, Any], given: set[str], current: XdsTls | None) -> XdsTls | None:
@@ -103,7 +116,7 @@ def _serve_flags(params: dict[str, Any], given: set[str], options: ServeOptions)
     options = dataclasses.replace(options, tls=_tls_flags(params, given, options.tls))
     if "write_timeout" in given:
         options = dataclasses.replace(options, write_timeout_s=params["write_timeout"])
-    return _translate_flags(params, given, options)
+    return _load_flags(params, given, _translate_flags(params, given, options))
 
 
 def _etcd_flags(
@@ -272,6 +285,18 @@ def _check_static_file(path: Path) -> None:
     metavar="SECONDS",
     help="Close a stream whose client has read nothing for this long"
     f" [default: {_DEFAULTS.write_timeout_s:g}].",
+)
+@click.option(
+    "--load-reporting/--no-load-reporting",
+    default=None,
+    help="Tell clients to report their load to xdscp (LRS on the xDS port), for the measured"
+    " split beside the predicted one [default: on].",
+)
+@click.option(
+    "--load-report-interval",
+    type=click.FloatRange(1.0, 3600.0),
+    metavar="SECONDS",
+    help=f"How often clients report their load (LRS) [default: {_DEFAULTS.load.interval_s:g}].",
 )
 @click.option(
     "--health-lease-ttl",

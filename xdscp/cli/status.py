@@ -1,6 +1,8 @@
-"""`xdscp status`: what each connected proxy and gRPC client has accepted, as a table.
+"""`xdscp status`: what each connected proxy and gRPC client has accepted, as a table, and
+each endpoint's measured load (the clients' LRS reports) beside its predicted share.
 
-Reads the admin JSON (`/debug/nodes`), not CSDS: see `xdscp.cli.nodes` for why."""
+Reads the admin JSON (`/debug/nodes`, `/api/services`), not CSDS: see `xdscp.cli.nodes` for
+why."""
 
 from __future__ import annotations
 
@@ -55,13 +57,40 @@ def render(nodes: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def render_load(services: list[dict[str, Any]]) -> Table | str:
+    """One row per endpoint of each service with reported load: the weight served, the
+    reference balancer's predicted share, the measured share and requests per second."""
+    reported = [s for s in services if (s.get("load") or {}).get("rps") is not None]
+    if not reported:
+        return f"no load reported yet for any of {len(services)} service(s)"
+    table = Table(title=f"measured load of {len(reported)} of {len(services)} service(s)")
+    for header in ("service", "endpoint", "weight", "predicted", "measured", "rps"):
+        table.add_column(header, justify="left" if header in {"service", "endpoint"} else "right")
+    for service in reported:
+        for e in service["endpoints"]:
+            table.add_row(
+                service["name"], e["key"], str(e["weight"]), _share(e.get("predicted_share")),
+                _share(e.get("measured_share")), f"{e.get('measured_rps') or 0:.1f}",
+            )  # fmt: skip
+    return table
+
+
 @click.command("status")
 @ADMIN
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON instead of a table.")
 def command(admin: str, as_json: bool) -> None:
-    """Show every connected node: accepted versions per type (✓ = in sync), last NACK."""
+    """Show every connected node: accepted versions per type (✓ = in sync), last NACK; then
+    each reporting service's endpoints: weight, predicted share, measured share and rps.
+    `--json`: the nodes only (the measured load is in `/api/services`)."""
     nodes = fetch_nodes(admin)
     if as_json:
         click.echo(json.dumps(nodes, indent=2))
         return
-    Console(width=160).print(render(nodes))
+    services = list(admin_get(admin, "/api/services")["services"])
+    console = Console(width=160)
+    console.print(render(nodes))
+    console.print(render_load(services))

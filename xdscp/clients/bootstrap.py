@@ -100,6 +100,7 @@ class EnvoyBootstrapOptions:
     delta: bool = False  # incremental xDS (DELTA_GRPC) instead of state of the world
     tls: ClientTls | None = None
     locality: Locality = NO_LOCALITY
+    load_reporting: bool = True  # report load (LRS) to xdscp over the xDS cluster
 
 
 def _socket_address(host: str, port: int) -> dict[str, Any]:
@@ -187,7 +188,7 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
         node["metadata"] = dict(options.node_metadata)
     if locality := locality_json(options.locality):
         node["locality"] = locality
-    return {
+    bootstrap = {
         "node": node,
         "admin": {"address": _socket_address(options.admin_address, options.admin_port)},
         "dynamic_resources": {
@@ -201,6 +202,20 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
             "lds_config": ads_source,
         },
         "static_resources": {"clusters": [_xds_cluster(options.servers, options.tls)]},
+    }
+    if options.load_reporting:
+        bootstrap["cluster_manager"] = {"load_stats_config": _load_stats_config()}
+    return bootstrap
+
+
+def _load_stats_config() -> dict[str, Any]:
+    """LRS to xdscp, over the xDS cluster: xdscp serves `LoadReportingService` on its xDS
+    port, and says in its response which clusters to report, how often and per endpoint."""
+    return {
+        "api_type": "GRPC",
+        "transport_api_version": "V3",
+        "set_node_on_first_message_only": True,
+        "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
     }
 
 

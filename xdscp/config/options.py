@@ -10,8 +10,29 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from xdscp.model import check_float, check_int
 from xdscp.server import load_server_tls
 from xdscp.translate import TranslateOptions
+
+STALE_INTERVALS = 3.5  # a reporter silent this many intervals no longer counts
+
+
+@dataclass(frozen=True)
+class LoadReporting:
+    """LRS, served on the xDS port: how often clients report, and the load book's bounds.
+
+    Whether clients are told to report is the translation's `load_reporting` (on by default:
+    the measured split beside the predicted one, for every service).
+    """
+
+    interval_s: float = 10.0  # clients report every interval (LRS's own minimum: 1 s)
+    stale_after_s: float = STALE_INTERVALS * 10.0  # a reporter silent this long no longer counts
+    max_entries: int = 100_000  # (reporter, cluster, endpoint) loads kept at most
+
+    def __post_init__(self) -> None:
+        check_float("load_reporting.interval", self.interval_s, 1.0, 3600.0)
+        check_float("load_reporting.stale_after", self.stale_after_s, self.interval_s, 86400.0)
+        check_int("load_reporting.max_entries", self.max_entries, 1, 10_000_000)
 
 
 @dataclass(frozen=True)
@@ -28,6 +49,7 @@ class ServeOptions:
     tls: XdsTls | None = None
     write_timeout_s: float = 30.0  # a stream whose client reads nothing this long is closed
     health_lease_ttl_s: int = 5  # with etcd: the health checker's leader lease
+    load: LoadReporting = field(default_factory=LoadReporting)
 
 
 @dataclass(frozen=True)

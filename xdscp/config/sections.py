@@ -6,10 +6,11 @@ for the file's layout).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from xdscp.config.options import ServeOptions, XdsTls
+from xdscp.config.options import LoadReporting, ServeOptions, XdsTls
 from xdscp.config.raw import (
     INT,
     LIST,
@@ -39,6 +40,13 @@ SCHEMA: dict[str, Any] = {
         "group_by": STR,
         "tls": {"cert": STR, "key": STR, "client_ca": STR},
         "write_timeout": YAML,
+        "load_reporting": {
+            "enabled": YAML,
+            "interval": YAML,
+            "stale_after": YAML,
+            "max_entries": YAML,
+            "metrics": LIST,
+        },
     },
     "admin": {"address": STR},
     "listener": {
@@ -99,10 +107,43 @@ def serve_options(raw: RawConfig) -> ServeOptions:
     timeout = raw.get(("xds", "write_timeout"), default.write_timeout_s)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
+    load, translate = _load_reporting(raw, _translate(raw))
     return ServeOptions(
-        *xds, *admin, _translate(raw), group_by=group_by, tls=_xds_tls(raw),
-        write_timeout_s=float(timeout),
+        *xds, *admin, translate, group_by=group_by, tls=_xds_tls(raw),
+        write_timeout_s=float(timeout), load=load,
     )  # fmt: skip
+
+
+def _load_reporting(
+    raw: RawConfig, translate: TranslateOptions
+) -> tuple[LoadReporting, TranslateOptions]:
+    """`xds.load_reporting`: the LRS settings, and the translation told whether clients
+    report and which ORCA metrics their reports carry."""
+    path: FieldPath = ("xds", "load_reporting")
+    raw.mapping(path, SCHEMA["xds"]["load_reporting"])
+    default = LoadReporting()
+    enabled = raw.get((*path, "enabled"), translate.load_reporting)
+    if not isinstance(enabled, bool):
+        raise raw.error((*path, "enabled"), f"must be true or false, got {enabled!r}")
+    try:
+        load = LoadReporting(
+            interval_s=raw.get((*path, "interval"), default.interval_s),
+            stale_after_s=raw.get((*path, "stale_after"), default.stale_after_s),
+            max_entries=raw.get((*path, "max_entries"), default.max_entries),
+        )
+    except ValidationError as exc:
+        renames = {"load_reporting.interval": ("interval",),
+                   "load_reporting.stale_after": ("stale_after",),
+                   "load_reporting.max_entries": ("max_entries",)}  # fmt: skip
+        raise raw.wrap(path, exc, renames) from None
+    metrics = raw.strings((*path, "metrics"))
+    try:
+        translate = dataclasses.replace(
+            translate, load_reporting=enabled, load_metrics=metrics or translate.load_metrics
+        )
+    except ValidationError as exc:
+        raise raw.error((*path, "metrics"), exc.message) from None
+    return load, translate
 
 
 def _translate(raw: RawConfig) -> TranslateOptions:

@@ -4,8 +4,8 @@ Sans I/O: `samples` (one endpoint's load over an interval, and whether it can be
 `reports` (many clients' LRS reports summed into one sample per endpoint, bounded) and
 `adaptive` (one service's weights, following the reported capacities with smoothing, a
 bounded step, a floor, hysteresis, a minimum interval and a fall-back to the registered
-weights); `wire` decodes LRS's protobuf. The LRS stream and the plane's use of the weights
-arrive in later stages.
+weights); `wire` decodes LRS's protobuf; `lrs` is the LRS stream (sans I/O) and its grpc.aio edge,
+which `xdscp serve` serves on the xDS port into the plane's load book (`plane/load.py`).
 """
 
 from xdscp.load.adaptive import RESOLUTION, AdaptiveSettings, AdaptiveWeights, WeightPush

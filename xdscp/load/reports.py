@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from xdscp.load.samples import LoadSample, implausible
+from xdscp.load.samples import MAX_RPS, LoadSample, implausible
 
 MAX_ENTRIES = 100_000
 MAX_INTERVAL_S = 3600.0
@@ -52,6 +52,17 @@ class _Entry:
     at: float
     rps: float
     eps: float
+    utilization_total: float
+    utilization_requests: int
+    total: int  # every request this reporter reported for the endpoint, over its stream
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """One reporter's load of one endpoint, as the book holds it."""
+
+    rps: float
+    total: int
     utilization_total: float
     utilization_requests: int
 
@@ -88,14 +99,18 @@ class LoadBook:
         if not known(load.cluster, load.endpoint):
             return "unknown_endpoint"
         counts = (load.successful, load.errors, load.utilization_requests)
-        if min(counts) < 0 or not math.isfinite(load.utilization_total):
+        requests = load.successful + load.errors
+        if (min(counts) < 0 or not math.isfinite(load.utilization_total)
+                or load.utilization_total < 0 or requests / interval_s > MAX_RPS):  # fmt: skip
             return "implausible"
         key = (reporter, load.cluster, load.endpoint)
-        if key not in self._entries and len(self._entries) >= self._max_entries:
+        before = self._entries.get(key)
+        if before is None and len(self._entries) >= self._max_entries:
             return "full"
-        requests = load.successful + load.errors
+        total = requests + (0 if before is None else before.total)
         self._entries[key] = _Entry(now, requests / interval_s, load.errors / interval_s,
-                                    load.utilization_total, load.utilization_requests)  # fmt: skip
+                                    load.utilization_total, load.utilization_requests,
+                                    total)  # fmt: skip
         return None
 
     def forget(self, reporter: str) -> None:
@@ -115,6 +130,25 @@ class LoadBook:
             if implausible(sample) is None:
                 out.setdefault(cluster, []).append(sample)
         return out
+
+    def rates(self, now: float) -> dict[str, dict[str, float]]:
+        """Per cluster, each endpoint's requests per second: every fresh client's latest
+        report summed (whether or not it carried a utilization)."""
+        self._drop_stale(now)
+        out: dict[str, dict[str, float]] = {}
+        for (_, cluster, endpoint), entry in self._entries.items():
+            rates = out.setdefault(cluster, {})
+            rates[endpoint] = rates.get(endpoint, 0.0) + entry.rps
+        return out
+
+    def held(self) -> dict[tuple[str, str, str], Held]:
+        """What the book holds, by (reporter, cluster, endpoint): the latest interval's rate
+        and utilization, and every request that reporter reported for that endpoint since
+        its first report (while its entry lives)."""
+        return {
+            key: Held(e.rps, e.total, e.utilization_total, e.utilization_requests)
+            for key, e in self._entries.items()
+        }
 
     def _drop_stale(self, now: float) -> None:
         for key in [k for k, e in self._entries.items() if now - e.at > self._stale_after_s]:

@@ -19,15 +19,18 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from xdscp.admin import NODES, SOURCES, AdminServer, ChangeFeed
+from xdscp.admin import NODES, SERVICES, SOURCES, AdminServer, ChangeFeed
 from xdscp.admin.metrics import register_process_metrics
 from xdscp.cache import SnapshotCache
 from xdscp.config import ConfigServicesSource, ServerConfig
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver
 from xdscp.etcd import EtcdClient
 from xdscp.health import HealthCoordination, HealthLayout, HealthMetrics, HealthStage, health_prefix
+from xdscp.load import LoadBook
+from xdscp.load.lrs import LrsService
 from xdscp.model import ClientKind
-from xdscp.plane.control import ControlPlane, Serving
+from xdscp.plane.control import ControlPlane, Loads, Serving
+from xdscp.plane.load import LoadMetrics, PlaneLoad
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
@@ -85,10 +88,11 @@ def build_plane(
         domain_suffixes=options.translate.domain_suffixes,
     )
     health = HealthStage(HealthMetrics(metrics_registry), pipeline.overlay, configured.coordination)
+    loads = _loads(config, pipeline, serving, metrics_registry)
     monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
     view = PlaneView(
         status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
-        sources=monitor,
+        sources=monitor, load=loads.book, on_prediction=lambda: serving.feed.notify(SERVICES),
     )  # fmt: skip
     admin = AdminServer(
         options.admin_host,
@@ -103,7 +107,7 @@ def build_plane(
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
-        closers=closers,
+        loads=loads, closers=closers,
     )  # fmt: skip
 
 
@@ -126,6 +130,23 @@ def _serving(
         observers=[lambda _: feed.notify(NODES), *observers],
     )
     return Serving(metrics, cache, feed, status, service, CsdsService(status))
+
+
+def _loads(
+    config: ServerConfig, pipeline: Pipeline, serving: Serving, metrics_registry: CollectorRegistry
+) -> Loads:
+    """The load book, taking reports for the services served, from the nodes that receive
+    them, and the LRS service feeding it."""
+    options = config.serve.load
+    book = PlaneLoad(
+        LoadBook(options.stale_after_s, options.max_entries),
+        LoadMetrics(metrics_registry),
+        lambda: pipeline.services,
+        serving.status.receives,
+        on_change=lambda: serving.feed.notify(SERVICES),
+        change_every_s=options.interval_s,
+    )
+    return Loads(book, LrsService(book, options.interval_s, book.clusters, book.endpoint_of))
 
 
 def configured_sources(

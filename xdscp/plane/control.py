@@ -27,7 +27,9 @@ from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
 from xdscp.health import HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
+from xdscp.load.lrs import LrsService
 from xdscp.model import ClientKind, ServiceSet
+from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
@@ -74,7 +76,7 @@ def listen_addresses(options: ServeOptions) -> list[Listen]:
 @dataclass(frozen=True, slots=True)
 class Serving:
     """The xDS side: metrics, the snapshot cache, per-node status, the dashboard's change
-    feed, the ADS and CSDS services."""
+    feed, the ADS and CSDS services (LRS, with the load book, is `Loads`)."""
 
     metrics: XdsMetrics
     cache: SnapshotCache
@@ -82,6 +84,15 @@ class Serving:
     status: StatusBoard
     service: XdsService
     csds: CsdsService
+
+
+@dataclass(frozen=True, slots=True)
+class Loads:
+    """Load reporting: the plane's load book (`PlaneLoad`) and the LRS service feeding it,
+    served on the xDS port."""
+
+    book: PlaneLoad
+    lrs: LrsService
 
 
 class ControlPlane:
@@ -99,15 +110,19 @@ class ControlPlane:
         view: PlaneView,
         admin: AdminServer,
         metrics_registry: CollectorRegistry,
+        loads: Loads,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
-        """`closers`: what `stop()` closes last (the etcd client the parts share)."""
+        """`closers`: what `stop()` closes last (the etcd client the parts share). `loads`:
+        the load book (`self.load`: its `samples(now)` are what the computed weights read)
+        and the LRS service."""
         self.options, self.sources = options, tuple(sources)
         self.metrics_registry = metrics_registry
         self.pipeline, self.health, self.admin = pipeline, health, admin
         self.source_health, self.view = monitor, view  # the view: what the admin server shows
         self.metrics, self.cache, self.feed = serving.metrics, serving.cache, serving.feed
         self.status, self.service, self.csds = serving.status, serving.service, serving.csds
+        self.load, self._lrs = loads.book, loads.lrs
         self._closers = tuple(closers)
         self._merge_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,7 +235,8 @@ class ControlPlane:
         """The xDS gRPC server, bound to its address (listening) but not started: grpc
         closes an unstarted server's socket only when it is collected, so it is bound last."""
         server = grpc.aio.server(options=SERVER_OPTIONS)
-        server.add_generic_rpc_handlers([*self.service.handlers(), *self.csds.handlers()])
+        handlers = [*self.service.handlers(), *self.csds.handlers(), *self._lrs.handlers()]
+        server.add_generic_rpc_handlers(handlers)
         try:
             if credentials is not None:
                 self.xds_port = server.add_secure_port(str(xds), credentials)

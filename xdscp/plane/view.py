@@ -12,22 +12,29 @@ a fixed seed so the same service always shows the same split.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import structlog
+
 from xdscp.admin import PredictQuery
 from xdscp.admin.encode import plain
+from xdscp.admin.query import DEFAULT_REQUESTS
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
 from xdscp.cache import SnapshotCache
 from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
+from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.server import StatusBoard, config_dump
 from xdscp.translate import client_resources, route_hash_policies
+
+log = structlog.get_logger(__name__)
 
 SEED = 0
 CACHED_SPLITS = 256
@@ -71,6 +78,81 @@ def split_json(result: SimulationResult) -> dict[str, Any]:
     return {"requests": result.requests, "unserved": result.unserved, "split": rows}
 
 
+def with_measured(
+    described: dict[str, Any],
+    measured: Mapping[str, tuple[float, float]] | None,
+    predicted: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """`described` with each endpoint's `measured_rps` and `measured_share` (its share of
+    the service's reported requests per second, from the load book; null: none reported)
+    beside `predicted_share` (the reference balancer's, Envoy's, as `/api/predict` gives
+    it; null until computed, and for a service with no reported load). `load`: the
+    service's reported requests per second in all, and whose prediction."""
+    if not measured:
+        for endpoint in described["endpoints"]:
+            endpoint.update(measured_rps=None, measured_share=None, predicted_share=None)
+        described["load"] = {"rps": None, "predicted_by": None}
+        return described
+    for endpoint in described["endpoints"]:
+        rps, share = measured.get(endpoint["key"], (0.0, 0.0))
+        endpoint.update(measured_rps=round(rps, 3), measured_share=round(share, 4),
+                        predicted_share=(predicted or {}).get(endpoint["key"]))  # fmt: skip
+    total = sum(rps for rps, _ in measured.values())
+    described["load"] = {"rps": round(total, 3), "predicted_by": str(ClientKind.ENVOY)}
+    return described
+
+
+class Predictions:
+    """Predicted shares for the services view, computed in a worker thread: a split costs
+    20-200 ms, which the event loop (serving xDS) must not wait for. `shares` answers at once
+    from what was computed, starts the computation of what was not (null meanwhile) and
+    calls `on_ready` when it is done (the dashboard's services feed)."""
+
+    def __init__(self, predictor: Predictor, on_ready: Callable[[], None] | None) -> None:
+        self._predictor, self._on_ready = predictor, on_ready
+        self._pending: set[Service] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: OrderedDict[Service, None] = OrderedDict()
+
+    def shares(self, service: Service) -> dict[str, float] | None:
+        """Envoy's predicted share per endpoint key, or None while not yet computed."""
+        found = self._predictor.cached_split(service, ClientKind.ENVOY, DEFAULT_REQUESTS)
+        if found is not None:
+            return {row["endpoint"]: row["share"] for row in found["split"]}
+        if service in self._pending or service in self._failed:
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to hold up: compute now
+            return self._compute_now(service)
+        self._pending.add(service)
+        task = loop.create_task(self._compute(service))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    def _compute_now(self, service: Service) -> dict[str, float] | None:
+        self._split(service)
+        return None if service in self._failed else self.shares(service)
+
+    def _split(self, service: Service) -> None:
+        try:
+            self._predictor.split(service, ClientKind.ENVOY, DEFAULT_REQUESTS)
+        except Exception as exc:  # a configuration the balancer refuses: shown as null
+            log.warning("prediction_failed", service=service.name, error=str(exc))
+            self._failed[service] = None
+            while len(self._failed) > CACHED_SPLITS:
+                self._failed.popitem(last=False)
+
+    async def _compute(self, service: Service) -> None:
+        try:
+            await asyncio.to_thread(self._split, service)
+        finally:
+            self._pending.discard(service)
+        if self._on_ready is not None:
+            self._on_ready()
+
+
 class Predictor:
     """Predicted splits and hash balancers, remembered per (service, client): the same
     service value always gives the same answer, so each is computed once per change. Called
@@ -87,6 +169,12 @@ class Predictor:
             table[key] = value
             while len(table) > self._size:
                 table.popitem(last=False)
+
+    def cached_split(
+        self, service: Service, client: ClientKind, requests: int
+    ) -> dict[str, Any] | None:
+        """The split `split` computed before, or None (never computes)."""
+        return self._splits.get((service, client, requests))
 
     def split(self, service: Service, client: ClientKind, requests: int) -> dict[str, Any]:
         """The split `xdscp simulate --client CLIENT --requests N --seed 0` prints."""
@@ -167,10 +255,14 @@ class PlaneView:
         pipeline: Pipeline,
         health: HealthStage,
         sources: SourceMonitor,
+        load: PlaneLoad | None = None,
+        on_prediction: Callable[[], None] | None = None,
     ) -> None:
+        """`on_prediction`: a predicted split the services view waited for is ready."""
         self._status, self._cache, self._pipeline = status, cache, pipeline
-        self._health, self._sources = health, sources
+        self._health, self._sources, self._load = health, sources, load
         self._predictor = Predictor()
+        self._predictions = Predictions(self._predictor, on_prediction)
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once every source has published and snapshots exist."""
@@ -209,8 +301,17 @@ class PlaneView:
         return self._cache.resources()
 
     def services_view(self) -> list[dict[str, Any]]:
-        """Every served service: its source, policy and endpoints (`/api/services`)."""
-        return describe_services(self._pipeline.services, self._pipeline.source_of)
+        """Every served service: its source, policy and endpoints (`/api/services`), each
+        endpoint's measured load beside its predicted share (`with_measured`)."""
+        services = self._pipeline.services
+        described = describe_services(services, self._pipeline.source_of)
+        measured = {} if self._load is None else self._load.measured()
+        out = []
+        for entry in described:
+            load = measured.get(entry["name"])
+            predicted = self._predictions.shares(services[entry["name"]]) if load else None
+            out.append(with_measured(entry, load, predicted))
+        return out
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:
         """The reference balancer's split for a served service (`/api/predict`); None if

@@ -225,6 +225,7 @@ class StatusBoard:
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
         self.streams: dict[int, StreamRecord] = {}
+        self._of_node: dict[str, set[int]] = {}  # node id -> its open streams' ids
         self._next = 0
         self._on_change = on_change
 
@@ -232,14 +233,33 @@ class StatusBoard:
         """Register a stream; returns its id."""
         self._next += 1
         self.streams[self._next] = record
+        self._of_node.setdefault(record.node.id, set()).add(self._next)
         if self._on_change is not None:
             self._on_change()
         return self._next
 
     def remove(self, stream_id: int) -> None:
         """Forget a closed stream."""
-        if self.streams.pop(stream_id, None) is not None and self._on_change is not None:
+        record = self.streams.pop(stream_id, None)
+        if record is None:
+            return
+        ids = self._of_node.get(record.node.id, set())
+        ids.discard(stream_id)
+        if not ids:
+            self._of_node.pop(record.node.id, None)
+        if self._on_change is not None:
             self._on_change()
+
+    def receives(self, node_id: str, cluster: str) -> bool:
+        """Whether an open stream of node `node_id` subscribes to Cluster `cluster` (by
+        name or by wildcard): what it may report load for."""
+        for stream_id in self._of_node.get(node_id, ()):
+            clusters = self.streams[stream_id].view.types.get(TypeUrl.CLUSTER)
+            if clusters is None or not clusters.subscribed:
+                continue
+            if clusters.names is None or cluster in clusters.names:
+                return True
+        return False
 
     def by_node(self) -> dict[str, list[StreamRecord]]:
         """Open streams grouped by node id (a node may hold several), ordered by node id."""

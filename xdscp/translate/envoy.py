@@ -55,6 +55,8 @@ def cluster_for(service: Service, options: TranslateOptions | None = None) -> An
     cluster.common_lb_config.healthy_panic_threshold.value = service.policy.panic_threshold
     set_policies(cluster, [envoy_policy(service.policy)])
     envoy_cluster_resilience(cluster, service.policy)
+    if options.load_reporting:
+        cluster.lrs_report_endpoint_metrics.extend(options.load_metrics)
     if service.policy.upstream_protocol is UpstreamProtocol.HTTP2:
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
             _http2_options(), deterministic=True

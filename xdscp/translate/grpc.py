@@ -65,6 +65,7 @@ from xdscp.model import ClientSideWrr, Endpoint, HashInput, Health, LbPolicy, Lo
 from xdscp.translate.envoy import ads_config_source, lb_endpoint
 from xdscp.translate.failover import UINT32_MAX, SpillGroup, Unit, integer_weights, spill_groups
 from xdscp.translate.lb import client_side_wrr_config, hash_policy, maglev_config, set_policies
+from xdscp.translate.options import LRS_METRICS
 from xdscp.translate.resilience import (
     grpc_cluster_resilience,
     grpc_route_action,
@@ -180,11 +181,24 @@ def _policies(service: Service) -> list[tuple[str, Any]]:
             return [("ring_hash", _ring())]
 
 
-def grpc_cluster(service: Service, connect_timeout_ms: int = 1000) -> Any:
-    """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins."""
+def grpc_cluster(
+    service: Service,
+    connect_timeout_ms: int = 1000,
+    *,
+    load_reporting: bool = True,
+    load_metrics: tuple[str, ...] = LRS_METRICS,
+) -> Any:
+    """The EDS Cluster for gRPC: a policy list whose first entry the client supports wins;
+    with `load_reporting`, `lrs_server: {self: {}}`: the client reports its load (LRS) to
+    the server it got the cluster from (grpcio and grpc-go, per locality), with the ORCA
+    metrics `load_metrics` names (`lrs_report_endpoint_metrics`) in each locality's stats
+    (gRFC A85)."""
     cluster = cluster_pb2.Cluster(name=service.name, type=cluster_pb2.Cluster.EDS)
     cluster.connect_timeout.FromMilliseconds(connect_timeout_ms)
     cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+    if load_reporting:
+        cluster.lrs_server.self.SetInParent()
+        cluster.lrs_report_endpoint_metrics.extend(load_metrics)
     set_policies(cluster, _policies(service))
     grpc_cluster_resilience(cluster, service.policy)
     return cluster

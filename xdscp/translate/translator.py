@@ -150,7 +150,11 @@ class GrpcTranslator(IncrementalTranslator):
 
     def _policy_part(self, service: Service) -> ServiceResources:
         """Listener (named as the target), RouteConfiguration and Cluster."""
-        cluster = grpc_cluster(service, self.options.connect_timeout_ms)
+        options = self.options
+        cluster = grpc_cluster(
+            service, options.connect_timeout_ms, load_reporting=options.load_reporting,
+            load_metrics=options.load_metrics,
+        )  # fmt: skip
         return (
             pack(TypeUrl.CLUSTER, service.name, cluster),
             pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),

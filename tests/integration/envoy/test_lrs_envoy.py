@@ -1,7 +1,7 @@
 """A real Envoy reports its load to xdscp's LRS service, per endpoint, with the utilization
 its backends reported through ORCA.
 
-A static Envoy (no xDS: the translation does not send LRS settings yet) routes to a cluster
+A static Envoy (no xDS: the LRS service alone, without the plane) routes to a cluster
 `web` of two HTTP backends that answer with `endpoint-load-metrics: TEXT
 application_utilization=U` (0.4 and 0.8); its bootstrap's `load_stats_config` points at an
 `LrsService` on a grpc.aio server, and the cluster propagates `application_utilization` into

@@ -52,6 +52,18 @@ def test_envoy_bootstrap_speaks_delta_when_asked() -> None:
     assert delta["api_type"] == "DELTA_GRPC"
 
 
+def test_envoy_bootstrap_reports_load_to_xdscp_unless_told_not_to() -> None:
+    """By default Envoy reports its load (LRS) over the xDS cluster; `--no-load-reporting`
+    leaves `cluster_manager.load_stats_config` out."""
+    base = ("bootstrap", "envoy", "--node-id", "n", "--xds", "127.0.0.1:18000")
+    doc = json.loads(_run(*base))
+    lrs = doc["cluster_manager"]["load_stats_config"]
+    assert (lrs["api_type"], lrs["transport_api_version"]) == ("GRPC", "V3")
+    xds = doc["static_resources"]["clusters"][0]["name"]
+    assert lrs["grpc_services"] == [{"envoy_grpc": {"cluster_name": xds}}]
+    assert "cluster_manager" not in json.loads(_run(*base, "--no-load-reporting"))
+
+
 def test_envoy_bootstrap_uses_dns_for_named_replicas() -> None:
     """A replica given by name (a compose service) makes the xDS cluster resolve it by DNS."""
     doc = yaml.safe_load(

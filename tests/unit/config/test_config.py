@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from tests.harness.files import WEB_CONFIG, rewrite, write_config
 from tests.harness.paths import ROOT
 from xdscp.config import SCHEMA, ConfigServicesSource, load_config
+from xdscp.config.options import LoadReporting
 from xdscp.errors import ConfigError, ConfigFieldError
 from xdscp.model import LbPolicy, ServiceSet
 from xdscp.sources.static import load_services
@@ -119,6 +120,16 @@ BAD_FILES = [
     ("- xds\n", 1, "", "must be a mapping, got a list"),
     ("xds:\n  address: [1\n", 3, "", "invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("xds: &a\n  tls: *a\n", 2, "xds.tls", "recursive alias"),
+    ("xds:\n  load_reporting:\n    interval: 0.5\n", 3, "xds.load_reporting.interval",
+     "must be in [1.0, 3600.0], got 0.5"),
+    ("xds:\n  load_reporting:\n    enabled: yes please\n", 3, "xds.load_reporting.enabled",
+     "must be true or false, got 'yes please'"),
+    ("xds:\n  load_reporting: {max_entries: 0}\n", 2, "xds.load_reporting.max_entries",
+     "must be in [1, 10000000], got 0"),
+    ("xds:\n  load_reporting: {metrics: [cpu, named_metrics.q]}\n", 2,
+     "xds.load_reporting.metrics", "not an ORCA metric (or named_metrics.NAME): 'cpu'"),
+    ("xds:\n  load_reporting: {intervals: 3}\n", 2, "xds.load_reporting",
+     "unknown field 'intervals', did you mean 'interval'?"),
 ]  # fmt: skip
 
 
@@ -137,6 +148,21 @@ def test_a_bad_file_names_the_line_and_the_field(
         f"{where}: {field}: {expected}" if field else f"{where}: {expected}"
     )
     assert (caught.value.origin, caught.value.field) == (where, field)
+
+
+def test_load_reporting_is_read_into_the_serve_and_translate_options(tmp_path: Path) -> None:
+    """`xds.load_reporting`: the LRS interval and bounds in `ServeOptions.load`, whether
+    clients are told to report in the translation's options; absent, the defaults (on)."""
+    text = "xds:\n  load_reporting: {enabled: false, interval: 2, stale_after: 7, max_entries: 9,"
+    text += " metrics: [mem_utilization, named_metrics.queue]}\n"
+    serve = load_config(write_config(tmp_path, text), {}).serve
+    assert (serve.load.interval_s, serve.load.stale_after_s, serve.load.max_entries) == (2, 7, 9)
+    assert serve.translate.load_reporting is False
+    assert serve.translate.load_metrics == ("mem_utilization", "named_metrics.queue")
+    default = load_config(write_config(tmp_path, "xds: {}\n"), {}).serve
+    assert default.load == LoadReporting()
+    assert default.translate.load_reporting is True
+    assert default.translate.load_metrics == ("application_utilization", "cpu_utilization")
 
 
 def test_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:

@@ -109,3 +109,17 @@ def test_write_timeout_from_file_environment_and_flag(tmp_path: Path) -> None:
     for bad in ("0", "-1", "soon", "true"):
         with pytest.raises(ConfigFieldError, match=r"xds\.write_timeout: must be seconds > 0"):
             load_config(path, {"XDSCP_XDS__WRITE_TIMEOUT": bad})
+
+
+def test_load_reporting_flags_over_the_file(tmp_path: Path) -> None:
+    """`--no-load-reporting` turns off what the file turned on; `--load-report-interval`
+    replaces the file's interval and keeps reporters fresh for 3.5 intervals at least."""
+    more = "xds:\n  load_reporting: {enabled: true, interval: 5, stale_after: 20}\n"
+    path = write_config(tmp_path, WEB_CONFIG % 1 + more)
+    file_only = _resolved(["--config", str(path)], {}).serve
+    assert (file_only.load.interval_s, file_only.load.stale_after_s) == (5, 20)
+    assert file_only.translate.load_reporting is True
+    flags = ["--config", str(path), "--no-load-reporting", "--load-report-interval", "30"]
+    flagged = _resolved(flags, {}).serve
+    assert flagged.translate.load_reporting is False
+    assert (flagged.load.interval_s, flagged.load.stale_after_s) == (30, 105)

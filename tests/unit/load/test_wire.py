@@ -8,6 +8,8 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import load_report_pb2
 from envoy.service.load_stats.v3 import lrs_pb2
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xdscp.load import EndpointLoad, LoadReport
 from xdscp.load.wire import MAX_LOADS, decode_report
@@ -72,3 +74,46 @@ def test_a_huge_report_is_cut_at_the_limit(per_locality: int) -> None:
             locality.upstream_endpoint_stats.add(total_successful_requests=1)
     (report,) = decode_report(lrs_pb2.LoadStatsRequest(cluster_stats=[stats]), _own)
     assert len(report.loads) == min(MAX_LOADS, 3 * per_locality)
+
+
+_counts = st.integers(0, 2**64 - 1)
+_values = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> lrs_pb2.LoadStatsRequest:
+    """LoadStatsRequests of any shape a client could send: names, addresses and ports of
+    any value, counts up to 2^64-1, metric values NaN and infinite included."""
+    request = lrs_pb2.LoadStatsRequest()
+    for _ in range(draw(st.integers(0, 3))):
+        stats = request.cluster_stats.add(cluster_name=draw(st.text(max_size=10)))
+        stats.load_report_interval.seconds = draw(st.integers(-(2**40), 2**40))
+        for _ in range(draw(st.integers(0, 3))):
+            locality = stats.upstream_locality_stats.add(
+                total_successful_requests=draw(_counts), total_error_requests=draw(_counts)
+            )
+            locality.locality.sub_zone = draw(st.text(max_size=10))
+            locality.application_utilization.total_metric_value = draw(_values)
+            locality.application_utilization.num_requests_finished_with_metric = draw(_counts)
+            for _ in range(draw(st.integers(0, 3))):
+                endpoint = locality.upstream_endpoint_stats.add(
+                    total_successful_requests=draw(_counts), total_error_requests=draw(_counts)
+                )
+                endpoint.address.socket_address.address = draw(st.text(max_size=10))
+                endpoint.address.socket_address.port_value = draw(st.integers(0, 2**32 - 1))
+                endpoint.load_metric_stats.add(
+                    metric_name=draw(st.sampled_from(["application_utilization", "x"])),
+                    total_metric_value=draw(_values),
+                    num_requests_finished_with_metric=draw(_counts),
+                )
+    return request
+
+
+@given(_requests())
+def test_any_request_decodes_without_raising_one_report_per_cluster(request: Any) -> None:
+    reports = decode_report(request, _own, "node")
+    assert len(reports) == len(request.cluster_stats)
+    for report, stats in zip(reports, request.cluster_stats, strict=True):
+        endpoints = sum(len(loc.upstream_endpoint_stats) for loc in stats.upstream_locality_stats)
+        assert len(report.loads) <= max(endpoints, len(stats.upstream_locality_stats))
+        assert all(load.cluster == stats.cluster_name for load in report.loads)

@@ -1,4 +1,5 @@
-// xdscp dashboard: renders /api/events (services, nodes, sources) and /api/predict. No
+// xdscp dashboard: renders /api/events (services with their measured load, nodes, sources)
+// and /api/predict. No
 // dependencies. Until the first data arrives the page says "loading…"; when the API fails
 // (an unreachable server, a route answering 500, a `failed` event) a banner says so and
 // the data shown is marked stale with its time, never silently frozen.
@@ -29,22 +30,34 @@ function locality(l) {
   return [l.region, l.zone, l.sub_zone].filter(Boolean).join("/") || "—";
 }
 
+function share(x) {
+  return x === null || x === undefined ? "—" : pct(x);
+}
+
+// Measured (the clients' load reports: requests per second and share of the service's) beside
+// the reference balancer's predicted share and the weight served.
 function endpointsTable(service) {
   const body = el("tbody");
   for (const e of service.endpoints) {
+    const measured = e.measured_share === null || e.measured_share === undefined ? "" : String(e.measured_share);
     body.append(el("tr", {"data-endpoint": e.key},
       el("td", {text: e.key}),
       el("td", {class: "num", text: String(e.weight)}),
       el("td", {text: locality(e.locality)}),
       el("td", {class: "num", text: String(e.priority)}),
       el("td", {class: "health-" + e.health, text: e.health}),
-      el("td", {text: e.source || "—"})));
+      el("td", {text: e.source || "—"}),
+      el("td", {class: "num", "data-measured-rps": e.measured_rps === null ? "" : String(e.measured_rps),
+        text: e.measured_rps === null || e.measured_rps === undefined ? "—" : e.measured_rps.toFixed(1)}),
+      el("td", {class: "num measured", "data-measured-share": measured, text: share(e.measured_share)}),
+      el("td", {class: "num", "data-predicted-share": e.predicted_share === null ? "" : String(e.predicted_share),
+        text: share(e.predicted_share)})));
   }
   if (!service.endpoints.length) {
-    body.append(el("tr", {}, el("td", {colspan: "6", class: "empty", text: "no endpoints"})));
+    body.append(el("tr", {}, el("td", {colspan: "9", class: "empty", text: "no endpoints"})));
   }
-  const head = el("tr", {}, ...["endpoint", "weight", "locality", "priority", "health", "source"]
-    .map((name) => el("th", {text: name})));
+  const head = el("tr", {}, ...["endpoint", "weight", "locality", "priority", "health", "source",
+    "rps", "measured", "predicted"].map((name) => el("th", {text: name})));
   return el("table", {class: "endpoints"}, el("thead", {}, head), body);
 }
 
@@ -146,6 +159,13 @@ function policyDetails(policy) {
     el("table", {class: "policy"}, body));
 }
 
+// The service without its measured load: what the predicted split depends on.
+function shapeOf(service) {
+  const endpoints = service.endpoints.map(
+    ({measured_rps, measured_share, predicted_share, ...rest}) => rest);
+  return JSON.stringify({...service, load: null, endpoints});
+}
+
 function renderService(service) {
   const json = JSON.stringify(service);
   let entry = cards.get(service.name);
@@ -159,7 +179,10 @@ function renderService(service) {
     el("span", {class: "badge policy", "data-policy": policy.lb, text: policy.lb}),
     policy.hash_on.length ? el("span", {class: "badge", text: "hash on " + policy.hash_on.join(", ")}) : null,
     el("span", {class: "badge", text: "source " + (service.source || "—")}),
-    el("span", {class: "badge", text: `${service.endpoints.length} endpoints`}));
+    el("span", {class: "badge", text: `${service.endpoints.length} endpoints`}),
+    service.load && service.load.rps !== null
+      ? el("span", {class: "badge load", "data-load-rps": String(service.load.rps),
+        text: `measured ${service.load.rps.toFixed(1)} rps`}) : null);
   const keepLookup = entry.json && JSON.parse(entry.json).policy.hash_on.join() === policy.hash_on.join();
   const lookup = keepLookup ? entry.card.querySelector(".lookup") : (policy.hash_on.length ? lookupForm(service) : null);
   const split = entry.card.querySelector(".split") || el("div", {class: "split"});
@@ -169,7 +192,9 @@ function renderService(service) {
   entry.card.replaceChildren(title, details, el("div", {class: "columns"},
     endpointsTable(service), el("div", {}, split, lookup)));
   entry.json = json;
-  refreshSplit(service.name);
+  const shape = shapeOf(service);
+  if (entry.shape !== shape) refreshSplit(service.name); // load alone: the split stands
+  entry.shape = shape;
   return entry.card;
 }
 
