@@ -8,9 +8,10 @@ weights); `wire` decodes LRS's protobuf. The LRS stream and the plane's use of t
 arrive in later stages.
 """
 
-from xdscp.load.adaptive import RESOLUTION, AdaptiveSettings, AdaptiveWeights, WeightPush
+from xdscp.load.adaptive import RESOLUTION, AdaptiveWeights, WeightPush
 from xdscp.load.reports import EndpointLoad, LoadBook, LoadReport
 from xdscp.load.samples import MAX_RPS, MAX_UTILIZATION, LoadSample, capacity_of, implausible
+from xdscp.model import AdaptiveSettings  # the policy part the loop reads
 
 __all__ = [
     "MAX_RPS",

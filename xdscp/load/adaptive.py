@@ -24,35 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xdscp.load.samples import LoadSample, capacity_of, implausible
-from xdscp.model import check_float
+from xdscp.model import AdaptiveSettings
 
 RESOLUTION = 1000  # the heaviest endpoint's pushed weight; the others in proportion
-
-
-@dataclass(frozen=True, slots=True)
-class AdaptiveSettings:
-    """How the computed weights follow the load (`adaptive_weights` in a policy)."""
-
-    min_push_interval_s: float = 10.0
-    smoothing: float = 0.5  # the newest estimate's share of the smoothed one
-    max_step: float = 2.0
-    floor: float = 0.05
-    hysteresis: float = 0.1
-    stale_after_s: float = 30.0
-    error_penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check("min_push_interval_s", self.min_push_interval_s, 0.0, 3600.0)
-        _check("smoothing", self.smoothing, 0.01, 1.0)
-        _check("max_step", self.max_step, 1.01, 100.0)
-        _check("floor", self.floor, 0.0, 1.0)
-        _check("hysteresis", self.hysteresis, 0.0, 1.0)
-        _check("stale_after_s", self.stale_after_s, 1.0, 86400.0)
-        _check("error_penalty", self.error_penalty, 0.0, 100.0)
-
-
-def _check(name: str, value: float, low: float, high: float) -> None:
-    check_float(f"adaptive_weights.{name}", value, low, high)
 
 
 @dataclass(frozen=True, slots=True)

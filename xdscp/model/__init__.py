@@ -3,6 +3,7 @@
 Pure data with validation and no protobuf; every stage speaks it.
 """
 
+from xdscp.model.adaptive import AdaptiveSettings
 from xdscp.model.address import format_host_port, parse_host_port
 from xdscp.model.checks import (
     UINT32_MAX,
@@ -15,11 +16,13 @@ from xdscp.model.checks import (
 from xdscp.model.client import ClientKind
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
+    ADAPTIVE_POLICIES,
     DEFAULT_MAGLEV_TABLE,
     ENVOY_MAX_RING,
     ENVOY_MIN_RING,
     HASHING_POLICIES,
     MAGLEV_MAX_TABLE,
+    POLICY_PARTS,
     BalancingPolicy,
     HashFunction,
     HashInput,
@@ -67,6 +70,7 @@ from xdscp.model.service import (
 )
 
 __all__ = [
+    "ADAPTIVE_POLICIES",
     "DEFAULT_MAGLEV_TABLE",
     "DEFAULT_OVERPROVISIONING",
     "DEFAULT_PANIC_THRESHOLD",
@@ -76,9 +80,11 @@ __all__ = [
     "HASHING_POLICIES",
     "MAGLEV_MAX_TABLE",
     "MAX_PRIORITY",
+    "POLICY_PARTS",
     "RESILIENCE_POLICIES",
     "RETRY_ON",
     "UINT32_MAX",
+    "AdaptiveSettings",
     "BalancingPolicy",
     "CircuitBreakers",
     "ClientKind",

@@ -13,12 +13,14 @@ from enum import StrEnum
 from typing import Any
 
 from xdscp.errors import ValidationError
+from xdscp.model.adaptive import AdaptiveSettings
 from xdscp.model.checks import UINT32_MAX, check_float, check_int, choice, is_prime
 from xdscp.model.resilience import (
     RESILIENCE_POLICIES,
     CircuitBreakers,
     HealthCheck,
     OutlierDetection,
+    Policy,
     RetryPolicy,
     SlowStart,
     parse_duration,
@@ -52,6 +54,14 @@ _HASH_ON_POLICIES = frozenset({LbPolicy.RING_HASH, LbPolicy.MAGLEV, LbPolicy.SOU
 _SLOW_START_POLICIES = frozenset(
     {LbPolicy.ROUND_ROBIN, LbPolicy.WEIGHTED_ROUND_ROBIN, LbPolicy.LEAST_REQUEST}
 )
+ADAPTIVE_POLICIES = frozenset(LbPolicy) - {LbPolicy.ROUND_ROBIN, LbPolicy.RANDOM}
+"""The policies whose clients honour endpoint weights: where `adaptive_weights` is valid."""
+
+POLICY_PARTS: dict[str, type[Policy]] = {
+    **RESILIENCE_POLICIES,
+    "adaptive_weights": AdaptiveSettings,
+}
+"""Every nested part of `BalancingPolicy`, by field name (None = off)."""
 
 
 class HashFunction(StrEnum):
@@ -134,6 +144,7 @@ class BalancingPolicy:
     retries: RetryPolicy | None = None
     timeout: float | None = None
     hash_balance_factor: int | None = None
+    adaptive_weights: AdaptiveSettings | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.lb, LbPolicy):
@@ -166,7 +177,7 @@ class BalancingPolicy:
         self._check_resilience()
 
     def _check_resilience(self) -> None:
-        for name, kind in RESILIENCE_POLICIES.items():
+        for name, kind in POLICY_PARTS.items():
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 object.__setattr__(self, name, kind.from_mapping(value, name))
@@ -188,13 +199,19 @@ class BalancingPolicy:
             raise ValidationError(
                 "slow_start", f"is used by round robin and least_request only, not {self.lb}"
             )
+        if self.adaptive_weights is not None and self.lb not in ADAPTIVE_POLICIES:
+            allowed = ", ".join(sorted(ADAPTIVE_POLICIES))
+            raise ValidationError(
+                "adaptive_weights",
+                f"needs a policy whose clients honour endpoint weights ({allowed}), not {self.lb}",
+            )
 
     def to_mapping(self) -> dict[str, Any]:
         """The JSON / YAML form: every field, nested policies as mappings, hash_on as text."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in RESILIENCE_POLICIES and value is not None:
+            if f.name in POLICY_PARTS and value is not None:
                 value = value.to_mapping()
             elif f.name == "hash_on":
                 value = [str(h) for h in value]

@@ -26,7 +26,7 @@ from typing import Any
 
 from xdscp.errors import ConfigFieldError, ValidationError
 from xdscp.model import (
-    RESILIENCE_POLICIES,
+    POLICY_PARTS,
     BalancingPolicy,
     Endpoint,
     HashFunction,
@@ -100,7 +100,7 @@ def policy_section(located: Located, path: FieldPath) -> BalancingPolicy:
     """The policy mapping at `path`: `BalancingPolicy` fields, `hash_on` as strings."""
     given = located.mapping(path, tuple(_POLICY_FIELDS))
     values = {k: v for k, v in given.items() if v is not None}
-    for name, kind in RESILIENCE_POLICIES.items():
+    for name, kind in POLICY_PARTS.items():
         if name in values:
             _check_keys(located, (*path, name), kind)
     hash_on = []

@@ -162,10 +162,13 @@ def test_removed_endpoints_are_forgotten_and_added_ones_start_registered() -> No
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("smoothing", 0.0), ("max_step", 1.0), ("floor", math.nan), ("stale_after_s", -1.0),
-     ("hysteresis", 2.0), ("min_push_interval_s", math.inf), ("error_penalty", -0.1)],
+    [("smoothing", 0.0), ("max_step", 1.0), ("floor", math.nan), ("stale_after", -1.0),
+     ("hysteresis", 2.0), ("min_push_interval", math.inf), ("error_penalty", -0.1)],
 )  # fmt: skip
 def test_settings_out_of_range_are_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(ValidationError) as error:
         AdaptiveSettings(**{field: value})
-    assert error.value.field == f"adaptive_weights.{field}"
+    assert error.value.field == field
+    with pytest.raises(ValidationError) as nested:
+        AdaptiveSettings.from_mapping({field: value}, "adaptive_weights")
+    assert nested.value.field == f"adaptive_weights.{field}"
