@@ -14,6 +14,7 @@ from xdscp.model.checks import (
     is_prime,
 )
 from xdscp.model.client import ClientKind
+from xdscp.model.load import MAX_REPORTED_RPS, MAX_REPORTED_UTILIZATION, ReportedLoad
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     ADAPTIVE_POLICIES,
@@ -80,6 +81,8 @@ __all__ = [
     "HASHING_POLICIES",
     "MAGLEV_MAX_TABLE",
     "MAX_PRIORITY",
+    "MAX_REPORTED_RPS",
+    "MAX_REPORTED_UTILIZATION",
     "POLICY_PARTS",
     "RESILIENCE_POLICIES",
     "RETRY_ON",
@@ -102,6 +105,7 @@ __all__ = [
     "OutlierDetection",
     "PriorityCounts",
     "PriorityLoad",
+    "ReportedLoad",
     "RetryPolicy",
     "Service",
     "ServiceSet",
