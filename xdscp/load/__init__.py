@@ -4,11 +4,13 @@ Sans I/O: `samples` (one endpoint's load over an interval, and whether it can be
 `reports` (many clients' LRS reports summed into one sample per endpoint, bounded) and
 `adaptive` (one service's weights, following the reported capacities with smoothing, a
 bounded step, a floor, hysteresis, a minimum interval and a fall-back to the registered
-weights); `wire` decodes LRS's protobuf. The LRS stream and the plane's use of the weights
-arrive in later stages.
+weights); `overlay` (the services as served with every adaptive service's computed weights: its loop
+fed by client samples and by the endpoints' own registered load); `wire` decodes LRS's
+protobuf.
 """
 
-from xdscp.load.adaptive import RESOLUTION, AdaptiveWeights, WeightPush
+from xdscp.load.adaptive import RESOLUTION, AdaptiveWeights, WeightPush, whole_weights
+from xdscp.load.overlay import Samples, WeightOverlay
 from xdscp.load.reports import EndpointLoad, LoadBook, LoadReport
 from xdscp.load.samples import MAX_RPS, MAX_UTILIZATION, LoadSample, capacity_of, implausible
 from xdscp.model import AdaptiveSettings  # the policy part the loop reads
@@ -23,7 +25,10 @@ __all__ = [
     "LoadBook",
     "LoadReport",
     "LoadSample",
+    "Samples",
+    "WeightOverlay",
     "WeightPush",
     "capacity_of",
     "implausible",
+    "whole_weights",
 ]

@@ -95,7 +95,7 @@ class AdaptiveWeights:
         if self._last_push is not None and self._settled and not self._moves(target):
             return None
         self._current, self._last_push, self._settled = target, now, reached
-        return WeightPush(_integers(target), frozenset(fresh))
+        return WeightPush(whole_weights(target), frozenset(fresh))
 
     def _registered_floats(self) -> dict[str, float]:
         return {k: float(w) for k, w in self._registered.items()}
@@ -140,8 +140,8 @@ def _floored(weights: dict[str, float], floor: float) -> dict[str, float]:
     return out
 
 
-def _integers(weights: Mapping[str, float]) -> dict[str, int]:
-    """Whole weights (xDS's are integers >= 1), the heaviest RESOLUTION."""
+def whole_weights(weights: Mapping[str, float]) -> dict[str, int]:
+    """Whole weights (xDS's are integers >= 1), the heaviest RESOLUTION: what is served."""
     if not weights:
         return {}
     top = max(weights.values())
