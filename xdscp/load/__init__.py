@@ -10,7 +10,7 @@ protobuf.
 """
 
 from xdscp.load.adaptive import RESOLUTION, AdaptiveWeights, WeightPush, whole_weights
-from xdscp.load.overlay import Samples, WeightOverlay
+from xdscp.load.overlay import LoadSamples, Samples, WeightOverlay
 from xdscp.load.reports import EndpointLoad, LoadBook, LoadReport
 from xdscp.load.samples import MAX_RPS, MAX_UTILIZATION, LoadSample, capacity_of, implausible
 from xdscp.model import AdaptiveSettings  # the policy part the loop reads
@@ -25,6 +25,7 @@ __all__ = [
     "LoadBook",
     "LoadReport",
     "LoadSample",
+    "LoadSamples",
     "Samples",
     "WeightOverlay",
     "WeightPush",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from xdscp.load.adaptive import AdaptiveWeights, WeightPush, whole_weights
 from xdscp.load.samples import LoadSample
@@ -27,6 +28,16 @@ from xdscp.model import AdaptiveSettings, ReportedLoad, Service, ServiceSet
 
 Samples = Mapping[str, Sequence[LoadSample]]
 """Per service name, one sample per endpoint (key `ip:port`)."""
+
+
+class LoadSamples(Protocol):
+    """What the plane is handed to read the clients' load: per service (an Envoy or gRPC
+    cluster is named after its service), one sample per endpoint, at `now` (monotonic
+    seconds). `LoadBook.samples` is one."""
+
+    def __call__(self, now: float, /) -> Samples:
+        """The samples fresh at `now`."""
+        ...
 
 
 class _Served(Mapping[str, Service]):

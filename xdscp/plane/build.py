@@ -26,6 +26,7 @@ from xdscp.config import ConfigServicesSource, ServerConfig
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver
 from xdscp.etcd import EtcdClient
 from xdscp.health import HealthCoordination, HealthLayout, HealthMetrics, HealthStage, health_prefix
+from xdscp.load import LoadSamples
 from xdscp.model import ClientKind
 from xdscp.plane.control import ControlPlane, Serving
 from xdscp.plane.pipeline import Pipeline
@@ -63,6 +64,7 @@ def build_plane(
     metrics_registry: CollectorRegistry | None = None,
     observers: Sequence[StreamObserver] = (),
     environ: Mapping[str, str] | None = None,
+    load_samples: LoadSamples | None = None,
 ) -> ControlPlane:
     """The plane `config` describes, not started.
 
@@ -70,6 +72,8 @@ def build_plane(
     as the file and environment gave it, before flags (a change of the file is compared with
     it; default `config`). `observers`: told of every stream event. `environ`: the
     environment the configuration file is read again with (default `os.environ`).
+    `load_samples`: the clients' load per service (an LRS `LoadBook`'s `samples`), which
+    adaptive services' weights follow besides the endpoints' own registered load.
     """
     metrics_registry = metrics_registry or CollectorRegistry()  # shared with the sources' metrics
     register_process_metrics(metrics_registry)
@@ -103,7 +107,7 @@ def build_plane(
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
-        closers=closers,
+        closers=closers, load_samples=load_samples,
     )  # fmt: skip
 
 

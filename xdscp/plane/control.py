@@ -19,7 +19,7 @@ from functools import partial
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from xdscp.admin import SERVICES, AdminServer, ChangeFeed
 from xdscp.cache import SnapshotCache
@@ -27,6 +27,7 @@ from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
 from xdscp.health import HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
+from xdscp.load import LoadSamples, Samples
 from xdscp.model import ClientKind, ServiceSet
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.source_health import SourceMonitor
@@ -100,8 +101,10 @@ class ControlPlane:
         admin: AdminServer,
         metrics_registry: CollectorRegistry,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
+        load_samples: LoadSamples | None = None,
     ) -> None:
-        """`closers`: what `stop()` closes last (the etcd client the parts share)."""
+        """`closers`: what `stop()` closes last (the etcd client the parts share);
+        `load_samples`: the clients' load per service (LRS), for adaptive weights."""
         self.options, self.sources = options, tuple(sources)
         self.metrics_registry = metrics_registry
         self.pipeline, self.health, self.admin = pipeline, health, admin
@@ -109,6 +112,11 @@ class ControlPlane:
         self.metrics, self.cache, self.feed = serving.metrics, serving.cache, serving.feed
         self.status, self.service, self.csds = serving.status, serving.service, serving.csds
         self._closers = tuple(closers)
+        self._load_samples = load_samples
+        self.weight_pushes = Counter(
+            "xdscp_adaptive_weight_pushes", "Computed weights pushed, per service",
+            ["service"], registry=metrics_registry,
+        )  # fmt: skip
         self._merge_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -147,6 +155,33 @@ class ControlPlane:
         changed = self.pipeline.apply_verdicts(verdicts)
         if changed:
             self._push(changed)
+
+    def weigh(self, now: float, wall: float) -> frozenset[str]:
+        """One tick of the adaptive weights (`now`: monotonic, `wall`: epoch seconds): the
+        services reweighed are served anew, Envoy first. Nothing to weigh: nothing read."""
+        if not self.pipeline.weights.adaptive:
+            return frozenset()
+        samples: Samples = {} if self._load_samples is None else self._load_samples(now)
+        changed = self.pipeline.apply_loads(samples, now, wall)
+        for name in sorted(changed):
+            push = self.pipeline.weights.last_push[name]
+            self.weight_pushes.labels(name).inc()
+            log.info(
+                "weights_pushed", service=name, weights=dict(push.weights),
+                reporting=len(push.reporting),
+            )  # fmt: skip
+        if changed:
+            self._push(changed)
+        return changed
+
+    async def _weigh_every(self, interval_s: float) -> None:
+        """Tick the adaptive weights every `interval_s` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.weigh(time.monotonic(), time.time())
+            except Exception:  # one bad tick must not stop serving; the weights stay
+                log.exception("weigh_failed")
 
     def _push(self, changed: frozenset[str] | None) -> None:
         """Tell the dashboard, then build each kind's snapshot, turn by turn (Envoy first)."""
@@ -213,6 +248,8 @@ class ControlPlane:
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(self._verdicts), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
+        weigh = self._weigh_every(self.options.weigh_interval_s)
+        self._tasks.append(asyncio.create_task(weigh, name="weigh"))
 
     def _xds_server(
         self, xds: Listen, credentials: grpc.ServerCredentials | None
