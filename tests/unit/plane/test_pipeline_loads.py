@@ -222,3 +222,66 @@ def test_weighted_hash_policies_follow_the_computed_weights_in_both_kinds(lb: Lb
         shares = _shares(_snapshot(pipe, kind), kind)
         for key, expected in zip(CAPACITY, (1 / 7, 2 / 7, 4 / 7), strict=True):
             assert shares[key] == pytest.approx(expected, abs=0.04), (kind, lb, shares)
+
+
+def _registered(pipe: Pipeline, at: float, with_rps: bool) -> dict[str, ReportedLoad]:
+    """What the three backends register at wall time `at`: the share the weights `pipe`
+    serves gives each, and the utilization that is for its capacity."""
+    served = {e.key: e.weight for e in pipe.services["web"].endpoints}
+    total = sum(served.values())
+    loads = {}
+    for key, weight in served.items():
+        rps = 700 * weight / total
+        loads[key] = ReportedLoad(rps / CAPACITY[key], rps if with_rps else None, at)
+    return loads
+
+
+def test_replicas_fed_the_same_registrations_serve_identical_versions() -> None:
+    """Two replicas watching the same registry (one etcd: the same registered loads), started
+    5.3 s apart and ticking out of phase with each other: once converged, the same weights
+    and byte-identical snapshots (same versions) for every client kind. The registrants
+    follow the weights replica A serves (its clients are the ones sending)."""
+    settings_ = AdaptiveSettings(min_push_interval=1.0)
+    a, b = (_pipeline(_service(settings_=settings_)) for _ in range(2))
+    for step in range(80):
+        wall = WALL + step * 0.5
+        loads = _registered(a, wall, with_rps=True)
+        for pipe, start, phase in ((a, 0.0, 0.0), (b, 5.3, 0.37)):
+            pipe.publish(0, {"web": _service(settings_=settings_, loads=loads)})
+            pipe.merge()
+            if step * 0.5 >= start:
+                pipe.apply_loads({}, 1000.0 + step * 0.5 + phase, wall)
+    assert a.weights.weights("web") == b.weights.weights("web") == {
+        "10.0.0.1:80": 250, "10.0.0.2:80": 500, "10.0.0.3:80": 1000,
+    }  # fmt: skip
+    for kind in ClientKind:
+        assert _snapshot(a, kind).versions == _snapshot(b, kind).versions
+
+
+@settings(deadline=None, max_examples=10)
+@given(st.randoms(use_true_random=False), st.floats(0.0, 10.0))
+def test_replicas_fed_noisy_registrations_stay_within_the_band_of_each_other(
+    rng: random.Random, late: float
+) -> None:
+    """Registered utilization wobbling by up to 3 %: the replicas' weights may differ (each
+    holds what it last pushed while the estimates stay inside the hysteresis band; versions
+    then differ), but each stays within the band of the same target: apart by at most twice
+    the band."""
+    settings_ = AdaptiveSettings(min_push_interval=1.0)
+    a, b = (_pipeline(_service(settings_=settings_)) for _ in range(2))
+    for step in range(120):
+        wall = WALL + step * 0.5
+        loads = {
+            k: ReportedLoad(v.utilization * rng.uniform(0.97, 1.03), v.rps, v.at)
+            for k, v in _registered(a, wall, with_rps=True).items()
+        }
+        for pipe, start in ((a, 0.0), (b, late)):
+            pipe.publish(0, {"web": _service(settings_=settings_, loads=loads)})
+            pipe.merge()
+            if step * 0.5 >= start:
+                pipe.apply_loads({}, 1000.0 + step * 0.5, wall)
+    first, second = a.weights.weights("web"), b.weights.weights("web")
+    assert first is not None
+    assert second is not None
+    for key, weight in first.items():
+        assert abs(weight - second[key]) <= settings_.hysteresis * 2 * second[key], (first, second)
