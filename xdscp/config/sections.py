@@ -39,6 +39,7 @@ SCHEMA: dict[str, Any] = {
         "group_by": STR,
         "tls": {"cert": STR, "key": STR, "client_ca": STR},
         "write_timeout": YAML,
+        "weigh_interval": YAML,
     },
     "admin": {"address": STR},
     "listener": {
@@ -99,9 +100,12 @@ def serve_options(raw: RawConfig) -> ServeOptions:
     timeout = raw.get(("xds", "write_timeout"), default.write_timeout_s)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
+    weigh = raw.get(("xds", "weigh_interval"), default.weigh_interval_s)
+    if isinstance(weigh, bool) or not isinstance(weigh, int | float) or not 0 < weigh <= 3600:
+        raise raw.error(("xds", "weigh_interval"), f"must be seconds in (0, 3600], got {weigh!r}")
     return ServeOptions(
         *xds, *admin, _translate(raw), group_by=group_by, tls=_xds_tls(raw),
-        write_timeout_s=float(timeout),
+        write_timeout_s=float(timeout), weigh_interval_s=float(weigh),
     )  # fmt: skip
 
 

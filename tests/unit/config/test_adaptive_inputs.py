@@ -160,3 +160,20 @@ def test_errors_name_the_flag() -> None:
     assert flag_for("adaptive_weights") == "--adaptive-weights"
     assert flag_for("adaptive_weights.max_step") == "--adaptive-max-step"
     assert flag_for("adaptive_weights.min_push_interval") == "--adaptive-min-push-interval"
+
+
+@pytest.mark.parametrize(
+    ("value", "taken"), [("0.5", 0.5), ("2", 2.0), ("0", None), ("-1", None), ("soon", None),
+                         ("true", None), ("3601", None)],
+)  # fmt: skip
+def test_the_weigh_interval_is_read_from_serves_configuration(
+    tmp_path: Path, value: str, taken: float | None
+) -> None:
+    path = tmp_path / "xdscp.yaml"
+    path.write_text(f"xds:\n  weigh_interval: {value}\n")
+    if taken is None:
+        with pytest.raises(ConfigFieldError) as info:
+            load_config(path, {})
+        assert info.value.field == "xds.weigh_interval"
+        return
+    assert load_config(path, {}).serve.weigh_interval_s == taken
