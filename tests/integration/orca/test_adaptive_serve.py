@@ -2,7 +2,7 @@
 processes registered in etcd with EQUAL weights, each registration carrying the backend's own
 load (rate and utilization = rate / capacity, read from its `/_demo/load` and written again
 every 0.25 s with `report_load`), the service's policy `weighted_round_robin` with
-`adaptive_weights`. The plane is `build_plane`'s (what `xdscp serve` runs), watching etcd.
+`adaptive_weights`. The plane is `xdscp serve --etcd` (a subprocess), deciding every 0.25 s.
 
 Capacities 1 : 2 : 4. Each estimate `rps / utilization` is the capacity itself whatever rate a
 backend receives, so the computed weights converge to 250 : 500 : 1000 (the heaviest 1000)
@@ -25,23 +25,21 @@ import json
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
+from tests.harness.serve import LogEvents, Serve
 from tests.integration.orca.harness import BackendProcess, backends, stat, weights
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
 from xdscp.etcd import EtcdClient
 from xdscp.model import AdaptiveSettings, BalancingPolicy, LbPolicy, ReportedLoad
-from xdscp.plane import ControlPlane, ServeOptions, ServerConfig, build_plane
 from xdscp.procs.envoy import EnvoyProcess
 from xdscp.registry import Placement, Registered, build_registration, register, report_load
 from xdscp.registry.registration import set_policy
-from xdscp.sources.etcd import EtcdRegistrySource
-from xdscp.testing import free_port, wait_for
-from xdscp.translate import TranslateOptions
+from xdscp.testing import wait_for
 
 pytestmark = [pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
 
@@ -96,32 +94,23 @@ def _shares(answered: Counter[str]) -> list[float]:
     return [answered[name] / total for name, _, _ in SPECS]
 
 
-def _pushes(plane: ControlPlane) -> float:
-    sample = plane.metrics_registry.get_sample_value(
-        "xdscp_adaptive_weight_pushes_total", {"service": "web"}
-    )
-    return sample or 0.0
+@contextlib.contextmanager
+def _serve(etcd: EtcdServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Serve, LogEvents]]:
+    """`xdscp serve --etcd` deciding weights every 0.25 s (`xds.weigh_interval`, from the
+    environment), its JSON log read as it comes (the `weights_pushed` events)."""
+    monkeypatch.setenv("XDSCP_XDS__WEIGH_INTERVAL", "0.25")
+    serve = Serve(etcd.url)
+    assert serve.process.stderr is not None
+    events = LogEvents(serve.process.stderr)
+    try:
+        yield serve, events
+    finally:
+        serve.stop()
 
 
-@contextlib.asynccontextmanager
-async def _plane(etcd: EtcdServer, listener_port: int) -> AsyncIterator[ControlPlane]:
-    options = ServeOptions(
-        xds_port=0, admin_port=0, weigh_interval_s=0.25,
-        translate=TranslateOptions(listener_address="127.0.0.1", listener_port=listener_port),
-    )  # fmt: skip
-    async with EtcdClient(etcd.config()) as watcher:
-        source = EtcdRegistrySource(watcher, min_interval=0.0)
-        plane = build_plane(ServerConfig(serve=options), sources=[source])
-        await plane.start()
-        try:
-            yield plane
-        finally:
-            await plane.stop()
-
-
-async def _envoy(plane: ControlPlane, tmp_path: Path) -> EnvoyProcess:
+async def _envoy(serve: Serve, tmp_path: Path) -> EnvoyProcess:
     options = EnvoyBootstrapOptions(
-        node_id="envoy-adaptive", servers=(XdsServer("127.0.0.1", plane.xds_port),), admin_port=0
+        node_id="envoy-adaptive", servers=(XdsServer("127.0.0.1", serve.xds),), admin_port=0
     )
     process = EnvoyProcess(envoy_bootstrap(options), tmp_path / "envoy")
     await asyncio.to_thread(process.start)
@@ -147,19 +136,17 @@ def weights_of(proxy: EnvoyProcess, ports: list[int]) -> list[int] | None:
 
 @pytest.mark.parametrize("with_rps", [True, False], ids=["rps", "utilization-only"])
 async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
-    etcd_server: EtcdServer, tmp_path: Path, with_rps: bool
+    etcd_server: EtcdServer, tmp_path: Path, with_rps: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With its rate (the estimates are exact: the weights reach 250 : 500 : 1000 to the
     unit, shares within 0.02), or its utilization alone (its weight stands for its rate,
     which a 2 s window measures with a lag: the weights settle within the hysteresis band,
     0.1, of the target, shares within 0.03)."""
     band, bound = (0.0, BOUND) if with_rps else (ADAPTIVE.hysteresis, 0.03)
-    listener_port = free_port()
-    with backends(SPECS) as running:
-        ports = [b.http_port for b in running]
+    with backends(SPECS) as running, _serve(etcd_server, monkeypatch) as (serve, events):
+        ports, listener_port = [b.http_port for b in running], serve.listener
         async with (
             EtcdClient(etcd_server.config()) as client,
-            _plane(etcd_server, listener_port) as plane,
             contextlib.AsyncExitStack() as stack,
         ):
             held = []
@@ -169,7 +156,7 @@ async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
                     (backend, await stack.enter_async_context(register(client, registration)))
                 )
             await set_policy(client, "web", BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))
-            proxy = await _envoy(plane, tmp_path)
+            proxy = await _envoy(serve, tmp_path)
             try:
                 await wait_for(lambda: weights_of(proxy, ports) == [1, 1, 1], 60.0)
                 baseline = _shares(await asyncio.to_thread(_send, listener_port, 700))
@@ -188,14 +175,14 @@ async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
                     else:
                         seen = await asyncio.to_thread(weights_of, proxy, ports)
                         raise AssertionError(f"Envoy's weights {seen} never neared 1:2:4")
-                    took, pushes = time.monotonic() - started, _pushes(plane)
+                    took, pushes = time.monotonic() - started, events.count("weights_pushed")
                     shares = _shares(await asyncio.to_thread(_send, listener_port, 700))
-                    steady_from, steady_pushes = time.monotonic(), _pushes(plane)
+                    steady_from, steady_pushes = time.monotonic(), events.count("weights_pushed")
                     eds_before = await asyncio.to_thread(stat, proxy, EDS_UPDATES)
                     for _ in range(STEADY_BATCHES):
                         await asyncio.to_thread(_send, listener_port, BATCH)
                     steady_s = time.monotonic() - steady_from
-                    per_minute = (_pushes(plane) - steady_pushes) / steady_s * 60
+                    per_minute = (events.count("weights_pushed") - steady_pushes) / steady_s * 60
                     eds = await asyncio.to_thread(stat, proxy, EDS_UPDATES) - eds_before
                 finally:
                     refresher.cancel()
