@@ -18,9 +18,17 @@ from xdscp.cli.policy_flags import flag_for, policy_patch
 from xdscp.cli.registry import policy_group
 from xdscp.config import load_config
 from xdscp.errors import ConfigFieldError, ValidationError
-from xdscp.model import ADAPTIVE_POLICIES, AdaptiveSettings, BalancingPolicy, LbPolicy
+from xdscp.model import (
+    ADAPTIVE_POLICIES,
+    AdaptiveSettings,
+    BalancingPolicy,
+    Endpoint,
+    LbPolicy,
+    Service,
+)
 from xdscp.registry.schema import parse_policy, policy_value
 from xdscp.sources.static import load_services
+from xdscp.translate.grpc import grpc_warnings
 
 # (field, lowest, highest) accepted
 BOUNDS = [
@@ -177,3 +185,12 @@ def test_the_weigh_interval_is_read_from_serves_configuration(
         assert info.value.field == "xds.weigh_interval"
         return
     assert load_config(path, {}).serve.weigh_interval_s == taken
+
+
+def test_grpc_is_told_least_request_ignores_the_computed_weights() -> None:
+    """The one weighted policy whose gRPC clients ignore endpoint weights says so."""
+    endpoint = Endpoint("10.0.0.1", 80)
+    for lb, noted in ((LbPolicy.LEAST_REQUEST, True), (LbPolicy.WEIGHTED_ROUND_ROBIN, False)):
+        policy = BalancingPolicy(lb=lb, adaptive_weights=AdaptiveSettings())
+        notes = grpc_warnings(Service("web", (endpoint,), policy))
+        assert any(n.startswith("adaptive_weights:") for n in notes) is noted
