@@ -7,6 +7,8 @@ wall)` feeds each loop its samples and asks it to decide, and returns the servic
 served weights changed. `services` is what the translators read: the base set, with only the
 adaptive services replaced by copies whose endpoint weights are the loop's, as whole numbers
 (the heaviest `RESOLUTION`), so the same loop state gives the same bytes and versions.
+`impose(service, weights)` serves weights decided elsewhere instead (replicas serving one
+publisher's decision: `xdscp.plane.shared_weights`); `decided()` is what each loop decided.
 
 Samples come from two places, per endpoint: what clients reported (`samples`, per service:
 an LRS `LoadBook`'s, through the plane's `LoadSamples` seam), else what the endpoint
@@ -82,6 +84,7 @@ class WeightOverlay:
         self._overrides: dict[str, Service] = {}
         self.services: ServiceSet = _Served(self._base, self._overrides)
         self.last_push: dict[str, WeightPush] = {}  # per service, the last push that changed
+        self._imposed: dict[str, dict[str, int]] = {}  # served instead of the loop's own
 
     @property
     def adaptive(self) -> frozenset[str]:
@@ -92,6 +95,31 @@ class WeightOverlay:
         """The weights served for `service` (None: not adaptive)."""
         loop = self._loops.get(service)
         return None if loop is None else dict(loop.served)
+
+    def decided(self) -> dict[str, dict[str, int]]:
+        """Per adaptive service, the weights its own loop decided (served unless imposed)."""
+        return {name: whole_weights(loop.weights.current) for name, loop in self._loops.items()}
+
+    def impose(self, service: str, weights: Mapping[str, int] | None) -> bool:
+        """Serve `weights` for `service` instead of its loop's (None: its loop's again), for
+        the endpoints it has (the others: the loop's); True when what is served changed."""
+        if weights is None:
+            self._imposed.pop(service, None)
+        else:
+            self._imposed[service] = dict(weights)
+        loop = self._loops.get(service)
+        return loop is not None and self._serve(service, loop)
+
+    def _serve(self, name: str, loop: _Loop) -> bool:
+        """Bring `name`'s served weights up to date; True when they changed."""
+        own = whole_weights(loop.weights.current)
+        imposed = self._imposed.get(name)
+        served = own if imposed is None else {k: imposed.get(k, w) for k, w in own.items()}
+        if served == loop.served and name in self._overrides:
+            return False
+        loop.served = served
+        self._overrides[name] = _reweighed(self._base[name], served)
+        return True
 
     def update(self, base: ServiceSet, names: Iterable[str] | None) -> None:
         """Follow `base` (the services as served before weighing) for `names` (None: all)."""
@@ -108,15 +136,15 @@ class WeightOverlay:
             self._loops.pop(name, None)
             self._overrides.pop(name, None)
             self.last_push.pop(name, None)
-            return
+            return  # an imposed record stays: it serves again if the service comes back
         registered = {e.key: e.weight for e in service.endpoints}
         loop = self._loops.get(name)
         if loop is None or loop.settings != settings:
             loop = self._loops[name] = _Loop(settings, registered)
         else:
             loop.weights.set_registered(registered)
-            loop.served = whole_weights(loop.weights.current)
-        self._overrides[name] = _reweighed(service, loop.served)
+        self._overrides.pop(name, None)  # the service itself changed: served anew
+        self._serve(name, loop)
 
     def apply(self, samples: Samples, now: float, wall: float) -> frozenset[str]:
         """Feed every adaptive service its samples at `now` (monotonic seconds; `wall`: the
@@ -127,12 +155,7 @@ class WeightOverlay:
             for sample in _samples_of(service, samples.get(name, ()), loop, now, wall):
                 loop.weights.observe(sample)
             push = loop.weights.decide(now)
-            if push is None:
-                continue
-            served = whole_weights(loop.weights.current)
-            if served != loop.served:
-                loop.served = served
-                self._overrides[name] = _reweighed(service, served)
+            if push is not None and self._serve(name, loop):
                 self.last_push[name] = push
                 changed.add(name)
         return frozenset(changed)

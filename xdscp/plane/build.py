@@ -30,6 +30,7 @@ from xdscp.load import LoadSamples
 from xdscp.model import ClientKind
 from xdscp.plane.control import ControlPlane, Serving
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_weights import SharedWeights, WeightsCoordination, weights_prefix
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
 from xdscp.server import CsdsService, StatusBoard, StreamEvent, XdsMetrics, XdsService, grouper
@@ -54,6 +55,7 @@ class Configured:
     sources: tuple[Source, ...]
     etcd: EtcdClient | None = None
     coordination: HealthCoordination | None = None
+    weights: WeightsCoordination | None = None
 
 
 def build_plane(
@@ -104,10 +106,13 @@ def build_plane(
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if configured.etcd is not None:
         closers = (configured.etcd.close,)
+    shared = None
+    if configured.weights is not None:
+        shared = SharedWeights(configured.weights, pipeline.weights.decided)
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
-        closers=closers, load_samples=load_samples,
+        closers=closers, load_samples=load_samples, shared=shared,
     )  # fmt: skip
 
 
@@ -164,7 +169,11 @@ def configured_sources(
         identity,
         config.serve.health_lease_ttl_s,
     )
-    return Configured(tuple(sources), client, coordination)
+    weights = WeightsCoordination(
+        client, weights_prefix(layout.services_prefix), identity,
+        config.serve.health_lease_ttl_s, config.serve.weigh_interval_s,
+    )  # fmt: skip
+    return Configured(tuple(sources), client, coordination, weights)
 
 
 def _static_sources(

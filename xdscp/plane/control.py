@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -30,6 +30,7 @@ from xdscp.keepalive import server_options
 from xdscp.load import LoadSamples, Samples
 from xdscp.model import ClientKind, ServiceSet
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
 from xdscp.retry import Backoff
@@ -102,9 +103,11 @@ class ControlPlane:
         metrics_registry: CollectorRegistry,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
         load_samples: LoadSamples | None = None,
+        shared: SharedWeights | None = None,
     ) -> None:
         """`closers`: what `stop()` closes last (the etcd client the parts share);
-        `load_samples`: the clients' load per service (LRS), for adaptive weights."""
+        `load_samples`: the clients' load per service (LRS), for adaptive weights; `shared`:
+        with etcd, the replicas serve one elected publisher's weights."""
         self.options, self.sources = options, tuple(sources)
         self.metrics_registry = metrics_registry
         self.pipeline, self.health, self.admin = pipeline, health, admin
@@ -113,6 +116,7 @@ class ControlPlane:
         self.status, self.service, self.csds = serving.status, serving.service, serving.csds
         self._closers = tuple(closers)
         self._load_samples = load_samples
+        self.shared = shared
         self.weight_pushes = Counter(
             "xdscp_adaptive_weight_pushes", "Computed weights pushed, per service",
             ["service"], registry=metrics_registry,
@@ -161,18 +165,27 @@ class ControlPlane:
         services reweighed are served anew, Envoy first. Nothing to weigh: nothing read."""
         if not self.pipeline.weights.adaptive:
             return frozenset()
+        if self.shared is not None:
+            self.shared.want()
         samples: Samples = {} if self._load_samples is None else self._load_samples(now)
         changed = self.pipeline.apply_loads(samples, now, wall)
+        self._pushed(changed, "own")
+        return changed
+
+    def _imposed(self, service: str, weights: Mapping[str, int] | None) -> None:
+        """The publisher's weights for `service` (None: gone): served by every replica."""
+        self._pushed(self.pipeline.impose_weights(service, weights), "publisher")
+
+    def _pushed(self, changed: frozenset[str], decided_by: str) -> None:
+        """Log and count each reweighed service, and serve them anew."""
         for name in sorted(changed):
-            push = self.pipeline.weights.last_push[name]
             self.weight_pushes.labels(name).inc()
             log.info(
-                "weights_pushed", service=name, weights=dict(push.weights),
-                reporting=len(push.reporting),
+                "weights_pushed", service=name, weights=self.pipeline.weights.weights(name),
+                decided_by=decided_by,
             )  # fmt: skip
         if changed:
             self._push(changed)
-        return changed
 
     async def _weigh_every(self, interval_s: float) -> None:
         """Tick the adaptive weights every `interval_s` until cancelled."""
@@ -250,6 +263,9 @@ class ControlPlane:
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
         weigh = self._weigh_every(self.options.weigh_interval_s)
         self._tasks.append(asyncio.create_task(weigh, name="weigh"))
+        if self.shared is not None:
+            shared = self.shared.run(self._imposed)
+            self._tasks.append(asyncio.create_task(shared, name="shared_weights"))
 
     def _xds_server(
         self, xds: Listen, credentials: grpc.ServerCredentials | None

@@ -127,6 +127,13 @@ class Pipeline:
         self._owe(changed)
         return changed
 
+    def impose_weights(self, service: str, weights: Mapping[str, int] | None) -> frozenset[str]:
+        """Serve `weights` (decided by another replica; None: this replica's own again) for
+        the adaptive `service`; every kind owes it when what is served changed (returned)."""
+        changed = frozenset({service}) if self.weights.impose(service, weights) else frozenset()
+        self._owe(changed)
+        return changed
+
     def build(self, kind: ClientKind) -> Built | None:
         """`kind`'s next snapshot, from the services as served now; None: it is up to date."""
         pending = self._pending[kind]
