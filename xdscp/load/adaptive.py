@@ -128,12 +128,17 @@ class AdaptiveWeights:
 
 
 def _floored(weights: dict[str, float], floor: float) -> dict[str, float]:
-    """No weight below `floor` times the mean of the weights returned."""
+    """No weight below `floor` times the mean of the weights returned: the weights below it
+    are raised together to exactly that (a set that only grows, so it ends within n rounds:
+    raising some lifts the mean, which may catch others)."""
     out, n = dict(weights), len(weights)
+    low: set[str] = set()
     for _ in range(n):
-        low = {k for k, w in out.items() if w < floor * sum(out.values()) / n * (1 - 1e-12)}
-        if not low:
+        mean = sum(out.values()) / n
+        caught = {k for k, w in out.items() if k not in low and w < floor * mean * (1 - 1e-12)}
+        if not caught:
             break
+        low |= caught
         rest = sum(w for k, w in out.items() if k not in low)
         least = floor * rest / (n - floor * len(low))
         out.update(dict.fromkeys(low, least))
