@@ -38,7 +38,9 @@ from xdscp.model import (
 from xdscp.sources.located import FieldPath, Located, field_name, parse_yaml
 
 SERVICE_KEYS = ("endpoints", "policy")
-ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint))
+# `load` is what a registrant reports of itself, refreshed (xdscp register --utilization): a
+# file's endpoint has none, so the key is unknown here
+ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint) if f.name != "load")
 _LOCALITY_KEYS = tuple(f.name for f in dataclasses.fields(Locality))
 _POLICY_FIELDS = {f.name: f for f in dataclasses.fields(BalancingPolicy)}
 

@@ -194,3 +194,13 @@ def test_grpc_is_told_least_request_ignores_the_computed_weights() -> None:
         policy = BalancingPolicy(lb=lb, adaptive_weights=AdaptiveSettings())
         notes = grpc_warnings(Service("web", (endpoint,), policy))
         assert any(n.startswith("adaptive_weights:") for n in notes) is noted
+
+
+def test_a_files_endpoint_has_no_load_key() -> None:
+    """A load is what a registrant reports of itself, refreshed: a file cannot declare one."""
+    text = (
+        "services:\n  web:\n"
+        "    endpoints: [{address: 10.0.0.1, port: 80, load: {utilization: 0.5}}]\n"
+    )
+    with pytest.raises(ConfigFieldError, match="unknown field 'load'"):
+        load_services(text, "services.yaml")
