@@ -101,7 +101,7 @@ class SharedWeights:
         self._wanted = asyncio.Event()
         self.election = Election(
             coordination.client, f"{coordination.prefix}leader".encode(),
-            coordination.identity, coordination.lease_ttl,
+            coordination.identity, coordination.lease_ttl, role="publisher",
         )  # fmt: skip
 
     def want(self) -> None:
