@@ -100,6 +100,10 @@ class WeightOverlay:
         """Per adaptive service, the weights its own loop decided (served unless imposed)."""
         return {name: whole_weights(loop.weights.current) for name, loop in self._loops.items()}
 
+    def imposed(self, service: str) -> bool:
+        """Whether `service` is served weights decided elsewhere."""
+        return service in self._imposed
+
     def impose(self, service: str, weights: Mapping[str, int] | None) -> bool:
         """Serve `weights` for `service` instead of its loop's (None: its loop's again), for
         the endpoints it has (the others: the loop's); True when what is served changed."""

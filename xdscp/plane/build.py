@@ -91,10 +91,13 @@ def build_plane(
         domain_suffixes=options.translate.domain_suffixes,
     )
     health = HealthStage(HealthMetrics(metrics_registry), pipeline.overlay, configured.coordination)
+    shared = None
+    if configured.weights is not None:
+        shared = SharedWeights(configured.weights, pipeline.weights.decided)
     monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
     view = PlaneView(
         status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
-        sources=monitor,
+        sources=monitor, shared=shared,
     )  # fmt: skip
     admin = AdminServer(
         options.admin_host,
@@ -106,9 +109,7 @@ def build_plane(
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if configured.etcd is not None:
         closers = (configured.etcd.close,)
-    shared = None
-    if configured.weights is not None:
-        shared = SharedWeights(configured.weights, pipeline.weights.decided)
+
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,

@@ -106,6 +106,10 @@ async def test_replicas_serve_one_publishers_weights(
             assert json.loads(record.value)["weights"] == _agree(replicas)
             leader = await client.get(b"/xdscp/_weights/leader")
             assert leader is not None
+            statuses = [get_json(r.base + "/debug/weights")[1] for r in replicas]
+            assert sorted(s["publishing"] for s in statuses) == [False, True]
+            assert {s["publisher"] for s in statuses} == {leader.value.decode()}
+            assert all(s["services"]["web"]["imposed"] for s in statuses)
             # the publisher stops: the other replica takes over and serves its own record
             publisher = next(r for r in replicas if str(r.process.pid) in leader.value.decode())
             publisher.stop()

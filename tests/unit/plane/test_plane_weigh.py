@@ -66,6 +66,11 @@ async def test_weigh_serves_the_computed_weights_and_counts_the_push() -> None:
     assert _pushes(plane) == 1
     assert plane.weigh(2.0, time.time()) == frozenset()  # the same decision: no push
     assert _pushes(plane) == 1
+    served = {"10.0.0.1:80": 333, "10.0.0.2:80": 1000}
+    assert plane.view.weights_status() == {
+        "mode": "local", "publishing": True, "publisher": None,
+        "services": {"web": {"served": served, "decided": served, "imposed": False}},
+    }  # fmt: skip
 
 
 async def test_no_adaptive_service_reads_no_samples() -> None:
