@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import structlog
@@ -31,6 +33,7 @@ from xdscp.signals import Interrupted, Stopper, run_until_stopped
 log = structlog.get_logger(__name__)
 
 EXIT_HELD = 3
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,41 @@ def run_registrar(options: RegistrarOptions) -> None:
         raise KeyHeldExit(_held_message(options, exc)) from None
     except XdscpError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def load_options(func: F) -> F:
+    """`xdscp register`'s flags for the endpoint's own load."""
+    options = [
+        click.option("--utilization", type=float, default=None,
+                     help="This endpoint's load (rate / capacity, or CPU), for adaptive weights."),
+        click.option("--rps", type=float, default=None, help="The requests per second it serves."),
+        click.option("--load-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help='JSON {"utilization": U, "rps": R}, re-read at every refresh.'),
+        click.option("--load-interval", type=click.FloatRange(0.1, 3600.0), default=5.0,
+                     show_default=True, metavar="SECONDS", help="Write the load again this often."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_refresh(params: dict[str, Any]) -> LoadRefresh | None:
+    """`xdscp register`'s load to refresh, from its flags, checked now: a bad value or
+    file is a usage error naming the flag."""
+    utilization, rps, file = params["utilization"], params["rps"], params["load_file"]
+    if file is not None and (utilization is not None or rps is not None):
+        raise click.BadParameter("give --load-file or --utilization/--rps, not both")
+    if file is None and utilization is None:
+        if rps is not None:
+            raise click.BadParameter("--rps needs --utilization", param_hint="--rps")
+        return None
+    refresh = LoadRefresh(params["load_interval"], utilization, rps, file)
+    try:
+        refresh.read()
+    except ValidationError as exc:
+        hint = "--load-file" if file is not None else f"--{exc.field.removeprefix('load.')}"
+        raise click.BadParameter(exc.message, param_hint=hint) from None
+    return refresh
 
 
 async def _registrar(options: RegistrarOptions, progress: Progress, stopper: Stopper) -> None:

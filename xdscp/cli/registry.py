@@ -14,7 +14,6 @@ import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -24,7 +23,7 @@ from rich.table import Table
 from xdscp.cli.params import key_values
 from xdscp.cli.policy_edit import MissingLbError, PolicyWrite, changes, delete_policy, set_merged
 from xdscp.cli.policy_flags import flag_error, policy_patch, resilience_options
-from xdscp.cli.registrar import LoadRefresh, RegistrarOptions, run_registrar
+from xdscp.cli.registrar import RegistrarOptions, load_options, load_refresh, run_registrar
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, WatchEvent, WatchEventType
 from xdscp.model import (
@@ -142,27 +141,7 @@ def _registration(params: dict[str, Any]) -> Registration:
     "--drain", type=click.FloatRange(0.0, 3600.0), default=None, metavar="SECONDS",
     help="On SIGINT/SIGTERM, mark DRAINING this long before revoking [5 native, 0 grpc-go].",
 )  # fmt: skip
-@click.option(
-    "--utilization",
-    type=float,
-    default=None,
-    help="This endpoint's load (rate / capacity, or CPU), for adaptive weights.",
-)
-@click.option("--rps", type=float, default=None, help="The requests per second it serves.")
-@click.option(
-    "--load-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help='JSON {"utilization": U, "rps": R}, re-read at every refresh.',
-)
-@click.option(
-    "--load-interval",
-    type=click.FloatRange(0.1, 3600.0),
-    default=5.0,
-    show_default=True,
-    metavar="SECONDS",
-    help="Write the load again this often.",
-)
+@load_options
 @etcd_options
 def register_command(**params: Any) -> None:
     """Register SERVICE at HOST:PORT until interrupted: SIGINT/SIGTERM mark the endpoint
@@ -171,7 +150,7 @@ def register_command(**params: Any) -> None:
     registrar whose key is deleted by someone else (`xdscp deregister`) stops (status 0)."""
     config = etcd_config(params)
     registration = _registration(params)
-    refresh = _load_refresh(params)
+    refresh = load_refresh(params)
     if refresh is not None:  # the registration starts with its load
         registration = dataclasses.replace(registration, load=refresh.read())
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
@@ -187,24 +166,6 @@ def register_command(**params: Any) -> None:
         refresh,
     )  # fmt: skip
     run_registrar(options)
-
-
-def _load_refresh(params: dict[str, Any]) -> LoadRefresh | None:
-    """The load to refresh, checked now (a bad value or file is a usage error)."""
-    utilization, rps, file = params["utilization"], params["rps"], params["load_file"]
-    if file is not None and (utilization is not None or rps is not None):
-        raise click.BadParameter("give --load-file or --utilization/--rps, not both")
-    if file is None and utilization is None:
-        if rps is not None:
-            raise click.BadParameter("--rps needs --utilization", param_hint="--rps")
-        return None
-    refresh = LoadRefresh(params["load_interval"], utilization, rps, file)
-    try:
-        refresh.read()
-    except ValidationError as exc:
-        hint = "--load-file" if file is not None else f"--{exc.field.removeprefix('load.')}"
-        raise click.BadParameter(exc.message, param_hint=hint) from None
-    return refresh
 
 
 @click.command("deregister")
