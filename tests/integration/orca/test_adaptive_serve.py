@@ -13,7 +13,7 @@ request per host over a count of 700. The baseline, measured in the same run bef
 policy turns adaptive: the registered (equal) weights give 1/3 each.
 
 Figures printed: the shares before and after, the requests and pushes it took, and the
-pushes per minute once converged under steady load (hysteresis: none expected).
+pushes per minute once converged under steady load (with rps: none, asserted).
 """
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
     """With its rate (the estimates are exact: the weights reach 250 : 500 : 1000 to the
     unit, shares within 0.02), or its utilization alone (its weight stands for its rate,
     which a 2 s window measures with a lag: the weights settle within the hysteresis band,
-    0.1, of the target, shares within 0.03)."""
+    0.1, of the target, shares within 0.03; a push can still come when the lagging estimate
+    leaves the band — its pushes per minute are reported, not asserted, and the shares after
+    the steady phase must still be within the bound)."""
     band, bound = (0.0, BOUND) if with_rps else (ADAPTIVE.hysteresis, 0.03)
     with backends(SPECS) as running, _serve(etcd_server, monkeypatch) as (serve, events):
         ports, listener_port = [b.http_port for b in running], serve.listener
@@ -184,6 +186,7 @@ async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
                     steady_s = time.monotonic() - steady_from
                     per_minute = (events.count("weights_pushed") - steady_pushes) / steady_s * 60
                     eds = await asyncio.to_thread(stat, proxy, EDS_UPDATES) - eds_before
+                    after = _shares(await asyncio.to_thread(_send, listener_port, 700))
                 finally:
                     refresher.cancel()
                     await asyncio.gather(refresher, return_exceptions=True)
@@ -194,9 +197,12 @@ async def test_envoy_shares_follow_the_registered_load_to_the_capacities(
         f" baseline {[f'{s:.4f}' for s in baseline]};"
         f" converged after {sent} requests / {took:.1f} s / {pushes:g} pushes;"
         f" shares {[f'{s:.4f}' for s in shares]} (expected {[f'{e:.4f}' for e in EXPECTED]});"
-        f" steady: {per_minute:.2f} pushes/min over {steady_s:.1f} s, Envoy EDS updates {eds}"
+        f" steady: {per_minute:.2f} pushes/min over {steady_s:.1f} s, Envoy EDS updates {eds},"
+        f" shares after {[f'{s:.4f}' for s in after]}"
     )
     assert all(abs(s - 1 / 3) <= BOUND for s in baseline), baseline
-    assert all(abs(s - e) <= bound for s, e in zip(shares, EXPECTED, strict=True)), shares
-    assert per_minute == 0.0
-    assert eds == 0  # a load refresh re-translates the service, to the same bytes: no push
+    for seen in (shares, after):
+        assert all(abs(s - e) <= bound for s, e in zip(seen, EXPECTED, strict=True)), seen
+    if with_rps:  # exact estimates: nothing moves once converged
+        assert per_minute == 0.0
+        assert eds == 0  # a load refresh re-translates the service, to the same bytes
