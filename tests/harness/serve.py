@@ -97,6 +97,7 @@ class Serve:
 
     def __init__(self, etcd_url: str, *args: str) -> None:
         admin, self.xds, listener = free_port(), free_port(), free_port()
+        self.listener = listener  # the HTTP listener every Envoy is given
         self.base = f"http://127.0.0.1:{admin}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xdscp", "--log-format", "json", "serve",

@@ -103,6 +103,9 @@ class AdminView(Protocol):
     def health_status(self) -> dict[str, Any]:
         """xdscp's own health checks: who checks, the verdicts applied, the last checks."""
 
+    def weights_status(self) -> dict[str, Any]:
+        """The adaptive services' weights: served, decided here, who publishes."""
+
 
 def _json(payload: Any, status: int = 200, *, compact: bool = False) -> web.Response:
     """Indented for people reading /debug and /status; compact (C encoder, ~10x faster) for
@@ -160,6 +163,7 @@ class AdminServer:
             "/debug/config_dump": self._config_dump,
             "/debug/nacks": self._nacks,
             "/debug/health": self._data(view.health_status),
+            "/debug/weights": self._data(view.weights_status),
             "/api": self._api_index,
             "/api/services": self._data(self._services, compact=True),
             "/api/sources": self._data(self._sources, compact=True),

@@ -17,7 +17,7 @@ from typing import Any
 
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient
-from xdscp.model import NESTED_POLICIES, BalancingPolicy, HashOn
+from xdscp.model import POLICY_PARTS, BalancingPolicy, HashOn
 from xdscp.registry import parse_policy, policy_key, policy_value
 
 _UNSET = "unset"
@@ -92,7 +92,7 @@ def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _part(name: str, value: dict[str, Any]) -> dict[str, Any]:
     """A part's fields that differ from that part's defaults (what was asked for)."""
     try:
-        defaults = NESTED_POLICIES[name]().to_mapping()
+        defaults = POLICY_PARTS[name]().to_mapping()
     except (TypeError, ValidationError):  # a part without defaults for every field
         return value
     return {k: v for k, v in value.items() if v != defaults.get(k)}
@@ -113,7 +113,7 @@ def changes(before: BalancingPolicy, after: BalancingPolicy) -> list[str]:
             continue
         if isinstance(was, dict) and isinstance(now, dict):
             out += changes_of(_flat(was, f"{key}."), _flat(now, f"{key}."))
-        elif key in NESTED_POLICIES:
+        elif key in POLICY_PARTS:
             was_text = _text(_part(key, was) or _DEFAULTS) if isinstance(was, dict) else _UNSET
             now_text = _text(_part(key, now) or _DEFAULTS) if isinstance(now, dict) else _UNSET
             out.append(f"{key}: {was_text} -> {now_text}")

@@ -54,6 +54,13 @@ SHORT_FLAGS: dict[str, tuple[str | None, str]] = {
     "oob_reporting_period": ("client_side_wrr", "oob_reporting_period"),
     "timeout": (None, "timeout"),
     "hash_balance_factor": (None, "hash_balance_factor"),
+    "adaptive_min_push_interval": ("adaptive_weights", "min_push_interval"),
+    "adaptive_smoothing": ("adaptive_weights", "smoothing"),
+    "adaptive_max_step": ("adaptive_weights", "max_step"),
+    "adaptive_floor": ("adaptive_weights", "floor"),
+    "adaptive_hysteresis": ("adaptive_weights", "hysteresis"),
+    "adaptive_stale_after": ("adaptive_weights", "stale_after"),
+    "adaptive_error_penalty": ("adaptive_weights", "error_penalty"),
 }
 JSON_FLAGS = {
     "outlier_detection": "--outlier-detection",
@@ -62,6 +69,7 @@ JSON_FLAGS = {
     "circuit_breakers": "--circuit-breakers",
     "retries": "--retries",
     "client_side_wrr": "--client-side-wrr",
+    "adaptive_weights": "--adaptive-weights-json",
 }
 _SPECIAL = {
     "outlier_detection.failure_percentage": "--failure-percentage",
@@ -84,6 +92,7 @@ def resilience_options(func: F) -> F:
         *_slow_start_options(),
         *_limit_and_retry_options(),
         *_client_side_wrr_options(),
+        *_adaptive_options(),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -171,6 +180,22 @@ def _client_side_wrr_options() -> list[Decorator]:
     ]  # fmt: skip
 
 
+def _adaptive_options() -> list[Decorator]:
+    """`--adaptive-weights` (on, with defaults), `--no-adaptive-weights` (off), and short
+    flags for each setting (any of them turns the part on)."""
+    return [
+        click.option("--adaptive-weights/--no-adaptive-weights", "adaptive_on", default=None,
+                     help="xdscp computes the endpoint weights from their load"),
+        _duration("--adaptive-min-push-interval", "least time between two pushed weightings"),
+        click.option("--adaptive-smoothing", type=float, help="newest estimate's share, (0, 1]"),
+        click.option("--adaptive-max-step", type=float, help="most a weight moves per push (x)"),
+        click.option("--adaptive-floor", type=float, help="least weight, fraction of the mean"),
+        click.option("--adaptive-hysteresis", type=float, help="push only moves above it"),
+        _duration("--adaptive-stale-after", "silent this long: back to the registered weight"),
+        click.option("--adaptive-error-penalty", type=float, help="gRFC A58's error penalty"),
+    ]  # fmt: skip
+
+
 def _json_part(part: str, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -214,6 +239,11 @@ def resilience_fields(params: dict[str, Any]) -> dict[str, Any]:
         od = parts.setdefault("outlier_detection", {})
         od["failure_percentage"] = {**od.get("failure_percentage", {}), "threshold": threshold}
     out: dict[str, Any] = {}
+    adaptive = params.pop("adaptive_on", None)
+    if adaptive is True:
+        parts.setdefault("adaptive_weights", {})
+    elif adaptive is False:
+        out["adaptive_weights"] = None
     for dest, (where, name) in SHORT_FLAGS.items():
         value = params.pop(dest, None)
         if value is None:
@@ -232,10 +262,11 @@ def policy_patch(params: dict[str, Any]) -> PolicyPatch:
     resilience = resilience_fields(params)
     hash_on = params.pop("hash_on", ())
     fields = {k: v for k, v in params.items() if v is not None}
-    fields.update({k: v for k, v in resilience.items() if k not in JSON_FLAGS})
+    fields.update({k: v for k, v in resilience.items() if k not in JSON_FLAGS or v is None})
     if hash_on:
         fields["hash_on"] = list(hash_on)
-    patch = PolicyPatch(fields, {k: v for k, v in resilience.items() if k in JSON_FLAGS}, replaced)
+    parts = {k: v for k, v in resilience.items() if k in JSON_FLAGS and v is not None}
+    patch = PolicyPatch(fields, parts, replaced)
     if "lb" in fields:
         checked(lambda: merge(None, patch))
     return patch
@@ -256,6 +287,8 @@ def checked(build: Callable[[], T]) -> T:
 
 def flag_for(field: str) -> str:
     """The flag that sets a policy field (`retries.num_retries` → `--num-retries`)."""
+    if field == "adaptive_weights":
+        return "--adaptive-weights"
     for prefix, flag in _SPECIAL.items():
         if field.startswith(prefix):
             return flag

@@ -14,16 +14,50 @@ Every ending is one line and a documented exit status:
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
+import structlog
 
-from xdscp.errors import KeyHeldError, KeyRemovedError, XdscpError
+from xdscp.errors import KeyHeldError, KeyRemovedError, ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig
-from xdscp.registry import Placement, Registered, Registration, register
+from xdscp.model import ReportedLoad
+from xdscp.registry import Placement, Registered, Registration, register, report_load
 from xdscp.signals import Interrupted, Stopper, run_until_stopped
 
+log = structlog.get_logger(__name__)
+
 EXIT_HELD = 3
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRefresh:
+    """The registrant's own load, written again every `interval` seconds, freshly stamped:
+    from `file` (JSON `{"utilization": U, "rps": R}`, re-read each time, so another process
+    can update it) or the fixed values given."""
+
+    interval: float
+    utilization: float | None = None
+    rps: float | None = None
+    file: Path | None = None
+
+    def read(self) -> ReportedLoad:
+        """The load now (`ValidationError`: a bad file or value, nothing written)."""
+        if self.file is None:
+            return ReportedLoad(self.utilization, self.rps, time.time())  # type: ignore[arg-type]
+        try:
+            data = json.loads(self.file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValidationError("load", f"cannot read {self.file}: {exc}") from None
+        if isinstance(data, dict):
+            data = {**data, "at": time.time()}
+        return ReportedLoad.from_mapping(data)
 
 
 class KeyHeldExit(click.ClickException):
@@ -42,6 +76,7 @@ class RegistrarOptions:
     ttl: int
     drain: float
     deregister_command: str  # the command line that removes the key (said to the user)
+    load: LoadRefresh | None = None
 
 
 @dataclass(slots=True)
@@ -64,6 +99,41 @@ def run_registrar(options: RegistrarOptions) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+def load_options(func: F) -> F:
+    """`xdscp register`'s flags for the endpoint's own load."""
+    options = [
+        click.option("--utilization", type=float, default=None,
+                     help="This endpoint's load (rate / capacity, or CPU), for adaptive weights."),
+        click.option("--rps", type=float, default=None, help="The requests per second it serves."),
+        click.option("--load-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help='JSON {"utilization": U, "rps": R}, re-read at every refresh.'),
+        click.option("--load-interval", type=click.FloatRange(0.1, 3600.0), default=5.0,
+                     show_default=True, metavar="SECONDS", help="Write the load again this often."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def load_refresh(params: dict[str, Any]) -> LoadRefresh | None:
+    """`xdscp register`'s load to refresh, from its flags, checked now: a bad value or
+    file is a usage error naming the flag."""
+    utilization, rps, file = params["utilization"], params["rps"], params["load_file"]
+    if file is not None and (utilization is not None or rps is not None):
+        raise click.BadParameter("give --load-file or --utilization/--rps, not both")
+    if file is None and utilization is None:
+        if rps is not None:
+            raise click.BadParameter("--rps needs --utilization", param_hint="--rps")
+        return None
+    refresh = LoadRefresh(params["load_interval"], utilization, rps, file)
+    try:
+        refresh.read()
+    except ValidationError as exc:
+        hint = "--load-file" if file is not None else f"--{exc.field.removeprefix('load.')}"
+        raise click.BadParameter(exc.message, param_hint=hint) from None
+    return refresh
+
+
 async def _registrar(options: RegistrarOptions, progress: Progress, stopper: Stopper) -> None:
     async with (
         EtcdClient(options.config) as client,
@@ -74,10 +144,37 @@ async def _registrar(options: RegistrarOptions, progress: Progress, stopper: Sto
         progress.done = done
         stopper.graceful()  # from now on a signal drains and revokes; a second, at once
         click.echo(f"registered {done.key} = {done.value.decode()} (lease {done.lease_id:x})")
-        await _stopped_or_ended(stopper, done)
+        refresh = None
+        if options.load is not None:
+            refresh = asyncio.create_task(_refresh_load(client, done, options, options.load))
+        try:
+            await _stopped_or_ended(stopper, done)
+        finally:
+            if refresh is not None:
+                refresh.cancel()
+                await asyncio.gather(refresh, return_exceptions=True)
         if done.end is None and options.drain:
             click.echo(f"draining {done.key} for {options.drain:g} s")
     _left(options, done)
+
+
+async def _refresh_load(
+    client: EtcdClient, done: Registered, options: RegistrarOptions, load: LoadRefresh
+) -> None:
+    """Write the load again every interval; a bad reading is logged and skipped (the
+    registration stays as it is)."""
+    while True:
+        await asyncio.sleep(load.interval)
+        try:
+            written = await report_load(client, done, options.placement, load.read())
+        except ValidationError as exc:
+            log.warning("registration_load_refused", key=done.key, error=str(exc))
+            continue
+        except XdscpError as exc:  # etcd away: the keeper restores the key; try again later
+            log.warning("registration_load_failed", key=done.key, error=str(exc))
+            continue
+        if not written:
+            log.info("registration_load_skipped", key=done.key, reason="the key is not ours")
 
 
 async def _stopped_or_ended(stopper: Stopper, done: Registered) -> None:

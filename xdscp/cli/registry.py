@@ -7,6 +7,7 @@ the TLS / auth flags. The lead registers `commands` on the main group.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import shlex
@@ -22,7 +23,7 @@ from rich.table import Table
 from xdscp.cli.params import key_values
 from xdscp.cli.policy_edit import MissingLbError, PolicyWrite, changes, delete_policy, set_merged
 from xdscp.cli.policy_flags import flag_error, policy_patch, resilience_options
-from xdscp.cli.registrar import RegistrarOptions, run_registrar
+from xdscp.cli.registrar import RegistrarOptions, load_options, load_refresh, run_registrar
 from xdscp.errors import ValidationError, XdscpError
 from xdscp.etcd import EtcdClient, EtcdConfig, WatchEvent, WatchEventType
 from xdscp.model import (
@@ -140,6 +141,7 @@ def _registration(params: dict[str, Any]) -> Registration:
     "--drain", type=click.FloatRange(0.0, 3600.0), default=None, metavar="SECONDS",
     help="On SIGINT/SIGTERM, mark DRAINING this long before revoking [5 native, 0 grpc-go].",
 )  # fmt: skip
+@load_options
 @etcd_options
 def register_command(**params: Any) -> None:
     """Register SERVICE at HOST:PORT until interrupted: SIGINT/SIGTERM mark the endpoint
@@ -148,6 +150,9 @@ def register_command(**params: Any) -> None:
     registrar whose key is deleted by someone else (`xdscp deregister`) stops (status 0)."""
     config = etcd_config(params)
     registration = _registration(params)
+    refresh = load_refresh(params)
+    if refresh is not None:  # the registration starts with its load
+        registration = dataclasses.replace(registration, load=refresh.read())
     placement = Placement(Format(params["fmt"]), params["services_prefix"], params["grpc_target"])
     drain = params["drain"]
     if drain is None:
@@ -157,8 +162,9 @@ def register_command(**params: Any) -> None:
         undo += ["--format", "grpc-go"]
         undo += ["--grpc-target", placement.grpc_target] if placement.grpc_target else []
     options = RegistrarOptions(
-        config, registration, placement, params["ttl"], drain, shlex.join(undo)
-    )
+        config, registration, placement, params["ttl"], drain, shlex.join(undo),
+        refresh,
+    )  # fmt: skip
     run_registrar(options)
 
 

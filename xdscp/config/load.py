@@ -8,6 +8,7 @@ Every key is optional; a missing key takes the default of the matching `xdscp se
       group_by: kind                    # kind | cluster | id | metadata:KEY    --group-by
       tls: {cert: F, key: F, client_ca: F}   # client_ca: mutual TLS           --tls-*
       write_timeout: 30                 # s without the client reading: close  --write-timeout
+      weigh_interval: 1                 # s between two decisions of adaptive weights
     admin:
       address: 127.0.0.1:18001          #                                       --admin
     listener:                           # the HTTP listener every Envoy is given

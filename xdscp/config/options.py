@@ -50,6 +50,7 @@ class ServeOptions:
     write_timeout_s: float = 30.0  # a stream whose client reads nothing this long is closed
     health_lease_ttl_s: int = 5  # with etcd: the health checker's leader lease
     load: LoadReporting = field(default_factory=LoadReporting)
+    weigh_interval_s: float = 1.0  # how often adaptive services' weights are decided
 
 
 @dataclass(frozen=True)

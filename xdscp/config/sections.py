@@ -47,6 +47,7 @@ SCHEMA: dict[str, Any] = {
             "max_entries": YAML,
             "metrics": LIST,
         },
+        "weigh_interval": YAML,
     },
     "admin": {"address": STR},
     "listener": {
@@ -108,9 +109,12 @@ def serve_options(raw: RawConfig) -> ServeOptions:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
         raise raw.error(("xds", "write_timeout"), f"must be seconds > 0, got {timeout!r}")
     load, translate = _load_reporting(raw, _translate(raw))
+    weigh = raw.get(("xds", "weigh_interval"), default.weigh_interval_s)
+    if isinstance(weigh, bool) or not isinstance(weigh, int | float) or not 0 < weigh <= 3600:
+        raise raw.error(("xds", "weigh_interval"), f"must be seconds in (0, 3600], got {weigh!r}")
     return ServeOptions(
         *xds, *admin, translate, group_by=group_by, tls=_xds_tls(raw),
-        write_timeout_s=float(timeout), load=load,
+        write_timeout_s=float(timeout), load=load, weigh_interval_s=float(weigh),
     )  # fmt: skip
 
 

@@ -31,10 +31,14 @@ log = structlog.get_logger(__name__)
 class Election:
     """Campaigns for `key` as `identity`, with a lease of `ttl` seconds."""
 
-    def __init__(self, client: EtcdClient, key: bytes, identity: str, ttl: int) -> None:
+    def __init__(
+        self, client: EtcdClient, key: bytes, identity: str, ttl: int, *, role: str = "checker"
+    ) -> None:
+        """`role`: what the leader does (a field of every log event: `checker`, `publisher`)."""
         if ttl < 1:
             raise ValueError(f"the lease TTL must be >= 1 second, got {ttl}")
         self._client, self._key, self._identity, self._ttl = client, key, identity, ttl
+        self._log = log.bind(role=role)
         self.leading = False
         self.leader: str | None = None  # the holder last seen (ours when leading)
 
@@ -50,7 +54,7 @@ class Election:
                     await self._hold(lease, work)
                 backoff.reset()
             except EtcdError as exc:
-                log.warning("health_election_failed", error=str(exc))
+                self._log.warning("health_election_failed", error=str(exc))
                 await asyncio.sleep(backoff.next_delay())
 
     async def _campaign(self) -> tuple[int | None, int]:
@@ -84,7 +88,7 @@ class Election:
     async def _hold(self, lease: int, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `work` while the lease lives and the key is ours; revoke the lease at the end."""
         self.leading, self.leader = True, self._identity
-        log.info("health_leader_elected", identity=self._identity, lease=f"{lease:x}")
+        self._log.info("health_leader_elected", identity=self._identity, lease=f"{lease:x}")
         tasks = [
             asyncio.create_task(keep_alive(self._client, lease, self._ttl)),
             asyncio.create_task(self._watch_key(lease)),
@@ -96,7 +100,7 @@ class Election:
                 error = task.exception()
                 if error is not None and not isinstance(error, LeaseExpiredError | EtcdError):
                     raise error
-            log.warning("health_leadership_lost", identity=self._identity)
+            self._log.warning("health_leadership_lost", identity=self._identity)
         finally:
             self.leading, self.leader = False, None
             for task in tasks:
@@ -119,5 +123,5 @@ class Election:
                     if any(e.key == self._key for e in batch.events):
                         return
             except EtcdError as exc:
-                log.warning("health_leader_watch_failed", error=str(exc))
+                self._log.warning("health_leader_watch_failed", error=str(exc))
                 await asyncio.sleep(backoff.next_delay())

@@ -24,35 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from xdscp.load.samples import LoadSample, capacity_of, implausible
-from xdscp.model import check_float
+from xdscp.model import AdaptiveSettings
 
 RESOLUTION = 1000  # the heaviest endpoint's pushed weight; the others in proportion
-
-
-@dataclass(frozen=True, slots=True)
-class AdaptiveSettings:
-    """How the computed weights follow the load (`adaptive_weights` in a policy)."""
-
-    min_push_interval_s: float = 10.0
-    smoothing: float = 0.5  # the newest estimate's share of the smoothed one
-    max_step: float = 2.0
-    floor: float = 0.05
-    hysteresis: float = 0.1
-    stale_after_s: float = 30.0
-    error_penalty: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check("min_push_interval_s", self.min_push_interval_s, 0.0, 3600.0)
-        _check("smoothing", self.smoothing, 0.01, 1.0)
-        _check("max_step", self.max_step, 1.01, 100.0)
-        _check("floor", self.floor, 0.0, 1.0)
-        _check("hysteresis", self.hysteresis, 0.0, 1.0)
-        _check("stale_after_s", self.stale_after_s, 1.0, 86400.0)
-        _check("error_penalty", self.error_penalty, 0.0, 100.0)
-
-
-def _check(name: str, value: float, low: float, high: float) -> None:
-    check_float(f"adaptive_weights.{name}", value, low, high)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +95,7 @@ class AdaptiveWeights:
         if self._last_push is not None and self._settled and not self._moves(target):
             return None
         self._current, self._last_push, self._settled = target, now, reached
-        return WeightPush(_integers(target), frozenset(fresh))
+        return WeightPush(whole_weights(target), frozenset(fresh))
 
     def _registered_floats(self) -> dict[str, float]:
         return {k: float(w) for k, w in self._registered.items()}
@@ -154,20 +128,25 @@ class AdaptiveWeights:
 
 
 def _floored(weights: dict[str, float], floor: float) -> dict[str, float]:
-    """No weight below `floor` times the mean of the weights returned."""
+    """No weight below `floor` times the mean of the weights returned: the weights below it
+    are raised together to exactly that (a set that only grows, so it ends within n rounds:
+    raising some lifts the mean, which may catch others)."""
     out, n = dict(weights), len(weights)
+    low: set[str] = set()
     for _ in range(n):
-        low = {k for k, w in out.items() if w < floor * sum(out.values()) / n * (1 - 1e-12)}
-        if not low:
+        mean = sum(out.values()) / n
+        caught = {k for k, w in out.items() if k not in low and w < floor * mean * (1 - 1e-12)}
+        if not caught:
             break
+        low |= caught
         rest = sum(w for k, w in out.items() if k not in low)
         least = floor * rest / (n - floor * len(low))
         out.update(dict.fromkeys(low, least))
     return out
 
 
-def _integers(weights: Mapping[str, float]) -> dict[str, int]:
-    """Whole weights (xDS's are integers >= 1), the heaviest RESOLUTION."""
+def whole_weights(weights: Mapping[str, float]) -> dict[str, int]:
+    """Whole weights (xDS's are integers >= 1), the heaviest RESOLUTION: what is served."""
     if not weights:
         return {}
     top = max(weights.values())

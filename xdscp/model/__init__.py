@@ -3,6 +3,7 @@
 Pure data with validation and no protobuf; every stage speaks it.
 """
 
+from xdscp.model.adaptive import AdaptiveSettings
 from xdscp.model.address import format_host_port, parse_host_port
 from xdscp.model.checks import (
     UINT32_MAX,
@@ -13,15 +14,17 @@ from xdscp.model.checks import (
     is_prime,
 )
 from xdscp.model.client import ClientKind
+from xdscp.model.load import MAX_REPORTED_RPS, MAX_REPORTED_UTILIZATION, ReportedLoad
 from xdscp.model.load_weights import ClientSideWrr
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
+    ADAPTIVE_POLICIES,
     DEFAULT_MAGLEV_TABLE,
     ENVOY_MAX_RING,
     ENVOY_MIN_RING,
     HASHING_POLICIES,
     MAGLEV_MAX_TABLE,
-    NESTED_POLICIES,
+    POLICY_PARTS,
     BalancingPolicy,
     HashFunction,
     HashInput,
@@ -69,6 +72,7 @@ from xdscp.model.service import (
 )
 
 __all__ = [
+    "ADAPTIVE_POLICIES",
     "DEFAULT_MAGLEV_TABLE",
     "DEFAULT_OVERPROVISIONING",
     "DEFAULT_PANIC_THRESHOLD",
@@ -78,10 +82,13 @@ __all__ = [
     "HASHING_POLICIES",
     "MAGLEV_MAX_TABLE",
     "MAX_PRIORITY",
-    "NESTED_POLICIES",
+    "MAX_REPORTED_RPS",
+    "MAX_REPORTED_UTILIZATION",
+    "POLICY_PARTS",
     "RESILIENCE_POLICIES",
     "RETRY_ON",
     "UINT32_MAX",
+    "AdaptiveSettings",
     "BalancingPolicy",
     "CircuitBreakers",
     "ClientKind",
@@ -100,6 +107,7 @@ __all__ = [
     "OutlierDetection",
     "PriorityCounts",
     "PriorityLoad",
+    "ReportedLoad",
     "RetryPolicy",
     "Service",
     "ServiceSet",

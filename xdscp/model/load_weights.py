@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from xdscp.errors import ValidationError
 from xdscp.model.checks import check_float
-from xdscp.model.resilience import _Policy, parse_duration
+from xdscp.model.resilience import Policy, parse_duration
 
 # ORCA metric names Envoy can compute a utilization from (`<map>.<key>` reads a map's key).
 ORCA_UTILIZATION_FIELDS = ("application_utilization", "cpu_utilization", "mem_utilization")
@@ -39,7 +39,7 @@ def _metric_name(value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientSideWrr(_Policy):
+class ClientSideWrr(Policy):
     """The settings of `client_side_weighted_round_robin` (gRFC A58; Envoy's
     `ClientSideWeightedRoundRobin`), with their defaults.
 

@@ -8,12 +8,12 @@ naming the field and the allowed range.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
 from xdscp.errors import ValidationError
+from xdscp.model.adaptive import AdaptiveSettings
 from xdscp.model.checks import UINT32_MAX, check_float, check_int, choice, is_prime
 from xdscp.model.load_weights import ClientSideWrr
 from xdscp.model.resilience import (
@@ -21,6 +21,7 @@ from xdscp.model.resilience import (
     CircuitBreakers,
     HealthCheck,
     OutlierDetection,
+    Policy,
     RetryPolicy,
     SlowStart,
     parse_duration,
@@ -60,14 +61,21 @@ _SLOW_START_POLICIES = frozenset(
         LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN,
     }
 )
+ADAPTIVE_POLICIES = frozenset(LbPolicy) - {
+    LbPolicy.ROUND_ROBIN,
+    LbPolicy.RANDOM,
+    LbPolicy.CLIENT_SIDE_WEIGHTED_ROUND_ROBIN,  # the clients weigh by their own reports
+}
+"""The policies whose clients honour endpoint weights: where `adaptive_weights` is valid."""
 
-
-NESTED_POLICIES: Mapping[str, type[Any]] = {
+POLICY_PARTS: dict[str, type[Policy]] = {
     **RESILIENCE_POLICIES,
     "client_side_wrr": ClientSideWrr,
+    "adaptive_weights": AdaptiveSettings,
 }
-"""Every nested part of `BalancingPolicy` by field name: the resilience policies and the
-settings of client-side weighted round robin (each with `from_mapping` / `to_mapping`)."""
+"""Every nested part of `BalancingPolicy`, by field name (None = off): the resilience
+policies, client-side weighted round robin's settings and the adaptive weights' (each with
+`from_mapping` / `to_mapping`)."""
 
 
 class HashFunction(StrEnum):
@@ -151,6 +159,7 @@ class BalancingPolicy:
     timeout: float | None = None
     hash_balance_factor: int | None = None
     client_side_wrr: ClientSideWrr | None = None
+    adaptive_weights: AdaptiveSettings | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.lb, LbPolicy):
@@ -183,7 +192,7 @@ class BalancingPolicy:
         self._check_resilience()
 
     def _check_resilience(self) -> None:
-        for name, kind in NESTED_POLICIES.items():
+        for name, kind in POLICY_PARTS.items():
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
                 object.__setattr__(self, name, kind.from_mapping(value, name))
@@ -207,6 +216,7 @@ class BalancingPolicy:
                 f"is used by the round robins and least_request only, not {self.lb}",
             )
         self._check_client_side_wrr()
+        self._check_adaptive()
 
     def _check_client_side_wrr(self) -> None:
         """`client_side_wrr` belongs to client_side_weighted_round_robin, which always has it
@@ -220,12 +230,20 @@ class BalancingPolicy:
         elif self.client_side_wrr is None:
             object.__setattr__(self, "client_side_wrr", ClientSideWrr())
 
+    def _check_adaptive(self) -> None:
+        if self.adaptive_weights is not None and self.lb not in ADAPTIVE_POLICIES:
+            allowed = ", ".join(sorted(ADAPTIVE_POLICIES))
+            raise ValidationError(
+                "adaptive_weights",
+                f"needs a policy whose clients honour endpoint weights ({allowed}), not {self.lb}",
+            )
+
     def to_mapping(self) -> dict[str, Any]:
         """The JSON / YAML form: every field, nested policies as mappings, hash_on as text."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in NESTED_POLICIES and value is not None:
+            if f.name in POLICY_PARTS and value is not None:
                 value = value.to_mapping()
             elif f.name == "hash_on":
                 value = [str(h) for h in value]

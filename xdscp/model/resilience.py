@@ -324,6 +324,8 @@ class RetryPolicy(_Policy):
         return self.backoff_max if self.backoff_max is not None else 10 * self.backoff_base
 
 
+Policy = _Policy  # the base of every part of a policy (`xdscp.model.adaptive` too)
+
 RESILIENCE_POLICIES: Mapping[str, type[_Policy]] = {
     "outlier_detection": OutlierDetection,
     "health_check": HealthCheck,

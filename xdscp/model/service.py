@@ -18,6 +18,7 @@ from typing import Any
 from xdscp.errors import ValidationError
 from xdscp.model.address import format_host_port
 from xdscp.model.checks import UINT32_MAX, check_int, check_ip, check_service_name, choice
+from xdscp.model.load import ReportedLoad
 from xdscp.model.policy import BalancingPolicy
 
 MAX_PRIORITY = 127
@@ -57,6 +58,7 @@ class Endpoint:
     health: Health = Health.HEALTHY
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY, hash=False)
     hash_key: str | None = None
+    load: ReportedLoad | None = None  # its own, when it registers it (never sent to clients)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "address", check_ip("address", self.address))
@@ -75,6 +77,8 @@ class Endpoint:
                     "metadata", f"keys and values must be strings, got {key!r}={value!r}"
                 )
         object.__setattr__(self, "metadata", MappingProxyType(dict(sorted(self.metadata.items()))))
+        if self.load is not None and not isinstance(self.load, ReportedLoad):
+            raise ValidationError("load", f"must be a ReportedLoad, got {self.load!r}")
 
     @property
     def key(self) -> str:

@@ -26,12 +26,13 @@ from xdscp.config import ConfigServicesSource, ServerConfig
 from xdscp.dns import DnsConfig, DnsMetrics, DnsResolver
 from xdscp.etcd import EtcdClient
 from xdscp.health import HealthCoordination, HealthLayout, HealthMetrics, HealthStage, health_prefix
-from xdscp.load import LoadBook
+from xdscp.load import LoadBook, LoadSamples
 from xdscp.load.lrs import LrsService
 from xdscp.model import ClientKind
 from xdscp.plane.control import ControlPlane, Loads, Serving
 from xdscp.plane.load import LoadMetrics, PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_weights import SharedWeights, WeightsCoordination, weights_prefix
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
 from xdscp.server import CsdsService, StatusBoard, StreamEvent, XdsMetrics, XdsService, grouper
@@ -56,6 +57,7 @@ class Configured:
     sources: tuple[Source, ...]
     etcd: EtcdClient | None = None
     coordination: HealthCoordination | None = None
+    weights: WeightsCoordination | None = None
 
 
 def build_plane(
@@ -66,6 +68,7 @@ def build_plane(
     metrics_registry: CollectorRegistry | None = None,
     observers: Sequence[StreamObserver] = (),
     environ: Mapping[str, str] | None = None,
+    load_samples: LoadSamples | None = None,
 ) -> ControlPlane:
     """The plane `config` describes, not started.
 
@@ -73,6 +76,8 @@ def build_plane(
     as the file and environment gave it, before flags (a change of the file is compared with
     it; default `config`). `observers`: told of every stream event. `environ`: the
     environment the configuration file is read again with (default `os.environ`).
+    `load_samples`: the clients' load per service, which adaptive services' weights follow
+    besides the endpoints' own registered load (default: the served LRS load book's).
     """
     metrics_registry = metrics_registry or CollectorRegistry()  # shared with the sources' metrics
     register_process_metrics(metrics_registry)
@@ -89,10 +94,14 @@ def build_plane(
     )
     health = HealthStage(HealthMetrics(metrics_registry), pipeline.overlay, configured.coordination)
     loads = _loads(config, pipeline, serving, metrics_registry)
+    shared = None
+    if configured.weights is not None:
+        shared = SharedWeights(configured.weights, pipeline.weights.decided)
     monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
     view = PlaneView(
         status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
         sources=monitor, load=loads.book, on_prediction=lambda: serving.feed.notify(SERVICES),
+        shared=shared,
     )  # fmt: skip
     admin = AdminServer(
         options.admin_host,
@@ -104,10 +113,11 @@ def build_plane(
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     if configured.etcd is not None:
         closers = (configured.etcd.close,)
+
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
-        loads=loads, closers=closers,
+        loads=loads, closers=closers, load_samples=load_samples, shared=shared,
     )  # fmt: skip
 
 
@@ -181,7 +191,11 @@ def configured_sources(
         identity,
         config.serve.health_lease_ttl_s,
     )
-    return Configured(tuple(sources), client, coordination)
+    weights = WeightsCoordination(
+        client, weights_prefix(layout.services_prefix), identity,
+        config.serve.health_lease_ttl_s, config.serve.weigh_interval_s,
+    )  # fmt: skip
+    return Configured(tuple(sources), client, coordination, weights)
 
 
 def _static_sources(

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import grpc
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from xdscp.admin import SERVICES, AdminServer, ChangeFeed
 from xdscp.cache import SnapshotCache
@@ -27,10 +27,12 @@ from xdscp.config import ServeOptions
 from xdscp.errors import BindError, ConfigError
 from xdscp.health import HealthStage, TargetKey, Verdict
 from xdscp.keepalive import server_options
+from xdscp.load import LoadSamples, Samples
 from xdscp.load.lrs import LrsService
 from xdscp.model import ClientKind, ServiceSet
 from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
 from xdscp.retry import Backoff
@@ -112,10 +114,13 @@ class ControlPlane:
         metrics_registry: CollectorRegistry,
         loads: Loads,
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
+        load_samples: LoadSamples | None = None,
+        shared: SharedWeights | None = None,
     ) -> None:
         """`closers`: what `stop()` closes last (the etcd client the parts share). `loads`:
-        the load book (`self.load`: its `samples(now)` are what the computed weights read)
-        and the LRS service."""
+        the load book (`self.load`) and the LRS service; `load_samples`: the clients' load
+        per service that adaptive weights follow (default: the load book's `samples`);
+        `shared`: with etcd, the replicas serve one elected publisher's weights."""
         self.options, self.sources = options, tuple(sources)
         self.metrics_registry = metrics_registry
         self.pipeline, self.health, self.admin = pipeline, health, admin
@@ -124,6 +129,12 @@ class ControlPlane:
         self.status, self.service, self.csds = serving.status, serving.service, serving.csds
         self.load, self._lrs = loads.book, loads.lrs
         self._closers = tuple(closers)
+        self._load_samples = load_samples or loads.book.samples
+        self.shared = shared
+        self.weight_pushes = Counter(
+            "xdscp_adaptive_weight_pushes", "Computed weights pushed, per service",
+            ["service"], registry=metrics_registry,
+        )  # fmt: skip
         self._merge_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
         self._server: grpc.aio.Server | None = None  # keep a reference: it stops when collected
@@ -162,6 +173,42 @@ class ControlPlane:
         changed = self.pipeline.apply_verdicts(verdicts)
         if changed:
             self._push(changed)
+
+    def weigh(self, now: float, wall: float) -> frozenset[str]:
+        """One tick of the adaptive weights (`now`: monotonic, `wall`: epoch seconds): the
+        services reweighed are served anew, Envoy first. Nothing to weigh: nothing read."""
+        if not self.pipeline.weights.adaptive:
+            return frozenset()
+        if self.shared is not None:
+            self.shared.want()
+        samples: Samples = self._load_samples(now)
+        changed = self.pipeline.apply_loads(samples, now, wall)
+        self._pushed(changed, "own")
+        return changed
+
+    def _imposed(self, service: str, weights: Mapping[str, int] | None) -> None:
+        """The publisher's weights for `service` (None: gone): served by every replica."""
+        self._pushed(self.pipeline.impose_weights(service, weights), "publisher")
+
+    def _pushed(self, changed: frozenset[str], decided_by: str) -> None:
+        """Log and count each reweighed service, and serve them anew."""
+        for name in sorted(changed):
+            self.weight_pushes.labels(name).inc()
+            log.info(
+                "weights_pushed", service=name, weights=self.pipeline.weights.weights(name),
+                decided_by=decided_by,
+            )  # fmt: skip
+        if changed:
+            self._push(changed)
+
+    async def _weigh_every(self, interval_s: float) -> None:
+        """Tick the adaptive weights every `interval_s` until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                self.weigh(time.monotonic(), time.time())
+            except Exception:  # one bad tick must not stop serving; the weights stay
+                log.exception("weigh_failed")
 
     def _push(self, changed: frozenset[str] | None) -> None:
         """Tell the dashboard, then build each kind's snapshot, turn by turn (Envoy first)."""
@@ -228,6 +275,11 @@ class ControlPlane:
             self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self.health.run(self._verdicts), name="health"))
         self._tasks.append(asyncio.create_task(self.source_health.run(), name="source_health"))
+        weigh = self._weigh_every(self.options.weigh_interval_s)
+        self._tasks.append(asyncio.create_task(weigh, name="weigh"))
+        if self.shared is not None:
+            shared = self.shared.run(self._imposed)
+            self._tasks.append(asyncio.create_task(shared, name="shared_weights"))
 
     def _xds_server(
         self, xds: Listen, credentials: grpc.ServerCredentials | None

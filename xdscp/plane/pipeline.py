@@ -4,7 +4,9 @@ Events in:
 
 - `publish(position, services)`: source number `position` (0-based, configuration order)
   published its complete set;
-- `apply_verdicts(verdicts)`: xdscp's own health checks judged endpoints (None: forgotten).
+- `apply_verdicts(verdicts)`: xdscp's own health checks judged endpoints (None: forgotten);
+- `apply_loads(samples, now, wall)`: a tick of the adaptive weights (`WeightOverlay`): the
+  clients' samples per service, the time; a service whose served weights changed is owed.
 
 Work out, when the runtime asks:
 
@@ -15,11 +17,12 @@ Work out, when the runtime asks:
   since `kind` last built (None: it is up to date). Names accumulate per kind, so a kind
   built later than another is told every change it missed.
 
-The pipeline owns the merge, the health overlay (failing endpoints served UNHEALTHY), one
-translator per client kind and the names each kind has yet to translate. Nothing here
-waits, schedules or touches a socket: `ControlPlane` decides when to merge and build (a
-burst of publications costs one merge; Envoy's snapshot is built first) and hands the
-snapshots to the cache.
+The pipeline owns the merge, the health overlay (failing endpoints served UNHEALTHY), the
+weight overlay after it (adaptive services' computed weights), one translator per client kind
+and the names each kind has yet to translate. Nothing here waits, schedules or touches a
+socket: `ControlPlane` decides when to merge, build and tick the weights (a burst of
+publications costs one merge; Envoy's snapshot is built first) and hands the snapshots to the
+cache.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from xdscp.health import HealthOverlay, TargetKey, Verdict
+from xdscp.load import Samples, WeightOverlay
 from xdscp.model import ClientKind, Service, ServiceSet
 from xdscp.plane.merge import MergeResult, SourceMerge
 from xdscp.translate import ClientTranslator, TranslationResult
@@ -57,6 +61,7 @@ class Pipeline:
     ) -> None:
         self._merge = SourceMerge(source_names, domain_suffixes)
         self.overlay = HealthOverlay()
+        self.weights = WeightOverlay()
         self.translators = dict(translators)
         # names each client kind has yet to translate; None: everything
         self._pending: dict[ClientKind, set[str] | None] = dict.fromkeys(self.translators)
@@ -77,8 +82,9 @@ class Pipeline:
 
     @property
     def services(self) -> ServiceSet:
-        """The services as served: merged, failing endpoints UNHEALTHY."""
-        return self.overlay.services
+        """The services as served: merged, failing endpoints UNHEALTHY, adaptive services'
+        weights computed."""
+        return self.weights.services
 
     def source_of(self, name: str) -> str | None:
         """The name of the source whose `name` is served (None: not served)."""
@@ -97,6 +103,7 @@ class Pipeline:
         """Merge every publication since the last merge; every kind owes the changes."""
         result = self._merge.merge()
         self.overlay.update(self._merge.merged, result.changed)
+        self.weights.update(self.overlay.services, result.changed)
         self._owe(result.changed)
         return result
 
@@ -108,8 +115,24 @@ class Pipeline:
         for (service, endpoint), verdict in verdicts:
             if self.overlay.set_verdict(service, endpoint, verdict):
                 changed.add(service)
+        self.weights.update(self.overlay.services, changed)
         self._owe(frozenset(changed))
         return frozenset(changed)
+
+    def apply_loads(self, samples: Samples, now: float, wall: float) -> frozenset[str]:
+        """One tick of the adaptive weights at `now` (monotonic seconds; `wall`: epoch
+        seconds, for registered loads' age); every kind owes the services reweighed
+        (returned). A decision that leaves the served weights as they were owes nothing."""
+        changed = self.weights.apply(samples, now, wall)
+        self._owe(changed)
+        return changed
+
+    def impose_weights(self, service: str, weights: Mapping[str, int] | None) -> frozenset[str]:
+        """Serve `weights` (decided by another replica; None: this replica's own again) for
+        the adaptive `service`; every kind owes it when what is served changed (returned)."""
+        changed = frozenset({service}) if self.weights.impose(service, weights) else frozenset()
+        self._owe(changed)
+        return changed
 
     def build(self, kind: ClientKind) -> Built | None:
         """`kind`'s next snapshot, from the services as served now; None: it is up to date."""
@@ -118,7 +141,7 @@ class Pipeline:
             return None
         self._pending[kind] = set()
         names = None if pending is None else frozenset(pending)
-        result = self.translators[kind].translate(self.overlay.services, names)
+        result = self.translators[kind].translate(self.weights.services, names)
         return Built(kind, result, None if names is None else len(names))
 
     def notes(self, kind: ClientKind) -> Mapping[str, tuple[str, ...]]:

@@ -30,6 +30,7 @@ from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
 from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.server import StatusBoard, config_dump
 from xdscp.translate import client_resources, route_hash_policies
@@ -257,10 +258,12 @@ class PlaneView:
         sources: SourceMonitor,
         load: PlaneLoad | None = None,
         on_prediction: Callable[[], None] | None = None,
+        shared: SharedWeights | None = None,
     ) -> None:
         """`on_prediction`: a predicted split the services view waited for is ready."""
         self._status, self._cache, self._pipeline = status, cache, pipeline
         self._health, self._sources, self._load = health, sources, load
+        self._shared = shared
         self._predictor = Predictor()
         self._predictions = Predictions(self._predictor, on_prediction)
 
@@ -331,3 +334,24 @@ class PlaneView:
     def health_status(self) -> dict[str, Any]:
         """xdscp's own health checks (`/debug/health`)."""
         return self._health.status()
+
+    def weights_status(self) -> dict[str, Any]:
+        """The adaptive services' weights (`/debug/weights`): per service what is served,
+        what this replica's loop decided and whether the publisher's record is served; with
+        etcd, whether this replica publishes and who does."""
+        weights = self._pipeline.weights
+        decided = weights.decided()
+        election = None if self._shared is None else self._shared.election
+        return {
+            "mode": "local" if election is None else "etcd",
+            "publishing": election is None or election.leading,
+            "publisher": None if election is None else election.leader,
+            "services": {
+                name: {
+                    "served": weights.weights(name),
+                    "decided": decided[name],
+                    "imposed": weights.imposed(name),
+                }
+                for name in sorted(decided)
+            },
+        }

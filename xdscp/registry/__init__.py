@@ -26,6 +26,7 @@ from xdscp.registry.registration import (
     get_policy,
     policy_key,
     register,
+    report_load,
     set_policy,
 )
 from xdscp.registry.schema import (
@@ -60,6 +61,7 @@ __all__ = [
     "policy_key",
     "policy_value",
     "register",
+    "report_load",
     "set_policy",
     "split_host_port",
 ]

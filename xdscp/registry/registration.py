@@ -24,7 +24,14 @@ import structlog
 
 from xdscp.errors import EtcdError, KeyHeldError, RegistrationError, ValidationError
 from xdscp.etcd import EtcdClient, LeaseExpiredError
-from xdscp.model import BalancingPolicy, Health, Locality, check_int, check_service_name
+from xdscp.model import (
+    BalancingPolicy,
+    Health,
+    Locality,
+    ReportedLoad,
+    check_int,
+    check_service_name,
+)
 from xdscp.registry.layout import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX
 from xdscp.registry.ownership import Verdict, claim, ended, watch_over
 from xdscp.registry.schema import (
@@ -115,6 +122,7 @@ def build_registration(
     health: Health = Health.HEALTHY,
     metadata: Mapping[str, str] | None = None,
     hash_key: str | None = None,
+    load: ReportedLoad | None = None,
 ) -> Registration:
     """A validated registration (the same checks the registry applies when reading it)."""
     check_service_name(service)
@@ -123,10 +131,31 @@ def build_registration(
         raise ValidationError("id", f"must be non-empty and contain no '/', got {endpoint_id!r}")
     registration = Registration(
         service, endpoint_id, host, check_int("port", port, 1, 65535), weight,
-        locality or Locality(), priority, health, dict(metadata or {}), hash_key,
+        locality or Locality(), priority, health, dict(metadata or {}), hash_key, load,
     )  # fmt: skip
-    parse_native_value(service, endpoint_id, native_value(registration))
+    parsed = parse_native_value(service, endpoint_id, native_value(registration))
+    if parsed.load_refused is not None:
+        raise ValidationError("load", parsed.load_refused)
     return registration
+
+
+async def report_load(
+    client: EtcdClient, done: Registered, placement: Placement, load: ReportedLoad
+) -> bool:
+    """Write the registration again with `load` (the registrant's own, freshly stamped) under
+    its lease; False when the key is gone or held by another lease (nothing is written).
+
+    What the adaptive weights read for backends no client reports on: refresh it more often
+    than the policy's `stale_after`, or the endpoint returns to its registered weight.
+    """
+    if not isinstance(load, ReportedLoad):
+        raise ValidationError("load", f"must be a ReportedLoad, got {load!r}")
+    registration = replace(done.registration, load=load)
+    _, value = encode(registration, placement)
+    if not await client.put_if_leased(done.key.encode(), value, lease=done.lease_id):
+        return False
+    done.registration, done.value = registration, value
+    return True
 
 
 def encode(registration: Registration, placement: Placement) -> tuple[str, bytes]:

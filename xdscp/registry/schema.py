@@ -5,11 +5,13 @@ Key layout (defaults; both prefixes are configurable):
 - native endpoints: `/xdscp/services/<service>/<endpoint-id>` -> JSON object
   `{"address": "10.0.0.7" | "host.example", "port": 8080, "weight": 1,
   "locality": {"region": "", "zone": "", "sub_zone": ""}, "priority": 0, "health": "healthy",
-  "metadata": {"k": "v"}, "hash_key": null}`; only `address` and `port` are required;
+  "metadata": {"k": "v"}, "hash_key": null, "load": {"utilization": 0.4, "rps": 120,
+  "at": 1765000000.0}}`; only `address` and `port` are required;
 - grpc-go naming endpoints (written by `go.etcd.io/etcd/client/v3/naming/endpoints`):
   `<target>/<id>` -> `{"Op":0,"Addr":"host:port","Metadata":...}`; `Op` 1 means deleted;
-  `weight`, `region`, `zone`, `sub_zone`, `priority`, `health` and `hash_key` are read from
-  `Metadata` when it is an object carrying them, its other string members become metadata;
+  `weight`, `region`, `zone`, `sub_zone`, `priority`, `health`, `hash_key` and `load` are read
+  from `Metadata` when it is an object carrying them, its other string members become metadata
+  (the Go resolver carries `Metadata` as any JSON, so these round-trip);
 - balancing policies: `/xdscp/policies/<service>` -> JSON object of `BalancingPolicy` fields,
   with `hash_on` a list of `"header:x-user"`-style strings.
 
@@ -37,6 +39,8 @@ turns that into the bounded label of `xdscp_registry_rejected_total`. The labels
 - `invalid_field`: another field (`locality`, `metadata`, `hash_key`) malformed;
 - `invalid_policy`: a policy the model rejects (the last good policy is kept);
 - `unresolvable`: a hostname that does not resolve (tried again at every resolve interval);
+- `invalid_load`: a registration's `load` (native) or `Metadata.load` (grpc-go) malformed:
+  NaN, infinite, negative or absurd; the endpoint is kept, without its load;
 - `duplicate`: `ip:port` already registered under a smaller key of the same service;
 - `name_clash`: a service name that equals an earlier service's in a client's eyes (case,
   domain suffixes); the earlier keeps serving.
@@ -61,6 +65,7 @@ from xdscp.model import (
     HashOn,
     Health,
     Locality,
+    ReportedLoad,
     check_int,
     check_service_name,
     format_host_port,
@@ -75,7 +80,7 @@ REJECTION_REASONS = (
     "key_too_long", "invalid_utf8", "bad_key", "oversized", "too_deep", "invalid_json",
     "wrong_type", "invalid_address", "invalid_port", "invalid_weight", "invalid_priority",
     "invalid_health", "invalid_op", "invalid_field", "invalid_policy", "unresolvable",
-    "duplicate", "name_clash",
+    "duplicate", "name_clash", "invalid_load",
 )  # fmt: skip
 """Every label `xdscp_registry_rejected_total{reason}` can carry (documented above)."""
 _REASONS = {
@@ -94,8 +99,9 @@ _REASONS = {
     "priority": "invalid_priority",
     "Op": "invalid_op",
     "policy": "invalid_policy",
+    "load": "invalid_load",
 }
-_GO_SPECIAL = ("weight", "region", "zone", "sub_zone", "priority", "health", "hash_key")
+_GO_SPECIAL = ("weight", "region", "zone", "sub_zone", "priority", "health", "hash_key", "load")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -118,6 +124,19 @@ class Registration:
     health: Health = Health.HEALTHY
     metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     hash_key: str | None = None
+    load: ReportedLoad | None = None
+    load_refused: str | None = None  # why a given load was refused (the endpoint is kept)
+
+
+def _load(value: object) -> tuple[ReportedLoad | None, str | None]:
+    """The registration's own load, or why it was refused: a bad load never costs the
+    endpoint."""
+    if value is None:
+        return None, None
+    try:
+        return ReportedLoad.from_mapping(value), None
+    except ValidationError as exc:
+        return None, str(exc)
 
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
@@ -215,6 +234,8 @@ def parse_native_value(
         health=parse_health(data.get("health", "healthy")),
         metadata=MappingProxyType(_string_map("metadata", data.get("metadata"))),
         hash_key=_hash_key(data.get("hash_key")),
+        load=(load := _load(data.get("load")))[0],
+        load_refused=load[1],
     )
 
 
@@ -263,6 +284,8 @@ def parse_grpc_go_value(
         health=parse_health(extra.get("health", "healthy")),
         metadata=MappingProxyType(metadata),
         hash_key=_hash_key(extra.get("hash_key")),
+        load=(load := _load(extra.get("load")))[0],
+        load_refused=load[1],
     )
 
 
@@ -279,6 +302,8 @@ def native_value(registration: Registration) -> bytes:
     }
     if registration.hash_key is not None:
         data["hash_key"] = registration.hash_key
+    if registration.load is not None:
+        data["load"] = registration.load.to_mapping()
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -297,6 +322,8 @@ def grpc_go_value(registration: Registration) -> bytes:
         meta["health"] = str(registration.health)
     if registration.hash_key is not None:
         meta["hash_key"] = registration.hash_key
+    if registration.load is not None:
+        meta["load"] = registration.load.to_mapping()
     data: dict[str, Any] = {
         "Op": 0,
         "Addr": format_host_port(registration.host, registration.port),

@@ -136,6 +136,8 @@ class RegistryState:
         return rejections
 
     def _apply(self, events: Iterable[WatchEvent], parse: Parse) -> list[Rejection]:
+        partly: list[Rejection] = []  # kept, without the load they gave
+
         def take(event: WatchEvent) -> None:
             key = decode_key(event.key)  # a key that fails was never stored
             self._remove(key)
@@ -144,8 +146,11 @@ class RegistryState:
             registration = parse(key, event.value)
             if registration is not None:
                 self._store(key, registration, event.mod_revision)
+                if registration.load_refused is not None:
+                    message = f"{registration.load_refused} (the endpoint is kept, without it)"
+                    partly.append(Rejection(key, "invalid_load", message))
 
-        return self._each(events, take)
+        return [*self._each(events, take), *partly]
 
     def apply_native(self, events: Iterable[WatchEvent]) -> list[Rejection]:
         """Apply changes under the native services prefix."""
@@ -289,7 +294,7 @@ class RegistryState:
             return cached[2]
         endpoint = Endpoint(
             address, reg.port, reg.weight, reg.locality, reg.priority, reg.health,
-            reg.metadata, reg.hash_key,
+            reg.metadata, reg.hash_key, reg.load,
         )  # fmt: skip
         self._endpoints[key] = (reg, address, endpoint)
         return endpoint

@@ -26,7 +26,7 @@ from typing import Any
 
 from xdscp.errors import ConfigFieldError, ValidationError
 from xdscp.model import (
-    NESTED_POLICIES,
+    POLICY_PARTS,
     BalancingPolicy,
     Endpoint,
     HashFunction,
@@ -38,7 +38,9 @@ from xdscp.model import (
 from xdscp.sources.located import FieldPath, Located, field_name, parse_yaml
 
 SERVICE_KEYS = ("endpoints", "policy")
-ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint))
+# `load` is what a registrant reports of itself, refreshed (xdscp register --utilization): a
+# file's endpoint has none, so the key is unknown here
+ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint) if f.name != "load")
 _LOCALITY_KEYS = tuple(f.name for f in dataclasses.fields(Locality))
 _POLICY_FIELDS = {f.name: f for f in dataclasses.fields(BalancingPolicy)}
 
@@ -100,7 +102,7 @@ def policy_section(located: Located, path: FieldPath) -> BalancingPolicy:
     """The policy mapping at `path`: `BalancingPolicy` fields, `hash_on` as strings."""
     given = located.mapping(path, tuple(_POLICY_FIELDS))
     values = {k: v for k, v in given.items() if v is not None}
-    for name, kind in NESTED_POLICIES.items():
+    for name, kind in POLICY_PARTS.items():
         if name in values:
             _check_keys(located, (*path, name), kind)
     hash_on = []

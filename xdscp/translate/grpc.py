@@ -89,6 +89,8 @@ def grpc_warnings(service: Service) -> list[str]:
     notes = []
     if policy.lb is LbPolicy.LEAST_REQUEST:
         notes.append("least_request: grpc-go balances by least request; grpcio by round robin")
+        if policy.adaptive_weights is not None:
+            notes.append("adaptive_weights: gRPC's least request ignores endpoint weights")
     if policy.lb is LbPolicy.MAGLEV:
         notes.append("maglev: gRPC clients use ring hash (same keys stick, other placement)")
     if policy.hash_function.value == "murmur_hash_2" and policy.lb in _RING_POLICIES:

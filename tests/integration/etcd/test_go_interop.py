@@ -18,12 +18,15 @@ from tests.fixtures.etcd import EtcdServer
 from tests.fixtures.go import build_go
 from tests.harness.paths import ROOT
 from xdscp.etcd import EtcdClient
+from xdscp.model import ReportedLoad
 from xdscp.registry import GrpcGoTarget, RegistryLayout
 from xdscp.sources.etcd import EtcdRegistrySource
 from xdscp.testing import Recorder, free_port, running, wait_for
 
 pytestmark = [pytest.mark.etcd, pytest.mark.go]
 MODULE = ROOT / "tests" / "interop" / "go" / "etcdnaming"
+# What a Go registrant writes: xdscp's fields in Metadata, the endpoint's own load too
+METADATA = '{"weight":3,"zone":"z1","load":{"utilization":0.5,"rps":10,"at":1765000000}}'
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +80,7 @@ async def test_what_the_go_manager_writes_xdscp_discovers(
                            "-addr", "127.0.0.1:7009")  # fmt: skip
             leased = await asyncio.create_subprocess_exec(
                 go_tool, "add", "-etcd", url, "-target", "greeter", "-id", "b",
-                "-addr", "127.0.0.1:7002", "-ttl", "2", "-metadata", '{"weight":3,"zone":"z1"}',
+                "-addr", "127.0.0.1:7002", "-ttl", "2", "-metadata", METADATA,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
             try:
@@ -87,6 +90,7 @@ async def test_what_the_go_manager_writes_xdscp_discovers(
                 await wait_for(lambda: recorder.last == want)
                 second = recorder.sets[-1]["greeter"].endpoints[1]
                 assert (second.weight, second.locality.zone) == (3, "z1")
+                assert second.load == ReportedLoad(0.5, 10.0, 1_765_000_000.0)
                 await go_async(go_tool, "del", "-etcd", url, "-target", "greeter", "-id", "a")
                 await wait_for(lambda: recorder.last == {"greeter": ["127.0.0.1:7002"]})
             finally:
@@ -99,7 +103,8 @@ async def test_what_the_go_manager_writes_xdscp_discovers(
 def test_what_xdscp_registers_the_go_resolver_resolves_and_calls(
     etcd_server: EtcdServer, go_tool: str, health_servers: list[int]
 ) -> None:
-    """`xdscp register --format grpc-go` entries are resolved by the Go resolver and called."""
+    """`xdscp register --format grpc-go` entries (one carrying its load in `Metadata`) are
+    resolved by the Go resolver and called."""
     code = (
         "from xdscp.logs import configure_logging; configure_logging('warning', 'json');"
         "from xdscp.cli.registry import register_command; register_command()"
@@ -119,16 +124,20 @@ def test_what_xdscp_registers_the_go_resolver_resolves_and_calls(
                 "5",
                 "--etcd",
                 etcd_server.url,
+                *(["--utilization", "0.5", "--rps", "10"] if i == 0 else []),
             ],
             stdout=subprocess.PIPE,
             env=env,
         )
-        for port in health_servers
+        for i, port in enumerate(health_servers)
     ]
     try:
+        lines = []
         for registrar in registrars:
             assert registrar.stdout is not None
-            assert registrar.stdout.readline().startswith(b"registered greeter/")
+            lines.append(registrar.stdout.readline())
+            assert lines[-1].startswith(b"registered greeter/")
+        assert b'"Metadata":{"load":{"utilization":0.5,"rps":10.0,"at":' in lines[0], lines[0]
         out = go_run(go_tool, "resolve", "-etcd", etcd_server.url, "-target", "greeter",
                      "-calls", "20", "-expect", "2")  # fmt: skip
         assert out.split() == sorted(f"127.0.0.1:{port}" for port in health_servers)

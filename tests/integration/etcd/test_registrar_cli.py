@@ -17,7 +17,7 @@ import pytest
 from tests.fixtures.etcd import EtcdServer
 from tests.harness.cli import Cli
 from xdscp.etcd import EtcdClient
-from xdscp.testing import free_port, wait_until
+from xdscp.testing import free_port, wait_for, wait_until
 
 pytestmark = pytest.mark.etcd
 KEY = "/xdscp/services/web/127.0.0.1:8081"
@@ -252,3 +252,45 @@ def test_backend_grpc_port_in_use_is_one_line() -> None:
             assert errors[0].startswith(
                 f"Error: backend b3: cannot listen on 127.0.0.1 (http 0, grpc {port}):"
             )
+
+
+async def test_register_keeps_its_load_fresh_from_a_file(
+    etcd_server: EtcdServer, tmp_path: Path
+) -> None:
+    """`xdscp register --load-file F --load-interval 0.2`: the registration starts with the
+    file's load, is written again stamped, follows the file when it changes, skips a bad
+    reading (logged) without touching the registration, and deregisters at SIGTERM."""
+    load = tmp_path / "load.json"
+    load.write_text('{"utilization": 0.25, "rps": 40}')
+    args = ["register", "web", "127.0.0.1:8081", "--load-file", str(load)]
+    with Cli(*args, "--load-interval", "0.2", "--etcd", etcd_server.url) as registrar:
+        await asyncio.to_thread(registrar.wait_line, registrar.stdout, _starts("registered "))
+        async with EtcdClient(etcd_server.config()) as client:
+
+            async def stored() -> dict[str, float]:
+                kv = await client.get(KEY.encode())
+                assert kv is not None
+                found: dict[str, float] = json.loads(kv.value)["load"]
+                return found
+
+            first = await stored()
+            assert (first["utilization"], first["rps"]) == (0.25, 40.0)
+
+            async def restamped() -> bool:
+                return (await stored())["at"] > first["at"]
+
+            await wait_for(restamped, 10.0)
+            load.write_text('{"utilization": 0.75}')
+
+            async def followed() -> bool:
+                return (await stored()).get("utilization") == 0.75
+
+            await wait_for(followed, 10.0)
+            load.write_text('{"utilization": NaN}')
+            await asyncio.to_thread(
+                registrar.wait_line, registrar.stderr, _event("registration_load_refused")
+            )
+            assert (await stored())["utilization"] == 0.75  # the last good load stays
+        registrar.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(registrar.ended) == 0, registrar.output
+        registrar.assert_no_traceback()

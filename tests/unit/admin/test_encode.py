@@ -31,7 +31,7 @@ def test_model_objects_without_a_mapping_form_are_their_fields() -> None:
     assert json.loads(dumps([endpoint, frozenset({"b", "a"})])) == [
         {"address": "10.0.0.1", "port": 80, "weight": 1, "priority": 0, "health": "healthy",
          "locality": {"region": "r", "zone": "z", "sub_zone": ""}, "metadata": {"b": "2"},
-         "hash_key": None},
+         "hash_key": None, "load": None},
         ["a", "b"],
     ]  # fmt: skip
 

@@ -47,6 +47,9 @@ class BrokenServices:
     def health_status(self) -> dict[str, Any]:
         return {}
 
+    def weights_status(self) -> dict[str, Any]:
+        return {}
+
 
 async def test_a_topic_that_cannot_be_encoded_is_a_failed_event() -> None:
     """`failed` for services (with the topic), then nodes and sources as usual; the route

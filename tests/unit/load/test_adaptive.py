@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -162,10 +163,79 @@ def test_removed_endpoints_are_forgotten_and_added_ones_start_registered() -> No
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("smoothing", 0.0), ("max_step", 1.0), ("floor", math.nan), ("stale_after_s", -1.0),
-     ("hysteresis", 2.0), ("min_push_interval_s", math.inf), ("error_penalty", -0.1)],
+    [("smoothing", 0.0), ("max_step", 1.0), ("floor", math.nan), ("stale_after", -1.0),
+     ("hysteresis", 2.0), ("min_push_interval", math.inf), ("error_penalty", -0.1)],
 )  # fmt: skip
 def test_settings_out_of_range_are_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(ValidationError) as error:
         AdaptiveSettings(**{field: value})
-    assert error.value.field == f"adaptive_weights.{field}"
+    assert error.value.field == field
+    with pytest.raises(ValidationError) as nested:
+        AdaptiveSettings.from_mapping({field: value}, "adaptive_weights")
+    assert nested.value.field == f"adaptive_weights.{field}"
+
+
+wide_capacities = st.dictionaries(
+    st.sampled_from(["a", "b", "c", "d"]), st.floats(1e-3, 1e6), min_size=2, max_size=4
+)
+
+
+@given(wide_capacities, st.floats(0.0, 0.5), st.integers(1, 30))
+def test_no_weight_ever_falls_below_the_floor(
+    capacity: dict[str, float], floor: float, rounds: int
+) -> None:
+    """Capacities a billion times apart: every decided weight stays >= floor x the mean."""
+    settings_ = AdaptiveSettings(floor=floor, max_step=100.0)
+    weights = AdaptiveWeights(settings_, dict.fromkeys(capacity, 1))
+    for i in range(rounds):
+        for key, c in capacity.items():  # each at half its capacity
+            weights.observe(LoadSample(key, i * EVERY, c / 2, 0.5))
+        weights.decide(i * EVERY)
+        current = weights.current
+        mean = sum(current.values()) / len(current)
+        assert min(current.values()) >= floor * mean * (1 - 1e-9), current
+
+
+@given(st.lists(st.floats(0.0, 5.0), min_size=1, max_size=40), st.floats(0.0, 20.0))
+def test_pushes_are_never_closer_than_the_minimum_interval(
+    gaps: list[float], interval: float
+) -> None:
+    """Whatever the tick times and the samples: two pushes are `min_push_interval` apart."""
+    weights = AdaptiveWeights(AdaptiveSettings(min_push_interval=interval), {"a": 1, "b": 1})
+    now, pushed_at = 0.0, []
+    for i, gap in enumerate(gaps):
+        now += gap
+        rps = 10.0 + i
+        weights.observe(LoadSample("a", now, rps, rps / (1 + i % 3)))
+        weights.observe(LoadSample("b", now, rps, rps / 5))
+        if weights.decide(now) is not None:
+            pushed_at.append(now)
+    assert all(b - a >= interval for a, b in itertools.pairwise(pushed_at))
+
+
+@given(st.lists(st.floats(0.97, 1.03), min_size=3, max_size=3), st.integers(1, 20))
+def test_once_settled_wobble_inside_the_band_never_pushes(wobble: list[float], rounds: int) -> None:
+    """Converged on 1 : 2 : 4, each backend's utilization wobbling by up to 3 % (the band is
+    10 %): no push, however long."""
+    capacity = {"a": 1.0, "b": 2.0, "c": 4.0}
+    weights = AdaptiveWeights(SETTINGS, dict.fromkeys(capacity, 1))
+    _run(weights, capacity, 700, 10)
+    for i in range(10, 10 + rounds):
+        shaken = {k: c * w for (k, c), w in zip(capacity.items(), wobble, strict=True)}
+        _report(weights, shaken, 700, i * EVERY)
+        assert weights.decide(i * EVERY) is None
+
+
+@given(st.floats(1.0, 1000.0), st.floats(0.001, 100.0))
+def test_stale_reports_fall_back_whatever_the_setting(stale_after: float, late: float) -> None:
+    """Silent for longer than `stale_after`: the registered weights at the next decision."""
+    settings_ = AdaptiveSettings(stale_after=stale_after, min_push_interval=0.0, max_step=100.0)
+    weights = AdaptiveWeights(settings_, {"a": 1, "b": 3})
+    weights.observe(LoadSample("a", 0.0, 10.0, 0.1))
+    weights.observe(LoadSample("b", 0.0, 10.0, 1.0))
+    assert weights.decide(0.0) is not None
+    assert weights.current["a"] > weights.current["b"]
+    push = weights.decide(stale_after + late)
+    assert push is not None
+    assert push.reporting == frozenset()
+    assert weights.current == {"a": 1.0, "b": 3.0}
