@@ -1,11 +1,26 @@
 """Per-stream status: what each connected node has been sent, accepted and rejected.
 
-Sans I/O: the grpc.aio shell tells a `StreamRecord` of each push and each answer (the
-stream state's `Answer` event: the version a NACK rejected and its error ride on it), with
-the time (`on_push`, `on_answer`); what each type's client holds is read from the stream's
-read-only `StreamView` when asked (`resources`), so a connected node costs a few fields
-plus its NACK history (at most `NACK_HISTORY` entries, each error within `truncate`'s
-limit), not a copy of what it holds. Per resource the client's status is one of
+Sans I/O, and built from events only: the record never holds the stream's protocol state.
+The grpc.aio shell tells a `StreamRecord`, in the order they happen, of the snapshot the
+stream is served from (`on_snapshot`), each request's `Answer` (its kind, the nonce it
+answers, the version accepted or rejected, a NACK's error, the type's subscription after
+it: `on_answer`), a delta stream's changed types (`on_held`: each a `DeltaHolding`) and each
+response pushed (`on_push`: type, nonce, version), with the time.
+
+Every event carries references to immutable objects the stream already made, never
+copies, so a type costs O(1) fields whatever its client holds:
+
+- state of the world (`SotwTrack`): the snapshot and subscription of the latest response
+  (its content is what the snapshot has of those names), the same of the latest response
+  the client ACKed, the nonce of the latest NACK, the subscription frozenset the protocol
+  made (a request that keeps it keeps the same object);
+- delta (`DeltaTrack`): the latest `DeltaHolding`: the persistent map of what the client
+  holds, what each response awaiting an answer replaced, the names held back after a NACK,
+  the versions.
+
+The per-resource view (`resources`, for CSDS, `/debug/config_dump`) is computed only when
+asked. A connected node costs those fields plus its NACK history (at most `NACK_HISTORY`
+entries, each error within `truncate`'s limit). Per resource the client's status is one of
 `ClientStatus` (as CSDS's `ClientResourceStatus`) and the server's view of it one of
 `ConfigStatus` (as CSDS's).
 """
@@ -14,15 +29,18 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
+from xdscp.server.delta import DeltaHolding
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.rules import ACCEPTED, Answer, RequestKind
-from xdscp.server.seams import StreamView, TypeView
+from xdscp.server.seams import ServedResponse
+
+_ClientView = Iterator[tuple[str, str | None, str | None, bool]]
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -118,30 +136,189 @@ class ResourceStatus:
         return out
 
 
+def _visible(
+    snapshot: Snapshot | None, type_url: TypeUrl, names: frozenset[str] | None
+) -> dict[str, str]:
+    """name → version of what `snapshot` has of `names` (None: every name)."""
+    if snapshot is None:
+        return {}
+    pool = snapshot.resources[type_url]
+    if names is None:
+        return {name: resource.version for name, resource in pool.items()}
+    return {name: pool[name].version for name in names if name in pool}
+
+
+@dataclass(slots=True)
+class SotwTrack(Times):
+    """One state-of-the-world type, from its events: O(1) references, no copy.
+
+    What the client was sent is what `sent_snapshot` has of `sent_names` (a response
+    carries the stream's subscribed resources of its snapshot); what it accepted, what
+    `acked_snapshot` has of `acked_names`. A subscription that drops names narrows both as
+    the protocol does: the client forgets what it was sent of them.
+    """
+
+    type_url: TypeUrl = TypeUrl.CLUSTER
+    names: frozenset[str] | None = None  # the subscription (the protocol's frozenset)
+    sent_snapshot: Snapshot | None = None
+    sent_names: frozenset[str] | None = None  # None: every name of the snapshot
+    sent_nonce: str = ""
+    sent_version: str = ""
+    acked_snapshot: Snapshot | None = None
+    acked_names: frozenset[str] | None = None
+    acked_version: str = ""
+    nacked_nonce: str = ""
+
+    def subscribe(self, names: frozenset[str] | None) -> None:
+        """The subscription after a request (the same object when it did not change)."""
+        if names is self.names:
+            return
+        self.names = names
+        if names is None or self.sent_snapshot is None:
+            return  # every name (a response follows), or nothing sent yet
+        pool = self.sent_snapshot.resources[self.type_url]
+        sent = self.sent_names
+        if sent is None:
+            gone = [n for n in pool if n not in names]
+            self.sent_names = names
+        elif sent <= names:
+            return  # names added: a response follows
+        else:
+            gone = [n for n in sent - names if n in pool]
+            self.sent_names = sent & names
+        self._forget(gone)
+
+    def _forget(self, gone: list[str]) -> None:
+        """The client forgets what it accepted of `gone` (names it was sent, dropped)."""
+        if not gone or self.acked_snapshot is None:
+            return
+        pool = self.acked_snapshot.resources[self.type_url]
+        acked = self.acked_names
+        forgotten = [n for n in gone if n in pool and (acked is None or n in acked)]
+        if forgotten:
+            held = frozenset(pool) if acked is None else acked
+            self.acked_names = held.difference(forgotten)
+
+    def push(self, nonce: str, version: str, snapshot: Snapshot | None, now: float) -> None:
+        """A response of the stream's subscription in `snapshot` was sent."""
+        self.sent_snapshot, self.sent_names = snapshot, self.names
+        self.sent_nonce, self.sent_version, self.pushed = nonce, version, now
+
+    def answer(self, answer: Answer, now: float) -> None:
+        """The client ACKed or NACKed the latest response (`answer.kind` says which)."""
+        if answer.kind in ACCEPTED:
+            self.acked = now
+            self.acked_snapshot, self.acked_names = self.sent_snapshot, self.sent_names
+            self.acked_version = answer.version
+        elif answer.kind is RequestKind.NACK:
+            self.nacked, self.nacked_nonce = now, answer.nonce
+
+    def client_view(self) -> _ClientView:
+        """(name, version accepted, newer version sent, True when that one was NACKed)."""
+        sent = _visible(self.sent_snapshot, self.type_url, self.sent_names)
+        accepted = _visible(self.acked_snapshot, self.type_url, self.acked_names)
+        rejected = bool(self.nacked_nonce) and self.nacked_nonce == self.sent_nonce
+        for name, version in sent.items():
+            held = accepted.get(name)
+            if held != version:
+                yield name, held, version, rejected
+            else:
+                yield name, version, None, False
+        for name, held in accepted.items():
+            if name not in sent:  # its removal not yet ACKed
+                yield name, held, None, False
+
+
+@dataclass(slots=True)
+class DeltaTrack(Times):
+    """One delta type, from its events: the latest `DeltaHolding` the stream told."""
+
+    holding: DeltaHolding | None = None
+
+    @property
+    def names(self) -> frozenset[str] | None:
+        """Subscribed names; None for a wildcard."""
+        return None if self.holding is None else self.holding.names
+
+    @property
+    def sent_version(self) -> str:
+        """The version of what the client holds with the latest response."""
+        return "" if self.holding is None else self.holding.sent_version
+
+    @property
+    def acked_version(self) -> str:
+        """The version the client accepted."""
+        return "" if self.holding is None else self.holding.acked_version
+
+    def client_view(self) -> _ClientView:
+        """(name, version accepted, newer version sent, True when that one was NACKed)."""
+        return iter(()) if self.holding is None else self.holding.client_view()
+
+
+Track = SotwTrack | DeltaTrack
+
+
 @dataclass
 class StreamRecord:
-    """One open stream, its node, a read-only view of its state, and what happened when."""
+    """One open stream, its node, and what its events told (see the module's docstring).
+
+    `delta` says which variant's events it takes; `snapshot` is the one the stream is
+    served from (told by `on_snapshot`); `types` each subscribed type, in request order.
+    """
 
     node: NodeInfo
     service: str
-    view: StreamView
     group: str
+    snapshot: Snapshot | None = None
+    delta: bool = False
     connected_at: float = field(default_factory=time.time)
     nacks: deque[Nack] = field(default_factory=lambda: deque(maxlen=NACK_HISTORY))
-    times: dict[str, Times] = field(default_factory=dict)
+    types: dict[str, Track] = field(default_factory=dict)
 
-    def on_push(self, type_url: str, now: float) -> None:
-        """A response of `type_url` was sent at `now`."""
-        self.times.setdefault(type_url, Times()).pushed = now
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        """The stream is served from `snapshot` now (told before the responses it calls for)."""
+        self.snapshot = snapshot
 
     def on_answer(self, answer: Answer, now: float) -> None:
-        """The client answered a response at `now`: an ACK, or a NACK (kept in the history)."""
-        if answer.kind in ACCEPTED:
-            self.times.setdefault(answer.type_url, Times()).acked = now
-        elif answer.kind is RequestKind.NACK:
-            self.times.setdefault(answer.type_url, Times()).nacked = now
+        """A request's `Answer` at `now`: the subscription it leaves, an ACK, or a NACK
+        (kept in the history). Told before the responses the request calls for."""
+        kind = answer.kind
+        if kind is RequestKind.UNKNOWN_TYPE:
+            return
+        track = self.types.get(answer.type_url)
+        if not self.delta:
+            if track is None:
+                track = self.types[answer.type_url] = SotwTrack(type_url=TypeUrl(answer.type_url))
+            assert isinstance(track, SotwTrack)  # noqa: S101 - a state-of-the-world record
+            track.subscribe(answer.subscribed)
+            track.answer(answer, now)
+        elif track is not None:
+            if kind in ACCEPTED:
+                track.acked = now
+            elif kind is RequestKind.NACK:
+                track.nacked = now
+        if kind is RequestKind.NACK:
             error = truncate(answer.error)
             self.nacks.append(Nack(now, answer.type_url, answer.version, answer.nonce, error))
+
+    def on_held(self, holdings: Iterable[object]) -> None:
+        """A delta stream's changed types (`DeltaStreamState.events`: `DeltaHolding`s)."""
+        for holding in holdings:
+            if not isinstance(holding, DeltaHolding):
+                continue
+            track = self.types.get(holding.type_url)
+            if track is None:
+                track = self.types[holding.type_url] = DeltaTrack()
+            assert isinstance(track, DeltaTrack)  # noqa: S101 - a delta record
+            track.holding = holding
+
+    def on_push(self, response: ServedResponse, now: float) -> None:
+        """`response` was sent at `now` (a type not subscribed: an unserved type's answer)."""
+        track = self.types.get(response.type_url)
+        if isinstance(track, SotwTrack):
+            track.push(response.nonce, response.version, self.snapshot, now)
+        elif track is not None:
+            track.pushed = now
 
     def last_nacks(self) -> dict[str, dict[str, str]]:
         """The latest NACK of each type still in the history, by short type name."""
@@ -152,24 +329,20 @@ class StreamRecord:
 
     def resources(self) -> Iterator[ResourceStatus]:
         """Every resource the client is subscribed to, holds or was sent, type by type."""
-        snapshot = self.view.snapshot
-        for type_url, ts in self.view.types.items():
-            if ts.subscribed:
-                latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
-                times = self.times.get(type_url, Times())
-                yield from _type_statuses(type_url, ts, snapshot, times, latest)
+        for type_url, track in self.types.items():
+            latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
+            yield from _type_statuses(TypeUrl(type_url), track, self.snapshot, latest)
 
     def as_json(self) -> dict[str, Any]:
         """The status endpoint's view of this stream."""
         types = {
             short_name(t): {
-                "subscribed": "*" if ts.names is None else sorted(ts.names),
-                "sent_version": ts.sent_version,
-                "acked_version": ts.acked_version,
-                "in_sync": bool(ts.sent_version) and ts.acked_version == ts.sent_version,
+                "subscribed": "*" if track.names is None else sorted(track.names),
+                "sent_version": track.sent_version,
+                "acked_version": track.acked_version,
+                "in_sync": bool(track.sent_version) and track.acked_version == track.sent_version,
             }
-            for t, ts in self.view.types.items()
-            if ts.subscribed
+            for t, track in self.types.items()
         }
         return {
             "node": self.node.id,
@@ -187,13 +360,13 @@ class StreamRecord:
 
 
 def _type_statuses(
-    type_url: TypeUrl, ts: TypeView, snapshot: Snapshot | None, times: Times, nack: Nack | None
+    type_url: TypeUrl, track: Track, snapshot: Snapshot | None, nack: Nack | None
 ) -> Iterator[ResourceStatus]:
     """One type's resources: what the client holds or was sent, then the names it
     subscribed to and was sent nothing of (absent from the snapshot: DOES_NOT_EXIST)."""
     pool: Mapping[str, Any] = snapshot.resources[type_url] if snapshot is not None else {}
-    names, seen = ts.names, set()
-    for name, accepted, newer, rejected in sorted(ts.client_view(), key=lambda v: v[0]):
+    names, seen = track.names, set()
+    for name, accepted, newer, rejected in sorted(track.client_view(), key=lambda v: v[0]):
         if (names is not None and name not in names) or (accepted is None and newer is None):
             continue
         seen.add(name)
@@ -201,11 +374,11 @@ def _type_statuses(
         body = held.any_bytes if held is not None and held.version == accepted else None
         client = ClientStatus.ACKED if accepted is not None else ClientStatus.REQUESTED
         if newer == accepted or (newer is None and not rejected):
-            config, updated = ConfigStatus.SYNCED, times.acked or times.pushed
+            config, updated = ConfigStatus.SYNCED, track.acked or track.pushed
         elif rejected:
-            config, updated, client = ConfigStatus.ERROR, times.nacked, ClientStatus.NACKED
+            config, updated, client = ConfigStatus.ERROR, track.nacked, ClientStatus.NACKED
         else:
-            config, updated = ConfigStatus.STALE, times.pushed
+            config, updated = ConfigStatus.STALE, track.pushed
         sent = "" if newer == accepted else newer or ""
         error = nack if rejected else None
         yield ResourceStatus(
@@ -216,7 +389,7 @@ def _type_statuses(
         if snapshot is None or name in pool:
             client = ClientStatus.REQUESTED
         yield ResourceStatus(
-            type_url, name, client, ConfigStatus.NOT_SENT, "", "", times.pushed, None
+            type_url, name, client, ConfigStatus.NOT_SENT, "", "", track.pushed, None
         )
 
 
