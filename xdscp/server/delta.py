@@ -75,10 +75,12 @@ __all__ = [
 
 _Held = immutables.Map[str, str]  # resource name → version the client holds
 _Holding = immutables.MapMutation[str, str]  # the same, while one batch changes it
-# resource name → (version held before a response, version it sent); None: none, removed
-_Undo = immutables.Map[str, tuple[str | None, str | None]]
+# what one response replaced, by name (sorted): (name, the version held before it, the
+# version it sent); None: none, removed. A tuple: never changed once made, so events share it
+_Undo = tuple[tuple[str, str | None, str | None], ...]
 _NOTHING_HELD: _Held = immutables.Map()
-_NOTHING_REPLACED: _Undo = immutables.Map()
+_NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
+_new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
 _ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
 
@@ -100,7 +102,7 @@ class DeltaHolding(NamedTuple):
         `DeltaTypeState.client_view` gives them."""
         accepted: dict[str, str | None] = {}
         for undo in self.pending:  # oldest first: the version before them all
-            for name, (previous, _) in undo.items():
+            for name, previous, _ in undo:
                 accepted.setdefault(name, previous)
         for name in {*self.held, *accepted, *self.rejected}:
             held = self.held.get(name)
@@ -148,21 +150,28 @@ class DeltaTypeState(TypeRecord):
 
     def holding(self, type_url: TypeUrl) -> DeltaHolding:
         """This type as the status board is told of it (references, no copy)."""
-        rejected: immutables.Map[str, str] = immutables.Map()
+        rejected = _NOTHING_REJECTED
         if self.blocked:  # rare: a rejected version held back
             blocked = {n: self.rejected[n] for n in self.blocked if n in self.rejected}
             rejected = immutables.Map(blocked)
-        pending = tuple(self.pending.values())
+        pending = tuple(self.pending.values()) if self.pending else ()
         names = None if self.wildcard else self.explicit
-        return DeltaHolding(
-            type_url, names, self.held, pending, rejected, self.sent_version, self.acked_version
+        told = (
+            type_url,
+            names,
+            self.held,
+            pending,
+            rejected,
+            self.sent_version,
+            self.acked_version,
         )
+        return _new_holding(DeltaHolding, told)  # the named tuple's C constructor: one per event
 
     def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
         """(name, version accepted, newer version sent, True when that one was NACKed)."""
         accepted: dict[str, str | None] = {}
         for undo in self.pending.values():  # oldest first: the version before them all
-            for name, (previous, _) in undo.items():
+            for name, previous, _ in undo:
                 accepted.setdefault(name, previous)
         for name in {*self.held, *accepted, *self.blocked}:
             held = self.held.get(name)
@@ -198,9 +207,13 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         it (a `DeltaHolding`: references the state shares)."""
         if not self._changed:
             return ()
-        types = self.types
-        told = tuple(types[t].holding(t) for t in self._changed)
-        self._changed.clear()
+        types, changed = self.types, self._changed
+        if len(changed) == 1:
+            (only,) = changed
+            changed.clear()
+            return (types[only].holding(only),)
+        told = tuple([types[t].holding(t) for t in changed])
+        changed.clear()
         return told
 
     def on_request(self, request: DeltaRequest) -> Handled[DeltaResponse]:
@@ -311,7 +324,6 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         for type_url, ts in self.types.items():
             if not ts.subscribed:
                 continue
-            self._changed[type_url] = None  # its versions may settle, a name be held back
             if derived and snapshot.changes is not None:
                 candidates[type_url] = set(snapshot.changes[type_url])
             else:
@@ -338,7 +350,6 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             if eds_after_cds(type_url, cds_sent=bool(clusters_sent)):
                 resend = {n for n in clusters_sent if ts.wants(n)}  # warming: CLA after Cluster
                 names |= resend
-            self._changed[type_url] = None
             response = self._build(type_url, ts, names, resend | force)
             if response is not None:
                 out.append(response)
@@ -350,36 +361,44 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         self, type_url: TypeUrl, ts: DeltaTypeState, names: set[str], resend: set[str]
     ) -> DeltaResponse | None:
         assert self.snapshot is not None  # noqa: S101 - checked by the caller
+        if not names:
+            self._settle(type_url, ts)
+            return None
         pool = self.snapshot.resources[type_url]
-        undo = _NOTHING_REPLACED.mutate()
+        undo: list[tuple[str, str | None, str | None]] = []
         held = ts.held.mutate()  # one batch: the new map is made once per response
         resources: list[Resource] = []
         removed: list[str] = []
+        blocked = ts.blocked
+        unblocked = [name for name in names if name in blocked] if blocked else ()
         for name in sorted(names):
             if not ts.wants(name):
                 continue
             current = pool.get(name)
             if current is None:
-                ts.blocked.discard(name)
+                blocked.discard(name)
                 if name in held or not ts.wildcard:
                     removed.append(name)  # gone, or asked for but absent
-                    undo[name] = (ts.hold(held, name, None), None)
+                    undo.append((name, ts.hold(held, name, None), None))
                 continue
             if current.version == ts.rejected.get(name):
-                ts.blocked.add(name)
+                if name not in blocked:
+                    blocked.add(name)
+                    self._changed[type_url] = None
                 continue
-            ts.blocked.discard(name)
+            blocked.discard(name)
             if held.get(name) != current.version or name in resend:
                 resources.append(current)
-                undo[name] = (ts.hold(held, name, current.version), current.version)
+                undo.append((name, ts.hold(held, name, current.version), current.version))
+        if unblocked and any(name not in blocked for name in unblocked):
+            self._changed[type_url] = None
         if not resources and not removed:
-            if not ts.blocked and not ts.pending:
-                ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
-                ts.phase = _ON_SETTLE.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SETTLE)
+            self._settle(type_url, ts)
             return None
+        self._changed[type_url] = None
         ts.held = held.finish()
         ts.sent_nonce = self._next_nonce()
-        ts.pending[ts.sent_nonce] = undo.finish()  # never changed again: events share it
+        ts.pending[ts.sent_nonce] = tuple(undo)
         while len(ts.pending) > MAX_PENDING:
             del ts.pending[next(iter(ts.pending))]
         ts.sent_version = ts.held_version
@@ -387,23 +406,40 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         version = self.snapshot.versions[type_url]
         return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
 
+    def _settle(self, type_url: TypeUrl, ts: DeltaTypeState) -> None:
+        """Nothing to send: with nothing held back nor awaiting an answer, in sync."""
+        if ts.blocked or ts.pending:
+            return
+        version = ts.held_version
+        if version != ts.sent_version or version != ts.acked_version:
+            self._changed[type_url] = None
+            ts.sent_version = ts.acked_version = version  # caught up, nothing to send
+        ts.phase = _ON_SETTLE.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SETTLE)
+
 
 def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
     """The client NACKed response `nonce`: it holds again what it held before it, and each
     version it rejected is never sent again (a newer one is). Returns the held version."""
-    later = [n for n in ts.pending if int(n) > int(nonce)]
+    later = {
+        n: {name: (before, sent) for name, before, sent in replaced}
+        for n, replaced in ts.pending.items()
+        if int(n) > int(nonce)
+    }  # oldest first
+    changed: set[str] = set()
     held = ts.held.mutate()
-    for name, (previous, sent) in undo.items():
-        after = next((n for n in later if name in ts.pending[n]), None)
+    for name, previous, sent in undo:
+        after = next((n for n, replaced in later.items() if name in replaced), None)
         if after is None:
             if held.get(name) == sent:
                 ts.hold(held, name, previous)
-        elif ts.pending[after][name][0] == sent:  # a later response replaced the rejected one
-            replaced = ts.pending[after]  # immutable (events share it): a changed copy
-            ts.pending[after] = replaced.set(name, (previous, replaced[name][1]))
+        elif later[after][name][0] == sent:  # a later response replaced the rejected version
+            later[after][name] = (previous, later[after][name][1])
+            changed.add(after)
         if sent is not None and sent != previous and ts.wants(name):
             ts.rejected[name] = sent  # never sent again; a newer version is
             ts.blocked.add(name)
+    for n in changed:  # immutable (events share them): changed copies
+        ts.pending[n] = tuple((name, *versions) for name, versions in later[n].items())
     ts.held = held.finish()
     return ts.held_version
 
@@ -427,9 +463,5 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
     ts.held = held.finish()
     # a NACK of an earlier response cannot put back what the client forgot
     for nonce, undo in list(ts.pending.items()):
-        forgotten = [n for n in undo if not ts.wants(n)]
-        if forgotten:  # immutable (events share it): a changed copy
-            smaller = undo.mutate()
-            for name in forgotten:
-                del smaller[name]
-            ts.pending[nonce] = smaller.finish()
+        if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy
+            ts.pending[nonce] = tuple(entry for entry in undo if ts.wants(entry[0]))
