@@ -6,8 +6,11 @@ changes from the cache — feeding the stream's state through one face, `seams.S
 stream opens with its `variants.Variant`, which also says how `wire.py` decodes its
 requests), and writing the responses it returns. A response is encoded (`wire.encode`) from
 shared, pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
-event is counted, logged, recorded on the status board and told to observers. The cache is
-reached through `seams.SnapshotFeed` only.
+event is counted, logged, recorded on the status board and told to observers. The status
+board's record of the stream (`status.StreamRecord`) is told events only, in order: the
+snapshot served, each `Answer`, the state's other events (`events()`: a delta stream's
+changed types) and each response pushed; it never holds the state. The cache is reached
+through `seams.SnapshotFeed` only.
 """
 
 from __future__ import annotations
