@@ -41,6 +41,7 @@ from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 from xdscp.server.seams import ServedResponse
 
 _ClientView = Iterator[tuple[str, str | None, str | None, bool]]
+_ANSWERED = ACCEPTED | {RequestKind.NACK}  # what moves a type's accepted or rejected version
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -290,8 +291,10 @@ class StreamRecord:
             if track is None:
                 track = self.types[answer.type_url] = SotwTrack(type_url=TypeUrl(answer.type_url))
             assert isinstance(track, SotwTrack)  # noqa: S101 - a state-of-the-world record
-            track.subscribe(answer.subscribed)
-            track.answer(answer, now)
+            if answer.subscribed is not track.names:  # the protocol keeps an unchanged one
+                track.subscribe(answer.subscribed)
+            if kind in _ANSWERED:
+                track.answer(answer, now)
         elif track is not None:
             if kind in ACCEPTED:
                 track.acked = now
