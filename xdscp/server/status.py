@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.delta import DeltaHolding
@@ -289,7 +289,9 @@ class StreamRecord:
         track = self.types.get(answer.type_url)
         if not self.delta:
             if track is None:
-                track = self.types[answer.type_url] = SotwTrack(type_url=TypeUrl(answer.type_url))
+                # a served type's answer names it as a TypeUrl already (str keys work alike)
+                track = SotwTrack(type_url=cast(TypeUrl, answer.type_url))
+                self.types[answer.type_url] = track
             assert isinstance(track, SotwTrack)  # noqa: S101 - a state-of-the-world record
             if answer.subscribed is not track.names:  # the protocol keeps an unchanged one
                 track.subscribe(answer.subscribed)
