@@ -41,7 +41,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import immutables
 
@@ -63,6 +62,7 @@ from xdscp.server.rules import (
     push_order,
     served_type,
 )
+from xdscp.server.tracks import DeltaHolding
 
 __all__ = [
     "MAX_PENDING",
@@ -83,35 +83,6 @@ _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
 _ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
-
-
-class DeltaHolding(NamedTuple):
-    """One delta type as the status board is told of it (`DeltaStreamState.events`): the
-    state's own immutable objects, shared, so telling costs O(1) whatever the client holds."""
-
-    type_url: TypeUrl
-    names: frozenset[str] | None  # subscribed names; None: wildcard
-    held: _Held  # name → the version the client holds (taken as held when sent)
-    pending: tuple[_Undo, ...]  # what each response awaiting an answer replaced, oldest first
-    rejected: immutables.Map[str, str]  # a name held back → the version the client rejected
-    sent_version: str
-    acked_version: str
-
-    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
-        """(name, version accepted, newer version sent, True when that one was NACKed), as
-        `DeltaTypeState.client_view` gives them."""
-        accepted: dict[str, str | None] = {}
-        for undo in self.pending:  # oldest first: the version before them all
-            for name, previous, _ in undo:
-                accepted.setdefault(name, previous)
-        for name in {*self.held, *accepted, *self.rejected}:
-            held = self.held.get(name)
-            if name in self.rejected:
-                yield name, held, self.rejected[name], True
-            elif name in accepted:
-                yield name, accepted[name], held, False
-            elif held is not None:
-                yield name, held, None, False
 
 
 @dataclass(slots=True)
