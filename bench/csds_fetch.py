@@ -38,9 +38,12 @@ def board(nodes: int) -> StatusBoard:
     out = StatusBoard()
     for i in range(nodes):
         state = StreamState(snapshot=snapshot)
-        record = StreamRecord(NodeInfo(f"node-{i}"), "ADS", state, "envoy")
+        record = StreamRecord(NodeInfo(f"node-{i}"), "ADS", "envoy", snapshot)
         for type_url, names in ((C, ()), (E, tuple(NAMES))):
-            (response,) = state.on_request(Request(type_url, resource_names=names)).responses
+            handled = state.on_request(Request(type_url, resource_names=names))
+            record.on_answer(handled.answer, time.time())
+            (response,) = handled.responses
+            record.on_push(response, time.time())
             ack = Request(type_url, response.version_info, response.nonce, names)
             record.on_answer(state.on_request(ack).answer, time.time())
         out.add(record)

@@ -135,9 +135,9 @@ class Probe:
         if label != CLA or snapshot is None or self.change in self.t_ack or self.plane is None:
             return
         for record in self.plane.status.streams.values():
-            state = record.view.types.get(TypeUrl.ENDPOINT)
+            state = record.types.get(TypeUrl.ENDPOINT)
             if (
-                record.view.snapshot is snapshot
+                record.snapshot is snapshot
                 and state is not None
                 and state.acked_version == state.sent_version
             ):

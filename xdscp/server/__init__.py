@@ -7,7 +7,7 @@ from xdscp.server.metrics import XdsMetrics
 from xdscp.server.nodes import NodeGrouper, NodeInfo, grouper, node_info
 from xdscp.server.protocol import StreamState
 from xdscp.server.rules import Answer, Handled, RequestKind
-from xdscp.server.seams import ServedResponse, SnapshotFeed, StreamProtocol, StreamView
+from xdscp.server.seams import ServedResponse, SnapshotFeed, StreamProtocol
 from xdscp.server.service import StreamEvent, StreamEventKind, XdsService
 from xdscp.server.status import NACK_HISTORY, ClientStatus, ConfigStatus, StatusBoard
 from xdscp.server.tls import load_server_tls
@@ -34,7 +34,6 @@ __all__ = [
     "StreamEventKind",
     "StreamProtocol",
     "StreamState",
-    "StreamView",
     "XdsMetrics",
     "XdsService",
     "config_dump",

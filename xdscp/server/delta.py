@@ -28,12 +28,21 @@ resources the client lacks or holds in another version, and the names it holds t
 - each type's `Phase` (where its latest response stands) moves only along
   `delta_phases.DELTA_TRANSITIONS`, and `delta_phases.delta_violations` names the rules
   tying the other fields to it that a state breaks (none: the property tests check it).
+
+What the status board needs of a type is told as an event: after each request or snapshot
+`events()` gives a `DeltaHolding` per type the call changed, made of references the state
+shares, never copies: what the client holds is a persistent map (`immutables.Map`,
+replaced by one batch of changes per response), each response awaiting an answer keeps an
+immutable map of what it replaced, and the subscribed names are a frozenset replaced (not
+changed) when they change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import immutables
 
 from xdscp.cache import WILDCARD_TYPES, Resource, Snapshot, TypeUrl, entry_digest, set_version
 from xdscp.server.delta_phases import MAX_PENDING, DeltaStep, delta_moved, delta_moves
@@ -53,12 +62,25 @@ from xdscp.server.rules import (
     push_order,
     served_type,
 )
+from xdscp.server.tracks import DeltaHolding
 
-__all__ = ["MAX_PENDING", "DeltaRequest", "DeltaResponse", "DeltaStreamState", "DeltaTypeState"]
+__all__ = [
+    "MAX_PENDING",
+    "DeltaHolding",
+    "DeltaRequest",
+    "DeltaResponse",
+    "DeltaStreamState",
+    "DeltaTypeState",
+]
 
-_Held = dict[str, str]  # resource name → version the client holds
-# resource name → (version held before a response, version it sent); None: none, removed
-_Undo = dict[str, tuple[str | None, str | None]]
+_Held = immutables.Map[str, str]  # resource name → version the client holds
+_Holding = immutables.MapMutation[str, str]  # the same, while one batch changes it
+# what one response replaced, by name (sorted): (name, the version held before it, the
+# version it sent); None: none, removed. A tuple: never changed once made, so events share it
+_Undo = tuple[tuple[str, str | None, str | None], ...]
+_NOTHING_HELD: _Held = immutables.Map()
+_NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
+_new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
 _ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
 
@@ -68,39 +90,59 @@ class DeltaTypeState(TypeRecord):
     """One type's subscription and what the client holds (names as in `TypeState`)."""
 
     wildcard: bool = False
-    explicit: set[str] = field(default_factory=set)
-    held: _Held = field(default_factory=dict)
+    explicit: frozenset[str] = frozenset()  # replaced, never changed: events share it
+    held: _Held = _NOTHING_HELD  # persistent: replaced by each batch of changes
     digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
     pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
-    rejected: _Held = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)  # name → the version rejected
     blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
     phase: Phase = Phase.UNSUBSCRIBED  # moves only along `delta_phases.DELTA_TRANSITIONS`
 
     @property
     def names(self) -> frozenset[str] | None:
         """Subscribed names; None for a wildcard subscription."""
-        return None if self.wildcard else frozenset(self.explicit)
+        return None if self.wildcard else self.explicit
 
     def wants(self, name: str) -> bool:
         """True when the client is subscribed to `name`."""
         return self.wildcard or name in self.explicit
 
-    def hold(self, name: str, version: str | None) -> str | None:
-        """Record that the client holds `version` of `name` (None: nothing); the previous."""
-        previous = self.held.pop(name, None)
+    def hold(self, held: _Holding, name: str, version: str | None) -> str | None:
+        """Record in `held` (a batch of changes to `self.held`) that the client holds
+        `version` of `name` (None: nothing); the previous."""
+        previous = held.pop(name, None)
         if previous is not None:
             self.digest ^= entry_digest(name, previous)
         if version is not None:
-            self.held[name] = version
+            held[name] = version
             self.digest ^= entry_digest(name, version)
         return previous
+
+    def holding(self, type_url: TypeUrl) -> DeltaHolding:
+        """This type as the status board is told of it (references, no copy)."""
+        rejected = _NOTHING_REJECTED
+        if self.blocked:  # rare: a rejected version held back
+            blocked = {n: self.rejected[n] for n in self.blocked if n in self.rejected}
+            rejected = immutables.Map(blocked)
+        pending = tuple(self.pending.values()) if self.pending else ()
+        names = None if self.wildcard else self.explicit
+        told = (
+            type_url,
+            names,
+            self.held,
+            pending,
+            rejected,
+            self.sent_version,
+            self.acked_version,
+        )
+        return _new_holding(DeltaHolding, told)  # the named tuple's C constructor: one per event
 
     def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
         """(name, version accepted, newer version sent, True when that one was NACKed)."""
         accepted: dict[str, str | None] = {}
         for undo in self.pending.values():  # oldest first: the version before them all
-            for name, (previous, _) in undo.items():
+            for name, previous, _ in undo:
                 accepted.setdefault(name, previous)
         for name in {*self.held, *accepted, *self.blocked}:
             held = self.held.get(name)
@@ -125,9 +167,25 @@ class DeltaTypeState(TypeRecord):
 class DeltaStreamState(StreamCore[DeltaTypeState]):
     """One delta xDS stream's protocol state. `allowed` limits the types (per-type services)."""
 
+    _changed: dict[TypeUrl, None] = field(default_factory=dict)  # types to tell, in order
+
     def state(self, type_url: TypeUrl) -> DeltaTypeState:
         """The per-type state (created on first use)."""
         return self._record(type_url, DeltaTypeState)
+
+    def events(self) -> tuple[DeltaHolding, ...]:
+        """Each type the calls since the last one changed, as the status board is told of
+        it (a `DeltaHolding`: references the state shares)."""
+        if not self._changed:
+            return ()
+        types, changed = self.types, self._changed
+        if len(changed) == 1:
+            (only,) = changed
+            changed.clear()
+            return (types[only].holding(only),)
+        told = tuple([types[t].holding(t) for t in changed])
+        changed.clear()
+        return told
 
     def on_request(self, request: DeltaRequest) -> Handled[DeltaResponse]:
         """Handle one request: its `Answer` and the responses it calls for."""
@@ -141,6 +199,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
     ) -> Handled[DeltaResponse]:
         """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
         kind, error = RequestKind.NONE, ""
+        self._changed[type_url] = None
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
@@ -157,7 +216,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             version = ts.acked_version
         elif kind in REJECTED:
             version = ts.nacked_version
-        answer = Answer(kind, type_url, request.response_nonce, version, error)
+        answer = Answer(kind, type_url, request.response_nonce, version, error, ts.names)
         return Handled(answer, responses)
 
     def _unserved(self, request: DeltaRequest) -> Handled[DeltaResponse]:
@@ -199,22 +258,32 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             ts.subscribed = True
             ts.move(DeltaStep.SUBSCRIBE)
             ts.wildcard = wildcard_type and not request.subscribe
-            for name, version in request.initial_versions.items():
-                ts.hold(name, version)
+            if request.initial_versions:
+                held = ts.held.mutate()
+                for name, version in request.initial_versions.items():
+                    ts.hold(held, name, version)
+                ts.held = held.finish()
             if ts.wildcard:
                 added |= set(pool)
+        new: list[str] = []
         for name in request.subscribe:
             if name == WILDCARD and wildcard_type:
                 if not ts.wildcard:
                     added |= set(pool)
                 ts.wildcard = True
             elif name not in ts.explicit:
-                ts.explicit.add(name)
-                added.add(name)
+                new.append(name)
+        if new:  # one new frozenset per request: the one events share
+            ts.explicit = ts.explicit.union(new)
+            added.update(new)
         _unsubscribe(ts, request.unsubscribe, wildcard_type=wildcard_type)
         if first:  # a reconnecting client's initial versions: only what it subscribes to
-            for name in [n for n in ts.held if not ts.wants(n)]:
-                ts.hold(name, None)
+            unwanted = [n for n in ts.held if not ts.wants(n)]
+            if unwanted:
+                held = ts.held.mutate()
+                for name in unwanted:
+                    ts.hold(held, name, None)
+                ts.held = held.finish()
             added |= set(ts.held)  # held but gone: answered as removed
         return added
 
@@ -263,34 +332,44 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         self, type_url: TypeUrl, ts: DeltaTypeState, names: set[str], resend: set[str]
     ) -> DeltaResponse | None:
         assert self.snapshot is not None  # noqa: S101 - checked by the caller
+        if not names:
+            self._settle(type_url, ts)
+            return None
         pool = self.snapshot.resources[type_url]
-        undo: _Undo = {}
+        undo: list[tuple[str, str | None, str | None]] = []
+        held = ts.held.mutate()  # one batch: the new map is made once per response
         resources: list[Resource] = []
         removed: list[str] = []
+        blocked = ts.blocked
+        unblocked = [name for name in names if name in blocked] if blocked else ()
         for name in sorted(names):
             if not ts.wants(name):
                 continue
             current = pool.get(name)
             if current is None:
-                ts.blocked.discard(name)
-                if name in ts.held or not ts.wildcard:
+                blocked.discard(name)
+                if name in held or not ts.wildcard:
                     removed.append(name)  # gone, or asked for but absent
-                    undo[name] = (ts.hold(name, None), None)
+                    undo.append((name, ts.hold(held, name, None), None))
                 continue
             if current.version == ts.rejected.get(name):
-                ts.blocked.add(name)
+                if name not in blocked:
+                    blocked.add(name)
+                    self._changed[type_url] = None
                 continue
-            ts.blocked.discard(name)
-            if ts.held.get(name) != current.version or name in resend:
+            blocked.discard(name)
+            if held.get(name) != current.version or name in resend:
                 resources.append(current)
-                undo[name] = (ts.hold(name, current.version), current.version)
+                undo.append((name, ts.hold(held, name, current.version), current.version))
+        if unblocked and any(name not in blocked for name in unblocked):
+            self._changed[type_url] = None
         if not resources and not removed:
-            if not ts.blocked and not ts.pending:
-                ts.sent_version = ts.acked_version = ts.held_version  # caught up, nothing to send
-                ts.phase = _ON_SETTLE.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SETTLE)
+            self._settle(type_url, ts)
             return None
+        self._changed[type_url] = None
+        ts.held = held.finish()
         ts.sent_nonce = self._next_nonce()
-        ts.pending[ts.sent_nonce] = undo
+        ts.pending[ts.sent_nonce] = tuple(undo)
         while len(ts.pending) > MAX_PENDING:
             del ts.pending[next(iter(ts.pending))]
         ts.sent_version = ts.held_version
@@ -298,40 +377,62 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         version = self.snapshot.versions[type_url]
         return DeltaResponse(type_url, ts.sent_nonce, version, tuple(resources), tuple(removed))
 
+    def _settle(self, type_url: TypeUrl, ts: DeltaTypeState) -> None:
+        """Nothing to send: with nothing held back nor awaiting an answer, in sync."""
+        if ts.blocked or ts.pending:
+            return
+        version = ts.held_version
+        if version != ts.sent_version or version != ts.acked_version:
+            self._changed[type_url] = None
+            ts.sent_version = ts.acked_version = version  # caught up, nothing to send
+        ts.phase = _ON_SETTLE.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SETTLE)
+
 
 def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
     """The client NACKed response `nonce`: it holds again what it held before it, and each
     version it rejected is never sent again (a newer one is). Returns the held version."""
-    later = [undo for n, undo in ts.pending.items() if int(n) > int(nonce)]
-    for name, (previous, sent) in undo.items():
-        after = next((u for u in later if name in u), None)
+    later = {
+        n: {name: (before, sent) for name, before, sent in replaced}
+        for n, replaced in ts.pending.items()
+        if int(n) > int(nonce)
+    }  # oldest first
+    changed: set[str] = set()
+    held = ts.held.mutate()
+    for name, previous, sent in undo:
+        after = next((n for n, replaced in later.items() if name in replaced), None)
         if after is None:
-            if ts.held.get(name) == sent:
-                ts.hold(name, previous)
-        elif after[name][0] == sent:  # a later response replaced the rejected version
-            after[name] = (previous, after[name][1])
+            if held.get(name) == sent:
+                ts.hold(held, name, previous)
+        elif later[after][name][0] == sent:  # a later response replaced the rejected version
+            later[after][name] = (previous, later[after][name][1])
+            changed.add(after)
         if sent is not None and sent != previous and ts.wants(name):
             ts.rejected[name] = sent  # never sent again; a newer version is
             ts.blocked.add(name)
+    for n in changed:  # immutable (events share them): changed copies
+        ts.pending[n] = tuple((name, *versions) for name, versions in later[n].items())
+    ts.held = held.finish()
     return ts.held_version
 
 
 def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: bool) -> None:
     """Drop names from the subscription; the client forgets what it no longer wants."""
-    dropped: list[str] = []
-    for name in names:
-        if name == WILDCARD and wildcard_type:
-            ts.wildcard = False
-            dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
-        else:
-            ts.explicit.discard(name)
-            dropped.append(name)
+    if not names:
+        return
+    dropped = [n for n in names if not (n == WILDCARD and wildcard_type)]
+    if ts.explicit.intersection(dropped):  # one new frozenset: the one events share
+        ts.explicit = ts.explicit.difference(dropped)
+    if len(dropped) < len(names):  # `*` among them
+        ts.wildcard = False
+        dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
+    held = ts.held.mutate()
     for name in dropped:
         if not ts.wants(name):
-            ts.hold(name, None)
+            ts.hold(held, name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
-    if names:  # a NACK of an earlier response cannot put back what the client forgot
-        for undo in ts.pending.values():
-            for name in [n for n in undo if not ts.wants(n)]:
-                del undo[name]
+    ts.held = held.finish()
+    # a NACK of an earlier response cannot put back what the client forgot
+    for nonce, undo in list(ts.pending.items()):
+        if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy
+            ts.pending[nonce] = tuple(entry for entry in undo if ts.wants(entry[0]))

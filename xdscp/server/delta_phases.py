@@ -78,7 +78,7 @@ def delta_violations(ts: DeltaTypeState, type_url: TypeUrl) -> list[str]:
     digest = 0
     for name, version in ts.held.items():
         digest ^= entry_digest(name, version)
-    awaiting = {name for undo in ts.pending.values() for name in undo}
+    awaiting = {entry[0] for undo in ts.pending.values() for entry in undo}
     wildcard_type = type_url in WILDCARD_TYPES
     rules = {
         "subscribed exactly when requested": ts.subscribed == (phase is not Phase.UNSUBSCRIBED),

@@ -178,11 +178,11 @@ class StreamState(StreamCore[TypeState]):
         names = _names(ts, type_url, requested, first=first)
         if first:
             ts.phase = _ON_SUBSCRIBE.get(ts.phase) or moved(ts.phase, Step.SUBSCRIBE)
-        ts.subscribed, ts.names = True, names
-        if first:
+            ts.subscribed, ts.names = True, names
             return True  # a first subscription is answered, whatever its nonce says
         if names == old:
-            return False
+            return False  # the same object kept: the status board shares it (`Answer`)
+        ts.names = names
         if names is None:
             return True  # wildcard now: every resource is of interest
         gone = list(ts.sent) if old is None else [n for n in old - names if n in ts.sent]
@@ -332,7 +332,7 @@ def _answer(
         version = ts.acked_version
     elif kind in REJECTED:
         version = ts.nacked_version
-    return Answer(kind, type_url, request.response_nonce, version, error)
+    return Answer(kind, type_url, request.response_nonce, version, error, ts.names)
 
 
 def _names(

@@ -47,8 +47,10 @@ class Answer(NamedTuple):
     """One request as an event: what it meant, for which type, and what it answered.
 
     `version` is the version an ACK accepted or a NACK rejected (empty otherwise); `error`
-    a NACK's whole error detail (empty otherwise). Immutable (a named tuple: one is made
-    per request, so it is cheap to make).
+    a NACK's whole error detail (empty otherwise); `subscribed` the type's subscription
+    after the request (None: every resource, or a type the stream does not serve), the
+    protocol's own frozenset, shared (a request that leaves it unchanged keeps the same
+    object). Immutable (a named tuple: one is made per request, so it is cheap to make).
     """
 
     kind: RequestKind
@@ -56,6 +58,7 @@ class Answer(NamedTuple):
     nonce: str = ""  # the response it answers (its `response_nonce`)
     version: str = ""
     error: str = ""
+    subscribed: frozenset[str] | None = None
 
 
 R_co = TypeVar("R_co", covariant=True)
@@ -148,6 +151,12 @@ class StreamCore(Generic[T]):
         if record is None:
             record = self.types[type_url] = new()
         return record
+
+    def events(self) -> tuple[object, ...]:
+        """What the status board is told beside the `Answer`s and responses, since the
+        last call: nothing here (a state-of-the-world type's answers and pushes say it
+        all); a delta stream tells each changed type (`delta.DeltaHolding`)."""
+        return ()
 
     def _next_nonce(self) -> str:
         self._nonce += 1

@@ -3,19 +3,19 @@
 - `StreamProtocol[Q, R]`: one stream's sans-I/O state, either variant (`StreamState` over
   `Request`/`Response` for state of the world, `DeltaStreamState` over
   `DeltaRequest`/`DeltaResponse` for delta): `on_request` (a `Handled`: the responses and
-  the request's `Answer` event) / `on_snapshot` for the responses to send; `wire.py`
-  decodes its requests and encodes its responses;
-- `StreamView`: what the status board reads of a stream (its snapshot and per-type views);
+  the request's `Answer` event) / `on_snapshot` for the responses to send, `events` for
+  what else the status board is told (it never reads the state); `wire.py` decodes its
+  requests and encodes its responses;
 - `ServedResponse`: a response the shell writes (and encodes once for every stream);
 - `SnapshotFeed`: the cache the streams are served from (`xdscp.cache.SnapshotCache`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from xdscp.cache import Snapshot, TypeUrl, Watcher
+from xdscp.cache import Snapshot, Watcher
 from xdscp.server.rules import Handled
 
 
@@ -54,61 +54,14 @@ class ServedResponse(Protocol):
         ...
 
 
-class TypeView(Protocol):
-    """One type's subscription and versions, as status and metrics read them."""
-
-    @property
-    def names(self) -> frozenset[str] | None:
-        """Subscribed names; None for a wildcard."""
-        ...
-
-    @property
-    def subscribed(self) -> bool:
-        """True once the client asked for the type."""
-        ...
-
-    @property
-    def sent_version(self) -> str:
-        """The version of the latest response."""
-        ...
-
-    @property
-    def acked_version(self) -> str:
-        """The version the client accepted."""
-        ...
-
-    @property
-    def nacked_version(self) -> str:
-        """The version the client rejected."""
-        ...
-
-    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
-        """Per name the client holds or was sent: (name, the version it accepted (None:
-        none), a newer version sent to it (None: none), True when it NACKed that one)."""
-        ...
-
-
 Q_contra = TypeVar("Q_contra", contravariant=True)
 R_co = TypeVar("R_co", bound=ServedResponse, covariant=True)
 
 
-class StreamView(Protocol):
-    """What the status board reads of one stream: its snapshot and each type's view."""
-
-    @property
-    def snapshot(self) -> Snapshot | None:
-        """The snapshot the stream is served from."""
-        ...
-
-    @property
-    def types(self) -> Mapping[TypeUrl, TypeView]:
-        """Each type's state."""
-        ...
-
-
-class StreamProtocol(StreamView, Protocol[Q_contra, R_co]):
+class StreamProtocol(Protocol[Q_contra, R_co]):
     """One stream's protocol state, either variant: it takes plain requests `Q_contra` and
-    emits responses `R_co` (`wire.py` decodes and encodes them)."""
+    emits responses `R_co` (`wire.py` decodes and encodes them), and events: each
+    request's `Answer`, and what else the status board is told (`events`)."""
 
     def on_request(self, request: Q_contra) -> Handled[R_co]:
         """Handle one request: its `Answer` and the responses it calls for."""
@@ -116,4 +69,9 @@ class StreamProtocol(StreamView, Protocol[Q_contra, R_co]):
 
     def on_snapshot(self, snapshot: Snapshot) -> Sequence[R_co]:
         """A new snapshot: the responses it calls for."""
+        ...
+
+    def events(self) -> Sequence[object]:
+        """What the status board is told besides the answers and responses, since the
+        last call (a delta stream's changed types; nothing for state of the world)."""
         ...

@@ -6,8 +6,11 @@ changes from the cache — feeding the stream's state through one face, `seams.S
 stream opens with its `variants.Variant`, which also says how `wire.py` decodes its
 requests), and writing the responses it returns. A response is encoded (`wire.encode`) from
 shared, pre-serialized resources, once for every stream sent the same one. Each request's `Answer`
-event is counted, logged, recorded on the status board and told to observers. The cache is
-reached through `seams.SnapshotFeed` only.
+event is counted, logged, recorded on the status board and told to observers. The status
+board's record of the stream (`status.StreamRecord`) is told events only, in order: the
+snapshot served, each `Answer`, the state's other events (`events()`: a delta stream's
+changed types) and each response pushed; it never holds the state. The cache is reached
+through `seams.SnapshotFeed` only.
 """
 
 from __future__ import annotations
@@ -85,8 +88,8 @@ class StreamEventKind(StrEnum):
 class StreamEvent:
     """What happened on a stream: a response pushed, or the client's answer to one.
 
-    For answers, `record.view` already shows what the answer changed (the accepted
-    version, the NACK).
+    For answers, the record has already been told of the answer (the accepted version,
+    the NACK).
     """
 
     kind: StreamEventKind
@@ -237,8 +240,10 @@ class XdsService:
         """Open the stream request `first` starts: (the loop of its responses' bytes, close)."""
         node = node_info(first.node)
         group = self.grouper(node)
-        state = variant.new(allowed, self.cache.get(group))
-        record = StreamRecord(node, service.rsplit(".", 1)[-1] + variant.label, state, group)
+        snapshot = self.cache.get(group)
+        state = variant.new(allowed, snapshot)
+        label = service.rsplit(".", 1)[-1] + variant.label
+        record = StreamRecord(node, label, group, snapshot, delta=variant is DELTA)
         bound, close = self._register(record, queue)
         loop = self._loop(
             queue, state, variant.decode, record=record, event=(REQUEST, first), bound=bound
@@ -329,11 +334,16 @@ class XdsService:
                 self._account(record, handled.answer, sent_at, bound)
                 responses = handled.responses
             else:
+                record.on_snapshot(payload)
                 responses = state.on_snapshot(payload)
+            held = state.events()
+            if held:
+                record.on_held(held)
             payload = None  # the request is not held while a write blocks
+            now = time.time()
             for response in responses:
                 sent_at[response.type_url] = (response.nonce, time.perf_counter())
-                record.on_push(response.type_url, time.time())
+                record.on_push(response, now)
                 self.metrics.pushes.labels(short_type(response.type_url)).inc()
                 push = StreamEvent(StreamEventKind.PUSH, record, response.type_url, response.nonce)
                 self._tell(push)
@@ -377,9 +387,9 @@ class XdsService:
         started = None
         if pushed is not None and pushed[0] == nonce:
             started = sent_at.pop(type_url)[1]
+        record.on_answer(answer, time.time())
         told = _ANSWERS.get(kind)
         if told is not None:
-            record.on_answer(answer, time.time())
             self._tell(StreamEvent(told, record, type_url, nonce))
         if kind in ACCEPTED:
             self.metrics.acks.labels(label).inc()

@@ -1,11 +1,26 @@
 """Per-stream status: what each connected node has been sent, accepted and rejected.
 
-Sans I/O: the grpc.aio shell tells a `StreamRecord` of each push and each answer (the
-stream state's `Answer` event: the version a NACK rejected and its error ride on it), with
-the time (`on_push`, `on_answer`); what each type's client holds is read from the stream's
-read-only `StreamView` when asked (`resources`), so a connected node costs a few fields
-plus its NACK history (at most `NACK_HISTORY` entries, each error within `truncate`'s
-limit), not a copy of what it holds. Per resource the client's status is one of
+Sans I/O, and built from events only: the record never holds the stream's protocol state.
+The grpc.aio shell tells a `StreamRecord`, in the order they happen, of the snapshot the
+stream is served from (`on_snapshot`), each request's `Answer` (its kind, the nonce it
+answers, the version accepted or rejected, a NACK's error, the type's subscription after
+it: `on_answer`), a delta stream's changed types (`on_held`: each a `DeltaHolding`) and each
+response pushed (`on_push`: type, nonce, version), with the time.
+
+Every event carries references to immutable objects the stream already made, never
+copies, so a type costs O(1) fields whatever its client holds:
+
+- state of the world (`SotwTrack`): the snapshot and subscription of the latest response
+  (its content is what the snapshot has of those names), the same of the latest response
+  the client ACKed, the nonce of the latest NACK, the subscription frozenset the protocol
+  made (a request that keeps it keeps the same object);
+- delta (`DeltaTrack`): the latest `DeltaHolding`: the persistent map of what the client
+  holds, what each response awaiting an answer replaced, the names held back after a NACK,
+  the versions.
+
+The per-resource view (`resources`, for CSDS, `/debug/config_dump`) is computed only when
+asked. A connected node costs those fields plus its NACK history (at most `NACK_HISTORY`
+entries, each error within `truncate`'s limit). Per resource the client's status is one of
 `ClientStatus` (as CSDS's `ClientResourceStatus`) and the server's view of it one of
 `ConfigStatus` (as CSDS's).
 """
@@ -14,15 +29,35 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.rules import ACCEPTED, Answer, RequestKind
-from xdscp.server.seams import StreamView, TypeView
+from xdscp.server.seams import ServedResponse
+from xdscp.server.tracks import DeltaHolding, DeltaTrack, SotwTrack, Times, Track
+
+__all__ = [
+    "ERROR_HEAD",
+    "ERROR_TAIL",
+    "NACK_HISTORY",
+    "ClientStatus",
+    "ConfigStatus",
+    "DeltaTrack",
+    "Nack",
+    "ResourceStatus",
+    "SotwTrack",
+    "StatusBoard",
+    "StreamRecord",
+    "Times",
+    "iso",
+    "truncate",
+]
+
+_ANSWERED = ACCEPTED | {RequestKind.NACK}  # what moves a type's accepted or rejected version
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -82,15 +117,6 @@ class Nack:
         }  # fmt: skip
 
 
-@dataclass(slots=True)
-class Times:
-    """When a type was last pushed, ACKed and NACKed (0: never)."""
-
-    pushed: float = 0.0
-    acked: float = 0.0
-    nacked: float = 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class ResourceStatus:
     """One subscribed resource as one stream's client holds it."""
@@ -120,28 +146,69 @@ class ResourceStatus:
 
 @dataclass
 class StreamRecord:
-    """One open stream, its node, a read-only view of its state, and what happened when."""
+    """One open stream, its node, and what its events told (see the module's docstring).
+
+    `delta` says which variant's events it takes; `snapshot` is the one the stream is
+    served from (told by `on_snapshot`); `types` each subscribed type, in request order.
+    """
 
     node: NodeInfo
     service: str
-    view: StreamView
     group: str
+    snapshot: Snapshot | None = None
+    delta: bool = False
     connected_at: float = field(default_factory=time.time)
     nacks: deque[Nack] = field(default_factory=lambda: deque(maxlen=NACK_HISTORY))
-    times: dict[str, Times] = field(default_factory=dict)
+    types: dict[str, Track] = field(default_factory=dict)
 
-    def on_push(self, type_url: str, now: float) -> None:
-        """A response of `type_url` was sent at `now`."""
-        self.times.setdefault(type_url, Times()).pushed = now
+    def on_snapshot(self, snapshot: Snapshot) -> None:
+        """The stream is served from `snapshot` now (told before the responses it calls for)."""
+        self.snapshot = snapshot
 
     def on_answer(self, answer: Answer, now: float) -> None:
-        """The client answered a response at `now`: an ACK, or a NACK (kept in the history)."""
-        if answer.kind in ACCEPTED:
-            self.times.setdefault(answer.type_url, Times()).acked = now
-        elif answer.kind is RequestKind.NACK:
-            self.times.setdefault(answer.type_url, Times()).nacked = now
+        """A request's `Answer` at `now`: the subscription it leaves, an ACK, or a NACK
+        (kept in the history). Told before the responses the request calls for."""
+        kind = answer.kind
+        if kind is RequestKind.UNKNOWN_TYPE:
+            return
+        track = self.types.get(answer.type_url)
+        if not self.delta:
+            if track is None:
+                # a served type's answer names it as a TypeUrl already (str keys work alike)
+                track = SotwTrack(type_url=cast(TypeUrl, answer.type_url))
+                self.types[answer.type_url] = track
+            assert isinstance(track, SotwTrack)  # noqa: S101 - a state-of-the-world record
+            if answer.subscribed is not track.names:  # the protocol keeps an unchanged one
+                track.subscribe(answer.subscribed)
+            if kind in _ANSWERED:
+                track.answer(answer, now)
+        elif track is not None:
+            if kind in ACCEPTED:
+                track.acked = now
+            elif kind is RequestKind.NACK:
+                track.nacked = now
+        if kind is RequestKind.NACK:
             error = truncate(answer.error)
             self.nacks.append(Nack(now, answer.type_url, answer.version, answer.nonce, error))
+
+    def on_held(self, holdings: Iterable[object]) -> None:
+        """A delta stream's changed types (`DeltaStreamState.events`: `DeltaHolding`s)."""
+        for holding in holdings:
+            if not isinstance(holding, DeltaHolding):
+                continue
+            track = self.types.get(holding.type_url)
+            if track is None:
+                track = self.types[holding.type_url] = DeltaTrack()
+            assert isinstance(track, DeltaTrack)  # noqa: S101 - a delta record
+            track.holding = holding
+
+    def on_push(self, response: ServedResponse, now: float) -> None:
+        """`response` was sent at `now` (a type not subscribed: an unserved type's answer)."""
+        track = self.types.get(response.type_url)
+        if isinstance(track, SotwTrack):
+            track.push(response.nonce, response.version, self.snapshot, now)
+        elif track is not None:
+            track.pushed = now
 
     def last_nacks(self) -> dict[str, dict[str, str]]:
         """The latest NACK of each type still in the history, by short type name."""
@@ -152,24 +219,20 @@ class StreamRecord:
 
     def resources(self) -> Iterator[ResourceStatus]:
         """Every resource the client is subscribed to, holds or was sent, type by type."""
-        snapshot = self.view.snapshot
-        for type_url, ts in self.view.types.items():
-            if ts.subscribed:
-                latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
-                times = self.times.get(type_url, Times())
-                yield from _type_statuses(type_url, ts, snapshot, times, latest)
+        for type_url, track in self.types.items():
+            latest = next((n for n in reversed(self.nacks) if n.type_url == type_url), None)
+            yield from _type_statuses(TypeUrl(type_url), track, self.snapshot, latest)
 
     def as_json(self) -> dict[str, Any]:
         """The status endpoint's view of this stream."""
         types = {
             short_name(t): {
-                "subscribed": "*" if ts.names is None else sorted(ts.names),
-                "sent_version": ts.sent_version,
-                "acked_version": ts.acked_version,
-                "in_sync": bool(ts.sent_version) and ts.acked_version == ts.sent_version,
+                "subscribed": "*" if track.names is None else sorted(track.names),
+                "sent_version": track.sent_version,
+                "acked_version": track.acked_version,
+                "in_sync": bool(track.sent_version) and track.acked_version == track.sent_version,
             }
-            for t, ts in self.view.types.items()
-            if ts.subscribed
+            for t, track in self.types.items()
         }
         return {
             "node": self.node.id,
@@ -187,13 +250,13 @@ class StreamRecord:
 
 
 def _type_statuses(
-    type_url: TypeUrl, ts: TypeView, snapshot: Snapshot | None, times: Times, nack: Nack | None
+    type_url: TypeUrl, track: Track, snapshot: Snapshot | None, nack: Nack | None
 ) -> Iterator[ResourceStatus]:
     """One type's resources: what the client holds or was sent, then the names it
     subscribed to and was sent nothing of (absent from the snapshot: DOES_NOT_EXIST)."""
     pool: Mapping[str, Any] = snapshot.resources[type_url] if snapshot is not None else {}
-    names, seen = ts.names, set()
-    for name, accepted, newer, rejected in sorted(ts.client_view(), key=lambda v: v[0]):
+    names, seen = track.names, set()
+    for name, accepted, newer, rejected in sorted(track.client_view(), key=lambda v: v[0]):
         if (names is not None and name not in names) or (accepted is None and newer is None):
             continue
         seen.add(name)
@@ -201,11 +264,11 @@ def _type_statuses(
         body = held.any_bytes if held is not None and held.version == accepted else None
         client = ClientStatus.ACKED if accepted is not None else ClientStatus.REQUESTED
         if newer == accepted or (newer is None and not rejected):
-            config, updated = ConfigStatus.SYNCED, times.acked or times.pushed
+            config, updated = ConfigStatus.SYNCED, track.acked or track.pushed
         elif rejected:
-            config, updated, client = ConfigStatus.ERROR, times.nacked, ClientStatus.NACKED
+            config, updated, client = ConfigStatus.ERROR, track.nacked, ClientStatus.NACKED
         else:
-            config, updated = ConfigStatus.STALE, times.pushed
+            config, updated = ConfigStatus.STALE, track.pushed
         sent = "" if newer == accepted else newer or ""
         error = nack if rejected else None
         yield ResourceStatus(
@@ -216,7 +279,7 @@ def _type_statuses(
         if snapshot is None or name in pool:
             client = ClientStatus.REQUESTED
         yield ResourceStatus(
-            type_url, name, client, ConfigStatus.NOT_SENT, "", "", times.pushed, None
+            type_url, name, client, ConfigStatus.NOT_SENT, "", "", track.pushed, None
         )
 
 

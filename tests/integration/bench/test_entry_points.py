@@ -40,9 +40,11 @@ RUN_HERE = {
     "bench.hash_tables",
     "bench.hostile",
     "bench.propagation",
+    "bench.protocol_layer",
     "bench.registration_path",
     "bench.registry",
     "bench.scale",
+    "bench.streams",
 }
 RUN_LIMIT_S = 600
 # The first run builds the Go peers (about a minute with an empty Go build cache).
@@ -169,6 +171,17 @@ def test_csds_fetch() -> None:
     """The fetch over two nodes and the memory of a full NACK history."""
     stdout = run("bench.csds_fetch", "2")
     assert_lines(stdout, r"^2 nodes x 20 resources: fetch [\d.]+ ms", r"^full NACK history")
+
+
+@pytest.mark.parametrize("module", ["bench.streams", "bench.protocol_layer"])
+@pytest.mark.parametrize("variant", [(), ("--delta",)], ids=["sotw", "delta"])
+def test_in_process_stream_benches(module: str, variant: tuple[str, ...]) -> None:
+    """Three streams, one change, either variant: one JSON line with the run's figures."""
+    stdout = run(module, "--n", "3", "--changes", "1", *variant)
+    figures = json.loads(stdout.strip().splitlines()[-1])
+    assert (figures["n"], figures["delta"]) == (3, bool(variant))
+    assert figures["initial_ms"] > 0
+    assert figures["change_ms_median"] >= 0
 
 
 @pytest.mark.etcd

@@ -103,8 +103,8 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
             lambda: events[-1].kind is StreamEventKind.STALE
         )  # the unsubscribe handled
         (record,) = control.status.streams.values()
-        assert record.view.types[TypeUrl.ROUTE].names == frozenset()
-        cache, before = control.service.cache, record.view.snapshot
+        assert record.types[TypeUrl.ROUTE].names == frozenset()
+        cache, before = control.service.cache, record.snapshot
         assert before is cache.get(record.group)  # the stream holds the x-two snapshot
         stop = cache.watch(record.group, lambda _: recorder.changed.set())
         source.set(policy("x-three"))
@@ -117,7 +117,7 @@ async def test_unsubscribe_crossing_a_push_then_resubscribe_is_answered(
         assert len(answer.resources) == 1
         assert answer.version_info not in {one.version_info, two.version_info}
         assert int(answer.nonce) > int(two.nonce)
-        assert record.view.snapshot is cache.get(record.group)  # the x-three route
+        assert record.snapshot is cache.get(record.group)  # the x-three route
         pushes = [e.nonce for e in events if e.kind is StreamEventKind.PUSH]
         assert pushes == [one.nonce, two.nonce, answer.nonce], "no push for an unwatched route"
         await call.write(rds(["svc"], answer.nonce, answer.version_info))

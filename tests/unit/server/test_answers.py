@@ -3,8 +3,6 @@ accepted or rejected, a NACK's error; the status board records NACKs from the ev
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.server import Answer, DeltaRequest, DeltaStreamState, Request, StreamState
 from xdscp.server.nodes import NodeInfo
@@ -59,16 +57,9 @@ def test_delta_answers_carry_the_nonce_version_and_error() -> None:
     assert stale == Answer(RequestKind.STALE, C, "77")
 
 
-class _NoTypes:
-    """A stream view with nothing in it: the record must not need it for an answer."""
-
-    snapshot = None
-    types = MappingProxyType({})
-
-
 def test_the_status_record_takes_a_nack_from_the_event_alone() -> None:
     """A NACK's version, nonce and error reach the NACK history from the `Answer` event."""
-    record = StreamRecord(NodeInfo("n1"), "ADS", _NoTypes(), "envoy")
+    record = StreamRecord(NodeInfo("n1"), "ADS", "envoy")
     record.on_answer(Answer(RequestKind.NACK, C, "3", "v3", "bad cluster"), 12.0)
     record.on_answer(Answer(RequestKind.DUPLICATE_NACK, C, "3", "v3"), 13.0)
     record.on_answer(Answer(RequestKind.ACK, C, "4", "v4"), 14.0)
@@ -78,4 +69,4 @@ def test_the_status_record_takes_a_nack_from_the_event_alone() -> None:
             "error": "bad cluster",
         }
     ]  # fmt: skip
-    assert (record.times[C].nacked, record.times[C].acked) == (12.0, 14.0)
+    assert (record.types[C].nacked, record.types[C].acked) == (12.0, 14.0)

@@ -14,6 +14,7 @@ from google.protobuf import any_pb2, json_format
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.server.recorded import Recorded
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.errors import InvalidMatcherError
 from xdscp.server import CsdsService, StatusBoard
@@ -156,17 +157,13 @@ def _any(type_url: str, value: bytes) -> bytes:
 
 def _record(node_id: str, metadata: dict[str, Any]) -> StreamRecord:
     snapshot = Snapshot.of([Resource(C, "web", _any(C, b"c1")), Resource(E, "web", _any(E, b"e1"))])
-    state = StreamState(snapshot=snapshot)
-    record = StreamRecord(NodeInfo(node_id, metadata=metadata), "ADS", state, "envoy")
-    (cds,) = state.on_request(Request(C)).responses
-    record.on_push(C, 10.0)
-    outcome = state.on_request(Request(C, cds.version_info, cds.nonce))
-    record.on_answer(outcome.answer, 11.0)
-    (eds,) = state.on_request(Request(E, resource_names=("web", "gone"))).responses
-    record.on_push(E, 12.0)
-    outcome = state.on_request(Request(E, "", eds.nonce, ("web", "gone"), "rejected: bad CLA"))
+    record = StreamRecord(NodeInfo(node_id, metadata=metadata), "ADS", "envoy", snapshot)
+    fed = Recorded(StreamState(snapshot=snapshot), record)
+    (cds,) = fed.request(Request(C), 10.0).responses
+    fed.request(Request(C, cds.version_info, cds.nonce), 11.0)
+    (eds,) = fed.request(Request(E, resource_names=("web", "gone")), 12.0).responses
+    outcome = fed.request(Request(E, "", eds.nonce, ("web", "gone"), "rejected: bad CLA"), 13.0)
     assert outcome.answer.kind is RequestKind.NACK
-    record.on_answer(outcome.answer, 13.0)
     return record  # fmt: skip
 
 

@@ -201,7 +201,7 @@ def test_a_nack_does_not_put_back_names_the_client_unsubscribed() -> None:
     outcome = state.on_request(DeltaRequest(C, response_nonce=removal.nonce, error_message="no"))
     assert outcome.answer.kind is RequestKind.NACK
     ts = state.state(C)
-    assert (ts.held, list(ts.client_view())) == ({}, [])
+    assert (dict(ts.held), list(ts.client_view())) == ({}, [])
     assert ts.held_version == DeltaStreamState().state(C).held_version  # nothing held
 
 

@@ -102,8 +102,10 @@ def test_a_broken_delta_state_is_reported() -> None:
     ts = state.types[TypeUrl.ENDPOINT]
     assert (ts.phase, delta_violations(ts, TypeUrl.ENDPOINT)) == (Phase.SENT, [])
     ts.phase = Phase.NACKED
-    ts.hold("ghost", "v1")
-    ts.pending[ts.sent_nonce]["ghost"] = (None, "v1")
+    held = ts.held.mutate()
+    ts.hold(held, "ghost", "v1")
+    ts.held = held.finish()
+    ts.pending[ts.sent_nonce] = (*ts.pending[ts.sent_nonce], ("ghost", None, "v1"))
     ts.digest ^= 1
     assert set(delta_violations(ts, TypeUrl.ENDPOINT)) == {
         "SENT exactly while the latest response awaits an answer",

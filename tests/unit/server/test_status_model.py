@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.server.recorded import Recorded
 from xdscp.cache import Resource, Snapshot, TypeUrl, content_version
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
 from xdscp.server.nodes import NodeInfo
@@ -32,10 +33,11 @@ def snap(world: dict[str, int]) -> Snapshot:
     )
 
 
-def stream(delta: bool, snapshot: Snapshot | None) -> tuple[Any, StreamRecord]:
-    """A stream state and its status record, which reads it through its `StreamView`."""
+def stream(delta: bool, snapshot: Snapshot | None) -> tuple[Any, StreamRecord, Recorded]:
+    """A stream state and its status record, which is told the state's events only."""
     state: Any = (DeltaStreamState if delta else StreamState)(snapshot=snapshot)
-    return state, StreamRecord(NodeInfo("n1"), "ADS", state, "envoy")
+    record = StreamRecord(NodeInfo("n1"), "ADS", "envoy", snapshot, delta=delta)
+    return state, record, Recorded(state, record)
 
 
 class Driver:
@@ -43,7 +45,7 @@ class Driver:
 
     def __init__(self, delta: bool, snapshot: Snapshot | None) -> None:
         self.delta, self.clock = delta, 1000.0
-        self.state, self.rec = stream(delta, snapshot)
+        self.state, self.rec, self.fed = stream(delta, snapshot)
         self.outstanding: list[Any] = []  # responses not answered yet, oldest first
         self.holds: dict[str, dict[str, str]] = {C: {}, E: {}}  # what the client runs
         self.subscribed: dict[str, set[str] | None] = {}
@@ -51,19 +53,20 @@ class Driver:
         self.stale = 0  # answers the server cannot attribute (see the property test)
 
     def _sent(self, responses: Any) -> None:
-        for response in responses:
-            self.clock += 1
-            self.rec.on_push(response.type_url, self.clock)
-            self.outstanding.append(response)
+        self.outstanding.extend(responses)
+
+    def _request(self, request: Any) -> Any:
+        self.clock += 1
+        return self.fed.request(request, self.clock)
 
     def subscribe(self, type_url: str, names: tuple[str, ...]) -> None:
         state = self.state
         if self.delta:
             old = self.subscribed.get(type_url) or set()
-            outcome = state.on_request(DeltaRequest(type_url, names, tuple(old - set(names))))
+            outcome = self._request(DeltaRequest(type_url, names, tuple(old - set(names))))
         else:
             ts = state.state(TypeUrl(type_url))
-            outcome = state.on_request(Request(type_url, "", ts.sent_nonce, names))
+            outcome = self._request(Request(type_url, "", ts.sent_nonce, names))
         if any(r.type_url == type_url for r in self.outstanding):
             self.stale += 1  # an unsubscribed name may come back with a response in flight
         self.subscribed[type_url] = set(names) if names or type_url == E else None
@@ -76,7 +79,8 @@ class Driver:
         return names is None or name in names
 
     def push(self, snapshot: Snapshot) -> None:
-        self._sent(self.state.on_snapshot(snapshot))
+        self.clock += 1
+        self._sent(self.fed.snapshot(snapshot, self.clock))
 
     def answer(self, accept: bool | None = None) -> None:
         """Answer the oldest response; by default NACK it iff it holds content 3 (a
@@ -84,7 +88,6 @@ class Driver:
         response = self.outstanding.pop(0)
         if accept is None:
             accept = not any(r.any_bytes[1:] == b"3" for r in response.resources)
-        self.clock += 1
         error = None if accept else "bad config: test"
         if self.delta:
             request = DeltaRequest(
@@ -93,10 +96,9 @@ class Driver:
         else:
             names = tuple(sorted(self.subscribed.get(response.type_url) or ()))
             request = Request(response.type_url, "", response.nonce, names, error)
-        outcome = self.state.on_request(request)
+        outcome = self._request(request)
         if outcome.answer.kind in {RequestKind.ACK, RequestKind.RESUBSCRIBE, RequestKind.NACK}:
             assert outcome.answer.nonce == response.nonce  # the event names what it answers
-            self.rec.on_answer(outcome.answer, self.clock)
         self.nacks += outcome.answer.kind is RequestKind.NACK
         self.stale += outcome.answer.kind is RequestKind.STALE
         self._sent(outcome.responses)
