@@ -317,10 +317,11 @@ class StatusBoard:
         """Whether an open stream of node `node_id` subscribes to Cluster `cluster` (by
         name or by wildcard): what it may report load for."""
         for stream_id in self._of_node.get(node_id, ()):
-            clusters = self.streams[stream_id].view.types.get(TypeUrl.CLUSTER)
-            if clusters is None or not clusters.subscribed:
-                continue
-            if clusters.names is None or cluster in clusters.names:
+            clusters = self.streams[stream_id].types.get(TypeUrl.CLUSTER)
+            if clusters is None:
+                continue  # never asked for Clusters
+            names = clusters.names
+            if names is None or cluster in names:
                 return True
         return False
 
