@@ -82,11 +82,21 @@ def start_retrying(target: Restartable, attempts: int = 3) -> None:
             return
 
 
+_HANDED_OUT: set[int] = set()  # ports this process was given: a child may not have bound yet
+
+
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A currently free TCP port on 127.0.0.1, never one this process was given before: the
+    kernel may offer a port again before the process it was meant for has bound it (two
+    children of one demo or test given the same port)."""
+    for _ in range(1000):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise ProcessError("no free port on 127.0.0.1 that was not handed out already")
 
 
 @dataclass

@@ -163,8 +163,8 @@ async def test_services_show_endpoints_policy_and_source(
     plane: tuple[ControlPlane, Any, str],
 ) -> None:
     """/api/services: each endpoint's address, port, weight, locality, priority, health and
-    source, and its measured load (null: nothing reported); the policy with its hash
-    inputs."""
+    source, its measured load and the load it registered (null: nothing reported); the policy
+    with its hash inputs."""
     _, _, base = plane
     async with aiohttp.ClientSession() as session:
         services = json.loads((await fetch(session, base + "/api/services"))[2])["services"]
@@ -177,7 +177,7 @@ async def test_services_show_endpoints_policy_and_source(
         "key": "10.0.0.3:80", "address": "10.0.0.3", "port": 80, "weight": 7,
         "locality": {"region": "", "zone": "b", "sub_zone": ""}, "priority": 0,
         "health": "healthy", "metadata": {}, "hash_key": None, "source": "memory",
-        "measured_rps": None, "measured_share": None, "predicted_share": None,
+        "measured_rps": None, "measured_share": None, "predicted_share": None, "load": None,
     }  # fmt: skip
     assert web["load"] == {"rps": None, "predicted_by": None}
 
