@@ -87,6 +87,7 @@ class LoadOutcome:
     policy: BalancingPolicy
     phases: tuple[LoadPhase, ...]
     sync_seconds: float
+    seconds: float = 0.0  # the whole step, the registrations rewritten back included
 
     @property
     def ok(self) -> bool:
@@ -200,6 +201,7 @@ async def run_load(setup: TourSetup) -> LoadOutcome:
     after = {**before, endpoint[name]: rps}
     registered = {k: setup.registered[k].registration.weight for k in setup.names}
     port = parse_host_port(endpoint[name])[1]
+    started = time.monotonic()
     try:
         await set_weights(setup, dict.fromkeys(registered, 1))
         applied = await apply_policy(setup, LOAD_POLICY)
@@ -209,4 +211,5 @@ async def run_load(setup: TourSetup) -> LoadOutcome:
     finally:
         await backend_control(port, f"capacity?rps={CAPACITIES[name]:g}")
         await set_weights(setup, registered)
-    return LoadOutcome(LOAD_POLICY, (first, second), applied.seconds)
+    took = time.monotonic() - started
+    return LoadOutcome(LOAD_POLICY, (first, second), applied.seconds, took)

@@ -80,6 +80,16 @@ def load_table(outcome: LoadOutcome) -> list[Table]:
     return tables
 
 
+def load_summary(outcome: LoadOutcome) -> str:
+    """One line: whether both settings matched, and how long the step took."""
+    mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+    matched = sum(1 for p in outcome.phases if p.ok)
+    return (
+        f"{mark} {matched}/2 capacity settings matched the prediction (load-aware step,"
+        f" {outcome.seconds:.1f} s)"
+    )
+
+
 def load_json(outcome: LoadOutcome | None) -> dict[str, Any] | None:
     """The step's results for tests and CI (None: the step did not run)."""
     if outcome is None:
@@ -88,6 +98,7 @@ def load_json(outcome: LoadOutcome | None) -> dict[str, Any] | None:
         "policy": str(outcome.policy.lb),
         "ok": outcome.ok,
         "bound": SHARE_BOUND,
+        "seconds": outcome.seconds,
         "phases": [
             {
                 "capacities": dict(p.capacities),

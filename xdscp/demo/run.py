@@ -16,7 +16,7 @@ from rich.console import Console
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.failure import FAILING, FailureOutcome, run_failure
 from xdscp.demo.load import CAPACITIES, LoadOutcome, run_load
-from xdscp.demo.load_report import load_table
+from xdscp.demo.load_report import load_summary, load_table
 from xdscp.demo.report import (
     Endpoints,
     Steps,
@@ -150,6 +150,7 @@ async def _tour(setup: TourSetup, console: Console, load_step: bool) -> TourResu
     if load is not None:
         for phase in load_table(load):
             console.print(phase)
+        console.print(load_summary(load))
     return TourResult(outcomes, failure, load)
 
 

@@ -196,6 +196,7 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     assert "failure scene: b2 answers 503" in result.stdout
     assert "[load 1/2] client_side_weighted_round_robin" in result.stdout
     assert "[load 2/2] client_side_weighted_round_robin: b1 now 400/s" in result.stdout
+    assert "✓ 2/2 capacity settings matched the prediction" in result.stdout
     assert "✗" not in result.stdout
     document = json.loads(report.read_text())
     check_failure_scene(document["failure"], 90)

@@ -23,7 +23,7 @@ from xdscp.demo.load import (
     _close,
     model_seconds,
 )
-from xdscp.demo.load_report import load_json, load_table
+from xdscp.demo.load_report import load_json, load_summary, load_table
 from xdscp.demo.tour import REFERENCE_PICKS, Applied, BackendRow, predict_shares
 from xdscp.model import Endpoint, Service
 from xdscp.translate import TranslateOptions, envoy_service_resources
@@ -108,3 +108,6 @@ def test_tables_and_json_say_what_was_measured_beside_the_prediction() -> None:
     assert document["bound"] == SHARE_BOUND
     assert [b["measured"] for b in document["phases"][1]["backends"]] == [99, 201, 400]
     assert load_json(None) is None
+    assert "2/2 capacity settings matched" in load_summary(outcome)
+    missed = LoadOutcome(LOAD_POLICY, (_phase((100, 200, 400)), _phase((300, 0, 400))), 0.0)
+    assert "✗[/] 1/2 capacity settings matched" in load_summary(missed)
