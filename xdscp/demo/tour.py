@@ -16,7 +16,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, message_factory
@@ -29,7 +29,7 @@ from xdscp.demo.traffic import USER_HEADER, Request, plan, send
 from xdscp.errors import ProcessError
 from xdscp.etcd import EtcdClient, WatchEvent, WatchEventType
 from xdscp.model import BalancingPolicy, HashOn, LbPolicy, Service
-from xdscp.registry import RegistryLayout, RegistryState, set_policy
+from xdscp.registry import Registered, RegistryLayout, RegistryState, set_policy
 from xdscp.translate import TranslateOptions, envoy_service_resources
 
 REFERENCE_PICKS = 20_000
@@ -209,6 +209,7 @@ class TourSetup:
     layout: RegistryLayout
     names: Mapping[str, str]  # endpoint `ip:port` → backend name
     requests: int
+    registered: Mapping[str, Registered] = field(default_factory=dict)  # endpoint → its own
 
 
 def unpack(resource: Resource) -> Any:

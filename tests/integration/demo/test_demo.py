@@ -41,6 +41,12 @@ STRATEGIES = (
     "source_ip_hash",
 )
 WEIGHT_SHARES = {"b1": 0.1, "b2": 0.2, "b3": 0.7}
+# The load-aware step: capacities 100, 200, 400 requests/s with equal weights, then b1's 400.
+LOAD_SHARES = (
+    {"b1": 1 / 7, "b2": 2 / 7, "b3": 4 / 7},
+    {"b1": 2 / 5, "b2": 1 / 5, "b3": 2 / 5},
+)
+LOAD_BOUND = 0.03  # each share, absolute: see xdscp/demo/load.py
 
 
 def run_demo(*args: str, tmp: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -153,6 +159,28 @@ def check_failure_scene(failure: dict[str, Any], requests: int) -> None:
     assert failure["back_after_s"] < 30
 
 
+def check_load_step(load: dict[str, Any]) -> None:
+    """Client-side WRR with every registered weight 1: Envoy's shares are the capacities'
+    (1/7, 2/7, 4/7), then after b1's capacity changes 100 → 400, 2/5, 1/5, 2/5; each within
+    0.03 of those and of the reference balancer's prediction, every request answered."""
+    assert load["policy"] == "client_side_weighted_round_robin"
+    assert load["ok"], load
+    assert [p["capacities"] for p in load["phases"]] == [
+        {"b1": 100, "b2": 200, "b3": 400},
+        {"b1": 400, "b2": 200, "b3": 400},
+    ]
+    for phase, wanted in zip(load["phases"], LOAD_SHARES, strict=True):
+        assert phase["errors"] == 0
+        requests = phase["requests"]
+        assert sum(b["measured"] for b in phase["backends"]) == requests
+        for backend in phase["backends"]:
+            assert backend["weight"] == 1  # the registered weights: equal
+            share = backend["measured"] / requests
+            assert abs(share - wanted[backend["name"]]) <= LOAD_BOUND, (backend, wanted)
+            assert abs(backend["predicted"] - wanted[backend["name"]]) <= 0.005, backend
+            assert abs(share - backend["predicted"]) <= LOAD_BOUND, backend
+
+
 def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) -> None:
     """`--once --requests 300`: exit 0, a table per strategy, shares where the reference
     balancer puts them (rotations within 1.5 requests, random ones within 5 sigma and away
@@ -166,9 +194,13 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     for index, name in enumerate(STRATEGIES, 1):
         assert f"[{index}/8] {name}" in result.stdout
     assert "failure scene: b2 answers 503" in result.stdout
+    assert "[load 1/2] client_side_weighted_round_robin" in result.stdout
+    assert "[load 2/2] client_side_weighted_round_robin: b1 now 400/s" in result.stdout
+    assert "✓ 2/2 capacity settings matched the prediction" in result.stdout
     assert "✗" not in result.stdout
     document = json.loads(report.read_text())
     check_failure_scene(document["failure"], 90)
+    check_load_step(document["load"])
     by_policy = {s["policy"]: s for s in document["strategies"]}
     assert list(by_policy) == list(STRATEGIES)
     for strategy in document["strategies"]:
@@ -207,6 +239,7 @@ def test_once_over_delta_xds_matches_every_prediction(tmp_path: Path) -> None:
     document = json.loads(report.read_text())
     strategies = document["strategies"]
     check_failure_scene(document["failure"], 90)
+    check_load_step(document["load"])
     assert [s["policy"] for s in strategies] == list(STRATEGIES)
     assert all(s["errors"] == 0 and sum(counts(s).values()) == 100 for s in strategies)
     hashed = [s for s in strategies if s["policy"] in ("ring_hash", "maglev", "source_ip_hash")]

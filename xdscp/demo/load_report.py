@@ -1,0 +1,124 @@
+"""What the demo prints for its load-aware step: per capacity setting, each backend's
+capacity and measured share beside the predicted one (bars as the strategies' tables), and
+how long Envoy's weights took to follow, beside the reference model's seconds; and the same
+as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from xdscp.demo.load import CHANGED, SHARE_BOUND, LoadOutcome, LoadPhase
+from xdscp.model import parse_host_port
+
+BAR_WIDTH = 18  # one column more than the strategies' tables: 80 columns in all
+
+
+def _bar(share: float, style: str, char: str) -> Text:
+    cells = round(share * BAR_WIDTH)
+    return Text(char * cells, style=style) + Text(" " * (BAR_WIDTH - cells))
+
+
+def _ratio(capacities: Mapping[str, float]) -> str:
+    low = min(capacities.values())
+    return " : ".join(f"{c / low:g}" for _, c in sorted(capacities.items()))
+
+
+def _caption(phase: LoadPhase) -> str:
+    mark = "[green]✓[/]" if phase.ok else "[red]✗ prediction missed[/]"
+    model = "never" if phase.model_seconds is None else f"{phase.model_seconds:.1f} s"
+    errors = f"; {phase.errors} requests got no backend" if phase.errors else ""
+    return (
+        f"{mark} {phase.requests} requests, each share within ±{100 * SHARE_BOUND:g} %{errors};"
+        " Envoy's weights reached"
+        f" the capacities' ratios after {phase.warmup} requests, {phase.seconds:.1f} s"
+        f" (reference model: {model})"
+    )
+
+
+def _title(outcome: LoadOutcome, index: int) -> str:
+    phase = outcome.phases[index]
+    if index == 0:
+        what = f"weights 1, capacities {_ratio(phase.capacities)}"
+    else:
+        name, rps = CHANGED
+        what = f"{name} now {rps:g}/s, capacities {_ratio(phase.capacities)}"
+    return f"\\[load {index + 1}/2] {outcome.policy.lb}: {what}"
+
+
+def load_table(outcome: LoadOutcome) -> list[Table]:
+    """One table per capacity setting: capacity, measured and predicted share per backend."""
+    tables = []
+    for index, phase in enumerate(outcome.phases):
+        result = Table(
+            title=_title(outcome, index),
+            caption=_caption(phase),
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+        )
+        for column in ("backend", "capacity", "requests", "measured", "predicted"):
+            result.add_column(column, justify="left" if column == "backend" else "right")
+        result.add_column(
+            "[green]█[/] measured\n[dim]░[/] predicted", min_width=BAR_WIDTH, no_wrap=True
+        )
+        for row in sorted(phase.rows, key=lambda r: r.name):
+            share = row.measured / phase.requests
+            result.add_row(
+                f"{row.name} :{parse_host_port(row.endpoint)[1]}",
+                f"{phase.capacities[row.name]:g}/s",
+                str(row.measured),
+                f"{100 * share:.1f} %",
+                f"{100 * row.predicted:.1f} %",
+                Group(_bar(share, "green", "█"), _bar(row.predicted, "dim", "░")),
+            )
+        tables.append(result)
+    return tables
+
+
+def load_summary(outcome: LoadOutcome) -> str:
+    """One line: whether both settings matched, and how long the step took."""
+    mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+    matched = sum(1 for p in outcome.phases if p.ok)
+    return (
+        f"{mark} {matched}/2 capacity settings matched the prediction (load-aware step,"
+        f" {outcome.seconds:.1f} s)"
+    )
+
+
+def load_json(outcome: LoadOutcome | None) -> dict[str, Any] | None:
+    """The step's results for tests and CI (None: the step did not run)."""
+    if outcome is None:
+        return None
+    return {
+        "policy": str(outcome.policy.lb),
+        "ok": outcome.ok,
+        "bound": SHARE_BOUND,
+        "seconds": outcome.seconds,
+        "phases": [
+            {
+                "capacities": dict(p.capacities),
+                "requests": p.requests,
+                "errors": p.errors,
+                "warmup_requests": p.warmup,
+                "seconds": p.seconds,
+                "model_seconds": p.model_seconds,
+                "ok": p.ok,
+                "backends": [
+                    {
+                        "name": r.name,
+                        "endpoint": r.endpoint,
+                        "weight": r.weight,
+                        "measured": r.measured,
+                        "predicted": r.predicted,
+                    }
+                    for r in p.rows
+                ],
+            }
+            for p in outcome.phases
+        ],
+    }
