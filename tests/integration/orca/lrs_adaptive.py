@@ -35,9 +35,10 @@ ADAPTIVE_FLAGS = (
     "--adaptive-min-push-interval", f"{MIN_PUSH_INTERVAL_S:g}s",
     "--adaptive-stale-after", f"{STALE_AFTER_S:g}s",
 )  # fmt: skip
+REPORT_INTERVAL_S = 1.0  # clients report every second
 SERVE_ENV = {
     "XDSCP_XDS__WEIGH_INTERVAL": "0.25",
-    "XDSCP_XDS__LOAD_REPORTING__INTERVAL": "1",
+    "XDSCP_XDS__LOAD_REPORTING__INTERVAL": f"{REPORT_INTERVAL_S:g}",
     "XDSCP_XDS__LOAD_REPORTING__STALE_AFTER": "3",
 }
 BEFORE = {"one": 100.0, "two": 200.0, "four": 400.0}
@@ -129,17 +130,15 @@ async def reach(
     first: tuple[int, float, int] | None = None  # window, seconds, pushes: first in the band
     for n in range(1, max_windows + 1):
         await send(window)
-        seen.append(await asyncio.to_thread(served_weights, stack))
-        if not near(seen[-1], capacity, SHARE_BAND):
+        before = await asyncio.to_thread(pushes, stack)  # read first: no push unseen below
+        weights = await asyncio.to_thread(served_weights, stack)
+        seen.append(weights)
+        if weights is None or not near(weights, capacity, SHARE_BAND):
             continue
         if first is None:
-            count = await asyncio.to_thread(pushes, stack) - pushed
-            first = (n, time.monotonic() - started, count)
-        before = await asyncio.to_thread(pushes, stack)
+            first = (n, time.monotonic() - started, before - pushed)
         measured = shares(await send(measure), stack.names)
         if await asyncio.to_thread(pushes, stack) == before:
-            weights = seen[-1]
-            assert weights is not None
             return Reached(*first, weights, measured)
     raise AssertionError(f"serve's weights never neared {dict(capacity)}: {seen}")
 
