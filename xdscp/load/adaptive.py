@@ -27,6 +27,7 @@ from xdscp.load.samples import LoadSample, capacity_of, implausible
 from xdscp.model import AdaptiveSettings
 
 RESOLUTION = 1000  # the heaviest endpoint's pushed weight; the others in proportion
+SAME_SAMPLE_S = 1e-3  # a sample seen no later than this after the last taken: the same one
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +68,31 @@ class AdaptiveWeights:
             self._current.setdefault(key, float(weight))
 
     def observe(self, sample: LoadSample) -> str | None:
-        """Take one sample; returns why it was ignored (None: taken)."""
+        """Take one sample; returns why it was ignored (None: taken). A sample seen no later
+        than the last one taken for its endpoint is the same report read again (the loop
+        decides more often than clients report): smoothing counts each report once. A sample
+        whose interval began before the last push mixes two weightings (its rate is partly
+        the new one's, the utilization the backend measured partly the old one's: the
+        estimate is off in the direction of the push, which would overshoot), so it only
+        keeps its endpoint fresh."""
         if sample.endpoint not in self._registered:
             return "not an endpoint of this service"
         reason = implausible(sample)
         if reason is not None:
             return reason
+        last = self._seen.get(sample.endpoint)
+        if last is not None and sample.at <= last + SAME_SAMPLE_S:
+            return "already taken (no newer report)"
+        self._seen[sample.endpoint] = sample.at  # it reports: not stale, whatever follows
+        pushed = self._last_push
+        if sample.since is not None and pushed is not None and sample.since < pushed:
+            return "covers traffic from before the last push"
         estimate = capacity_of(sample, self._settings.error_penalty)
         before = self._capacity.get(sample.endpoint)
         a = self._settings.smoothing
         self._capacity[sample.endpoint] = (
             estimate if before is None else a * estimate + (1 - a) * before
         )
-        self._seen[sample.endpoint] = max(sample.at, self._seen.get(sample.endpoint, sample.at))
         return None
 
     def decide(self, now: float) -> WeightPush | None:
@@ -87,7 +100,9 @@ class AdaptiveWeights:
         s = self._settings
         if self._last_push is not None and now - self._last_push < s.min_push_interval_s:
             return None
-        fresh = {k for k, at in self._seen.items() if now - at <= s.stale_after_s}
+        fresh = {
+            k for k, at in self._seen.items() if now - at <= s.stale_after_s and k in self._capacity
+        }
         target, reached = self._bounded(self._target(fresh)) if fresh else (
             self._registered_floats(), True)  # fmt: skip
         # Hysteresis holds only once a push reached its targets: a step cut short by max_step

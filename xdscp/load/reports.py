@@ -55,6 +55,7 @@ class _Entry:
     utilization_total: float
     utilization_requests: int
     total: int  # every request this reporter reported for the endpoint, over its stream
+    interval_s: float = 0.0  # the interval the latest report covers (ending at `at`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ class LoadBook:
         total = requests + (0 if before is None else before.total)
         self._entries[key] = _Entry(now, requests / interval_s, load.errors / interval_s,
                                     load.utilization_total, load.utilization_requests,
-                                    total)  # fmt: skip
+                                    total, interval_s)  # fmt: skip
         return None
 
     def forget(self, reporter: str) -> None:
@@ -164,4 +165,5 @@ def _sum(endpoint: str, entries: list[_Entry]) -> LoadSample:
         rps=sum(e.rps for e in entries),
         utilization=utilization,
         eps=sum(e.eps for e in entries),
+        since=min(e.at - e.interval_s for e in entries),
     )

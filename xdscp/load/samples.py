@@ -18,13 +18,15 @@ MAX_UTILIZATION = 1e3  # ORCA utilizations may exceed 1 (application-defined), n
 
 @dataclass(frozen=True, slots=True)
 class LoadSample:
-    """One endpoint's load over a reporting interval, seen at `at` (monotonic seconds)."""
+    """One endpoint's load over a reporting interval, seen at `at` (monotonic seconds);
+    `since`: when the interval began (None: not known, as for a registered load)."""
 
     endpoint: str
     at: float
     rps: float
     utilization: float
     eps: float = 0.0
+    since: float | None = None
 
 
 def implausible(sample: LoadSample) -> str | None:

@@ -239,3 +239,51 @@ def test_stale_reports_fall_back_whatever_the_setting(stale_after: float, late: 
     assert push is not None
     assert push.reporting == frozenset()
     assert weights.current == {"a": 1.0, "b": 3.0}
+
+
+@given(reads=st.integers(1, 20))
+def test_a_report_read_again_on_every_tick_is_smoothed_once(reads: int) -> None:
+    """The plane decides every `weigh_interval` (0.25 s) while clients report every LRS
+    interval (1 s and more): the same book sample is read several times. Smoothing must
+    count it once: with smoothing 0.5, estimates 100 then 200 smooth to 150 however often
+    the second is read (read 4 times as 4 estimates, it would be 187.5)."""
+    settings = AdaptiveSettings(min_push_interval=0.0, max_step=100.0, floor=0.0, hysteresis=0.0)
+    weights = AdaptiveWeights(settings, {"a": 1, "b": 1})
+    for key in ("a", "b"):
+        assert weights.observe(LoadSample(key, 0.0, 50.0, 0.5)) is None  # capacity 100
+    assert weights.observe(LoadSample("a", 1.0, 50.0, 0.5)) is None
+    assert weights.observe(LoadSample("b", 1.0, 100.0, 0.5)) is None  # capacity 200
+    for _ in range(reads):
+        assert weights.observe(LoadSample("b", 1.0, 100.0, 0.5)) is not None
+    push = weights.decide(1.0)
+    assert push is not None
+    assert push.weights == {"a": round(RESOLUTION * 100 / 150), "b": RESOLUTION}
+
+
+@given(since=st.floats(0.0, 1.999), late=st.floats(0.1, 4.0))
+def test_a_report_begun_before_the_last_push_keeps_fresh_but_teaches_nothing(
+    since: float, late: float
+) -> None:
+    """After a push at 2.0, a report whose interval began before it (the rate partly under
+    the new weights, the utilization the backend measured partly under the old) would
+    overshoot: it is not taken into the estimate, but its endpoint stays fresh (it still
+    reports, so no fall-back to the registered weight). A report begun after the push is
+    taken."""
+    settings = AdaptiveSettings(min_push_interval=0.0, max_step=100.0, floor=0.0,
+                                hysteresis=0.0, stale_after=1.0)  # fmt: skip
+    weights = AdaptiveWeights(settings, {"a": 1, "b": 1})
+    for key, rps in (("a", 50.0), ("b", 100.0)):  # capacities 100, 200
+        assert weights.observe(LoadSample(key, 1.0, rps, 0.5)) is None
+    first = weights.decide(2.0)
+    assert first is not None
+    assert first.weights == {"a": RESOLUTION // 2, "b": RESOLUTION}
+    at = 2.0 + late
+    mixed = LoadSample("a", at, 100.0, 0.25, since=since)  # capacity 400: would move a
+    assert weights.observe(mixed) == "covers traffic from before the last push"
+    assert weights.observe(LoadSample("b", at, 100.0, 0.5, since=since)) is not None
+    assert weights.decide(at) is None  # nothing learnt: nothing pushed, nothing stale
+    clean = LoadSample("a", at + 1.0, 100.0, 0.25, since=2.0)
+    assert weights.observe(clean) is None
+    push = weights.decide(at + 1.0)
+    assert push is not None
+    assert push.weights["a"] > RESOLUTION // 2

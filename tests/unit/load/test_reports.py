@@ -97,3 +97,14 @@ def test_hostile_reports_stay_bounded_and_every_sample_is_plausible(
         for sample in samples:
             assert implausible(sample) is None
             assert _known("web", sample.endpoint)
+
+
+def test_a_sample_says_when_the_interval_it_covers_began() -> None:
+    """Summed over clients, from the earliest start: the computed weights skip a sample
+    begun before their last push (xdscp.load.adaptive)."""
+    book = LoadBook(stale_after_s=100.0)
+    _record(book, "envoy-a", 10.0, EndpointLoad("web", "10.0.0.1:80", 90, 0, 40.0, 100), 11.0)
+    _record(book, "grpc-b", 2.0, EndpointLoad("web", "10.0.0.1:80", 50, 0, 30.0, 50), 12.0)
+    (sample,) = book.samples(12.0)["web"]
+    assert sample.since == 1.0
+    assert sample.at == 12.0
