@@ -83,6 +83,16 @@ _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
 _ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
+# enum members by module name: one read through the enum class is a Python call (3.11)
+_INITIAL = RequestKind.INITIAL
+_STALE = RequestKind.STALE
+_ACK = RequestKind.ACK
+_NACK = RequestKind.NACK
+_DUPLICATE_NACK = RequestKind.DUPLICATE_NACK
+_RESUBSCRIBE = RequestKind.RESUBSCRIBE
+_NONE = RequestKind.NONE
+_UNKNOWN_TYPE = RequestKind.UNKNOWN_TYPE
+_CDS = TypeUrl.CLUSTER
 
 
 @dataclass(slots=True)
@@ -198,16 +208,16 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest
     ) -> Handled[DeltaResponse]:
         """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
-        kind, error = RequestKind.NONE, ""
+        kind, error = _NONE, ""
         self._changed[type_url] = None
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
         added = self._subscribe(ts, type_url, request, first=first)
         if first:
-            kind = RequestKind.INITIAL
-        elif added and kind in {RequestKind.NONE, RequestKind.ACK}:
-            kind = RequestKind.RESUBSCRIBE
+            kind = _INITIAL
+        elif added and kind in (_NONE, _ACK):
+            kind = _RESUBSCRIBE
         responses: tuple[DeltaResponse, ...] = ()
         if first or added:
             responses = self._respond([type_url], candidates={type_url: added}, force=set())
@@ -221,7 +231,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
 
     def _unserved(self, request: DeltaRequest) -> Handled[DeltaResponse]:
         """A type this stream does not serve: every name it subscribes does not exist."""
-        answer = Answer(RequestKind.UNKNOWN_TYPE, request.type_url, request.response_nonce)
+        answer = Answer(_UNKNOWN_TYPE, request.type_url, request.response_nonce)
         if request.response_nonce and not request.subscribe:
             return Handled(answer)
         removed = tuple(n for n in request.subscribe if n != WILDCARD)
@@ -234,18 +244,18 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         undo = ts.pending.pop(nonce, None)
         if undo is None:
             nacked = request.error_message is not None and nonce in ts.nacked_nonces
-            return (RequestKind.DUPLICATE_NACK if nacked else RequestKind.STALE), ""
+            return (_DUPLICATE_NACK if nacked else _STALE), ""
         if request.error_message is None:
             if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
                 ts.phase = _ON_ACK.get(ts.phase) or delta_moved(ts.phase, DeltaStep.ACK)
-            return RequestKind.ACK, ""
+            return _ACK, ""
         ts.move(DeltaStep.NACK if nonce == ts.sent_nonce else DeltaStep.NACK_EARLIER)
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
         ts.acked_version = _put_back(ts, nonce, undo)
-        return RequestKind.NACK, ts.note_nack(request.error_message)
+        return _NACK, ts.note_nack(request.error_message)
 
     def _subscribe(
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest, *, first: bool
@@ -324,7 +334,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             response = self._build(type_url, ts, names, resend | force)
             if response is not None:
                 out.append(response)
-                if type_url is TypeUrl.CLUSTER:
+                if type_url is _CDS:
                     clusters_sent = {r.name for r in response.resources}
         return tuple(out)
 

@@ -16,7 +16,6 @@ from typing import NamedTuple
 import immutables
 
 from xdscp.cache import Snapshot, TypeUrl
-from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 
 __all__ = ["DeltaHolding", "DeltaTrack", "SotwTrack", "Times", "Track"]
 
@@ -131,14 +130,10 @@ class SotwTrack(Times):
         self.sent_snapshot, self.sent_names = snapshot, self.names
         self.sent_nonce, self.sent_version, self.pushed = nonce, version, now
 
-    def answer(self, answer: Answer, now: float) -> None:
-        """The client ACKed or NACKed the latest response (`answer.kind` says which)."""
-        if answer.kind in ACCEPTED:
-            self.acked = now
-            self.acked_snapshot, self.acked_names = self.sent_snapshot, self.sent_names
-            self.acked_version = answer.version
-        elif answer.kind is RequestKind.NACK:
-            self.nacked, self.nacked_nonce = now, answer.nonce
+    def accept(self, version: str, now: float) -> None:
+        """The client ACKed the latest response: it holds what that one carried."""
+        self.acked, self.acked_version = now, version
+        self.acked_snapshot, self.acked_names = self.sent_snapshot, self.sent_names
 
     def client_view(self) -> _ClientView:
         """(name, version accepted, newer version sent, True when that one was NACKed)."""
