@@ -73,12 +73,15 @@ __all__ = [
     "DeltaTypeState",
 ]
 
-_Held = immutables.Map[str, str]  # resource name → version the client holds
-_Holding = immutables.MapMutation[str, str]  # the same, while one batch changes it
+_Held = dict[str, str]  # resource name → version the client holds (the state's own)
+_Told = immutables.Map[str, str]  # the same, as told: persistent, folded from batches
+# one call's changes to what the client holds: (names, their versions; None: removed)
+_Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
+_FOLD = 8  # batches told beside the persistent map before they are folded into it
 # what one response replaced, by name (sorted): (name, the version held before it, the
 # version it sent); None: none, removed. A tuple: never changed once made, so events share it
 _Undo = tuple[tuple[str, str | None, str | None], ...]
-_NOTHING_HELD: _Held = immutables.Map()
+_NOTHING_TOLD: _Told = immutables.Map()
 _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
@@ -101,7 +104,11 @@ class DeltaTypeState(TypeRecord):
 
     wildcard: bool = False
     explicit: frozenset[str] = frozenset()  # replaced, never changed: events share it
-    held: _Held = _NOTHING_HELD  # persistent: replaced by each batch of changes
+    held: _Held = field(default_factory=dict)  # changed in place, never told
+    told: _Told = _NOTHING_TOLD  # `held` as of `told_log` folded in: shared with events
+    told_log: tuple[_Batch, ...] = ()  # the batches since, oldest first: shared too
+    _names: list[str] = field(default_factory=list)  # the open batch (see `hold`)
+    _versions: list[str | None] = field(default_factory=list)
     digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
     pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
@@ -118,16 +125,30 @@ class DeltaTypeState(TypeRecord):
         """True when the client is subscribed to `name`."""
         return self.wildcard or name in self.explicit
 
-    def hold(self, held: _Holding, name: str, version: str | None) -> str | None:
-        """Record in `held` (a batch of changes to `self.held`) that the client holds
-        `version` of `name` (None: nothing); the previous."""
+    def hold(self, held: _Held, name: str, version: str | None) -> str | None:
+        """Record in `held` (`self.held`) that the client holds `version` of `name` (None:
+        nothing), in the open batch (`finish` closes it); the previous."""
         previous = held.pop(name, None)
         if previous is not None:
             self.digest ^= entry_digest(name, previous)
         if version is not None:
             held[name] = version
             self.digest ^= entry_digest(name, version)
+        self._names.append(name)
+        self._versions.append(version)
         return previous
+
+    def finish(self) -> None:
+        """Close the open batch: told as two tuples beside the persistent map, into which
+        every `_FOLD` batches are folded (the map is made only then, by one mutation)."""
+        if not self._names:
+            return
+        self.told_log += ((tuple(self._names), tuple(self._versions)),)
+        self._names.clear()
+        self._versions.clear()
+        if len(self.told_log) >= _FOLD:
+            self.told = fold(self.told, self.told_log)
+            self.told_log = ()
 
     def holding(self, type_url: TypeUrl) -> DeltaHolding:
         """This type as the status board is told of it (references, no copy)."""
@@ -140,7 +161,8 @@ class DeltaTypeState(TypeRecord):
         told = (
             type_url,
             names,
-            self.held,
+            self.told,
+            self.told_log,
             pending,
             rejected,
             self.sent_version,
@@ -269,10 +291,10 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             ts.move(DeltaStep.SUBSCRIBE)
             ts.wildcard = wildcard_type and not request.subscribe
             if request.initial_versions:
-                held = ts.held.mutate()
+                held = ts.held
                 for name, version in request.initial_versions.items():
                     ts.hold(held, name, version)
-                ts.held = held.finish()
+                ts.finish()
             if ts.wildcard:
                 added |= set(pool)
         new: list[str] = []
@@ -290,10 +312,10 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if first:  # a reconnecting client's initial versions: only what it subscribes to
             unwanted = [n for n in ts.held if not ts.wants(n)]
             if unwanted:
-                held = ts.held.mutate()
+                held = ts.held
                 for name in unwanted:
                     ts.hold(held, name, None)
-                ts.held = held.finish()
+                ts.finish()
             added |= set(ts.held)  # held but gone: answered as removed
         return added
 
@@ -347,7 +369,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             return None
         pool = self.snapshot.resources[type_url]
         undo: list[tuple[str, str | None, str | None]] = []
-        held = ts.held.mutate()  # one batch: the new map is made once per response
+        held = ts.held  # one batch per response (`finish`)
         resources: list[Resource] = []
         removed: list[str] = []
         blocked = ts.blocked
@@ -377,7 +399,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             self._settle(type_url, ts)
             return None
         self._changed[type_url] = None
-        ts.held = held.finish()
+        ts.finish()
         ts.sent_nonce = self._next_nonce()
         ts.pending[ts.sent_nonce] = tuple(undo)
         while len(ts.pending) > MAX_PENDING:
@@ -407,7 +429,7 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
         if int(n) > int(nonce)
     }  # oldest first
     changed: set[str] = set()
-    held = ts.held.mutate()
+    held = ts.held
     for name, previous, sent in undo:
         after = next((n for n, replaced in later.items() if name in replaced), None)
         if after is None:
@@ -421,7 +443,7 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
             ts.blocked.add(name)
     for n in changed:  # immutable (events share them): changed copies
         ts.pending[n] = tuple((name, *versions) for name, versions in later[n].items())
-    ts.held = held.finish()
+    ts.finish()
     return ts.held_version
 
 
@@ -435,14 +457,26 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
     if len(dropped) < len(names):  # `*` among them
         ts.wildcard = False
         dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
-    held = ts.held.mutate()
+    held = ts.held
     for name in dropped:
         if not ts.wants(name):
             ts.hold(held, name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
-    ts.held = held.finish()
+    ts.finish()
     # a NACK of an earlier response cannot put back what the client forgot
     for nonce, undo in list(ts.pending.items()):
         if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy
             ts.pending[nonce] = tuple(entry for entry in undo if ts.wants(entry[0]))
+
+
+def fold(told: _Told, log: tuple[_Batch, ...]) -> _Told:
+    """`told` with the batches of `log` applied, oldest first (one mutation)."""
+    held = told.mutate()
+    for names, versions in log:
+        for name, version in zip(names, versions, strict=True):
+            if version is None:
+                held.pop(name, None)
+            else:
+                held[name] = version
+    return held.finish()
