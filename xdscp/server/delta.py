@@ -30,11 +30,12 @@ resources the client lacks or holds in another version, and the names it holds t
   tying the other fields to it that a state breaks (none: the property tests check it).
 
 What the status board needs of a type is told as an event: after each request or snapshot
-`events()` gives a `DeltaHolding` per type the call changed, made of references the state
-shares, never copies: what the client holds is a persistent map (`immutables.Map`,
-replaced by one batch of changes per response), each response awaiting an answer keeps an
-immutable map of what it replaced, and the subscribed names are a frozenset replaced (not
-changed) when they change.
+`events()` gives a `DeltaHolding` per type the call changed, made of immutable objects the
+state shares, never copies of what the client holds: the state keeps that in a plain dict
+it changes in place, and tells it as a copy (two tuples: names, versions) plus each later
+batch of changes (two tuples per call that changed it), a new copy every `_FOLD` batches;
+each response awaiting an answer keeps a tuple of what it replaced, and the subscribed names
+are a frozenset replaced (not changed) when they change.
 """
 
 from __future__ import annotations
@@ -74,14 +75,13 @@ __all__ = [
 ]
 
 _Held = dict[str, str]  # resource name → version the client holds (the state's own)
-_Told = immutables.Map[str, str]  # the same, as told: persistent, folded from batches
 # one call's changes to what the client holds: (names, their versions; None: removed)
 _Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
-_FOLD = 8  # batches told beside the persistent map before they are folded into it
+_FOLD = 8  # batches told beside the latest copy of `held` before a new copy is made
 # what one response replaced, by name (sorted): (name, the version held before it, the
 # version it sent); None: none, removed. A tuple: never changed once made, so events share it
 _Undo = tuple[tuple[str, str | None, str | None], ...]
-_NOTHING_TOLD: _Told = immutables.Map()
+_NOTHING_TOLD: _Batch = ((), ())
 _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
@@ -105,7 +105,7 @@ class DeltaTypeState(TypeRecord):
     wildcard: bool = False
     explicit: frozenset[str] = frozenset()  # replaced, never changed: events share it
     held: _Held = field(default_factory=dict)  # changed in place, never told
-    told: _Told = _NOTHING_TOLD  # `held` as of `told_log` folded in: shared with events
+    told: _Batch = _NOTHING_TOLD  # a copy of `held` before `told_log`: shared with events
     told_log: tuple[_Batch, ...] = ()  # the batches since, oldest first: shared too
     _names: list[str] = field(default_factory=list)  # the open batch (see `hold`)
     _versions: list[str | None] = field(default_factory=list)
@@ -139,16 +139,15 @@ class DeltaTypeState(TypeRecord):
         return previous
 
     def finish(self) -> None:
-        """Close the open batch: told as two tuples beside the persistent map, into which
-        every `_FOLD` batches are folded (the map is made only then, by one mutation)."""
+        """Close the open batch: told as two tuples beside the latest copy of `held` (two
+        tuples too), replaced by a new copy every `_FOLD` batches."""
         if not self._names:
             return
         self.told_log += ((tuple(self._names), tuple(self._versions)),)
         self._names.clear()
         self._versions.clear()
         if len(self.told_log) >= _FOLD:
-            self.told = fold(self.told, self.told_log)
-            self.told_log = ()
+            self.told, self.told_log = (tuple(self.held), tuple(self.held.values())), ()
 
     def holding(self, type_url: TypeUrl) -> DeltaHolding:
         """This type as the status board is told of it (references, no copy)."""
@@ -468,15 +467,3 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
     for nonce, undo in list(ts.pending.items()):
         if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy
             ts.pending[nonce] = tuple(entry for entry in undo if ts.wants(entry[0]))
-
-
-def fold(told: _Told, log: tuple[_Batch, ...]) -> _Told:
-    """`told` with the batches of `log` applied, oldest first (one mutation)."""
-    held = told.mutate()
-    for names, versions in log:
-        for name, version in zip(names, versions, strict=True):
-            if version is None:
-                held.pop(name, None)
-            else:
-                held[name] = version
-    return held.finish()

@@ -14,9 +14,9 @@ copies, so a type costs O(1) fields whatever its client holds:
   (its content is what the snapshot has of those names), the same of the latest response
   the client ACKed, the nonce of the latest NACK, the subscription frozenset the protocol
   made (a request that keeps it keeps the same object);
-- delta (`DeltaTrack`): the latest `DeltaHolding`: the persistent map of what the client
-  holds, what each response awaiting an answer replaced, the names held back after a NACK,
-  the versions.
+- delta (`DeltaTrack`): the latest `DeltaHolding`: a copy of what the client held (tuples)
+  and the batches of changes since, what each response awaiting an answer replaced, the
+  names held back after a NACK, the versions.
 
 The per-resource view (`resources`, for CSDS, `/debug/config_dump`) is computed only when
 asked. A connected node costs those fields plus its NACK history (at most `NACK_HISTORY`

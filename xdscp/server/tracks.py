@@ -32,8 +32,7 @@ class DeltaHolding(NamedTuple):
 
     type_url: TypeUrl
     names: frozenset[str] | None  # subscribed names; None: wildcard
-    held: immutables.Map[str, str]  # name → the version the client held (taken as held when
-    # sent) before the batches of `log`
+    held: _Batch  # what the client held (taken as held when sent) before the batches of `log`
     log: tuple[_Batch, ...]  # later changes, oldest first: (names, versions; None: removed)
     pending: tuple[_Undo, ...]  # what each response awaiting an answer replaced, oldest first
     rejected: immutables.Map[str, str]  # a name held back → the version the client rejected
@@ -43,7 +42,7 @@ class DeltaHolding(NamedTuple):
     def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
         """(name, version accepted, newer version sent, True when that one was NACKed), as
         `DeltaTypeState.client_view` gives them."""
-        held = dict(self.held)
+        held: dict[str, str | None] = dict(zip(*self.held, strict=True))
         for names, versions in self.log:
             for name, version in zip(names, versions, strict=True):
                 if version is None:
