@@ -8,7 +8,9 @@ No event loop, no encoding, no client: each stream's sans-I/O state (`StreamStat
 clusters, every response ACKed) and its `StreamRecord` is told what the grpc.aio shell
 tells it. It measures what the status board costs beside the protocol: CPU time
 (`time.process_time`) of the initial sync of N streams (50 Clusters, 50 CLAs each) and the
-min / median of `--changes` single-CLA changes (pushed to and ACKed by every stream).
+min / median of `--changes` single-CLA changes (pushed to and ACKed by every stream). A full
+collection precedes the initial sync: without it, whether the first gen-2 collection of the
+process falls inside that span depends on how much each build's imports allocated.
 
 The record is fed as the build under test feeds it: told events (the snapshot, every
 `Answer`, a delta state's `events()`, each response) where `StreamRecord` has `on_held`, or
@@ -19,6 +21,7 @@ given the state itself, as the status board was before events. With `--against D
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -98,6 +101,7 @@ class Stream:
 def measure(n: int, delta: bool, changes: int) -> dict[str, Any]:
     """CPU ms of the initial sync and of each change, over `n` streams."""
     snapshot = Snapshot.of([*map(cluster, range(CLUSTERS)), *map(assignment, range(CLUSTERS))])
+    gc.collect()  # both builds start from no garbage (their imports leave different amounts)
     started = time.process_time()
     streams = [Stream(i, delta, snapshot) for i in range(n)]
     for stream in streams:

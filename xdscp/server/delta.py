@@ -30,11 +30,12 @@ resources the client lacks or holds in another version, and the names it holds t
   tying the other fields to it that a state breaks (none: the property tests check it).
 
 What the status board needs of a type is told as an event: after each request or snapshot
-`events()` gives a `DeltaHolding` per type the call changed, made of references the state
-shares, never copies: what the client holds is a persistent map (`immutables.Map`,
-replaced by one batch of changes per response), each response awaiting an answer keeps an
-immutable map of what it replaced, and the subscribed names are a frozenset replaced (not
-changed) when they change.
+`events()` gives a `DeltaHolding` per type the call changed, made of immutable objects the
+state shares, never copies of what the client holds: the state keeps that in a plain dict
+it changes in place, and tells it as a copy (two tuples: names, versions) plus each later
+batch of changes (two tuples per call that changed it), a new copy every `_FOLD` batches;
+each response awaiting an answer keeps a tuple of what it replaced, and the subscribed names
+are a frozenset replaced (not changed) when they change.
 """
 
 from __future__ import annotations
@@ -73,16 +74,28 @@ __all__ = [
     "DeltaTypeState",
 ]
 
-_Held = immutables.Map[str, str]  # resource name → version the client holds
-_Holding = immutables.MapMutation[str, str]  # the same, while one batch changes it
+_Held = dict[str, str]  # resource name → version the client holds (the state's own)
+# one call's changes to what the client holds: (names, their versions; None: removed)
+_Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
+_FOLD = 8  # batches told beside the latest copy of `held` before a new copy is made
 # what one response replaced, by name (sorted): (name, the version held before it, the
 # version it sent); None: none, removed. A tuple: never changed once made, so events share it
 _Undo = tuple[tuple[str, str | None, str | None], ...]
-_NOTHING_HELD: _Held = immutables.Map()
+_NOTHING_TOLD: _Batch = ((), ())
 _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
 _ON_SEND, _ON_ACK, _ON_SETTLE = _ON[DeltaStep.SEND], _ON[DeltaStep.ACK], _ON[DeltaStep.SETTLE]
+# enum members by module name: one read through the enum class is a Python call (3.11)
+_INITIAL = RequestKind.INITIAL
+_STALE = RequestKind.STALE
+_ACK = RequestKind.ACK
+_NACK = RequestKind.NACK
+_DUPLICATE_NACK = RequestKind.DUPLICATE_NACK
+_RESUBSCRIBE = RequestKind.RESUBSCRIBE
+_NONE = RequestKind.NONE
+_UNKNOWN_TYPE = RequestKind.UNKNOWN_TYPE
+_CDS = TypeUrl.CLUSTER
 
 
 @dataclass(slots=True)
@@ -91,7 +104,11 @@ class DeltaTypeState(TypeRecord):
 
     wildcard: bool = False
     explicit: frozenset[str] = frozenset()  # replaced, never changed: events share it
-    held: _Held = _NOTHING_HELD  # persistent: replaced by each batch of changes
+    held: _Held = field(default_factory=dict)  # changed in place, never told
+    told: _Batch = _NOTHING_TOLD  # a copy of `held` before `told_log`: shared with events
+    told_log: tuple[_Batch, ...] = ()  # the batches since, oldest first: shared too
+    _names: list[str] = field(default_factory=list)  # the open batch (see `hold`)
+    _versions: list[str | None] = field(default_factory=list)
     digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
     pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
@@ -108,16 +125,29 @@ class DeltaTypeState(TypeRecord):
         """True when the client is subscribed to `name`."""
         return self.wildcard or name in self.explicit
 
-    def hold(self, held: _Holding, name: str, version: str | None) -> str | None:
-        """Record in `held` (a batch of changes to `self.held`) that the client holds
-        `version` of `name` (None: nothing); the previous."""
+    def hold(self, held: _Held, name: str, version: str | None) -> str | None:
+        """Record in `held` (`self.held`) that the client holds `version` of `name` (None:
+        nothing), in the open batch (`finish` closes it); the previous."""
         previous = held.pop(name, None)
         if previous is not None:
             self.digest ^= entry_digest(name, previous)
         if version is not None:
             held[name] = version
             self.digest ^= entry_digest(name, version)
+        self._names.append(name)
+        self._versions.append(version)
         return previous
+
+    def finish(self) -> None:
+        """Close the open batch: told as two tuples beside the latest copy of `held` (two
+        tuples too), replaced by a new copy every `_FOLD` batches."""
+        if not self._names:
+            return
+        self.told_log += ((tuple(self._names), tuple(self._versions)),)
+        self._names.clear()
+        self._versions.clear()
+        if len(self.told_log) >= _FOLD:
+            self.told, self.told_log = (tuple(self.held), tuple(self.held.values())), ()
 
     def holding(self, type_url: TypeUrl) -> DeltaHolding:
         """This type as the status board is told of it (references, no copy)."""
@@ -130,7 +160,8 @@ class DeltaTypeState(TypeRecord):
         told = (
             type_url,
             names,
-            self.held,
+            self.told,
+            self.told_log,
             pending,
             rejected,
             self.sent_version,
@@ -198,16 +229,16 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest
     ) -> Handled[DeltaResponse]:
         """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
-        kind, error = RequestKind.NONE, ""
+        kind, error = _NONE, ""
         self._changed[type_url] = None
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
         added = self._subscribe(ts, type_url, request, first=first)
         if first:
-            kind = RequestKind.INITIAL
-        elif added and kind in {RequestKind.NONE, RequestKind.ACK}:
-            kind = RequestKind.RESUBSCRIBE
+            kind = _INITIAL
+        elif added and kind in (_NONE, _ACK):
+            kind = _RESUBSCRIBE
         responses: tuple[DeltaResponse, ...] = ()
         if first or added:
             responses = self._respond([type_url], candidates={type_url: added}, force=set())
@@ -221,7 +252,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
 
     def _unserved(self, request: DeltaRequest) -> Handled[DeltaResponse]:
         """A type this stream does not serve: every name it subscribes does not exist."""
-        answer = Answer(RequestKind.UNKNOWN_TYPE, request.type_url, request.response_nonce)
+        answer = Answer(_UNKNOWN_TYPE, request.type_url, request.response_nonce)
         if request.response_nonce and not request.subscribe:
             return Handled(answer)
         removed = tuple(n for n in request.subscribe if n != WILDCARD)
@@ -234,18 +265,18 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         undo = ts.pending.pop(nonce, None)
         if undo is None:
             nacked = request.error_message is not None and nonce in ts.nacked_nonces
-            return (RequestKind.DUPLICATE_NACK if nacked else RequestKind.STALE), ""
+            return (_DUPLICATE_NACK if nacked else _STALE), ""
         if request.error_message is None:
             if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
                 ts.phase = _ON_ACK.get(ts.phase) or delta_moved(ts.phase, DeltaStep.ACK)
-            return RequestKind.ACK, ""
+            return _ACK, ""
         ts.move(DeltaStep.NACK if nonce == ts.sent_nonce else DeltaStep.NACK_EARLIER)
         ts.nacked_nonces[nonce] = None
         while len(ts.nacked_nonces) > MAX_PENDING:
             del ts.nacked_nonces[next(iter(ts.nacked_nonces))]
         ts.acked_version = _put_back(ts, nonce, undo)
-        return RequestKind.NACK, ts.note_nack(request.error_message)
+        return _NACK, ts.note_nack(request.error_message)
 
     def _subscribe(
         self, ts: DeltaTypeState, type_url: TypeUrl, request: DeltaRequest, *, first: bool
@@ -259,10 +290,10 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             ts.move(DeltaStep.SUBSCRIBE)
             ts.wildcard = wildcard_type and not request.subscribe
             if request.initial_versions:
-                held = ts.held.mutate()
+                held = ts.held
                 for name, version in request.initial_versions.items():
                     ts.hold(held, name, version)
-                ts.held = held.finish()
+                ts.finish()
             if ts.wildcard:
                 added |= set(pool)
         new: list[str] = []
@@ -280,10 +311,10 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if first:  # a reconnecting client's initial versions: only what it subscribes to
             unwanted = [n for n in ts.held if not ts.wants(n)]
             if unwanted:
-                held = ts.held.mutate()
+                held = ts.held
                 for name in unwanted:
                     ts.hold(held, name, None)
-                ts.held = held.finish()
+                ts.finish()
             added |= set(ts.held)  # held but gone: answered as removed
         return added
 
@@ -324,7 +355,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             response = self._build(type_url, ts, names, resend | force)
             if response is not None:
                 out.append(response)
-                if type_url is TypeUrl.CLUSTER:
+                if type_url is _CDS:
                     clusters_sent = {r.name for r in response.resources}
         return tuple(out)
 
@@ -337,7 +368,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             return None
         pool = self.snapshot.resources[type_url]
         undo: list[tuple[str, str | None, str | None]] = []
-        held = ts.held.mutate()  # one batch: the new map is made once per response
+        held = ts.held  # one batch per response (`finish`)
         resources: list[Resource] = []
         removed: list[str] = []
         blocked = ts.blocked
@@ -367,7 +398,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             self._settle(type_url, ts)
             return None
         self._changed[type_url] = None
-        ts.held = held.finish()
+        ts.finish()
         ts.sent_nonce = self._next_nonce()
         ts.pending[ts.sent_nonce] = tuple(undo)
         while len(ts.pending) > MAX_PENDING:
@@ -397,7 +428,7 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
         if int(n) > int(nonce)
     }  # oldest first
     changed: set[str] = set()
-    held = ts.held.mutate()
+    held = ts.held
     for name, previous, sent in undo:
         after = next((n for n, replaced in later.items() if name in replaced), None)
         if after is None:
@@ -411,7 +442,7 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
             ts.blocked.add(name)
     for n in changed:  # immutable (events share them): changed copies
         ts.pending[n] = tuple((name, *versions) for name, versions in later[n].items())
-    ts.held = held.finish()
+    ts.finish()
     return ts.held_version
 
 
@@ -425,13 +456,13 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
     if len(dropped) < len(names):  # `*` among them
         ts.wildcard = False
         dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
-    held = ts.held.mutate()
+    held = ts.held
     for name in dropped:
         if not ts.wants(name):
             ts.hold(held, name, None)
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
-    ts.held = held.finish()
+    ts.finish()
     # a NACK of an earlier response cannot put back what the client forgot
     for nonce, undo in list(ts.pending.items()):
         if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy

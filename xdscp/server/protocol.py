@@ -83,6 +83,16 @@ __all__ = [
 _ON_SUBSCRIBE, _ON_SEND, _ON_ACK, _ON_NACK = (
     moves(Step.SUBSCRIBE), moves(Step.SEND), moves(Step.ACK), moves(Step.NACK)
 )  # fmt: skip
+# enum members by module name: one read through the enum class is a Python call (3.11)
+_INITIAL = RequestKind.INITIAL
+_STALE = RequestKind.STALE
+_ACK = RequestKind.ACK
+_NACK = RequestKind.NACK
+_DUPLICATE_NACK = RequestKind.DUPLICATE_NACK
+_RESUBSCRIBE = RequestKind.RESUBSCRIBE
+_UNKNOWN_TYPE = RequestKind.UNKNOWN_TYPE
+_CDS = TypeUrl.CLUSTER
+_EDS = TypeUrl.ENDPOINT
 EMPTY_VERSION = set_version(0)  # the version of no resources (an unserved type's answer)
 
 
@@ -144,24 +154,24 @@ class StreamState(StreamCore[TypeState]):
         kind = _kind(ts, request)
         added = self._subscribe(ts, type_url, request.resource_names)
         error = ""
-        if kind is RequestKind.NACK:
+        if kind is _NACK:
             error = self._nack(ts, request)
-        elif kind is RequestKind.ACK:
+        elif kind is _ACK:
             ts.phase = _ON_ACK.get(ts.phase) or moved(ts.phase, Step.ACK)
             ts.acked_version = request.version_info
             ts.unacked.clear()
-        warming = kind is RequestKind.ACK and ts.answer_next_ack
+        warming = kind is _ACK and ts.answer_next_ack
         responses: tuple[Response, ...] = ()
-        if kind is RequestKind.INITIAL or added or warming:
-            if kind is RequestKind.ACK:
+        if kind is _INITIAL or added or warming:
+            if kind is _ACK:
                 ts.answer_next_ack = False
-                kind = RequestKind.RESUBSCRIBE if added else kind
+                kind = _RESUBSCRIBE if added else kind
             responses = self._respond([type_url], force=True)
         return Handled(_answer(ts, type_url, request, kind, error), responses)
 
     def _unserved(self, request: Request) -> Handled[Response]:
         """A type this stream does not serve: its first request gets an empty answer."""
-        answer = Answer(RequestKind.UNKNOWN_TYPE, request.type_url, request.response_nonce)
+        answer = Answer(_UNKNOWN_TYPE, request.type_url, request.response_nonce)
         if request.response_nonce:
             return Handled(answer)
         empty = Response(request.type_url, EMPTY_VERSION, self._next_nonce(), ())
@@ -218,7 +228,7 @@ class StreamState(StreamCore[TypeState]):
                 response = self._build_changes(type_url, ts, held, changes[type_url])
             if response is not None:
                 out.append(response)
-                cds_sent = cds_sent or type_url is TypeUrl.CLUSTER
+                cds_sent = cds_sent or type_url is _CDS
         return tuple(out)
 
     def _visible(
@@ -301,8 +311,8 @@ class StreamState(StreamCore[TypeState]):
         out: tuple[Resource, ...],
     ) -> Response:
         version = set_version(digest)
-        if type_url is TypeUrl.CLUSTER and version != ts.sent_version:
-            eds = self.types.get(TypeUrl.ENDPOINT)
+        if type_url is _CDS and version != ts.sent_version:
+            eds = self.types.get(_EDS)
             if eds is not None:
                 eds.answer_next_ack = True  # Envoy re-requests EDS for a changed cluster
         ts.phase = _ON_SEND.get(ts.phase) or moved(ts.phase, Step.SEND)
@@ -315,12 +325,12 @@ def _kind(ts: TypeState, request: Request) -> RequestKind:
     """What a request's nonce says it answers."""
     nonce = request.response_nonce
     if not nonce:
-        return RequestKind.INITIAL
+        return _INITIAL
     if nonce != ts.sent_nonce:
-        return RequestKind.STALE
+        return _STALE
     if request.error_message is None:
-        return RequestKind.ACK
-    return RequestKind.DUPLICATE_NACK if nonce == ts.nacked_nonce else RequestKind.NACK
+        return _ACK
+    return _DUPLICATE_NACK if nonce == ts.nacked_nonce else _NACK
 
 
 def _answer(

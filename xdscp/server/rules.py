@@ -41,6 +41,7 @@ class RequestKind(StrEnum):
 
 ACCEPTED = frozenset({RequestKind.ACK, RequestKind.RESUBSCRIBE})  # an answer that ACKs
 REJECTED = frozenset({RequestKind.NACK, RequestKind.DUPLICATE_NACK})  # one that NACKs
+_EDS, _ORDER = TypeUrl.ENDPOINT, TYPE_ORDER.__getitem__  # by module name: hot paths (3.11)
 
 
 class Answer(NamedTuple):
@@ -107,12 +108,12 @@ def push_order(type_urls: Iterable[TypeUrl]) -> list[TypeUrl]:
     ClusterLoadAssignments, even unchanged ones, so a changed cluster does not wait out
     `initial_fetch_timeout` while warming (`eds_after_cds` says when it is due).
     """
-    return sorted({*type_urls, TypeUrl.ENDPOINT}, key=TYPE_ORDER.__getitem__)
+    return sorted({*type_urls, _EDS}, key=_ORDER)
 
 
 def eds_after_cds(type_url: TypeUrl, *, cds_sent: bool) -> bool:
     """True when `type_url` is EDS and this push has sent CDS: EDS must follow."""
-    return cds_sent and type_url is TypeUrl.ENDPOINT
+    return cds_sent and type_url is _EDS
 
 
 @dataclass(slots=True)

@@ -14,9 +14,9 @@ copies, so a type costs O(1) fields whatever its client holds:
   (its content is what the snapshot has of those names), the same of the latest response
   the client ACKed, the nonce of the latest NACK, the subscription frozenset the protocol
   made (a request that keeps it keeps the same object);
-- delta (`DeltaTrack`): the latest `DeltaHolding`: the persistent map of what the client
-  holds, what each response awaiting an answer replaced, the names held back after a NACK,
-  the versions.
+- delta (`DeltaTrack`): the latest `DeltaHolding`: a copy of what the client held (tuples)
+  and the batches of changes since, what each response awaiting an answer replaced, the
+  names held back after a NACK, the versions.
 
 The per-resource view (`resources`, for CSDS, `/debug/config_dump`) is computed only when
 asked. A connected node costs those fields plus its NACK history (at most `NACK_HISTORY`
@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
 from xdscp.server.nodes import NodeInfo
@@ -57,7 +57,8 @@ __all__ = [
     "truncate",
 ]
 
-_ANSWERED = ACCEPTED | {RequestKind.NACK}  # what moves a type's accepted or rejected version
+# members by module name: an enum member read through its class costs a Python call (3.11)
+_NACK, _UNKNOWN_TYPE = RequestKind.NACK, RequestKind.UNKNOWN_TYPE
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -169,25 +170,27 @@ class StreamRecord:
         """A request's `Answer` at `now`: the subscription it leaves, an ACK, or a NACK
         (kept in the history). Told before the responses the request calls for."""
         kind = answer.kind
-        if kind is RequestKind.UNKNOWN_TYPE:
+        if kind is _UNKNOWN_TYPE:
             return
         track = self.types.get(answer.type_url)
         if not self.delta:
             if track is None:
                 # a served type's answer names it as a TypeUrl already (str keys work alike)
-                track = SotwTrack(type_url=cast(TypeUrl, answer.type_url))
-                self.types[answer.type_url] = track
+                type_url: Any = answer.type_url
+                track = self.types[type_url] = SotwTrack(type_url=type_url)
             assert isinstance(track, SotwTrack)  # noqa: S101 - a state-of-the-world record
             if answer.subscribed is not track.names:  # the protocol keeps an unchanged one
                 track.subscribe(answer.subscribed)
-            if kind in _ANSWERED:
-                track.answer(answer, now)
+            if kind in ACCEPTED:
+                track.accept(answer.version, now)
+            elif kind is _NACK:
+                track.nacked, track.nacked_nonce = now, answer.nonce
         elif track is not None:
             if kind in ACCEPTED:
                 track.acked = now
-            elif kind is RequestKind.NACK:
+            elif kind is _NACK:
                 track.nacked = now
-        if kind is RequestKind.NACK:
+        if kind is _NACK:
             error = truncate(answer.error)
             self.nacks.append(Nack(now, answer.type_url, answer.version, answer.nonce, error))
 

@@ -16,13 +16,14 @@ from typing import NamedTuple
 import immutables
 
 from xdscp.cache import Snapshot, TypeUrl
-from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 
 __all__ = ["DeltaHolding", "DeltaTrack", "SotwTrack", "Times", "Track"]
 
 _ClientView = Iterator[tuple[str, str | None, str | None, bool]]
 # what one delta response replaced, by name: (name, the version held before, the version sent)
 _Undo = tuple[tuple[str, str | None, str | None], ...]
+# one call's changes to what the client holds: (names, their versions; None: removed)
+_Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
 
 
 class DeltaHolding(NamedTuple):
@@ -31,7 +32,8 @@ class DeltaHolding(NamedTuple):
 
     type_url: TypeUrl
     names: frozenset[str] | None  # subscribed names; None: wildcard
-    held: immutables.Map[str, str]  # name → the version the client holds (taken as held when sent)
+    held: _Batch  # what the client held (taken as held when sent) before the batches of `log`
+    log: tuple[_Batch, ...]  # later changes, oldest first: (names, versions; None: removed)
     pending: tuple[_Undo, ...]  # what each response awaiting an answer replaced, oldest first
     rejected: immutables.Map[str, str]  # a name held back → the version the client rejected
     sent_version: str
@@ -40,18 +42,25 @@ class DeltaHolding(NamedTuple):
     def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
         """(name, version accepted, newer version sent, True when that one was NACKed), as
         `DeltaTypeState.client_view` gives them."""
+        held: dict[str, str | None] = dict(zip(*self.held, strict=True))
+        for names, versions in self.log:
+            for name, version in zip(names, versions, strict=True):
+                if version is None:
+                    held.pop(name, None)
+                else:
+                    held[name] = version
         accepted: dict[str, str | None] = {}
         for undo in self.pending:  # oldest first: the version before them all
             for name, previous, _ in undo:
                 accepted.setdefault(name, previous)
-        for name in {*self.held, *accepted, *self.rejected}:
-            held = self.held.get(name)
+        for name in {*held, *accepted, *self.rejected}:
+            version = held.get(name)
             if name in self.rejected:
-                yield name, held, self.rejected[name], True
+                yield name, version, self.rejected[name], True
             elif name in accepted:
-                yield name, accepted[name], held, False
-            elif held is not None:
-                yield name, held, None, False
+                yield name, accepted[name], version, False
+            elif version is not None:
+                yield name, version, None, False
 
 
 @dataclass(slots=True)
@@ -131,14 +140,10 @@ class SotwTrack(Times):
         self.sent_snapshot, self.sent_names = snapshot, self.names
         self.sent_nonce, self.sent_version, self.pushed = nonce, version, now
 
-    def answer(self, answer: Answer, now: float) -> None:
-        """The client ACKed or NACKed the latest response (`answer.kind` says which)."""
-        if answer.kind in ACCEPTED:
-            self.acked = now
-            self.acked_snapshot, self.acked_names = self.sent_snapshot, self.sent_names
-            self.acked_version = answer.version
-        elif answer.kind is RequestKind.NACK:
-            self.nacked, self.nacked_nonce = now, answer.nonce
+    def accept(self, version: str, now: float) -> None:
+        """The client ACKed the latest response: it holds what that one carried."""
+        self.acked, self.acked_version = now, version
+        self.acked_snapshot, self.acked_names = self.sent_snapshot, self.sent_names
 
     def client_view(self) -> _ClientView:
         """(name, version accepted, newer version sent, True when that one was NACKed)."""

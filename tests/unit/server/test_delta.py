@@ -219,3 +219,23 @@ def test_a_name_unsubscribed_and_subscribed_again_is_sent_after_a_nack_of_its_re
     assert "a" not in state.state(C).held
     (again,) = [r for r in state.on_snapshot(world) if r.type_url is C]
     assert names(again) == ["a"]
+
+
+def test_a_told_holding_folds_its_batches_and_still_says_what_the_client_holds() -> None:
+    """Every `_FOLD` batches a type tells a new copy of what its client holds; what an event
+    tells of it is what the state holds, before and after each copy."""
+    state = DeltaStreamState(snapshot=cluster_snapshot({"a": b"0", "b": b"0", "c": b"0"}))
+    state.on_request(DeltaRequest(C))
+    (eds,) = state.on_request(DeltaRequest(E, subscribe=("a", "b", "c"))).responses
+    ack(state, eds)
+    folded = False
+    for change in range(1, 20):
+        bodies = {"a": str(change).encode(), "b": b"0", "c": b"0"} if change % 5 else {"b": b"1"}
+        (*_, eds) = state.on_snapshot(cluster_snapshot(bodies))
+        ack(state, eds)
+        (held,) = [h for h in state.events() if h.type_url == E] or [state.state(E).holding(E)]
+        folded = folded or len(held.held[0]) > 0
+        ts = state.state(E)
+        assert sorted(held.client_view()) == sorted(ts.client_view())
+        assert len(held.log) < 8
+    assert folded

@@ -102,9 +102,8 @@ def test_a_broken_delta_state_is_reported() -> None:
     ts = state.types[TypeUrl.ENDPOINT]
     assert (ts.phase, delta_violations(ts, TypeUrl.ENDPOINT)) == (Phase.SENT, [])
     ts.phase = Phase.NACKED
-    held = ts.held.mutate()
-    ts.hold(held, "ghost", "v1")
-    ts.held = held.finish()
+    ts.hold(ts.held, "ghost", "v1")
+    ts.finish()
     ts.pending[ts.sent_nonce] = (*ts.pending[ts.sent_nonce], ("ghost", None, "v1"))
     ts.digest ^= 1
     assert set(delta_violations(ts, TypeUrl.ENDPOINT)) == {
