@@ -86,13 +86,21 @@ bench-hostile: $(STAMP)
 bench-csds: $(STAMP)
 	$(BIN)/python -m bench.csds_fetch $(BENCH_ARGS)
 
+## The stream states and the status board alone (protocol layer), and the whole stream shell in one
+## process, main-comparable (bench/protocol_layer.py, bench/streams.py).
+bench-protocol: $(STAMP)
+	$(BIN)/python -m bench.protocol_layer $(BENCH_ARGS)
+
+bench-streams: $(STAMP)
+	$(BIN)/python -m bench.streams $(BENCH_ARGS)
+
 ## etcd write -> Envoy's ACK -> first request, beside the raw etcd watch; go-control-plane and
 ## sovereign (installed into bench/.peers-venv, never into .venv) in the same run.
 bench-propagation: $(STAMP)
 	$(BIN)/python -m bench.propagation --changes 250 --peers go,sovereign $(BENCH_ARGS)
 
 ## Every benchmark above, one after the other.
-bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-path bench-scale bench-hostile bench-csds
+bench: bench-hash bench-balancer bench-registry bench-fanout bench-propagation bench-path bench-scale bench-hostile bench-csds bench-protocol bench-streams
 
 protos: $(STAMP)
 	$(BIN)/python -m xdscp.etcd.regen

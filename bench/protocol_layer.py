@@ -147,7 +147,8 @@ def compare(args: argparse.Namespace) -> None:
             print(json.dumps({"variant": label, "build": name, "runs": results}), file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (refused values exit with the usage)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="streams")
     parser.add_argument("--delta", action="store_true", help="delta xDS (default: SotW)")
@@ -157,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.n < 1 or args.changes < 1:
         parser.error("--n and --changes must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.against:
         compare(args)
     else:

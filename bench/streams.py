@@ -256,7 +256,8 @@ def compare(args: argparse.Namespace) -> None:
             print(json.dumps({"variant": label, "build": name, "runs": results}), file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (refused values exit with the usage)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="streams")
     parser.add_argument("--delta", action="store_true", help="delta xDS (default: SotW)")
@@ -264,10 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", help="another checkout's source dir: compare with it")
     parser.add_argument("--repeat", type=int, default=5, help="processes per build (--against)")
     args = parser.parse_args(argv)
-    # warnings only, as the fan-out bench runs serve: per-stream info logs would be measured
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.n < 1 or args.changes < 0:
         parser.error("--n must be positive, --changes not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # warnings only, as the fan-out bench runs serve: per-stream info logs would be measured
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.against:
         compare(args)
     else:

@@ -329,9 +329,10 @@ class XdsService:
             kind, payload = event
             event = _END  # drop the reference while handling (the first request holds the node)
             responses: Sequence[R]
+            told: StreamEvent | None = None
             if kind == REQUEST:
                 handled = state.on_request(decode(payload))
-                self._account(record, handled.answer, sent_at, bound)
+                told = self._account(record, handled.answer, sent_at, bound)
                 responses = handled.responses
             else:
                 record.on_snapshot(payload)
@@ -339,6 +340,8 @@ class XdsService:
             held = state.events()
             if held:
                 record.on_held(held)
+            if told is not None:  # observers see the record with the whole request applied
+                self._tell(told)
             payload = None  # the request is not held while a write blocks
             now = time.time()
             for response in responses:
@@ -379,8 +382,9 @@ class XdsService:
         answer: Answer,
         sent_at: dict[str, tuple[str, float]],
         bound: Any,
-    ) -> None:
-        """Count, log, record and tell one request's `Answer`."""
+    ) -> StreamEvent | None:
+        """Count, log and record one request's `Answer`; the event to tell observers once the
+        state's other events reached the record."""
         type_url, nonce, kind = answer.type_url, answer.nonce, answer.kind
         label = short_type(type_url)
         pushed = sent_at.get(type_url)
@@ -389,8 +393,6 @@ class XdsService:
             started = sent_at.pop(type_url)[1]
         record.on_answer(answer, time.time())
         told = _ANSWERS.get(kind)
-        if told is not None:
-            self._tell(StreamEvent(told, record, type_url, nonce))
         if kind in ACCEPTED:
             self.metrics.acks.labels(label).inc()
             if started is not None:
@@ -403,3 +405,4 @@ class XdsService:
             self.metrics.nacks_duplicate.labels(label).inc()
         elif kind is RequestKind.STALE:
             self.metrics.stale.labels(label).inc()
+        return None if told is None else StreamEvent(told, record, type_url, nonce)
