@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: streams.py beside
 
-from streams import CLUSTERS, assignment, cluster
+from streams import CLUSTERS, assignment, cluster, compare_builds
 
 from xdscp.cache import Snapshot, TypeUrl
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
@@ -125,26 +123,7 @@ def measure(n: int, delta: bool, changes: int) -> dict[str, Any]:
 
 def compare(args: argparse.Namespace) -> None:
     """Alternate fresh processes of the baseline checkout and this one; min / median."""
-    builds = {"baseline": {**os.environ, "PYTHONPATH": str(args.against)}, "this": None}
-    figures = ("initial_ms", "change_ms_min", "change_ms_median")
-    for delta in (False, True):
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in builds}
-        for _ in range(args.repeat):
-            for name, env in builds.items():
-                argv = [sys.executable, __file__, "--n", str(args.n)]
-                argv += ["--changes", str(args.changes)] + (["--delta"] if delta else [])
-                out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
-                runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-        for name, results in runs.items():
-            cells = []
-            for figure in figures:
-                values = [r[figure] for r in results]
-                cells.append(f"{figure} {min(values):.1f} / {statistics.median(values):.1f}")
-            label = "delta" if delta else "sotw"
-            print(
-                f"{label:5} {name:8} n={args.n} x{args.repeat} (min / median): " + ", ".join(cells)
-            )
-            print(json.dumps({"variant": label, "build": name, "runs": results}), file=sys.stderr)
+    compare_builds(__file__, args, ("initial_ms", "change_ms_min", "change_ms_median"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -227,28 +227,28 @@ async def measure(n: int, delta: bool, changes: int) -> dict[str, Any]:
 
 def compare(args: argparse.Namespace) -> None:
     """Alternate fresh processes of the baseline checkout and this one; print min / median."""
+    compare_builds(__file__, args, ("initial_ms", "change_ms_median", "kib_per_stream"))
+
+
+def compare_builds(script: str, args: argparse.Namespace, figures: tuple[str, ...]) -> None:
+    """Run `script` (a bench printing one JSON line of `figures`) in fresh processes,
+    alternating the baseline checkout (`args.against` first on PYTHONPATH) and this one,
+    `args.repeat` times each, SotW then delta; print each figure's min / median per build and
+    the runs as JSON on stderr."""
     builds = {"baseline": {**os.environ, "PYTHONPATH": str(args.against)}, "this": None}
-    figures = ("initial_ms", "change_ms_median", "kib_per_stream")
     for delta in (False, True):
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in builds}
         for _ in range(args.repeat):
             for name, env in builds.items():
-                argv = [
-                    sys.executable,
-                    __file__,
-                    "--n",
-                    str(args.n),
-                    "--changes",
-                    str(args.changes),
-                ]
-                argv += ["--delta"] if delta else []
+                argv = [sys.executable, script, "--n", str(args.n)]
+                argv += ["--changes", str(args.changes)] + (["--delta"] if delta else [])
                 out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
                 runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
         for name, results in runs.items():
             cells = []
-            for f in figures:
-                values = [r[f] for r in results]
-                cells.append(f"{f} {min(values):.1f} / {statistics.median(values):.1f}")
+            for figure in figures:
+                values = [r[figure] for r in results]
+                cells.append(f"{figure} {min(values):.1f} / {statistics.median(values):.1f}")
             label = "delta" if delta else "sotw"
             print(
                 f"{label:5} {name:8} n={args.n} x{args.repeat} (min / median): " + ", ".join(cells)

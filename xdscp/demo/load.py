@@ -20,7 +20,6 @@ its weights are the capacities to Envoy's integer truncation (1 % of a weight of
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -37,8 +36,9 @@ from xdscp.demo.tour import (
     TourSetup,
     apply_policy,
     predict_shares,
+    send_through_envoy,
 )
-from xdscp.demo.traffic import Request, send
+from xdscp.demo.traffic import Request
 from xdscp.errors import ProcessError
 from xdscp.model import BalancingPolicy, ClientSideWrr, LbPolicy, parse_host_port
 from xdscp.registry import Placement, Registered
@@ -139,18 +139,7 @@ def _close(weights: Mapping[str, int], capacity: Mapping[str, float]) -> bool:
 
 
 async def _send(setup: TourSetup, count: int) -> list[str]:
-    try:
-        return await asyncio.to_thread(
-            send, setup.listener_port, setup.service, [Request()] * count
-        )
-    except OSError as exc:
-        raise ProcessError(
-            problem(
-                f"requests through Envoy (127.0.0.1:{setup.listener_port}) failed",
-                str(exc),
-                "see Envoy's log in the demo's work directory",
-            )
-        ) from None
+    return await send_through_envoy(setup, [Request()] * count)
 
 
 async def _settle(setup: TourSetup, capacity: Mapping[str, float]) -> tuple[int, float]:

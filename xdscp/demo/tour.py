@@ -306,8 +306,15 @@ async def run_policy(setup: TourSetup, policy: BalancingPolicy) -> Outcome:
     """Set `policy`, wait for Envoy to accept it, send traffic, compare with the reference."""
     applied = await apply_policy(setup, policy)
     requests = plan(policy, setup.requests)
+    answers = await send_through_envoy(setup, requests)
+    return _outcome(setup, applied, requests=requests, answers=answers)
+
+
+async def send_through_envoy(setup: TourSetup, requests: list[Request]) -> list[str]:
+    """`requests` through the demo's Envoy, off the loop: the backend that answered each; a
+    failure to reach Envoy is a `ProcessError` saying where to look."""
     try:
-        answers = await asyncio.to_thread(send, setup.listener_port, setup.service, requests)
+        return await asyncio.to_thread(send, setup.listener_port, setup.service, requests)
     except OSError as exc:
         raise ProcessError(
             problem(
@@ -316,7 +323,6 @@ async def run_policy(setup: TourSetup, policy: BalancingPolicy) -> Outcome:
                 "see Envoy's log in the demo's work directory",
             )
         ) from None
-    return _outcome(setup, applied, requests=requests, answers=answers)
 
 
 def _outcome(
