@@ -6,6 +6,9 @@ answers each command line on stdin with one JSON line on stdout:
 
     {"n": 100, "concurrency": 1}                        -> n calls, `concurrency` at a time
     {"header": "x-user", "keys": ["a", "b"]}            -> one call per key, sent in `header`
+    {"target": "xds:///api", "timeout": 20, "n": 1}     -> the calls on another target's channel
+                                                           (dialed on first use), each call
+                                                           given `timeout` seconds (default 5)
 
     {"counts": {"b0": 40, ...}, "picks": ["b0", ...], "errors": []}
 
@@ -15,6 +18,7 @@ name). The tests' grpc-go client (tests/interop/go/xdsclient) speaks the same pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -46,15 +50,16 @@ def _call(who: Any, key: tuple[str, str] | None, timeout: float) -> tuple[str, s
 def run(who: Any, command: dict[str, Any]) -> dict[str, Any]:
     """Make the calls one command asks for; picks are in call order (keys' order)."""
     keys = command.get("keys")
+    timeout = float(command.get("timeout", CALL_S))
     calls: list[tuple[str, str] | None] = (
         [(command["header"], k) for k in keys] if keys else [None] * int(command.get("n", 1))
     )
     workers = max(1, int(command.get("concurrency", 1)))
     if workers == 1:
-        results = [_call(who, key, CALL_S) for key in calls]
+        results = [_call(who, key, timeout) for key in calls]
     else:  # `workers` calls in flight at any time
         with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(lambda key: _call(who, key, CALL_S), calls))
+            results = list(pool.map(lambda key: _call(who, key, timeout), calls))
     picks = [name for name, _ in results]
     return {
         "counts": dict(Counter(p for p in picks if p)),
@@ -63,20 +68,28 @@ def run(who: Any, command: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _who(channel: grpc.Channel) -> Any:
+    return channel.unary_unary(
+        WHO,
+        request_serializer=wrappers_pb2.StringValue.SerializeToString,
+        response_deserializer=wrappers_pb2.StringValue.FromString,
+    )
+
+
 def main(argv: list[str]) -> int:
     """Dial the target, wait for the first answer, then serve commands until stdin closes."""
     (target,) = argv
-    with grpc.insecure_channel(target) as channel:
-        who = channel.unary_unary(
-            WHO,
-            request_serializer=wrappers_pb2.StringValue.SerializeToString,
-            response_deserializer=wrappers_pb2.StringValue.FromString,
-        )
-        _, error = _call(who, None, FIRST_CALL_S)  # the xDS resources arrive meanwhile
+    with contextlib.ExitStack() as channels:
+        whos = {target: _who(channels.enter_context(grpc.insecure_channel(target)))}
+        _, error = _call(whos[target], None, FIRST_CALL_S)  # the xDS resources arrive meanwhile
         print(json.dumps({"ready": not error, "error": error}), flush=True)
         for line in sys.stdin:
             if line.strip():
-                print(json.dumps(run(who, json.loads(line))), flush=True)
+                command = json.loads(line)
+                other = command.get("target", target)
+                if other not in whos:
+                    whos[other] = _who(channels.enter_context(grpc.insecure_channel(other)))
+                print(json.dumps(run(whos[other], command)), flush=True)
     return 0
 
 

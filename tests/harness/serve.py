@@ -93,11 +93,15 @@ async def until(url: str, predicate: Callable[[Any], bool], limit: float = 30.0)
 
 
 class Serve:
-    """`xdscp serve --etcd URL [ARGS]` in a subprocess, started and answering `/healthz`."""
+    """`xdscp serve --etcd URL [ARGS]` in a subprocess, started and answering `/healthz`;
+    `xds` and `listener` choose those ports (replicas share a listener; a restarted replica
+    keeps its xDS port), free ones by default."""
 
-    def __init__(self, etcd_url: str, *args: str) -> None:
-        admin, self.xds, listener = free_port(), free_port(), free_port()
-        self.listener = listener  # the HTTP listener every Envoy is given
+    def __init__(
+        self, etcd_url: str, *args: str, xds: int | None = None, listener: int | None = None
+    ) -> None:
+        admin, self.xds = free_port(), xds or free_port()
+        self.listener = listener = listener or free_port()  # the listener every Envoy is given
         self.base = f"http://127.0.0.1:{admin}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xdscp", "--log-format", "json", "serve",
@@ -116,6 +120,11 @@ class Serve:
             return get_json(self.base + "/healthz")[0] == 200
         except OSError:
             return False
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no drain, no goodbye to its streams."""
+        self.process.kill()
+        self.process.communicate(timeout=20)
 
     def stop(self) -> None:
         """SIGTERM; it must exit 0 (idempotent)."""

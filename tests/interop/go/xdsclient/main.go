@@ -9,6 +9,8 @@
 //
 //	{"n": 100, "concurrency": 4}              n calls, `concurrency` in flight at a time
 //	{"header": "x-user", "keys": ["a", "b"]}  one call per key, the key sent in `header`
+//	{"target": "xds:///api", "timeout": 20}   the calls on another target's channel (dialed on
+//	                                          first use), each given `timeout` seconds (default 5)
 //
 // is answered with one line {"counts": {...}, "picks": [...], "errors": [...]}: which backend
 // answered each call of /xdscp.demo.Echo/Who (a google.protobuf.StringValue with its name).
@@ -42,6 +44,8 @@ type command struct {
 	Concurrency int      `json:"concurrency"`
 	Header      string   `json:"header"`
 	Keys        []string `json:"keys"`
+	Target      string   `json:"target"`
+	Timeout     float64  `json:"timeout"`
 }
 
 type result struct {
@@ -72,6 +76,10 @@ func run(conn *grpc.ClientConn, cmd command) result {
 		calls = len(cmd.Keys)
 	}
 	workers := max(cmd.Concurrency, 1)
+	timeout := callTimeout
+	if cmd.Timeout > 0 {
+		timeout = time.Duration(cmd.Timeout * float64(time.Second))
+	}
 	picks, errs := make([]string, calls), make([]string, calls)
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -84,7 +92,7 @@ func run(conn *grpc.ClientConn, cmd command) result {
 				if cmd.Keys != nil {
 					key = cmd.Keys[i]
 				}
-				picks[i], errs[i] = call(conn, cmd.Header, key, callTimeout)
+				picks[i], errs[i] = call(conn, cmd.Header, key, timeout)
 			}
 		}()
 	}
@@ -109,12 +117,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: xdsclient xds:///SERVICE  (commands on stdin)")
 		os.Exit(2)
 	}
-	conn, err := grpc.NewClient(os.Args[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "dial:", err)
-		os.Exit(1)
+	conns := map[string]*grpc.ClientConn{}
+	dial := func(target string) *grpc.ClientConn {
+		if conn, ok := conns[target]; ok {
+			return conn
+		}
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dial:", err)
+			os.Exit(1)
+		}
+		conns[target] = conn
+		return conn
 	}
-	defer conn.Close()
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	conn := dial(os.Args[1])
 	out := json.NewEncoder(os.Stdout)
 	_, firstErr := call(conn, "", "", firstCall) // the xDS resources arrive meanwhile
 	if err := out.Encode(map[string]any{"ready": firstErr == "", "error": firstErr}); err != nil {
@@ -131,7 +152,11 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bad command:", err)
 			os.Exit(2)
 		}
-		if err := out.Encode(run(conn, cmd)); err != nil {
+		target := conn
+		if cmd.Target != "" {
+			target = dial(cmd.Target)
+		}
+		if err := out.Encode(run(target, cmd)); err != nil {
 			os.Exit(1)
 		}
 	}
