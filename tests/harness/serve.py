@@ -95,17 +95,23 @@ async def until(url: str, predicate: Callable[[Any], bool], limit: float = 30.0)
 class Serve:
     """`xdscp serve --etcd URL [ARGS]` in a subprocess, started and answering `/healthz`;
     `xds` and `listener` choose those ports (replicas share a listener; a restarted replica
-    keeps its xDS port), free ones by default."""
+    keeps its xDS port), free ones by default; `xds_host` the xDS address (another loopback
+    address lets two replicas share one xDS port)."""
 
     def __init__(
-        self, etcd_url: str, *args: str, xds: int | None = None, listener: int | None = None
+        self,
+        etcd_url: str,
+        *args: str,
+        xds: int | None = None,
+        listener: int | None = None,
+        xds_host: str = "127.0.0.1",
     ) -> None:
         admin, self.xds = free_port(), xds or free_port()
         self.listener = listener = listener or free_port()  # the listener every Envoy is given
         self.base = f"http://127.0.0.1:{admin}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "xdscp", "--log-format", "json", "serve",
-             "--etcd", etcd_url, "--xds", f"127.0.0.1:{self.xds}",
+             "--etcd", etcd_url, "--xds", f"{xds_host}:{self.xds}",
              "--admin", f"127.0.0.1:{admin}", "--listener", f"127.0.0.1:{listener}", *args],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip

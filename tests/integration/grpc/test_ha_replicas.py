@@ -31,6 +31,7 @@ import grpc
 import pytest
 from google.protobuf import wrappers_pb2
 
+from tests.fixtures.dns import DnsTestServer
 from tests.fixtures.etcd import EtcdServer
 from tests.harness.grpc_clients import ClientProcesses, GrpcClient
 from tests.harness.plane import running_backends
@@ -105,10 +106,17 @@ class Replica:
 
     @classmethod
     def start(
-        cls, etcd: EtcdServer, listener: int, xds: int | None = None, *, started: list[Replica]
+        cls,
+        etcd: EtcdServer,
+        listener: int,
+        xds: int | None = None,
+        *,
+        started: list[Replica],
+        host: str = "127.0.0.1",
     ) -> Replica:
-        """A replica serving `listener` to Envoys (on `xds` if given), added to `started`."""
-        serve = Serve(etcd.url, xds=xds, listener=listener)
+        """A replica serving `listener` to Envoys (xDS on `host`, port `xds` if given), added
+        to `started`."""
+        serve = Serve(etcd.url, xds=xds, listener=listener, xds_host=host)
         assert serve.process.stderr is not None
         started.append(replica := cls(serve, LogEvents(serve.process.stderr)))
         return replica
@@ -340,3 +348,66 @@ def _report(
         then = "back on A " + ", ".join(f"{k} {v:.2f} s" for k, v in reverted.items())
         then += " after its restart"
     return f"{label}: on B {on_b}; {then}; {load.total()} requests, {len(load.failures)} failed"
+
+
+async def test_one_name_for_both_replicas_moves_running_grpc_channels(
+    etcd_server: EtcdServer, dns_server: DnsTestServer, tmp_path: Path, go_client_binary: str
+) -> None:
+    """The replicas behind one DNS name (A on 127.0.0.1, B on 127.0.0.2, one port), given to
+    gRPC as its one xDS server: A killed under load, each client's running `web` channel
+    re-resolves and reconnects to B and gets b2 registered then; no request fails."""
+    dns_server.add("xdscp.test.", "A", "127.0.0.1")
+    dns_server.add("xdscp.test.", "A", "127.0.0.2")
+    configs = [BackendConfig(f"b{i}", http_port=-1) for i in range(3)]
+    processes = ClientProcesses(lambda: go_client_binary)
+    started: list[Replica] = []
+    loads = {label: Load(label) for label in ("grpcio", "grpc-go")}
+    async with (
+        running_backends(configs) as backends,
+        EtcdClient(EtcdConfig(endpoints=(etcd_server.url,))) as client,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        for backend in backends[:2]:
+            await stack.enter_async_context(register(client, _registration("web", backend)))
+        listener, port = free_port(), free_port()
+        stack.callback(lambda: [replica.serve.kill() for replica in started])
+        a = Replica.start(etcd_server, listener, port, started=started)
+        stack.push_async_callback(processes.stop)
+        tasks = []
+        for kind, label in (("python", "grpcio"), ("go", "grpc-go")):
+            bootstrap = grpc_bootstrap(label, (XdsServer("xdscp.test", port),))
+            bootstrap["xds_servers"][0]["server_uri"] = (
+                f"dns://127.0.0.1:{dns_server.port}/xdscp.test:{port}"  # the test's DNS server
+            )
+            running = await processes.start(kind, bootstrap)
+            tasks.append(asyncio.create_task(loads[label].through_client(running)))
+
+        async def stop_loads() -> None:
+            for load in loads.values():
+                load.stop.set()
+            await asyncio.gather(*tasks)
+
+        stack.push_async_callback(stop_loads)
+        await wait_for(lambda: _streams_on(a, loads), 30, what="both clients on A")
+        b = await asyncio.to_thread(
+            lambda: Replica.start(etcd_server, listener, port, started=started, host="127.0.0.2")
+        )  # B starts once both clients are on A
+        killed = time.monotonic()
+        await asyncio.to_thread(a.serve.kill)
+        on_b = await asyncio.gather(*(b.until_on(label, "web", FALLBACK_S) for label in loads))
+        await stack.enter_async_context(register(client, _registration("web", backends[2])))
+        reached = time.monotonic()
+        await wait_for(lambda: all(load.answers["b2"] for load in loads.values()), 30)
+        reached = time.monotonic() - reached
+    for (label, load), seen in zip(loads.items(), on_b, strict=True):
+        print(f"{label} (one name): on B {seen - killed:.2f} s after the kill; b2 answered"
+              f" {reached:.2f} s after its registration; {load.total()} requests,"
+              f" {len(load.failures)} failed")  # fmt: skip
+    assert {label: load.failures[:3] for label, load in loads.items()} == {
+        label: [] for label in loads
+    }
+
+
+async def _streams_on(replica: Replica, loads: dict[str, Load]) -> bool:
+    streams = await replica.streams()
+    return all(streams.get((label, "web"), False) for label in loads)
