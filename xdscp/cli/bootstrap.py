@@ -15,6 +15,7 @@ from xdscp.clients import (
     ClientTls,
     EnvoyBootstrapOptions,
     XdsServer,
+    check_servers,
     envoy_bootstrap,
     grpc_bootstrap,
     parse_locality,
@@ -25,7 +26,7 @@ from xdscp.model import Locality
 
 def _servers(values: tuple[str, ...]) -> tuple[XdsServer, ...]:
     try:
-        return tuple(XdsServer.parse(v) for v in values)
+        return check_servers(tuple(XdsServer.parse(v) for v in values))
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--xds") from None
 
@@ -86,7 +87,11 @@ _xds_option = click.option(
     multiple=True,
     required=True,
     metavar="HOST:PORT",
-    help="An xdscp replica's xDS address; repeat for several replicas.",
+    help=(
+        "An xdscp replica's xDS address; repeat for several replicas. Envoy spreads its"
+        " streams over them and moves on when one fails; gRPC uses the first and falls back"
+        " to the next (gRFC A71). A DNS name of every replica also moves running gRPC channels."
+    ),
 )
 _node_id_option = click.option("--node-id", required=True, help="The client's node id.")
 _cluster_option = click.option(

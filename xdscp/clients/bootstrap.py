@@ -50,6 +50,20 @@ class XdsServer:
         return format_host_port(self.host, self.port)
 
 
+def check_servers(servers: tuple[XdsServer, ...]) -> tuple[XdsServer, ...]:
+    """The servers, in order, once checked: at least one, none named twice (an IP literal
+    compared as an address, a name without regard to case)."""
+    if not servers:
+        raise ConfigError("at least one xDS server is needed")
+    seen: set[tuple[object, int]] = set()
+    for server in servers:
+        host = ipaddress.ip_address(server.host) if server.is_ip else server.host.lower()
+        if (host, server.port) in seen:
+            raise ConfigError(f"xDS server {server} is given twice")
+        seen.add((host, server.port))
+    return servers
+
+
 @dataclass(frozen=True, slots=True)
 class ClientTls:
     """How a client reaches a TLS-serving xdscp: the CA that signed xdscp's certificate
@@ -178,9 +192,15 @@ def _xds_cluster(servers: tuple[XdsServer, ...], tls: ClientTls | None) -> dict[
 
 
 def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
-    """An Envoy v3 bootstrap whose only dynamic configuration source is xdscp's ADS."""
-    if not options.servers:
-        raise ConfigError("at least one xDS server is needed")
+    """An Envoy v3 bootstrap whose only dynamic configuration source is xdscp's ADS.
+
+    Every server is an endpoint of one xDS cluster, not a `grpc_services` entry of its own
+    (Envoy takes a second one only as an experimental failover, behind a restart feature).
+    Each ADS stream goes to one endpoint picked by round robin from a random start, so a fleet
+    spreads over the replicas; when a stream breaks Envoy keeps the configuration it has and
+    opens the next stream on the next endpoint, and every replica serves the same versions.
+    """
+    check_servers(options.servers)
     timeout = _duration(options.initial_fetch_timeout_s)
     ads_source = {"resource_api_version": "V3", "ads": {}, "initial_fetch_timeout": timeout}
     node: dict[str, Any] = {"id": options.node_id, "cluster": options.node_cluster}
@@ -246,9 +266,15 @@ def grpc_bootstrap(
     `channel_creds` is required: without it a gRPC channel stays in TRANSIENT_FAILURE. There
     is no keepalive to set: gRPC's xDS channel pings every 5 minutes, which xdscp's server
     accepts (`xdscp.keepalive`).
+
+    Several servers are `xds_servers` in the order given: the first is the primary, the next
+    ones fallbacks (gRFC A71, on by default in grpc-go and grpcio 1.85). gRPC falls back only
+    while the primary is unreachable and a channel needs a resource it has not got (a new
+    channel, a new target), and goes back to the primary once it answers; a channel holding
+    all it needs keeps it and waits for the primary. One server whose DNS name resolves to
+    every replica moves running channels too: they reconnect to another address.
     """
-    if not servers:
-        raise ConfigError("at least one xDS server is needed")
+    check_servers(servers)
     node: dict[str, Any] = {"id": node_id, "cluster": node_cluster}
     if located := locality_json(locality):
         node["locality"] = located

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xdscp.cli import main
+from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap, grpc_bootstrap
+from xdscp.errors import ConfigError
 from xdscp.procs import find_binary
 
 
@@ -78,6 +83,77 @@ def test_bad_xds_address_is_a_usage_error(bad: str) -> None:
     result = CliRunner().invoke(main, ["bootstrap", "envoy", "--node-id", "n", "--xds", bad])
     assert result.exit_code == 2
     assert "--xds" in result.output
+
+
+@pytest.mark.parametrize(
+    "twice",
+    [("127.0.0.1:18000", "127.0.0.1:18000"), ("[::1]:1", "[0::1]:1"), ("Xds:1", "xds:1")],
+)
+@pytest.mark.parametrize("client", ["envoy", "grpc"])
+def test_a_server_given_twice_is_a_usage_error(client: str, twice: tuple[str, str]) -> None:
+    """The same replica twice (an address however written, a name in any case) is refused,
+    naming it: gRPC would fall back to the server it is leaving."""
+    args = ["bootstrap", client, "--node-id", "n", "--xds", twice[0], "--xds", twice[1]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "--xds" in result.output
+    assert "given twice" in result.output
+
+
+def test_grpc_bootstrap_lists_the_servers_primary_first() -> None:
+    """Several --xds are gRPC's `xds_servers` in the order given (gRFC A71: the first is the
+    primary), each complete: credentials and features per server, none per authority."""
+    args = "bootstrap grpc --node-id a --xds b.test:1 --xds 10.0.0.1:2 --xds [::1]:3"
+    doc = json.loads(_run(*args.split()))
+    assert [s["server_uri"] for s in doc["xds_servers"]] == ["b.test:1", "10.0.0.1:2", "[::1]:3"]
+    for server in doc["xds_servers"]:
+        assert server["channel_creds"] == [{"type": "insecure"}]
+        assert server["server_features"] == ["xds_v3"]
+    assert "authorities" not in doc
+
+
+def test_envoy_bootstrap_has_one_grpc_service_over_every_replica() -> None:
+    """Envoy gets one ADS `grpc_services` entry (a second is an experimental failover) whose
+    cluster balances round robin over every replica, in the order given."""
+    args = "bootstrap envoy --node-id n --xds b.test:1 --xds a.test:2"
+    doc = json.loads(_run(*args.split()))
+    assert len(doc["dynamic_resources"]["ads_config"]["grpc_services"]) == 1
+    cluster = doc["static_resources"]["clusters"][0]
+    assert cluster.get("lb_policy", "ROUND_ROBIN") == "ROUND_ROBIN"
+    endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e["endpoint"]["address"]["socket_address"]["address"] for e in endpoints] == [
+        "b.test",
+        "a.test",
+    ]
+
+
+_hosts = st.one_of(
+    st.ip_addresses().map(str),
+    st.from_regex(r"[a-z][a-z0-9-]{0,10}(\.[a-z][a-z0-9-]{0,10}){0,2}", fullmatch=True),
+)
+_servers = st.lists(st.builds(XdsServer, _hosts, st.integers(1, 65535)), min_size=1, max_size=6)
+
+
+@given(_servers)
+def test_every_distinct_server_kept_in_order_a_repeat_refused(servers: list[XdsServer]) -> None:
+    """Property: distinct servers are the bootstraps' servers in the order given; a list
+    naming one server twice is refused by both builders."""
+    keys = [(ip_address(s.host) if s.is_ip else s.host, s.port) for s in servers]
+    options = EnvoyBootstrapOptions(node_id="n", servers=tuple(servers))
+    if len(set(keys)) < len(keys):
+        with pytest.raises(ConfigError, match="given twice"):
+            grpc_bootstrap("n", tuple(servers))
+        with pytest.raises(ConfigError, match="given twice"):
+            envoy_bootstrap(options)
+        return
+    uris = [s["server_uri"] for s in grpc_bootstrap("n", tuple(servers))["xds_servers"]]
+    assert uris == [str(s) for s in servers]
+    cluster = envoy_bootstrap(options)["static_resources"]["clusters"][0]
+    found = [
+        e["endpoint"]["address"]["socket_address"]
+        for e in cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    ]
+    assert found == [{"address": s.host, "port_value": s.port} for s in servers]
 
 
 def test_grpc_bootstrap_has_channel_creds() -> None:
