@@ -16,6 +16,10 @@ from xdscp.keepalive import ENVOY_PING_INTERVAL_S, ENVOY_PING_TIMEOUT_S
 from xdscp.model import Locality, format_host_port, parse_host_port
 
 XDS_CLUSTER = "xdscp_xds"
+# Envoy's ADS reconnection: the first retry within 0.1 s (on the next replica, round robin),
+# then doubling; the cap is Envoy's own default.
+ADS_RETRY_BASE_S = 0.1
+ADS_RETRY_MAX_S = 30.0
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _LOCALITY_PARTS = ("region", "zone", "sub_zone")
@@ -216,7 +220,7 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
                 "api_type": "DELTA_GRPC" if options.delta else "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "grpc_services": [{"envoy_grpc": _ads_service()}],
             },
             "cds_config": ads_source,
             "lds_config": ads_source,
@@ -226,6 +230,16 @@ def envoy_bootstrap(options: EnvoyBootstrapOptions) -> dict[str, Any]:
     if options.load_reporting:
         bootstrap["cluster_manager"] = {"load_stats_config": _load_stats_config()}
     return bootstrap
+
+
+def _ads_service() -> dict[str, Any]:
+    """The ADS stream's service: the xDS cluster, reconnected after a jittered backoff from
+    `ADS_RETRY_BASE_S` (Envoy's default starts at 0.5 s), doubling up to `ADS_RETRY_MAX_S`."""
+    back_off = {
+        "base_interval": _duration(ADS_RETRY_BASE_S),
+        "max_interval": _duration(ADS_RETRY_MAX_S),
+    }
+    return {"cluster_name": XDS_CLUSTER, "retry_policy": {"retry_back_off": back_off}}
 
 
 def _load_stats_config() -> dict[str, Any]:

@@ -45,7 +45,7 @@ from xdscp.registry import build_registration, register
 from xdscp.registry.registration import set_policy
 from xdscp.testing import free_port, wait_for
 
-pytestmark = [pytest.mark.grpc, pytest.mark.envoy, pytest.mark.etcd, pytest.mark.slow]
+pytestmark = [pytest.mark.grpc, pytest.mark.etcd, pytest.mark.slow]
 HTTP2 = BalancingPolicy(upstream_protocol=UpstreamProtocol.HTTP2)
 NEW_TARGET = "xds:///api"
 FALLBACK_S = 60.0  # deadline to reach B; grpc-go retries A with backoff (1 s, x1.6, <= 120 s)
@@ -256,7 +256,9 @@ async def _fallback(stack: Stack) -> dict[str, dict[str, float]]:
     killed = time.monotonic()
     await asyncio.to_thread(stack.a.serve.kill)
     figures: dict[str, dict[str, float]] = {}
-    figures["envoy"] = {"kill": await stack.b.until_on("envoy", "*", FALLBACK_S) - killed}
+
+    async def envoy() -> None:
+        figures["envoy"] = {"kill": await stack.b.until_on("envoy", "*", FALLBACK_S) - killed}
 
     async def fall_back(label: str) -> None:
         asked = time.monotonic()
@@ -265,7 +267,7 @@ async def _fallback(stack: Stack) -> dict[str, dict[str, float]]:
         assert not result["errors"], (label, result)
         figures[label] = {"kill": on_b - killed, "new_channel": on_b - asked}
 
-    await asyncio.gather(*(fall_back(label) for label in stack.clients))
+    await asyncio.gather(envoy(), *(fall_back(label) for label in stack.clients))
     # gRFC A71: a stream whose resources are all cached does not fall back (its channel
     # keeps them and retries A), whatever the delay.
     assert {(label, "web") for label in stack.clients}.isdisjoint(await stack.b.streams())
@@ -289,7 +291,7 @@ async def _new_backend_on_api(stack: Stack) -> None:
 
 async def _revert(stack: Stack, etcd: EtcdServer) -> dict[str, dict[str, float]]:
     """Restart A on its port; seconds until each gRPC client's `web` stream is back on it, and
-    its `api` stream too (A71: back to the primary once it answers)."""
+    its `api` stream too (A71: back to the primary once it answers, closing the stream to B)."""
     started = time.monotonic()
     port = stack.a.serve.xds
     stack.a = await asyncio.to_thread(
@@ -303,10 +305,15 @@ async def _revert(stack: Stack, etcd: EtcdServer) -> dict[str, dict[str, float]]
         )
         figures[label] = {"web": web - started, "api": api - started}
 
+    async def left_b() -> bool:
+        return {(label, "api") for label in stack.clients}.isdisjoint(await stack.b.streams())
+
     await asyncio.gather(*(back(label) for label in stack.clients))
+    await wait_for(left_b, 30, what="the gRPC clients closing their streams to B")
     return figures
 
 
+@pytest.mark.envoy
 async def test_replica_killed_under_load_fails_no_request(
     etcd_server: EtcdServer, tmp_path: Path, go_client_binary: str
 ) -> None:

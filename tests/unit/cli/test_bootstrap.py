@@ -114,10 +114,13 @@ def test_grpc_bootstrap_lists_the_servers_primary_first() -> None:
 
 def test_envoy_bootstrap_has_one_grpc_service_over_every_replica() -> None:
     """Envoy gets one ADS `grpc_services` entry (a second is an experimental failover) whose
-    cluster balances round robin over every replica, in the order given."""
+    cluster balances round robin over every replica, in the order given; a broken stream is
+    retried from 0.1 s (on the next replica), not Envoy's default 0.5 s."""
     args = "bootstrap envoy --node-id n --xds b.test:1 --xds a.test:2"
     doc = json.loads(_run(*args.split()))
-    assert len(doc["dynamic_resources"]["ads_config"]["grpc_services"]) == 1
+    (service,) = doc["dynamic_resources"]["ads_config"]["grpc_services"]
+    back_off = service["envoy_grpc"]["retry_policy"]["retry_back_off"]
+    assert back_off == {"base_interval": "0.100s", "max_interval": "30.000s"}
     cluster = doc["static_resources"]["clusters"][0]
     assert cluster.get("lb_policy", "ROUND_ROBIN") == "ROUND_ROBIN"
     endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
