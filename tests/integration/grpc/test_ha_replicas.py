@@ -1,19 +1,24 @@
 """HA across replicas, every part real: one etcd, two `xdscp serve` replicas over it (A, then
 B), and an Envoy, a grpcio and a grpc-go client, each given the bootstrap `xdscp bootstrap`
 prints for both replicas (A first), all sending requests back to back to service `web` (b0, b1).
+B starts once every client is on A (Envoy picks a replica at random: its fleet spreads).
 
 A is killed (SIGKILL). Then:
 - Envoy (one xDS cluster, an endpoint per replica) opens its next ADS stream on B.
-- gRPC clients follow gRFC A71: while every resource they watch is cached they keep it and go
-  on retrying A; the first resource they do not have (here: a channel to `xds:///api`) makes
-  them fall back to B, subscribing there to everything they watch.
-- A registry change (b2 registered for `web`) then reaches every client through B: each loop
-  gets answers from b2 (the fallback stream is live, not cached configuration).
-- A restarted on its port: the gRPC clients go back to it (A71), Envoy stays where it is.
+- gRPC clients follow gRFC A71: a channel whose resources are all cached keeps them and goes on
+  retrying A (its `web` stream never moves); a new channel (`xds:///api`: gRPC runs one xDS
+  client per target) finds A unreachable and falls back to B at once.
+- b2 registered for `web` and `api`: Envoy and the new `api` channels get it through B (the
+  fallback streams are live); the `web` channels do not, while A is down.
+- A restarted on its port: the gRPC clients' streams all go back to it, closing those to B
+  (A71), and the `web` channels get b2; Envoy stays where it is.
 
 No request of any loop fails, throughout. Printed: each client's time from the kill to its
-stream on B (in sync there), for gRPC also from the first new resource, the time to go back
-to A, and each loop's requests and failures.
+stream on B (in sync there; for gRPC, its new channel's), the time to go back to A, and each
+loop's requests and failures.
+
+The second test gives gRPC one xDS server, a DNS name with both replicas' addresses: a running
+channel then reconnects to B by itself and keeps getting changes.
 """
 
 from __future__ import annotations
@@ -181,7 +186,7 @@ async def ha_stack(etcd: EtcdServer, tmp: Path, go_binary: str) -> AsyncIterator
         listener = free_port()
         started: list[Replica] = []
         stack.callback(lambda: [replica.serve.kill() for replica in started])
-        a = Replica.start(etcd, listener, started=started)
+        a = await asyncio.to_thread(lambda: Replica.start(etcd, listener, started=started))
         b_port = free_port()  # B starts once every client is on A
         servers = (XdsServer("127.0.0.1", a.serve.xds), XdsServer("127.0.0.1", b_port))
         envoy = await _envoy(servers, tmp)
@@ -327,14 +332,19 @@ async def test_replica_killed_under_load_fails_no_request(
             for service in ("web", "api"):
                 registration = _registration(service, stack.spare)
                 await registered.enter_async_context(register(stack.etcd, registration))
+            registered_at = time.monotonic()
             await _answered(stack, "b2", loads=("envoy",))
+            to_envoy = time.monotonic() - registered_at
             await _new_backend_on_api(stack)
+            to_api = time.monotonic() - registered_at
             stale = {label: stack.loads[label].answers["b2"] for label in stack.clients}
             reverted = await _revert(stack, etcd_server)
             await _answered(stack, "b0", "b1", "b2")
         envoy_on = "A" if ("envoy", "*") in await stack.a.streams() else "B"
     for label, load in stack.loads.items():
         print(_report(label, load, fallen[label], reverted.get(label), envoy_on))
+    print(f"b2 registered with A down: answering through Envoy after {to_envoy:.2f} s, on both"
+          f" gRPC clients' new channels after {to_api:.2f} s")  # fmt: skip
     assert stale == dict.fromkeys(stack.clients, 0)  # no `web` update while A was down
     assert {label: load.failures[:3] for label, load in stack.loads.items()} == {
         label: [] for label in stack.loads
@@ -378,7 +388,9 @@ async def test_one_name_for_both_replicas_moves_running_grpc_channels(
             await stack.enter_async_context(register(client, _registration("web", backend)))
         listener, port = free_port(), free_port()
         stack.callback(lambda: [replica.serve.kill() for replica in started])
-        a = Replica.start(etcd_server, listener, port, started=started)
+        a = await asyncio.to_thread(
+            lambda: Replica.start(etcd_server, listener, port, started=started)
+        )
         stack.push_async_callback(processes.stop)
         tasks = []
         for kind, label in (("python", "grpcio"), ("go", "grpc-go")):
