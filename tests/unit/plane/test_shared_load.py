@@ -19,7 +19,7 @@ from xdscp.load import EndpointLoad, LoadBook, LoadReport
 from xdscp.model import AdaptiveSettings, BalancingPolicy, ClientKind, Endpoint, LbPolicy, Service
 from xdscp.plane.pipeline import Pipeline
 from xdscp.plane.shared_load import FleetMetrics, LoadCoordination, SharedLoad, load_prefix
-from xdscp.testing import FakeEtcd, wait_for
+from xdscp.testing import FakeEtcd, ManualClock, wait_for
 from xdscp.translate import translator_for
 
 PREFIX = load_prefix("/xdscp/services/")
@@ -40,6 +40,13 @@ def _report(book: LoadBook, reporter: str, cluster: str = "web", rps: float = 50
     book.record(
         reporter, LoadReport(reporter, 1.0, loads), asyncio.get_running_loop().time(), _known
     )
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeEtcd]:
+    """The in-process fake etcd on a manual clock (leases expire only on `advance`)."""
+    async with FakeEtcd(clock=ManualClock()) as etcd:
+        yield etcd
 
 
 class _Replica:
@@ -81,11 +88,11 @@ def _rps(replica: _Replica, endpoint: str = "10.0.0.1:80") -> float:
 
 
 async def test_each_replica_reads_the_others_clients_and_their_records_go_with_them(
-    fake_etcd: FakeEtcd,
+    fake: FakeEtcd,
 ) -> None:
     """A's clients' load reaches B's samples added to B's own; A stopped (its lease revoked)
     or its lease expired, B no longer counts it; A's new lease is written anew."""
-    async with EtcdClient(fake_etcd.config()) as client, _running(client, "b") as (b,):
+    async with EtcdClient(fake.config()) as client, _running(client, "b") as (b,):
         _report(b.book, "envoy-b#1")
         async with _running(client, "a") as (a,):
             _report(a.book, "envoy-a#1")
@@ -95,7 +102,7 @@ async def test_each_replica_reads_the_others_clients_and_their_records_go_with_t
             assert a.shared.fleet.replicas == {"b"}
             assert _rps(a) == 150.0  # both see the fleet's load
             assert b.metric("xdscp_fleet_load_replicas") == 1
-            fake_etcd.advance(TTL + 1)  # a's lease expires: its record goes, then comes back
+            fake.advance(TTL + 1)  # a's lease expires: its record goes, then comes back
             await wait_for(lambda: a.metric("xdscp_fleet_load_writes_total") >= 2)
             await wait_for(lambda: _rps(b) == 150.0, what="a's record written anew")
         await wait_for(lambda: not b.shared.fleet.replicas, what="a's record gone")
@@ -103,9 +110,9 @@ async def test_each_replica_reads_the_others_clients_and_their_records_go_with_t
 
 
 async def test_a_replica_writes_only_its_adaptive_services_and_only_what_changed(
-    fake_etcd: FakeEtcd,
+    fake: FakeEtcd,
 ) -> None:
-    async with EtcdClient(fake_etcd.config()) as client:
+    async with EtcdClient(fake.config()) as client:
         replica = _Replica(client, "a")
         now = asyncio.get_running_loop().time()
         first = replica.shared.pending(now, 1e9)
@@ -129,9 +136,9 @@ def _event(key: bytes, value: bytes) -> WatchEvent:
 
 
 async def test_a_hostile_record_is_logged_counted_and_the_last_good_one_stays(
-    fake_etcd: FakeEtcd,
+    fake: FakeEtcd,
 ) -> None:
-    async with EtcdClient(fake_etcd.config()) as client:
+    async with EtcdClient(fake.config()) as client:
         replica, other = _Replica(client, "b"), _Replica(client, "a")
         now = asyncio.get_running_loop().time()
         _report(other.book, "envoy#1")
@@ -178,12 +185,12 @@ def _pipeline() -> Pipeline:
 
 @pytest.mark.parametrize("clients_at", ["publisher", "other"])
 async def test_the_weights_follow_the_capacities_whichever_replica_the_clients_use(
-    fake_etcd: FakeEtcd, clients_at: str
+    fake: FakeEtcd, clients_at: str
 ) -> None:
     """The publisher's loop reads the fleet's load: its weights reach 250 : 500 : 1000 from
     clients attached to it, or only to the other replica."""
     async with (
-        EtcdClient(fake_etcd.config()) as client,
+        EtcdClient(fake.config()) as client,
         _running(client, "pub", "other") as (
             publisher,
             other,
