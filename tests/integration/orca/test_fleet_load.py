@@ -13,9 +13,10 @@ The loop sends windows of calls through Envoy until the weights served by the re
 uses give shares within SHARE_BAND of 1/7, 2/7, 4/7 (the hysteresis band, see
 `lrs_adaptive.py`); then both replicas must serve the same weights, imposed from the
 publisher's record, and the publisher must name the other replica as the one whose load it
-read. Printed: the seconds, windows and pushes to converge, the weights, and the shares
-measured through Envoy against those the weights predict. Waits on counts of calls and on
-the replicas' own reports, never on time.
+read. Then one capacity changes (100 → 400): the weights follow to 4 : 2 : 4 the same way.
+Printed: the seconds, windows and pushes to converge and to follow, the weights, and the
+shares measured through Envoy against those the weights predict. Waits on counts of calls
+and on the replicas' own reports, never on time.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from tests.harness.serve import get_json
 from tests.integration.orca.harness import backends
 from tests.integration.orca.lrs_adaptive import (
     ADAPTIVE_FLAGS,
+    AFTER,
     BEFORE,
     SHARE_BAND,
+    Reached,
     expected,
     near,
     predicted,
@@ -136,18 +139,18 @@ async def test_the_publisher_follows_the_load_of_clients_attached_to_the_other_r
             reached = await reach(
                 other, send, BEFORE, window=WINDOW, measure=MEASURE, max_windows=MAX_WINDOWS
             )
-        agreed = await wait_for(lambda: _agree(publisher, other), 30.0, what="one weighting")
+            agreed = await wait_for(lambda: _agree(publisher, other), 30.0, what="one weighting")
+            _print("capacities 1:2:4", reached, agreed, BEFORE)
+            changed = await asyncio.to_thread(other.backends[0].post, "/_demo/capacity?rps=400")
+            assert changed["capacity"] == 400
+            followed = await reach(
+                other, send, AFTER, window=WINDOW, measure=MEASURE, max_windows=MAX_WINDOWS
+            )
+            after = await wait_for(lambda: _agree(publisher, other), 30.0, what="one weighting")
+            _print("capacities 4:2:4", followed, after, AFTER)
         status = await asyncio.to_thread(_weights_status, publisher)
         other_pid = str(other.processes[0].pid)
         streams = await asyncio.to_thread(_lrs_streams, publisher)
-    print(
-        f"\nfleet load (Envoy on the non-publisher): converged in {reached.seconds:.1f} s,"
-        f" {reached.windows} windows of {WINDOW}, {reached.pushes} pushes; weights"
-        f" {reached.weights}, both replicas {agreed}; shares"
-        f" {[round(s, 4) for s in reached.shares]} (capacities"
-        f" {[round(w, 4) for w in expected(BEFORE)]}, served weights"
-        f" {[round(p, 4) for p in predicted(reached.weights)]})"
-    )
     assert streams == 0  # the publisher had no client: its decision came from the record
     assert status["publishing"]
     assert status["publisher"] != status["load_from"][0]
@@ -155,3 +158,17 @@ async def test_the_publisher_follows_the_load_of_clients_attached_to_the_other_r
     assert reached.shares == pytest.approx(predicted(reached.weights), abs=ENVOY_BOUND)
     assert reached.shares == pytest.approx(expected(BEFORE), abs=SHARE_BAND + ENVOY_BOUND)
     assert near(agreed, BEFORE, SHARE_BAND)
+    assert followed.shares == pytest.approx(predicted(followed.weights), abs=ENVOY_BOUND)
+    assert followed.shares == pytest.approx(expected(AFTER), abs=SHARE_BAND + ENVOY_BOUND)
+    assert near(after, AFTER, SHARE_BAND)
+
+
+def _print(label: str, reached: Reached, agreed: list[int], capacity: dict[str, float]) -> None:
+    print(
+        f"\nfleet load (Envoy on the non-publisher), {label}: in band after"
+        f" {reached.seconds:.1f} s, {reached.windows} windows of {WINDOW}, {reached.pushes}"
+        f" pushes; weights {reached.weights}, both replicas {agreed}; shares"
+        f" {[round(s, 4) for s in reached.shares]} (capacities"
+        f" {[round(w, 4) for w in expected(capacity)]}, served weights"
+        f" {[round(p, 4) for p in predicted(reached.weights)]})"
+    )
