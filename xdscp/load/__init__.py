@@ -7,7 +7,9 @@ bounded step, a floor, hysteresis, a minimum interval and a fall-back to the reg
 weights); `overlay` (the services as served with every adaptive service's computed weights: its
 loop fed by client samples and by the endpoints' own registered load); `wire` decodes LRS's
 protobuf; `lrs` is the LRS stream (sans I/O) and its grpc.aio edge, which `xdscp serve` serves on
-the xDS port into the plane's load book (`plane/load.py`).
+the xDS port into the plane's load book (`plane/load.py`); `fleet` is the record replicas share
+their books' load in, checked as hostile, and the other replicas' load held
+(`plane/shared_load.py` writes and watches it in etcd).
 """
 
 from xdscp.load.adaptive import RESOLUTION, AdaptiveWeights, WeightPush, whole_weights

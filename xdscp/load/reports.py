@@ -5,7 +5,10 @@ of each cluster it uses (LRS: successful, errors, issued, in progress, and the u
 the backends reported through ORCA where the client propagates it). One endpoint's load is
 what every client sent it: `LoadBook` keeps each client's latest report per endpoint and sums
 them (rates add up; the utilization, the backend's own figure, is the mean over the requests
-that carried one).
+that carried one). `summaries` gives those sums before the mean is taken (`Summary`): sums
+add up, so several books' summaries merge (`merge_summaries`) into what one book holding
+every client's report would give — how replicas share their clients' load
+(`xdscp.load.fleet`).
 
 Bounded whatever the clients send: a report is taken only for endpoints the caller knows
 (`known(cluster, endpoint)`: the services served), at most `max_entries` (client, endpoint)
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from xdscp.load.samples import MAX_RPS, LoadSample, implausible
@@ -66,6 +69,61 @@ class Held:
     total: int
     utilization_total: float
     utilization_requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """One endpoint's load as some clients' latest reports add up: their rates summed, the
+    utilizations their requests carried summed with how many carried one (the mean is taken
+    last, so summaries add up), the latest report's end (`at`) and the earliest one's start
+    (`since`), in the holder's monotonic seconds."""
+
+    rps: float
+    eps: float
+    utilization_total: float
+    carried: int
+    at: float
+    since: float
+
+    def __add__(self, other: Summary) -> Summary:
+        return Summary(
+            self.rps + other.rps, self.eps + other.eps,
+            self.utilization_total + other.utilization_total, self.carried + other.carried,
+            max(self.at, other.at), min(self.since, other.since),
+        )  # fmt: skip
+
+    def sample(self, endpoint: str) -> LoadSample:
+        """The sample the computed weights read: the utilization is the mean over the
+        requests that carried one."""
+        utilization = self.utilization_total / self.carried if self.carried else 0.0
+        return LoadSample(endpoint, self.at, self.rps, utilization, self.eps, self.since)
+
+
+Summaries = Mapping[str, Mapping[str, Summary]]
+"""Per cluster (a service's name), per endpoint key, a `Summary`."""
+
+
+def merge_summaries(parts: Iterable[Summaries]) -> dict[str, dict[str, Summary]]:
+    """Several holders' summaries as one: an endpoint's summaries added up."""
+    out: dict[str, dict[str, Summary]] = {}
+    for part in parts:
+        for cluster, endpoints in part.items():
+            held = out.setdefault(cluster, {})
+            for endpoint, summary in endpoints.items():
+                before = held.get(endpoint)
+                held[endpoint] = summary if before is None else before + summary
+    return out
+
+
+def samples_of(summaries: Summaries) -> dict[str, list[LoadSample]]:
+    """Per cluster, the plausible samples of `summaries`, by endpoint key."""
+    out: dict[str, list[LoadSample]] = {}
+    for cluster in sorted(summaries):
+        for endpoint, summary in sorted(summaries[cluster].items()):
+            sample = summary.sample(endpoint)
+            if implausible(sample) is None:
+                out.setdefault(cluster, []).append(sample)
+    return out
 
 
 Known = Callable[[str, str], bool]
@@ -121,15 +179,18 @@ class LoadBook:
 
     def samples(self, now: float) -> dict[str, list[LoadSample]]:
         """Per cluster, one sample per endpoint: every fresh client's load summed."""
+        return samples_of(self.summaries(now))
+
+    def summaries(self, now: float) -> dict[str, dict[str, Summary]]:
+        """Per cluster, per endpoint, every fresh client's latest report added up."""
         self._drop_stale(now)
-        summed: dict[tuple[str, str], list[_Entry]] = {}
-        for (_, cluster, endpoint), entry in self._entries.items():
-            summed.setdefault((cluster, endpoint), []).append(entry)
-        out: dict[str, list[LoadSample]] = {}
-        for (cluster, endpoint), entries in sorted(summed.items()):
-            sample = _sum(endpoint, entries)
-            if implausible(sample) is None:
-                out.setdefault(cluster, []).append(sample)
+        out: dict[str, dict[str, Summary]] = {}
+        for (_, cluster, endpoint), e in self._entries.items():
+            summary = Summary(e.rps, e.eps, e.utilization_total, e.utilization_requests,
+                              e.at, e.at - e.interval_s)  # fmt: skip
+            held = out.setdefault(cluster, {})
+            before = held.get(endpoint)
+            held[endpoint] = summary if before is None else before + summary
         return out
 
     def rates(self, now: float) -> dict[str, dict[str, float]]:
@@ -154,16 +215,3 @@ class LoadBook:
     def _drop_stale(self, now: float) -> None:
         for key in [k for k, e in self._entries.items() if now - e.at > self._stale_after_s]:
             del self._entries[key]
-
-
-def _sum(endpoint: str, entries: list[_Entry]) -> LoadSample:
-    carried = sum(e.utilization_requests for e in entries)
-    utilization = sum(e.utilization_total for e in entries) / carried if carried else 0.0
-    return LoadSample(
-        endpoint,
-        at=max(e.at for e in entries),
-        rps=sum(e.rps for e in entries),
-        utilization=utilization,
-        eps=sum(e.eps for e in entries),
-        since=min(e.at - e.interval_s for e in entries),
-    )

@@ -32,6 +32,7 @@ from xdscp.model import ClientKind
 from xdscp.plane.control import ControlPlane, Loads, Serving
 from xdscp.plane.load import LoadMetrics, PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_load import FleetMetrics, LoadCoordination, SharedLoad, load_prefix
 from xdscp.plane.shared_weights import SharedWeights, WeightsCoordination, weights_prefix
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
@@ -52,12 +53,14 @@ StreamObserver = Callable[[StreamEvent], None]
 @dataclasses.dataclass(frozen=True, slots=True)
 class Configured:
     """The configured sources, in precedence order, and what they share: the etcd client
-    (closed when the plane stops) and how replicas share one health checker."""
+    (closed when the plane stops), how replicas share one health checker, one publisher of
+    computed weights and their clients' load."""
 
     sources: tuple[Source, ...]
     etcd: EtcdClient | None = None
     coordination: HealthCoordination | None = None
     weights: WeightsCoordination | None = None
+    load: LoadCoordination | None = None
 
 
 def build_plane(
@@ -77,7 +80,8 @@ def build_plane(
     it; default `config`). `observers`: told of every stream event. `environ`: the
     environment the configuration file is read again with (default `os.environ`).
     `load_samples`: the clients' load per service, which adaptive services' weights follow
-    besides the endpoints' own registered load (default: the served LRS load book's).
+    besides the endpoints' own registered load (default: the served LRS load book's, with an
+    etcd registry added to the other replicas' books).
     """
     metrics_registry = metrics_registry or CollectorRegistry()  # shared with the sources' metrics
     register_process_metrics(metrics_registry)
@@ -94,14 +98,19 @@ def build_plane(
     )
     health = HealthStage(HealthMetrics(metrics_registry), pipeline.overlay, configured.coordination)
     loads = _loads(config, pipeline, serving, metrics_registry)
-    shared = None
+    shared = fleet = None
     if configured.weights is not None:
         shared = SharedWeights(configured.weights, pipeline.weights.decided)
+    if configured.load is not None:
+        fleet = SharedLoad(
+            configured.load, loads.book.summaries, lambda: pipeline.weights.adaptive,
+            FleetMetrics(metrics_registry),
+        )  # fmt: skip
     monitor = SourceMonitor(every_source, metrics_registry, lambda: serving.feed.notify(SOURCES))
     view = PlaneView(
         status=serving.status, cache=serving.cache, pipeline=pipeline, health=health,
         sources=monitor, load=loads.book, on_prediction=lambda: serving.feed.notify(SERVICES),
-        shared=shared,
+        shared=shared, fleet=fleet,
     )  # fmt: skip
     admin = AdminServer(
         options.admin_host,
@@ -117,7 +126,7 @@ def build_plane(
     return ControlPlane(
         options=options, sources=every_source, pipeline=pipeline, health=health,
         serving=serving, monitor=monitor, view=view, admin=admin, metrics_registry=metrics_registry,
-        loads=loads, closers=closers, load_samples=load_samples, shared=shared,
+        loads=loads, closers=closers, load_samples=load_samples, shared=shared, fleet=fleet,
     )  # fmt: skip
 
 
@@ -195,7 +204,11 @@ def configured_sources(
         client, weights_prefix(layout.services_prefix), identity,
         config.serve.health_lease_ttl_s, config.serve.weigh_interval_s,
     )  # fmt: skip
-    return Configured(tuple(sources), client, coordination, weights)
+    load = LoadCoordination(
+        client, load_prefix(layout.services_prefix), identity, config.serve.health_lease_ttl_s,
+        config.serve.load.interval_s, config.serve.load.stale_after_s,
+    )  # fmt: skip
+    return Configured(tuple(sources), client, coordination, weights, load)
 
 
 def _static_sources(

@@ -32,6 +32,7 @@ from xdscp.load.lrs import LrsService
 from xdscp.model import ClientKind, ServiceSet
 from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_load import SharedLoad
 from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.plane.view import PlaneView
@@ -116,11 +117,14 @@ class ControlPlane:
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
         load_samples: LoadSamples | None = None,
         shared: SharedWeights | None = None,
+        fleet: SharedLoad | None = None,
     ) -> None:
         """`closers`: what `stop()` closes last (the etcd client the parts share). `loads`:
         the load book (`self.load`) and the LRS service; `load_samples`: the clients' load
         per service that adaptive weights follow (default: the load book's `samples`);
-        `shared`: with etcd, the replicas serve one elected publisher's weights."""
+        `shared`: with etcd, the replicas serve one elected publisher's weights; `fleet`:
+        with etcd, the replicas share their clients' load (the default samples are the
+        fleet's)."""
         self.options, self.sources = options, tuple(sources)
         self.metrics_registry = metrics_registry
         self.pipeline, self.health, self.admin = pipeline, health, admin
@@ -129,8 +133,9 @@ class ControlPlane:
         self.status, self.service, self.csds = serving.status, serving.service, serving.csds
         self.load, self._lrs = loads.book, loads.lrs
         self._closers = tuple(closers)
-        self._load_samples = load_samples or loads.book.samples
-        self.shared = shared
+        self.shared, self.fleet = shared, fleet
+        own = loads.book.samples if fleet is None else fleet.samples
+        self._load_samples = load_samples or own
         self.weight_pushes = Counter(
             "xdscp_adaptive_weight_pushes", "Computed weights pushed, per service",
             ["service"], registry=metrics_registry,
@@ -181,6 +186,8 @@ class ControlPlane:
             return frozenset()
         if self.shared is not None:
             self.shared.want()
+        if self.fleet is not None:
+            self.fleet.want()
         samples: Samples = self._load_samples(now)
         changed = self.pipeline.apply_loads(samples, now, wall)
         self._pushed(changed, "own")
@@ -280,6 +287,8 @@ class ControlPlane:
         if self.shared is not None:
             shared = self.shared.run(self._imposed)
             self._tasks.append(asyncio.create_task(shared, name="shared_weights"))
+        if self.fleet is not None:
+            self._tasks.append(asyncio.create_task(self.fleet.run(), name="shared_load"))
 
     def _xds_server(
         self, xds: Listen, credentials: grpc.ServerCredentials | None

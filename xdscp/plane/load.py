@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
 from xdscp.load import LoadBook, LoadReport, LoadSample
+from xdscp.load.reports import Summary
 from xdscp.model import Service
 
 log = structlog.get_logger(__name__)
@@ -195,6 +196,10 @@ class PlaneLoad:
         self._reporting.discard(reporter)
         self._metrics.streams.set(len(self._reporting))
         self._metrics.entries.set(len(self.book))
+
+    def summaries(self, now: float | None = None) -> dict[str, dict[str, Summary]]:
+        """Per service, per endpoint, the reports added up (what replicas share)."""
+        return self.book.summaries(self._clock() if now is None else now)
 
     def samples(self, now: float | None = None) -> dict[str, list[LoadSample]]:
         """Per service, one plausible sample per endpoint (the computed weights' input)."""

@@ -10,11 +10,12 @@ that loses etcd keeps serving the last weights it saw, and a service without a r
 publisher yet) is served by the replica's own loop.
 
 What the publisher decides from: the registered loads (in etcd: the same for every replica)
-and its own clients' LRS reports. Another replica's clients' reports reach no one's
-decision but that replica's — whose decision is not served while a publisher's record
-exists. The capacity estimates are ratios of one endpoint's rate to its own utilization, so
-a publisher that sees a share of the clients estimates the same; one with no client of a
-service sees no LRS sample of it (registered loads still count).
+and every replica's clients' LRS reports. A client reports to the replica it is attached to;
+the replicas share what their clients report (`xdscp.plane.shared_load`: each writes its
+load book's summary under `<registry root>/_load/replicas/`, each adds the others' to its
+own), so the publisher decides from the whole fleet's clients even when none is attached to
+it, and every replica's loop follows the same load (a replica elected after the publisher
+stops starts from the same estimates).
 
 Nothing runs until a service asks for adaptive weights.
 """

@@ -30,6 +30,7 @@ from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
 from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.shared_load import SharedLoad
 from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
 from xdscp.server import StatusBoard, config_dump
@@ -259,11 +260,12 @@ class PlaneView:
         load: PlaneLoad | None = None,
         on_prediction: Callable[[], None] | None = None,
         shared: SharedWeights | None = None,
+        fleet: SharedLoad | None = None,
     ) -> None:
         """`on_prediction`: a predicted split the services view waited for is ready."""
         self._status, self._cache, self._pipeline = status, cache, pipeline
         self._health, self._sources, self._load = health, sources, load
-        self._shared = shared
+        self._shared, self._fleet = shared, fleet
         self._predictor = Predictor()
         self._predictions = Predictions(self._predictor, on_prediction)
 
@@ -338,7 +340,8 @@ class PlaneView:
     def weights_status(self) -> dict[str, Any]:
         """The adaptive services' weights (`/debug/weights`): per service what is served,
         what this replica's loop decided and whether the publisher's record is served; with
-        etcd, whether this replica publishes and who does."""
+        etcd, whether this replica publishes and who does, and the other replicas whose
+        clients' load its loops read."""
         weights = self._pipeline.weights
         decided = weights.decided()
         election = None if self._shared is None else self._shared.election
@@ -346,6 +349,7 @@ class PlaneView:
             "mode": "local" if election is None else "etcd",
             "publishing": election is None or election.leading,
             "publisher": None if election is None else election.leader,
+            "load_from": None if self._fleet is None else sorted(self._fleet.fleet.replicas),
             "services": {
                 name: {
                     "served": weights.weights(name),

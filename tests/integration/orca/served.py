@@ -133,15 +133,16 @@ class Served:
         }
 
 
-async def _serve(stack: Served) -> subprocess.Popen[bytes]:
+async def start_serve(stack: Served, log: str = "serve.log") -> subprocess.Popen[bytes]:
+    """`xdscp serve --etcd` on `stack`'s ports (its log in `log` under `stack.tmp`), ready."""
     process = xdscp(
         "serve", "--etcd", stack.etcd.url, "--xds", f"127.0.0.1:{stack.xds_port}",
         "--admin", f"127.0.0.1:{stack.admin_port}",
-        "--listener", f"127.0.0.1:{stack.listener_port}", log=stack.tmp / "serve.log",
+        "--listener", f"127.0.0.1:{stack.listener_port}", log=stack.tmp / log,
     )  # fmt: skip
 
     def ready() -> bool:
-        assert process.poll() is None, (stack.tmp / "serve.log").read_text()[-2000:]
+        assert process.poll() is None, (stack.tmp / log).read_text()[-2000:]
         try:
             return _admin(stack.admin_port, "/readyz")[0] == 200
         except OSError:
@@ -165,7 +166,7 @@ async def served(
     with backends(SPECS) as started:
         stack = Served(etcd, tmp, free_port(), free_port(), free_port(), started)
         try:
-            stack.processes.append(await _serve(stack))
+            stack.processes.append(await start_serve(stack))
             await asyncio.to_thread(stack.cli, "policy", "set", SERVICE, *policy)
             for backend, zone in zip(started, zones, strict=True):
                 await asyncio.to_thread(stack.register, backend, zone)

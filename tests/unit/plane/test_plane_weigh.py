@@ -68,7 +68,7 @@ async def test_weigh_serves_the_computed_weights_and_counts_the_push() -> None:
     assert _pushes(plane) == 1
     served = {"10.0.0.1:80": 333, "10.0.0.2:80": 1000}
     assert plane.view.weights_status() == {
-        "mode": "local", "publishing": True, "publisher": None,
+        "mode": "local", "publishing": True, "publisher": None, "load_from": None,
         "services": {"web": {"served": served, "decided": served, "imposed": False}},
     }  # fmt: skip
 
