@@ -302,19 +302,6 @@ async def all_rpcs_go_to(
         assert time.monotonic() < deadline, wrong
 
 
-async def no_rpcs_go_to(
-    client: InteropClient, backends: Sequence[str], within: float, *, num_rpcs: int = 100
-) -> Stats:
-    """The driver's `wait_until_no_rpcs_go_to_given_backends`: the stats of the next
-    `num_rpcs` RPCs, asked again until none of `backends` received one; those stats."""
-    deadline = time.monotonic() + within
-    while True:
-        stats = await client.stats(num_rpcs)
-        if not set(backends) & set(stats.rpcs_by_peer):
-            return stats
-        assert time.monotonic() < deadline, f"{backends} still receive RPCs: {stats}"
-
-
 class Group:
     """An "instance group": test servers registered in etcd under one service, in one
     locality and priority, each holding its registration (a lease) until `remove()`."""

@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.harness.interop import Interop, Stats, all_rpcs_go_to
+from tests.harness.interop import Group, Interop, InteropClient, Stats, all_rpcs_go_to
 from tests.harness.serve import LogEvents, Serve
 from xdscp.etcd import EtcdClient
 from xdscp.model import BalancingPolicy, HealthCheck, HealthCheckKind, UpstreamProtocol
@@ -198,7 +198,7 @@ async def test_new_instance_group_receives_traffic(interop: Interop) -> None:
 
 async def failover_world(
     interop: Interop, service: str, primary: int, secondary: int
-) -> tuple[Any, Any, Any]:
+) -> tuple[Group, Group, InteropClient]:
     """The failover policy, a primary group (priority 0, the client's zone) and a secondary
     one (priority 1, another zone), and a client; every primary backend receives RPCs and no
     secondary one does."""
@@ -337,7 +337,7 @@ async def test_the_client_sends_what_configure_asks_and_accumulates_it(interop: 
         assert per["result"].get("0", 0) == succeeded >= 100, totals
 
 
-async def empty_calls_only(client: Any) -> Any:
+async def empty_calls_only(client: InteropClient) -> Stats | None:
     """The next 100 RPCs' stats if all of them were EmptyCalls, else None."""
     stats = await client.stats(100)
     return stats if set(stats.rpcs_by_method) == {"EmptyCall"} and not stats.num_failures else None
