@@ -21,8 +21,9 @@ PROCESS_MODULES = (
     "tests.fixtures.etcd", "tests.fixtures.etcd_backends", "tests.fixtures.envoy",
     "tests.fixtures.go", "tests.fixtures.plane", "tests.fixtures.running",
     "tests.harness.cli", "tests.harness.expect", "tests.harness.grpc_client",
-    "tests.harness.grpc_clients", "tests.harness.parity", "tests.harness.plane",
-    "tests.harness.serve", "tests.harness.stack", "tests.harness.tls", "tests.harness.traffic",
+    "tests.harness.grpc_clients", "tests.harness.interop", "tests.harness.parity",
+    "tests.harness.plane", "tests.harness.serve", "tests.harness.stack", "tests.harness.tls",
+    "tests.harness.traffic",
 )  # fmt: skip
 
 

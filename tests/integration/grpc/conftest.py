@@ -8,14 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.go import go_client_binary
+from tests.fixtures.go import go_client_binary, interop_client_binary, interop_server_binary
 from tests.fixtures.plane import envoy, plane
 from tests.harness.grpc_clients import SERVICE, ClientProcesses, ClientStarter, GrpcClient
 from tests.harness.plane import Plane, running_backends
 from xdscp.clients import XdsServer, grpc_bootstrap
 from xdscp.demo.backend import Backend, BackendConfig
 
-__all__ = ["envoy", "go_client_binary", "grpc_backends", "grpc_client", "plane"]
+__all__ = [
+    "envoy",
+    "go_client_binary",
+    "grpc_backends",
+    "grpc_client",
+    "interop_client_binary",
+    "interop_server_binary",
+    "plane",
+]
 
 
 def _go_binary(request: pytest.FixtureRequest) -> str:
