@@ -64,6 +64,7 @@ SHARE_BOUND = 0.03  # each measured share within this of the predicted one (abso
 PHASE_TIMEOUT_S = 90.0  # a phase takes 1-2 pushes, 5-10 s: far beyond that on any machine
 MAX_WINDOWS = 5  # windows measured again when a push landed inside one
 MODEL_HORIZON_S = 60.0
+Seen = tuple[dict[str, int], float]  # Envoy's weights, and when they were first seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,16 +205,16 @@ async def _phase(
 ) -> tuple[AdaptivePhase, float]:  # fmt: skip
     """Send batches until Envoy holds xdscp's weights and they give the capacities' shares
     (at most `PHASE_TIMEOUT_S` after `since`), then measure a window (again when a push
-    landed inside it); the phase (`pushed`: xdscp's pushes counted at `since`) and the moment
-    the weights had converged."""
-    reached: float | None = None
+    landed inside it); the phase (`pushed`: xdscp's pushes counted at `since`) and when
+    Envoy's weights were first seen at the values measured (the push's arrival)."""
+    seen: Seen | None = None
     for _ in range(MAX_WINDOWS):
-        held = await _converge(setup, capacity, since)
-        reached = reached or time.monotonic()
+        held, reached = await _converge(setup, capacity, since, seen)
         answers = Counter(await _send(setup, WINDOW))
-        if await setup.admin.envoy_weights(setup.service) == held:
+        after = await setup.admin.envoy_weights(setup.service)
+        if after == held:
             break
-        reached = None  # a push moved the weights inside the window: measure anew
+        seen = (after, time.monotonic())  # a push moved the weights inside the window
     else:
         raise ProcessError(
             problem(
@@ -239,15 +240,18 @@ async def _phase(
 
 
 async def _converge(
-    setup: TourSetup, capacity: Mapping[str, float], since: float
-) -> dict[str, int]:
-    """Batches until `converged`; Envoy's weights then. ProcessError after the deadline."""
+    setup: TourSetup, capacity: Mapping[str, float], since: float, seen: Seen | None
+) -> Seen:
+    """Batches until `converged`: Envoy's weights then, and when they were first seen (`seen`:
+    the weights last seen before, and when). ProcessError after the deadline."""
     while True:
         await _send(setup, BATCH)
         held = await setup.admin.envoy_weights(setup.service)
+        if seen is None or seen[0] != held:
+            seen = (held, time.monotonic())
         served = await setup.admin.served_weights(setup.service)
         if converged(held, served, capacity):
-            return held
+            return seen
         if time.monotonic() - since > PHASE_TIMEOUT_S:
             wanted = {setup.names[k]: round(s, 3) for k, s in shares(capacity).items()}
             raise ProcessError(
