@@ -33,6 +33,7 @@ STOP_GRACE_S = 10.0
 # adaptive services' weights every quarter second (`xds.weigh_interval`).
 LOAD_REPORT_INTERVAL_S = 1.0
 WEIGH_INTERVAL_S = 0.25
+READY_TIMEOUT_S = 90.0  # a child's start (a Python import) on a loaded machine: far beyond
 
 
 def problem(what: str, why: str, fix: str) -> str:
@@ -99,7 +100,7 @@ class PythonChild:
             )
         log.info("demo_child_starting", child=self.name, pid=self.process.pid)
 
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait until `probe()` is true; ProcessError with the log's tail if it exits."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

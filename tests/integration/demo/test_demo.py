@@ -416,7 +416,7 @@ def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
     backend; SIGINT then stops every child and the demo exits 0."""
     with demo_session("--requests", "20", tmp=tmp_path) as process:
         assert process.stdout is not None
-        printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=60)
+        printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=TOUR_TIMEOUT_S)
         port = int(re.findall(r"curl -H 'Host: web' http://127\.0\.0\.1:(\d+)/", printed)[0])
         split = Counter(backend_of(port) for _ in range(20))
         assert all(abs(split[b] - 20 * p) <= 1 for b, p in WEIGHT_SHARES.items()), split
