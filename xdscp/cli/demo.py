@@ -58,6 +58,12 @@ def _quiet_logs() -> None:
     help="End the tour with client-side weighted round robin by the backends' load reports.",
 )
 @click.option(
+    "--adaptive-step/--no-adaptive-step",
+    default=True,
+    show_default=True,
+    help="End it with weighted round robin by weights xdscp computes from Envoy's load reports.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the results and the children's pids and ports as JSON.",
@@ -73,6 +79,7 @@ def command(
     etcd_bin: str | None,
     delta: bool,
     load_step: bool,
+    adaptive_step: bool,
     report: Path | None,
 ) -> None:
     """Run etcd, xdscp, Envoy and demo backends; show every balancing strategy at work."""
@@ -82,7 +89,7 @@ def command(
         workdir, BACKENDS, listener_port, xds_port, admin_port, envoy_bin, etcd_bin, delta
     )
     console = Console()
-    options = DemoOptions(once, requests, report, stack, load_step)
+    options = DemoOptions(once, requests, report, stack, load_step, adaptive_step)
     try:
         # a signal at any step cancels the demo (every child stopped); once it stays up, the
         # first signal ends it gracefully (exit 0)

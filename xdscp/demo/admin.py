@@ -5,23 +5,31 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import re
 from typing import Any
 
 from xdscp.errors import ProcessError
 
 
-def get_json(port: int, path: str, method: str = "GET") -> Any:
-    """GET (or `method`) http://127.0.0.1:`port``path` and decode its JSON body."""
+def get_body(port: int, path: str, method: str = "GET") -> bytes:
+    """GET (or `method`) http://127.0.0.1:`port``path`: its body."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.request(method, path)
         response = conn.getresponse()
-        body = response.read()
+        return response.read()
     except OSError as exc:
         raise ProcessError(f"127.0.0.1:{port}{path} did not answer: {exc}") from None
     finally:
         conn.close()
-    return json.loads(body)
+
+
+def get_json(port: int, path: str, method: str = "GET") -> Any:
+    """GET (or `method`) http://127.0.0.1:`port``path` and decode its JSON body."""
+    return json.loads(get_body(port, path, method))
+
+
+_PUSHES = re.compile(r'^xdscp_adaptive_weight_pushes_total\{service="([^"]*)"\} (\S+)$', re.M)
 
 
 class AdminClient:
@@ -87,6 +95,26 @@ class AdminClient:
         """The weight Envoy's balancer gives each endpoint (`ip:port`) of cluster `name` now,
         per its admin's /clusters (client-side WRR: the weights its load reports made)."""
         return await asyncio.to_thread(self._weights, name)
+
+    def _served_weights(self, name: str) -> dict[str, int] | None:
+        document = get_json(self.xdscp_port, "/debug/weights")
+        served = document.get("services", {}).get(name, {}).get("served")
+        return None if served is None else {str(k): int(w) for k, w in served.items()}
+
+    async def served_weights(self, name: str) -> dict[str, int] | None:
+        """The weights xdscp serves service `name`'s endpoints (`ip:port` → weight), as its
+        admin's /debug/weights says; None while xdscp computes none for it."""
+        return await asyncio.to_thread(self._served_weights, name)
+
+    def _adaptive_pushes(self, name: str) -> int:
+        text = get_body(self.xdscp_port, "/metrics").decode()
+        found = [float(v) for service, v in _PUSHES.findall(text) if service == name]
+        return int(found[0]) if found else 0
+
+    async def adaptive_pushes(self, name: str) -> int:
+        """How many computed weightings of service `name` xdscp has pushed (its metric
+        `xdscp_adaptive_weight_pushes_total`)."""
+        return await asyncio.to_thread(self._adaptive_pushes, name)
 
     def _listener_ports(self) -> set[int]:
         statuses = get_json(self.envoy_port, "/listeners?format=json").get("listener_statuses", [])

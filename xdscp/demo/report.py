@@ -17,6 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 from rich.text import Text
 
+from xdscp.demo.adaptive import AdaptiveOutcome
 from xdscp.demo.failure import (
     BASE_EJECTION_S,
     FAILING,
@@ -26,7 +27,7 @@ from xdscp.demo.failure import (
     FailureOutcome,
 )
 from xdscp.demo.load import LoadOutcome
-from xdscp.demo.load_report import load_json
+from xdscp.demo.load_report import adaptive_json, load_json
 from xdscp.demo.tour import Outcome, describe
 from xdscp.errors import ConfigError
 from xdscp.model import parse_host_port
@@ -289,12 +290,15 @@ def write_json(
     path: Path,
     outcomes: Sequence[Outcome],
     children: list[dict[str, object]],
+    *,
     failure: FailureOutcome | None = None,
     load: LoadOutcome | None = None,
+    adaptive: AdaptiveOutcome | None = None,
 ) -> None:
-    """The tour's results, the failure scene's, the load-aware step's and the children's
-    pids and ports, for tests and CI."""
+    """The tour's results, the failure scene's, the load-aware and adaptive steps' and the
+    children's pids and ports, for tests and CI."""
     document = {
+        "adaptive": adaptive_json(adaptive),
         "children": children,
         "failure": _failure_json(failure),
         "load": load_json(load),

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from rich.console import Console
 
+from xdscp.demo.adaptive import AdaptiveOutcome, run_adaptive
 from xdscp.demo.admin import AdminClient
 from xdscp.demo.failure import FAILING, FailureOutcome, run_failure
 from xdscp.demo.load import CAPACITIES, LoadOutcome, run_load
-from xdscp.demo.load_report import load_summary, load_table
+from xdscp.demo.load_report import adaptive_summary, adaptive_table, load_summary, load_table
 from xdscp.demo.report import (
     Endpoints,
     Steps,
@@ -59,6 +60,7 @@ class DemoOptions:
     report: Path | None
     stack: StackOptions
     load_step: bool = True  # the load-aware step (client-side WRR by the backends' reports)
+    adaptive_step: bool = True  # the adaptive step (weights xdscp computes from LRS reports)
 
 
 async def _wait_ready(stack: Stack, steps: Steps) -> None:
@@ -121,21 +123,24 @@ async def _register(
 
 @dataclass(frozen=True)
 class TourResult:
-    """What the tour measured: each strategy, the failure scene, the load-aware step."""
+    """What the tour measured: each strategy, the failure scene, the load-aware and the
+    adaptive steps (None: left out)."""
 
     outcomes: list[Outcome]
     failure: FailureOutcome
     load: LoadOutcome | None
+    adaptive: AdaptiveOutcome | None = None
 
     @property
     def ok(self) -> bool:
         """Every prediction held."""
-        load_ok = self.load is None or self.load.ok
-        return all(o.ok for o in self.outcomes) and self.failure.ok and load_ok
+        steps = [s for s in (self.load, self.adaptive) if s is not None]
+        return all(o.ok for o in self.outcomes) and self.failure.ok and all(s.ok for s in steps)
 
 
-async def _tour(setup: TourSetup, console: Console, load_step: bool) -> TourResult:
-    """Every strategy, then the failure scene, then (with `load_step`) the load-aware step."""
+async def _tour(setup: TourSetup, console: Console, options: DemoOptions) -> TourResult:
+    """Every strategy, then the failure scene, then (unless left out) the load-aware step
+    and the adaptive step."""
     await wait_listener(setup.admin, setup.listener_port)
     started = time.monotonic()
     outcomes = []
@@ -146,12 +151,17 @@ async def _tour(setup: TourSetup, console: Console, load_step: bool) -> TourResu
     console.print(summary(outcomes, time.monotonic() - started))
     failure = await run_failure(setup)
     console.print(failure_table(failure))
-    load = await run_load(setup) if load_step else None
+    load = await run_load(setup) if options.load_step else None
     if load is not None:
         for phase in load_table(load):
             console.print(phase)
         console.print(load_summary(load))
-    return TourResult(outcomes, failure, load)
+    adaptive = await run_adaptive(setup) if options.adaptive_step else None
+    if adaptive is not None:
+        for phase in adaptive_table(adaptive):
+            console.print(phase)
+        console.print(adaptive_summary(adaptive))
+    return TourResult(outcomes, failure, load, adaptive)
 
 
 async def _stay_up(stack: Stack, stopper: Stopper) -> None:
@@ -184,11 +194,12 @@ async def _play(options: DemoOptions, stack: Stack, console: Console, stopper: S
             requests=options.requests,
             registered=registered,
         )
-        result = await _tour(setup, console, options.load_step)
+        result = await _tour(setup, console, options)
         if options.report is not None:
             write_json(
-                options.report, result.outcomes, stack.children(), result.failure, result.load
-            )
+                options.report, result.outcomes, stack.children(), failure=result.failure,
+                load=result.load, adaptive=result.adaptive,
+            )  # fmt: skip
         ok = result.ok
         if not options.once:
             await apply_policy(setup, BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN))

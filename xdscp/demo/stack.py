@@ -28,6 +28,12 @@ log = structlog.get_logger(__name__)
 
 SERVICE = "web"
 STOP_GRACE_S = 10.0
+# The control plane's load reporting, fast enough for the tour's adaptive step to take
+# seconds: Envoy reports its load (LRS) every second (LRS's minimum), and xdscp decides the
+# adaptive services' weights every quarter second (`xds.weigh_interval`).
+LOAD_REPORT_INTERVAL_S = 1.0
+WEIGH_INTERVAL_S = 0.25
+READY_TIMEOUT_S = 90.0  # a child's start (a Python import) on a loaded machine: far beyond
 
 
 def problem(what: str, why: str, fix: str) -> str:
@@ -76,6 +82,7 @@ class PythonChild:
     log_path: Path
     probe: Callable[[], bool]
     ports: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to this process's environment
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -86,13 +93,14 @@ class PythonChild:
     def start(self) -> None:
         """Start the process, its output going to `log_path`."""
         command = [sys.executable, "-m", "xdscp", "--log-format", "json", *self.args]
+        env = {**os.environ, **self.env} if self.env else None
         with self.log_path.open("wb") as out:
             self.process = subprocess.Popen(  # noqa: S603 - our own argument list
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
         log.info("demo_child_starting", child=self.name, pid=self.process.pid)
 
-    def wait_ready(self, timeout_s: float = 30.0) -> None:
+    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Wait until `probe()` is true; ProcessError with the log's tail if it exits."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -218,6 +226,7 @@ class Stack:
             workdir / "xdscp-serve.log",
             lambda: _http_status(self.admin_port, "/readyz") == 200,
             {"xds": self.xds_port, "admin": self.admin_port},
+            env={"XDSCP_XDS__WEIGH_INTERVAL": f"{WEIGH_INTERVAL_S:g}"},
         )
         self.envoy: EnvoyProcess | None = None
 
@@ -228,6 +237,7 @@ class Stack:
             "--xds", f"127.0.0.1:{self.xds_port}",
             "--admin", f"127.0.0.1:{self.admin_port}",
             "--listener", f"127.0.0.1:{self.listener_port}",
+            "--load-report-interval", f"{LOAD_REPORT_INTERVAL_S:g}",
         ]  # fmt: skip
 
     @property

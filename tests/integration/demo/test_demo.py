@@ -47,6 +47,12 @@ LOAD_SHARES = (
     {"b1": 2 / 5, "b2": 1 / 5, "b3": 2 / 5},
 )
 LOAD_BOUND = 0.03  # each share, absolute: see xdscp/demo/load.py
+# The adaptive step: the same capacities, weights xdscp computes (the heaviest 1000): each
+# weight's share within 0.025 of the capacities' (xdscp/demo/adaptive.py), each measured share
+# within 0.03 of the prediction.
+ADAPTIVE_WEIGHT_BAND = 0.025
+ADAPTIVE_BOUND = 0.03
+TOUR_TIMEOUT_S = 240  # the tour takes about 45 s on an idle machine
 
 
 def run_demo(*args: str, tmp: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -181,6 +187,41 @@ def check_load_step(load: dict[str, Any]) -> None:
             assert abs(share - backend["predicted"]) <= LOAD_BOUND, backend
 
 
+def check_adaptive_step(adaptive: dict[str, Any]) -> str:
+    """`weighted_round_robin` + `adaptive_weights`, every registered weight 1: the weights
+    xdscp served (and Envoy held) give the capacities' shares, then follow b1's change; the
+    measured shares are the predicted ones (1/7, 2/7, 4/7, then 2/5, 1/5, 2/5) within 0.03,
+    every request answered, at least one push per phase. Returns the figures, one line."""
+    assert adaptive["policy"] == "weighted_round_robin"
+    assert adaptive["adaptive_weights"] is not None
+    assert adaptive["ok"], adaptive
+    assert [p["capacities"] for p in adaptive["phases"]] == [
+        {"b1": 100, "b2": 200, "b3": 400},
+        {"b1": 400, "b2": 200, "b3": 400},
+    ]
+    figures = []
+    for phase, wanted in zip(adaptive["phases"], LOAD_SHARES, strict=True):
+        assert phase["errors"] == 0
+        assert phase["pushes"] >= 1
+        requests = phase["requests"]
+        backends = phase["backends"]
+        assert sum(b["measured"] for b in backends) == requests
+        weights = {b["name"]: b["weight"] for b in backends}
+        assert max(weights.values()) == 1000  # xdscp's whole weights: the heaviest 1000
+        for backend in backends:
+            name = backend["name"]
+            held = weights[name] / sum(weights.values())
+            assert abs(held - wanted[name]) <= ADAPTIVE_WEIGHT_BAND, (weights, wanted)
+            share = backend["measured"] / requests
+            assert abs(backend["predicted"] - wanted[name]) <= 0.005, backend
+            assert abs(share - backend["predicted"]) <= ADAPTIVE_BOUND, backend
+        figures.append(
+            f"weights {[weights[n] for n in ('b1', 'b2', 'b3')]} after {phase['seconds']:.1f} s"
+            f" ({phase['pushes']} pushes; model {phase['model_seconds']:.1f} s)"
+        )
+    return f"adaptive step {adaptive['seconds']:.1f} s: " + "; ".join(figures)
+
+
 def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) -> None:
     """`--once --requests 300`: exit 0, a table per strategy, shares where the reference
     balancer puts them (rotations within 1.5 requests, random ones within 5 sigma and away
@@ -188,7 +229,8 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     alive and no child port open."""
     report = tmp_path / "report.json"
     started = time.monotonic()
-    result = run_demo("--once", "--requests", str(N), "--report", str(report), tmp=tmp_path)
+    result = run_demo("--once", "--requests", str(N), "--report", str(report), tmp=tmp_path,
+                      timeout=TOUR_TIMEOUT_S)  # fmt: skip
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     for index, name in enumerate(STRATEGIES, 1):
@@ -196,11 +238,14 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     assert "failure scene: b2 answers 503" in result.stdout
     assert "[load 1/2] client_side_weighted_round_robin" in result.stdout
     assert "[load 2/2] client_side_weighted_round_robin: b1 now 400/s" in result.stdout
-    assert "✓ 2/2 capacity settings matched the prediction" in result.stdout
+    assert "✓ 2/2 capacity settings matched the prediction (load-aware step" in result.stdout
+    assert "[adaptive 1/2] weighted_round_robin + adaptive_weights" in result.stdout
+    assert "✓ 2/2 capacity settings matched the prediction (adaptive step" in result.stdout
     assert "✗" not in result.stdout
     document = json.loads(report.read_text())
     check_failure_scene(document["failure"], 90)
     check_load_step(document["load"])
+    adaptive = check_adaptive_step(document["adaptive"])
     by_policy = {s["policy"]: s for s in document["strategies"]}
     assert list(by_policy) == list(STRATEGIES)
     for strategy in document["strategies"]:
@@ -225,7 +270,7 @@ def test_once_tours_every_strategy_and_leaves_nothing_running(tmp_path: Path) ->
     assert not [c for c in children if pid_alive(c["pid"])]
     ports = [p for c in children for p in c["ports"].values()]
     assert not [p for p in ports if port_open(p)]
-    print(f"demo --once --requests {N}: {elapsed:.1f} s")
+    print(f"demo --once --requests {N}: {elapsed:.1f} s; {adaptive}")
 
 
 def test_once_over_delta_xds_matches_every_prediction(tmp_path: Path) -> None:
@@ -234,16 +279,31 @@ def test_once_over_delta_xds_matches_every_prediction(tmp_path: Path) -> None:
     for request."""
     report = tmp_path / "report.json"
     result = run_demo("--once", "--delta", "--requests", "100", "--report", str(report),
-                      tmp=tmp_path)  # fmt: skip
+                      tmp=tmp_path, timeout=TOUR_TIMEOUT_S)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(report.read_text())
     strategies = document["strategies"]
     check_failure_scene(document["failure"], 90)
     check_load_step(document["load"])
+    print(f"demo --once --delta: {check_adaptive_step(document['adaptive'])}")
     assert [s["policy"] for s in strategies] == list(STRATEGIES)
     assert all(s["errors"] == 0 and sum(counts(s).values()) == 100 for s in strategies)
     hashed = [s for s in strategies if s["policy"] in ("ring_hash", "maglev", "source_ip_hash")]
     assert all(s["on_predicted"] == 100 for s in hashed)
+
+
+def test_adaptive_step_right_after_the_failure_scene(tmp_path: Path) -> None:
+    """`--no-load-step`: the adaptive step follows the failure scene (whose load reports, b2's
+    errors included, are the last Envoy sent) and still converges and matches; the report
+    says the load-aware step did not run."""
+    report = tmp_path / "report.json"
+    result = run_demo("--once", "--no-load-step", "--requests", "30", "--report", str(report),
+                      tmp=tmp_path, timeout=TOUR_TIMEOUT_S)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[load 1/2]" not in result.stdout
+    document = json.loads(report.read_text())
+    assert document["load"] is None
+    print(f"demo --once --no-load-step: {check_adaptive_step(document['adaptive'])}")
 
 
 def test_busy_port_fails_at_once_saying_what_why_and_how(tmp_path: Path) -> None:
@@ -356,7 +416,7 @@ def test_stays_up_with_working_commands_until_sigint(tmp_path: Path) -> None:
     backend; SIGINT then stops every child and the demo exits 0."""
     with demo_session("--requests", "20", tmp=tmp_path) as process:
         assert process.stdout is not None
-        printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=60)
+        printed = read_until(process.stdout, "Ctrl-C stops every process", timeout=TOUR_TIMEOUT_S)
         port = int(re.findall(r"curl -H 'Host: web' http://127\.0\.0\.1:(\d+)/", printed)[0])
         split = Counter(backend_of(port) for _ in range(20))
         assert all(abs(split[b] - 20 * p) <= 1 for b, p in WEIGHT_SHARES.items()), split
