@@ -46,7 +46,7 @@ def _envoy_keepalive(*args: str) -> dict[str, str]:
 
 @given(
     servers=st.lists(st.sampled_from(["127.0.0.1:18000", "[::1]:18001", "xdscp:18000"]),
-                     min_size=1, max_size=3),
+                     min_size=1, max_size=3, unique=True),
     delta=st.booleans(),
 )  # fmt: skip
 def test_the_envoy_bootstrap_pings_no_faster_than_the_server_accepts(
