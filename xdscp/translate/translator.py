@@ -52,14 +52,16 @@ def route_key(service: Service, present: frozenset[str] = frozenset()) -> RouteK
     return (service.policy.retries, service.policy.timeout, service.routes, present)
 
 
-def _note_routes(notes: dict[str, tuple[str, ...]], service: Service, present: Any) -> None:
-    """Add (or clear) the service's route notes, logging each new one once."""
+def _note_routes(
+    notes: dict[str, tuple[str, ...]], service: Service, present: Any, before: tuple[str, ...]
+) -> None:
+    """Add (or clear) the service's route notes, logging each one not in `before` (the
+    service's notes before this translation)."""
     found = tuple(route_notes(service, present))
-    known = notes.get(service.name, ())
     for note in found:
-        if note not in known:
+        if note not in before:
             log.warning("route_target_missing", service=service.name, note=note)
-    rest = tuple(n for n in known if not n.startswith("routes: "))
+    rest = tuple(n for n in notes.get(service.name, ()) if not n.startswith("routes: "))
     if rest or found:
         notes[service.name] = rest + found
     else:
@@ -105,16 +107,17 @@ class EnvoyTranslator(IncrementalTranslator):
         del policy_changed  # the endpoints count too
         od = service.policy.outlier_detection
         note = od.ejection_note(len(service.endpoints)) if od is not None else None
-        known = self.notes.get(service.name)
+        before = self.notes.get(service.name, ())
         if note is None:
             self.notes.pop(service.name, None)
-        elif known != (note,):
+        else:
+            if note not in before:
+                log.warning(
+                    "outlier_ejection_impossible",
+                    service=service.name, endpoints=len(service.endpoints), note=note,
+                )  # fmt: skip
             self.notes[service.name] = (note,)
-            log.warning(
-                "outlier_ejection_impossible",
-                service=service.name, endpoints=len(service.endpoints), note=note,
-            )  # fmt: skip
-        _note_routes(self.notes, service, self._input)
+        _note_routes(self.notes, service, self._input, before)
 
     def _shared_changed(self, name: str) -> bool:
         """True when the built service's virtual host no longer matches the cached one."""
@@ -195,7 +198,7 @@ class GrpcTranslator(IncrementalTranslator):
             self.notes[service.name] = notes
         else:
             self.notes.pop(service.name, None)
-        _note_routes(self.notes, service, self._input)
+        _note_routes(self.notes, service, self._input, known)
 
 
 _KINDS: dict[ClientKind, type[IncrementalTranslator]] = {

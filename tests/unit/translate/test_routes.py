@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -195,3 +196,18 @@ def test_envoy_validates_any_route_table(tmp_path: Path, drawn: list[list[Any]])
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", [ClientKind.ENVOY, ClientKind.GRPC])
+def test_a_missing_target_is_logged_once(kind: ClientKind) -> None:
+    """`route_target_missing` is logged when the target goes missing, not at every rebuild
+    of the service (an endpoint change keeps the note without a new warning)."""
+    world = canary_world()
+    translator = translator_for(kind)
+    with structlog.testing.capture_logs() as logs:
+        translator.translate({"web": world["web"]})
+        moved = Service("web", world["web"].endpoints[:1], routes=world["web"].routes)
+        translator.translate({"web": moved})
+    warned = [e for e in logs if e["event"] == "route_target_missing"]
+    assert len(warned) == 1, logs
+    assert any("web-v2 not served" in n for n in translator.notes["web"])
