@@ -117,3 +117,33 @@ async def test_a_target_registering_later_joins_the_split(
 
     await wait_for(split, 30.0, interval=0.05, what="web-v2 joining the split")
     await envoys_in_sync(plane)
+
+
+async def test_faults_at_their_percentage(
+    plane: Plane, backends: list[Backend], envoy: EnvoyStarter
+) -> None:
+    """An abort at 25 %: of 1000 requests, 503s within 5 sigma of 250 (a 50 % abort ruled
+    out), the rest answered by web; a 1 ms delay at 100 %: Envoy counts a delay on each of
+    200 requests, all answered."""
+    routes = [
+        {"match": {"prefix": "/quarter/"}, "cluster": "web",
+         "fault": {"abort": {"http_status": 503, "percent": 25}}},
+        {"match": {"prefix": "/slow/"}, "cluster": "web",
+         "fault": {"delay": {"fixed": "1ms", "percent": 100}}},
+        {"cluster": "web"},
+    ]  # fmt: skip
+    plane.source.set(_world(backends, routes))
+    proxy = await envoy()
+    await envoys_in_sync(plane)
+    await _answered(plane)
+    answers = await _send(plane, 1000, "/quarter/x")
+    counted = Counter("aborted" if s == 503 else _service_of(who) for s, who in answers)
+    assert_shares(
+        counted, {"aborted": 0.25, "web": 0.75}, 1000,
+        alternative={"aborted": 0.5, "web": 0.5},
+    )  # fmt: skip
+    slow = await _send(plane, 200, "/slow/x")
+    assert Counter(_service_of(who) for _, who in slow) == {"web": 200}
+    delays = await envoy_stats(proxy, "fault.delays_injected")
+    assert sum(delays.values()) == 200, delays
+    await envoys_in_sync(plane)

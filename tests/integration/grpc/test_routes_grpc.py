@@ -74,3 +74,44 @@ async def test_grpc_go_canary_header_and_fault(
 ) -> None:
     """grpc-go: the same split, header route and fault, all ACKed."""
     await _check_routes(plane, grpc_backends, grpc_client, "go")
+
+
+QUARTER = [
+    {"match": {"headers": [{"name": "x-fault", "present": True}]}, "cluster": "web",
+     "fault": {"abort": {"grpc_status": 14, "percent": 25}}},
+    {"cluster": "web"},
+]  # fmt: skip
+
+
+async def _check_quarter(
+    plane: Plane, backends: list[Backend], grpc_client: ClientStarter, kind: str
+) -> None:
+    world = _world(backends)
+    web = Service("web", world["web"].endpoints, routes=RouteTable.from_list(QUARTER))
+    plane.source.set({"web": web, "web-v2": world["web-v2"]})
+    client = await grpc_client(kind)
+    await in_sync(plane, client.node_id)
+    result = await client.call(header="x-fault", keys=["on"] * 1000, within=120)
+    counted = Counter("aborted" if not name else _service_of(name) for name in result["picks"])
+    assert_shares(
+        counted, {"aborted": 0.25, "web": 0.75}, 1000, alternative={"aborted": 0.5, "web": 0.5}
+    )
+    assert all("unavailable" in e.lower() for e in result["errors"]), result["errors"][:3]
+    await in_sync(plane, client.node_id)
+
+
+async def test_grpcio_abort_at_its_percentage(
+    plane: Plane, grpc_backends: list[Backend], grpc_client: ClientStarter
+) -> None:
+    """grpcio: an abort at 25 % fails 1000 RPCs' share within 5 sigma of 250 (50 % ruled
+    out), each UNAVAILABLE; the rest reach web."""
+    await _check_quarter(plane, grpc_backends, grpc_client, "python")
+
+
+@pytest.mark.go
+@pytest.mark.usefixtures("go_client_binary")
+async def test_grpc_go_abort_at_its_percentage(
+    plane: Plane, grpc_backends: list[Backend], grpc_client: ClientStarter
+) -> None:
+    """grpc-go: the same abort share."""
+    await _check_quarter(plane, grpc_backends, grpc_client, "go")

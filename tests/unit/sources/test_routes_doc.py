@@ -9,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from tests.harness.routes import route_lists
+from tests.harness.routes import hostile_documents, route_lists
 from xdscp.errors import ConfigFieldError
 from xdscp.model import Endpoint, RouteTable, Service
 from xdscp.sources.services_doc import load_services, services_document
@@ -65,3 +65,24 @@ def test_a_document_with_routes_round_trips(routes: list[Any]) -> None:
         "web-v2": Service("web-v2", (Endpoint("10.0.0.2", 80),)),
     }
     assert load_services(yaml.safe_dump(services_document(services))) == services
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_documents())
+def test_any_hostile_routes_value_is_a_config_field_error(routes: Any) -> None:
+    """Whatever `routes:` holds, the document loads (and round-trips) or fails with one
+    ConfigFieldError located in the file, never another exception."""
+    doc = {"services": {"web": {"endpoints": [{"address": "10.0.0.1", "port": 80}],
+                                "routes": routes}}}  # fmt: skip
+    try:
+        text = yaml.safe_dump(doc)
+    except yaml.YAMLError:  # a value YAML cannot write (not the parser's concern)
+        return
+    try:
+        services = load_services(text, "s.yaml")
+    except ConfigFieldError as exc:
+        where = exc.origin
+    else:
+        assert load_services(yaml.safe_dump(services_document(services))) == services
+        return
+    assert where.startswith("s.yaml:"), where
