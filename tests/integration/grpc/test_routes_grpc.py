@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.harness.grpc_clients import ClientStarter, in_sync
 from tests.harness.plane import Plane
+from tests.harness.routes import route_lists
 from tests.harness.stats import assert_shares
 from xdscp.demo.backend import Backend
 from xdscp.model import Endpoint, RouteTable, Service
@@ -115,3 +118,29 @@ async def test_grpc_go_abort_at_its_percentage(
 ) -> None:
     """grpc-go: the same abort share."""
     await _check_quarter(plane, grpc_backends, grpc_client, "go")
+
+
+@pytest.mark.go
+@pytest.mark.usefixtures("go_client_binary")
+@settings(
+    max_examples=10, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(route_lists(("web", "web-v2")))
+async def test_both_clients_ack_any_route_table(
+    plane: Plane, grpc_backends: list[Backend], grpc_client: ClientStarter, routes: list[Any]
+) -> None:
+    """Any valid table (paths, regexes, headers, gRPC methods, splits, timeouts, retries,
+    faults): a grpcio and a grpc-go client started on it both ACK every resource (the
+    Listener with or without the fault filter, the RouteConfiguration, both clusters), never
+    a NACK on record. The first call's answer is not asked for: a drawn fault may fail it."""
+    for route in routes:  # a drawn delay of a minute would only slow the first call down
+        if "delay" in route.get("fault", {}):
+            route["fault"]["delay"]["fixed"] = "1ms"
+    world = _world(grpc_backends)
+    table = RouteTable.from_list(routes)
+    plane.source.set({**world, "web": Service("web", world["web"].endpoints, routes=table)})
+    clients = [await grpc_client(kind, ready=False) for kind in ("python", "go")]
+    for client in clients:
+        await in_sync(plane, client.node_id, within=30.0)
+        await client.stop()
