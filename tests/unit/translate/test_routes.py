@@ -25,7 +25,7 @@ from tests.harness.paths import GOLDEN
 from tests.harness.routes import GRPC_CANARY_ROUTES, canary_world, route_lists
 from xdscp.cache import TypeUrl
 from xdscp.clients import EnvoyBootstrapOptions, XdsServer, envoy_bootstrap
-from xdscp.model import ClientKind, RouteTable, Service
+from xdscp.model import ClientKind, Endpoint, RouteTable, Service
 from xdscp.procs import find_binary
 from xdscp.translate import (
     TranslateOptions,
@@ -211,3 +211,51 @@ def test_a_missing_target_is_logged_once(kind: ClientKind) -> None:
     warned = [e for e in logs if e["event"] == "route_target_missing"]
     assert len(warned) == 1, logs
     assert any("web-v2 not served" in n for n in translator.notes["web"])
+
+
+_NAMES = ("a", "b", "c")
+_STEP = st.dictionaries(
+    st.sampled_from(_NAMES),
+    st.tuples(st.integers(1, 3), st.none() | st.lists(st.sampled_from(_NAMES), min_size=1,
+                                                      max_size=3, unique=True)),
+    max_size=3,
+)  # fmt: skip
+
+
+def _routed(name: str, count: int, targets: list[str] | None) -> Service:
+    endpoints = tuple(Endpoint(f"10.0.0.{i + 1}", 80) for i in range(count))
+    if targets is None:
+        return Service(name, endpoints)
+    routes = [{"match": {"prefix": "/one/"}, "cluster": targets[0]},
+              {"split": dict.fromkeys(targets, 1)}]  # fmt: skip
+    return Service(name, endpoints, routes=RouteTable.from_list(routes))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_STEP, min_size=1, max_size=8), st.sampled_from(list(ClientKind)), st.booleans())
+def test_incremental_translation_with_routes_equals_one_shot(
+    steps: list[dict[str, tuple[int, list[str] | None]]], kind: ClientKind, hinted: bool
+) -> None:
+    """Services whose routes name each other coming and going, translated incrementally
+    (with or without the sources' change hint): at every step the very snapshot a fresh
+    translator gives (and the same notes), so a route never keeps a target that went nor
+    misses one that came."""
+    translator = translator_for(kind)
+    kept: dict[str, Service] = {}
+    for step in steps:
+        services = {}
+        for name, (count, targets) in step.items():
+            candidate = _routed(name, count, targets)
+            old = kept.get(name)
+            services[name] = old if old == candidate else candidate  # sources keep identity
+        changed = {n for n in services.keys() | kept.keys() if services.get(n) is not kept.get(n)}
+        kept = services
+        got = translator.translate(services, changed if hinted else None).snapshot
+        fresh = translator_for(kind)
+        want = fresh.translate(services).snapshot
+        assert dict(translator.notes) == dict(fresh.notes)
+        assert dict(got.versions) == dict(want.versions)
+        for type_url in TypeUrl:
+            assert set(got.resources[type_url]) == set(want.resources[type_url])
+            for name, resource in want.resources[type_url].items():
+                assert got.resources[type_url][name].any_bytes == resource.any_bytes
