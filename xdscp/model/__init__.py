@@ -16,6 +16,7 @@ from xdscp.model.checks import (
 from xdscp.model.client import ClientKind
 from xdscp.model.load import MAX_REPORTED_RPS, MAX_REPORTED_UTILIZATION, ReportedLoad
 from xdscp.model.load_weights import ClientSideWrr
+from xdscp.model.matches import HeaderKind, HeaderMatch, PathKind, RouteMatch
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     ADAPTIVE_POLICIES,
@@ -59,16 +60,7 @@ from xdscp.model.resilience import (
     SuccessRateEjection,
     parse_duration,
 )
-from xdscp.model.routes import (
-    MAX_ROUTES,
-    Fault,
-    HeaderKind,
-    HeaderMatch,
-    PathKind,
-    Route,
-    RouteMatch,
-    RouteTable,
-)
+from xdscp.model.routes import MAX_ROUTES, Fault, Route, RouteTable
 from xdscp.model.service import (
     MAX_PRIORITY,
     Endpoint,
