@@ -62,10 +62,11 @@ class GrpcClient:
         result: dict[str, Any] = json.loads(line)
         return result
 
-    async def ready(self) -> None:
-        """Wait for the first call (made while the xDS resources arrive) to succeed."""
+    async def ready(self, *, answered: bool = True) -> None:
+        """Wait for the first call (made while the xDS resources arrive) to end, and (when
+        `answered`) to have succeeded."""
         first = await self._line(30)
-        assert first["ready"], (self.kind, first)
+        assert first["ready"] or not answered, (self.kind, first)
 
     async def call(self, within: float = 60, **command: object) -> dict[str, Any]:
         """Run one command (`n`, `concurrency`, `header` + `keys`)."""
@@ -118,9 +119,11 @@ class ClientProcesses:
         *,
         service: str = SERVICE,
         stderr: Path | None = None,
+        answered: bool = True,
     ) -> GrpcClient:
         """A client of `xds:///service` given `bootstrap` (inline), once its first call
-        succeeded; with `stderr`, it traces the policy it builds there (`TRACE_ENV`)."""
+        ended (succeeded, unless not `answered`); with `stderr`, it traces the policy it
+        builds there (`TRACE_ENV`)."""
         go_binary = self._go_binary() if kind == "go" else None
         env = {**os.environ, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap)}
         env.pop("GRPC_XDS_BOOTSTRAP", None)
@@ -132,7 +135,7 @@ class ClientProcesses:
             )  # fmt: skip
         client = GrpcClient(kind, bootstrap["node"]["id"], process, stderr)
         self.started.append(client)
-        await client.ready()
+        await client.ready(answered=answered)
         return client
 
     async def stop(self) -> None:

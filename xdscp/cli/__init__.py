@@ -6,7 +6,7 @@ import click
 from click.core import ParameterSource
 
 from xdscp import __version__
-from xdscp.cli import backend, bootstrap, demo, nodes, registry, serve, simulate, status
+from xdscp.cli import backend, bootstrap, demo, nodes, registry, routes, serve, simulate, status
 from xdscp.logs import LONG_RUNNING, configure_logging
 
 
@@ -37,5 +37,5 @@ def main(ctx: click.Context, log_level: str, log_format: str) -> None:
 
 for _module in (backend, bootstrap, demo, serve, simulate, status):
     main.add_command(_module.command)
-for _command in (*registry.commands, *nodes.commands):
+for _command in (*registry.commands, *routes.commands, *nodes.commands):
     main.add_command(_command)

@@ -136,7 +136,7 @@ def _etcd_flags(
     if "etcd_urls" in given:
         urls = [u for text in params["etcd_urls"] for u in text.split(",") if u.strip()]
         client["endpoints"] = tuple(urls) or base.client.endpoints
-    prefixes: tuple[str, ...] = ("services_prefix", "policies_prefix")
+    prefixes: tuple[str, ...] = ("services_prefix", "policies_prefix", "routes_prefix")
     layout: dict[str, Any] = {name: params[name] for name in prefixes if name in given}
     if "grpc_targets" in given:
         layout["grpc_targets"] = tuple(GrpcGoTarget.parse(t) for t in params["grpc_targets"])
@@ -266,6 +266,11 @@ def _check_static_file(path: Path) -> None:
     metavar="[SERVICE=]TARGET",
     help="A grpc-go naming target to watch in etcd; alone, it feeds the service named by its"
     " last path segment (foo/bar/my-service: my-service).",
+)
+@click.option(
+    "--routes-prefix",
+    metavar="PREFIX",
+    help="Where the services' routes live in etcd [default: /xdscp/routes/].",
 )
 @click.option(
     "--group-by",

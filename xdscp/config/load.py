@@ -18,12 +18,13 @@ Every key is optional; a missing key takes the default of the matching `xdscp se
       default_service: web              #                                       --default-service
     sources:
       static:
-        services: {NAME: {policy: {...}, endpoints: [{address: IP, port: N, ...}]}}
+        services: {NAME: {policy: {...}, routes: [...], endpoints: [{address: IP, port: N}]}}
         file: services.yaml             # a separate services file              --static
       etcd:                             # present (even empty): watch etcd      --registry
         endpoints: [http://127.0.0.1:2379]                                    # --etcd
         services_prefix: /xdscp/services/
         policies_prefix: /xdscp/policies/
+        routes_prefix: /xdscp/routes/
         grpc_targets: ["[SERVICE=]TARGET"]                                    # --grpc-target
         tls: {ca: F, cert: F, key: F}                                         # --etcd-ca ...
         username: U                                                           # --etcd-user

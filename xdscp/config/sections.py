@@ -27,6 +27,7 @@ from xdscp.etcd import DEFAULT_ENDPOINT, EtcdConfig, parse_endpoint
 from xdscp.model import check_service_name, parse_host_port
 from xdscp.registry import (
     DEFAULT_POLICIES_PREFIX,
+    DEFAULT_ROUTES_PREFIX,
     DEFAULT_SERVICES_PREFIX,
     GrpcGoTarget,
     RegistryLayout,
@@ -62,6 +63,7 @@ SCHEMA: dict[str, Any] = {
             "endpoints": LIST,
             "services_prefix": STR,
             "policies_prefix": STR,
+            "routes_prefix": STR,
             "grpc_targets": LIST,
             "tls": {"ca": STR, "cert": STR, "key": STR},
             "username": STR,
@@ -215,6 +217,7 @@ def etcd_section(raw: RawConfig, path: FieldPath) -> EtcdRegistryConfig:
         raw.string((*path, "services_prefix"), DEFAULT_SERVICES_PREFIX) or "",
         raw.string((*path, "policies_prefix"), DEFAULT_POLICIES_PREFIX) or "",
         tuple(targets),
+        routes_prefix=raw.string((*path, "routes_prefix"), DEFAULT_ROUTES_PREFIX) or "",
     )
     settings: dict[str, Any] = {
         "endpoints": endpoints or (DEFAULT_ENDPOINT,),

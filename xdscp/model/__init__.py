@@ -16,6 +16,7 @@ from xdscp.model.checks import (
 from xdscp.model.client import ClientKind
 from xdscp.model.load import MAX_REPORTED_RPS, MAX_REPORTED_UTILIZATION, ReportedLoad
 from xdscp.model.load_weights import ClientSideWrr
+from xdscp.model.matches import HeaderKind, HeaderMatch, PathKind, RouteMatch
 from xdscp.model.names import NameClaims
 from xdscp.model.policy import (
     ADAPTIVE_POLICIES,
@@ -59,6 +60,7 @@ from xdscp.model.resilience import (
     SuccessRateEjection,
     parse_duration,
 )
+from xdscp.model.routes import MAX_ROUTES, Fault, Route, RouteTable
 from xdscp.model.service import (
     MAX_PRIORITY,
     Endpoint,
@@ -84,6 +86,7 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_REPORTED_RPS",
     "MAX_REPORTED_UTILIZATION",
+    "MAX_ROUTES",
     "POLICY_PARTS",
     "RESILIENCE_POLICIES",
     "RETRY_ON",
@@ -95,9 +98,12 @@ __all__ = [
     "ClientSideWrr",
     "Endpoint",
     "FailurePercentageEjection",
+    "Fault",
     "HashFunction",
     "HashInput",
     "HashOn",
+    "HeaderKind",
+    "HeaderMatch",
     "Health",
     "HealthCheck",
     "HealthCheckKind",
@@ -105,10 +111,14 @@ __all__ = [
     "Locality",
     "NameClaims",
     "OutlierDetection",
+    "PathKind",
     "PriorityCounts",
     "PriorityLoad",
     "ReportedLoad",
     "RetryPolicy",
+    "Route",
+    "RouteMatch",
+    "RouteTable",
     "Service",
     "ServiceSet",
     "ServiceUpdate",

@@ -20,6 +20,7 @@ from xdscp.model.address import format_host_port
 from xdscp.model.checks import UINT32_MAX, check_int, check_ip, check_service_name, choice
 from xdscp.model.load import ReportedLoad
 from xdscp.model.policy import BalancingPolicy
+from xdscp.model.routes import RouteTable
 
 MAX_PRIORITY = 127
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -96,11 +97,13 @@ def parse_health(value: object) -> Health:
 
 @dataclass(frozen=True, slots=True)
 class Service:
-    """A named set of endpoints and the policy that balances across them."""
+    """A named set of endpoints, the policy that balances across them and, optionally, the
+    routes its requests take (None: every request to the service's own endpoints)."""
 
     name: str
     endpoints: tuple[Endpoint, ...] = ()
     policy: BalancingPolicy = BalancingPolicy()
+    routes: RouteTable | None = None
 
     def __post_init__(self) -> None:
         check_service_name(self.name)
@@ -112,6 +115,8 @@ class Service:
                 raise ValidationError("endpoints", f"{endpoint.key} is listed twice in {self.name}")
             seen.add(ident)
         object.__setattr__(self, "endpoints", ordered)
+        if self.routes is not None and not isinstance(self.routes, RouteTable):
+            raise ValidationError("routes", f"must be a RouteTable, got {self.routes!r}")
 
 
 def _endpoint_order(endpoint: Endpoint) -> tuple[int, Locality, int, bytes, int]:

@@ -1,4 +1,4 @@
-"""Where the registry lives in etcd: the prefixes of native endpoints and policies, the
+"""Where the registry lives in etcd: the prefixes of native endpoints, policies and routes, the
 grpc-go naming targets and the services they feed, the value size limit, and the domain
 suffixes clients add to names (names equal through them clash).
 """
@@ -14,6 +14,7 @@ from xdscp.registry.codec import MAX_VALUE_BYTES
 
 DEFAULT_SERVICES_PREFIX = "/xdscp/services/"
 DEFAULT_POLICIES_PREFIX = "/xdscp/policies/"
+DEFAULT_ROUTES_PREFIX = "/xdscp/routes/"
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
@@ -64,3 +65,4 @@ class RegistryLayout:
     grpc_targets: tuple[GrpcGoTarget, ...] = ()
     max_value_bytes: int = MAX_VALUE_BYTES
     domain_suffixes: tuple[str, ...] = ()
+    routes_prefix: str = DEFAULT_ROUTES_PREFIX

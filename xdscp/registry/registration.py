@@ -29,10 +29,15 @@ from xdscp.model import (
     Health,
     Locality,
     ReportedLoad,
+    RouteTable,
     check_int,
     check_service_name,
 )
-from xdscp.registry.layout import DEFAULT_POLICIES_PREFIX, DEFAULT_SERVICES_PREFIX
+from xdscp.registry.layout import (
+    DEFAULT_POLICIES_PREFIX,
+    DEFAULT_ROUTES_PREFIX,
+    DEFAULT_SERVICES_PREFIX,
+)
 from xdscp.registry.ownership import Verdict, claim, ended, watch_over
 from xdscp.registry.schema import (
     Registration,
@@ -41,7 +46,9 @@ from xdscp.registry.schema import (
     parse_grpc_go_value,
     parse_native_value,
     parse_policy,
+    parse_routes,
     policy_value,
+    routes_value,
 )
 from xdscp.retry import Backoff
 
@@ -340,3 +347,33 @@ async def get_policy(
     """`service`'s stored policy, or None when it has none (the default applies)."""
     kv = await client.get(policy_key(service, policies_prefix).encode())
     return None if kv is None else parse_policy(kv.value)
+
+
+def routes_key(service: str, routes_prefix: str = DEFAULT_ROUTES_PREFIX) -> str:
+    """The etcd key of `service`'s stored routes (the name checked first)."""
+    return f"{routes_prefix}{check_service_name(service)}"
+
+
+async def set_routes(
+    client: EtcdClient, service: str, routes: RouteTable, routes_prefix: str = DEFAULT_ROUTES_PREFIX
+) -> str:
+    """Store `service`'s routes (replacing any); returns the key written."""
+    key = routes_key(service, routes_prefix)
+    await client.put(key.encode(), routes_value(routes))
+    return key
+
+
+async def get_routes(
+    client: EtcdClient, service: str, routes_prefix: str = DEFAULT_ROUTES_PREFIX
+) -> RouteTable | None:
+    """`service`'s stored routes, or None when it has none (one route to itself)."""
+    kv = await client.get(routes_key(service, routes_prefix).encode())
+    return None if kv is None else parse_routes(kv.value)
+
+
+async def delete_routes(
+    client: EtcdClient, service: str, routes_prefix: str = DEFAULT_ROUTES_PREFIX
+) -> str | None:
+    """Delete `service`'s stored routes; the key deleted, or None when there was none."""
+    key = routes_key(service, routes_prefix)
+    return key if await client.delete(key.encode()) else None

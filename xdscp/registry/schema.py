@@ -13,7 +13,9 @@ Key layout (defaults; both prefixes are configurable):
   from `Metadata` when it is an object carrying them, its other string members become metadata
   (the Go resolver carries `Metadata` as any JSON, so these round-trip);
 - balancing policies: `/xdscp/policies/<service>` -> JSON object of `BalancingPolicy` fields,
-  with `hash_on` a list of `"header:x-user"`-style strings.
+  with `hash_on` a list of `"header:x-user"`-style strings;
+- routes: `/xdscp/routes/<service>` -> JSON object `{"routes": [...]}`, the list in the
+  `RouteTable.from_list` form (`xdscp.model.routes`).
 
 Input is bytes until proven otherwise: a key is checked for length (`MAX_KEY_BYTES`), strict
 UTF-8 and control characters before it is split; a value for size (`max_value_bytes`),
@@ -38,6 +40,7 @@ turns that into the bounded label of `xdscp_registry_rejected_total`. The labels
   field missing its type or range;
 - `invalid_field`: another field (`locality`, `metadata`, `hash_key`) malformed;
 - `invalid_policy`: a policy the model rejects (the last good policy is kept);
+- `invalid_routes`: a route table the model rejects (the last good routes are kept);
 - `unresolvable`: a hostname that does not resolve (tried again at every resolve interval);
 - `invalid_load`: a registration's `load` (native) or `Metadata.load` (grpc-go) malformed:
   NaN, infinite, negative or absurd; the endpoint is kept, without its load;
@@ -66,6 +69,7 @@ from xdscp.model import (
     Health,
     Locality,
     ReportedLoad,
+    RouteTable,
     check_int,
     check_service_name,
     format_host_port,
@@ -80,7 +84,7 @@ REJECTION_REASONS = (
     "key_too_long", "invalid_utf8", "bad_key", "oversized", "too_deep", "invalid_json",
     "wrong_type", "invalid_address", "invalid_port", "invalid_weight", "invalid_priority",
     "invalid_health", "invalid_op", "invalid_field", "invalid_policy", "unresolvable",
-    "duplicate", "name_clash", "invalid_load",
+    "duplicate", "name_clash", "invalid_load", "invalid_routes",
 )  # fmt: skip
 """Every label `xdscp_registry_rejected_total{reason}` can carry (documented above)."""
 _REASONS = {
@@ -100,6 +104,7 @@ _REASONS = {
     "Op": "invalid_op",
     "policy": "invalid_policy",
     "load": "invalid_load",
+    "routes": "invalid_routes",
 }
 _GO_SPECIAL = ("weight", "region", "zone", "sub_zone", "priority", "health", "hash_key", "load")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -107,7 +112,7 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 def rejection_reason(error: ValidationError) -> str:
     """The metric label for a rejected entry (a small fixed set)."""
-    return _REASONS.get(error.field.split(".")[0], "invalid_field")
+    return _REASONS.get(error.field.split(".")[0].partition("[")[0], "invalid_field")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,3 +360,20 @@ def parse_policy(raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES) -> BalancingPo
 def policy_value(policy: BalancingPolicy) -> bytes:
     """The JSON value stored for a policy (every field, so `policy show` is explicit)."""
     return json.dumps(policy.to_mapping(), separators=(",", ":"), sort_keys=True).encode()
+
+
+def parse_routes(raw: bytes, *, max_bytes: int = MAX_VALUE_BYTES) -> RouteTable:
+    """Parse a routes value (`{"routes": [...]}`), validated by the model's rules; every
+    error's field starts with `routes`."""
+    data = load_object(raw, max_bytes)
+    unknown = data.keys() - {"routes"}
+    if unknown:
+        raise ValidationError("routes", f"unknown fields {sorted(unknown)}; allowed: routes")
+    if "routes" not in data:
+        raise ValidationError("routes", "the object needs a `routes` list")
+    return RouteTable.from_list(data["routes"])
+
+
+def routes_value(routes: RouteTable) -> bytes:
+    """The JSON value stored for a route table (`parse_routes` reads it back the same)."""
+    return json.dumps({"routes": routes.to_list()}, separators=(",", ":"), sort_keys=True).encode()

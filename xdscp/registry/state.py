@@ -1,7 +1,7 @@
 """The registry's I/O-free core: etcd changes in, services out.
 
 `RegistryState` is fed the changes of each watched prefix (native endpoints, grpc-go targets,
-policies), parses and validates every value, and builds the `ServiceSet` on demand. Only the
+policies, routes), parses and validates every value, and builds the `ServiceSet` on demand. Only the
 services touched since the last build are rebuilt, so one change costs one service, not the
 whole registry. Hostnames are looked up through a callback supplied by the async shell.
 """
@@ -20,6 +20,7 @@ from xdscp.model import (
     BalancingPolicy,
     Endpoint,
     NameClaims,
+    RouteTable,
     Service,
     ServiceUpdate,
     check_service_name,
@@ -34,6 +35,7 @@ from xdscp.registry.schema import (
     parse_native_key,
     parse_native_value,
     parse_policy,
+    parse_routes,
     rejection_reason,
 )
 
@@ -79,6 +81,7 @@ class RegistryState:
         self._key_service: dict[str, str] = {}
         self._revisions: dict[str, int] = {}  # key -> mod revision (orders name clashes)
         self._policies: dict[str, BalancingPolicy] = {}
+        self._routes: dict[str, RouteTable] = {}
         self._rejected: dict[bytes, tuple[str, int]] = {}  # raw key -> (reason, value hash)
         self._built: immutables.Map[str, Service] = immutables.Map()  # shared with publications
         self._dirty: set[str] = {t.service for t in self.layout.grpc_targets}
@@ -201,6 +204,30 @@ class RegistryState:
                 raise ValidationError(exc.field, message) from None
             raise
 
+    def apply_routes(self, events: Iterable[WatchEvent]) -> list[Rejection]:
+        """Apply changes under the routes prefix. A malformed table written over a valid one
+        leaves the last good routes in force (the rejection says so)."""
+
+        def take(event: WatchEvent) -> None:
+            key = decode_key(event.key)
+            service = key.removeprefix(self.layout.routes_prefix)
+            check_service_name(service, "key")
+            if event.kind is WatchEventType.DELETE:
+                if self._routes.pop(service, None) is not None:
+                    self._dirty.add(service)
+                return
+            try:
+                table = parse_routes(event.value, max_bytes=self.layout.max_value_bytes)
+            except ValidationError as exc:
+                if service in self._routes:
+                    message = f"{exc.message}; the last good routes stay in force"
+                    raise ValidationError(exc.field, message) from None
+                raise
+            self._dirty.add(service)
+            self._routes[service] = table
+
+        return self._each(events, take)
+
     def registrations(self) -> list[tuple[str, Registration]]:
         """Every valid registration as `(key, registration)`, sorted by service then key."""
         return sorted(
@@ -322,4 +349,5 @@ class RegistryState:
                 continue
             endpoints[ident] = endpoint
         policy = self._policies.get(service, BalancingPolicy())
-        return Service(service, tuple(endpoints.values()), policy), rejections
+        routes = self._routes.get(service)
+        return Service(service, tuple(endpoints.values()), policy, routes), rejections

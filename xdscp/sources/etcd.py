@@ -124,6 +124,7 @@ class EtcdRegistrySource(SourceStatus):
         watches: list[tuple[str, Callable[[list[WatchEvent]], list[Rejection]]]] = [
             (layout.services_prefix, state.apply_native),
             (layout.policies_prefix, state.apply_policies),
+            (layout.routes_prefix, state.apply_routes),
         ]
         watches.extend(
             (target.prefix, functools.partial(state.apply_grpc_go, target))

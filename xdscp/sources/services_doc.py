@@ -7,11 +7,15 @@
     services:
       web:
         policy: {lb: weighted_round_robin}        # any policy field; optional
+        routes:                                   # optional (`xdscp.model.routes`)
+          - {match: {headers: [{name: x-canary, present: true}]}, cluster: web-v2}
+          - {split: {web: 90, web-v2: 10}}
         endpoints:
           - {address: 10.0.0.1, port: 8080, weight: 3, locality: {zone: a}}
           - {address: 10.0.0.2, port: 8080, priority: 1, health: degraded}
 
-Values are checked by the model's own rules (`Endpoint`, `BalancingPolicy`, `Service`);
+Values are checked by the model's own rules (`Endpoint`, `BalancingPolicy`, `RouteTable`,
+`Service`);
 unknown keys are errors naming the closest known one. Every error is a `ConfigFieldError`:
 `services.yaml:7: services.web.endpoints[1]: unknown field 'wieght', did you mean 'weight'?`.
 `services_document` is the inverse: the mapping that parses back to the same services.
@@ -33,11 +37,12 @@ from xdscp.model import (
     HashOn,
     Health,
     Locality,
+    RouteTable,
     Service,
 )
 from xdscp.sources.located import FieldPath, Located, field_name, parse_yaml
 
-SERVICE_KEYS = ("endpoints", "policy")
+SERVICE_KEYS = ("endpoints", "policy", "routes")
 # `load` is what a registrant reports of itself, refreshed (xdscp register --utilization): a
 # file's endpoint has none, so the key is unknown here
 ENDPOINT_KEYS = tuple(f.name for f in dataclasses.fields(Endpoint) if f.name != "load")
@@ -65,8 +70,9 @@ def services_section(located: Located, path: FieldPath) -> dict[str, Service]:
         count = len(located.sequence(ends))
         endpoints = tuple(endpoint_section(located, (*ends, i)) for i in range(count))
         policy = policy_section(located, (*spec_path, "policy")) if "policy" in spec else None
+        routes = routes_section(located, spec_path) if spec.get("routes") is not None else None
         try:
-            services[name] = Service(name, endpoints, policy or BalancingPolicy())
+            services[name] = Service(name, endpoints, policy or BalancingPolicy(), routes)
         except ValidationError as exc:
             raise located.wrap(spec_path, exc, {"service": ()}) from None
     return services
@@ -96,6 +102,14 @@ def endpoint_section(located: Located, path: FieldPath) -> Endpoint:
         return Endpoint(**values, locality=Locality(**parts), metadata=metadata)
     except ValidationError as exc:
         raise located.wrap(path, exc) from None
+
+
+def routes_section(located: Located, spec_path: FieldPath) -> RouteTable:
+    """The `routes:` list of the service at `spec_path`, located at the bad field's line."""
+    try:
+        return RouteTable.from_list(located.get((*spec_path, "routes")))
+    except ValidationError as exc:
+        raise located.wrap(spec_path, exc) from None
 
 
 def policy_section(located: Located, path: FieldPath) -> BalancingPolicy:
@@ -159,14 +173,17 @@ def endpoint_document(endpoint: Endpoint) -> dict[str, Any]:
     return data
 
 
+def service_document(service: Service) -> dict[str, Any]:
+    """One service's mapping in the `services:` document (routes only when it has some)."""
+    data: dict[str, Any] = {
+        "policy": service.policy.to_mapping(),
+        "endpoints": [endpoint_document(e) for e in service.endpoints],
+    }
+    if service.routes is not None:
+        data["routes"] = service.routes.to_list()
+    return data
+
+
 def services_document(services: Mapping[str, Service]) -> dict[str, Any]:
     """The `services:` document `load_services` reads back as `services`."""
-    return {
-        "services": {
-            name: {
-                "policy": service.policy.to_mapping(),
-                "endpoints": [endpoint_document(e) for e in service.endpoints],
-            }
-            for name, service in services.items()
-        }
-    }
+    return {"services": {name: service_document(service) for name, service in services.items()}}

@@ -28,6 +28,7 @@ from xdscp.model import UINT32_MAX, BalancingPolicy, Endpoint, Health, Service, 
 from xdscp.translate.lb import envoy_policy, sends_weights, set_policies
 from xdscp.translate.options import TranslateOptions
 from xdscp.translate.resilience import envoy_cluster_resilience, envoy_route_action
+from xdscp.translate.routes import envoy_route, fault_filter, served_routes
 
 _HEALTH = {
     Health.HEALTHY: health_check_pb2.HEALTHY,
@@ -141,9 +142,19 @@ def _domains(name: str, options: TranslateOptions) -> list[str]:
     return [d for host in hosts for d in (host, f"{host}:*")]
 
 
-def _virtual_host(
-    name: str, domains: Iterable[str], cluster: str, policy: BalancingPolicy | None
+def _virtual_host(  # noqa: PLR0917 - one call shape for the hosts with and without routes
+    name: str,
+    domains: Iterable[str],
+    cluster: str,
+    policy: BalancingPolicy | None,
+    service: Service | None = None,
+    present: Collection[str] = (),
 ) -> Any:
+    """The virtual host sending to `cluster`; with a `service` that has routes, its routes
+    (targets cut to the `present` services, `translate/routes.py`)."""
+    if service is not None and service.routes is not None:
+        routes = [envoy_route(r, service) for r in served_routes(service, present)]
+        return route_components_pb2.VirtualHost(name=name, domains=list(domains), routes=routes)
     route = route_components_pb2.Route(route=route_components_pb2.RouteAction(cluster=cluster))
     route.match.prefix = "/"
     if policy is not None:
@@ -155,20 +166,38 @@ def route_configuration(
     service_names: Sequence[str],
     options: TranslateOptions | None = None,
     policies: Mapping[str, BalancingPolicy] | None = None,
+    services: Mapping[str, Service] | None = None,
 ) -> Any:
     """One virtual host per service (Host `NAME` or `NAME:port`), with the service's retries
-    and timeout from `policies`; never a route to an unknown cluster: `service_names` must be
-    the clusters the same snapshot carries."""
+    and timeout from `policies` (its routes, when `services` has them); never a route to an
+    unknown cluster: `service_names` must be the clusters the same snapshot carries."""
     options = options or _DEFAULT
     policies = policies or {}
+    services = services or {}
     config = route_pb2.RouteConfiguration(name=options.route_name)
     config.virtual_hosts.extend(
-        _virtual_host(name, _domains(name, options), name, policies.get(name))
+        _virtual_host(
+            name,
+            _domains(name, options),
+            name,
+            policies.get(name),
+            services.get(name),
+            service_names,
+        )
         for name in sorted(service_names)
     )
     default = options.default_service
     if default is not None and default in service_names:
-        config.virtual_hosts.append(_virtual_host("default", ["*"], default, policies.get(default)))
+        config.virtual_hosts.append(
+            _virtual_host(
+                "default",
+                ["*"],
+                default,
+                policies.get(default),
+                services.get(default),
+                service_names,
+            )
+        )
     return config
 
 
@@ -177,10 +206,14 @@ _RC_NAME, _RC_VIRTUAL_HOSTS = 1, 2  # RouteConfiguration field numbers
 
 
 def virtual_host_bytes(
-    name: str, options: TranslateOptions | None = None, policy: BalancingPolicy | None = None
+    name: str,
+    options: TranslateOptions | None = None,
+    policy: BalancingPolicy | None = None,
+    service: Service | None = None,
+    present: Collection[str] = (),
 ) -> bytes:
     """One service's serialized virtual host (cached per service by the translator)."""
-    host = _virtual_host(name, _domains(name, options or _DEFAULT), name, policy)
+    host = _virtual_host(name, _domains(name, options or _DEFAULT), name, policy, service, present)
     return bytes(host.SerializeToString(deterministic=True))
 
 
@@ -189,29 +222,37 @@ def route_configuration_any(
     service_names: Collection[str],
     options: TranslateOptions | None = None,
     default_policy: BalancingPolicy | None = None,
+    default_service: Service | None = None,
 ) -> bytes:
     """`route_configuration(...)` packed in an `Any`, assembled from serialized virtual
     hosts (in service-name order), byte for byte what packing the message would give: a
     change to the set of services costs a join of cached bytes, not a new 10,000-host
-    message. `default_policy` is the default service's (its retries and timeout)."""
+    message. `default_policy` is the default service's (its retries and timeout), and
+    `default_service` the service itself (its routes)."""
     options = options or _DEFAULT
     parts = [field(_RC_NAME, options.route_name.encode())]
     parts.extend(field(_RC_VIRTUAL_HOSTS, host) for host in hosts)
     default = options.default_service
     if default is not None and default in service_names:
-        fallback = _virtual_host("default", ["*"], default, default_policy)
+        fallback = _virtual_host(
+            "default", ["*"], default, default_policy, default_service, service_names
+        )
         parts.append(field(_RC_VIRTUAL_HOSTS, fallback.SerializeToString(deterministic=True)))
     return any_bytes(ROUTE_CONFIGURATION_TYPE, b"".join(parts))
 
 
 def http_listener(options: TranslateOptions | None = None) -> Any:
-    """The one HTTP listener Envoy proxies through, its routes fetched by RDS over ADS."""
+    """The one HTTP listener Envoy proxies through, its routes fetched by RDS over ADS; the
+    fault filter, then the router."""
     options = options or _DEFAULT
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix="xdscp", codec_type=hcm_pb2.HttpConnectionManager.AUTO
     )
     manager.rds.route_config_name = options.route_name
     manager.rds.config_source.CopyFrom(ads_config_source())
+    # Always there (an empty config is a no-op): a route's fault never changes the listener,
+    # which would drain every connection.
+    manager.http_filters.append(fault_filter(optional=False))
     router = manager.http_filters.add(name="envoy.filters.http.router")
     router.typed_config.Pack(router_pb2.Router(), deterministic=True)
     chain = listener_components_pb2.FilterChain()

@@ -43,6 +43,7 @@ both ACK every policy, and each takes the first entry it supports.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from fractions import Fraction
 from itertools import groupby
@@ -71,6 +72,7 @@ from xdscp.translate.resilience import (
     grpc_route_action,
     resilience_notes,
 )
+from xdscp.translate.routes import fault_filter, grpc_route, served_routes
 
 GRPC_RING_CAP = 4096
 CHANNEL_ID = "io.grpc.channel_id"
@@ -297,22 +299,30 @@ def route_hash_policies_for(service: Service) -> list[Any]:
     return headers
 
 
-def grpc_route_configuration(service: Service) -> Any:
-    """One virtual host for any authority, routing every method to the service's cluster."""
-    action = route_components_pb2.RouteAction(cluster=service.name)
-    action.hash_policy.extend(route_hash_policies_for(service))
-    grpc_route_action(action, service.policy)
-    route = route_components_pb2.Route(route=action)
-    route.match.prefix = ""
-    host = route_components_pb2.VirtualHost(name=service.name, domains=["*"], routes=[route])
+def grpc_route_configuration(service: Service, present: Collection[str] = ()) -> Any:
+    """One virtual host for any authority: the service's routes (targets cut to the
+    `present` services), else every method to the service's cluster."""
+    if service.routes is not None:
+        hashing = route_hash_policies_for(service)
+        routes = [grpc_route(r, service, hashing) for r in served_routes(service, present)]
+    else:
+        action = route_components_pb2.RouteAction(cluster=service.name)
+        action.hash_policy.extend(route_hash_policies_for(service))
+        grpc_route_action(action, service.policy)
+        routes = [route_components_pb2.Route(route=action)]
+        routes[0].match.prefix = ""
+    host = route_components_pb2.VirtualHost(name=service.name, domains=["*"], routes=routes)
     return route_pb2.RouteConfiguration(name=service.name, virtual_hosts=[host])
 
 
 def grpc_listener(service: Service) -> Any:
-    """The Listener named as the target, with an api_listener (HCM, router, RDS over ADS)."""
+    """The Listener named as the target, with an api_listener (HCM, router, RDS over ADS);
+    the fault filter (optional) before the router when the service's routes inject faults."""
     manager = hcm_pb2.HttpConnectionManager(stat_prefix=service.name)
     manager.rds.route_config_name = service.name
     manager.rds.config_source.CopyFrom(ads_config_source())
+    if service.routes is not None and service.routes.uses_faults:
+        manager.http_filters.append(fault_filter(optional=True))
     router = manager.http_filters.add(name="envoy.filters.http.router")
     router.typed_config.Pack(router_pb2.Router(), deterministic=True)
     listener = listener_pb2.Listener(name=service.name)

@@ -6,9 +6,10 @@ service it keeps the serialized resources of its last translation, so an unchang
 costs nothing (or one identity check) and its `Resource` objects (and their bytes) are
 shared by every snapshot and every stream; each snapshot is derived from the previous one
 (`Snapshot.updated`). A service whose translation fails keeps its last good resources, and
-the failure is reported; other services are unaffected. What differs per kind (which
-resources a service gets, notes on its policy, resources shared by every service) is the
-subclass's.
+the failure is reported; other services are unaffected. A service whose routes name another
+is translated again when that one comes or goes (its routes name only served services).
+What differs per kind (which resources a service gets, notes on its policy, resources shared
+by every service) is the subclass's.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from google.protobuf import any_pb2
 
 from xdscp.cache import Resource, Snapshot, TypeUrl
 from xdscp.errors import TranslationError
-from xdscp.model import BalancingPolicy, ClientKind, Service, ServiceSet
+from xdscp.model import BalancingPolicy, ClientKind, RouteTable, Service, ServiceSet
 from xdscp.translate.options import TranslateOptions
 
 log = structlog.get_logger(__name__)
 
 ServiceResources = tuple[Resource, ...]
+PolicyKey = tuple[BalancingPolicy, RouteTable | None, frozenset[str]]
+"""What a service's policy part depends on: its policy, routes and which route targets are
+served."""
 
 
 def pack(type_url: TypeUrl, name: str, message: Any) -> Resource:
@@ -83,7 +87,8 @@ class IncrementalTranslator:
         self._built: dict[str, tuple[Service, ServiceResources]] = {}  # last good, per name
         self._rejected: dict[str, Rejection] = {}
         self._snapshot: Snapshot | None = None
-        self._policy_parts: dict[str, tuple[BalancingPolicy, ServiceResources]] = {}
+        self._policy_parts: dict[str, tuple[PolicyKey, ServiceResources]] = {}
+        self._routed: dict[str, frozenset[str]] = {}  # service → the services its routes name
         # service → how this client kind will behave differently from the policy's name
         self.notes: dict[str, tuple[str, ...]] = {}
 
@@ -109,22 +114,36 @@ class IncrementalTranslator:
         del name
         return False
 
+    def present_targets(self, service: Service) -> frozenset[str]:
+        """The services `service`'s routes name that are in the current input."""
+        if service.routes is None:
+            return frozenset()
+        return frozenset(t for t in service.routes.targets if t in self._input)
+
+    def policy_key(self, service: Service) -> PolicyKey:
+        """What the service's policy part (and its route) depends on."""
+        return (service.policy, service.routes, self.present_targets(service))
+
     def _build(self, service: Service) -> ServiceResources:
-        """The service's resources; the policy part is reused while the policy is unchanged
-        (an endpoint change re-translates only the endpoint part)."""
+        """The service's resources; the policy part is reused while the policy (and routes)
+        are unchanged (an endpoint change re-translates only the endpoint part)."""
         known = self._policy_parts.get(service.name)
-        if known is not None and known[0] == service.policy:
+        key = self.policy_key(service)
+        if known is not None and known[0] == key:
             policy_part, fresh = known[1], False
         else:
             policy_part, fresh = self._policy_part(service), True
-            self._policy_parts[service.name] = (service.policy, policy_part)
+            self._policy_parts[service.name] = (key, policy_part)
         self._built_service(service, fresh)
         return policy_part + self._endpoint_part(service)
 
-    def _apply(self, name: str, service: Service) -> tuple[ServiceResources, Rejection | None]:
-        """Translate one changed service; on failure keep its last good resources."""
+    def _apply(
+        self, name: str, service: Service, *, force: bool = False
+    ) -> tuple[ServiceResources, Rejection | None]:
+        """Translate one changed service (with `force`, even an unchanged one: a service its
+        routes name came or went); on failure keep its last good resources."""
         known = self._built.get(name)
-        if known is not None and known[0] == service:
+        if known is not None and known[0] == service and not force:
             self._rejected.pop(name, None)
             return known[1], None
         try:
@@ -136,6 +155,10 @@ class IncrementalTranslator:
             return (known[1] if known is not None else ()), rejection
         self._rejected.pop(name, None)
         self._built[name] = (service, built)
+        if service.routes is not None:
+            self._routed[name] = service.routes.targets
+        else:
+            self._routed.pop(name, None)
         return built, None
 
     def _diff(
@@ -164,6 +187,7 @@ class IncrementalTranslator:
         self._rejected.pop(name, None)
         gone = self._built.pop(name, None)
         self._policy_parts.pop(name, None)
+        self._routed.pop(name, None)
         self.notes.pop(name, None)
         for resource in gone[1] if gone is not None else ():
             removals.setdefault(resource.type_url, []).append(resource.name)
@@ -180,6 +204,14 @@ class IncrementalTranslator:
         good resources; a service never translated is left out).
         """
         changed_list, removed = self._diff(services, changed)
+        came_or_went = {*removed, *(n for n in changed_list if n not in self._built)}
+        dependents = sorted(
+            name
+            for name, targets in self._routed.items()
+            if targets & came_or_went and name not in removed and name in services
+        )
+        forced = set(dependents) - set(changed_list)
+        changed_list = sorted({*changed_list, *dependents})
         upserts: list[Resource] = []
         removals: dict[TypeUrl, list[str]] = {}
         rejected: list[Rejection] = []
@@ -188,7 +220,7 @@ class IncrementalTranslator:
             names_changed |= self._remove(name, removals)
         for name in changed_list:
             known = name in self._built
-            built, rejection = self._apply(name, services[name])
+            built, rejection = self._apply(name, services[name], force=name in forced)
             names_changed |= known != (name in self._built) or self._shared_changed(name)
             upserts.extend(built)
             if rejection is not None:

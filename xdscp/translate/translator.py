@@ -11,7 +11,7 @@ the one for a kind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 
@@ -39,15 +39,33 @@ from xdscp.translate.incremental import (
     pack,
 )
 from xdscp.translate.options import TranslateOptions
+from xdscp.translate.routes import route_notes
 
 log = structlog.get_logger(__name__)
 
 RouteKey = tuple[object, ...]
 
 
-def route_key(service: Service) -> RouteKey:
-    """What a service's Envoy virtual host depends on besides its name: retries, timeout."""
-    return (service.policy.retries, service.policy.timeout)
+def route_key(service: Service, present: frozenset[str] = frozenset()) -> RouteKey:
+    """What a service's Envoy virtual host depends on besides its name: retries, timeout,
+    its routes and which of their targets are served (`present`)."""
+    return (service.policy.retries, service.policy.timeout, service.routes, present)
+
+
+def _note_routes(
+    notes: dict[str, tuple[str, ...]], service: Service, present: Any, before: tuple[str, ...]
+) -> None:
+    """Add (or clear) the service's route notes, logging each one not in `before` (the
+    service's notes before this translation)."""
+    found = tuple(route_notes(service, present))
+    for note in found:
+        if note not in before:
+            log.warning("route_target_missing", service=service.name, note=note)
+    rest = tuple(n for n in notes.get(service.name, ()) if not n.startswith("routes: "))
+    if rest or found:
+        notes[service.name] = rest + found
+    else:
+        notes.pop(service.name, None)
 
 
 def envoy_policy_resources(service: Service, options: TranslateOptions) -> ServiceResources:
@@ -89,22 +107,25 @@ class EnvoyTranslator(IncrementalTranslator):
         del policy_changed  # the endpoints count too
         od = service.policy.outlier_detection
         note = od.ejection_note(len(service.endpoints)) if od is not None else None
-        known = self.notes.get(service.name)
+        before = self.notes.get(service.name, ())
         if note is None:
             self.notes.pop(service.name, None)
-        elif known != (note,):
+        else:
+            if note not in before:
+                log.warning(
+                    "outlier_ejection_impossible",
+                    service=service.name, endpoints=len(service.endpoints), note=note,
+                )  # fmt: skip
             self.notes[service.name] = (note,)
-            log.warning(
-                "outlier_ejection_impossible",
-                service=service.name, endpoints=len(service.endpoints), note=note,
-            )  # fmt: skip
+        _note_routes(self.notes, service, self._input, before)
 
     def _shared_changed(self, name: str) -> bool:
         """True when the built service's virtual host no longer matches the cached one."""
         if name not in self._built:
             return False
         known = self._hosts.get(name)
-        return known is not None and known[0] != route_key(self._built[name][0])
+        service = self._built[name][0]
+        return known is not None and known[0] != route_key(service, self.present_targets(service))
 
     def _shared(self, names_changed: bool) -> ServiceResources:
         """The route table names every cluster: rebuilt only when the set of names (or a
@@ -127,18 +148,17 @@ class EnvoyTranslator(IncrementalTranslator):
         for name in names:
             service = self._built[name][0]
             known = self._hosts.get(name)
-            if known is None or known[0] != route_key(service):
-                policy = service.policy
-                known = self._hosts[name] = (
-                    route_key(service),
-                    virtual_host_bytes(name, self.options, policy),
-                )
+            key = route_key(service, self.present_targets(service))
+            if known is None or known[0] != key:
+                host = virtual_host_bytes(name, self.options, service.policy, service, self._input)
+                known = self._hosts[name] = (key, host)
             hosts.append(known[1])
         for gone in self._hosts.keys() - set(names):
             del self._hosts[gone]
         default = self._built.get(self.options.default_service or "")
-        default_policy = default[0].policy if default is not None else None
-        table = route_configuration_any(hosts, names, self.options, default_policy)
+        default_service = default[0] if default is not None else None
+        default_policy = default_service.policy if default_service is not None else None
+        table = route_configuration_any(hosts, names, self.options, default_policy, default_service)
         return self._listener, Resource(TypeUrl.ROUTE, self.options.route_name, table)
 
 
@@ -158,7 +178,7 @@ class GrpcTranslator(IncrementalTranslator):
         return (
             pack(TypeUrl.CLUSTER, service.name, cluster),
             pack(TypeUrl.LISTENER, service.name, grpc_listener(service)),
-            pack(TypeUrl.ROUTE, service.name, grpc_route_configuration(service)),
+            pack(TypeUrl.ROUTE, service.name, grpc_route_configuration(service, self._input)),
         )
 
     def _endpoint_part(self, service: Service) -> ServiceResources:
@@ -178,6 +198,7 @@ class GrpcTranslator(IncrementalTranslator):
             self.notes[service.name] = notes
         else:
             self.notes.pop(service.name, None)
+        _note_routes(self.notes, service, self._input, known)
 
 
 _KINDS: dict[ClientKind, type[IncrementalTranslator]] = {

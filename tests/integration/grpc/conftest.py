@@ -45,16 +45,22 @@ async def grpc_client(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[ClientStarter]:
     """Start a grpcio ("python") or grpc-go ("go") client process for `xds:///web`; with
-    `trace=True` its stderr, with the policy it builds, is kept (`GrpcClient.log()`)."""
+    `trace=True` its stderr, with the policy it builds, is kept (`GrpcClient.log()`); with
+    `ready=False` its first call may fail (it is started once that call ended)."""
     clients = ClientProcesses(lambda: _go_binary(request))
 
     async def start(
-        kind: str = "python", node_id: str = "", service: str = SERVICE, *, trace: bool = False
+        kind: str = "python",
+        node_id: str = "",
+        service: str = SERVICE,
+        *,
+        trace: bool = False,
+        ready: bool = True,
     ) -> GrpcClient:
         node_id = node_id or f"{kind}-{len(clients.started)}"
         bootstrap = grpc_bootstrap(node_id, (XdsServer("127.0.0.1", plane.plane.xds_port),))
         stderr = tmp_path / f"{node_id}.stderr" if trace else None
-        return await clients.start(kind, bootstrap, service=service, stderr=stderr)
+        return await clients.start(kind, bootstrap, service=service, stderr=stderr, answered=ready)
 
     try:
         yield start
