@@ -91,9 +91,9 @@ def _pure(block: Block) -> bool:
 
 
 def _needs_etcd(block: Block) -> bool:
-    """docs/ blocks of registry and policy commands: run beside an etcd of their own."""
+    """docs/ blocks of registry, policy and route commands: run beside an etcd of their own."""
     return block.path.parent.name == "docs" and block.text.startswith(
-        ("xdscp register", "xdscp policy set")
+        ("xdscp register", "xdscp policy set", "xdscp route set")
     )
 
 
@@ -232,7 +232,8 @@ def test_pure_blocks_run_as_written(isolated: Path) -> None:
 
 
 def test_etcd_blocks_run_as_written(isolated: Path) -> None:
-    """docs/ blocks of `register` / `policy set` commands, each beside an etcd of its own."""
+    """docs/ blocks of `register` / `policy set` / `route set` commands, each beside an etcd
+    of its own."""
     blocks = [b for b in sh_blocks() if _executed(b) == f"{HERE}::test_etcd_blocks_run_as_written"]
     assert blocks
     for block in blocks:
