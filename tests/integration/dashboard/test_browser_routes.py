@@ -61,6 +61,17 @@ async def _targets(page: Any, index: int) -> str | None:
     return None if cell is None else await cell.get_attribute("data-route-targets")
 
 
+async def _asked(page: Any, path: str, headers: str) -> tuple[str, str]:
+    """Ask the card's route box: the row it marks and its answer."""
+    answer = await page.query_selector(f"{CARD} [data-route-answer]")
+    await answer.evaluate("(node) => { node.textContent = ''; }")
+    await page.fill(f"{CARD} [data-route-path]", path)
+    await page.fill(f"{CARD} [data-route-headers]", headers)
+    await page.click(f"{CARD} .route-lookup button")
+    await page.wait_for_function("(node) => node.textContent !== ''", arg=answer)
+    return await answer.get_attribute("data-taken") or "", await answer.inner_text()
+
+
 async def test_routes_shown_and_followed_live(
     etcd_server: EtcdServer, serve: Serve, browser: Any
 ) -> None:
@@ -88,6 +99,19 @@ async def test_routes_shown_and_followed_live(
         assert await page.query_selector('[data-service="web-v2"] table.routes') is None
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+        taken, text = await _asked(page, "/FLAKY/x", "")  # prefix matches are case-sensitive
+        assert (taken, text) == ("3", "→ #3: web 90.0 %, web-v2 10.0 % · 10.0.0.1:80 90.0 %,"
+                                      " 10.0.1.1:80 10.0 %")  # fmt: skip
+        assert await _asked(page, "/flaky/x", "") == (
+            "2",
+            "→ #2: web 100.0 % · 10.0.0.1:80 100.0 %",
+        )
+        taken_rows = await page.query_selector_all(f"{CARD} tr.taken")
+        assert [await row.get_attribute("data-route") for row in taken_rows] == ["2"]
+        assert await _asked(page, "/any", "X-Canary:1, x-other:2") == (
+            "0", "→ #0: web-v2 100.0 % · 10.0.1.1:80 100.0 %"
+        )  # fmt: skip
 
         await _register(client, "absent", "10.0.2.1")  # the target registers: served
         await page.wait_for_function(

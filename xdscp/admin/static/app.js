@@ -207,7 +207,40 @@ function routesTable(service) {
   });
   const head = el("tr", {}, ...["#", "match", "→ targets", "timeout", "fault"].map((name) => el("th", {text: name})));
   return el("div", {class: "routes"}, el("h4", {text: "routes (first match wins)"}),
-    el("table", {class: "routes"}, el("thead", {}, head), body));
+    el("table", {class: "routes"}, el("thead", {}, head), body), routeForm(service, body));
+}
+
+// "Which route does a request take?": /api/predict with the path and headers; the row of
+// the route taken is marked and the answer gives its clusters' and endpoints' shares.
+function routeForm(service, body) {
+  const path = el("input", {placeholder: "path /", "aria-label": "path", "data-route-path": ""});
+  const headers = el("input", {placeholder: "header name:value, …", "aria-label": "headers",
+    "data-route-headers": ""});
+  const answer = el("div", {class: "answer", "data-route-answer": ""});
+  const form = el("form", {}, path, headers, el("button", {type: "submit", text: "which route?"}));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = [["path", path.value || "/"], ...headers.value.split(",").map((h) => h.trim())
+      .filter(Boolean).map((h) => ["header", h])];
+    predict(service.name, params).then((result) => {
+      const r = result.route;
+      const rows = [...body.querySelectorAll("tr")].filter((row) => !row.classList.contains("unserved"));
+      for (const row of body.querySelectorAll("tr")) row.classList.remove("taken");
+      if (r.index === null) {
+        answer.dataset.taken = "";
+        answer.textContent = "no route matches (Envoy answers 404, gRPC clients UNAVAILABLE)";
+        return;
+      }
+      const row = rows[r.index];
+      row.classList.add("taken");
+      answer.dataset.taken = row.dataset.route;
+      const clusters = r.clusters.map((c) => `${c.cluster} ${pct(c.share)}`).join(", ");
+      const endpoints = r.clusters.flatMap((c) => c.endpoints.map((e) => `${e.endpoint} ${pct(e.route_share)}`));
+      answer.textContent = `→ #${row.dataset.route}: ${clusters} · ${endpoints.join(", ")}`;
+      answer.className = "answer";
+    }).catch((err) => { answer.textContent = err.message; answer.className = "answer error"; });
+  });
+  return el("div", {class: "lookup route-lookup"}, form, answer);
 }
 
 // The service without its measured load: what the predicted split depends on.
@@ -240,7 +273,11 @@ function renderService(service) {
   const open = entry.card.querySelector("details.policy-detail")?.open;
   const details = policyDetails(policy);
   details.open = Boolean(open);
-  entry.card.replaceChildren(title, details, ...(service.routes ? [routesTable(service)] : []),
+  const routesJson = JSON.stringify(service.routes);
+  const keepRoutes = entry.routesJson === routesJson && entry.card.querySelector("div.routes");
+  const routes = service.routes ? [keepRoutes || routesTable(service)] : [];
+  entry.routesJson = routesJson;
+  entry.card.replaceChildren(title, details, ...routes,
     el("div", {class: "columns"},
     endpointsTable(service), el("div", {}, split, lookup)));
   entry.json = json;
