@@ -374,6 +374,8 @@ def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> 
         "route_policies": route_hash_policies(service, client),
     }  # fmt: skip
     if service.routes is not None or params["path"] is not None or params["headers"]:
+        if params["hot_key"] is not None:
+            raise ValidationError("hot-key", "is for a service without routes (give its cluster)")
         request = parse_request(params["path"], params["headers"])
         prediction = simulate_routes(
             service, document.get("_services") or {}, path=request[0], headers=request[1],

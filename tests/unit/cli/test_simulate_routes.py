@@ -73,6 +73,16 @@ def test_header_and_path_pick_their_route(tmp_path: Path) -> None:
     assert _row(out, "web-v2", "1")[2] == "100.0"
 
 
+def test_hot_key_with_routes_is_refused(tmp_path: Path) -> None:
+    """--hot-key is for one cluster: with routes it is an error, not silently ignored."""
+    file = tmp_path / "services.yaml"
+    file.write_text(SERVICES)
+    args = ["simulate", "--file", str(file), "--service", "web", "--hot-key", "k"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "hot-key: is for a service without routes" in result.output
+
+
 def test_bad_request_is_refused() -> None:
     """A path must start with '/', a header be NAME=VALUE; header names fold to lower case."""
     assert parse_request(None, ("X-A=b=c",)) == ("/", {"x-a": "b=c"})
