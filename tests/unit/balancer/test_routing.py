@@ -9,14 +9,17 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.harness.routes import route_lists
 from xdscp.balancer.routing import (
     cluster_shares,
     first_match,
     header_matches,
     path_matches,
+    route_matches,
     route_split,
 )
-from xdscp.model import HeaderKind, HeaderMatch, PathKind, Route, RouteMatch, RouteTable
+from xdscp.model import HeaderKind, HeaderMatch, PathKind, Route, RouteMatch, RouteTable, Service
+from xdscp.translate.routes import served_routes
 
 _CHARS = st.sampled_from("abcAB/-.?#019")
 _TEXT = st.text(_CHARS, max_size=8)
@@ -194,3 +197,24 @@ def test_endpoint_shares_sum_to_one(weights: dict[str, int], inner: dict[str, in
     assert math.isclose(sum(s for per in found.endpoints.values() for s in per.values()), 1.0)
     for name, share in found.clusters.items():
         assert math.isclose(sum(found.endpoints[name].values()), share)
+
+
+@given(
+    route_lists(),
+    st.sampled_from(["/", "/api/v2/x", "/items/abc", "/echo.Echo/Slow", "/x?canary=1"]),
+    st.dictionaries(st.sampled_from(["x-canary", "x-user", "x-n"]), _TEXT, max_size=2),
+    st.booleans(),
+)
+def test_a_served_table_routes_every_request(
+    routes: list[object], path: str, headers: dict[str, str], present: bool
+) -> None:
+    """Served (the default route added), every request takes a route: the first whose match
+    it meets, and a split's shares add up to 1 (web-v2 served or not)."""
+    service = Service("web", routes=RouteTable.from_list(routes))
+    served = served_routes(service, {"web", "web-v2"} if present else {"web"})
+    index = first_match(served, path, headers)
+    assert index is not None
+    assert not any(route_matches(r.match, path, headers) for r in served[:index])
+    assert route_matches(served[index].match, path, headers)
+    assert math.isclose(sum(cluster_shares(served[index]).values()), 1.0)
+    assert present or "web-v2" not in cluster_shares(served[index])
