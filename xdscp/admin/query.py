@@ -3,7 +3,8 @@
     service=NAME            required: a service the plane serves
     client=envoy|grpc       whose balancer predicts [envoy]
     requests=N              synthetic requests for the split, 1..100000 [10000]
-    header=NAME:VALUE       a request header (repeat), for hash policies
+    path=PATH               the request's path, for the service's routes [/]
+    header=NAME:VALUE       a request header (repeat), for hash policies and routes
     cookie=NAME:VALUE       a request cookie (repeat)
     query=NAME:VALUE        a query parameter (repeat)
     ip=ADDRESS              the request's source IP
@@ -14,6 +15,7 @@ Every problem is a `ValidationError` naming the parameter, which the server answ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +25,8 @@ from xdscp.model import ClientKind, check_ip, check_service_name
 DEFAULT_REQUESTS = 10_000
 MAX_REQUESTS = 100_000
 PAIRS = ("header", "cookie", "query")
-KNOWN = frozenset({"service", "client", "requests", "ip", *PAIRS})
+KNOWN = frozenset({"service", "client", "requests", "ip", "path", *PAIRS})
+_PATH = re.compile(r"/[\x20-\x7e]{0,4095}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class PredictQuery:
     cookies: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
     source_ip: str | None = None
+    path: str | None = None
 
     @property
     def has_request(self) -> bool:
@@ -94,7 +98,16 @@ def parse_predict_query(params: Mapping[str, Sequence[str]]) -> PredictQuery:
         cookies=_pairs(params, "cookie"),
         query=_pairs(params, "query"),
         source_ip=None if not ip else check_ip("ip", ip),
+        path=_path(_one(params, "path")),
     )
+
+
+def _path(text: str | None) -> str | None:
+    if text is not None and not _PATH.fullmatch(text):
+        raise ValidationError(
+            "path", f"must be printable ASCII starting with '/', got {text[:80]!r}"
+        )
+    return text
 
 
 def _client(value: str) -> ClientKind:

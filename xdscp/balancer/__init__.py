@@ -10,7 +10,8 @@ hosts outlier detection ejected (unhealthy to Envoy, panic when too few are left
 gRPC) and each host's seconds since it joined, for the cluster's slow start (Envoy's ramp,
 `slow_start.py`). A ring hash / Maglev cluster's `hash_balance_factor` bounds each host's
 active requests (Envoy's bounded-load probe, `bounded.py`). `expected_shares` computes the
-long-run share of each host from a balancer's state.
+long-run share of each host from a balancer's state. `route_split` (`routing.py`) predicts
+which of a service's routes a request takes, its split over clusters and each endpoint's share.
 
 Not reproduced (the pick ignores them): zone-aware routing (it needs the proxy's local
 cluster), retry host predicates, ORCA load reports (client-side weighted round robin runs
@@ -23,6 +24,7 @@ from xdscp.balancer.base import Balancer
 from xdscp.balancer.build import build_balancer
 from xdscp.balancer.hosts import Host
 from xdscp.balancer.policy import Kind, LbSettings
+from xdscp.balancer.routing import RouteSplit, cluster_shares, first_match, route_split
 from xdscp.balancer.shares import expected_shares
 from xdscp.balancer.simulation import (
     Conditions,
@@ -48,11 +50,15 @@ __all__ = [
     "LbSettings",
     "RequestRoute",
     "Resources",
+    "RouteSplit",
     "SimulationResult",
     "build_balancer",
+    "cluster_shares",
     "expected_shares",
+    "first_match",
     "remap_fractions",
     "route_request",
+    "route_split",
     "sequential_picks",
     "simulate",
     "simulate_hot_key",

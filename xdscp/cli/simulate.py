@@ -28,12 +28,14 @@ from xdscp.balancer import (
     simulate_hot_key,
 )
 from xdscp.balancer.capacity import converged_service
+from xdscp.balancer.route_simulation import simulate_routes
 from xdscp.cli.simulate_orca import (
     NO_CAPACITY,
     capacities,
     convergence_note,
     parse_capacity,
 )
+from xdscp.cli.simulate_routes import parse_request, print_routes
 from xdscp.errors import BalancerError, ConfigError, ValidationError
 from xdscp.model import (
     BalancingPolicy,
@@ -104,7 +106,8 @@ def load_file(path: Path, service: str | None = None) -> dict[str, Any]:
     for index in range(len(document["hash_on"])):
         _located(located, ("hash_on", index), lambda text: HashOn.parse(str(text)))
     if "services" in data:
-        document["_service"] = _pick(services_section(located, ("services",)), service)
+        document["_services"] = services_section(located, ("services",))
+        document["_service"] = _pick(document["_services"], service)
     if isinstance(data.get("policy"), dict):
         document["policy"] = policy_section(located, ("policy",))
     elif data.get("policy") is not None:
@@ -192,7 +195,8 @@ def build_service(
     )  # fmt: skip
     if not items:
         raise ValidationError("endpoint", "give at least one --endpoint (or endpoints: in --file)")
-    return Service(given.name if given else "simulated", tuple(items), _policy(spec, hash_on))
+    name = given.name if given else "simulated"
+    return Service(name, tuple(items), _policy(spec, hash_on), given.routes if given else None)
 
 
 def render(result: SimulationResult, title: str) -> Table:
@@ -303,7 +307,8 @@ def render_hot_key(result: HotKeyResult, title: str) -> Table:
     "file_",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="YAML: policy, hash_on, endpoints, requests, client, seed, added; or a services file.",
+    help="YAML: policy, hash_on, endpoints, requests, client, seed, added; or a services file"
+    " (with routes: --path and --header pick the route).",
 )
 @click.option("--service", "service_name", default=None, help="The service of a services file.")
 @click.option("--seed", type=int, default=None, help="Seed for a reproducible run.")
@@ -323,6 +328,11 @@ def render_hot_key(result: HotKeyResult, title: str) -> Table:
     "--capacity", "capacity", multiple=True, metavar="IP:PORT=RPS",
     help="client_side_weighted_round_robin: the requests/s an endpoint serves at full"
     " utilization (repeat): the shares the clients converge to, and when.",
+)  # fmt: skip
+@click.option("--path", default=None, help="The request's path, for the service's routes [/].")
+@click.option(
+    "--header", "headers", multiple=True, metavar="NAME=VALUE",
+    help="A request header, for the service's routes (repeat).",
 )  # fmt: skip
 @click.option("--hot-key", default=None, help="Send every request with this hash key.")
 @click.option(
@@ -363,6 +373,16 @@ def _run(document: dict[str, Any], params: dict[str, Any], console: Console) -> 
         "client": client, "seed": seed, "conditions": conditions,
         "route_policies": route_hash_policies(service, client),
     }  # fmt: skip
+    if service.routes is not None or params["path"] is not None or params["headers"]:
+        if params["hot_key"] is not None:
+            raise ValidationError("hot-key", "is for a service without routes (give its cluster)")
+        request = parse_request(params["path"], params["headers"])
+        prediction = simulate_routes(
+            service, document.get("_services") or {}, path=request[0], headers=request[1],
+            requests=count, client=client, seed=seed, conditions=conditions,
+        )  # fmt: skip
+        print_routes(prediction, console, request)
+        return
     if params["hot_key"] is not None:
         hot = simulate_hot_key(
             service, resources, key=params["hot_key"], concurrency=params["concurrency"],

@@ -25,11 +25,13 @@ from xdscp.admin import PredictQuery
 from xdscp.admin.encode import plain
 from xdscp.admin.query import DEFAULT_REQUESTS
 from xdscp.balancer import Balancer, SimulationResult, build_balancer, route_request, simulate
+from xdscp.balancer.route_simulation import simulate_routes
 from xdscp.cache import SnapshotCache
 from xdscp.health import HealthStage
 from xdscp.model import ClientKind, Endpoint, Service
 from xdscp.plane.load import PlaneLoad
 from xdscp.plane.pipeline import Pipeline
+from xdscp.plane.routes_view import prediction_json, routes_view
 from xdscp.plane.shared_load import SharedLoad
 from xdscp.plane.shared_weights import SharedWeights
 from xdscp.plane.source_health import SourceMonitor
@@ -205,8 +207,12 @@ class Predictor:
             self._remember(self._balancers, key, lb)
         return lb
 
-    def predict(self, service: Service, query: PredictQuery) -> dict[str, Any]:
-        """The split, and where the query's request goes when it describes one."""
+    def predict(
+        self, service: Service, query: PredictQuery, services: Mapping[str, Service] | None = None
+    ) -> dict[str, Any]:
+        """The split, and where the query's request goes when it describes one; for a
+        service with routes (or a query with a path), the route the request takes among
+        those served beside `services` and its split (`route`)."""
         answer: dict[str, Any] = {
             "service": service.name,
             "client": query.client,
@@ -216,6 +222,13 @@ class Predictor:
         }
         if query.has_request:
             answer["request"] = self.request(service, query)
+        if service.routes is not None or query.path is not None:
+            path = query.path or "/"
+            prediction = simulate_routes(
+                service, services or {}, path=path, headers=query.headers,
+                requests=query.requests, client=query.client, seed=SEED,
+            )  # fmt: skip
+            answer["route"] = prediction_json(prediction, path, query.headers)
         return answer
 
     def request(self, service: Service, query: PredictQuery) -> dict[str, Any]:
@@ -306,10 +319,13 @@ class PlaneView:
         return self._cache.resources()
 
     def services_view(self) -> list[dict[str, Any]]:
-        """Every served service: its source, policy and endpoints (`/api/services`), each
-        endpoint's measured load beside its predicted share (`with_measured`)."""
+        """Every served service: its source, policy, endpoints and routes (`/api/services`;
+        `routes_view`), each endpoint's measured load beside its predicted share
+        (`with_measured`)."""
         services = self._pipeline.services
         described = describe_services(services, self._pipeline.source_of)
+        for entry in described:
+            entry["routes"] = routes_view(services[entry["name"]], services)
         measured = {} if self._load is None else self._load.measured()
         out = []
         for entry in described:
@@ -322,7 +338,9 @@ class PlaneView:
         """The reference balancer's split for a served service (`/api/predict`); None if
         no such service is served."""
         service = self._pipeline.services.get(query.service)
-        return None if service is None else self._predictor.predict(service, query)
+        if service is None:
+            return None
+        return self._predictor.predict(service, query, self._pipeline.services)
 
     def config_dump(self, node_id: str, type_name: str = "") -> dict[str, Any] | None:
         """What node `node_id` was sent and accepted, decoded (`/debug/config_dump`); None

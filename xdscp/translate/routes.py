@@ -44,17 +44,26 @@ _R = route_components_pb2
 def served_routes(service: Service, present: Collection[str]) -> list[Route]:
     """The routes a client gets: the table with its default route, each route's targets
     cut to the `present` services, routes left with none dropped."""
+    return [served for _, served in route_outcomes(service, present) if served is not None]
+
+
+def route_outcomes(service: Service, present: Collection[str]) -> list[tuple[Route, Route | None]]:
+    """Each route of the table with its default route, beside what is served of it: the
+    route with its targets cut to the `present` services (and zero weights left out of a
+    split), or None when none is left (the route is dropped)."""
     if service.routes is None:
-        return [Route(cluster=service.name)]
-    out = []
+        return [(Route(cluster=service.name), Route(cluster=service.name))]
+    out: list[tuple[Route, Route | None]] = []
     for route in service.routes.with_default(service.name):
         kept = [t for t in route.targets if t in present or t == service.name]
+        served: Route | None = None
         if route.cluster is not None and kept:
-            out.append(route)
+            served = route
         elif route.split:
             weights = [(n, w) for n, w in route.split if n in kept and w > 0]
             if sum(w for _, w in weights) > 0:
-                out.append(_with_split(route, weights))
+                served = _with_split(route, weights)
+        out.append((route, served))
     return out
 
 

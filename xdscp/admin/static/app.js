@@ -159,6 +159,90 @@ function policyDetails(policy) {
     el("table", {class: "policy"}, body));
 }
 
+// A route's match in one line: the path form, the headers, `*` for every request.
+function matchText(m) {
+  const parts = [];
+  if (m.grpc) parts.push(`grpc ${m.grpc.service}/${m.grpc.method || "*"}`);
+  for (const form of ["prefix", "path", "regex"]) if (m[form] !== undefined) parts.push(`${form} ${m[form]}`);
+  if (m.case_sensitive === false) parts.push("(any case)");
+  for (const h of m.headers || []) {
+    const kind = ["exact", "prefix", "suffix", "regex", "present", "range"].find((k) => h[k] !== undefined);
+    const value = kind === "present" ? "present" : kind === "range" ? `in [${h.range[0]}, ${h.range[1]})` : `${kind} ${h[kind]}`;
+    parts.push(`${h.invert ? "not " : ""}${h.name} ${value}`);
+  }
+  return parts.length ? parts.join(" · ") : "*";
+}
+
+function faultText(f) {
+  if (!f) return "—";
+  const parts = [];
+  if (f.delay) parts.push(`delay ${f.delay.fixed}s ${f.delay.percent} %`);
+  if (f.abort) {
+    const code = f.abort.http_status !== undefined ? `http ${f.abort.http_status}` : `grpc ${f.abort.grpc_status}`;
+    parts.push(`abort ${code} ${f.abort.percent} %`);
+  }
+  return parts.join(", ");
+}
+
+// The routes as served (`/api/services`): match → targets with weight and share; a target
+// that is not served is struck through, a route left with none marked "not sent".
+function routesTable(service) {
+  const body = el("tbody");
+  service.routes.forEach((r, index) => {
+    const targets = el("td", {"data-route-targets": r.targets.map((t) => `${t.cluster}:${t.share}`).join(",")});
+    for (const t of r.targets) {
+      const weight = t.weight === null ? "" : ` ${t.weight}`;
+      targets.append(el("span", {class: "target", "data-target": t.cluster, text: `${t.cluster}${weight} (${pct(t.share)})`}));
+    }
+    for (const name of r.dropped) {
+      targets.append(el("span", {class: "target dropped", "data-dropped": name, title: "not served", text: name}));
+    }
+    if (!r.served) targets.append(el("span", {class: "note", text: "not sent"}));
+    body.append(el("tr", {"data-route": String(index), class: r.served ? "" : "unserved"},
+      el("td", {class: "num", text: String(index)}),
+      el("td", {class: "match", text: matchText(r.match) + (r.default ? " (default)" : "")}),
+      targets,
+      el("td", {text: r.timeout === null ? "—" : `${r.timeout}s`}),
+      el("td", {"data-fault": r.fault ? "1" : "", text: faultText(r.fault)})));
+  });
+  const head = el("tr", {}, ...["#", "match", "→ targets", "timeout", "fault"].map((name) => el("th", {text: name})));
+  return el("div", {class: "routes"}, el("h4", {text: "routes (first match wins)"}),
+    el("table", {class: "routes"}, el("thead", {}, head), body), routeForm(service, body));
+}
+
+// "Which route does a request take?": /api/predict with the path and headers; the row of
+// the route taken is marked and the answer gives its clusters' and endpoints' shares.
+function routeForm(service, body) {
+  const path = el("input", {placeholder: "path /", "aria-label": "path", "data-route-path": ""});
+  const headers = el("input", {placeholder: "header name:value, …", "aria-label": "headers",
+    "data-route-headers": ""});
+  const answer = el("div", {class: "answer", "data-route-answer": ""});
+  const form = el("form", {}, path, headers, el("button", {type: "submit", text: "which route?"}));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = [["path", path.value || "/"], ...headers.value.split(",").map((h) => h.trim())
+      .filter(Boolean).map((h) => ["header", h])];
+    predict(service.name, params).then((result) => {
+      const r = result.route;
+      const rows = [...body.querySelectorAll("tr")].filter((row) => !row.classList.contains("unserved"));
+      for (const row of body.querySelectorAll("tr")) row.classList.remove("taken");
+      if (r.index === null) {
+        answer.dataset.taken = "";
+        answer.textContent = "no route matches (Envoy answers 404, gRPC clients UNAVAILABLE)";
+        return;
+      }
+      const row = rows[r.index];
+      row.classList.add("taken");
+      answer.dataset.taken = row.dataset.route;
+      const clusters = r.clusters.map((c) => `${c.cluster} ${pct(c.share)}`).join(", ");
+      const endpoints = r.clusters.flatMap((c) => c.endpoints.map((e) => `${e.endpoint} ${pct(e.route_share)}`));
+      answer.textContent = `→ #${row.dataset.route}: ${clusters} · ${endpoints.join(", ")}`;
+      answer.className = "answer";
+    }).catch((err) => { answer.textContent = err.message; answer.className = "answer error"; });
+  });
+  return el("div", {class: "lookup route-lookup"}, form, answer);
+}
+
 // The service without its measured load: what the predicted split depends on.
 function shapeOf(service) {
   const endpoints = service.endpoints.map(
@@ -189,7 +273,12 @@ function renderService(service) {
   const open = entry.card.querySelector("details.policy-detail")?.open;
   const details = policyDetails(policy);
   details.open = Boolean(open);
-  entry.card.replaceChildren(title, details, el("div", {class: "columns"},
+  const routesJson = JSON.stringify(service.routes);
+  const keepRoutes = entry.routesJson === routesJson && entry.card.querySelector("div.routes");
+  const routes = service.routes ? [keepRoutes || routesTable(service)] : [];
+  entry.routesJson = routesJson;
+  entry.card.replaceChildren(title, details, ...routes,
+    el("div", {class: "columns"},
     endpointsTable(service), el("div", {}, split, lookup)));
   entry.json = json;
   const shape = shapeOf(service);
