@@ -203,6 +203,16 @@ class LoadBook:
             rates[endpoint] = rates.get(endpoint, 0.0) + entry.rps
         return out
 
+    def reporter_rates(self, now: float) -> dict[str, dict[str, float]]:
+        """Per cluster, each reporter's requests per second to it (its fresh latest reports
+        of the cluster's endpoints summed): who sent the cluster's load."""
+        self._drop_stale(now)
+        out: dict[str, dict[str, float]] = {}
+        for (reporter, cluster, _), entry in self._entries.items():
+            rates = out.setdefault(cluster, {})
+            rates[reporter] = rates.get(reporter, 0.0) + entry.rps
+        return out
+
     def held(self) -> dict[tuple[str, str, str], Held]:
         """What the book holds, by (reporter, cluster, endpoint): the latest interval's rate
         and utilization, and every request that reporter reported for that endpoint since

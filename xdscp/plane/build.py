@@ -164,6 +164,7 @@ def _loads(
         serving.status.receives,
         on_change=lambda: serving.feed.notify(SERVICES),
         change_every_s=options.interval_s,
+        kind_of=serving.status.kind_of,
     )
     return Loads(book, LrsService(book, options.interval_s, book.clusters, book.endpoint_of))
 

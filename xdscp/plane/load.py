@@ -25,11 +25,12 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from xdscp.load import LoadBook, LoadReport, LoadSample
 from xdscp.load.reports import Summary
-from xdscp.model import Service
+from xdscp.model import ClientKind, Service
 
 log = structlog.get_logger(__name__)
 
 Receives = Callable[[str, str], bool]  # (node id, cluster): the node's stream subscribes to it
+KindOf = Callable[[str], ClientKind | None]  # node id: the kind of client its xDS streams are
 
 
 class LoadMetrics:
@@ -105,15 +106,20 @@ class PlaneLoad:
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[], None] | None = None,
         change_every_s: float = 1.0,
+        kind_of: KindOf | None = None,
     ) -> None:
         """`on_change`: told that the measured load changed, at most every `change_every_s`
-        (the dashboard's services feed: it re-sends the services with their load)."""
+        (the dashboard's services feed: it re-sends the services with their load).
+        `kind_of`: the kind of client a node is (the status board's: its xDS streams'
+        node); a reporter whose node's kind is unknown counts as Envoy."""
         self.book, self._metrics = book, metrics
         self._services, self._receives, self._clock = services, receives, clock
         self._on_change, self._change_every_s = on_change, change_every_s
         self._changed_at: float | None = None
         self._keys = _Keys()
         self._reporting: set[str] = set()  # the reporters whose streams are open
+        self._kind_of = kind_of
+        self._kinds: dict[str, ClientKind] = {}  # reporter -> its client kind, at its first report
 
     def reports(self, reporter: str, reports: list[LoadReport]) -> None:
         """A stream's reports: each load of a served endpoint of a service its node
@@ -123,6 +129,9 @@ class PlaneLoad:
         refused_before = dict(self.book.refused)
         refused: Counter[str] = Counter()
         self._reporting.add(reporter)
+        if reporter not in self._kinds:
+            kind = None if self._kind_of is None else self._kind_of(node)
+            self._kinds[reporter] = ClientKind.ENVOY if kind is None else kind
         for report in reports:
             kept = []
             for load in report.loads:
@@ -194,6 +203,7 @@ class PlaneLoad:
         """A reporter's stream ended: its reports no longer count."""
         self.book.forget(reporter)
         self._reporting.discard(reporter)
+        self._kinds.pop(reporter, None)
         self._metrics.streams.set(len(self._reporting))
         self._metrics.entries.set(len(self.book))
 
@@ -219,4 +229,25 @@ class PlaneLoad:
                 endpoint: (rps, rps / total if total > 0 else 0.0)
                 for endpoint, rps in sorted(rates.items())
             }
+        return out
+
+    def kinds(self, now: float | None = None) -> dict[str, dict[ClientKind, float]]:
+        """Per served service with reported load, each client kind's fraction of the
+        service's reported requests per second (the fractions sum to 1; when nothing was
+        sent, each reporter counts alike): whose balancing the measured split is, and so
+        whose prediction it is compared with."""
+        services = self._services()
+        out: dict[str, dict[ClientKind, float]] = {}
+        for cluster, rates in self.book.reporter_rates(
+            self._clock() if now is None else now
+        ).items():
+            if cluster not in services:
+                continue
+            idle = sum(rates.values()) <= 0  # then each reporter counts alike
+            by_kind: dict[ClientKind, float] = {}
+            for reporter, rps in rates.items():
+                kind = self._kinds.get(reporter, ClientKind.ENVOY)
+                by_kind[kind] = by_kind.get(kind, 0.0) + (1.0 if idle else rps)
+            total = sum(by_kind.values())
+            out[cluster] = {kind: by_kind[kind] / total for kind in sorted(by_kind)}
         return out

@@ -82,16 +82,26 @@ def split_json(result: SimulationResult) -> dict[str, Any]:
     return {"requests": result.requests, "unserved": result.unserved, "split": rows}
 
 
+Mix = Mapping[ClientKind, float]
+"""Each client kind's fraction of a service's reported load (the fractions sum to 1)."""
+
+ENVOY_ONLY: Mix = {ClientKind.ENVOY: 1.0}
+
+
 def with_measured(
     described: dict[str, Any],
     measured: Mapping[str, tuple[float, float]] | None,
     predicted: Mapping[str, float] | None,
+    mix: Mix | None = None,
 ) -> dict[str, Any]:
     """`described` with each endpoint's `measured_rps` and `measured_share` (its share of
     the service's reported requests per second, from the load book; null: none reported)
-    beside `predicted_share` (the reference balancer's, Envoy's, as `/api/predict` gives
-    it; null until computed, and for a service with no reported load). `load`: the
-    service's reported requests per second in all, and whose prediction."""
+    beside `predicted_share` (the reference balancers' of the clients that reported, each
+    kind's prediction, as `/api/predict` gives it, weighted by that kind's fraction of the
+    reported load; null until computed, and for a service with no reported load). `load`:
+    the service's reported requests per second in all, and whose prediction
+    (`predicted_by`: each client kind's fraction of it, e.g. `{"envoy": 0.25, "grpc":
+    0.75}`)."""
     if not measured:
         for endpoint in described["endpoints"]:
             endpoint.update(measured_rps=None, measured_share=None, predicted_share=None)
@@ -102,57 +112,86 @@ def with_measured(
         endpoint.update(measured_rps=round(rps, 3), measured_share=round(share, 4),
                         predicted_share=(predicted or {}).get(endpoint["key"]))  # fmt: skip
     total = sum(rps for rps, _ in measured.values())
-    described["load"] = {"rps": round(total, 3), "predicted_by": str(ClientKind.ENVOY)}
+    by = {str(kind): round(fraction, 4) for kind, fraction in (mix or ENVOY_ONLY).items()}
+    described["load"] = {"rps": round(total, 3), "predicted_by": by}
     return described
+
+
+def mixed_shares(
+    predictions: Mapping[ClientKind, Mapping[str, float]], mix: Mix
+) -> dict[str, float]:
+    """Per endpoint, the sum over the client kinds of the kind's fraction of the load
+    times the kind's predicted share: the split the reporting clients together are
+    predicted to make."""
+    out: dict[str, float] = {}
+    for kind, fraction in mix.items():
+        for endpoint, share in predictions[kind].items():
+            out[endpoint] = out.get(endpoint, 0.0) + fraction * share
+    return out
 
 
 class Predictions:
     """Predicted shares for the services view, computed in a worker thread: a split costs
     20-200 ms, which the event loop (serving xDS) must not wait for. `shares` answers at once
     from what was computed, starts the computation of what was not (null meanwhile) and
-    calls `on_ready` when it is done (the dashboard's services feed)."""
+    calls `on_ready` when it is done (the dashboard's services feed). Each (service, client
+    kind) is computed once, and a mix of kinds reads each kind's."""
 
     def __init__(self, predictor: Predictor, on_ready: Callable[[], None] | None) -> None:
         self._predictor, self._on_ready = predictor, on_ready
-        self._pending: set[Service] = set()
+        self._pending: set[tuple[Service, ClientKind]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._failed: OrderedDict[Service, None] = OrderedDict()
+        self._failed: OrderedDict[tuple[Service, ClientKind], None] = OrderedDict()
 
-    def shares(self, service: Service) -> dict[str, float] | None:
-        """Envoy's predicted share per endpoint key, or None while not yet computed."""
-        found = self._predictor.cached_split(service, ClientKind.ENVOY, DEFAULT_REQUESTS)
+    def shares(self, service: Service, mix: Mix | None = None) -> dict[str, float] | None:
+        """The predicted share per endpoint key of the clients of `mix` (by default Envoy
+        alone) together (`mixed_shares`), or None while one kind's is not yet computed (or
+        its balancer refused the service)."""
+        mix = mix or ENVOY_ONLY
+        found: dict[ClientKind, dict[str, float]] = {}
+        for kind in sorted(mix):
+            shares = self._kind_shares(service, kind)
+            if shares is None:
+                return None
+            found[kind] = shares
+        return mixed_shares(found, mix)
+
+    def _kind_shares(self, service: Service, kind: ClientKind) -> dict[str, float] | None:
+        found = self._predictor.cached_split(service, kind, DEFAULT_REQUESTS)
         if found is not None:
             return {row["endpoint"]: row["share"] for row in found["split"]}
-        if service in self._pending or service in self._failed:
+        key = (service, kind)
+        if key in self._pending or key in self._failed:
             return None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop to hold up: compute now
-            return self._compute_now(service)
-        self._pending.add(service)
-        task = loop.create_task(self._compute(service))
+            return self._compute_now(service, kind)
+        self._pending.add(key)
+        task = loop.create_task(self._compute(service, kind))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
 
-    def _compute_now(self, service: Service) -> dict[str, float] | None:
-        self._split(service)
-        return None if service in self._failed else self.shares(service)
+    def _compute_now(self, service: Service, kind: ClientKind) -> dict[str, float] | None:
+        self._split(service, kind)
+        return None if (service, kind) in self._failed else self._kind_shares(service, kind)
 
-    def _split(self, service: Service) -> None:
+    def _split(self, service: Service, kind: ClientKind) -> None:
         try:
-            self._predictor.split(service, ClientKind.ENVOY, DEFAULT_REQUESTS)
+            self._predictor.split(service, kind, DEFAULT_REQUESTS)
         except Exception as exc:  # a configuration the balancer refuses: shown as null
-            log.warning("prediction_failed", service=service.name, error=str(exc))
-            self._failed[service] = None
+            log.warning("prediction_failed", service=service.name, client=str(kind),
+                        error=str(exc))  # fmt: skip
+            self._failed[(service, kind)] = None
             while len(self._failed) > CACHED_SPLITS:
                 self._failed.popitem(last=False)
 
-    async def _compute(self, service: Service) -> None:
+    async def _compute(self, service: Service, kind: ClientKind) -> None:
         try:
-            await asyncio.to_thread(self._split, service)
+            await asyncio.to_thread(self._split, service, kind)
         finally:
-            self._pending.discard(service)
+            self._pending.discard((service, kind))
         if self._on_ready is not None:
             self._on_ready()
 
@@ -320,18 +359,20 @@ class PlaneView:
 
     def services_view(self) -> list[dict[str, Any]]:
         """Every served service: its source, policy, endpoints and routes (`/api/services`;
-        `routes_view`), each endpoint's measured load beside its predicted share
-        (`with_measured`)."""
+        `routes_view`), each endpoint's measured load beside the predicted share of the
+        clients that reported it (`with_measured`)."""
         services = self._pipeline.services
         described = describe_services(services, self._pipeline.source_of)
         for entry in described:
             entry["routes"] = routes_view(services[entry["name"]], services)
         measured = {} if self._load is None else self._load.measured()
+        kinds = {} if self._load is None else self._load.kinds()
         out = []
         for entry in described:
-            load = measured.get(entry["name"])
-            predicted = self._predictions.shares(services[entry["name"]]) if load else None
-            out.append(with_measured(entry, load, predicted))
+            load, mix = measured.get(entry["name"]), kinds.get(entry["name"])
+            service = services[entry["name"]]
+            predicted = self._predictions.shares(service, mix) if load else None
+            out.append(with_measured(entry, load, predicted, mix))
         return out
 
     def predict(self, query: PredictQuery) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from xdscp.cache import Snapshot, TypeUrl, short_name
+from xdscp.model import ClientKind
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.rules import ACCEPTED, Answer, RequestKind
 from xdscp.server.seams import ServedResponse
@@ -315,6 +316,13 @@ class StatusBoard:
             self._of_node.pop(record.node.id, None)
         if self._on_change is not None:
             self._on_change()
+
+    def kind_of(self, node_id: str) -> ClientKind | None:
+        """The kind of client node `node_id` is (from its open streams' node), or None when
+        it has no open stream."""
+        for stream_id in self._of_node.get(node_id, ()):
+            return self.streams[stream_id].node.kind
+        return None
 
     def receives(self, node_id: str, cluster: str) -> bool:
         """Whether an open stream of node `node_id` subscribes to Cluster `cluster` (by

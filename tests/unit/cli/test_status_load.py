@@ -23,7 +23,7 @@ def _endpoint(key: str, weight: int, **load: float | None) -> dict[str, Any]:
 
 def test_only_services_with_reported_load_are_rows() -> None:
     services = [
-        {"name": "web", "load": {"rps": 40.0, "predicted_by": "envoy"}, "endpoints": [
+        {"name": "web", "load": {"rps": 40.0, "predicted_by": {"envoy": 1.0}}, "endpoints": [
             _endpoint("10.0.0.1:80", 1, measured_rps=10.0, measured_share=0.25,
                       predicted_share=0.3333),
             _endpoint("10.0.0.2:80", 2, measured_rps=30.0, measured_share=0.75,

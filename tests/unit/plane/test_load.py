@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from xdscp.load import EndpointLoad, LoadBook, LoadReport
-from xdscp.model import Endpoint, Locality, Service
+from xdscp.model import BalancingPolicy, ClientKind, Endpoint, LbPolicy, Locality, Service
 from xdscp.plane.load import LoadMetrics, PlaneLoad
-from xdscp.plane.view import Predictions, Predictor
+from xdscp.plane.view import Predictions, Predictor, with_measured
 
 A, B, C = "10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"
 WEB = Service("web", tuple(Endpoint(k.split(":")[0], 80) for k in (A, B, C)))
@@ -229,3 +229,96 @@ async def test_a_split_the_balancer_refuses_is_null_and_not_tried_again() -> Non
     await asyncio.wait_for(ready.wait(), 30)
     assert predictions.shares(WEB) is None
     assert predictor.tries == 1
+
+
+# Three endpoints in zones a, a, b of weights 1, 2, 4 under least request: Envoy splits by
+# weight (1/7, 2/7, 4/7); a gRPC client ignores the weights (about a third each).
+ZONED = Service(
+    "web",
+    tuple(
+        Endpoint(k.split(":")[0], 80, weight=w, locality=Locality(zone=z))
+        for k, w, z in ((A, 1, "a"), (B, 2, "a"), (C, 4, "b"))
+    ),
+    BalancingPolicy(lb=LbPolicy.LEAST_REQUEST),
+)
+ENVOY_SPLIT = {A: 1 / 7, B: 2 / 7, C: 4 / 7}
+GRPC_SPLIT = {A: 1 / 3, B: 1 / 3, C: 1 / 3}
+PREDICTIONS = Predictions(Predictor(), None)  # computed at once (no event loop), then cached
+
+
+def _kinds_load() -> PlaneLoad:
+    """Nodes `envoy-*` are Envoys, `grpc-*` gRPC clients; every node receives `web`."""
+    kinds = {"envoy": ClientKind.ENVOY, "grpc": ClientKind.GRPC}
+    return PlaneLoad(
+        LoadBook(stale_after_s=30), LoadMetrics(CollectorRegistry()), lambda: {"web": ZONED},
+        lambda node, cluster: True, clock=Clock(),
+        kind_of=lambda node: kinds.get(node.partition("-")[0]),
+    )  # fmt: skip
+
+
+def test_the_worlds_envoy_and_grpc_predictions_differ() -> None:
+    envoy = PREDICTIONS.shares(ZONED, {ClientKind.ENVOY: 1.0})
+    grpc = PREDICTIONS.shares(ZONED, {ClientKind.GRPC: 1.0})
+    assert envoy == pytest.approx(ENVOY_SPLIT, abs=0.01)
+    assert grpc == pytest.approx(GRPC_SPLIT, abs=0.01)
+
+
+def test_a_grpc_only_fleet_is_compared_with_grpcs_prediction() -> None:
+    load = _kinds_load()
+    load.reports("grpc-1#1", [_report(("web", A, 30), ("web", B, 30), ("web", C, 30))])
+    mix = load.kinds()["web"]
+    assert mix == {ClientKind.GRPC: 1.0}
+    predicted = PREDICTIONS.shares(ZONED, mix)
+    assert predicted == pytest.approx(GRPC_SPLIT, abs=0.01)
+    shown = with_measured(
+        {"endpoints": [{"key": k} for k in (A, B, C)]}, load.measured()["web"], predicted, mix
+    )
+    assert shown["load"] == {"rps": 90.0, "predicted_by": {"grpc": 1.0}}
+    assert [e["predicted_share"] for e in shown["endpoints"]] == [predicted[k] for k in (A, B, C)]
+
+
+def test_a_mixed_fleet_is_compared_with_the_mix_of_predictions() -> None:
+    """An Envoy sends 25 rps, a gRPC client 75: a quarter of Envoy's split, three quarters
+    of gRPC's."""
+    load = _kinds_load()
+    load.reports("envoy-1#1", [_report(("web", A, 5), ("web", B, 5), ("web", C, 15))])
+    load.reports("grpc-1#2", [_report(("web", A, 25), ("web", B, 25), ("web", C, 25))])
+    mix = load.kinds()["web"]
+    assert mix == {ClientKind.ENVOY: 0.25, ClientKind.GRPC: 0.75}
+    predicted = PREDICTIONS.shares(ZONED, mix)
+    assert predicted is not None
+    envoy = PREDICTIONS.shares(ZONED, {ClientKind.ENVOY: 1.0}) or {}
+    grpc = PREDICTIONS.shares(ZONED, {ClientKind.GRPC: 1.0}) or {}
+    for key in (A, B, C):
+        assert predicted[key] == pytest.approx(0.25 * envoy[key] + 0.75 * grpc[key])
+    shown = with_measured({"endpoints": [{"key": A}]}, load.measured()["web"], predicted, mix)
+    assert shown["load"]["predicted_by"] == {"envoy": 0.25, "grpc": 0.75}
+    load.stream_ended("grpc-1#2")  # the gRPC client goes: Envoy's prediction alone
+    assert load.kinds()["web"] == {ClientKind.ENVOY: 1.0}
+
+
+def test_a_reporter_of_unknown_kind_counts_as_envoy_and_idle_reporters_count_alike() -> None:
+    load = _kinds_load()
+    load.reports("other-1#1", [_report(("web", A, 0))])
+    load.reports("grpc-1#2", [_report(("web", B, 0))])
+    assert load.kinds()["web"] == {ClientKind.ENVOY: 0.5, ClientKind.GRPC: 0.5}
+
+
+@settings(max_examples=50, deadline=None)
+@given(envoy_rps=st.integers(0, 10**6), grpc_rps=st.integers(0, 10**6))
+def test_a_mixed_prediction_sums_to_one_between_the_kinds_predictions(
+    envoy_rps: int, grpc_rps: int
+) -> None:
+    load = _kinds_load()
+    load.reports("envoy-1#1", [_report(("web", A, envoy_rps))])
+    load.reports("grpc-1#2", [_report(("web", C, grpc_rps))])
+    mix = load.kinds()["web"]
+    assert math.isclose(sum(mix.values()), 1)
+    predicted = PREDICTIONS.shares(ZONED, mix)
+    assert predicted is not None
+    assert math.isclose(sum(predicted.values()), 1, abs_tol=1e-9)
+    envoy = PREDICTIONS.shares(ZONED, {ClientKind.ENVOY: 1.0}) or {}
+    grpc = PREDICTIONS.shares(ZONED, {ClientKind.GRPC: 1.0}) or {}
+    for key, share in predicted.items():
+        low, high = sorted((envoy[key], grpc[key]))
+        assert low - 1e-9 <= share <= high + 1e-9

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from tests.unit.server.recorded import Recorded
 from xdscp.cache import Resource, Snapshot, TypeUrl, content_version
+from xdscp.model import ClientKind
 from xdscp.server.delta import DeltaRequest, DeltaStreamState
 from xdscp.server.nodes import NodeInfo
 from xdscp.server.protocol import Request, StreamState
@@ -249,3 +250,15 @@ def test_any_conversation_keeps_history_bounded_and_statuses_true(
         for name, version in held.items():
             if name in world and d._wants(type_url, name):
                 assert found[(type_url, name)].version == version
+
+
+def test_the_board_knows_each_connected_nodes_client_kind() -> None:
+    """What the load book asks to tell whose prediction a node's load reports meet."""
+    board = StatusBoard()
+    grpc = board.add(StreamRecord(NodeInfo("g", user_agent="gRPC Python"), "ADS", "grpc"))
+    board.add(StreamRecord(NodeInfo("e", user_agent="envoy"), "ADS", "envoy"))
+    assert board.kind_of("g") is ClientKind.GRPC
+    assert board.kind_of("e") is ClientKind.ENVOY
+    assert board.kind_of("nobody") is None
+    board.remove(grpc)
+    assert board.kind_of("g") is None
