@@ -63,7 +63,8 @@ def _share(value: float | None) -> str:
 
 def render_load(services: list[dict[str, Any]]) -> Table | str:
     """One row per endpoint of each service with reported load: the weight served, the
-    reference balancer's predicted share, the measured share and requests per second."""
+    reference balancers' predicted share, the measured share and requests per second; the
+    caption says each service's client kinds, whose predictions are mixed by their load."""
     reported = [s for s in services if (s.get("load") or {}).get("rps") is not None]
     if not reported:
         return f"no load reported yet for any of {len(services)} service(s)"
@@ -76,7 +77,19 @@ def render_load(services: list[dict[str, Any]]) -> Table | str:
                 service["name"], e["key"], str(e["weight"]), _share(e.get("predicted_share")),
                 _share(e.get("measured_share")), f"{e.get('measured_rps') or 0:.1f}",
             )  # fmt: skip
+    by = [f"{s['name']} ({_kinds(s['load'].get('predicted_by'))})" for s in reported]
+    table.caption = "predicted for the clients that reported: " + "; ".join(by)
     return table
+
+
+def _kinds(predicted_by: Any) -> str:
+    """Each client kind's fraction of the load (`envoy 25.0 %, grpc 75.0 %`); a plane that
+    gives one kind's name only (before the mix) is that kind alone."""
+    if isinstance(predicted_by, str):
+        return f"{predicted_by} 100.0 %"
+    if not isinstance(predicted_by, dict) or not predicted_by:
+        return "-"
+    return ", ".join(f"{kind} {_share(fraction)}" for kind, fraction in predicted_by.items())
 
 
 @click.command("status")

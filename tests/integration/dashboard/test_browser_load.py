@@ -4,7 +4,8 @@ headless browser against a running `xdscp serve` with a real etcd.
 A node subscribed to `web` (an ADS stream) reports its load over LRS on serve's xDS port
 (100, 300 and 600 requests over one second to the three endpoints): without a reload the
 page shows each endpoint's measured rps and share (0.1, 0.3, 0.6), the service's measured
-total, and the predicted share `/api/predict` gives, beside the weight served."""
+total, and the predicted share `/api/predict` gives (the node is an Envoy: Envoy's prediction,
+as the "predicted" heading says), beside the weight served."""
 
 from __future__ import annotations
 
@@ -111,6 +112,10 @@ async def test_dashboard_shows_measured_beside_predicted(
             assert float(shown) == shares[f"{address}:80"]
         total = await page.get_attribute('[data-service="web"] [data-load-rps]', "data-load-rps")
         assert float(total) == 1000
+        by = await page.get_attribute(
+            '[data-service="web"] [data-predicted-by]', "data-predicted-by"
+        )
+        assert by == "envoy 100.0 %"  # the reporting node is an Envoy (its user agent)
         lrs.cancel()
         ads.cancel()
     assert errors == []

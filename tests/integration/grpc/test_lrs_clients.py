@@ -189,24 +189,28 @@ async def _measured_shares_follow_the_clients(
     plane: Plane, key: dict[str, str], python: Any, go: Any
 ) -> None:
     """While the three clients send, /api/services shows each endpoint's measured share
-    (one interval's requests per second) within SHARE_BOUND of what the clients counted."""
+    (one interval's requests per second) within SHARE_BOUND of what the clients counted,
+    and whose prediction it is beside: each client kind's fraction of the load."""
     counted: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()  # the calls each client kind counted
     running = True
 
-    async def send(call: Any) -> None:
+    async def send(call: Any, kind: str = "grpc") -> None:
         while running:
-            counted.update(await call())
+            calls = await call()
+            counted.update(calls)
+            by_kind[kind] += sum(calls.values())
 
     async def envoy_calls() -> Counter[str]:
         return await _through_envoy(plane, 50)
 
     senders = [
-        asyncio.create_task(send(envoy_calls)),
+        asyncio.create_task(send(envoy_calls, "envoy")),
         asyncio.create_task(send(lambda: python.counts(100, concurrency=4))),
         asyncio.create_task(send(lambda: go.counts(100, concurrency=4))),
     ]
     try:
-        shown = await _measured_while_sending(plane, lambda: sum(counted.values()) >= WINDOW)
+        shown, load = await _measured_while_sending(plane, lambda: sum(counted.values()) >= WINDOW)
         admin = f"127.0.0.1:{plane.plane.admin.port}"
         status = await asyncio.to_thread(CliRunner().invoke, main, ["status", "--admin", admin])
     finally:
@@ -225,6 +229,12 @@ async def _measured_shares_follow_the_clients(
     }
     shares = {key[name]: round(n / total, 4) for name, n in counted.items()}
     print(f"measured (rps, share, predicted) {rows}; counted shares {shares} of {total}")
+    kinds = {kind: round(n / total, 4) for kind, n in by_kind.items()}
+    print(f"predicted_by {load['predicted_by']}; counted per client kind {kinds}")
+    assert set(load["predicted_by"]) == {"envoy", "grpc"}
+    assert sum(load["predicted_by"].values()) == pytest.approx(1, abs=0.001)
+    for kind, fraction in load["predicted_by"].items():
+        assert abs(fraction - by_kind[kind] / total) <= SHARE_BOUND, (load, kinds)
     assert status.exit_code == 0, status.output
     assert "measured load of 1 of 1 service(s)" in status.output
     for endpoint in key.values():  # xdscp status: weight, predicted, measured, rps
@@ -234,11 +244,12 @@ async def _measured_shares_follow_the_clients(
 
 async def _measured_while_sending(
     plane: Plane, enough: Callable[[], bool]
-) -> dict[str, dict[str, Any]]:
-    """/api/services' endpoints of `web`, once every one shows a measured rate and its
-    predicted share (computed off the event loop, shown once ready), once `enough` of the
-    clients' calls were counted."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """/api/services' endpoints of `web` and its `load`, once every endpoint shows a
+    measured rate and its predicted share (computed off the event loop, shown once ready),
+    once `enough` of the clients' calls were counted."""
     shown: dict[str, dict[str, Any]] = {}
+    load: dict[str, Any] = {}
 
     async def measured() -> bool:
         if not enough():
@@ -247,13 +258,14 @@ async def _measured_while_sending(
         (web,) = [s for s in services if s["name"] == "web"]
         shown.clear()
         shown.update({e["key"]: e for e in web["endpoints"]})
+        load.update(web["load"])
         return all(
             (e["measured_rps"] or 0) > 0 and e["predicted_share"] is not None
             for e in web["endpoints"]
         )
 
     await wait_for(measured, 60)
-    return shown
+    return shown, load
 
 
 NAMED = {"queue_depth": 3.0}  # an ORCA named metric every backend reports with each call

@@ -44,3 +44,18 @@ def test_only_services_with_reported_load_are_rows() -> None:
 def test_no_reports_is_one_line() -> None:
     services = [{"name": "web", "load": {"rps": None}, "endpoints": [_endpoint("a:1", 1)]}]
     assert render_load(services) == "no load reported yet for any of 1 service(s)"
+
+
+def test_the_caption_says_whose_prediction_each_service_shows() -> None:
+    services = [
+        {"name": "web", "load": {"rps": 40.0, "predicted_by": {"envoy": 0.25, "grpc": 0.75}},
+         "endpoints": [_endpoint("10.0.0.1:80", 1, measured_rps=40.0, measured_share=1.0,
+                                 predicted_share=1.0)]},
+        {"name": "old", "load": {"rps": 1.0, "predicted_by": "envoy"},
+         "endpoints": [_endpoint("10.0.0.2:80", 1, measured_rps=1.0, measured_share=1.0)]},
+    ]  # fmt: skip
+    text = " ".join(_text(render_load(services)).split())
+    assert (
+        "predicted for the clients that reported: web (envoy 25.0 %, grpc 75.0 %); "
+        "old (envoy 100.0 %)"
+    ) in text

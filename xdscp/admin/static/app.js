@@ -35,7 +35,8 @@ function share(x) {
 }
 
 // Measured (the clients' load reports: requests per second and share of the service's) beside
-// the reference balancer's predicted share and the weight served.
+// the reference balancers' predicted share (each reporting client kind's, mixed by its share of
+// the load: the "predicted" heading's title says which) and the weight served.
 function endpointsTable(service) {
   const body = el("tbody");
   for (const e of service.endpoints) {
@@ -56,8 +57,12 @@ function endpointsTable(service) {
   if (!service.endpoints.length) {
     body.append(el("tr", {}, el("td", {colspan: "9", class: "empty", text: "no endpoints"})));
   }
+  const by = (service.load || {}).predicted_by;
+  const kinds = by && typeof by === "object" ? Object.entries(by).map(([kind, f]) => `${kind} ${pct(f)}`).join(", ") : "";
   const head = el("tr", {}, ...["endpoint", "weight", "locality", "priority", "health", "source",
-    "rps", "measured", "predicted"].map((name) => el("th", {text: name})));
+    "rps", "measured"].map((name) => el("th", {text: name})),
+    el("th", {text: "predicted", "data-predicted-by": kinds,
+      title: kinds ? "the prediction of the clients that reported, by their share of the load: " + kinds : ""}));
   return el("table", {class: "endpoints"}, el("thead", {}, head), body);
 }
 
