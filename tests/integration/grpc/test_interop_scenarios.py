@@ -41,11 +41,18 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.harness.interop import Group, Interop, InteropClient, Stats, all_rpcs_go_to
+from tests.harness.interop import (
+    Group,
+    Interop,
+    InteropClient,
+    Stats,
+    all_rpcs_go_to,
+    methods_go_to,
+)
 from tests.harness.serve import LogEvents, Serve
 from xdscp.etcd import EtcdClient
-from xdscp.model import BalancingPolicy, HealthCheck, HealthCheckKind, UpstreamProtocol
-from xdscp.registry.registration import set_policy
+from xdscp.model import BalancingPolicy, HealthCheck, HealthCheckKind, RouteTable, UpstreamProtocol
+from xdscp.registry.registration import set_policy, set_routes
 from xdscp.testing import wait_for
 
 pytestmark = [pytest.mark.grpc, pytest.mark.go, pytest.mark.etcd, pytest.mark.slow]
@@ -341,3 +348,149 @@ async def empty_calls_only(client: InteropClient) -> Stats | None:
     """The next 100 RPCs' stats if all of them were EmptyCalls, else None."""
     stats = await client.stats(100)
     return stats if set(stats.rpcs_by_method) == {"EmptyCall"} and not stats.num_failures else None
+
+
+# The route scenarios: the driver's URL map is the target service's routes, written to etcd as
+# a user does (`xdscp route set`: `set_routes`); its backend services are xdscp services.
+
+UNARY, EMPTY = "UnaryCall", "EmptyCall"
+
+
+async def set_route_table(interop: Interop, service: str, routes: list[dict[str, Any]]) -> None:
+    """Store `service`'s routes (the list form of docs/routes.md) in etcd."""
+    await set_routes(interop.etcd, service, RouteTable.from_list(routes))
+
+
+async def two_services(
+    interop: Interop, service: str, *, rpcs: tuple[str, ...] = ("UNARY_CALL",)
+) -> tuple[Group, Group, InteropClient]:
+    """The driver's original backend service (`service`, 2 backends) and alternate one
+    (`service-alt`, 2 backends, same zone), and a client of `service` sending `rpcs`; all
+    RPCs go to the original."""
+    original = await interop.group(service, names(f"{service}-o", 2), zone=CLIENT_ZONE)
+    alternate = await interop.group(f"{service}-alt", names(f"{service}-a", 2), zone=CLIENT_ZONE)
+    client = await interop.client(service, zone=CLIENT_ZONE)
+    if rpcs != ("UNARY_CALL",):
+        await client.configure(list(rpcs))
+    await all_rpcs_go_to(client, original.names, WAIT_S)
+    return original, alternate, client
+
+
+async def test_change_backend_service(interop: Interop) -> None:
+    """change_backend_service: all RPCs go to the original service's backends; once the
+    target's route names the alternate service, all RPCs go to its backends (none fail)."""
+    started = time.monotonic()
+    _, alternate, client = await two_services(interop, "change")
+    await set_route_table(interop, "change", [{"cluster": "change-alt"}])
+    changed = time.monotonic()
+    await all_rpcs_go_to(client, alternate.names, WAIT_S)
+    report("change_backend_service", started, after_change=time.monotonic() - changed)
+
+
+async def test_traffic_splitting(interop: Interop) -> None:
+    """traffic_splitting: all RPCs go to the original service; with a split original 20,
+    alternate 80, every backend of both receives RPCs, and then each backend's share of
+    1000 RPCs is within 5 percentage points of [10, 10, 40, 40] (the driver's
+    `compare_distributions`, asked up to 10 times)."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(interop, "split")
+    await set_route_table(interop, "split", [{"split": {"split": 20, "split-alt": 80}}])
+    changed = time.monotonic()
+    await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+    reached = time.monotonic() - changed
+    backends = original.names + alternate.names
+    expected = [10.0, 10.0, 40.0, 40.0]
+    for attempt in range(10):
+        stats = await client.stats(10 * client.qps)
+        total = sum(stats.rpcs_by_peer.get(b, 0) for b in backends)
+        got = [stats.rpcs_by_peer.get(b, 0) * 100.0 / max(total, 1) for b in backends]
+        if all(abs(g - e) <= 5 for g, e in zip(got, expected, strict=True)):
+            break
+        assert attempt < 9, f"{got} not within 5 of {expected}: {stats}"
+    report("traffic_splitting", started, all_reached=reached, attempts=attempt + 1)
+    print(f"  shares of {total}: {dict(zip(backends, got, strict=True))}")
+
+
+PATH_CASES: list[tuple[list[dict[str, Any]], str]] = [
+    ([{"match": {"path": "/grpc.testing.TestService/EmptyCall"}, "cluster": "path-alt"}], EMPTY),
+    ([{"match": {"prefix": "/grpc.testing.TestService/Unary"}, "cluster": "path-alt"}], UNARY),
+    (
+        [  # two routes to one cluster: duplicate clusters in one RDS response
+            {"match": {"prefix": "/grpc.testing.TestService/Unary"}, "cluster": "path"},
+            {"match": {"path": "/grpc.testing.TestService/EmptyCall"}, "cluster": "path-alt"},
+        ],
+        EMPTY,
+    ),
+    ([{"match": {"regex": r"^\/.*\/UnaryCall$"}, "cluster": "path-alt"}], UNARY),
+    (
+        [{
+            "match": {"path": "/gRpC.tEsTinG.tEstseRvice/empTycaLl", "case_sensitive": False},
+            "cluster": "path-alt",
+        }],
+        EMPTY,
+    ),
+]  # fmt: skip
+
+
+async def test_path_matching(interop: Interop) -> None:
+    """path_matching: the client sends UnaryCall and EmptyCall, all to the original service;
+    for each of the driver's route tables (full path EmptyCall, prefix .../Unary, the same
+    two with a duplicate cluster, regex `^\\/.*\\/UnaryCall$`, full path in any case), every
+    backend of both services receives RPCs, and then the one method the table names goes
+    only to the alternate backends and the other only to the original ones. Each case sends
+    the other method to the alternate than the case before, so none passes on stale routes."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(
+        interop, "path", rpcs=("UNARY_CALL", "EMPTY_CALL")
+    )
+    phases = {}
+    for index, (routes, moved) in enumerate(PATH_CASES):
+        await set_route_table(interop, "path", routes)
+        changed = time.monotonic()
+        await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+        kept = EMPTY if moved == UNARY else UNARY
+        await methods_go_to(client, {moved: alternate.names, kept: original.names}, WAIT_S)
+        phases[f"case{index}"] = time.monotonic() - changed
+    report("path_matching", started, **phases)
+
+
+XDS_MD, XDS_MD_NUMERIC = "xds_md", "xds_md_numeric"
+UNARY_VALUE, EMPTY_VALUE = "unary_yranu", "empty_ytpme"
+HEADER_CASES: list[tuple[dict[str, Any], str]] = [
+    ({"name": XDS_MD, "exact": EMPTY_VALUE}, EMPTY),
+    ({"name": XDS_MD, "prefix": UNARY_VALUE[:2]}, UNARY),
+    ({"name": XDS_MD, "suffix": EMPTY_VALUE[-2:]}, EMPTY),
+    ({"name": XDS_MD_NUMERIC, "present": True}, UNARY),
+    ({"name": XDS_MD, "exact": UNARY_VALUE, "invert": True}, EMPTY),
+    ({"name": XDS_MD_NUMERIC, "range": [100, 200]}, UNARY),
+    ({"name": XDS_MD, "regex": f"^{EMPTY_VALUE[:2]}.*{EMPTY_VALUE[-2:]}$"}, EMPTY),
+]
+
+
+async def test_header_matching(interop: Interop) -> None:
+    """header_matching: the client sends EmptyCall with `xds_md: empty_ytpme` and UnaryCall
+    with `xds_md: unary_yranu`, `xds_md_numeric: 159` (the driver's metadata, by Configure);
+    for each of the driver's header conditions (exact, prefix, suffix, present, invert
+    exact, range [100, 200), regex) on a route `prefix: /` to the alternate service, every
+    backend of both services receives RPCs, and then the method whose metadata matches goes
+    only to the alternate backends, the other only to the original ones (each case moves
+    the other method than the case before)."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(interop, "header")
+    await client.configure(
+        ["UNARY_CALL", "EMPTY_CALL"],
+        {
+            "EMPTY_CALL": [(XDS_MD, EMPTY_VALUE)],
+            "UNARY_CALL": [(XDS_MD, UNARY_VALUE), (XDS_MD_NUMERIC, "159")],
+        },
+    )
+    phases = {}
+    for index, (header, moved) in enumerate(HEADER_CASES):
+        route = {"match": {"prefix": "/", "headers": [header]}, "cluster": "header-alt"}
+        await set_route_table(interop, "header", [route])
+        changed = time.monotonic()
+        await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+        kept = EMPTY if moved == UNARY else UNARY
+        await methods_go_to(client, {moved: alternate.names, kept: original.names}, WAIT_S)
+        phases[f"case{index}"] = time.monotonic() - changed
+    report("header_matching", started, **phases)
