@@ -355,9 +355,10 @@ async def statuses_settle_to(
 ) -> dict[str, dict[int, int]]:
     """The driver's check of fault_injection and timeout, counted in RPCs instead of seconds:
     over a window of `window` finished RPCs of each method expected, the share of each status
-    code given (percent) within `tolerance` of its expected count (the driver's 10 %); a
-    window failing it is followed by the next one (the RPCs of a configuration before still
-    finishing), until `within` seconds pass (AssertionError). The window's counts."""
+    code given (percent) within `tolerance` of its expected count (the driver's 10 %), and no
+    other code (stricter than the driver, which counts only the codes it names: a window
+    holding RPCs of the configuration before fails); a window failing it is followed by the
+    next one, until `within` seconds pass (AssertionError). The window's counts."""
     deadline = time.monotonic() + within
     before = await client.accumulated()
     while True:
@@ -376,6 +377,9 @@ async def statuses_settle_to(
         wrong = []
         for method, shares in expected.items():
             total = sum(counts[method].values())
+            others = {c: n for c, n in counts[method].items() if n and c not in shares}
+            if others:
+                wrong.append(f"{method}: unexpected status codes {others}")
             for code, percent in shares.items():
                 want = percent * total / 100
                 if abs(counts[method].get(code, 0) - want) > want * tolerance:

@@ -48,6 +48,7 @@ from tests.harness.interop import (
     Stats,
     all_rpcs_go_to,
     methods_go_to,
+    statuses_settle_to,
 )
 from tests.harness.serve import LogEvents, Serve
 from xdscp.etcd import EtcdClient
@@ -494,3 +495,97 @@ async def test_header_matching(interop: Interop) -> None:
         await methods_go_to(client, {moved: alternate.names, kept: original.names}, WAIT_S)
         phases[f"case{index}"] = time.monotonic() - changed
     report("header_matching", started, **phases)
+
+
+FI_HEADER = "fi_testcase"  # the driver's header naming the fault injection case
+OK, DEADLINE_EXCEEDED, UNAUTHENTICATED = 0, 4, 16
+SETTLE_S = 2 * WAIT_S  # a case's deadline: windows of 1000 RPCs (10 s each at 100 qps)
+
+
+def fault_route(case: str, fault: dict[str, Any]) -> dict[str, Any]:
+    """The driver's `_route`: requests whose `fi_testcase` is `case` get `fault`."""
+    return {
+        "match": {"prefix": "/", "headers": [{"name": FI_HEADER, "exact": case}]},
+        "cluster": "fault",
+        "fault": fault,
+    }
+
+
+ABORT_401 = {"http_status": 401}  # gRPC clients: UNAUTHENTICATED
+DELAY_20S = {"fixed": "20s"}  # beyond the client's 5 s deadline: DEADLINE_EXCEEDED
+FAULT_ROUTES = [
+    fault_route("zero_percent_fault_injection",
+                {"abort": {**ABORT_401, "percent": 0}, "delay": {**DELAY_20S, "percent": 0}}),
+    fault_route("always_delay", {"delay": {**DELAY_20S, "percent": 100}}),
+    fault_route("always_abort", {"abort": {**ABORT_401, "percent": 100}}),
+    fault_route("delay_half", {"delay": {**DELAY_20S, "percent": 50}}),
+    fault_route("abort_half", {"abort": {**ABORT_401, "percent": 50}}),
+    {"cluster": "fault"},
+]  # fmt: skip
+FAULT_CASES = [
+    ("zero_percent_fault_injection", {OK: 100}),
+    ("non_matching_fault_injection", {OK: 100}),
+    ("always_delay", {DEADLINE_EXCEEDED: 100}),
+    ("always_abort", {UNAUTHENTICATED: 100}),
+    ("delay_half", {DEADLINE_EXCEEDED: 50, OK: 50}),
+    ("abort_half", {UNAUTHENTICATED: 50, OK: 50}),
+]
+
+
+async def test_fault_injection(interop: Interop) -> None:
+    """fault_injection: the driver's route table on the target (header `fi_testcase` exact
+    each case's name: aborts with HTTP 401 and 20 s delays at 0, 100 and 50 %, then a route
+    to the service itself); for each case the client sends UnaryCall with `fi_testcase:
+    CASE`, and over a window of 1000 finished RPCs the share of each status code is within
+    10 % of the driver's (OK 100 %; DEADLINE_EXCEEDED 100 %; UNAUTHENTICATED 100 %; 50/50),
+    windows repeated while RPCs of the case before still finish."""
+    started = time.monotonic()
+    await interop.group("fault", names("fi", 2), zone=CLIENT_ZONE)
+    await set_route_table(interop, "fault", FAULT_ROUTES)
+    client = await interop.client("fault", zone=CLIENT_ZONE)
+    phases, seen = {}, {}
+    for case, shares in FAULT_CASES:
+        await client.configure(["UNARY_CALL"], {"UNARY_CALL": [(FI_HEADER, case)]})
+        begun = time.monotonic()
+        counts = await statuses_settle_to(client, {"UNARY_CALL": shares}, SETTLE_S)
+        phases[case], seen[case] = time.monotonic() - begun, counts["UNARY_CALL"]
+    report("fault_injection", started, **phases)
+    print(f"  status codes of each window: {seen}")
+
+
+TIMEOUT_CASES: list[tuple[str, list[str], dict[str, list[tuple[str, str]]], int,
+                          dict[str, dict[int, float]]]] = [
+    ("timeout_exceeded (UNARY_CALL), timeout_different_route (EMPTY_CALL)",
+     ["UNARY_CALL", "EMPTY_CALL"],
+     {"UNARY_CALL": [("rpc-behavior", "sleep-4")], "EMPTY_CALL": [("rpc-behavior", "sleep-4")]},
+     5, {"UNARY_CALL": {DEADLINE_EXCEEDED: 100}, "EMPTY_CALL": {OK: 100}}),
+    ("app_timeout_exceeded", ["UNARY_CALL"], {"UNARY_CALL": [("rpc-behavior", "sleep-2")]},
+     1, {"UNARY_CALL": {DEADLINE_EXCEEDED: 100}}),
+    ("timeout_not_exceeded", ["UNARY_CALL"], {}, 0, {"UNARY_CALL": {OK: 100}}),
+]  # fmt: skip
+
+
+async def test_timeout(interop: Interop) -> None:
+    """timeout: the route `/grpc.testing.TestService/UnaryCall` with max_stream_duration 3 s;
+    the driver's cases, each over a window of 1000 finished RPCs of each method (within
+    10 %): UnaryCall and EmptyCall with `rpc-behavior: sleep-4` and a 5 s deadline: every
+    UnaryCall DEADLINE_EXCEEDED (the route's 3 s), every EmptyCall OK (another route);
+    UnaryCall sleep-2 with a 1 s deadline: DEADLINE_EXCEEDED (the application's deadline);
+    UnaryCall without sleep: OK."""
+    started = time.monotonic()
+    await interop.group("timeout", names("to", 2), zone=CLIENT_ZONE)
+    route = {
+        "match": {"path": "/grpc.testing.TestService/UnaryCall"},
+        "cluster": "timeout",
+        "max_stream_duration": "3s",
+    }
+    await set_route_table(interop, "timeout", [route])
+    client = await interop.client("timeout", zone=CLIENT_ZONE)
+    phases, seen = {}, {}
+    for case, types, metadata, timeout_sec, expected in TIMEOUT_CASES:
+        await client.configure(types, metadata, timeout_sec)
+        begun = time.monotonic()
+        seen[case] = await statuses_settle_to(client, expected, SETTLE_S)
+        phases[case.split(" ")[0]] = time.monotonic() - begun
+    report("timeout", started, **phases)
+    print(f"  status codes of each window: {seen}")
