@@ -18,15 +18,23 @@ Each check is the driver's: the stats of the next 100 RPCs (GetClientStats; 1 s 
 asked again until the condition holds or its deadline passes (`all_rpcs_go_to`).
 `new_instance_group_receives_traffic` and `csds` are the driver's, not (yet) in the doc.
 
-Not run, since xdscp cannot express them yet: `change_backend_service` (the target's route
-always names its own service's cluster: no URL map to point at another service),
-`traffic_splitting` (weighted clusters), `path_matching` and `header_matching` (route
-matches), `timeout` (a route's max_stream_duration, and the server's rpc-behavior sleep),
-`circuit_breaking` (per-route clusters, and RPCs kept open by rpc-behavior),
-`load_based_failover` (a locality's capacity in RPS, `maxRate`: xdscp's priorities move on
-health, not on load), and the driver's `metadata_filter`, `api_listener`,
-`forwarding_rule_port_match`, `forwarding_rule_default_port` (routes, and GCP's forwarding
-rules and ports in the target).
+The driver's URL map is the target service's routes (docs/routes.md), stored in etcd as a
+user stores them (`set_routes`, what `xdscp route set` writes): change_backend_service (one
+route to another service), traffic_splitting (a 20/80 split), path_matching and
+header_matching (the driver's route rules as path and header routes, the client's metadata
+sent by Configure), fault_injection (routes keyed by the `fi_testcase` header, with
+`fault`) and timeout (a route's `max_stream_duration` against the server's `rpc-behavior:
+sleep-N`). Fault and timeout cases are checked on the status codes of windows of 1000
+finished RPCs (GetClientAccumulatedStats; the driver's 10 s at 100 qps), not on time.
+
+Not run yet: `circuit_breaking` (expressible as each service's policy
+`circuit_breakers.max_requests` behind path routes, but it needs RPCs kept open by the
+server's rpc-behavior `keep-open`, which the test server lacks). Not run, since xdscp cannot
+express them: `load_based_failover` (a
+locality's capacity in RPS, `maxRate`: xdscp's priorities move on health, not on load), and
+the driver's `metadata_filter`, `api_listener`, `forwarding_rule_port_match`,
+`forwarding_rule_default_port` (GCP's URL-map metadata filters, a second URL map, and GCP's
+forwarding rules and ports in the target).
 """
 
 from __future__ import annotations
