@@ -416,8 +416,9 @@ async def test_traffic_splitting(interop: Interop) -> None:
         if all(abs(g - e) <= 5 for g, e in zip(got, expected, strict=True)):
             break
         assert attempt < 9, f"{got} not within 5 of {expected}: {stats}"
-    report("traffic_splitting", started, all_reached=reached, attempts=attempt + 1)
-    print(f"  shares of {total}: {dict(zip(backends, got, strict=True))}")
+    report("traffic_splitting", started, all_reached=reached)
+    shares = {b: round(g, 1) for b, g in zip(backends, got, strict=True)}
+    print(f"  shares (%) of {total} RPCs, block {attempt + 1} of at most 10: {shares}")
 
 
 PATH_CASES: list[tuple[list[dict[str, Any]], str]] = [
