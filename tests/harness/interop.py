@@ -247,13 +247,17 @@ class InteropClient:
         return json_format.MessageToDict(answer, preserving_proto_field_name=True)
 
     async def configure(
-        self, types: Sequence[str], metadata: dict[str, list[tuple[str, str]]] | None = None
+        self,
+        types: Sequence[str],
+        metadata: dict[str, list[tuple[str, str]]] | None = None,
+        timeout_sec: int = 0,
     ) -> None:
         """XdsUpdateClientConfigureService Configure: send `types` (EMPTY_CALL, UNARY_CALL)
-        from now on, with `metadata` per type."""
+        from now on, with `metadata` per type, each RPC's deadline `timeout_sec` (0: the
+        client's --rpc_timeout_sec)."""
         testing, channel = self._started()
         call, request = testing.method(channel, CONFIGURE_SERVICE, "Configure")
-        message = request(types=list(types))
+        message = request(types=list(types), timeout_sec=timeout_sec)
         for typ, pairs in (metadata or {}).items():
             for key, value in pairs:
                 message.metadata.add(type=typ, key=key, value=value)
@@ -300,6 +304,91 @@ async def all_rpcs_go_to(
         else:
             return stats
         assert time.monotonic() < deadline, wrong
+
+
+async def methods_go_to(
+    client: InteropClient, expected: dict[str, Sequence[str]], within: float
+) -> Stats:
+    """The driver's `compare_expected_instances`, asked again until it holds: in the stats of
+    the next 100 RPCs, each method (UnaryCall, EmptyCall) was answered by exactly the backends
+    given for it, and no RPC failed; those stats. AssertionError when `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while True:
+        stats = await client.stats(100)
+        got = {method: set(peers) for method, peers in stats.rpcs_by_method.items()}
+        if got == {m: set(b) for m, b in expected.items()} and not stats.num_failures:
+            return stats
+        assert time.monotonic() < deadline, f"not {expected}: {stats}"
+
+
+def results(accumulated: dict[str, Any], method: str) -> dict[int, int]:
+    """RPCs of `method` (UNARY_CALL, EMPTY_CALL) finished so far, by status code, from a
+    GetClientAccumulatedStats answer."""
+    per = accumulated.get("stats_per_method", {}).get(method, {})
+    return {int(code): count for code, count in per.get("result", {}).items()}
+
+
+def _finished(
+    client: InteropClient, before: dict[str, Any], methods: list[str], count: int
+) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    """A probe: GetClientAccumulatedStats once `count` more RPCs of each method finished
+    than in `before`, else None."""
+
+    async def probe() -> dict[str, Any] | None:
+        now = await client.accumulated()
+        done = all(
+            sum(results(now, m).values()) - sum(results(before, m).values()) >= count
+            for m in methods
+        )
+        return now if done else None
+
+    return probe
+
+
+async def statuses_settle_to(
+    client: InteropClient,
+    expected: dict[str, dict[int, float]],
+    within: float,
+    *,
+    window: int = 1000,
+    tolerance: float = 0.1,
+) -> dict[str, dict[int, int]]:
+    """The driver's check of fault_injection and timeout, counted in RPCs instead of seconds:
+    over a window of `window` finished RPCs of each method expected, the share of each status
+    code given (percent) within `tolerance` of its expected count (the driver's 10 %), and no
+    other code (stricter than the driver, which counts only the codes it names: a window
+    holding RPCs of the configuration before fails); a window failing it is followed by the
+    next one, until `within` seconds pass (AssertionError). The window's counts."""
+    deadline = time.monotonic() + within
+    before = await client.accumulated()
+    while True:
+        after = await wait_for(
+            _finished(client, before, list(expected), window),
+            max(deadline - time.monotonic(), 0.1), interval=0.2,
+            what=f"{window} more RPCs finished",
+        )  # fmt: skip
+        counts = {
+            m: {
+                code: results(after, m).get(code, 0) - results(before, m).get(code, 0)
+                for code in set(results(after, m)) | set(results(before, m))
+            }
+            for m in expected
+        }
+        wrong = []
+        for method, shares in expected.items():
+            total = sum(counts[method].values())
+            others = {c: n for c, n in counts[method].items() if n and c not in shares}
+            if others:
+                wrong.append(f"{method}: unexpected status codes {others}")
+            for code, percent in shares.items():
+                want = percent * total / 100
+                if abs(counts[method].get(code, 0) - want) > want * tolerance:
+                    wrong.append(f"{method} status {code}: {counts[method].get(code, 0)} of "
+                                 f"{total}, want ~{want:.0f}")  # fmt: skip
+        if not wrong:
+            return {m: {c: n for c, n in v.items() if n} for m, v in counts.items()}
+        assert time.monotonic() < deadline, f"{wrong}: {counts}"
+        before = after
 
 
 class Group:

@@ -18,15 +18,23 @@ Each check is the driver's: the stats of the next 100 RPCs (GetClientStats; 1 s 
 asked again until the condition holds or its deadline passes (`all_rpcs_go_to`).
 `new_instance_group_receives_traffic` and `csds` are the driver's, not (yet) in the doc.
 
-Not run, since xdscp cannot express them yet: `change_backend_service` (the target's route
-always names its own service's cluster: no URL map to point at another service),
-`traffic_splitting` (weighted clusters), `path_matching` and `header_matching` (route
-matches), `timeout` (a route's max_stream_duration, and the server's rpc-behavior sleep),
-`circuit_breaking` (per-route clusters, and RPCs kept open by rpc-behavior),
-`load_based_failover` (a locality's capacity in RPS, `maxRate`: xdscp's priorities move on
-health, not on load), and the driver's `metadata_filter`, `api_listener`,
-`forwarding_rule_port_match`, `forwarding_rule_default_port` (routes, and GCP's forwarding
-rules and ports in the target).
+The driver's URL map is the target service's routes (docs/routes.md), stored in etcd as a
+user stores them (`set_routes`, what `xdscp route set` writes): change_backend_service (one
+route to another service), traffic_splitting (a 20/80 split), path_matching and
+header_matching (the driver's route rules as path and header routes, the client's metadata
+sent by Configure), fault_injection (routes keyed by the `fi_testcase` header, with
+`fault`) and timeout (a route's `max_stream_duration` against the server's `rpc-behavior:
+sleep-N`). Fault and timeout cases are checked on the status codes of windows of 1000
+finished RPCs (GetClientAccumulatedStats; the driver's 10 s at 100 qps), not on time.
+
+Not run yet: `circuit_breaking` (expressible as each service's policy
+`circuit_breakers.max_requests` behind path routes, but it needs RPCs kept open by the
+server's rpc-behavior `keep-open`, which the test server lacks). Not run, since xdscp cannot
+express them: `load_based_failover` (a
+locality's capacity in RPS, `maxRate`: xdscp's priorities move on health, not on load), and
+the driver's `metadata_filter`, `api_listener`, `forwarding_rule_port_match`,
+`forwarding_rule_default_port` (GCP's URL-map metadata filters, a second URL map, and GCP's
+forwarding rules and ports in the target).
 """
 
 from __future__ import annotations
@@ -41,11 +49,19 @@ from typing import Any
 import pytest
 
 from tests.fixtures.etcd import EtcdServer
-from tests.harness.interop import Group, Interop, InteropClient, Stats, all_rpcs_go_to
+from tests.harness.interop import (
+    Group,
+    Interop,
+    InteropClient,
+    Stats,
+    all_rpcs_go_to,
+    methods_go_to,
+    statuses_settle_to,
+)
 from tests.harness.serve import LogEvents, Serve
 from xdscp.etcd import EtcdClient
-from xdscp.model import BalancingPolicy, HealthCheck, HealthCheckKind, UpstreamProtocol
-from xdscp.registry.registration import set_policy
+from xdscp.model import BalancingPolicy, HealthCheck, HealthCheckKind, RouteTable, UpstreamProtocol
+from xdscp.registry.registration import set_policy, set_routes
 from xdscp.testing import wait_for
 
 pytestmark = [pytest.mark.grpc, pytest.mark.go, pytest.mark.etcd, pytest.mark.slow]
@@ -341,3 +357,244 @@ async def empty_calls_only(client: InteropClient) -> Stats | None:
     """The next 100 RPCs' stats if all of them were EmptyCalls, else None."""
     stats = await client.stats(100)
     return stats if set(stats.rpcs_by_method) == {"EmptyCall"} and not stats.num_failures else None
+
+
+# The route scenarios: the driver's URL map is the target service's routes, written to etcd as
+# a user does (`xdscp route set`: `set_routes`); its backend services are xdscp services.
+
+UNARY, EMPTY = "UnaryCall", "EmptyCall"
+
+
+async def set_route_table(interop: Interop, service: str, routes: list[dict[str, Any]]) -> None:
+    """Store `service`'s routes (the list form of docs/routes.md) in etcd."""
+    await set_routes(interop.etcd, service, RouteTable.from_list(routes))
+
+
+async def two_services(
+    interop: Interop, service: str, *, rpcs: tuple[str, ...] = ("UNARY_CALL",)
+) -> tuple[Group, Group, InteropClient]:
+    """The driver's original backend service (`service`, 2 backends) and alternate one
+    (`service-alt`, 2 backends, same zone), and a client of `service` sending `rpcs`; all
+    RPCs go to the original."""
+    original = await interop.group(service, names(f"{service}-o", 2), zone=CLIENT_ZONE)
+    alternate = await interop.group(f"{service}-alt", names(f"{service}-a", 2), zone=CLIENT_ZONE)
+    client = await interop.client(service, zone=CLIENT_ZONE)
+    if rpcs != ("UNARY_CALL",):
+        await client.configure(list(rpcs))
+    await all_rpcs_go_to(client, original.names, WAIT_S)
+    return original, alternate, client
+
+
+async def test_change_backend_service(interop: Interop) -> None:
+    """change_backend_service: all RPCs go to the original service's backends; once the
+    target's route names the alternate service, all RPCs go to its backends (none fail)."""
+    started = time.monotonic()
+    _, alternate, client = await two_services(interop, "change")
+    await set_route_table(interop, "change", [{"cluster": "change-alt"}])
+    changed = time.monotonic()
+    await all_rpcs_go_to(client, alternate.names, WAIT_S)
+    report("change_backend_service", started, after_change=time.monotonic() - changed)
+
+
+async def test_traffic_splitting(interop: Interop) -> None:
+    """traffic_splitting: all RPCs go to the original service; with a split original 20,
+    alternate 80, every backend of both receives RPCs, and then each backend's share of
+    1000 RPCs is within 5 percentage points of [10, 10, 40, 40] (the driver's
+    `compare_distributions`, asked up to 10 times)."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(interop, "split")
+    await set_route_table(interop, "split", [{"split": {"split": 20, "split-alt": 80}}])
+    changed = time.monotonic()
+    await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+    reached = time.monotonic() - changed
+    backends = original.names + alternate.names
+    expected = [10.0, 10.0, 40.0, 40.0]
+    for attempt in range(10):
+        stats = await client.stats(10 * client.qps)
+        total = sum(stats.rpcs_by_peer.get(b, 0) for b in backends)
+        got = [stats.rpcs_by_peer.get(b, 0) * 100.0 / max(total, 1) for b in backends]
+        if all(abs(g - e) <= 5 for g, e in zip(got, expected, strict=True)):
+            break
+        assert attempt < 9, f"{got} not within 5 of {expected}: {stats}"
+    report("traffic_splitting", started, all_reached=reached)
+    shares = {b: round(g, 1) for b, g in zip(backends, got, strict=True)}
+    print(f"  shares (%) of {total} RPCs, block {attempt + 1} of at most 10: {shares}")
+
+
+PATH_CASES: list[tuple[list[dict[str, Any]], str]] = [
+    ([{"match": {"path": "/grpc.testing.TestService/EmptyCall"}, "cluster": "path-alt"}], EMPTY),
+    ([{"match": {"prefix": "/grpc.testing.TestService/Unary"}, "cluster": "path-alt"}], UNARY),
+    (
+        [  # two routes to one cluster: duplicate clusters in one RDS response
+            {"match": {"prefix": "/grpc.testing.TestService/Unary"}, "cluster": "path"},
+            {"match": {"path": "/grpc.testing.TestService/EmptyCall"}, "cluster": "path-alt"},
+        ],
+        EMPTY,
+    ),
+    ([{"match": {"regex": r"^\/.*\/UnaryCall$"}, "cluster": "path-alt"}], UNARY),
+    (
+        [{
+            "match": {"path": "/gRpC.tEsTinG.tEstseRvice/empTycaLl", "case_sensitive": False},
+            "cluster": "path-alt",
+        }],
+        EMPTY,
+    ),
+]  # fmt: skip
+
+
+async def test_path_matching(interop: Interop) -> None:
+    """path_matching: the client sends UnaryCall and EmptyCall, all to the original service;
+    for each of the driver's route tables (full path EmptyCall, prefix .../Unary, the same
+    two with a duplicate cluster, regex `^\\/.*\\/UnaryCall$`, full path in any case), every
+    backend of both services receives RPCs, and then the one method the table names goes
+    only to the alternate backends and the other only to the original ones. Each case sends
+    the other method to the alternate than the case before, so none passes on stale routes."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(
+        interop, "path", rpcs=("UNARY_CALL", "EMPTY_CALL")
+    )
+    phases = {}
+    for index, (routes, moved) in enumerate(PATH_CASES):
+        await set_route_table(interop, "path", routes)
+        changed = time.monotonic()
+        await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+        kept = EMPTY if moved == UNARY else UNARY
+        await methods_go_to(client, {moved: alternate.names, kept: original.names}, WAIT_S)
+        phases[f"case{index}"] = time.monotonic() - changed
+    report("path_matching", started, **phases)
+
+
+XDS_MD, XDS_MD_NUMERIC = "xds_md", "xds_md_numeric"
+UNARY_VALUE, EMPTY_VALUE = "unary_yranu", "empty_ytpme"
+HEADER_CASES: list[tuple[dict[str, Any], str]] = [
+    ({"name": XDS_MD, "exact": EMPTY_VALUE}, EMPTY),
+    ({"name": XDS_MD, "prefix": UNARY_VALUE[:2]}, UNARY),
+    ({"name": XDS_MD, "suffix": EMPTY_VALUE[-2:]}, EMPTY),
+    ({"name": XDS_MD_NUMERIC, "present": True}, UNARY),
+    ({"name": XDS_MD, "exact": UNARY_VALUE, "invert": True}, EMPTY),
+    ({"name": XDS_MD_NUMERIC, "range": [100, 200]}, UNARY),
+    ({"name": XDS_MD, "regex": f"^{EMPTY_VALUE[:2]}.*{EMPTY_VALUE[-2:]}$"}, EMPTY),
+]
+
+
+async def test_header_matching(interop: Interop) -> None:
+    """header_matching: the client sends EmptyCall with `xds_md: empty_ytpme` and UnaryCall
+    with `xds_md: unary_yranu`, `xds_md_numeric: 159` (the driver's metadata, by Configure);
+    for each of the driver's header conditions (exact, prefix, suffix, present, invert
+    exact, range [100, 200), regex) on a route `prefix: /` to the alternate service, every
+    backend of both services receives RPCs, and then the method whose metadata matches goes
+    only to the alternate backends, the other only to the original ones (each case moves
+    the other method than the case before)."""
+    started = time.monotonic()
+    original, alternate, client = await two_services(interop, "header")
+    await client.configure(
+        ["UNARY_CALL", "EMPTY_CALL"],
+        {
+            "EMPTY_CALL": [(XDS_MD, EMPTY_VALUE)],
+            "UNARY_CALL": [(XDS_MD, UNARY_VALUE), (XDS_MD_NUMERIC, "159")],
+        },
+    )
+    phases = {}
+    for index, (header, moved) in enumerate(HEADER_CASES):
+        route = {"match": {"prefix": "/", "headers": [header]}, "cluster": "header-alt"}
+        await set_route_table(interop, "header", [route])
+        changed = time.monotonic()
+        await all_rpcs_go_to(client, original.names + alternate.names, WAIT_S)
+        kept = EMPTY if moved == UNARY else UNARY
+        await methods_go_to(client, {moved: alternate.names, kept: original.names}, WAIT_S)
+        phases[f"case{index}"] = time.monotonic() - changed
+    report("header_matching", started, **phases)
+
+
+FI_HEADER = "fi_testcase"  # the driver's header naming the fault injection case
+OK, DEADLINE_EXCEEDED, UNAUTHENTICATED = 0, 4, 16
+SETTLE_S = 2 * WAIT_S  # a case's deadline: windows of 1000 RPCs (10 s each at 100 qps)
+
+
+def fault_route(case: str, fault: dict[str, Any]) -> dict[str, Any]:
+    """The driver's `_route`: requests whose `fi_testcase` is `case` get `fault`."""
+    return {
+        "match": {"prefix": "/", "headers": [{"name": FI_HEADER, "exact": case}]},
+        "cluster": "fault",
+        "fault": fault,
+    }
+
+
+ABORT_401 = {"http_status": 401}  # gRPC clients: UNAUTHENTICATED
+DELAY_20S = {"fixed": "20s"}  # beyond the client's 5 s deadline: DEADLINE_EXCEEDED
+FAULT_ROUTES = [
+    fault_route("zero_percent_fault_injection",
+                {"abort": {**ABORT_401, "percent": 0}, "delay": {**DELAY_20S, "percent": 0}}),
+    fault_route("always_delay", {"delay": {**DELAY_20S, "percent": 100}}),
+    fault_route("always_abort", {"abort": {**ABORT_401, "percent": 100}}),
+    fault_route("delay_half", {"delay": {**DELAY_20S, "percent": 50}}),
+    fault_route("abort_half", {"abort": {**ABORT_401, "percent": 50}}),
+    {"cluster": "fault"},
+]  # fmt: skip
+FAULT_CASES = [
+    ("zero_percent_fault_injection", {OK: 100}),
+    ("non_matching_fault_injection", {OK: 100}),
+    ("always_delay", {DEADLINE_EXCEEDED: 100}),
+    ("always_abort", {UNAUTHENTICATED: 100}),
+    ("delay_half", {DEADLINE_EXCEEDED: 50, OK: 50}),
+    ("abort_half", {UNAUTHENTICATED: 50, OK: 50}),
+]
+
+
+async def test_fault_injection(interop: Interop) -> None:
+    """fault_injection: the driver's route table on the target (header `fi_testcase` exact
+    each case's name: aborts with HTTP 401 and 20 s delays at 0, 100 and 50 %, then a route
+    to the service itself); for each case the client sends UnaryCall with `fi_testcase:
+    CASE`, and over a window of 1000 finished RPCs the share of each status code is within
+    10 % of the driver's (OK 100 %; DEADLINE_EXCEEDED 100 %; UNAUTHENTICATED 100 %; 50/50),
+    windows repeated while RPCs of the case before still finish."""
+    started = time.monotonic()
+    await interop.group("fault", names("fi", 2), zone=CLIENT_ZONE)
+    await set_route_table(interop, "fault", FAULT_ROUTES)
+    client = await interop.client("fault", zone=CLIENT_ZONE)
+    phases, seen = {}, {}
+    for case, shares in FAULT_CASES:
+        await client.configure(["UNARY_CALL"], {"UNARY_CALL": [(FI_HEADER, case)]})
+        begun = time.monotonic()
+        counts = await statuses_settle_to(client, {"UNARY_CALL": shares}, SETTLE_S)
+        phases[case], seen[case] = time.monotonic() - begun, counts["UNARY_CALL"]
+    report("fault_injection", started, **phases)
+    print(f"  status codes of each window: {seen}")
+
+
+TIMEOUT_CASES: list[tuple[str, list[str], dict[str, list[tuple[str, str]]], int,
+                          dict[str, dict[int, float]]]] = [
+    ("timeout_exceeded (UNARY_CALL), timeout_different_route (EMPTY_CALL)",
+     ["UNARY_CALL", "EMPTY_CALL"],
+     {"UNARY_CALL": [("rpc-behavior", "sleep-4")], "EMPTY_CALL": [("rpc-behavior", "sleep-4")]},
+     5, {"UNARY_CALL": {DEADLINE_EXCEEDED: 100}, "EMPTY_CALL": {OK: 100}}),
+    ("app_timeout_exceeded", ["UNARY_CALL"], {"UNARY_CALL": [("rpc-behavior", "sleep-2")]},
+     1, {"UNARY_CALL": {DEADLINE_EXCEEDED: 100}}),
+    ("timeout_not_exceeded", ["UNARY_CALL"], {}, 0, {"UNARY_CALL": {OK: 100}}),
+]  # fmt: skip
+
+
+async def test_timeout(interop: Interop) -> None:
+    """timeout: the route `/grpc.testing.TestService/UnaryCall` with max_stream_duration 3 s;
+    the driver's cases, each over a window of 1000 finished RPCs of each method (within
+    10 %): UnaryCall and EmptyCall with `rpc-behavior: sleep-4` and a 5 s deadline: every
+    UnaryCall DEADLINE_EXCEEDED (the route's 3 s), every EmptyCall OK (another route);
+    UnaryCall sleep-2 with a 1 s deadline: DEADLINE_EXCEEDED (the application's deadline);
+    UnaryCall without sleep: OK."""
+    started = time.monotonic()
+    await interop.group("timeout", names("to", 2), zone=CLIENT_ZONE)
+    route = {
+        "match": {"path": "/grpc.testing.TestService/UnaryCall"},
+        "cluster": "timeout",
+        "max_stream_duration": "3s",
+    }
+    await set_route_table(interop, "timeout", [route])
+    client = await interop.client("timeout", zone=CLIENT_ZONE)
+    phases, seen = {}, {}
+    for case, types, metadata, timeout_sec, expected in TIMEOUT_CASES:
+        await client.configure(types, metadata, timeout_sec)
+        begun = time.monotonic()
+        seen[case] = await statuses_settle_to(client, expected, SETTLE_S)
+        phases[case.split(" ")[0]] = time.monotonic() - begun
+    report("timeout", started, **phases)
+    print(f"  status codes of each window: {seen}")

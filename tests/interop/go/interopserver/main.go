@@ -11,8 +11,10 @@
 // reflection. A --maintenance_port other than --port serves the maintenance services there
 // too, sharing the same health status.
 //
-// Not implemented (not needed by the scenarios run here): --secure_mode (xDS server-side
-// credentials), SendHookRequest, the rpc-behavior header, response payloads.
+// Of the "rpc-behavior" request header, both calls honour "sleep-N" (answer after N
+// seconds, or end when the RPC does), as the official server does; its other behaviours are
+// not implemented (not needed by the scenarios run here), nor --secure_mode (xDS server-side
+// credentials), SendHookRequest and response payloads.
 package main
 
 import (
@@ -22,6 +24,9 @@ import (
 	"log"
 	"net"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/admin"
@@ -51,7 +56,34 @@ type testService struct {
 	hostname, serverID string
 }
 
+// behave applies the "rpc-behavior" header's sleep-N (comma-separated values, any number
+// of headers): it returns after N seconds, or the RPC's error when it ends first.
+func behave(ctx context.Context) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, value := range md.Get("rpc-behavior") {
+		for _, behavior := range strings.Split(value, ",") {
+			seconds, found := strings.CutPrefix(strings.TrimSpace(behavior), "sleep-")
+			if !found {
+				continue
+			}
+			n, err := strconv.Atoi(seconds)
+			if err != nil || n < 0 {
+				return status.Errorf(codes.InvalidArgument, "rpc-behavior %q: sleep-N takes whole seconds", behavior)
+			}
+			select {
+			case <-time.After(time.Duration(n) * time.Second):
+			case <-ctx.Done():
+				return status.FromContextError(ctx.Err()).Err()
+			}
+		}
+	}
+	return nil
+}
+
 func (s *testService) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
+	if err := behave(ctx); err != nil {
+		return nil, err
+	}
 	if err := grpc.SetHeader(ctx, metadata.Pairs("hostname", s.hostname)); err != nil {
 		return nil, err
 	}
@@ -59,6 +91,9 @@ func (s *testService) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.E
 }
 
 func (s *testService) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	if err := behave(ctx); err != nil {
+		return nil, err
+	}
 	if err := grpc.SetHeader(ctx, metadata.Pairs("hostname", s.hostname)); err != nil {
 		return nil, err
 	}
