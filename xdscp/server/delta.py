@@ -30,12 +30,15 @@ resources the client lacks or holds in another version, and the names it holds t
   tying the other fields to it that a state breaks (none: the property tests check it).
 
 What the status board needs of a type is told as an event: after each request or snapshot
-`events()` gives a `DeltaHolding` per type the call changed, made of immutable objects the
+`events()` gives a `DeltaHolding` per type the call changed (an ACK alone changes only
+what its `Answer` tells: the response it names no longer awaits an answer, and the version
+accepted; a stale or repeated answer changes nothing), made of immutable objects the
 state shares, never copies of what the client holds: the state keeps that in a plain dict
 it changes in place, and tells it as a copy (two tuples: names, versions) plus each later
-batch of changes (two tuples per call that changed it), a new copy every `_FOLD` batches;
-each response awaiting an answer keeps a tuple of what it replaced, and the subscribed names
-are a frozenset replaced (not changed) when they change.
+batch of changes, a new copy every `_FOLD` batches. A batch is a tuple of (name, version
+before, version after) — a response's batch is the very tuple that response keeps, while it
+awaits an answer, of what it replaced — so telling a change makes no container the state did
+not make anyway; the subscribed names are a frozenset replaced (not changed) when they change.
 """
 
 from __future__ import annotations
@@ -75,13 +78,15 @@ __all__ = [
 ]
 
 _Held = dict[str, str]  # resource name → version the client holds (the state's own)
-# one call's changes to what the client holds: (names, their versions; None: removed)
-_Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
+# a copy of what the client holds: (names, their versions)
+_Copy = tuple[tuple[str, ...], tuple[str, ...]]
 _FOLD = 8  # batches told beside the latest copy of `held` before a new copy is made
-# what one response replaced, by name (sorted): (name, the version held before it, the
-# version it sent); None: none, removed. A tuple: never changed once made, so events share it
+# one call's changes to what the client holds, by name: (name, the version held before, the
+# version held after); None: none, removed. A response's is what it replaced (sorted), kept
+# while it awaits an answer. A tuple: never changed once made, so events share it
 _Undo = tuple[tuple[str, str | None, str | None], ...]
-_NOTHING_TOLD: _Batch = ((), ())
+_Entries = list[tuple[str, str | None, str | None]]  # a batch being made
+_NOTHING_TOLD: _Copy = ((), ())
 _NOTHING_REJECTED: immutables.Map[str, str] = immutables.Map()
 _new_holding = tuple.__new__
 _ON = {step: delta_moves(step) for step in DeltaStep}
@@ -105,12 +110,15 @@ class DeltaTypeState(TypeRecord):
     wildcard: bool = False
     explicit: frozenset[str] = frozenset()  # replaced, never changed: events share it
     held: _Held = field(default_factory=dict)  # changed in place, never told
-    told: _Batch = _NOTHING_TOLD  # a copy of `held` before `told_log`: shared with events
-    told_log: tuple[_Batch, ...] = ()  # the batches since, oldest first: shared too
-    _names: list[str] = field(default_factory=list)  # the open batch (see `hold`)
-    _versions: list[str | None] = field(default_factory=list)
+    told: _Copy = _NOTHING_TOLD  # a copy of `held` before `told_log`: shared with events
+    told_log: tuple[_Undo, ...] = ()  # the batches since, oldest first: shared too
     digest: int = 0  # XOR of the entry digests of `held`: its version, kept up to date
+    named_digest: int = 0  # the latest digest made a version (`held_version`), and that one
+    named_version: str = set_version(0)
     pending: dict[str, _Undo] = field(default_factory=dict)  # nonce → what it replaced
+    # `pending` as told, (nonce, undo) pairs (None: made again when next told): a response
+    # sent adds to it, an ACK that leaves none awaiting empties it, both without a copy
+    told_pending: tuple[tuple[str, _Undo], ...] | None = ()
     nacked_nonces: dict[str, None] = field(default_factory=dict)  # the latest, oldest first
     rejected: dict[str, str] = field(default_factory=dict)  # name → the version rejected
     blocked: set[str] = field(default_factory=set)  # wanted at a version the client rejected
@@ -127,26 +135,40 @@ class DeltaTypeState(TypeRecord):
 
     def hold(self, held: _Held, name: str, version: str | None) -> str | None:
         """Record in `held` (`self.held`) that the client holds `version` of `name` (None:
-        nothing), in the open batch (`finish` closes it); the previous."""
+        nothing); the previous. The caller tells the change in a batch (`tell`)."""
         previous = held.pop(name, None)
         if previous is not None:
             self.digest ^= entry_digest(name, previous)
         if version is not None:
             held[name] = version
             self.digest ^= entry_digest(name, version)
-        self._names.append(name)
-        self._versions.append(version)
         return previous
 
-    def finish(self) -> None:
-        """Close the open batch: told as two tuples beside the latest copy of `held` (two
-        tuples too), replaced by a new copy every `_FOLD` batches."""
-        if not self._names:
+    def send(self, held: _Held, resource: Resource, prior: Mapping[str, Resource]) -> str | None:
+        """`hold` the version of `resource` (sent): its entry digest is the resource's, and
+        that of the version it replaces is that of `prior`'s resource of the name (a pool of
+        the snapshot before) when it has that version; the previous."""
+        name = resource.name
+        previous = held.pop(name, None)
+        if previous is not None:
+            old = prior.get(name)
+            if old is not None and old.version == previous:
+                self.digest ^= old.digest
+            else:
+                self.digest ^= entry_digest(name, previous)
+        held[name] = resource.version
+        self.digest ^= resource.digest
+        return previous
+
+    def tell(self, batch: _Undo) -> None:
+        """Tell one call's changes to `held` (`hold`): the batch, shared, beside the latest
+        copy of `held` (two tuples), replaced by a new copy every `_FOLD` batches."""
+        if not batch:
             return
-        self.told_log += ((tuple(self._names), tuple(self._versions)),)
-        self._names.clear()
-        self._versions.clear()
-        if len(self.told_log) >= _FOLD:
+        log = self.told_log
+        if len(log) < _FOLD - 1:
+            self.told_log = (*log, batch)
+        else:  # the batch is in the copy
             self.told, self.told_log = (tuple(self.held), tuple(self.held.values())), ()
 
     def holding(self, type_url: TypeUrl) -> DeltaHolding:
@@ -155,11 +177,12 @@ class DeltaTypeState(TypeRecord):
         if self.blocked:  # rare: a rejected version held back
             blocked = {n: self.rejected[n] for n in self.blocked if n in self.rejected}
             rejected = immutables.Map(blocked)
-        pending = tuple(self.pending.values()) if self.pending else ()
-        names = None if self.wildcard else self.explicit
+        pending = self.told_pending
+        if pending is None:
+            pending = self.told_pending = tuple(self.pending.items())
         told = (
             type_url,
-            names,
+            None if self.wildcard else self.explicit,
             self.told,
             self.told_log,
             pending,
@@ -190,8 +213,12 @@ class DeltaTypeState(TypeRecord):
 
     @property
     def held_version(self) -> str:
-        """A version for what the client holds (order-free, like snapshot versions)."""
-        return set_version(self.digest)
+        """A version for what the client holds (order-free, like snapshot versions); made
+        once per change of `held` (a type a snapshot left alone settles every time)."""
+        digest = self.digest
+        if digest != self.named_digest:
+            self.named_digest, self.named_version = digest, set_version(digest)
+        return self.named_version
 
 
 @dataclass
@@ -207,13 +234,13 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
     def events(self) -> tuple[DeltaHolding, ...]:
         """Each type the calls since the last one changed, as the status board is told of
         it (a `DeltaHolding`: references the state shares)."""
-        if not self._changed:
+        changed = self._changed
+        if not changed:
             return ()
-        types, changed = self.types, self._changed
         if len(changed) == 1:
-            (only,) = changed
-            changed.clear()
-            return (types[only].holding(only),)
+            only, _ = changed.popitem()
+            return (self.types[only].holding(only),)
+        types = self.types
         told = tuple([types[t].holding(t) for t in changed])
         changed.clear()
         return told
@@ -230,11 +257,15 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
     ) -> Handled[DeltaResponse]:
         """A DeltaDiscoveryRequest for a served type: the responses it calls for."""
         kind, error = _NONE, ""
-        self._changed[type_url] = None
         if request.response_nonce:
             kind, error = self._answer(ts, request)
         first = not ts.subscribed
-        added = self._subscribe(ts, type_url, request, first=first)
+        added: set[str] = set()
+        if first or request.subscribe or request.unsubscribe:
+            self._changed[type_url] = None
+            added = self._subscribe(ts, type_url, request, first=first)
+        elif kind is _NACK:
+            self._changed[type_url] = None  # else told by the `Answer` (see the module doc)
         if first:
             kind = _INITIAL
         elif added and kind in (_NONE, _ACK):
@@ -247,7 +278,8 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             version = ts.acked_version
         elif kind in REJECTED:
             version = ts.nacked_version
-        answer = Answer(kind, type_url, request.response_nonce, version, error, ts.names)
+        names = None if ts.wildcard else ts.explicit
+        answer = Answer(kind, type_url, request.response_nonce, version, error, names)
         return Handled(answer, responses)
 
     def _unserved(self, request: DeltaRequest) -> Handled[DeltaResponse]:
@@ -266,6 +298,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         if undo is None:
             nacked = request.error_message is not None and nonce in ts.nacked_nonces
             return (_DUPLICATE_NACK if nacked else _STALE), ""
+        ts.told_pending = None if ts.pending else ()
         if request.error_message is None:
             if nonce == ts.sent_nonce:
                 ts.acked_version = ts.sent_version
@@ -291,9 +324,12 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             ts.wildcard = wildcard_type and not request.subscribe
             if request.initial_versions:
                 held = ts.held
-                for name, version in request.initial_versions.items():
-                    ts.hold(held, name, version)
-                ts.finish()
+                ts.tell(
+                    tuple(
+                        (name, ts.hold(held, name, version), version)
+                        for name, version in request.initial_versions.items()
+                    )
+                )
             if ts.wildcard:
                 added |= set(pool)
         new: list[str] = []
@@ -312,9 +348,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             unwanted = [n for n in ts.held if not ts.wants(n)]
             if unwanted:
                 held = ts.held
-                for name in unwanted:
-                    ts.hold(held, name, None)
-                ts.finish()
+                ts.tell(tuple((name, ts.hold(held, name, None), None) for name in unwanted))
             added |= set(ts.held)  # held but gone: answered as removed
         return added
 
@@ -330,7 +364,9 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
                 candidates[type_url] = set(snapshot.changes[type_url])
             else:
                 candidates[type_url] = set(snapshot.resources[type_url]) | set(ts.held)
-        return self._respond(list(candidates), candidates=candidates, force=set())
+        return self._respond(
+            list(candidates), candidates=candidates, force=set(), before=held_snapshot
+        )
 
     def _respond(
         self,
@@ -338,7 +374,10 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         *,
         candidates: Mapping[TypeUrl, Iterable[str]],
         force: set[str],
+        before: Snapshot | None = None,
     ) -> tuple[DeltaResponse, ...]:
+        """The responses for `type_urls`; `before`: the snapshot served until now, whose
+        resources' digests spare making those of the versions the client held again."""
         if self.snapshot is None:
             return ()
         out: list[DeltaResponse] = []
@@ -352,7 +391,7 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             if eds_after_cds(type_url, cds_sent=bool(clusters_sent)):
                 resend = {n for n in clusters_sent if ts.wants(n)}  # warming: CLA after Cluster
                 names |= resend
-            response = self._build(type_url, ts, names, resend | force)
+            response = self._build(type_url, ts, names, resend | force, before)
             if response is not None:
                 out.append(response)
                 if type_url is _CDS:
@@ -360,15 +399,21 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
         return tuple(out)
 
     def _build(
-        self, type_url: TypeUrl, ts: DeltaTypeState, names: set[str], resend: set[str]
+        self,
+        type_url: TypeUrl,
+        ts: DeltaTypeState,
+        names: set[str],
+        resend: set[str],
+        before: Snapshot | None,
     ) -> DeltaResponse | None:
         assert self.snapshot is not None  # noqa: S101 - checked by the caller
         if not names:
             self._settle(type_url, ts)
             return None
         pool = self.snapshot.resources[type_url]
-        undo: list[tuple[str, str | None, str | None]] = []
-        held = ts.held  # one batch per response (`finish`)
+        prior = pool if before is None else before.resources[type_url]
+        undo: _Entries = []  # what it replaced: the batch told
+        held = ts.held
         resources: list[Resource] = []
         removed: list[str] = []
         blocked = ts.blocked
@@ -391,18 +436,23 @@ class DeltaStreamState(StreamCore[DeltaTypeState]):
             blocked.discard(name)
             if held.get(name) != current.version or name in resend:
                 resources.append(current)
-                undo.append((name, ts.hold(held, name, current.version), current.version))
+                undo.append((name, ts.send(held, current, prior), current.version))
         if unblocked and any(name not in blocked for name in unblocked):
             self._changed[type_url] = None
         if not resources and not removed:
             self._settle(type_url, ts)
             return None
         self._changed[type_url] = None
-        ts.finish()
+        replaced = tuple(undo)
+        ts.tell(replaced)
         ts.sent_nonce = self._next_nonce()
-        ts.pending[ts.sent_nonce] = tuple(undo)
+        ts.pending[ts.sent_nonce] = replaced
+        told = ts.told_pending
+        if told is not None:
+            ts.told_pending = (*told, (ts.sent_nonce, replaced))
         while len(ts.pending) > MAX_PENDING:
             del ts.pending[next(iter(ts.pending))]
+            ts.told_pending = None
         ts.sent_version = ts.held_version
         ts.phase = _ON_SEND.get(ts.phase) or delta_moved(ts.phase, DeltaStep.SEND)
         version = self.snapshot.versions[type_url]
@@ -429,11 +479,12 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
     }  # oldest first
     changed: set[str] = set()
     held = ts.held
+    batch: _Entries = []
     for name, previous, sent in undo:
         after = next((n for n, replaced in later.items() if name in replaced), None)
         if after is None:
             if held.get(name) == sent:
-                ts.hold(held, name, previous)
+                batch.append((name, ts.hold(held, name, previous), previous))
         elif later[after][name][0] == sent:  # a later response replaced the rejected version
             later[after][name] = (previous, later[after][name][1])
             changed.add(after)
@@ -442,7 +493,8 @@ def _put_back(ts: DeltaTypeState, nonce: str, undo: _Undo) -> str:
             ts.blocked.add(name)
     for n in changed:  # immutable (events share them): changed copies
         ts.pending[n] = tuple((name, *versions) for name, versions in later[n].items())
-    ts.finish()
+        ts.told_pending = None
+    ts.tell(tuple(batch))
     return ts.held_version
 
 
@@ -457,13 +509,15 @@ def _unsubscribe(ts: DeltaTypeState, names: Sequence[str], *, wildcard_type: boo
         ts.wildcard = False
         dropped += [n for n in (*ts.held, *ts.rejected) if n not in ts.explicit]
     held = ts.held
+    batch: _Entries = []
     for name in dropped:
         if not ts.wants(name):
-            ts.hold(held, name, None)
+            batch.append((name, ts.hold(held, name, None), None))
             ts.rejected.pop(name, None)  # and what it rejected: a re-subscription is new
             ts.blocked.discard(name)
-    ts.finish()
+    ts.tell(tuple(batch))
     # a NACK of an earlier response cannot put back what the client forgot
     for nonce, undo in list(ts.pending.items()):
         if not all(ts.wants(entry[0]) for entry in undo):  # immutable (events share it): a copy
             ts.pending[nonce] = tuple(entry for entry in undo if ts.wants(entry[0]))
+            ts.told_pending = None

@@ -25,7 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from xdscp.cache import WILDCARD_TYPES, TypeUrl, entry_digest
+from xdscp.cache import WILDCARD_TYPES, TypeUrl, entry_digest, set_version
 from xdscp.server.phases import Phase, move_in, moves_in
 from xdscp.server.rules import WILDCARD
 
@@ -94,6 +94,9 @@ def delta_violations(ts: DeltaTypeState, type_url: TypeUrl) -> list[str]:
         "names awaiting an answer are subscribed ones": all(ts.wants(n) for n in awaiting),
         "rejected names are subscribed ones": all(ts.wants(n) for n in ts.rejected),
         "blocked names are rejected ones": ts.blocked <= ts.rejected.keys(),
+        "the responses awaiting an answer as told are those": ts.told_pending is None
+        or ts.told_pending == tuple(ts.pending.items()),
+        "the version last made is its digest's": ts.named_version == set_version(ts.named_digest),
         "a wildcard only for Listener and Cluster": wildcard_type or not ts.wildcard,
         "`*` is no name for Listener and Cluster": not wildcard_type or WILDCARD not in ts.explicit,
         "REQUESTED: its versions agree": phase is not Phase.REQUESTED

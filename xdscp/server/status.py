@@ -16,7 +16,8 @@ copies, so a type costs O(1) fields whatever its client holds:
   made (a request that keeps it keeps the same object);
 - delta (`DeltaTrack`): the latest `DeltaHolding`: a copy of what the client held (tuples)
   and the batches of changes since, what each response awaiting an answer replaced, the
-  names held back after a NACK, the versions.
+  names held back after a NACK, the versions; and the ACKs told since by their `Answer`
+  alone (a plain ACK changes nothing else, so the stream tells no `DeltaHolding` for it).
 
 The per-resource view (`resources`, for CSDS, `/debug/config_dump`) is computed only when
 asked. A connected node costs those fields plus its NACK history (at most `NACK_HISTORY`
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 # members by module name: an enum member read through its class costs a Python call (3.11)
-_NACK, _UNKNOWN_TYPE = RequestKind.NACK, RequestKind.UNKNOWN_TYPE
+_ACK, _NACK, _UNKNOWN_TYPE = RequestKind.ACK, RequestKind.NACK, RequestKind.UNKNOWN_TYPE
 
 ERROR_HEAD = 256
 ERROR_TAIL = 768
@@ -186,9 +187,12 @@ class StreamRecord:
                 track.accept(answer.version, now)
             elif kind is _NACK:
                 track.nacked, track.nacked_nonce = now, answer.nonce
-        elif track is not None:
+        elif isinstance(track, DeltaTrack):  # None: a type never told (`on_held`)
             if kind in ACCEPTED:
                 track.acked = now
+                if kind is _ACK:  # told by this answer alone (no `on_held` follows)
+                    track.answered += (answer.nonce,)
+                    track.acked_version = answer.version
             elif kind is _NACK:
                 track.nacked = now
         if kind is _NACK:
@@ -197,14 +201,17 @@ class StreamRecord:
 
     def on_held(self, holdings: Iterable[object]) -> None:
         """A delta stream's changed types (`DeltaStreamState.events`: `DeltaHolding`s)."""
+        types = self.types
         for holding in holdings:
-            if not isinstance(holding, DeltaHolding):
-                continue
-            track = self.types.get(holding.type_url)
-            if track is None:
-                track = self.types[holding.type_url] = DeltaTrack()
-            assert isinstance(track, DeltaTrack)  # noqa: S101 - a delta record
-            track.holding = holding
+            if isinstance(holding, DeltaHolding):
+                track = types.get(holding.type_url)
+                if not isinstance(track, DeltaTrack):  # None: the type's first
+                    track = types[holding.type_url] = DeltaTrack()
+                track.holding, track.acked_version, track.answered = (
+                    holding,
+                    holding.acked_version,
+                    (),
+                )
 
     def on_push(self, response: ServedResponse, now: float) -> None:
         """`response` was sent at `now` (a type not subscribed: an unserved type's answer)."""

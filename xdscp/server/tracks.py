@@ -9,7 +9,7 @@ tuples), never copies, and computes what the client holds, name by name, only wh
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -20,10 +20,11 @@ from xdscp.cache import Snapshot, TypeUrl
 __all__ = ["DeltaHolding", "DeltaTrack", "SotwTrack", "Times", "Track"]
 
 _ClientView = Iterator[tuple[str, str | None, str | None, bool]]
-# what one delta response replaced, by name: (name, the version held before, the version sent)
+# one call's changes to what a delta client holds, by name: (name, the version held before,
+# the version held after; None: none, removed); a response's is what it replaced
 _Undo = tuple[tuple[str, str | None, str | None], ...]
-# one call's changes to what the client holds: (names, their versions; None: removed)
-_Batch = tuple[tuple[str, ...], tuple[str | None, ...]]
+# a copy of what a delta client holds: (names, their versions)
+_Copy = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 class DeltaHolding(NamedTuple):
@@ -32,27 +33,30 @@ class DeltaHolding(NamedTuple):
 
     type_url: TypeUrl
     names: frozenset[str] | None  # subscribed names; None: wildcard
-    held: _Batch  # what the client held (taken as held when sent) before the batches of `log`
-    log: tuple[_Batch, ...]  # later changes, oldest first: (names, versions; None: removed)
-    pending: tuple[_Undo, ...]  # what each response awaiting an answer replaced, oldest first
+    held: _Copy  # what the client held (taken as held when sent) before the batches of `log`
+    log: tuple[_Undo, ...]  # later changes, oldest first (a response's: what it replaced)
+    pending: tuple[tuple[str, _Undo], ...]  # (nonce, what it replaced) of each response
+    # awaiting an answer, oldest first
     rejected: immutables.Map[str, str]  # a name held back → the version the client rejected
     sent_version: str
     acked_version: str
 
-    def client_view(self) -> Iterator[tuple[str, str | None, str | None, bool]]:
+    def client_view(self, answered: Container[str] = ()) -> _ClientView:
         """(name, version accepted, newer version sent, True when that one was NACKed), as
-        `DeltaTypeState.client_view` gives them."""
+        `DeltaTypeState.client_view` gives them; `answered`: the nonces of responses ACKed
+        since (an ACK is told by its `Answer` alone)."""
         held: dict[str, str | None] = dict(zip(*self.held, strict=True))
-        for names, versions in self.log:
-            for name, version in zip(names, versions, strict=True):
+        for batch in self.log:
+            for name, _, version in batch:
                 if version is None:
                     held.pop(name, None)
                 else:
                     held[name] = version
         accepted: dict[str, str | None] = {}
-        for undo in self.pending:  # oldest first: the version before them all
-            for name, previous, _ in undo:
-                accepted.setdefault(name, previous)
+        for nonce, undo in self.pending:  # oldest first: the version before them all
+            if nonce not in answered:
+                for name, previous, _ in undo:
+                    accepted.setdefault(name, previous)
         for name in {*held, *accepted, *self.rejected}:
             version = held.get(name)
             if name in self.rejected:
@@ -163,9 +167,13 @@ class SotwTrack(Times):
 
 @dataclass(slots=True)
 class DeltaTrack(Times):
-    """One delta type, from its events: the latest `DeltaHolding` the stream told."""
+    """One delta type, from its events: the latest `DeltaHolding` the stream told, and the
+    ACKs told since by their `Answer`s alone (the responses they name no longer await an
+    answer; the version accepted)."""
 
     holding: DeltaHolding | None = None
+    acked_version: str = ""  # the version the client accepted (the holding's, or an ACK's)
+    answered: tuple[str, ...] = ()  # nonces of the responses ACKed since the holding
 
     @property
     def names(self) -> frozenset[str] | None:
@@ -177,14 +185,9 @@ class DeltaTrack(Times):
         """The version of what the client holds with the latest response."""
         return "" if self.holding is None else self.holding.sent_version
 
-    @property
-    def acked_version(self) -> str:
-        """The version the client accepted."""
-        return "" if self.holding is None else self.holding.acked_version
-
     def client_view(self) -> _ClientView:
         """(name, version accepted, newer version sent, True when that one was NACKed)."""
-        return iter(()) if self.holding is None else self.holding.client_view()
+        return iter(()) if self.holding is None else self.holding.client_view(self.answered)
 
 
 Track = SotwTrack | DeltaTrack

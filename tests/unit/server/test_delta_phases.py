@@ -102,8 +102,7 @@ def test_a_broken_delta_state_is_reported() -> None:
     ts = state.types[TypeUrl.ENDPOINT]
     assert (ts.phase, delta_violations(ts, TypeUrl.ENDPOINT)) == (Phase.SENT, [])
     ts.phase = Phase.NACKED
-    ts.hold(ts.held, "ghost", "v1")
-    ts.finish()
+    ts.tell((("ghost", ts.hold(ts.held, "ghost", "v1"), "v1"),))
     ts.pending[ts.sent_nonce] = (*ts.pending[ts.sent_nonce], ("ghost", None, "v1"))
     ts.digest ^= 1
     assert set(delta_violations(ts, TypeUrl.ENDPOINT)) == {
@@ -112,6 +111,7 @@ def test_a_broken_delta_state_is_reported() -> None:
         "held names are subscribed ones",
         "names awaiting an answer are subscribed ones",
         "the digest is that of what the client holds",
+        "the responses awaiting an answer as told are those",
     }
 
 
