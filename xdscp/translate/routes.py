@@ -50,7 +50,8 @@ def served_routes(service: Service, present: Collection[str]) -> list[Route]:
 def route_outcomes(service: Service, present: Collection[str]) -> list[tuple[Route, Route | None]]:
     """Each route of the table with its default route, beside what is served of it: the
     route with its targets cut to the `present` services (and zero weights left out of a
-    split), or None when none is left (the route is dropped)."""
+    split), or None when none is left (the route is dropped). When no served route matches
+    every request (the table's catch-all was dropped), the default route is added last."""
     if service.routes is None:
         return [(Route(cluster=service.name), Route(cluster=service.name))]
     out: list[tuple[Route, Route | None]] = []
@@ -64,6 +65,11 @@ def route_outcomes(service: Service, present: Collection[str]) -> list[tuple[Rou
             if sum(w for _, w in weights) > 0:
                 served = _with_split(route, weights)
         out.append((route, served))
+    if not any(served is not None and served.match.matches_all for _, served in out):
+        # the table's catch-all was dropped (its targets are not served): every other
+        # request still reaches the service itself, not a missing route
+        default = Route(cluster=service.name)
+        out.append((default, default))
     return out
 
 

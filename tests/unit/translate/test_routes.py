@@ -35,7 +35,7 @@ from xdscp.translate import (
     translate,
     translator_for,
 )
-from xdscp.translate.routes import FAULT_FILTER
+from xdscp.translate.routes import FAULT_FILTER, served_routes
 
 UPDATE = os.environ.get("XDSCP_UPDATE_GOLDEN") == "1"
 
@@ -137,6 +137,16 @@ def test_a_target_not_served_is_left_out_until_it_comes(kind: ClientKind) -> Non
     assert not any(n.startswith("routes:") for n in translator.notes.get("web", ()))
     current = alone
     assert clusters() == {"web"}
+
+
+def test_a_dropped_catch_all_leaves_the_default_route() -> None:
+    """A table whose catch-all names only a service not served (yet) still routes every
+    request: to the service itself, until the target comes; then the catch-all is served."""
+    service = Service("web", routes=RouteTable.from_list([{"cluster": "web-v2"}]))
+    alone = served_routes(service, {"web"})
+    assert [(r.cluster, r.match.matches_all) for r in alone] == [("web", True)]
+    both = served_routes(service, {"web", "web-v2"})
+    assert [(r.cluster, r.match.matches_all) for r in both] == [("web-v2", True)]
 
 
 def test_versions_are_the_same_for_the_same_routes() -> None:
