@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from xdscp.balancer.capacity import converged_service
 from xdscp.demo.admin import backend_control
-from xdscp.demo.load import CAPACITIES, CHANGED, WINDOW, set_weights
+from xdscp.demo.load import CAPACITIES, CHANGED, WINDOW, set_weights, shares_match
 from xdscp.demo.stack import LOAD_REPORT_INTERVAL_S, WEIGH_INTERVAL_S, problem
 from xdscp.demo.tour import (
     REFERENCE_PICKS,
@@ -60,7 +60,6 @@ SETTINGS = AdaptiveSettings(
 ADAPTIVE_POLICY = BalancingPolicy(lb=LbPolicy.WEIGHTED_ROUND_ROBIN, adaptive_weights=SETTINGS)
 BATCH = 50  # requests between two looks at the weights
 WEIGHT_BAND = 0.025  # the weights' shares within this of the capacities' (absolute)
-SHARE_BOUND = 0.03  # each measured share within this of the predicted one (absolute)
 PHASE_TIMEOUT_S = 90.0  # a phase takes 1-2 pushes, 5-10 s: far beyond that on any machine
 MAX_WINDOWS = 5  # windows measured again when a push landed inside one
 MODEL_HORIZON_S = 60.0
@@ -82,9 +81,7 @@ class AdaptivePhase:
     @property
     def ok(self) -> bool:
         """Every request answered, each share within `SHARE_BOUND` of the prediction."""
-        return not self.errors and all(
-            abs(r.measured / self.requests - r.predicted) <= SHARE_BOUND for r in self.rows
-        )
+        return shares_match(self.rows, self.requests, self.errors)
 
 
 @dataclass(frozen=True, slots=True)

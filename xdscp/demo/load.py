@@ -75,9 +75,12 @@ class LoadPhase:
     @property
     def ok(self) -> bool:
         """Every request answered, each share within `SHARE_BOUND` of the prediction."""
-        return not self.errors and all(
-            abs(r.measured / self.requests - r.predicted) <= SHARE_BOUND for r in self.rows
-        )
+        return shares_match(self.rows, self.requests, self.errors)
+
+
+def shares_match(rows: tuple[BackendRow, ...], requests: int, errors: int) -> bool:
+    """Every request answered, each backend's share within `SHARE_BOUND` of its prediction."""
+    return not errors and all(abs(r.measured / requests - r.predicted) <= SHARE_BOUND for r in rows)
 
 
 @dataclass(frozen=True, slots=True)

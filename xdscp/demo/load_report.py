@@ -13,7 +13,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from xdscp.demo.adaptive import SHARE_BOUND as ADAPTIVE_BOUND
 from xdscp.demo.adaptive import AdaptiveOutcome, AdaptivePhase
 from xdscp.demo.load import CHANGED, SHARE_BOUND, LoadOutcome, LoadPhase
 from xdscp.model import parse_host_port
@@ -55,39 +54,44 @@ def _title(outcome: LoadOutcome, index: int) -> str:
 
 def load_table(outcome: LoadOutcome) -> list[Table]:
     """One table per capacity setting: capacity, measured and predicted share per backend."""
-    tables = []
-    for index, phase in enumerate(outcome.phases):
-        result = Table(
-            title=_title(outcome, index),
-            caption=_caption(phase),
-            caption_justify="left",
-            box=box.SIMPLE_HEAD,
+    return [
+        _phase_table(_title(outcome, index), _caption(phase), phase, "requests")
+        for index, phase in enumerate(outcome.phases)
+    ]
+
+
+def _phase_table(title: str, caption: str, phase: LoadPhase | AdaptivePhase, third: str) -> Table:
+    """Capacity, `third` (the requests each backend answered, or the weight xdscp served),
+    measured and predicted share per backend, with a bar of each."""
+    result = Table(title=title, caption=caption, caption_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("backend", "capacity", third, "measured", "predicted"):
+        result.add_column(column, justify="left" if column == "backend" else "right")
+    result.add_column(
+        "[green]█[/] measured\n[dim]░[/] predicted", min_width=BAR_WIDTH, no_wrap=True
+    )
+    for row in sorted(phase.rows, key=lambda r: r.name):
+        share = row.measured / phase.requests
+        result.add_row(
+            f"{row.name} :{parse_host_port(row.endpoint)[1]}",
+            f"{phase.capacities[row.name]:g}/s",
+            str(row.measured if third == "requests" else row.weight),
+            f"{100 * share:.1f} %",
+            f"{100 * row.predicted:.1f} %",
+            Group(_bar(share, "green", "█"), _bar(row.predicted, "dim", "░")),
         )
-        for column in ("backend", "capacity", "requests", "measured", "predicted"):
-            result.add_column(column, justify="left" if column == "backend" else "right")
-        result.add_column(
-            "[green]█[/] measured\n[dim]░[/] predicted", min_width=BAR_WIDTH, no_wrap=True
-        )
-        for row in sorted(phase.rows, key=lambda r: r.name):
-            share = row.measured / phase.requests
-            result.add_row(
-                f"{row.name} :{parse_host_port(row.endpoint)[1]}",
-                f"{phase.capacities[row.name]:g}/s",
-                str(row.measured),
-                f"{100 * share:.1f} %",
-                f"{100 * row.predicted:.1f} %",
-                Group(_bar(share, "green", "█"), _bar(row.predicted, "dim", "░")),
-            )
-        tables.append(result)
-    return tables
+    return result
 
 
 def load_summary(outcome: LoadOutcome) -> str:
     """One line: whether both settings matched, and how long the step took."""
+    return _summary(outcome, "load-aware step")
+
+
+def _summary(outcome: LoadOutcome | AdaptiveOutcome, step: str) -> str:
     mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
     matched = sum(1 for p in outcome.phases if p.ok)
     return (
-        f"{mark} {matched}/2 capacity settings matched the prediction (load-aware step,"
+        f"{mark} {matched}/2 capacity settings matched the prediction ({step},"
         f" {outcome.seconds:.1f} s)"
     )
 
@@ -133,7 +137,7 @@ def _adaptive_caption(phase: AdaptivePhase, index: int) -> str:
     since = "the policy was set" if index == 0 else "the change"
     pushes = f"{phase.pushes} push{'es' if phase.pushes != 1 else ''}"
     return (
-        f"{mark} {phase.requests} requests, each share within ±{100 * ADAPTIVE_BOUND:g} %"
+        f"{mark} {phase.requests} requests, each share within ±{100 * SHARE_BOUND:g} %"
         f"{errors}; xdscp's weights, in Envoy, reached the capacities' shares"
         f" {phase.seconds:.1f} s after {since}, {pushes} (xdscp's loop: {model})"
     )
@@ -151,41 +155,17 @@ def _adaptive_title(outcome: AdaptiveOutcome, index: int) -> str:
 def adaptive_table(outcome: AdaptiveOutcome) -> list[Table]:
     """One table per capacity setting: capacity, xdscp's weight, measured and predicted
     share per backend."""
-    tables = []
-    for index, phase in enumerate(outcome.phases):
-        result = Table(
-            title=_adaptive_title(outcome, index),
-            caption=_adaptive_caption(phase, index),
-            caption_justify="left",
-            box=box.SIMPLE_HEAD,
+    return [
+        _phase_table(
+            _adaptive_title(outcome, index), _adaptive_caption(phase, index), phase, "weight"
         )
-        for column in ("backend", "capacity", "weight", "measured", "predicted"):
-            result.add_column(column, justify="left" if column == "backend" else "right")
-        result.add_column(
-            "[green]█[/] measured\n[dim]░[/] predicted", min_width=BAR_WIDTH, no_wrap=True
-        )
-        for row in sorted(phase.rows, key=lambda r: r.name):
-            share = row.measured / phase.requests
-            result.add_row(
-                f"{row.name} :{parse_host_port(row.endpoint)[1]}",
-                f"{phase.capacities[row.name]:g}/s",
-                str(row.weight),
-                f"{100 * share:.1f} %",
-                f"{100 * row.predicted:.1f} %",
-                Group(_bar(share, "green", "█"), _bar(row.predicted, "dim", "░")),
-            )
-        tables.append(result)
-    return tables
+        for index, phase in enumerate(outcome.phases)
+    ]
 
 
 def adaptive_summary(outcome: AdaptiveOutcome) -> str:
     """One line: whether both settings matched, and how long the step took."""
-    mark = "[green]✓[/]" if outcome.ok else "[red]✗[/]"
-    matched = sum(1 for p in outcome.phases if p.ok)
-    return (
-        f"{mark} {matched}/2 capacity settings matched the prediction (adaptive step,"
-        f" {outcome.seconds:.1f} s)"
-    )
+    return _summary(outcome, "adaptive step")
 
 
 def adaptive_json(outcome: AdaptiveOutcome | None) -> dict[str, Any] | None:
@@ -197,7 +177,7 @@ def adaptive_json(outcome: AdaptiveOutcome | None) -> dict[str, Any] | None:
         "policy": str(outcome.policy.lb),
         "adaptive_weights": None if settings is None else settings.to_mapping(),
         "ok": outcome.ok,
-        "bound": ADAPTIVE_BOUND,
+        "bound": SHARE_BOUND,
         "seconds": outcome.seconds,
         "phases": [
             {

@@ -20,14 +20,13 @@ from xdscp.demo import adaptive
 from xdscp.demo.adaptive import (
     ADAPTIVE_POLICY,
     SETTINGS,
-    SHARE_BOUND,
     WEIGHT_BAND,
     AdaptiveOutcome,
     AdaptivePhase,
     converged,
     model_seconds,
 )
-from xdscp.demo.load import CAPACITIES
+from xdscp.demo.load import CAPACITIES, SHARE_BOUND
 from xdscp.demo.load_report import adaptive_json, adaptive_summary, adaptive_table
 from xdscp.demo.stack import (
     LOAD_REPORT_INTERVAL_S,
